@@ -1,0 +1,145 @@
+"""The exception tree of datamill.
+
+    DatamillError
+    ├── ConfigError                 invalid settings or datamill.toml; start-up stops
+    ├── ApiError                    rendered as an OpenAI-style error body with its HTTP status
+    │   ├── InvalidRequest          400: bad input, names the parameter (and line) at fault
+    │   ├── NotFound                404: unknown id
+    │   ├── Conflict                409: the object is in a state that forbids the action
+    │   └── PayloadTooLarge         413: over a configured size limit
+    ├── ProviderError               a failed call to a provider; carries category and retry hint
+    └── StorageError                the store is unreachable or not migrated
+
+Foreign exceptions (aiohttp, asyncpg, sqlite3) are translated at their boundary:
+providers/http.py for provider calls, storage/database.py for the store.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCategory(StrEnum):
+    """What went wrong with a provider call; decides retry or final (DESIGN.md, Errors)."""
+
+    rate_limited = "rate_limited"  # 429: retry after the server's hint
+    server_error = "server_error"  # 5xx: retry with backoff, counts toward the breaker
+    timeout = "timeout"  # no answer in time: retry with backoff, counts toward the breaker
+    connection = "connection"  # refused, reset, DNS: retry with backoff, counts toward the breaker
+    auth = "auth"  # 401/403: final
+    bad_request = "bad_request"  # 400/422: final, the provider's message is kept
+    content_filter = "content_filter"  # refused by the provider's safety system: final
+    not_found = "not_found"  # unknown model or route: final
+
+    @property
+    def retryable(self) -> bool:
+        return self in _RETRYABLE
+
+    @property
+    def trips_breaker(self) -> bool:
+        """Failures that say the deployment is unhealthy, not that the request is bad."""
+        return self in _BREAKER
+
+
+_RETRYABLE = frozenset(
+    {
+        ErrorCategory.rate_limited,
+        ErrorCategory.server_error,
+        ErrorCategory.timeout,
+        ErrorCategory.connection,
+    }
+)
+_BREAKER = frozenset({ErrorCategory.server_error, ErrorCategory.timeout, ErrorCategory.connection})
+
+
+class DatamillError(Exception):
+    """Base of every error datamill raises on purpose."""
+
+
+class ConfigError(DatamillError):
+    """Invalid configuration. The message names the key and the fix."""
+
+
+class StorageError(DatamillError):
+    """The store cannot be used (unreachable, not migrated, corrupt)."""
+
+
+class ApiError(DatamillError):
+    """An error answered to an API client in OpenAI's error shape."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.line = line
+
+    def to_body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.error_type,
+            "param": self.param,
+            "code": self.code,
+        }
+        if self.line is not None:
+            error["line"] = self.line
+        return {"error": error}
+
+
+class InvalidRequest(ApiError):
+    status_code = 400
+
+
+class NotFound(ApiError):
+    status_code = 404
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message, param=param, code="not_found")
+
+
+class Conflict(ApiError):
+    status_code = 409
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+
+
+class ProviderError(DatamillError):
+    """A provider call failed.
+
+    ``status_code`` and ``body`` are the upstream's answer when there was one (kept verbatim in
+    the error line); ``retry_after`` is the server's hint in seconds, when it gave one.
+    """
+
+    def __init__(
+        self,
+        category: ErrorCategory,
+        message: str,
+        *,
+        status_code: int | None = None,
+        body: Any = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.category = category
+        self.message = message
+        self.status_code = status_code
+        self.body = body
+        self.retry_after = retry_after
+        self.request_id = request_id
+
+    def __repr__(self) -> str:
+        return f"ProviderError({self.category.value!r}, {self.message!r}, status={self.status_code})"

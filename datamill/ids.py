@@ -1,0 +1,34 @@
+"""OpenAI-style prefixed identifiers, made in one place."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def _random(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_file_id() -> str:
+    return f"file-{_random(24)}"
+
+
+def new_batch_id() -> str:
+    return f"batch_{secrets.token_hex(16)}"
+
+
+def new_worker_id() -> str:
+    return f"worker_{secrets.token_hex(8)}"
+
+
+def new_provider_request_id() -> str:
+    """Used when a provider answered without a request id of its own."""
+    return f"req_{secrets.token_hex(16)}"
+
+
+def batch_request_id(batch_id: str, line: int) -> str:
+    """The ``id`` of an output line: stable, so a re-finalized batch writes the same lines."""
+    return f"batch_req_{batch_id.removeprefix('batch_')[:16]}{line:08d}"

@@ -1,0 +1,1 @@
+"""Text utilities that need no model download (token estimates)."""

@@ -1,0 +1,1 @@
+"""Provider adapters: one small class per API family, all behind `base.Provider`."""

@@ -1,0 +1,121 @@
+"""The provider contract.
+
+A provider adapter translates one call (an OpenAI-format body) to its API family and back.
+It never retries, never sleeps for rate limits and never touches the store: the engine and the
+scheduler do that. It raises `ProviderError` with the right `ErrorCategory` for every failure,
+so the engine can decide retry or final without knowing the provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from datamill.clock import Clock
+
+if TYPE_CHECKING:
+    from datamill.providers.http import HttpPool
+    from datamill.settings import DeploymentConfig
+
+
+class Endpoint(StrEnum):
+    """The OpenAI endpoints a batch line or a gateway call can target."""
+
+    chat_completions = "/v1/chat/completions"  # chat.completion objects
+    embeddings = "/v1/embeddings"  # embedding lists
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an adapter can do; the router never sends a call a provider cannot serve."""
+
+    chat: bool = True
+    embeddings: bool = False
+    streaming: bool = False
+    native_batch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCall:
+    """One call to a provider.
+
+    ``body`` is the OpenAI-format request with ``model`` already set to the upstream model.
+    ``raw`` is the same body as bytes when it is unchanged from the client's line, so
+    pass-through adapters can send it without serialising again.
+    """
+
+    endpoint: Endpoint
+    body: dict[str, Any]
+    timeout: float
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as the provider reported them (OpenAI names)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHints:
+    """What the provider's ``x-ratelimit-*`` headers said, when it sent them."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests: float | None = None  # seconds until the request window resets
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResponse:
+    """A successful answer. ``body`` is the OpenAI-format JSON as bytes, kept verbatim."""
+
+    body: bytes
+    usage: Usage
+    request_id: str
+    status_code: int = 200
+    rate_limits: RateLimitHints | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """An adapter for one API family, bound to one deployment."""
+
+    capabilities: Capabilities
+
+    async def complete(self, call: ProviderCall) -> ProviderResponse:
+        """Run a chat completion (non-streaming)."""
+        ...
+
+    async def embed(self, call: ProviderCall) -> ProviderResponse:
+        """Create embeddings."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (not the shared HTTP pool)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderContext:
+    """What every adapter may use: the process-wide HTTP pool and the clock."""
+
+    http: HttpPool
+    clock: Clock
+
+
+class ProviderFactory(Protocol):
+    """Builds the adapter of one deployment; registered under a provider type name."""
+
+    def __call__(self, deployment: DeploymentConfig, context: ProviderContext) -> Provider: ...

@@ -1,0 +1,288 @@
+"""Configuration: environment variables plus an optional ``datamill.toml`` of deployments.
+
+`load_settings()` is called once at start-up; the resulting `Settings` is passed in everywhere,
+never imported as a global. Invalid configuration raises `ConfigError` naming the key and the fix.
+Secrets are `SecretStr`, resolved from the env var *named* in the configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from datamill.errors import ConfigError
+
+ENV_PREFIX = "DATAMILL_"
+
+# Well-known keys: their presence registers a pass-through deployment (name, key var, base URL).
+WELL_KNOWN_PROVIDERS: tuple[tuple[str, str, str], ...] = (
+    ("openai", "OPENAI_API_KEY", "https://api.openai.com/v1"),
+    ("groq", "GROQ_API_KEY", "https://api.groq.com/openai/v1"),
+    ("cerebras", "CEREBRAS_API_KEY", "https://api.cerebras.ai/v1"),
+    ("openrouter", "OPENROUTER_API_KEY", "https://openrouter.ai/api/v1"),
+)
+
+
+class DeploymentConfig(BaseModel):
+    """One deployment: a provider, where it lives, which model, its limits and its price."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    provider: str = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key: SecretStr | None = Field(default=None, exclude=True)
+    # The upstream model name. None: pass through whatever model the client asks for.
+    model: str | None = None
+    # The name clients use; defaults to `model`.
+    alias: str | None = None
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, gt=0)
+    input_price: float = Field(default=0.0, ge=0, description="USD per million input tokens")
+    output_price: float = Field(default=0.0, ge=0, description="USD per million output tokens")
+    timeout: float = Field(default=600.0, gt=0, description="seconds for one provider call")
+    # Provider-specific options (for `sim`: latency, error rate, rate limit, seed).
+    options: dict[str, Any] = Field(default_factory=dict)
+    # How it was registered: "config" (datamill.toml), "env" (a well-known key) or "builtin".
+    source: Literal["config", "env", "builtin"] = "config"
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @property
+    def passthrough(self) -> bool:
+        """True when the deployment serves any model name, passed through unchanged."""
+        return self.model is None and self.alias is None
+
+    @property
+    def public_alias(self) -> str | None:
+        return self.alias or self.model
+
+    def upstream_model(self, requested: str) -> str:
+        return self.model or requested
+
+    def public_view(self) -> dict[str, Any]:
+        """What the API may show: never the key, only the name of its variable."""
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "base_url": self.base_url,
+            "model": self.model,
+            "alias": self.public_alias,
+            "passthrough": self.passthrough,
+            "api_key_env": self.api_key_env,
+            "api_key_set": self.api_key is not None,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "max_concurrency": self.max_concurrency,
+            "input_price": self.input_price,
+            "output_price": self.output_price,
+            "timeout": self.timeout,
+            "source": self.source,
+        }
+
+
+class ConfigFile(BaseModel):
+    """The shape of ``datamill.toml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployments: list[DeploymentConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> ConfigFile:
+        seen: set[str] = set()
+        for deployment in self.deployments:
+            if deployment.name in seen:
+                raise ValueError(f"deployment name {deployment.name!r} is used twice")
+            seen.add(deployment.name)
+        return self
+
+
+class Settings(BaseModel):
+    """Everything datamill is configured with. Field names map to ``DATAMILL_<NAME>``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(default=Path(".datamill"), description="state directory (SQLite, logs)")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite in DATAMILL_HOME"
+    )
+    host: str = Field(default="127.0.0.1", description="address `serve` binds")
+    port: int = Field(default=8000, ge=0, le=65535, description="port `serve` binds")
+    config: Path | None = Field(default=None, description="path of datamill.toml")
+    auto_deployments: bool = Field(
+        default=True, description="register deployments for well-known API keys in the env"
+    )
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description="upload size limit")
+    max_file_lines: int = Field(default=50_000, gt=0, description="requests per batch file")
+    max_line_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="one JSONL line")
+    workers: int = Field(default=1, ge=0, description="in-process workers run by `serve`")
+    concurrency: int = Field(default=256, gt=0, description="provider calls in flight per worker")
+    max_retries: int = Field(default=5, ge=0, description="retries of a retryable failure")
+    heartbeat_interval: float = Field(default=2.0, gt=0, description="worker heartbeat seconds")
+    worker_ttl: float = Field(
+        default=15.0, gt=0, description="seconds without heartbeat before leases are taken over"
+    )
+    stuck_after: float = Field(
+        default=300.0, gt=0, description="seconds without progress before a batch is stuck"
+    )
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
+        default="NORMAL", description="SQLite durability: NORMAL survives process crashes"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    deployments: tuple[DeploymentConfig, ...] = ()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.home / 'datamill.db').resolve()}"
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def simulated(self) -> bool:
+        """True when the only deployment is the built-in simulator."""
+        return all(d.source == "builtin" for d in self.deployments)
+
+
+# Settings fields read from the environment, with how to parse them.
+_ENV_FIELDS = [
+    name for name in Settings.model_fields if name not in {"deployments"}
+]
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read the environment (and datamill.toml) into a validated `Settings`.
+
+    ``overrides`` win over the environment (the CLI's flags use them).
+    """
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for name in _ENV_FIELDS:
+        key = ENV_PREFIX + name.upper()
+        if key in env and env[key] != "":
+            values[name] = env[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        base = Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, prefix=ENV_PREFIX, upper=True)) from None
+
+    deployments = list(_deployments_from_file(base, env))
+    if base.auto_deployments:
+        taken = {d.name for d in deployments}
+        deployments += [d for d in _deployments_from_env(env) if d.name not in taken]
+    if not deployments:
+        deployments.append(
+            DeploymentConfig(name="sim", provider="sim", source="builtin", timeout=60.0)
+        )
+    return base.model_copy(update={"deployments": tuple(deployments)})
+
+
+def _config_path(settings: Settings) -> Path | None:
+    if settings.config is not None:
+        if not settings.config.is_file():
+            raise ConfigError(
+                f"DATAMILL_CONFIG points to {settings.config}, which is not a file; "
+                "fix the path or unset DATAMILL_CONFIG"
+            )
+        return settings.config
+    default = Path("datamill.toml")
+    return default if default.is_file() else None
+
+
+def _deployments_from_file(settings: Settings, env: Mapping[str, str]) -> list[DeploymentConfig]:
+    path = _config_path(settings)
+    if path is None:
+        return []
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        parsed = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    return [_with_key(deployment, env, path) for deployment in parsed.deployments]
+
+
+def _with_key(
+    deployment: DeploymentConfig, env: Mapping[str, str], path: Path
+) -> DeploymentConfig:
+    if deployment.provider != "sim" and deployment.base_url is None:
+        raise ConfigError(
+            f"{path}: deployments.{deployment.name}.base_url is missing; "
+            "set the provider's API address, e.g. base_url = \"https://api.groq.com/openai/v1\""
+        )
+    if deployment.api_key_env is None:
+        return deployment
+    key = env.get(deployment.api_key_env)
+    if not key:
+        raise ConfigError(
+            f"{path}: deployments.{deployment.name}.api_key_env names "
+            f"{deployment.api_key_env}, which is not set; export {deployment.api_key_env}=... "
+            "or remove api_key_env for a server that needs no key"
+        )
+    return deployment.model_copy(update={"api_key": SecretStr(key)})
+
+
+def _deployments_from_env(env: Mapping[str, str]) -> list[DeploymentConfig]:
+    found: list[DeploymentConfig] = []
+    for name, key_var, default_url in WELL_KNOWN_PROVIDERS:
+        key = env.get(key_var)
+        base_url = env.get("OPENAI_BASE_URL") if name == "openai" else None
+        if not key and not base_url:
+            continue
+        found.append(
+            DeploymentConfig(
+                name=name,
+                provider="openai",
+                base_url=base_url or default_url,
+                api_key_env=key_var if key else None,
+                api_key=SecretStr(key) if key else None,
+                source="env",
+            )
+        )
+    return found
+
+
+def _describe(exc: ValidationError, *, prefix: str = "", upper: bool = False) -> str:
+    """Turn pydantic's errors into 'key: problem' lines a user can act on."""
+    lines = []
+    for error in exc.errors():
+        parts = [str(p) for p in error["loc"]]
+        key = ".".join(parts) if parts else "(top level)"
+        if upper:
+            key = prefix + key.upper()
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key; check the spelling against docs/configuration.md"
+        lines.append(f"{key}: {message}")
+    return "; ".join(lines)

@@ -1,0 +1,1 @@
+"""Test and benchmark aids that ship with datamill (a mock OpenAI-compatible provider)."""
