@@ -142,4 +142,6 @@ class ProviderError(DatamillError):
         self.request_id = request_id
 
     def __repr__(self) -> str:
-        return f"ProviderError({self.category.value!r}, {self.message!r}, status={self.status_code})"
+        return (
+            f"ProviderError({self.category.value!r}, {self.message!r}, status={self.status_code})"
+        )

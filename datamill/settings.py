@@ -169,14 +169,10 @@ class Settings(BaseModel):
 
 
 # Settings fields read from the environment, with how to parse them.
-_ENV_FIELDS = [
-    name for name in Settings.model_fields if name not in {"deployments"}
-]
+_ENV_FIELDS = [name for name in Settings.model_fields if name not in {"deployments"}]
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read the environment (and datamill.toml) into a validated `Settings`.
 
     ``overrides`` win over the environment (the CLI's flags use them).
@@ -233,13 +229,11 @@ def _deployments_from_file(settings: Settings, env: Mapping[str, str]) -> list[D
     return [_with_key(deployment, env, path) for deployment in parsed.deployments]
 
 
-def _with_key(
-    deployment: DeploymentConfig, env: Mapping[str, str], path: Path
-) -> DeploymentConfig:
+def _with_key(deployment: DeploymentConfig, env: Mapping[str, str], path: Path) -> DeploymentConfig:
     if deployment.provider != "sim" and deployment.base_url is None:
         raise ConfigError(
             f"{path}: deployments.{deployment.name}.base_url is missing; "
-            "set the provider's API address, e.g. base_url = \"https://api.groq.com/openai/v1\""
+            'set the provider\'s API address, e.g. base_url = "https://api.groq.com/openai/v1"'
         )
     if deployment.api_key_env is None:
         return deployment

@@ -1,0 +1,1 @@
+"""The batch engine: services, validation, the worker and its side tasks."""

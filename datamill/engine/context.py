@@ -1,0 +1,42 @@
+"""What the engine's parts share: the store, the deployments, the settings, the clock."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from datamill.clock import Clock
+from datamill.scheduler.router import Router
+from datamill.settings import Settings
+from datamill.storage.blobs import BlobStore
+from datamill.storage.database import Database
+
+
+class WorkSignal:
+    """Wakes idle workers in this process when work arrives (a new batch, a cancel).
+
+    Workers in other processes notice within their poll interval instead."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout=timeout)
+        except TimeoutError:
+            pass
+
+
+@dataclass(frozen=True, slots=True)
+class EngineContext:
+    database: Database
+    blobs: BlobStore
+    router: Router
+    settings: Settings
+    clock: Clock
+    signal: WorkSignal = field(default_factory=WorkSignal)

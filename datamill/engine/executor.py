@@ -1,0 +1,189 @@
+"""Running one leased request to its final result.
+
+The executor routes the request, passes the deployment's gate, calls the provider under a
+timeout, and retries what is retryable (with backoff, obeying ``Retry-After``) while the
+lease is held. It always returns a `RequestResult`; no provider failure escapes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import orjson
+
+from datamill.clock import Clock
+from datamill.engine.retry import backoff_delay
+from datamill.errors import ErrorCategory, ProviderError
+from datamill.nlp.tokens import estimate_request_tokens
+from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse
+from datamill.scheduler.router import Route, Router
+from datamill.storage.records import LeasedRequest, RequestResult
+
+log = logging.getLogger("datamill.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionPolicy:
+    """Per-batch knobs: the engine defaults, overridden by the batch's options."""
+
+    endpoint: Endpoint
+    max_retries: int
+    timeout: float | None  # None: the deployment's own timeout
+
+
+# Returns the closing code ("batch_cancelled", "batch_expired") once a batch stops running.
+BatchCheck = Callable[[str], str | None]
+
+_CLOSING_MESSAGES = {
+    "batch_cancelled": "The batch was cancelled before this request was sent.",
+    "batch_expired": "The batch's completion window ended before this request finished.",
+}
+
+
+class RequestExecutor:
+    def __init__(self, router: Router, clock: Clock, *, rng: random.Random | None = None) -> None:
+        self._router = router
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    async def execute(
+        self,
+        request: LeasedRequest,
+        policy: ExecutionPolicy,
+        *,
+        slots: asyncio.Semaphore,
+        closing: BatchCheck,
+    ) -> RequestResult:
+        try:
+            body = orjson.loads(request.body)
+            model = body["model"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return self._failure(request, None, _bad_body(), tries=0)
+        route = self._router.route(str(model), policy.endpoint)
+        if route is None:
+            error = ProviderError(
+                ErrorCategory.not_found,
+                f"No deployment serves model {model!r} on {policy.endpoint.value}; "
+                "add one to datamill.toml or fix the model name",
+            )
+            return self._failure(request, None, error, tries=0)
+        call = self._build_call(request, body, route, policy)
+        tokens = sum(estimate_request_tokens(body))
+        tries = 0
+        while True:
+            code = closing(request.batch_id)
+            if code is not None:
+                return self._closed(request, code, tries)
+            tries += 1
+            async with slots:
+                outcome = await self._call_once(route, call, tokens)
+            if isinstance(outcome, ProviderResponse):
+                return self._success(request, route, outcome, tries)
+            if not outcome.category.retryable or tries > policy.max_retries:
+                return self._failure(request, route, outcome, tries=tries)
+            await self._clock.sleep(
+                backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng)
+            )
+
+    def _build_call(
+        self, request: LeasedRequest, body: dict[str, object], route: Route, policy: ExecutionPolicy
+    ) -> ProviderCall:
+        timeout = policy.timeout or route.handle.config.timeout
+        if route.upstream_model == body["model"]:
+            return ProviderCall(policy.endpoint, body, timeout, raw=request.body)
+        return ProviderCall(policy.endpoint, {**body, "model": route.upstream_model}, timeout)
+
+    async def _call_once(
+        self, route: Route, call: ProviderCall, tokens: int
+    ) -> ProviderResponse | ProviderError:
+        gate = route.handle.gate
+        permit = await gate.acquire(tokens)
+        provider = route.handle.provider
+        try:
+            async with asyncio.timeout(call.timeout):
+                if call.endpoint is Endpoint.embeddings:
+                    response = await provider.embed(call)
+                else:
+                    response = await provider.complete(call)
+        except ProviderError as error:
+            gate.release(permit, error=error)
+            return error
+        except TimeoutError:
+            error = ProviderError(
+                ErrorCategory.timeout, f"no answer from {route.handle.name} in {call.timeout:g} s"
+            )
+            gate.release(permit, error=error)
+            return error
+        except asyncio.CancelledError:
+            gate.abandon(permit)
+            raise
+        except Exception as exc:  # a bug in an adapter must not kill the worker
+            log.exception("provider %s raised unexpectedly", route.handle.name)
+            error = ProviderError(
+                ErrorCategory.server_error, f"{route.handle.name} adapter failed: {exc!r}"
+            )
+            gate.release(permit, error=error)
+            return error
+        gate.release(permit, error=None, usage=response.usage)
+        return response
+
+    def _success(
+        self, request: LeasedRequest, route: Route, response: ProviderResponse, tries: int
+    ) -> RequestResult:
+        usage = response.usage
+        return RequestResult(
+            request_id=request.id,
+            batch_id=request.batch_id,
+            line=request.line,
+            custom_id=request.custom_id,
+            ok=True,
+            status_code=response.status_code,
+            body=response.body,
+            provider_request_id=response.request_id,
+            error_code=None,
+            error_message=None,
+            deployment=route.handle.name,
+            attempts=tries,
+            input_tokens=usage.input_tokens,
+            cached_tokens=usage.cached_tokens,
+            output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            finished_at=self._clock.now(),
+        )
+
+    def _failure(
+        self, request: LeasedRequest, route: Route | None, error: ProviderError, *, tries: int
+    ) -> RequestResult:
+        return RequestResult(
+            request_id=request.id,
+            batch_id=request.batch_id,
+            line=request.line,
+            custom_id=request.custom_id,
+            ok=False,
+            status_code=error.status_code,
+            body=orjson.dumps(error.body) if error.body is not None else None,
+            provider_request_id=error.request_id,
+            error_code=error.category.value,
+            error_message=error.message,
+            deployment=route.handle.name if route else None,
+            attempts=tries,
+            input_tokens=0,
+            cached_tokens=0,
+            output_tokens=0,
+            reasoning_tokens=0,
+            finished_at=self._clock.now(),
+        )
+
+    def _closed(self, request: LeasedRequest, code: str, tries: int) -> RequestResult:
+        error = ProviderError(ErrorCategory.bad_request, _CLOSING_MESSAGES.get(code, code))
+        return replace(self._failure(request, None, error, tries=tries), error_code=code)
+
+
+def _bad_body() -> ProviderError:
+    return ProviderError(
+        ErrorCategory.bad_request, "the request body is not a JSON object with a model"
+    )

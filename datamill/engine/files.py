@@ -1,0 +1,146 @@
+"""FileService: uploads streamed into the blob store with their limits, and file lookups."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Literal
+
+from datamill.clock import Clock
+from datamill.errors import InvalidRequest, NotFound, PayloadTooLarge
+from datamill.ids import new_file_id
+from datamill.protocol.files import UPLOADABLE_PURPOSES, FilePurpose
+from datamill.settings import Settings
+from datamill.storage import files as file_repo
+from datamill.storage.blobs import BlobStore
+from datamill.storage.database import Database
+from datamill.storage.records import FileRecord
+from datamill.storage.schema import DEFAULT_PROJECT_ID
+
+BATCH_FILE_LIFETIME = 30 * 24 * 3600  # OpenAI's default for purpose=batch
+
+
+class FileService:
+    """Stores and serves files. Contents are streamed: never held whole in memory."""
+
+    def __init__(
+        self, database: Database, blobs: BlobStore, settings: Settings, clock: Clock
+    ) -> None:
+        self._db = database
+        self._blobs = blobs
+        self._settings = settings
+        self._clock = clock
+
+    async def upload(
+        self,
+        data: AsyncIterable[bytes],
+        *,
+        filename: str,
+        purpose: str,
+        project_id: str = DEFAULT_PROJECT_ID,
+        expires_after: int | None = None,
+    ) -> FileRecord:
+        if purpose not in {p.value for p in UPLOADABLE_PURPOSES}:
+            allowed = ", ".join(sorted(p.value for p in UPLOADABLE_PURPOSES))
+            raise InvalidRequest(
+                f"purpose {purpose!r} is not one of {allowed}",
+                param="purpose",
+                code="invalid_value",
+            )
+        if expires_after is not None and not 3600 <= expires_after <= 2_592_000:
+            raise InvalidRequest(
+                "expires_after.seconds must be between 3600 and 2592000",
+                param="expires_after",
+                code="invalid_value",
+            )
+        settings = self._settings
+        file_id = new_file_id()
+        digest = hashlib.sha256()
+        size = 0
+        newlines = 0
+        last = b""
+
+        async def measured() -> AsyncIterator[bytes]:
+            nonlocal size, newlines, last
+            async for chunk in data:
+                if not chunk:
+                    continue
+                size += len(chunk)
+                if size > settings.max_file_bytes:
+                    raise PayloadTooLarge(
+                        f"the file is larger than {settings.max_file_bytes} bytes "
+                        "(DATAMILL_MAX_FILE_BYTES); split it or raise the limit",
+                        param="file",
+                        code="file_too_large",
+                    )
+                newlines += chunk.count(b"\n")
+                last = chunk[-1:]
+                digest.update(chunk)
+                yield chunk
+
+        await self._blobs.write(file_id, measured(), project_id=project_id)
+        lines = newlines + (1 if size and last != b"\n" else 0)
+        if purpose == FilePurpose.batch and lines > settings.max_file_lines:
+            await self._blobs.delete(file_id)
+            raise InvalidRequest(
+                f"the file has {lines} lines; a batch file may have at most "
+                f"{settings.max_file_lines} (DATAMILL_MAX_FILE_LINES)",
+                param="file",
+                code="too_many_requests",
+            )
+        now = self._clock.now()
+        if expires_after is None and purpose == FilePurpose.batch:
+            expires_after = BATCH_FILE_LIFETIME
+        record = FileRecord(
+            id=file_id,
+            project_id=project_id,
+            filename=filename or "upload.jsonl",
+            purpose=purpose,
+            bytes=size,
+            lines=lines,
+            sha256=digest.hexdigest(),
+            status="processed",
+            created_at=now,
+            expires_at=now + expires_after if expires_after else None,
+        )
+        try:
+            await file_repo.insert_file(self._db, record)
+        except BaseException:
+            await self._blobs.delete(file_id)
+            raise
+        return record
+
+    async def get(self, file_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> FileRecord:
+        record = await file_repo.get_file(self._db, file_id, project_id=project_id)
+        if record is None or self._expired(record):
+            raise NotFound(f"No such file: {file_id}", param="file_id")
+        return record
+
+    async def list(
+        self,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        after: str | None = None,
+        limit: int = 10_000,
+        order: Literal["asc", "desc"] = "desc",
+        purpose: str | None = None,
+    ) -> tuple[list[FileRecord], bool]:
+        records, has_more = await file_repo.list_files(
+            self._db, project_id=project_id, after=after, limit=limit, order=order, purpose=purpose
+        )
+        return [r for r in records if not self._expired(r)], has_more
+
+    async def delete(self, file_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> None:
+        await self.get(file_id, project_id=project_id)
+        # Row first: a crash in between leaves an unreachable blob, never a file without content.
+        await file_repo.delete_file(self._db, file_id, project_id=project_id)
+        await self._blobs.delete(file_id)
+
+    async def content(
+        self, file_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> tuple[FileRecord, AsyncIterator[bytes]]:
+        record = await self.get(file_id, project_id=project_id)
+        return record, self._blobs.read(file_id)
+
+    def _expired(self, record: FileRecord) -> bool:
+        return record.expires_at is not None and record.expires_at <= self._clock.now()

@@ -1,0 +1,155 @@
+"""The worker's periodic sweep: everything that keeps batches moving besides execution.
+
+Each step is an atomic claim or a conditional UPDATE, so any number of workers may sweep at
+once: taking over from dead workers, validating new batches, expiring batches whose window
+ended, cancelling pending requests, finalizing finished batches, and unsticking batches
+that made no progress for ``stuck_after`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from datamill.engine.context import EngineContext
+from datamill.engine.finalize import finalize_batch
+from datamill.engine.validation import validate_batch
+from datamill.protocol.batches import BatchStatus
+from datamill.storage import batches as batch_repo
+from datamill.storage import leasing
+from datamill.storage import requests as request_repo
+from datamill.storage import workers as worker_repo
+from datamill.storage.records import BatchRecord
+
+log = logging.getLogger("datamill.engine")
+
+S = BatchStatus
+_WATCHED = (S.validating, S.in_progress, S.cancelling, S.finalizing)
+
+
+@dataclass(slots=True)
+class BatchView:
+    """What a worker knows of the live batches after a sweep."""
+
+    running: dict[str, BatchRecord] = field(default_factory=dict)
+    # batch id -> the code a still-leased request of it ends with instead of being sent
+    closing: dict[str, str] = field(default_factory=dict)
+
+
+class Maintenance:
+    def __init__(
+        self,
+        context: EngineContext,
+        *,
+        worker_id: str,
+        batch_ids: frozenset[str] | None,
+    ) -> None:
+        self._ctx = context
+        self._worker_id = worker_id
+        self._batch_ids = batch_ids
+        self._host = socket.gethostname()
+        self._jobs: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    async def sweep(self) -> BatchView:
+        """One pass; returns the batches this worker may lease from."""
+        ctx = self._ctx
+        now = ctx.clock.now()
+        await self._take_over_dead_workers(now)
+        records = await batch_repo.batches_with_status(ctx.database, _WATCHED, ids=self._ids())
+        view = BatchView()
+        for batch in records:
+            status = S(batch.status)
+            if status is S.validating and batch.claimed_by is None:
+                self._spawn("validate", batch, lambda b=batch: self._validate(b))
+            elif status is S.in_progress:
+                if batch.expires_at is not None and batch.expires_at <= now:
+                    if await request_repo.expire_batch(ctx.database, batch.id, now=now):
+                        log.warning("batch %s expired", batch.id)
+                        view.closing[batch.id] = "batch_expired"
+                    continue
+                view.running[batch.id] = batch
+            elif status is S.cancelling:
+                view.closing[batch.id] = "batch_cancelled"
+                if batch.claimed_by is None:
+                    await request_repo.cancel_pending_requests(ctx.database, batch.id, now=now)
+            elif status is S.finalizing and batch.target_status == "expired":
+                view.closing[batch.id] = "batch_expired"
+        await self.finalize_ready()
+        await self._unstick(now)
+        return view
+
+    async def finalize_ready(self, batch_ids: list[str] | None = None) -> None:
+        """Finalize the given (or all watched) batches whose requests all have results."""
+        ready = await batch_repo.batches_to_finalize(self._ctx.database)
+        wanted = set(batch_ids) if batch_ids is not None else self._batch_ids
+        for batch_id in ready:
+            if wanted is not None and batch_id not in wanted:
+                continue
+            batch = await batch_repo.get_batch(self._ctx.database, batch_id)
+            if batch is not None:
+                self._spawn("finalize", batch, lambda b=batch: self._finalize(b))
+
+    def _ids(self) -> list[str] | None:
+        return sorted(self._batch_ids) if self._batch_ids is not None else None
+
+    async def _take_over_dead_workers(self, now: float) -> None:
+        ctx = self._ctx
+        dead = await worker_repo.declare_dead_workers(
+            ctx.database, now=now, ttl=ctx.settings.worker_ttl, host=self._host
+        )
+        if not dead:
+            return
+        recovered = await leasing.recover_leases(ctx.database, worker_ids=dead)
+        await batch_repo.release_claims(ctx.database, dead)
+        log.warning("took over from dead workers %s: %d requests back", ", ".join(dead), recovered)
+        ctx.signal.notify()
+
+    async def _unstick(self, now: float) -> None:
+        ctx = self._ctx
+        stuck_after = ctx.settings.stuck_after
+        for batch in await batch_repo.stuck_batches(ctx.database, now=now, stuck_after=stuck_after):
+            recovered = await leasing.recover_stale_leases(
+                ctx.database, batch_id=batch.id, leased_before=now - stuck_after
+            )
+            if recovered:
+                log.warning("batch %s is stuck: %d stale leases recovered", batch.id, recovered)
+                ctx.signal.notify()
+
+    async def _validate(self, batch: BatchRecord) -> None:
+        await validate_batch(self._ctx, batch, worker_id=self._worker_id)
+        self._ctx.signal.notify()
+
+    async def _finalize(self, batch: BatchRecord) -> None:
+        ctx = self._ctx
+        await finalize_batch(ctx.database, ctx.blobs, ctx.clock, batch, worker_id=self._worker_id)
+
+    def _spawn(self, job: str, batch: BatchRecord, run: Callable[[], Awaitable[None]]) -> None:
+        key = (job, batch.id)
+        if key in self._jobs:
+            return
+
+        async def guarded() -> None:
+            try:
+                await run()
+            except Exception:
+                log.exception("%s of batch %s failed; it will be retried", job, batch.id)
+                # Let another sweep (or worker) try again.
+                await batch_repo.release_claims(
+                    self._ctx.database, [self._worker_id], batch_id=batch.id
+                )
+            finally:
+                self._jobs.pop(key, None)
+
+        self._jobs[key] = asyncio.create_task(guarded(), name=f"{job}-{batch.id}")
+
+    async def wait_jobs(self) -> None:
+        """Wait for running validations and finalizations (a worker stopping)."""
+        if self._jobs:
+            await asyncio.gather(*self._jobs.values(), return_exceptions=True)
+
+    def cancel_jobs(self) -> None:
+        for task in self._jobs.values():
+            task.cancel()

@@ -1,0 +1,119 @@
+"""BatchService: the one way to create, read, list, cancel and wait for batches.
+
+The HTTP API, the CLI and (later) generation jobs all call it. Creating a batch only records
+it as ``validating`` and wakes the workers; validation and execution happen in workers, so
+creating a 50,000-line batch answers at once, as OpenAI's API does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from datamill.engine.context import EngineContext
+from datamill.engine.finalize import render_results
+from datamill.errors import Conflict, InvalidRequest, NotFound
+from datamill.ids import new_batch_id
+from datamill.protocol.batches import COMPLETION_WINDOWS, BatchCreate, BatchStatus
+from datamill.protocol.files import FilePurpose
+from datamill.storage import batches as batch_repo
+from datamill.storage import files as file_repo
+from datamill.storage.records import BatchRecord
+from datamill.storage.schema import DEFAULT_PROJECT_ID
+
+
+class BatchService:
+    def __init__(self, context: EngineContext) -> None:
+        self._ctx = context
+
+    async def create(
+        self, request: BatchCreate, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> BatchRecord:
+        db = self._ctx.database
+        file = await file_repo.get_file(db, request.input_file_id, project_id=project_id)
+        now = self._ctx.clock.now()
+        if file is None or (file.expires_at is not None and file.expires_at <= now):
+            raise NotFound(f"No such file: {request.input_file_id}", param="input_file_id")
+        if file.purpose != FilePurpose.batch:
+            raise InvalidRequest(
+                f"file {file.id} was uploaded with purpose {file.purpose!r}; a batch needs a "
+                "file uploaded with purpose 'batch'",
+                param="input_file_id",
+                code="invalid_file_purpose",
+            )
+        options: dict[str, Any] = {}
+        if request.datamill is not None:
+            options = request.datamill.model_dump(exclude_none=True)
+        if request.output_expires_after is not None:
+            options["output_expires_after"] = request.output_expires_after.seconds
+        batch = await batch_repo.insert_batch(
+            db,
+            id=new_batch_id(),
+            project_id=project_id,
+            endpoint=request.endpoint,
+            input_file_id=file.id,
+            completion_window=request.completion_window,
+            status=BatchStatus.validating.value,
+            metadata=request.metadata,
+            options=options or None,
+            created_at=now,
+            expires_at=now + COMPLETION_WINDOWS[request.completion_window],
+        )
+        self._ctx.signal.notify()
+        return batch
+
+    async def get(self, batch_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> BatchRecord:
+        batch = await batch_repo.get_batch(self._ctx.database, batch_id, project_id=project_id)
+        if batch is None:
+            raise NotFound(f"No such batch: {batch_id}", param="batch_id")
+        return batch
+
+    async def list(
+        self, *, project_id: str = DEFAULT_PROJECT_ID, after: str | None = None, limit: int = 20
+    ) -> tuple[list[BatchRecord], bool]:
+        return await batch_repo.list_batches(
+            self._ctx.database, project_id=project_id, after=after, limit=limit
+        )
+
+    async def cancel(self, batch_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> BatchRecord:
+        """Ask a batch to stop: requests in flight finish, the rest end as cancelled."""
+        batch = await self.get(batch_id, project_id=project_id)
+        if batch.status in {BatchStatus.cancelling, BatchStatus.cancelled}:
+            return batch
+        if not await batch_repo.request_cancel(
+            self._ctx.database, batch_id, now=self._ctx.clock.now()
+        ):
+            batch = await self.get(batch_id, project_id=project_id)
+            if batch.status in {BatchStatus.cancelling, BatchStatus.cancelled}:
+                return batch
+            raise Conflict(
+                f"batch {batch_id} is {batch.status} and can no longer be cancelled",
+                param="batch_id",
+                code="batch_not_cancellable",
+            )
+        self._ctx.signal.notify()
+        return await self.get(batch_id, project_id=project_id)
+
+    async def wait(
+        self,
+        batch_id: str,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        poll: float = 0.2,
+        timeout: float | None = None,
+    ) -> BatchRecord:
+        """Return the batch once it reaches a terminal status."""
+        async with asyncio.timeout(timeout):
+            while True:
+                batch = await self.get(batch_id, project_id=project_id)
+                if BatchStatus(batch.status).terminal:
+                    return batch
+                await asyncio.sleep(poll)
+
+    async def results(
+        self, batch_id: str, *, ok: bool, project_id: str = DEFAULT_PROJECT_ID
+    ) -> tuple[BatchRecord, AsyncIterator[bytes]]:
+        """The output (``ok``) or error lines recorded so far, while the batch runs or after."""
+        batch = await self.get(batch_id, project_id=project_id)
+        return batch, render_results(self._ctx.database, batch_id, ok=ok)

@@ -1,0 +1,222 @@
+"""Validating a batch's input file and staging one request row per line.
+
+Checks follow OpenAI's Batch API: each line is a JSON object with ``custom_id`` (unique),
+``method`` POST, ``url`` equal to the batch endpoint, and a ``body`` object. datamill also
+checks what it needs to run the line: a ``model`` some deployment serves, and the body's
+required field for the endpoint. Any error makes the batch ``failed`` with
+``errors.data`` naming the line, code and message; nothing is executed and no staged row is
+left behind. Validation restarts from scratch if its worker dies.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from datamill.engine.context import EngineContext
+from datamill.engine.lines import Line, iter_lines
+from datamill.protocol.batches import BatchStatus
+from datamill.providers.base import Endpoint
+from datamill.scheduler.router import Router
+from datamill.storage import batches as batch_repo
+from datamill.storage import files as file_repo
+from datamill.storage import requests as request_repo
+from datamill.storage.records import BatchRecord
+
+log = logging.getLogger("datamill.engine")
+
+MAX_REPORTED_ERRORS = 100
+_STAGE_CHUNK = 2000
+_REQUIRED_BODY_FIELD = {Endpoint.chat_completions: "messages", Endpoint.embeddings: "input"}
+
+
+@dataclass(slots=True)
+class _Report:
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_lines: int = 0
+
+    def add(self, line: int | None, code: str, message: str, param: str | None = None) -> None:
+        self.error_lines += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append({"code": code, "message": message, "param": param, "line": line})
+
+    def finish(self) -> list[dict[str, Any]]:
+        hidden = self.error_lines - len(self.errors)
+        if hidden > 0:
+            self.errors.append(
+                {
+                    "code": "too_many_errors",
+                    "message": f"{hidden} more errors are not listed; fix the ones above first",
+                    "param": None,
+                    "line": None,
+                }
+            )
+        return self.errors
+
+
+async def validate_batch(context: EngineContext, batch: BatchRecord, *, worker_id: str) -> None:
+    """Validate and stage a ``validating`` batch claimed by nobody; no-op otherwise."""
+    db = context.database
+    if not await batch_repo.claim_batch(
+        db, batch.id, worker_id=worker_id, status=BatchStatus.validating
+    ):
+        return
+    await request_repo.clear_requests(db, batch.id)
+    report = _Report()
+    total, model = await _stage(context, batch, report)
+    if not report.errors and total:
+        for duplicate in await request_repo.duplicate_custom_ids(
+            db, batch.id, limit=MAX_REPORTED_ERRORS
+        ):
+            report.add(
+                duplicate.line,
+                "duplicate_custom_id",
+                f"custom_id {duplicate.custom_id!r} is already used on line "
+                f"{duplicate.first_line}; each custom_id must be unique in the file",
+                "custom_id",
+            )
+    now = context.clock.now()
+    if report.errors:
+        await request_repo.clear_requests(db, batch.id)
+        if not await batch_repo.fail_batch(db, batch.id, errors=report.finish(), now=now):
+            await batch_repo.start_batch(db, batch.id, total=0, model=None, now=now)
+        log.info("batch %s failed validation: %d bad lines", batch.id, report.error_lines)
+        return
+    await batch_repo.start_batch(db, batch.id, total=total, model=model, now=now)
+    log.info("batch %s validated: %d requests", batch.id, total)
+
+
+async def _stage(
+    context: EngineContext, batch: BatchRecord, report: _Report
+) -> tuple[int, str | None]:
+    """Check every line, staging the valid ones; return (requests, common model)."""
+    db = context.database
+    settings = context.settings
+    file = await file_repo.get_file(db, batch.input_file_id, project_id=batch.project_id)
+    if file is None:
+        report.add(
+            None,
+            "file_not_found",
+            f"input file {batch.input_file_id} was deleted before the batch was validated",
+            "input_file_id",
+        )
+        return 0, None
+    endpoint = Endpoint(batch.endpoint)
+    rows: list[tuple[int, str, bytes]] = []
+    models: set[str] = set()
+    first_model: str | None = None
+    total = 0
+    blank = 0
+    chunks = context.blobs.read(file.id)
+    async for line in iter_lines(chunks, max_line_bytes=settings.max_line_bytes):
+        if not line.oversized and not line.data.strip():
+            blank += 1
+            continue
+        total += 1
+        if total > settings.max_file_lines:
+            report.add(
+                line.number,
+                "too_many_requests",
+                f"the file has more than {settings.max_file_lines} requests "
+                "(DATAMILL_MAX_FILE_LINES); split it into several batches",
+            )
+            break
+        staged = _check_line(line, endpoint, context.router, settings.max_line_bytes, report)
+        if staged is None:
+            continue
+        custom_id, model, body = staged
+        if first_model is None:
+            first_model = model
+        if len(models) < 2:
+            models.add(model)
+        if not report.errors:
+            rows.append((line.number, custom_id, body))
+            if len(rows) >= _STAGE_CHUNK:
+                await request_repo.stage_requests(db, batch.id, rows)
+                rows = []
+    if total == 0:
+        report.add(
+            None, "empty_file", "the input file has no requests; each line must be one request"
+        )
+    if rows and not report.errors:
+        await request_repo.stage_requests(db, batch.id, rows)
+    return total, first_model if len(models) == 1 else None
+
+
+def _check_line(
+    line: Line, endpoint: Endpoint, router: Router, max_line_bytes: int, report: _Report
+) -> tuple[str, str, bytes] | None:
+    """Return (custom_id, model, body bytes) for a valid line, else report why not."""
+    n = line.number
+    if line.oversized:
+        report.add(
+            n,
+            "line_too_large",
+            f"the line is longer than {max_line_bytes} bytes (DATAMILL_MAX_LINE_BYTES)",
+        )
+        return None
+    try:
+        item = orjson.loads(line.data)
+    except orjson.JSONDecodeError as exc:
+        try:
+            line.data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            report.add(n, "invalid_utf8", f"the line is not valid UTF-8 (byte {bad.start + 1})")
+            return None
+        report.add(n, "invalid_json_line", f"the line is not valid JSON: {exc.msg}")
+        return None
+    if not isinstance(item, dict):
+        report.add(n, "invalid_json_line", "the line must be a JSON object")
+        return None
+    custom_id = item.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        problem = "is missing" if custom_id is None else "must be a non-empty string"
+        report.add(n, "missing_required_parameter", f"custom_id {problem}", "custom_id")
+        return None
+    if len(custom_id) > 512:
+        report.add(n, "invalid_value", "custom_id is longer than 512 characters", "custom_id")
+        return None
+    method = item.get("method")
+    if method != "POST":
+        report.add(n, "invalid_method", f'method must be "POST", got {method!r}', "method")
+        return None
+    url = item.get("url")
+    if url != endpoint.value:
+        report.add(
+            n,
+            "invalid_url",
+            f"url {url!r} does not match the batch endpoint {endpoint.value!r}",
+            "url",
+        )
+        return None
+    body = item.get("body")
+    if not isinstance(body, dict):
+        problem = "is missing" if body is None else "must be a JSON object"
+        report.add(n, "missing_required_parameter", f"body {problem}", "body")
+        return None
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        report.add(n, "missing_required_parameter", "body.model is missing", "body.model")
+        return None
+    required = _REQUIRED_BODY_FIELD[endpoint]
+    if required not in body:
+        report.add(
+            n,
+            "missing_required_parameter",
+            f"body.{required} is missing (required by {endpoint.value})",
+            f"body.{required}",
+        )
+        return None
+    if router.route(model, endpoint) is None:
+        report.add(
+            n,
+            "model_not_found",
+            f"no deployment serves model {model!r} on {endpoint.value}; "
+            "add one to datamill.toml or fix the model name",
+            "body.model",
+        )
+        return None
+    return custom_id, model, orjson.dumps(body)

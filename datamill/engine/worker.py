@@ -1,0 +1,236 @@
+"""The worker: leases requests, executes them concurrently, records results in batches.
+
+Lifecycle: `run()` registers the worker, starts its side tasks (heartbeat, maintenance
+sweep, result writer) and leases until `stop()`. Stopping lets calls in flight finish for
+``drain_timeout`` seconds, records every result it has, and gives the remaining leases back,
+so another worker picks them up at once. A worker that is killed instead loses only its
+in-flight calls: its leases return to pending when its heartbeat goes stale (or at once when
+a worker on the same host sees its process is gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from datamill import __version__
+from datamill.engine.context import EngineContext
+from datamill.engine.executor import ExecutionPolicy, RequestExecutor
+from datamill.engine.maintenance import BatchView, Maintenance
+from datamill.engine.writer import ResultWriter
+from datamill.ids import new_worker_id
+from datamill.providers.base import Endpoint
+from datamill.storage import leasing
+from datamill.storage import workers as worker_repo
+from datamill.storage.records import BatchRecord, LeasedRequest, WorkerRecord
+from datamill.storage.results import RecordOutcome
+
+log = logging.getLogger("datamill.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    kind: str = "serve"  # serve (in the API process), worker (standalone), run (batch run)
+    concurrency: int = 256  # provider calls in flight
+    max_retries: int = 5
+    timeout: float | None = None  # per call; None: each deployment's own
+    batch_ids: frozenset[str] | None = None  # only these batches (batch run)
+    idle_poll: float = 0.5
+    sweep_interval: float = 1.0
+    drain_timeout: float = 5.0
+
+
+class Worker:
+    def __init__(self, context: EngineContext, options: WorkerOptions | None = None) -> None:
+        self.ctx = context
+        self.options = options or WorkerOptions()
+        self.id = new_worker_id()
+        self._executor = RequestExecutor(context.router, context.clock)
+        self._writer = ResultWriter(context.database, context.clock, on_flush=self._flushed)
+        self._maintenance = Maintenance(
+            context, worker_id=self.id, batch_ids=self.options.batch_ids
+        )
+        self._slots = asyncio.Semaphore(self.options.concurrency)
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._room = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._view = BatchView()
+        self._order: list[str] = []
+        self._drained_until: dict[str, float] = {}
+        self._current_batch: str | None = None
+        self.completed = 0
+        self.failed = 0
+        self.started = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        now = ctx.clock.now()
+        await worker_repo.register_worker(
+            ctx.database,
+            WorkerRecord(
+                id=self.id,
+                kind=self.options.kind,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                version=__version__,
+                status="running",
+                started_at=now,
+                heartbeat_at=now,
+                stopped_at=None,
+                current_batch_id=None,
+                in_flight=0,
+                completed=0,
+                failed=0,
+            ),
+        )
+        side = [
+            asyncio.create_task(self._writer.run(), name=f"{self.id}-writer"),
+            asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}-heartbeat"),
+            asyncio.create_task(self._sweep_loop(), name=f"{self.id}-sweep"),
+        ]
+        log.info(
+            "worker %s started (%s, concurrency %d)",
+            self.id,
+            self.options.kind,
+            self.options.concurrency,
+        )
+        self.started.set()
+        try:
+            await self._lease_loop()
+        finally:
+            await self._shutdown(side)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._room.set()
+        self.ctx.signal.notify()
+
+    async def _shutdown(self, side: list[asyncio.Task[None]]) -> None:
+        ctx = self.ctx
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight.values()), timeout=self.options.drain_timeout)
+        for task in list(self._in_flight.values()):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        sweep = side.pop()
+        sweep.cancel()
+        self._maintenance.cancel_jobs()
+        await asyncio.gather(sweep, return_exceptions=True)
+        await self._maintenance.wait_jobs()
+        self._writer.close()
+        writer = side[0]
+        try:
+            await asyncio.wait_for(asyncio.shield(writer), timeout=30)
+        except TimeoutError:
+            log.error("worker %s could not record its last results; they will be redone", self.id)
+        for task in side:
+            task.cancel()
+        await asyncio.gather(*side, return_exceptions=True)
+        released = await leasing.release_leases(ctx.database, worker_id=self.id)
+        await worker_repo.mark_stopped(ctx.database, self.id, now=ctx.clock.now())
+        log.info("worker %s stopped (%d leases given back)", self.id, released)
+
+    # -- leasing and execution -------------------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        capacity = self.options.concurrency * 2
+        chunk = max(1, min(256, self.options.concurrency))
+        while not self._stopping.is_set():
+            room = capacity - len(self._in_flight)
+            if room < min(chunk, capacity // 2):
+                self._room.clear()
+                await self._room.wait()
+                continue
+            batch = self._next_batch()
+            if batch is None:
+                await self.ctx.signal.wait(self.options.idle_poll)
+                continue
+            leased = await leasing.lease_requests(
+                self.ctx.database,
+                batch_id=batch.id,
+                worker_id=self.id,
+                limit=min(room, chunk),
+                now=self.ctx.clock.now(),
+            )
+            if not leased:
+                self._drained_until[batch.id] = self.ctx.clock.monotonic() + self.options.idle_poll
+                continue
+            self._current_batch = batch.id
+            policy = self._policy(batch)
+            for request in leased:
+                self._in_flight[request.id] = asyncio.create_task(self._execute(request, policy))
+
+    def _next_batch(self) -> BatchRecord | None:
+        """Round-robin over running batches, skipping those just found empty."""
+        now = self.ctx.clock.monotonic()
+        for _ in range(len(self._order)):
+            batch_id = self._order.pop(0)
+            self._order.append(batch_id)
+            batch = self._view.running.get(batch_id)
+            if batch is not None and self._drained_until.get(batch_id, 0.0) <= now:
+                return batch
+        return None
+
+    def _policy(self, batch: BatchRecord) -> ExecutionPolicy:
+        options = batch.options or {}
+        return ExecutionPolicy(
+            endpoint=Endpoint(batch.endpoint),
+            max_retries=int(options.get("max_retries", self.options.max_retries)),
+            timeout=options.get("timeout", self.options.timeout),
+        )
+
+    async def _execute(self, request: LeasedRequest, policy: ExecutionPolicy) -> None:
+        try:
+            result = await self._executor.execute(
+                request, policy, slots=self._slots, closing=self._view.closing.get
+            )
+            self._writer.add(result)
+        finally:
+            del self._in_flight[request.id]
+            self._room.set()
+
+    async def _flushed(self, outcome: RecordOutcome) -> None:
+        for tally in outcome.by_batch.values():
+            self.completed += tally.completed
+            self.failed += tally.failed
+        if outcome.by_batch:
+            await self._maintenance.finalize_ready(list(outcome.by_batch))
+
+    # -- side tasks ------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        ctx = self.ctx
+        while True:
+            await ctx.clock.sleep(ctx.settings.heartbeat_interval)
+            try:
+                alive = await worker_repo.heartbeat(
+                    ctx.database,
+                    self.id,
+                    now=ctx.clock.now(),
+                    in_flight=len(self._in_flight),
+                    completed=self.completed,
+                    failed=self.failed,
+                    current_batch_id=self._current_batch if self._in_flight else None,
+                )
+                if not alive:
+                    log.warning("worker %s was declared dead; its leases were taken over", self.id)
+            except Exception:
+                log.exception("heartbeat of worker %s failed", self.id)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                self._view = await self._maintenance.sweep()
+                for batch_id in self._view.running:
+                    if batch_id not in self._order:
+                        self._order.append(batch_id)
+                self._order = [b for b in self._order if b in self._view.running]
+            except Exception:
+                log.exception("maintenance sweep of worker %s failed", self.id)
+            await self.ctx.signal.wait(self.options.sweep_interval)

@@ -1,0 +1,170 @@
+"""Batch API objects and JSONL lines (openai-python `types/batch.py`,
+`types/batch_create_params.py`, `types/batch_request_counts.py`; Batch guide for the lines)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class BatchStatus(StrEnum):
+    validating = "validating"  # input file being checked and split into requests
+    failed = "failed"  # the input file was invalid; `errors` says where
+    in_progress = "in_progress"  # requests are being executed
+    finalizing = "finalizing"  # every request has a result; output files being written
+    completed = "completed"  # output and error files are ready
+    expired = "expired"  # the completion window ended; finished requests were delivered
+    cancelling = "cancelling"  # in-flight requests finish, the rest are cancelled
+    cancelled = "cancelled"  # cancellation finished; files hold what had finished
+
+    @property
+    def terminal(self) -> bool:
+        return self in {
+            BatchStatus.failed,
+            BatchStatus.completed,
+            BatchStatus.expired,
+            BatchStatus.cancelled,
+        }
+
+
+BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
+COMPLETION_WINDOWS = {"24h": 24 * 3600}
+
+
+class BatchOptions(BaseModel):
+    """datamill's extension to batch creation, sent as ``"datamill": {...}`` in the body
+    (``extra_body={"datamill": {...}}`` with the openai SDK)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_retries: int | None = Field(default=None, ge=0, le=100)
+    timeout: float | None = Field(default=None, gt=0, le=86_400)
+
+
+class ExpiresAfter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    anchor: Literal["created_at"]
+    seconds: int = Field(ge=3600, le=2_592_000)
+
+
+class BatchCreate(BaseModel):
+    """`POST /v1/batches`. Unknown fields are refused so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_file_id: str = Field(min_length=1)
+    endpoint: str
+    completion_window: str
+    metadata: dict[str, str] | None = None
+    output_expires_after: ExpiresAfter | None = None
+    datamill: BatchOptions | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_supported(cls, value: str) -> str:
+        if value not in BATCH_ENDPOINTS:
+            raise ValueError(f"must be one of {', '.join(BATCH_ENDPOINTS)}")
+        return value
+
+    @field_validator("completion_window")
+    @classmethod
+    def _window_supported(cls, value: str) -> str:
+        if value not in COMPLETION_WINDOWS:
+            raise ValueError(f"must be one of {', '.join(COMPLETION_WINDOWS)}")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        if len(value) > 16:
+            raise ValueError("at most 16 key-value pairs")
+        for key, item in value.items():
+            if len(key) > 64:
+                raise ValueError(f"key {key[:20]!r}... is longer than 64 characters")
+            if len(item) > 512:
+                raise ValueError(f"value of {key!r} is longer than 512 characters")
+        return value
+
+
+class BatchError(BaseModel):
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None
+    line: int | None = None
+
+
+class BatchErrors(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[BatchError] = Field(default_factory=list)
+
+
+class BatchRequestCounts(BaseModel):
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+class InputTokensDetails(BaseModel):
+    cached_tokens: int = 0
+
+
+class OutputTokensDetails(BaseModel):
+    reasoning_tokens: int = 0
+
+
+class BatchUsage(BaseModel):
+    input_tokens: int = 0
+    input_tokens_details: InputTokensDetails = Field(default_factory=InputTokensDetails)
+    output_tokens: int = 0
+    output_tokens_details: OutputTokensDetails = Field(default_factory=OutputTokensDetails)
+    total_tokens: int = 0
+
+
+class BatchObject(BaseModel):
+    id: str
+    object: Literal["batch"] = "batch"
+    endpoint: str
+    model: str | None = None
+    errors: BatchErrors | None = None
+    input_file_id: str
+    completion_window: str
+    status: BatchStatus
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    created_at: int
+    in_progress_at: int | None = None
+    expires_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    request_counts: BatchRequestCounts = Field(default_factory=BatchRequestCounts)
+    usage: BatchUsage = Field(default_factory=BatchUsage)
+    metadata: dict[str, str] | None = None
+
+
+class BatchResponse(BaseModel):
+    status_code: int
+    request_id: str | None = None
+    body: Any = None
+
+
+class BatchLineError(BaseModel):
+    code: str
+    message: str
+
+
+class BatchRequestOutputLine(BaseModel):
+    """One line of an output or error file; each ``custom_id`` is in exactly one of them."""
+
+    id: str
+    custom_id: str
+    response: BatchResponse | None = None
+    error: BatchLineError | None = None

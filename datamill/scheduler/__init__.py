@@ -1,0 +1,1 @@
+"""Deciding where and when a call goes: routing, limits, circuit breakers."""

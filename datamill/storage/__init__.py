@@ -1,0 +1,1 @@
+"""The only package that knows SQL: schema, migrations, repositories, leasing and blobs."""

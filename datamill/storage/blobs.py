@@ -1,0 +1,102 @@
+"""Blob storage for file contents, streamed in and out in chunks.
+
+Blobs live in the database (``blob_chunks``), so a worker on another machine reads inputs and
+writes outputs with no shared disk. An object store can stand behind the same `BlobStore`
+protocol later. A blob becomes visible only when complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Protocol
+
+from sqlalchemy import delete, select, update
+
+from datamill.errors import StorageError
+from datamill.storage.database import Database
+from datamill.storage.schema import blob_chunks, blobs
+
+CHUNK_SIZE = 1024 * 1024
+
+
+class BlobStore(Protocol):
+    async def write(self, blob_id: str, data: AsyncIterable[bytes], *, project_id: str) -> int:
+        """Store ``data`` under ``blob_id`` (replacing an earlier one); return its size."""
+        ...
+
+    def read(self, blob_id: str) -> AsyncIterator[bytes]:
+        """Yield the blob's bytes in order."""
+        ...
+
+    async def delete(self, blob_id: str) -> None: ...
+
+
+class DatabaseBlobStore:
+    """Blobs as 1 MiB rows; each chunk is its own short transaction."""
+
+    def __init__(self, database: Database, *, chunk_size: int = CHUNK_SIZE) -> None:
+        self._db = database
+        self._chunk_size = chunk_size
+
+    async def write(self, blob_id: str, data: AsyncIterable[bytes], *, project_id: str) -> int:
+        await self.delete(blob_id)
+        async with self._db.write() as conn:
+            await conn.execute(
+                blobs.insert().values(
+                    id=blob_id, project_id=project_id, created_at=time.time(), complete=False
+                )
+            )
+        size = 0
+        seq = 0
+        pending = bytearray()
+        try:
+            async for piece in data:
+                pending += piece
+                while len(pending) >= self._chunk_size:
+                    await self._put(blob_id, seq, bytes(pending[: self._chunk_size]))
+                    del pending[: self._chunk_size]
+                    seq += 1
+                size += len(piece)
+            if pending:
+                await self._put(blob_id, seq, bytes(pending))
+                seq += 1
+        except BaseException:
+            await self.delete(blob_id)
+            raise
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(blobs)
+                .where(blobs.c.id == blob_id)
+                .values(size=size, chunks=seq, complete=True)
+            )
+        return size
+
+    async def _put(self, blob_id: str, seq: int, chunk: bytes) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(blob_chunks.insert().values(blob_id=blob_id, seq=seq, data=chunk))
+
+    async def read(self, blob_id: str) -> AsyncIterator[bytes]:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(blobs.c.chunks, blobs.c.complete).where(blobs.c.id == blob_id)
+                )
+            ).first()
+        if row is None or not row.complete:
+            raise StorageError(f"blob {blob_id} is missing or incomplete")
+        for seq in range(row.chunks):
+            async with self._db.read() as conn:
+                data = await conn.scalar(
+                    select(blob_chunks.c.data).where(
+                        blob_chunks.c.blob_id == blob_id, blob_chunks.c.seq == seq
+                    )
+                )
+            if data is None:
+                raise StorageError(f"blob {blob_id} lost chunk {seq}")
+            yield bytes(data)
+
+    async def delete(self, blob_id: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(delete(blob_chunks).where(blob_chunks.c.blob_id == blob_id))
+            await conn.execute(delete(blobs).where(blobs.c.id == blob_id))

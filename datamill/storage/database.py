@@ -1,0 +1,125 @@
+"""Connections to the store: SQLite (embedded, WAL) or PostgreSQL (scaled).
+
+`Database.read()` gives a connection for reads; `Database.write()` a connection inside one
+write transaction. On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` (so two
+writers never deadlock on a lock upgrade) and writers in one process queue on an asyncio lock
+instead of spinning in SQLite's busy handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from datamill.errors import StorageError
+
+Dialect = Literal["sqlite", "postgresql"]
+
+_IMMEDIATE = "datamill_immediate"
+
+
+class Database:
+    """One store. Create with `Database.open(url)`; close with `dispose()`."""
+
+    def __init__(self, engine: AsyncEngine, dialect: Dialect) -> None:
+        self.engine = engine
+        self.dialect: Dialect = dialect
+        self._write_lock = asyncio.Lock() if dialect == "sqlite" else None
+
+    @classmethod
+    def open(cls, url: str, *, sqlite_synchronous: str = "NORMAL") -> Database:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            return cls._open_sqlite(url, parsed.database, sqlite_synchronous)
+        if backend in {"postgresql", "postgres"}:
+            if parsed.drivername in {"postgresql", "postgres"}:
+                parsed = parsed.set(drivername="postgresql+asyncpg")
+            engine = create_async_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            return cls(engine, "postgresql")
+        raise StorageError(
+            f"DATAMILL_DATABASE_URL uses {backend!r}; datamill supports sqlite and postgresql"
+        )
+
+    @classmethod
+    def _open_sqlite(cls, url: str, path: str | None, synchronous: str) -> Database:
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _configure(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+            # Take transaction control away from the sqlite3 module; we emit BEGIN ourselves.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            for pragma in (
+                "journal_mode=WAL",
+                f"synchronous={synchronous}",
+                "foreign_keys=ON",
+                "busy_timeout=30000",
+                "cache_size=-65536",
+                "temp_store=MEMORY",
+            ):
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return cls(engine, "sqlite")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; its snapshot ends when the block does."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (OperationalError, OSError) as exc:
+            raise _storage_error(exc) from exc
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one write transaction, committed when the block ends."""
+        try:
+            if self._write_lock is None:
+                async with self.engine.begin() as conn:
+                    yield conn
+                return
+            async with self._write_lock, self.engine.connect() as conn:
+                await conn.execution_options(**{_IMMEDIATE: True})
+                async with conn.begin():
+                    yield conn
+        except (OperationalError, OSError) as exc:
+            raise _storage_error(exc) from exc
+
+    async def ping(self) -> None:
+        from sqlalchemy import text
+
+        async with self.read() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def describe(self) -> str:
+        """The store for banners and /api/info, without any password."""
+        url = self.engine.url
+        if self.dialect == "sqlite":
+            return f"sqlite:{url.database}"
+        return url.set(password=None).render_as_string(hide_password=True)
+
+
+def _storage_error(exc: BaseException) -> StorageError:
+    detail = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else str(exc)
+    return StorageError(f"the store is not usable: {detail}")

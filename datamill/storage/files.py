@@ -1,0 +1,78 @@
+"""The files repository: metadata rows; contents live in the blob store under the file id."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Literal
+
+from sqlalchemy import delete, select
+
+from datamill.storage.database import Database
+from datamill.storage.pagination import fetch_page
+from datamill.storage.records import FileRecord, from_row
+from datamill.storage.schema import files
+
+
+def file_values(record: FileRecord) -> dict[str, object]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+async def insert_file(database: Database, record: FileRecord) -> None:
+    async with database.write() as conn:
+        await conn.execute(files.insert().values(**file_values(record)))
+
+
+async def get_file(database: Database, file_id: str, *, project_id: str) -> FileRecord | None:
+    async with database.read() as conn:
+        row = (
+            await conn.execute(
+                select(files).where(files.c.id == file_id, files.c.project_id == project_id)
+            )
+        ).first()
+    return from_row(FileRecord, row) if row else None
+
+
+async def list_files(
+    database: Database,
+    *,
+    project_id: str,
+    after: str | None,
+    limit: int,
+    order: Literal["asc", "desc"],
+    purpose: str | None,
+) -> tuple[list[FileRecord], bool]:
+    where = [files.c.project_id == project_id]
+    if purpose is not None:
+        where.append(files.c.purpose == purpose)
+    async with database.read() as conn:
+        rows, has_more = await fetch_page(
+            conn, files, where=where, after=after, limit=limit, order=order
+        )
+    return [from_row(FileRecord, row) for row in rows], has_more
+
+
+async def find_file_by_sha256(
+    database: Database, sha256: str, *, project_id: str, purpose: str
+) -> FileRecord | None:
+    async with database.read() as conn:
+        row = (
+            await conn.execute(
+                select(files)
+                .where(
+                    files.c.sha256 == sha256,
+                    files.c.project_id == project_id,
+                    files.c.purpose == purpose,
+                )
+                .order_by(files.c.seq.desc())
+                .limit(1)
+            )
+        ).first()
+    return from_row(FileRecord, row) if row else None
+
+
+async def delete_file(database: Database, file_id: str, *, project_id: str) -> bool:
+    async with database.write() as conn:
+        result = await conn.execute(
+            delete(files).where(files.c.id == file_id, files.c.project_id == project_id)
+        )
+    return bool(result.rowcount)

@@ -1,0 +1,130 @@
+"""Leasing requests to workers, and taking leases back.
+
+A lease is one atomic statement: pending rows of an in-progress batch become ``leased`` by
+one worker, in id order. PostgreSQL skips rows another worker is leasing at that moment
+(``FOR UPDATE SKIP LOCKED``); SQLite has one writer, so its plain subquery is already atomic.
+Leases are renewed by the worker's heartbeat (``workers.heartbeat_at``), not row by row: when a
+worker dies, every row it held goes back to pending in one UPDATE.
+
+State names are literals in the SQL, never parameters, so both databases can use the
+partial indexes ``ix_requests_pending`` and ``ix_requests_leased``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, text
+
+from datamill.storage.database import Database
+from datamill.storage.records import LeasedRequest
+
+_LEASE = {
+    "sqlite": text(
+        """
+        UPDATE requests
+        SET state = 'leased', lease_owner = :worker, leased_at = :now, attempts = attempts + 1
+        WHERE id IN (
+            SELECT id FROM requests
+            WHERE batch_id = :batch AND state = 'pending' AND not_before <= :now
+            ORDER BY id LIMIT :limit
+        )
+        AND EXISTS (SELECT 1 FROM batches WHERE id = :batch AND status = 'in_progress')
+        RETURNING id, batch_id, line, custom_id, body, attempts
+        """
+    ),
+    "postgresql": text(
+        """
+        UPDATE requests
+        SET state = 'leased', lease_owner = :worker, leased_at = :now, attempts = attempts + 1
+        WHERE id IN (
+            SELECT id FROM requests
+            WHERE batch_id = :batch AND state = 'pending' AND not_before <= :now
+            ORDER BY id LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        )
+        AND EXISTS (SELECT 1 FROM batches WHERE id = :batch AND status = 'in_progress')
+        RETURNING id, batch_id, line, custom_id, body, attempts
+        """
+    ),
+}
+
+_RELEASE_ALL = text(
+    """
+    UPDATE requests SET state = 'pending', lease_owner = NULL, leased_at = NULL
+    WHERE state = 'leased' AND lease_owner IN :workers
+    """
+).bindparams(bindparam("workers", expanding=True))
+
+_RELEASE_SOME = text(
+    """
+    UPDATE requests SET state = 'pending', lease_owner = NULL, leased_at = NULL
+    WHERE state = 'leased' AND lease_owner = :worker AND id IN :ids
+    """
+).bindparams(bindparam("ids", expanding=True))
+
+_RELEASE_STALE = text(
+    """
+    UPDATE requests SET state = 'pending', lease_owner = NULL, leased_at = NULL
+    WHERE state = 'leased' AND batch_id = :batch AND leased_at < :before
+    """
+)
+
+
+async def lease_requests(
+    database: Database, *, batch_id: str, worker_id: str, limit: int, now: float
+) -> list[LeasedRequest]:
+    """Lease up to ``limit`` due requests of one in-progress batch to ``worker_id``."""
+    async with database.write() as conn:
+        rows = (
+            await conn.execute(
+                _LEASE[database.dialect],
+                {"worker": worker_id, "now": now, "batch": batch_id, "limit": limit},
+            )
+        ).all()
+    leased = [
+        LeasedRequest(
+            id=row.id,
+            batch_id=row.batch_id,
+            line=row.line,
+            custom_id=row.custom_id,
+            body=bytes(row.body),
+            attempts=row.attempts,
+        )
+        for row in rows
+    ]
+    leased.sort(key=lambda request: request.id)
+    return leased
+
+
+async def release_leases(
+    database: Database, *, worker_id: str, request_ids: Sequence[int] | None = None
+) -> int:
+    """Give leases back (a worker stopping); only rows still leased by ``worker_id``."""
+    async with database.write() as conn:
+        if request_ids is None:
+            result = await conn.execute(_RELEASE_ALL, {"workers": [worker_id]})
+        elif request_ids:
+            result = await conn.execute(
+                _RELEASE_SOME, {"worker": worker_id, "ids": list(request_ids)}
+            )
+        else:
+            return 0
+    return int(result.rowcount or 0)
+
+
+async def recover_leases(database: Database, *, worker_ids: Sequence[str]) -> int:
+    """Put back every request held by workers that died."""
+    if not worker_ids:
+        return 0
+    async with database.write() as conn:
+        result = await conn.execute(_RELEASE_ALL, {"workers": list(worker_ids)})
+    return int(result.rowcount or 0)
+
+
+async def recover_stale_leases(database: Database, *, batch_id: str, leased_before: float) -> int:
+    """Put back requests of a stuck batch leased before ``leased_before`` (their worker lives
+    but never answered). A late answer is still accepted once: recording is idempotent."""
+    async with database.write() as conn:
+        result = await conn.execute(_RELEASE_STALE, {"batch": batch_id, "before": leased_before})
+    return int(result.rowcount or 0)

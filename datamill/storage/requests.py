@@ -1,0 +1,160 @@
+"""Staging a batch's requests (one row per input line) and closing the unfinished ones.
+
+Closing (cancel, expiry) writes a final error result for each request that has none, in the
+same transaction as the counters, using the same first-result-wins rule as `record_results`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from datamill.protocol.batches import BatchStatus
+from datamill.storage.database import Database
+from datamill.storage.schema import batches, requests, results
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateCustomId:
+    custom_id: str
+    first_line: int
+    line: int
+
+
+async def stage_requests(
+    database: Database, batch_id: str, rows: Sequence[tuple[int, str, bytes]]
+) -> None:
+    """Insert (line, custom_id, body) rows as pending requests of a validating batch."""
+    if not rows:
+        return
+    async with database.write() as conn:
+        await conn.execute(
+            requests.insert(),
+            [
+                {"batch_id": batch_id, "line": line, "custom_id": custom_id, "body": body}
+                for line, custom_id, body in rows
+            ],
+        )
+
+
+async def clear_requests(database: Database, batch_id: str) -> None:
+    """Remove a batch's staged rows (a validation that failed, or restarts)."""
+    async with database.write() as conn:
+        await conn.execute(delete(results).where(results.c.batch_id == batch_id))
+        await conn.execute(delete(requests).where(requests.c.batch_id == batch_id))
+
+
+async def duplicate_custom_ids(
+    database: Database, batch_id: str, *, limit: int
+) -> list[DuplicateCustomId]:
+    query = (
+        select(
+            requests.c.custom_id,
+            func.min(requests.c.line).label("first_line"),
+            func.max(requests.c.line).label("last_line"),
+        )
+        .where(requests.c.batch_id == batch_id)
+        .group_by(requests.c.custom_id)
+        .having(func.count() > 1)
+        .order_by(func.max(requests.c.line))
+        .limit(limit)
+    )
+    async with database.read() as conn:
+        rows = (await conn.execute(query)).all()
+    return [DuplicateCustomId(row.custom_id, row.first_line, row.last_line) for row in rows]
+
+
+def _close_statement(states: str) -> str:
+    # The SELECT keeps its WHERE clause: SQLite needs one before ON CONFLICT.
+    return f"""
+        INSERT INTO results (request_id, batch_id, line, custom_id, ok, error_code,
+                             error_message, attempts, finished_at)
+        SELECT id, batch_id, line, custom_id, false, :code, :message, attempts, :now
+        FROM requests WHERE batch_id = :batch AND state IN ({states})
+        ON CONFLICT (request_id) DO NOTHING
+    """
+
+
+_CLOSE_PENDING = text(_close_statement("'pending'"))
+_CLOSE_UNFINISHED = text(_close_statement("'pending', 'leased'"))
+_DONE_PENDING = text(
+    "UPDATE requests SET state = 'done', lease_owner = NULL "
+    "WHERE batch_id = :batch AND state = 'pending'"
+)
+_DONE_UNFINISHED = text(
+    "UPDATE requests SET state = 'done', lease_owner = NULL "
+    "WHERE batch_id = :batch AND state IN ('pending', 'leased')"
+)
+
+
+async def cancel_pending_requests(database: Database, batch_id: str, *, now: float) -> int:
+    """Give every not-yet-leased request of a cancelling batch a ``batch_cancelled`` result.
+
+    Leased requests are in flight and finish normally."""
+    async with database.write() as conn:
+        inserted = await conn.execute(
+            _CLOSE_PENDING,
+            {
+                "batch": batch_id,
+                "code": "batch_cancelled",
+                "message": "The batch was cancelled before this request was sent.",
+                "now": now,
+            },
+        )
+        await conn.execute(_DONE_PENDING, {"batch": batch_id})
+        count = int(inserted.rowcount or 0)
+        if count:
+            await _add_failed(conn, batch_id, count, now)
+    return count
+
+
+async def expire_batch(database: Database, batch_id: str, *, now: float) -> bool:
+    """in_progress -> finalizing(expired): every unfinished request gets ``batch_expired``.
+
+    Answers still in flight arrive too late and are dropped by the first-result rule."""
+    async with database.write() as conn:
+        moved = await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id, batches.c.status == BatchStatus.in_progress.value)
+            .values(status=BatchStatus.finalizing.value, finalizing_at=now, target_status="expired")
+        )
+        if not moved.rowcount:
+            return False
+        inserted = await conn.execute(
+            _CLOSE_UNFINISHED,
+            {
+                "batch": batch_id,
+                "code": "batch_expired",
+                "message": "The batch's completion window ended before this request finished.",
+                "now": now,
+            },
+        )
+        await conn.execute(_DONE_UNFINISHED, {"batch": batch_id})
+        count = int(inserted.rowcount or 0)
+        if count:
+            await _add_failed(conn, batch_id, count, now)
+    return True
+
+
+async def _add_failed(conn: AsyncConnection, batch_id: str, count: int, now: float) -> None:
+    await conn.execute(
+        update(batches)
+        .where(batches.c.id == batch_id)
+        .values(failed_count=batches.c.failed_count + count, progress_at=now)
+    )
+
+
+async def count_unfinished(database: Database, batch_id: str) -> dict[str, int]:
+    """Requests by state for one batch (diagnostics and stuck detection)."""
+    async with database.read() as conn:
+        rows = (
+            await conn.execute(
+                select(requests.c.state, func.count())
+                .where(requests.c.batch_id == batch_id)
+                .group_by(requests.c.state)
+            )
+        ).all()
+    return {row[0]: row[1] for row in rows}

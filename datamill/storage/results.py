@@ -1,0 +1,143 @@
+"""Recording results, exactly once, and reading them back for output files.
+
+`record_results` inserts results with ``ON CONFLICT DO NOTHING``: the primary key on
+``request_id`` makes the first answer win, so a late answer from a lost lease, or a flush
+retried after an error, never creates a second line. The batch counters move in the same
+transaction by exactly the rows inserted, so ``completed + failed`` always equals the
+number of results.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from datamill.storage.database import Database
+from datamill.storage.records import RequestResult
+from datamill.storage.schema import results
+
+_INSERT = {
+    "sqlite": sqlite.insert(results)
+    .on_conflict_do_nothing(index_elements=["request_id"])
+    .returning(results.c.request_id),
+    "postgresql": postgresql.insert(results)
+    .on_conflict_do_nothing(index_elements=["request_id"])
+    .returning(results.c.request_id),
+}
+
+_MARK_DONE = text(
+    "UPDATE requests SET state = 'done', lease_owner = NULL WHERE id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+_COUNT = text(
+    """
+    UPDATE batches SET
+        completed_count = completed_count + :completed,
+        failed_count = failed_count + :failed,
+        input_tokens = input_tokens + :input_tokens,
+        cached_tokens = cached_tokens + :cached_tokens,
+        output_tokens = output_tokens + :output_tokens,
+        reasoning_tokens = reasoning_tokens + :reasoning_tokens,
+        progress_at = :now
+    WHERE id = :batch
+    """
+)
+
+
+@dataclass(slots=True)
+class BatchTally:
+    completed: int = 0
+    failed: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def add(self, result: RequestResult) -> None:
+        if result.ok:
+            self.completed += 1
+        else:
+            self.failed += 1
+        self.input_tokens += result.input_tokens
+        self.cached_tokens += result.cached_tokens
+        self.output_tokens += result.output_tokens
+        self.reasoning_tokens += result.reasoning_tokens
+
+
+@dataclass(slots=True)
+class RecordOutcome:
+    """What a flush changed: accepted results by batch; the rest were already recorded."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    by_batch: dict[str, BatchTally] = field(default_factory=dict)
+
+
+async def record_results(
+    database: Database, batch: Sequence[RequestResult], *, now: float
+) -> RecordOutcome:
+    """Record final results in one transaction; idempotent per request."""
+    outcome = RecordOutcome()
+    if not batch:
+        return outcome
+    rows = [asdict(result) for result in batch]
+    async with database.write() as conn:
+        inserted = set((await conn.execute(_INSERT[database.dialect], rows)).scalars().all())
+        # Every request in the flush is done: either this flush or an earlier answer recorded it.
+        await conn.execute(_MARK_DONE, {"ids": [result.request_id for result in batch]})
+        tallies: dict[str, BatchTally] = defaultdict(BatchTally)
+        for result in batch:
+            if result.request_id in inserted:
+                tallies[result.batch_id].add(result)
+        if tallies:
+            await conn.execute(
+                _COUNT,
+                [{"batch": b, "now": now, **asdict(t)} for b, t in tallies.items()],
+            )
+    outcome.accepted = len(inserted)
+    outcome.duplicates = len(batch) - len(inserted)
+    outcome.by_batch = dict(tallies)
+    return outcome
+
+
+async def iter_results(
+    database: Database, batch_id: str, *, ok: bool, page_size: int = 1000
+) -> AsyncIterator[Sequence[Any]]:
+    """Yield a batch's successful (or failed) results in line order, one page at a time.
+
+    Each page is its own short read, so a long download never holds a snapshot open."""
+    columns = (
+        results.c.line,
+        results.c.custom_id,
+        results.c.status_code,
+        results.c.body,
+        results.c.provider_request_id,
+        results.c.error_code,
+        results.c.error_message,
+    )
+    last_line = -1
+    while True:
+        async with database.read() as conn:
+            page = (
+                await conn.execute(
+                    select(*columns)
+                    .where(
+                        results.c.batch_id == batch_id,
+                        results.c.ok == ok,
+                        results.c.line > last_line,
+                    )
+                    .order_by(results.c.line)
+                    .limit(page_size)
+                )
+            ).all()
+        if not page:
+            return
+        yield page
+        last_line = page[-1].line
+        if len(page) < page_size:
+            return

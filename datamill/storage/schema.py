@@ -1,0 +1,207 @@
+"""The database schema, one definition for SQLite and PostgreSQL.
+
+Timestamps are seconds since the epoch (float). Public ids are text (``file-…``, ``batch_…``);
+``seq`` columns give a stable creation order for cursor pagination. Request and result bodies
+are bytes, kept verbatim.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+DEFAULT_PROJECT_ID = "proj_default"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants 64 bits.
+Id64 = BigInteger().with_variant(Integer(), "sqlite")
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("project_id", String(64), ForeignKey("projects.id"), nullable=False),
+    Column("size", BigInteger, nullable=False, server_default=text("0")),
+    Column("chunks", Integer, nullable=False, server_default=text("0")),
+    # False while chunks are being written; an incomplete blob is never served.
+    Column("complete", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", Float, nullable=False),
+)
+
+blob_chunks = Table(
+    "blob_chunks",
+    metadata,
+    Column("blob_id", String(64), ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("project_id", String(64), ForeignKey("projects.id"), nullable=False),
+    Column("filename", String(512), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("lines", Integer, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Index(None, "project_id", "purpose", "seq"),
+    Index(None, "sha256"),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("project_id", String(64), ForeignKey("projects.id"), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("model", String(256), nullable=True),
+    Column("input_file_id", String(64), nullable=False),
+    Column("completion_window", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    # The status a finalizing batch ends in: completed, expired or cancelled.
+    Column("target_status", String(16), nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("options", JSON, nullable=True),
+    Column("errors", JSON, nullable=True),
+    Column("output_file_id", String(64), nullable=True),
+    Column("error_file_id", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("in_progress_at", Float, nullable=True),
+    Column("expires_at", Float, nullable=True),
+    Column("finalizing_at", Float, nullable=True),
+    Column("completed_at", Float, nullable=True),
+    Column("failed_at", Float, nullable=True),
+    Column("expired_at", Float, nullable=True),
+    Column("cancelling_at", Float, nullable=True),
+    Column("cancelled_at", Float, nullable=True),
+    Column("total_count", Integer, nullable=False, server_default=text("0")),
+    Column("completed_count", Integer, nullable=False, server_default=text("0")),
+    Column("failed_count", Integer, nullable=False, server_default=text("0")),
+    Column("input_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cached_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("output_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", BigInteger, nullable=False, server_default=text("0")),
+    # Last time a result was recorded: the stuck-batch check reads it.
+    Column("progress_at", Float, nullable=True),
+    # The worker validating or finalizing the batch; released when that worker dies.
+    Column("claimed_by", String(64), nullable=True),
+    Index(None, "project_id", "seq"),
+    Index(None, "status"),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("batch_id", String(64), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("custom_id", String(512), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    # pending -> leased -> done; a retry inside a live worker keeps the lease.
+    Column("state", String(8), nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("lease_owner", String(64), nullable=True),
+    Column("leased_at", Float, nullable=True),
+    Column("not_before", Float, nullable=False, server_default=text("0")),
+    Index(None, "batch_id", "custom_id"),
+    Index(
+        "ix_requests_pending",
+        "batch_id",
+        "id",
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
+    Index(
+        "ix_requests_leased",
+        "lease_owner",
+        sqlite_where=text("state = 'leased'"),
+        postgresql_where=text("state = 'leased'"),
+    ),
+)
+
+results = Table(
+    "results",
+    metadata,
+    # One result per request, enforced here: recording is idempotent (first answer wins).
+    Column(
+        "request_id",
+        Id64,
+        ForeignKey("requests.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("batch_id", String(64), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("custom_id", String(512), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("body", LargeBinary, nullable=True),
+    Column("provider_request_id", String(128), nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("deployment", String(128), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("input_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("cached_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("output_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("finished_at", Float, nullable=False),
+    Index(None, "batch_id", "ok", "line"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(32), nullable=False),
+    # running -> stopped (clean exit) or dead (heartbeat lost; its leases were taken over).
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+    Column("current_batch_id", String(64), nullable=True),
+    Column("in_flight", Integer, nullable=False, server_default=text("0")),
+    Column("completed", BigInteger, nullable=False, server_default=text("0")),
+    Column("failed", BigInteger, nullable=False, server_default=text("0")),
+    Index(None, "status", "heartbeat_at"),
+)

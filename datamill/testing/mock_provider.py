@@ -1,0 +1,582 @@
+"""A mock OpenAI-compatible provider: real HTTP on loopback, fault switches, call counters.
+
+Run it with ``python -m datamill.testing.mock_provider --port 0``: it prints one line
+``READY port=<port>`` once listening. Tests change its behaviour at any time with
+``POST /control`` (partial :class:`MockConfig` updates) and read what it saw at ``GET /stats``.
+
+Benchmarks push ~10k requests/s through it, so the hot path stays lean: no per-request
+logging, orjson, precomputed error bodies, no sleep when there is no latency, uvloop when
+installed. Every counter and switch lives in one process and one event loop, so they are
+exact without locks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import hashlib
+import math
+import os
+import random
+import secrets
+import signal
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MODEL_ID = "mock-model"
+DEFAULT_DIMENSIONS = 8
+
+
+class MockConfig(BaseModel):
+    """How the mock behaves; every field can change at runtime through ``POST /control``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(0.0, ge=0, description="answer delay (median for lognormal)")
+    latency_dist: Literal["fixed", "lognormal"] = Field("fixed", description="fixed|lognormal")
+    latency_sigma: float = Field(0.5, ge=0, description="sigma of the lognormal latency")
+    seed: int | None = Field(None, description="seed of the fault and latency draws")
+    error_rate: float = Field(0.0, ge=0, le=1, description="share answered error_status")
+    error_status: int = Field(500, ge=400, le=599, description="status of injected errors")
+    hang_rate: float = Field(0.0, ge=0, le=1, description="share that hangs hang_seconds")
+    hang_seconds: float = Field(
+        3600.0, ge=0, description="a hung request sleeps this, then answers"
+    )
+    rpm: int | None = Field(None, gt=0, description="requests per minute (token bucket)")
+    burst_seconds: float = Field(1.0, gt=0, description="bucket capacity in seconds of rpm")
+    tpm: int = Field(100_000_000, gt=0, description="tokens per minute (reported only)")
+    max_concurrency: int = Field(0, ge=0, description="in-flight cap, 0 = unlimited")
+    ratelimit_headers: bool = Field(True, description="send x-ratelimit-* when rpm is set")
+    fail_next: int = Field(0, ge=0, description="the next N requests answer error_status")
+    force_status: int | None = Field(None, ge=400, le=599, description="answer this to all")
+
+
+class _Bucket:
+    """A token bucket refilled at ``per_minute / 60`` per second."""
+
+    __slots__ = ("capacity", "level", "rate", "updated")
+
+    def __init__(self, per_minute: float, capacity: float) -> None:
+        self.rate = per_minute / 60
+        self.capacity = capacity
+        self.level = capacity
+        self.updated = time.monotonic()
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def take(self, now: float) -> float:
+        """Take one token: 0.0 when granted, else the seconds until one frees."""
+        self.refill(now)
+        if self.level >= 1:
+            self.level -= 1
+            return 0.0
+        return (1 - self.level) / self.rate
+
+    def reset_after(self) -> float:
+        return (self.capacity - self.level) / self.rate
+
+
+class _Counters:
+    """What the mock saw; ``reset()`` keeps ``in_flight``, those requests are still running."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.total = 0
+        self.hung = 0
+        self.by_status: Counter[int] = Counter()
+        self.peak_in_flight = self.in_flight
+        self.calls: dict[str, int] = {}
+        self.repeats = 0
+        self.repeated_keys = 0
+        self.oks: dict[str, int] = {}
+        self.ok_repeats = 0
+
+    def count_call(self, key: str) -> None:
+        seen = self.calls.get(key, 0) + 1
+        self.calls[key] = seen
+        if seen > 1:
+            self.repeats += 1
+            self.repeated_keys += seen == 2
+
+    def count_ok(self, key: str) -> None:
+        seen = self.oks.get(key, 0) + 1
+        self.oks[key] = seen
+        self.ok_repeats += seen > 1
+
+    def snapshot(self, *, per_key: bool) -> dict[str, Any]:
+        stats: dict[str, Any] = {
+            "total": self.total,
+            "by_status": {str(status): n for status, n in sorted(self.by_status.items())},
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+            "hung": self.hung,
+            "keys": len(self.calls),
+            "repeats": self.repeats,
+            "repeated_keys": self.repeated_keys,
+            "completed_keys": len(self.oks),
+            "ok_repeats": self.ok_repeats,
+        }
+        if per_key:
+            stats["per_key"] = dict(self.calls)
+        return stats
+
+
+def _json(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
+@functools.lru_cache(maxsize=256)
+def _error_body(message: str, kind: str, code: str | None, param: str | None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
+
+
+def _error(
+    status: int,
+    message: str,
+    kind: str = "invalid_request_error",
+    *,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = _error_body(message, kind, code, param)
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
+
+
+def _injected(status: int, why: str) -> web.Response:
+    """An error answered on purpose, typed the way OpenAI types that status."""
+    if status == 429:
+        return _error(
+            429,
+            f"Rate limit reached ({why}).",
+            "requests",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": "1", "retry-after-ms": "1000"},
+        )
+    if status in (401, 403):
+        return _error(status, f"Not allowed ({why}).", "authentication_error")
+    if status < 500:
+        return _error(status, f"Request refused ({why}).")
+    return _error(status, f"The server had an error ({why}).", "server_error")
+
+
+# Models that always fail the same way, so tests can exercise final (non-retryable) errors.
+_MODEL_ERRORS: dict[str, Callable[[], web.Response]] = {
+    "reject-me": lambda: _error(
+        400, "The model `reject-me` is refused by the mock.", code="invalid_value", param="model"
+    ),
+    "unauthorized": lambda: _error(
+        401, "Incorrect API key provided.", "authentication_error", code="invalid_api_key"
+    ),
+    "missing-model": lambda: _error(
+        404, "The model `missing-model` does not exist.", code="model_not_found", param="model"
+    ),
+}
+
+
+def _missing(param: str) -> web.Response:
+    return _error(
+        400,
+        f"Missing required parameter: '{param}'.",
+        code="missing_required_parameter",
+        param=param,
+    )
+
+
+def _check_model(body: dict[str, Any]) -> web.Response | None:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return _error(400, "You must provide a model parameter.", param="model")
+    failure = _MODEL_ERRORS.get(model)
+    return failure() if failure else None
+
+
+def _dump(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _chat_key(body: dict[str, Any]) -> str | None:
+    if "user" in body:
+        return _dump(body["user"])
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+        return _dump(messages[-1].get("content"))
+    return None
+
+
+def _chat_problem(body: dict[str, Any]) -> web.Response | None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _check_model(body) or _missing("messages")
+    if not all(isinstance(message, dict) for message in messages):
+        return _error(400, "Each message must be an object.", param="messages")
+    return _check_model(body)
+
+
+def _chat_answer(body: dict[str, Any], key: str, answer_id: str) -> tuple[bytes, int]:
+    content = f"mock answer to {key}"
+    chars = sum(len(_dump(message.get("content", ""))) for message in body["messages"])
+    prompt_tokens = max(1, chars // 4)
+    completion_tokens = max(1, len(content) // 4)
+    payload = {
+        "id": f"chatcmpl-{answer_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body["model"],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+    return orjson.dumps(payload), prompt_tokens + completion_tokens
+
+
+def _embeddings_key(body: dict[str, Any]) -> str | None:
+    if "user" in body:
+        return _dump(body["user"])
+    return orjson.dumps(body["input"]).decode() if "input" in body else None
+
+
+def _embeddings_problem(body: dict[str, Any]) -> web.Response | None:
+    given = body.get("input")
+    if not isinstance(given, str | list) or not given:
+        return _missing("input")
+    dimensions = body.get("dimensions", DEFAULT_DIMENSIONS)
+    if not isinstance(dimensions, int) or not 1 <= dimensions <= 8192:
+        return _error(400, "dimensions must be an integer in 1..8192.", param="dimensions")
+    return _check_model(body)
+
+
+def _vector(item: Any, dimensions: int) -> list[float]:
+    """A unit vector derived from the text alone, so equal inputs embed equally."""
+    data = item.encode() if isinstance(item, str) else orjson.dumps(item)
+    raw = array("H", hashlib.shake_128(data).digest(2 * dimensions))
+    vector = [value / 32767.5 - 1.0 for value in raw]
+    norm = math.sqrt(sum(value * value for value in vector)) or 1.0
+    return [value / norm for value in vector]
+
+
+def _embeddings_answer(body: dict[str, Any], key: str, answer_id: str) -> tuple[bytes, int]:
+    given = body["input"]
+    items = [given] if isinstance(given, str) else given
+    dimensions = body.get("dimensions", DEFAULT_DIMENSIONS)
+    prompt_tokens = max(1, sum(len(_dump(item)) for item in items) // 4)
+    payload = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": index, "embedding": _vector(item, dimensions)}
+            for index, item in enumerate(items)
+        ],
+        "model": body["model"],
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
+    return orjson.dumps(payload), prompt_tokens
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's reset format: ``"20ms"``, ``"1s"``, ``"6m0s"``."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+_Key = Callable[[dict[str, Any]], str | None]
+_Problem = Callable[[dict[str, Any]], web.Response | None]
+_Answer = Callable[[dict[str, Any], str, str], tuple[bytes, int]]
+
+
+class MockProvider:
+    """The mock's state and handlers. Counts every call, whatever it is answered."""
+
+    def __init__(self, config: MockConfig) -> None:
+        self.counters = _Counters()
+        self._prefix = secrets.token_hex(4)  # ids stay unique across restarts
+        self._sequence = 0
+        self.configure(config, changed=set(MockConfig.model_fields))
+
+    def configure(self, config: MockConfig, *, changed: set[str]) -> None:
+        """Apply a config; buckets and the random draws restart only when theirs changed."""
+        self.config = config
+        if "seed" in changed:
+            self._random = random.Random(config.seed)
+        if changed & {"rpm", "burst_seconds", "tpm"}:
+            self._requests = None
+            if config.rpm is not None:
+                capacity = max(1.0, config.rpm / 60 * config.burst_seconds)
+                self._requests = _Bucket(config.rpm, capacity)
+            self._tokens = _Bucket(config.tpm, config.tpm)
+
+    def _ratelimit_headers(self, requests: _Bucket, now: float) -> dict[str, str]:
+        tokens = self._tokens
+        tokens.refill(now)
+        return {
+            "x-ratelimit-limit-requests": str(self.config.rpm),
+            "x-ratelimit-remaining-requests": str(int(requests.level)),
+            "x-ratelimit-reset-requests": _duration(requests.reset_after()),
+            "x-ratelimit-limit-tokens": str(self.config.tpm),
+            "x-ratelimit-remaining-tokens": str(int(tokens.level)),
+            "x-ratelimit-reset-tokens": _duration(tokens.reset_after()),
+        }
+
+    async def chat_completions(self, request: web.Request) -> web.Response:
+        return await self._handle(request, _chat_key, _chat_problem, _chat_answer)
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        return await self._handle(request, _embeddings_key, _embeddings_problem, _embeddings_answer)
+
+    async def _handle(
+        self, request: web.Request, key_of: _Key, problem_of: _Problem, answer: _Answer
+    ) -> web.Response:
+        raw = await request.read()
+        counters = self.counters
+        counters.total += 1
+        counters.in_flight += 1
+        counters.peak_in_flight = max(counters.peak_in_flight, counters.in_flight)
+        self._sequence += 1
+        answer_id = f"{self._prefix}{self._sequence:012x}"
+        try:
+            response = await self._respond(raw, answer_id, key_of, problem_of, answer)
+        finally:
+            counters.in_flight -= 1
+        counters.by_status[response.status] += 1
+        response.headers["x-request-id"] = f"req_{answer_id}"
+        return response
+
+    async def _respond(
+        self, raw: bytes, answer_id: str, key_of: _Key, problem_of: _Problem, answer: _Answer
+    ) -> web.Response:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _error(400, "We could not parse the JSON body of your request.")
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object.")
+        counters, config = self.counters, self.config
+        key = key_of(body)
+        if key is not None:
+            counters.count_call(key)
+        # Deterministic faults win over everything, rates come after validation.
+        if config.force_status is not None:
+            return _injected(config.force_status, "forced")
+        if config.fail_next:
+            config.fail_next -= 1
+            return _injected(config.error_status, "fail_next")
+        problem = problem_of(body)
+        if problem is not None or key is None:
+            return problem or _error(400, "Invalid request body.")
+        if config.max_concurrency and counters.in_flight > config.max_concurrency:
+            return _injected(429, "max_concurrency")
+        now = time.monotonic()
+        requests = self._requests
+        if requests is not None:
+            wait = requests.take(now)
+            if wait:
+                headers = {
+                    "Retry-After": str(max(1, math.ceil(wait))),
+                    "retry-after-ms": str(math.ceil(wait * 1000)),
+                }
+                if config.ratelimit_headers:
+                    headers.update(self._ratelimit_headers(requests, now))
+                return _error(
+                    429,
+                    f"Rate limit reached: {config.rpm} requests per minute.",
+                    "requests",
+                    code="rate_limit_exceeded",
+                    headers=headers,
+                )
+        draw = self._random.random
+        if config.error_rate and draw() < config.error_rate:
+            return _injected(config.error_status, "error_rate")
+        if config.hang_rate and draw() < config.hang_rate:
+            counters.hung += 1
+            # Cancelled when the client disconnects (handler_cancellation), then nothing counts.
+            await asyncio.sleep(config.hang_seconds)
+        delay = self._latency(config)
+        if delay:
+            await asyncio.sleep(delay)
+        payload, used = answer(body, key, answer_id)
+        counters.count_ok(key)
+        response = web.Response(body=payload, content_type="application/json")
+        if requests is not None and config.ratelimit_headers:
+            now = time.monotonic()
+            self._tokens.refill(now)
+            self._tokens.level = max(0.0, self._tokens.level - used)
+            requests.refill(now)
+            response.headers.update(self._ratelimit_headers(requests, now))
+        return response
+
+    def _latency(self, config: MockConfig) -> float:
+        if not config.latency_ms:
+            return 0.0
+        if config.latency_dist == "fixed":
+            return config.latency_ms / 1000
+        return self._random.lognormvariate(math.log(config.latency_ms), config.latency_sigma) / 1000
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.Response(body=_MODELS, content_type="application/json")
+
+    async def health(self, request: web.Request) -> web.Response:
+        return _json({"ok": True})
+
+    async def get_control(self, request: web.Request) -> web.Response:
+        return _json(self.config.model_dump())
+
+    async def post_control(self, request: web.Request) -> web.Response:
+        try:
+            changes = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return _error(400, "We could not parse the JSON body of your request.")
+        if not isinstance(changes, dict):
+            return _error(400, "The control body must be a JSON object.")
+        try:
+            config = MockConfig.model_validate({**self.config.model_dump(), **changes})
+        except ValidationError as exc:
+            return _error(400, _describe(exc), code="invalid_value")
+        self.configure(config, changed=set(changes))
+        return _json(config.model_dump())
+
+    async def get_stats(self, request: web.Request) -> web.Response:
+        per_key = request.query.get("per_key", "") not in ("", "0", "false")
+        return _json(self.counters.snapshot(per_key=per_key))
+
+    async def reset_stats(self, request: web.Request) -> web.Response:
+        self.counters.reset()
+        return _json(self.counters.snapshot(per_key=False))
+
+
+_MODELS = orjson.dumps(
+    {
+        "object": "list",
+        "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "datamill"}],
+    }
+)
+
+MOCK_PROVIDER = web.AppKey("mock_provider", MockProvider)
+
+
+def build_app(config: MockConfig) -> web.Application:
+    """The mock as an aiohttp app; its :class:`MockProvider` is ``app[MOCK_PROVIDER]``."""
+    provider = MockProvider(config)
+    app = web.Application(client_max_size=64 * 1024**2)
+    app[MOCK_PROVIDER] = provider
+    app.router.add_post("/v1/chat/completions", provider.chat_completions)
+    app.router.add_post("/v1/embeddings", provider.embeddings)
+    app.router.add_get("/v1/models", provider.models)
+    app.router.add_get("/health", provider.health)
+    app.router.add_get("/control", provider.get_control)
+    app.router.add_post("/control", provider.post_control)
+    app.router.add_get("/stats", provider.get_stats)
+    app.router.add_post("/stats/reset", provider.reset_stats)
+    return app
+
+
+async def start_mock(
+    host: str = "127.0.0.1", port: int = 0, **config: Any
+) -> tuple[web.AppRunner, int]:
+    """Serve the mock in this event loop; returns the runner (``await runner.cleanup()``)."""
+    runner = web.AppRunner(
+        build_app(MockConfig(**config)),
+        access_log=None,
+        handler_cancellation=True,  # a client that gives up ends its hung or slow request
+        shutdown_timeout=0.1,  # a mock needs no graceful drain: stop() stays fast
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=4096)
+    await site.start()
+    return runner, int(runner.addresses[0][1])
+
+
+def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, MockConfig]:
+    parser = argparse.ArgumentParser(prog="python -m datamill.testing.mock_provider")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--parent-pid", type=int, help="exit when this parent process is gone")
+    for name, field in MockConfig.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        if field.annotation is bool:
+            action = argparse.BooleanOptionalAction
+            parser.add_argument(
+                flag, action=action, default=argparse.SUPPRESS, help=field.description
+            )
+        else:
+            parser.add_argument(flag, default=argparse.SUPPRESS, help=field.description)
+    args = parser.parse_args(argv)
+    given = {name: getattr(args, name) for name in MockConfig.model_fields if hasattr(args, name)}
+    given = {name: None if value in ("none", "null") else value for name, value in given.items()}
+    try:
+        return args, MockConfig.model_validate(given)
+    except ValidationError as exc:
+        parser.error(_describe(exc))
+
+
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    # Reparenting means the parent died without stopping us: never outlive it.
+    while os.getppid() == parent_pid:  # noqa: ASYNC110 (no event exists for this)
+        await asyncio.sleep(0.5)
+    stop.set()
+
+
+async def _serve(args: argparse.Namespace, config: MockConfig) -> None:
+    runner, port = await start_mock(args.host, args.port, **config.model_dump())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    watchdog = None
+    if args.parent_pid:
+        watchdog = asyncio.create_task(_watch_parent(args.parent_pid, stop))
+    print(f"READY port={port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        await runner.cleanup()
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, config = _parse_args(argv)
+    _run(_serve(args, config))
+
+
+if __name__ == "__main__":
+    main()
