@@ -10,6 +10,7 @@ from types import TracebackType
 from datamill.clock import Clock, SystemClock
 from datamill.engine.context import EngineContext, WorkSignal
 from datamill.engine.files import FileService
+from datamill.engine.operations import OperationsService
 from datamill.engine.service import BatchService
 from datamill.engine.worker import Worker, WorkerOptions
 from datamill.errors import StorageError
@@ -44,6 +45,7 @@ class Runtime:
         )
         self.files = FileService(database, self.blobs, settings, clock)
         self.batches = BatchService(self.engine)
+        self.operations = OperationsService(self.engine)
 
     @classmethod
     async def open(

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from datamill.engine.context import EngineContext
 from datamill.engine.finalize import render_results
 from datamill.errors import Conflict, InvalidRequest, NotFound
@@ -28,9 +30,19 @@ class BatchService:
         self._ctx = context
 
     async def create(
-        self, request: BatchCreate, *, project_id: str = DEFAULT_PROJECT_ID
+        self,
+        request: BatchCreate,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        idempotency_key: str | None = None,
     ) -> BatchRecord:
+        """Record a new batch as ``validating``. With ``idempotency_key``, creating again
+        returns the batch first created with that key (same file and endpoint)."""
         db = self._ctx.database
+        if idempotency_key is not None:
+            existing = await self._by_key(request, idempotency_key, project_id)
+            if existing is not None:
+                return existing
         file = await file_repo.get_file(db, request.input_file_id, project_id=project_id)
         now = self._ctx.clock.now()
         if file is None or (file.expires_at is not None and file.expires_at <= now):
@@ -47,12 +59,48 @@ class BatchService:
             options = request.datamill.model_dump(exclude_none=True)
         if request.output_expires_after is not None:
             options["output_expires_after"] = request.output_expires_after.seconds
-        batch = await batch_repo.insert_batch(
-            db,
+        try:
+            batch = await self._insert(request, file.id, options, now, project_id, idempotency_key)
+        except IntegrityError:
+            # Another request created the batch with this key first.
+            existing = await self._by_key(request, idempotency_key or "", project_id)
+            if existing is None:
+                raise
+            return existing
+        self._ctx.signal.notify()
+        return batch
+
+    async def _by_key(self, request: BatchCreate, key: str, project_id: str) -> BatchRecord | None:
+        existing = await batch_repo.find_batch_by_key(
+            self._ctx.database, key, project_id=project_id
+        )
+        if existing is None:
+            return None
+        if (existing.input_file_id, existing.endpoint) != (request.input_file_id, request.endpoint):
+            raise Conflict(
+                f"Idempotency-Key {key!r} was used for batch {existing.id} with another "
+                "input file or endpoint; use a new key",
+                param="Idempotency-Key",
+                code="idempotency_key_reused",
+            )
+        return existing
+
+    async def _insert(
+        self,
+        request: BatchCreate,
+        file_id: str,
+        options: dict[str, Any],
+        now: float,
+        project_id: str,
+        idempotency_key: str | None,
+    ) -> BatchRecord:
+        return await batch_repo.insert_batch(
+            self._ctx.database,
+            idempotency_key=idempotency_key,
             id=new_batch_id(),
             project_id=project_id,
             endpoint=request.endpoint,
-            input_file_id=file.id,
+            input_file_id=file_id,
             completion_window=request.completion_window,
             status=BatchStatus.validating.value,
             metadata=request.metadata,
@@ -60,14 +108,21 @@ class BatchService:
             created_at=now,
             expires_at=now + COMPLETION_WINDOWS[request.completion_window],
         )
-        self._ctx.signal.notify()
-        return batch
 
     async def get(self, batch_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> BatchRecord:
         batch = await batch_repo.get_batch(self._ctx.database, batch_id, project_id=project_id)
         if batch is None:
             raise NotFound(f"No such batch: {batch_id}", param="batch_id")
         return batch
+
+    async def forget_key(self, key: str, *, project_id: str = DEFAULT_PROJECT_ID) -> None:
+        """Let the next create with ``key`` start a new batch (``batch run --fresh``)."""
+        await batch_repo.forget_batch_key(self._ctx.database, key, project_id=project_id)
+
+    async def find_by_key(
+        self, key: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> BatchRecord | None:
+        return await batch_repo.find_batch_by_key(self._ctx.database, key, project_id=project_id)
 
     async def list(
         self, *, project_id: str = DEFAULT_PROJECT_ID, after: str | None = None, limit: int = 20

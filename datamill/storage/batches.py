@@ -40,6 +40,28 @@ async def get_batch(
     return from_row(BatchRecord, row) if row else None
 
 
+async def find_batch_by_key(database: Database, key: str, *, project_id: str) -> BatchRecord | None:
+    async with database.read() as conn:
+        row = (
+            await conn.execute(
+                select(batches).where(
+                    batches.c.project_id == project_id, batches.c.idempotency_key == key
+                )
+            )
+        ).first()
+    return from_row(BatchRecord, row) if row else None
+
+
+async def forget_batch_key(database: Database, key: str, *, project_id: str) -> None:
+    """Detach a key from its batch, so the next create with it starts afresh."""
+    async with database.write() as conn:
+        await conn.execute(
+            update(batches)
+            .where(batches.c.project_id == project_id, batches.c.idempotency_key == key)
+            .values(idempotency_key=None)
+        )
+
+
 async def list_batches(
     database: Database, *, project_id: str, after: str | None, limit: int
 ) -> tuple[list[BatchRecord], bool]:

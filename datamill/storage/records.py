@@ -63,6 +63,7 @@ class BatchRecord:
     reasoning_tokens: int
     progress_at: float | None
     claimed_by: str | None
+    idempotency_key: str | None
 
     @property
     def finished_count(self) -> int:

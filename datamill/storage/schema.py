@@ -122,6 +122,9 @@ batches = Table(
     Column("progress_at", Float, nullable=True),
     # The worker validating or finalizing the batch; released when that worker dies.
     Column("claimed_by", String(64), nullable=True),
+    # A client's Idempotency-Key (and `batch run`'s resume key): one batch per key.
+    Column("idempotency_key", String(255), nullable=True),
+    Index(None, "project_id", "idempotency_key", unique=True),
     Index(None, "project_id", "seq"),
     Index(None, "status"),
 )

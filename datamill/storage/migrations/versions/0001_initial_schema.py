@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:33:13.502715
+Create Date: 2026-11-25
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("reasoning_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("progress_at", sa.Float(), nullable=True),
         sa.Column("claimed_by", sa.String(length=64), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.ForeignKeyConstraint(
             ["project_id"], ["projects.id"], name=op.f("fk_batches_project_id_projects")
         ),
@@ -92,6 +93,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("id", name=op.f("uq_batches_id")),
     )
     with op.batch_alter_table("batches", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_batches_project_id_idempotency_key"),
+            ["project_id", "idempotency_key"],
+            unique=True,
+        )
         batch_op.create_index(
             batch_op.f("ix_batches_project_id_seq"), ["project_id", "seq"], unique=False
         )
@@ -265,6 +271,7 @@ def downgrade() -> None:
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_batches_status"))
         batch_op.drop_index(batch_op.f("ix_batches_project_id_seq"))
+        batch_op.drop_index(batch_op.f("ix_batches_project_id_idempotency_key"))
 
     op.drop_table("batches")
     with op.batch_alter_table("workers", schema=None) as batch_op:

@@ -1,0 +1,71 @@
+"""Records to wire objects: the only place that turns stored rows into API shapes."""
+
+from __future__ import annotations
+
+from datamill.protocol.batches import (
+    BatchError,
+    BatchErrors,
+    BatchObject,
+    BatchRequestCounts,
+    BatchStatus,
+    BatchUsage,
+    InputTokensDetails,
+    OutputTokensDetails,
+)
+from datamill.protocol.files import FileObject
+from datamill.storage.records import BatchRecord, FileRecord
+
+
+def _ts(value: float | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+def file_object(record: FileRecord) -> FileObject:
+    return FileObject(
+        id=record.id,
+        bytes=record.bytes,
+        created_at=int(record.created_at),
+        filename=record.filename,
+        purpose=record.purpose,
+        status="processed",
+        expires_at=_ts(record.expires_at),
+    )
+
+
+def batch_object(record: BatchRecord) -> BatchObject:
+    errors = None
+    if record.errors:
+        errors = BatchErrors(data=[BatchError(**error) for error in record.errors])
+    return BatchObject(
+        id=record.id,
+        endpoint=record.endpoint,
+        model=record.model,
+        errors=errors,
+        input_file_id=record.input_file_id,
+        completion_window=record.completion_window,
+        status=BatchStatus(record.status),
+        output_file_id=record.output_file_id,
+        error_file_id=record.error_file_id,
+        created_at=int(record.created_at),
+        in_progress_at=_ts(record.in_progress_at),
+        expires_at=_ts(record.expires_at),
+        finalizing_at=_ts(record.finalizing_at),
+        completed_at=_ts(record.completed_at),
+        failed_at=_ts(record.failed_at),
+        expired_at=_ts(record.expired_at),
+        cancelling_at=_ts(record.cancelling_at),
+        cancelled_at=_ts(record.cancelled_at),
+        request_counts=BatchRequestCounts(
+            total=record.total_count,
+            completed=record.completed_count,
+            failed=record.failed_count,
+        ),
+        usage=BatchUsage(
+            input_tokens=record.input_tokens,
+            input_tokens_details=InputTokensDetails(cached_tokens=record.cached_tokens),
+            output_tokens=record.output_tokens,
+            output_tokens_details=OutputTokensDetails(reasoning_tokens=record.reasoning_tokens),
+            total_tokens=record.input_tokens + record.output_tokens,
+        ),
+        metadata=record.metadata,
+    )

@@ -1,0 +1,85 @@
+"""`/v1/batches`, as OpenAI's Batch API, plus partial results while a batch runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.api.render import batch_object
+from datamill.protocol.batches import BatchCreate, BatchObject, BatchStatus
+from datamill.protocol.common import ListObject
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+
+@router.post("", response_model=BatchObject)
+async def create_batch(
+    request: BatchCreate,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> BatchObject:
+    """Create a batch. An ``Idempotency-Key`` header makes retries of this call safe."""
+    record = await runtime.batches.create(
+        request, project_id=project_id, idempotency_key=idempotency_key
+    )
+    return batch_object(record)
+
+
+@router.get("", response_model=ListObject[BatchObject])
+async def list_batches(
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ListObject[BatchObject]:
+    records, has_more = await runtime.batches.list(project_id=project_id, after=after, limit=limit)
+    data = [batch_object(r) for r in records]
+    return ListObject[BatchObject](
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=has_more,
+    )
+
+
+@router.get("/{batch_id}", response_model=BatchObject)
+async def retrieve_batch(batch_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> BatchObject:
+    return batch_object(await runtime.batches.get(batch_id, project_id=project_id))
+
+
+@router.post("/{batch_id}/cancel", response_model=BatchObject)
+async def cancel_batch(batch_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> BatchObject:
+    return batch_object(await runtime.batches.cancel(batch_id, project_id=project_id))
+
+
+async def _results(
+    batch_id: str, runtime: RuntimeDep, project_id: str, *, ok: bool
+) -> StreamingResponse:
+    batch, lines = await runtime.batches.results(batch_id, ok=ok, project_id=project_id)
+    partial = not BatchStatus(batch.status).terminal
+    return StreamingResponse(
+        lines,
+        media_type="application/jsonl",
+        headers={"X-Datamill-Partial": "true" if partial else "false"},
+    )
+
+
+@router.get("/{batch_id}/output")
+async def batch_output(
+    batch_id: str, runtime: RuntimeDep, project_id: ProjectDep
+) -> StreamingResponse:
+    """datamill extension: the output lines recorded so far (the whole output file once the
+    batch is done). ``X-Datamill-Partial: true`` while the batch still runs."""
+    return await _results(batch_id, runtime, project_id, ok=True)
+
+
+@router.get("/{batch_id}/errors")
+async def batch_errors(
+    batch_id: str, runtime: RuntimeDep, project_id: ProjectDep
+) -> StreamingResponse:
+    """datamill extension: the error lines recorded so far, as `batch_output`."""
+    return await _results(batch_id, runtime, project_id, ok=False)

@@ -1,0 +1,131 @@
+"""`/v1/files`, as OpenAI's Files API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.datastructures import UploadFile
+
+from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.api.render import file_object
+from datamill.errors import InvalidRequest, PayloadTooLarge
+from datamill.protocol.common import ListObject
+from datamill.protocol.files import FileDeleted, FileObject
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+_READ_SIZE = 1024 * 1024
+# Multipart framing and the other form fields, on top of the file itself.
+_FORM_OVERHEAD = 64 * 1024
+
+
+async def _read_upload(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(_READ_SIZE):
+        yield chunk
+
+
+def _expires_after(form_value: object, anchor: object) -> int | None:
+    if form_value is None:
+        return None
+    if anchor not in (None, "created_at"):
+        raise InvalidRequest(
+            "expires_after[anchor] must be 'created_at'", param="expires_after.anchor"
+        )
+    try:
+        return int(str(form_value))
+    except ValueError:
+        raise InvalidRequest(
+            "expires_after[seconds] must be an integer", param="expires_after.seconds"
+        ) from None
+
+
+@router.post("", response_model=FileObject)
+async def upload_file(request: Request, runtime: RuntimeDep, project_id: ProjectDep) -> FileObject:
+    """Upload a file (multipart: ``file``, ``purpose``, optional ``expires_after``)."""
+    limit = runtime.settings.max_file_bytes
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit + _FORM_OVERHEAD:
+        raise PayloadTooLarge(
+            f"the upload is {int(length)} bytes; the limit is {limit} (DATAMILL_MAX_FILE_BYTES)",
+            param="file",
+            code="file_too_large",
+        )
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InvalidRequest(
+            "upload files as multipart/form-data with fields 'file' and 'purpose'",
+            param="file",
+        )
+    async with request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("file")
+        purpose = form.get("purpose")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest(
+                "the 'file' field is missing", param="file", code="missing_required_parameter"
+            )
+        if not isinstance(purpose, str) or not purpose:
+            raise InvalidRequest(
+                "the 'purpose' field is missing", param="purpose", code="missing_required_parameter"
+            )
+        expires_after = _expires_after(
+            form.get("expires_after[seconds]"), form.get("expires_after[anchor]")
+        )
+        record = await runtime.files.upload(
+            _read_upload(upload),
+            filename=upload.filename or "upload.jsonl",
+            purpose=purpose,
+            project_id=project_id,
+            expires_after=expires_after,
+        )
+    return file_object(record)
+
+
+@router.get("", response_model=ListObject[FileObject])
+async def list_files(
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+    order: Literal["asc", "desc"] = "desc",
+    purpose: str | None = None,
+) -> ListObject[FileObject]:
+    records, has_more = await runtime.files.list(
+        project_id=project_id, after=after, limit=limit, order=order, purpose=purpose
+    )
+    data = [file_object(r) for r in records]
+    return ListObject[FileObject](
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=has_more,
+    )
+
+
+@router.get("/{file_id}", response_model=FileObject)
+async def retrieve_file(file_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> FileObject:
+    return file_object(await runtime.files.get(file_id, project_id=project_id))
+
+
+@router.delete("/{file_id}", response_model=FileDeleted)
+async def delete_file(file_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> FileDeleted:
+    await runtime.files.delete(file_id, project_id=project_id)
+    return FileDeleted(id=file_id)
+
+
+@router.get("/{file_id}/content")
+async def file_content(
+    file_id: str, runtime: RuntimeDep, project_id: ProjectDep
+) -> StreamingResponse:
+    """The file's bytes, streamed."""
+    record, chunks = await runtime.files.content(file_id, project_id=project_id)
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(record.bytes),
+            "Content-Disposition": f'attachment; filename="{record.filename}"',
+        },
+    )

@@ -1,0 +1,73 @@
+"""datamill's own operational routes under `/api`: info, workers, stuck batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from datamill import __version__
+from datamill.api.deps import RuntimeDep
+from datamill.api.render import batch_object
+
+router = APIRouter(prefix="/api", tags=["operations"])
+
+
+@router.get("/info")
+async def info(runtime: RuntimeDep) -> dict[str, Any]:
+    """Version, store, deployments (never their keys) and counts."""
+    return {
+        "version": __version__,
+        "store": runtime.database.describe(),
+        "simulated": runtime.settings.simulated,
+        "deployments": [
+            {**handle.config.public_view(), "live": handle.gate.snapshot()}
+            for handle in runtime.router.handles
+        ],
+        "counts": await runtime.operations.counts(),
+    }
+
+
+@router.get("/workers")
+async def workers(runtime: RuntimeDep, include_stopped: bool = True) -> dict[str, Any]:
+    """Every worker with its heartbeat, current batch and counts, newest first."""
+    records = await runtime.operations.workers(include_stopped=include_stopped)
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": w.id,
+                "kind": w.kind,
+                "host": w.host,
+                "pid": w.pid,
+                "version": w.version,
+                "status": w.status,
+                "alive": runtime.operations.is_alive(w),
+                "current_batch_id": w.current_batch_id,
+                "in_flight": w.in_flight,
+                "completed": w.completed,
+                "failed": w.failed,
+                "started_at": int(w.started_at),
+                "last_heartbeat_at": w.heartbeat_at,
+                "stopped_at": int(w.stopped_at) if w.stopped_at else None,
+            }
+            for w in records
+        ],
+    }
+
+
+@router.get("/batches/stuck")
+async def stuck_batches(runtime: RuntimeDep) -> dict[str, Any]:
+    """Running batches with pending work and no progress for DATAMILL_STUCK_AFTER seconds."""
+    stuck = await runtime.operations.stuck_batches()
+    return {
+        "object": "list",
+        "data": [
+            {
+                "batch": batch_object(item.batch).model_dump(),
+                "requests_by_state": item.requests_by_state,
+                "stuck_for_seconds": round(item.stuck_for, 1),
+            }
+            for item in stuck
+        ],
+    }

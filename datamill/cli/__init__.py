@@ -1,0 +1,1 @@
+"""The `datamill` command line: one module per command group."""

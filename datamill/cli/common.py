@@ -1,0 +1,73 @@
+"""What every command shares: exit codes, settings loading, error reporting, the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from enum import IntEnum
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from datamill.errors import ApiError, ConfigError, StorageError
+from datamill.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+console = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+
+
+class ExitCode(IntEnum):
+    """What a datamill command's exit status means."""
+
+    ok = 0  # every request succeeded (or the command did what it was asked)
+    some_failed = 1  # the batch finished, but some requests ended in the error file
+    usage = 2  # bad command-line usage (typer's own)
+    could_not_run = 3  # bad configuration, an invalid input file, an unreachable store
+    interrupted = 130  # Ctrl-C; `batch run` resumes where it stopped
+
+
+def fail(
+    message: str, *, hint: str | None = None, code: ExitCode = ExitCode.could_not_run
+) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}")
+    if hint:
+        console.print(f"[dim]{hint}[/]")
+    raise typer.Exit(int(code))
+
+
+def settings_from_env(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine on uvloop when available; map datamill errors to exits."""
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        runner = asyncio.run
+    try:
+        return runner(main)
+    except ConfigError as exc:
+        fail(str(exc))
+    except StorageError as exc:
+        fail(str(exc), hint="check DATAMILL_DATABASE_URL, or run `datamill migrate`")
+    except ApiError as exc:
+        fail(exc.message)

@@ -1,0 +1,130 @@
+"""`datamill serve`, `datamill worker` and `datamill migrate`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+
+from datamill import __version__
+from datamill.cli.common import configure_logging, console, run_async, settings_from_env
+from datamill.runtime import Runtime
+from datamill.settings import Settings
+from datamill.storage import migrate as migrations
+
+
+def describe_deployments(settings: Settings) -> list[str]:
+    lines = []
+    for d in settings.deployments:
+        serves = "any model" if d.passthrough else f"model {d.public_alias}"
+        where = d.base_url or "in-process"
+        lines.append(f"{d.name} ({d.provider}, {serves}, {where})")
+    return lines
+
+
+def print_banner(settings: Settings, runtime: Runtime, *, url: str | None, workers: int) -> None:
+    console.print(
+        f"[bold]datamill {__version__}[/]" + (f" serving [bold cyan]{url}[/]" if url else "")
+    )
+    console.print(f"  store        {runtime.database.describe()}")
+    for index, line in enumerate(describe_deployments(settings)):
+        console.print(f"  {'deployments' if index == 0 else '':<12} {line}")
+    if settings.simulated:
+        console.print(
+            "  [yellow]answers are SIMULATED[/] by the built-in sim provider: set OPENAI_API_KEY "
+            "(and OPENAI_BASE_URL) or list deployments in datamill.toml"
+        )
+    console.print(f"  workers      {workers} in-process (concurrency {settings.concurrency})")
+    console.print("  stop         Ctrl-C")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind [DATAMILL_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="port to bind [DATAMILL_PORT]")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="in-process workers; 0 for API only [DATAMILL_WORKERS]")
+    ] = None,
+) -> None:
+    """Run the API with in-process workers (binds 127.0.0.1 unless told otherwise)."""
+    settings = settings_from_env(host=host, port=port, workers=workers)
+    configure_logging(settings.log_level)
+    run_async(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from datamill.api.app import create_app
+
+    runtime = await Runtime.open(settings)
+    try:
+        app = create_app(runtime=runtime, workers=settings.workers)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        print_banner(
+            settings,
+            runtime,
+            url=f"http://{settings.host}:{settings.port}",
+            workers=settings.workers,
+        )
+        await server.serve()
+    finally:
+        await runtime.close()
+
+
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="provider calls in flight [DATAMILL_CONCURRENCY]")
+    ] = None,
+) -> None:
+    """Run a standalone worker (scaled mode: PostgreSQL shared with the API servers)."""
+    settings = settings_from_env(concurrency=concurrency)
+    configure_logging(settings.log_level)
+    run_async(_worker(settings))
+
+
+async def _worker(settings: Settings) -> None:
+    from datamill.engine.worker import WorkerOptions
+
+    runtime = await Runtime.open(settings, run_migrations=False)
+    try:
+        print_banner(settings, runtime, url=None, workers=1)
+        worker = runtime.new_worker(
+            WorkerOptions(
+                kind="worker", concurrency=settings.concurrency, max_retries=settings.max_retries
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()
+    finally:
+        await runtime.close()
+
+
+def migrate() -> None:
+    """Create or upgrade the store's schema to this version of datamill."""
+    settings = settings_from_env()
+    configure_logging("warning")
+    revision = run_async(_migrate(settings))
+    console.print(f"store is at schema revision {revision}")
+
+
+async def _migrate(settings: Settings) -> str | None:
+    from datamill.storage.database import Database
+
+    database = Database.open(settings.resolved_database_url)
+    try:
+        await migrations.upgrade(database)
+        return await migrations.current_revision(database)
+    finally:
+        await database.dispose()

@@ -1,0 +1,100 @@
+"""What operators ask the engine: workers, stuck batches, readiness, totals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from datamill.engine.context import EngineContext
+from datamill.protocol.batches import BatchStatus
+from datamill.storage import batches as batch_repo
+from datamill.storage import migrate
+from datamill.storage import requests as request_repo
+from datamill.storage import workers as worker_repo
+from datamill.storage.records import BatchRecord, WorkerRecord
+from datamill.storage.schema import batches, files
+
+
+@dataclass(frozen=True, slots=True)
+class StuckBatch:
+    batch: BatchRecord
+    requests_by_state: dict[str, int]
+    stuck_for: float
+
+
+class OperationsService:
+    def __init__(self, context: EngineContext) -> None:
+        self._ctx = context
+
+    def is_alive(self, worker: WorkerRecord) -> bool:
+        now = self._ctx.clock.now()
+        return (
+            worker.status == "running"
+            and worker.heartbeat_at >= now - self._ctx.settings.worker_ttl
+        )
+
+    async def workers(self, *, include_stopped: bool = True) -> list[WorkerRecord]:
+        return await worker_repo.list_workers(self._ctx.database, include_stopped=include_stopped)
+
+    async def stuck_batches(self) -> list[StuckBatch]:
+        """Running batches with work left and no result recorded for ``stuck_after`` seconds.
+        The maintenance sweep puts their stale leases back."""
+        ctx = self._ctx
+        now = ctx.clock.now()
+        found = await batch_repo.stuck_batches(
+            ctx.database, now=now, stuck_after=ctx.settings.stuck_after
+        )
+        return [
+            StuckBatch(
+                batch=batch,
+                requests_by_state=await request_repo.count_unfinished(ctx.database, batch.id),
+                stuck_for=now - (batch.progress_at or batch.created_at),
+            )
+            for batch in found
+        ]
+
+    async def readiness(self, *, local_workers_alive: bool | None) -> dict[str, str]:
+        """Each check's verdict: ``ok`` or what is wrong. ``local_workers_alive`` is None when
+        this process runs no workers (then some live worker must exist elsewhere)."""
+        ctx = self._ctx
+        checks: dict[str, str] = {}
+        try:
+            await ctx.database.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {exc}"
+            return checks
+        current = await migrate.current_revision(ctx.database)
+        head = migrate.head_revision()
+        checks["migrations"] = (
+            "ok" if current == head else f"at {current}, expected {head}: run `datamill migrate`"
+        )
+        if local_workers_alive is not None:
+            checks["workers"] = "ok" if local_workers_alive else "an in-process worker has stopped"
+        else:
+            live = await worker_repo.live_worker_count(
+                ctx.database, now=ctx.clock.now(), ttl=ctx.settings.worker_ttl
+            )
+            checks["workers"] = "ok" if live else "no live worker; start `datamill worker`"
+        return checks
+
+    async def counts(self) -> dict[str, Any]:
+        async with self._ctx.database.read() as conn:
+            by_status = dict(
+                (
+                    await conn.execute(
+                        select(batches.c.status, func.count()).group_by(batches.c.status)
+                    )
+                ).all()
+            )
+            file_count = await conn.scalar(select(func.count()).select_from(files))
+        workers = await self.workers(include_stopped=False)
+        return {
+            "files": int(file_count or 0),
+            "batches": {
+                status.value: int(by_status.get(status.value, 0)) for status in BatchStatus
+            },
+            "live_workers": sum(1 for w in workers if self.is_alive(w)),
+        }
