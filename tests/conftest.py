@@ -1,0 +1,189 @@
+"""Shared fixtures. Storage and engine tests run on both stores through `store_url`.
+
+PostgreSQL: one throwaway server per session (``initdb`` in a temporary directory, trust
+auth, a free port on 127.0.0.1), one migrated template database, and a fresh database per
+test cloned from it. With ``CI=true`` a test that needs PostgreSQL fails when the server
+cannot start; elsewhere it is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from datamill.runtime import Runtime
+from datamill.settings import Settings, load_settings
+from datamill.testing.mock_process import MockProviderProcess
+from datamill.testing.postgres import PostgresUnavailable, TemporaryPostgres
+
+_ISOLATED_PREFIXES = ("DATAMILL_", "OPENAI_", "GROQ_", "CEREBRAS_", "OPENROUTER_")
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No test sees the developer's keys, config or DATAMILL_HOME; each runs in its own cwd."""
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED_PREFIXES):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("DATAMILL_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+_TEMPLATE = "datamill_template"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres]:
+    server = TemporaryPostgres()
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        asyncio.run(_create_template(server))
+        yield server
+    finally:
+        server.stop()
+
+
+async def _create_template(server: TemporaryPostgres) -> None:
+    from datamill.storage import migrate
+    from datamill.storage.database import Database
+
+    conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres")
+    try:
+        await conn.execute(f"CREATE DATABASE {_TEMPLATE}")
+    finally:
+        await conn.close()
+    database = Database.open(server.database_url(_TEMPLATE))
+    try:
+        await migrate.upgrade(database)
+    finally:
+        await database.dispose()
+
+
+def fresh_postgres_database(server: TemporaryPostgres) -> tuple[str, Callable[[], None]]:
+    """A new migrated database cloned from the template; returns (url, drop)."""
+    name = f"t_{secrets.token_hex(6)}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}"))
+
+    def drop() -> None:
+        asyncio.run(run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+    return server.database_url(name), drop
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty, migrated store: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        return
+    server: TemporaryPostgres = request.getfixturevalue("postgres_server")
+    url, drop = fresh_postgres_database(server)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+# -- configuration and runtimes -------------------------------------------------------------
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(path: Path, deployments: list[dict[str, Any]]) -> Path:
+    """Write a datamill.toml listing ``deployments``."""
+    blocks = []
+    for deployment in deployments:
+        lines = ["[[deployments]]"] + [f"{k} = {toml_value(v)}" for k, v in deployment.items()]
+        blocks.append("\n".join(lines))
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, store_url: str) -> SettingsFactory:
+    """Settings on the test's store. ``deployments`` (dicts) go to a datamill.toml;
+    other keyword arguments are settings overrides."""
+
+    def make(deployments: list[dict[str, Any]] | None = None, **overrides: Any) -> Settings:
+        env = {
+            "DATAMILL_HOME": str(tmp_path / "home"),
+            "DATAMILL_DATABASE_URL": store_url,
+            "DATAMILL_AUTO_DEPLOYMENTS": "false",
+        }
+        if deployments is not None:
+            config = write_config(tmp_path / f"datamill-{secrets.token_hex(3)}.toml", deployments)
+            env["DATAMILL_CONFIG"] = str(config)
+        env.update({k: v for k, v in os.environ.items() if k.startswith("TEST_KEY_")})
+        return load_settings(env, **overrides)
+
+    return make
+
+
+RuntimeFactory = Callable[..., Awaitable[Runtime]]
+
+
+@pytest.fixture
+async def make_runtime(make_settings: SettingsFactory) -> AsyncIterator[RuntimeFactory]:
+    """Open runtimes on the test's store; all are closed at the end."""
+    opened: list[Runtime] = []
+
+    async def make(
+        deployments: list[dict[str, Any]] | None = None, *, clock: Any = None, **overrides: Any
+    ) -> Runtime:
+        runtime = await Runtime.open(make_settings(deployments, **overrides), clock=clock)
+        opened.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in opened:
+        await runtime.close()
+
+
+# -- the mock provider ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def mock_provider() -> Iterator[MockProviderProcess]:
+    """A real OpenAI-compatible HTTP server on 127.0.0.1 with fault switches and counters."""
+    with MockProviderProcess() as process:
+        yield process
+
+
+def mock_deployment(mock: MockProviderProcess, **fields: Any) -> dict[str, Any]:
+    """A pass-through `openai` deployment pointing at the mock provider."""
+    return {"name": "mock", "provider": "openai", "base_url": mock.base_url, **fields}
