@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from datamill.providers.schema_instance import instance_for_schema
+from datamill.providers.sim.schema_instance import instance_for_schema
 
 SEEDS = range(40)
 

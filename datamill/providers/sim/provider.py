@@ -36,7 +36,7 @@ from datamill.providers.base import (
     RateLimitHints,
     Usage,
 )
-from datamill.providers.schema_instance import instance_for_schema
+from datamill.providers.sim.schema_instance import instance_for_schema
 from datamill.settings import DeploymentConfig
 
 _MAX_DIMENSIONS = 16384

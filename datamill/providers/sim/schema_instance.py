@@ -13,13 +13,22 @@ satisfy raises `ValueError` naming the path (``$.items[0].name``) and the reason
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 import random
 import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
+
+from datamill.providers.sim.json_values import (
+    canonical,
+    is_multiple,
+    is_type,
+    json_equal,
+    number_ok,
+    string_ok,
+)
+from datamill.providers.sim.regex_strings import Unsupported, compiled, from_regex, parsed
 
 Refs = tuple[str, ...]  # the $refs followed on the way to a value
 
@@ -34,13 +43,6 @@ _SCALARS = ("string", "number", "integer", "boolean")
 _REPEATS_BEFORE_MINIMAL = 2  # a recursive $ref seen this often more: build the smallest value
 _HARD_REF_DEPTH = 32  # nested $refs past this cannot end: give up with a clear error
 _PATTERN_TRIES = 100
-
-# The stdlib regex parser drives string generation for ``pattern``; it is private but has been
-# stable since 3.11 (it was sre_parse). Without it, only the plain candidates are tried.
-try:
-    _sre: Any = importlib.import_module("re._parser")
-except ImportError:  # pragma: no cover
-    _sre = None
 
 
 def instance_for_schema(schema: dict[str, Any], rng: random.Random) -> Any:
@@ -73,7 +75,7 @@ class _Builder:
         if "enum" in schema:
             types = _types(schema)
             options = [
-                e for e in schema["enum"] if types is None or any(_is_type(e, t) for t in types)
+                e for e in schema["enum"] if types is None or any(is_type(e, t) for t in types)
             ]
             if not options:
                 raise ValueError(f"{path}: no `enum` value has an allowed type")
@@ -236,18 +238,18 @@ class _Builder:
                 if len(result) >= low:
                     break
                 raise ValueError(f"{path}: cannot find {low} distinct items (uniqueItems)")
-            seen.add(_canonical(value))
+            seen.add(canonical(value))
             result.append(value)
         return result
 
     def distinct_item(self, sub: Any, path: str, refs: Refs, seen: set[str]) -> tuple[bool, Any]:
         if isinstance(sub, dict) and "enum" in sub:
-            sub = {**sub, "enum": [e for e in sub["enum"] if _canonical(e) not in seen]}
+            sub = {**sub, "enum": [e for e in sub["enum"] if canonical(e) not in seen]}
             if not sub["enum"]:
                 return False, None
         for _ in range(16):
             value = self.build(sub, path, refs)
-            if _canonical(value) not in seen:
+            if canonical(value) not in seen:
                 return True, value
         return False, None
 
@@ -274,7 +276,7 @@ class _Builder:
             value = _formatted(fmt, self.rng) if isinstance(fmt, str) else None
             return value if value is not None else self.text(low, high)
         try:
-            regex = _compiled(pattern)
+            regex = compiled(pattern)
         except re.error as exc:
             raise ValueError(f"{path}: pattern {pattern!r} is not a valid regex: {exc}") from None
         for candidate in self.pattern_candidates(pattern, fmt, low, high):
@@ -295,7 +297,7 @@ class _Builder:
         yield self.text(low, high)
         yield from (word, word.capitalize(), word.upper(), f"{word}-{self.rng.choice(_WORDS)}")
         yield from (f"{word}_{self.rng.choice(_WORDS)}", str(self.rng.randint(1, 999)))
-        tree = _parsed(pattern)
+        tree = parsed(pattern)
         if tree is None:
             return
         length_spread = max(2, high if high is not None else low)
@@ -304,8 +306,8 @@ class _Builder:
             # time, by the length asked for, so minLength/maxLength windows get hit.
             spread = length_spread if attempt % 2 else 2 ** (1 + (attempt // 2) % 6)
             try:
-                yield _from_regex(tree, self.rng, {}, spread)
-            except _Unsupported:
+                yield from_regex(tree, self.rng, {}, spread)
+            except Unsupported:
                 return
 
     # --- checking (for oneOf and not) ----------------------------------------------------------
@@ -320,11 +322,11 @@ class _Builder:
         if "$ref" in schema and not check(self.resolve(schema["$ref"], "$"), value):
             return False
         types = _types(schema)
-        if types is not None and not any(_is_type(value, t) for t in types):
+        if types is not None and not any(is_type(value, t) for t in types):
             return False
-        if "const" in schema and not _equal(value, schema["const"]):
+        if "const" in schema and not json_equal(value, schema["const"]):
             return False
-        if "enum" in schema and not any(_equal(value, e) for e in schema["enum"]):
+        if "enum" in schema and not any(json_equal(value, e) for e in schema["enum"]):
             return False
         if not all(check(s, value) for s in schema.get("allOf", ())):
             return False
@@ -335,9 +337,9 @@ class _Builder:
         if "not" in schema and check(schema["not"], value):
             return False
         if isinstance(value, str):
-            return _string_ok(schema, value)
+            return string_ok(schema, value)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return _number_ok(schema, value)
+            return number_ok(schema, value)
         if isinstance(value, list):
             return self.array_ok(schema, value, depth)
         if isinstance(value, dict):
@@ -347,7 +349,7 @@ class _Builder:
     def array_ok(self, schema: dict[str, Any], value: list[Any], depth: int) -> bool:
         if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)):
             return False
-        if schema.get("uniqueItems") and len({_canonical(v) for v in value}) != len(value):
+        if schema.get("uniqueItems") and len({canonical(v) for v in value}) != len(value):
             return False
         prefix = schema.get("prefixItems") or []
         items = schema.get("items", True)
@@ -443,7 +445,7 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         elif key in _TAKE_MIN and not isinstance(value, bool):
             out[key] = min(mine, value)
         elif key == "enum":
-            out[key] = [v for v in mine if any(_equal(v, w) for w in value)]
+            out[key] = [v for v in mine if any(json_equal(v, w) for w in value)]
         elif key in ("anyOf", "oneOf"):
             out[key] = [{"allOf": [x, y]} for x in mine for y in value]
         elif key in ("items", "additionalProperties", "additionalItems"):
@@ -494,7 +496,7 @@ def _number(schema: dict[str, Any], rng: random.Random, path: str, *, integer: b
                 if integer and value != int(value):
                     continue
                 value = int(value) if integer else value
-                if inside(value) and _is_multiple(value, step):
+                if inside(value) and is_multiple(value, step):
                     return value
         raise ValueError(f"{path}: no multiple of {step} lies within the bounds")
     if integer:
@@ -509,14 +511,6 @@ def _number(schema: dict[str, Any], rng: random.Random, path: str, *, integer: b
         if not inside(number):
             raise ValueError(f"{path}: no number lies between {low} and {high}")
     return number
-
-
-def _is_multiple(value: float, step: float) -> bool:
-    # The same test as common validators: an exact integer quotient, in float arithmetic.
-    if isinstance(step, float) or isinstance(value, float):
-        quotient = value / step
-        return quotient == int(quotient)
-    return value % step == 0
 
 
 def _formatted(fmt: str, rng: random.Random) -> str | None:
@@ -540,165 +534,3 @@ def _formatted(fmt: str, rng: random.Random) -> str | None:
     if fmt == "uuid":
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
     return values.get(fmt)
-
-
-def _string_ok(schema: dict[str, Any], value: str) -> bool:
-    if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
-        return False
-    pattern = schema.get("pattern")
-    return pattern is None or _compiled(pattern).search(value) is not None
-
-
-def _number_ok(schema: dict[str, Any], value: float) -> bool:
-    checks = (
-        ("minimum", lambda b: value >= b),
-        ("maximum", lambda b: value <= b),
-        ("exclusiveMinimum", lambda b: isinstance(b, bool) or value > b),
-        ("exclusiveMaximum", lambda b: isinstance(b, bool) or value < b),
-        ("multipleOf", lambda b: _is_multiple(value, b)),
-    )
-    return all(key not in schema or test(schema[key]) for key, test in checks)
-
-
-_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "null": type(None),
-    "boolean": bool,
-    "string": str,
-    "array": list,
-    "object": dict,
-    "number": (int, float),
-}
-
-
-def _is_type(value: Any, kind: str) -> bool:
-    if isinstance(value, bool) and kind != "boolean":
-        return False
-    if kind == "integer":
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    expected = _PYTHON_TYPES.get(kind)
-    return expected is not None and isinstance(value, expected)
-
-
-def _equal(a: Any, b: Any) -> bool:
-    """JSON equality: 1 == 1.0, but True is not 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    return type(a) is type(b) and bool(a == b)
-
-
-def _canonical(value: Any) -> str:
-    return repr(_freeze(value))
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return (type(value).__name__, value) if isinstance(value, bool) else value
-
-
-@functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-@functools.lru_cache(maxsize=256)
-def _parsed(pattern: str) -> Any:
-    return _sre.parse(pattern) if _sre is not None else None
-
-
-class _Unsupported(Exception):
-    """A regex construct the generator does not produce (lookarounds are skipped instead)."""
-
-
-def _from_regex(items: Any, rng: random.Random, groups: dict[int, str], spread: int) -> str:
-    out: list[str] = []
-    for op, arg in items:
-        name = op.name
-        if name == "LITERAL":
-            out.append(chr(arg))
-        elif name == "NOT_LITERAL":
-            out.append("a" if arg != ord("a") else "b")
-        elif name == "ANY":
-            out.append(rng.choice("abcdefghijklmnopqrstuvwxyz"))
-        elif name == "IN":
-            out.append(_from_class(arg, rng))
-        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            low, high, sub = arg
-            count = rng.randint(low, min(high, low + spread))
-            out.extend(_from_regex(sub, rng, groups, spread) for _ in range(count))
-        elif name == "SUBPATTERN":
-            group, _, _, sub = arg
-            text = _from_regex(sub, rng, groups, spread)
-            if group is not None:
-                groups[group] = text
-            out.append(text)
-        elif name == "ATOMIC_GROUP":
-            out.append(_from_regex(arg, rng, groups, spread))
-        elif name == "BRANCH":
-            out.append(_from_regex(rng.choice(arg[1]), rng, groups, spread))
-        elif name == "GROUPREF":
-            out.append(groups.get(arg, ""))
-        elif name not in ("AT", "ASSERT", "ASSERT_NOT"):
-            raise _Unsupported(name)
-    return "".join(out)
-
-
-_CATEGORY_CHARS = {
-    "CATEGORY_DIGIT": "0123456789",
-    "CATEGORY_NOT_DIGIT": "abcdefghij",
-    "CATEGORY_WORD": "abcdefghijklmnopqrstuvwxyz",
-    "CATEGORY_NOT_WORD": "-.,",
-    "CATEGORY_SPACE": " ",
-    "CATEGORY_NOT_SPACE": "abcdefghij",
-}
-
-
-def _from_class(items: list[tuple[Any, Any]], rng: random.Random) -> str:
-    if items and items[0][0].name == "NEGATE":
-        for char in "aZ0 -_.x":
-            if not _class_contains(items[1:], char):
-                return char
-        raise _Unsupported("NEGATE")
-    op, arg = rng.choice(items)
-    name = op.name
-    if name == "LITERAL":
-        return chr(arg)
-    if name == "RANGE":
-        return chr(rng.randint(arg[0], arg[1]))
-    if name == "CATEGORY" and arg.name in _CATEGORY_CHARS:
-        return rng.choice(_CATEGORY_CHARS[arg.name])
-    raise _Unsupported(name)
-
-
-_CATEGORY_TESTS = {
-    "CATEGORY_DIGIT": str.isdigit,
-    "CATEGORY_WORD": lambda c: c.isalnum() or c == "_",
-    "CATEGORY_SPACE": str.isspace,
-}
-
-
-def _class_contains(items: list[tuple[Any, Any]], char: str) -> bool:
-    code = ord(char)
-    for op, arg in items:
-        name = op.name
-        if name == "LITERAL" and arg == code:
-            return True
-        if name == "RANGE" and arg[0] <= code <= arg[1]:
-            return True
-        if name == "CATEGORY":
-            category = arg.name.replace("_NOT", "")
-            test = _CATEGORY_TESTS.get(category)
-            # An unknown category might contain anything: assume it does.
-            if test is None or test(char) != ("_NOT" in arg.name):
-                return True
-    return False
