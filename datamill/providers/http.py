@@ -8,6 +8,7 @@ aiohttp, not httpx: on this hot path it costs about a tenth of the CPU per reque
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -140,21 +141,33 @@ def _error_message(body: Any) -> str | None:
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """``retry-after-ms`` (OpenAI) wins over ``retry-after`` (seconds or an HTTP date)."""
+    """``retry-after-ms`` (OpenAI) wins over ``retry-after`` (seconds or an HTTP date).
+
+    A value that is neither is no hint at all: it must never fail the error's translation."""
     value = headers.get("retry-after-ms")
     if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
+        milliseconds = _finite(value)
+        if milliseconds is not None:
+            return max(0.0, milliseconds / 1000)
     value = headers.get("retry-after")
     if not value:
         return None
+    seconds = _finite(value)
+    if seconds is not None:
+        return max(0.0, seconds)
     try:
-        return max(0.0, float(value))
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+def _finite(value: str) -> float | None:
+    try:
+        number = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        return None
+    return number if math.isfinite(number) else None
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -184,7 +197,7 @@ def rate_limit_hints(headers: Mapping[str, str]) -> RateLimitHints | None:
         raw = headers.get(name)
         try:
             return int(float(raw)) if raw is not None else None
-        except ValueError:
+        except (ValueError, OverflowError):  # garbage, NaN or infinity: no hint
             return None
 
     def duration(name: str) -> float | None:

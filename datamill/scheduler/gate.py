@@ -106,7 +106,6 @@ class DeploymentGate:
         self, permit: Permit, *, error: ProviderError | None, usage: Usage | None = None
     ) -> None:
         """Hand back a permit with the call's outcome."""
-        self.concurrency.release()
         if self.tpm is not None and usage is not None:
             # Settle the estimate against what was really used.
             self.tpm.refund(permit.tokens - usage.total_tokens)
@@ -122,6 +121,8 @@ class DeploymentGate:
             self.breaker.record_failure()
         else:
             self.breaker.record_success()
+        # Last: a 429 cuts concurrency from the calls in flight when it came, this one included.
+        self.concurrency.release()
 
     def _on_rate_limited(self, retry_after: float | None) -> None:
         now = self._clock.monotonic()

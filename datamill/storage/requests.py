@@ -111,31 +111,43 @@ async def cancel_pending_requests(database: Database, batch_id: str, *, now: flo
     return count
 
 
+class _NotInProgress(Exception):
+    """Rolls back an expiry that lost the race to another transition."""
+
+
 async def expire_batch(database: Database, batch_id: str, *, now: float) -> bool:
     """in_progress -> finalizing(expired): every unfinished request gets ``batch_expired``.
 
-    Answers still in flight arrive too late and are dropped by the first-result rule."""
-    async with database.write() as conn:
-        moved = await conn.execute(
-            update(batches)
-            .where(batches.c.id == batch_id, batches.c.status == BatchStatus.in_progress.value)
-            .values(status=BatchStatus.finalizing.value, finalizing_at=now, target_status="expired")
-        )
-        if not moved.rowcount:
-            return False
-        inserted = await conn.execute(
-            _CLOSE_UNFINISHED,
-            {
-                "batch": batch_id,
-                "code": "batch_expired",
-                "message": "The batch's completion window ended before this request finished.",
-                "now": now,
-            },
-        )
-        await conn.execute(_DONE_UNFINISHED, {"batch": batch_id})
-        count = int(inserted.rowcount or 0)
-        if count:
-            await _add_failed(conn, batch_id, count, now)
+    Answers still in flight arrive too late and are dropped by the first-result rule. Results
+    are written before the batch row is locked, the order `record_results` takes its locks in:
+    an expiry racing a flush cannot deadlock on PostgreSQL."""
+    try:
+        async with database.write() as conn:
+            inserted = await conn.execute(
+                _CLOSE_UNFINISHED,
+                {
+                    "batch": batch_id,
+                    "code": "batch_expired",
+                    "message": "The batch's completion window ended before this request finished.",
+                    "now": now,
+                },
+            )
+            await conn.execute(_DONE_UNFINISHED, {"batch": batch_id})
+            moved = await conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id, batches.c.status == BatchStatus.in_progress.value)
+                .values(
+                    status=BatchStatus.finalizing.value,
+                    finalizing_at=now,
+                    target_status="expired",
+                    failed_count=batches.c.failed_count + int(inserted.rowcount or 0),
+                    progress_at=now,
+                )
+            )
+            if not moved.rowcount:
+                raise _NotInProgress
+    except _NotInProgress:
+        return False
     return True
 
 

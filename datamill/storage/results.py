@@ -85,19 +85,29 @@ async def record_results(
     outcome = RecordOutcome()
     if not batch:
         return outcome
-    rows = [asdict(result) for result in batch]
+    # One row per request (the first answer in the flush wins, as across flushes), in id
+    # order: concurrent flushes then take their row locks in the same order and cannot
+    # deadlock on PostgreSQL.
+    firsts: dict[int, RequestResult] = {}
+    for result in batch:
+        firsts.setdefault(result.request_id, result)
+    unique = sorted(firsts.values(), key=lambda result: result.request_id)
     async with database.write() as conn:
-        inserted = set((await conn.execute(_INSERT[database.dialect], rows)).scalars().all())
+        inserted = set(
+            (await conn.execute(_INSERT[database.dialect], [asdict(r) for r in unique]))
+            .scalars()
+            .all()
+        )
         # Every request in the flush is done: either this flush or an earlier answer recorded it.
-        await conn.execute(_MARK_DONE, {"ids": [result.request_id for result in batch]})
+        await conn.execute(_MARK_DONE, {"ids": [result.request_id for result in unique]})
         tallies: dict[str, BatchTally] = defaultdict(BatchTally)
-        for result in batch:
+        for result in unique:
             if result.request_id in inserted:
                 tallies[result.batch_id].add(result)
         if tallies:
             await conn.execute(
                 _COUNT,
-                [{"batch": b, "now": now, **asdict(t)} for b, t in tallies.items()],
+                [{"batch": b, "now": now, **asdict(tallies[b])} for b in sorted(tallies)],
             )
     outcome.accepted = len(inserted)
     outcome.duplicates = len(batch) - len(inserted)

@@ -1,0 +1,214 @@
+"""`TokenBucket` and `AdjustableLimit`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from datamill.scheduler.limits import AdjustableLimit, TokenBucket
+
+# -- TokenBucket ------------------------------------------------------------------------------
+
+
+def test_bucket_starts_full_and_books_capacity_in_arrival_order():
+    bucket = TokenBucket(2.0, 4.0, now=0.0)  # 2 tokens/s, burst of 4
+
+    assert [bucket.reserve(1, now=0.0) for _ in range(4)] == [0.0] * 4
+    # Past the burst, each caller is told when its token will exist.
+    assert [bucket.reserve(1, now=0.0) for _ in range(3)] == pytest.approx([0.5, 1.0, 1.5])
+
+
+def test_bucket_refills_at_its_rate_up_to_its_capacity():
+    bucket = TokenBucket(2.0, 4.0, now=0.0)
+    bucket.reserve(4, now=0.0)
+
+    assert bucket.reserve(1, now=0.5) == 0.0  # one token came back in 0.5 s
+    assert bucket.reserve(1, now=0.5) == pytest.approx(0.5)
+    # A long idle time refills to the capacity, not beyond it.
+    assert bucket.reserve(4, now=100.0) == pytest.approx(0.0)
+    assert bucket.reserve(1, now=100.0) == pytest.approx(0.5)
+
+
+def test_bucket_capacity_is_at_least_one_token():
+    bucket = TokenBucket(0.1, 0.1, now=0.0)
+    assert bucket.capacity == 1.0
+    assert bucket.reserve(1, now=0.0) == 0.0
+    assert bucket.reserve(1, now=0.0) == pytest.approx(10.0)
+
+
+def test_refund_gives_tokens_back_but_not_beyond_capacity():
+    bucket = TokenBucket(1.0, 2.0, now=0.0)
+    bucket.reserve(4, now=0.0)  # two in debt
+    bucket.refund(3)
+    assert bucket.reserve(1, now=0.0) == 0.0  # one token left after the refund
+
+    bucket.refund(100)
+    assert bucket.reserve(2, now=0.0) == 0.0
+    assert bucket.reserve(1, now=0.0) == pytest.approx(1.0)
+
+
+def test_negative_refund_settles_a_call_that_used_more_than_booked():
+    bucket = TokenBucket(10.0, 10.0, now=0.0)
+    bucket.reserve(10, now=0.0)
+    bucket.refund(-5)  # the call used 5 more tokens than it reserved
+    assert bucket.reserve(1, now=0.0) == pytest.approx(0.6)
+
+
+def test_set_rate_keeps_what_accrued_at_the_old_rate():
+    bucket = TokenBucket(1.0, 10.0, now=0.0)
+    bucket.reserve(10, now=0.0)
+
+    bucket.set_rate(0.5, now=2.0)  # 2 tokens accrued at 1/s
+
+    assert bucket.reserve(2, now=2.0) == 0.0
+    assert bucket.reserve(1, now=2.0) == pytest.approx(2.0)  # 1 token at the new 0.5/s
+
+
+# -- AdjustableLimit --------------------------------------------------------------------------
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def start_waiters(limit: AdjustableLimit, names: list[str], order: list[str]):
+    async def wait(name: str) -> None:
+        await limit.acquire()
+        order.append(name)
+
+    tasks = {name: asyncio.create_task(wait(name)) for name in names}
+    await settle()
+    return tasks
+
+
+async def test_acquire_up_to_the_limit_then_wait():
+    limit = AdjustableLimit(2)
+    await limit.acquire()
+    await limit.acquire()
+    order: list[str] = []
+    tasks = await start_waiters(limit, ["a"], order)
+
+    assert (limit.held, order) == (2, [])
+    limit.release()
+    await settle()
+    assert (limit.held, order) == (2, ["a"])
+    assert tasks["a"].done()
+
+
+async def test_waiters_are_served_first_in_first_out():
+    limit = AdjustableLimit(1)
+    await limit.acquire()
+    order: list[str] = []
+    await start_waiters(limit, ["a", "b", "c"], order)
+
+    for expected in (["a"], ["a", "b"], ["a", "b", "c"]):
+        limit.release()
+        await settle()
+        assert order == expected
+
+
+async def test_a_newcomer_does_not_overtake_waiters():
+    limit = AdjustableLimit(1)
+    await limit.acquire()
+    order: list[str] = []
+    await start_waiters(limit, ["a"], order)
+
+    limit.release()  # the slot is handed to "a" at once
+    newcomer = asyncio.create_task(limit.acquire())
+    await settle()
+
+    assert order == ["a"]
+    assert not newcomer.done()
+    limit.release()
+    await settle()
+    assert newcomer.done()
+
+
+async def test_shrinking_while_held_waits_for_holders_to_drain():
+    limit = AdjustableLimit(3)
+    for _ in range(3):
+        await limit.acquire()
+    order: list[str] = []
+    await start_waiters(limit, ["a"], order)
+
+    limit.set_limit(1)
+    limit.release()
+    limit.release()
+    await settle()
+    assert (limit.held, order) == (1, [])  # 1 held, limit 1: still no room
+
+    limit.release()
+    await settle()
+    assert (limit.held, order) == (1, ["a"])
+
+
+async def test_growing_wakes_waiters_at_once():
+    limit = AdjustableLimit(1)
+    await limit.acquire()
+    order: list[str] = []
+    await start_waiters(limit, ["a", "b", "c"], order)
+
+    limit.set_limit(3)
+    await settle()
+
+    assert (limit.held, order) == (3, ["a", "b"])
+    assert limit.limit == 3
+
+
+async def test_limit_is_at_least_one():
+    limit = AdjustableLimit(0)
+    assert limit.limit == 1
+    limit.set_limit(-5)
+    assert limit.limit == 1
+
+
+async def test_a_cancelled_waiter_leaves_the_queue():
+    limit = AdjustableLimit(1)
+    await limit.acquire()
+    order: list[str] = []
+    tasks = await start_waiters(limit, ["a", "b"], order)
+
+    tasks["a"].cancel()
+    await settle()
+    limit.release()
+    await settle()
+
+    assert order == ["b"]
+    assert limit.held == 1
+    limit.release()
+    assert limit.held == 0
+    await asyncio.wait_for(limit.acquire(), 1)  # nothing leaked: the slot is free
+
+
+async def test_a_waiter_cancelled_as_it_is_granted_passes_the_slot_on():
+    limit = AdjustableLimit(1)
+    await limit.acquire()
+    order: list[str] = []
+    tasks = await start_waiters(limit, ["a", "b"], order)
+
+    limit.release()  # grants "a"'s future...
+    tasks["a"].cancel()  # ...and "a" is cancelled before it runs again
+    await settle()
+
+    assert tasks["a"].cancelled()
+    assert order == ["b"]
+    assert limit.held == 1
+    limit.release()
+    assert limit.held == 0
+
+
+async def test_a_lone_waiter_cancelled_as_it_is_granted_frees_the_slot():
+    limit = AdjustableLimit(1)
+    await limit.acquire()
+    tasks = await start_waiters(limit, ["a"], [])
+
+    limit.release()
+    tasks["a"].cancel()
+    await settle()
+
+    assert tasks["a"].cancelled()
+    assert limit.held == 0
+    await asyncio.wait_for(limit.acquire(), 1)
+    assert limit.held == 1

@@ -1,0 +1,103 @@
+"""Migrations: an empty store reaches head, its schema is `schema.metadata`, and upgrading
+is idempotent and safe to race."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, inspect, select
+
+from datamill.storage import migrate
+from datamill.storage.database import Database
+from datamill.storage.projects import ensure_default_project
+from datamill.storage.schema import DEFAULT_PROJECT_ID, metadata, projects
+
+
+@pytest.fixture
+async def open_empty(empty_store_url: str) -> AsyncIterator[Callable[[], Database]]:
+    opened: list[Database] = []
+
+    def open_one() -> Database:
+        database = Database.open(empty_store_url)
+        opened.append(database)
+        return database
+
+    yield open_one
+    for database in opened:
+        await database.dispose()
+
+
+async def schema_differences(database: Database) -> list[object]:
+    def compare(sync_conn) -> list[object]:
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    async with database.read() as conn:
+        return await conn.run_sync(compare)
+
+
+async def table_names(database: Database) -> set[str]:
+    async with database.read() as conn:
+        return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+async def default_projects(database: Database) -> int:
+    async with database.read() as conn:
+        return await conn.scalar(
+            select(func.count()).select_from(projects).where(projects.c.id == DEFAULT_PROJECT_ID)
+        )
+
+
+async def test_empty_store_upgrades_to_head_matching_the_metadata(open_empty):
+    database = open_empty()
+    assert await migrate.current_revision(database) is None
+    assert await table_names(database) == set()
+
+    await migrate.upgrade(database)
+
+    assert await migrate.current_revision(database) == migrate.head_revision()
+    assert await table_names(database) == set(metadata.tables) | {"alembic_version"}
+    assert await schema_differences(database) == []
+    assert await default_projects(database) == 1
+
+
+async def test_upgrading_twice_is_a_no_op(open_empty):
+    database = open_empty()
+    await migrate.upgrade(database)
+    await migrate.upgrade(database)
+
+    assert await migrate.current_revision(database) == migrate.head_revision()
+    assert await schema_differences(database) == []
+    assert await default_projects(database) == 1
+
+
+async def test_two_racing_upgrades_both_succeed(open_empty):
+    first, second = open_empty(), open_empty()
+
+    await asyncio.gather(migrate.upgrade(first), migrate.upgrade(second))
+
+    for database in (first, second):
+        assert await migrate.current_revision(database) == migrate.head_revision()
+    assert await schema_differences(first) == []
+    assert await default_projects(first) == 1
+
+
+async def test_racing_default_project_creation_creates_one(store_url):
+    first, second = Database.open(store_url), Database.open(store_url)
+    try:
+        await migrate.upgrade(first)
+        async with first.write() as conn:
+            await conn.execute(projects.delete())
+
+        await asyncio.gather(
+            *(ensure_default_project(db) for _ in range(8) for db in (first, second))
+        )
+
+        assert await default_projects(first) == 1
+    finally:
+        await first.dispose()
+        await second.dispose()
