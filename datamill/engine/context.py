@@ -26,8 +26,11 @@ class WorkSignal:
 
     async def wait(self, timeout: float) -> None:
         event = self._event
+        # Not asyncio.wait_for: on 3.11 it swallows a cancel that lands as the event is set
+        # (stop() notifies, then cancels the sweep), and the sweep loop would never end.
         try:
-            await asyncio.wait_for(event.wait(), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
         except TimeoutError:
             pass
 

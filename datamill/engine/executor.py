@@ -2,7 +2,8 @@
 
 The executor routes the request, passes the deployment's gate, calls the provider under a
 timeout, and retries what is retryable (with backoff, obeying ``Retry-After``) while the
-lease is held. It always returns a `RequestResult`; no provider failure escapes it.
+lease is held: up to ``max_retries`` failures, not counting 429s. It always returns a
+`RequestResult`; no provider failure escapes it.
 """
 
 from __future__ import annotations
@@ -74,16 +75,26 @@ class RequestExecutor:
         call = self._build_call(request, body, route, policy)
         tokens = sum(estimate_request_tokens(body))
         tries = 0
+        failures = 0
         while True:
             code = closing(request.batch_id)
             if code is not None:
                 return self._closed(request, code, tries)
-            tries += 1
             async with slots:
+                # Again once a slot is free: a request that queued for one while its batch was
+                # cancelled or expired must not be sent.
+                code = closing(request.batch_id)
+                if code is not None:
+                    return self._closed(request, code, tries)
+                tries += 1
                 outcome = await self._call_once(route, call, tokens)
             if isinstance(outcome, ProviderResponse):
                 return self._success(request, route, outcome, tries)
-            if not outcome.category.retryable or tries > policy.max_retries:
+            # A 429 says "later", not "failed": like a wait at an open circuit, it spends no
+            # retry. The batch's completion window bounds how long a request keeps waiting.
+            if outcome.category is not ErrorCategory.rate_limited:
+                failures += 1
+            if not outcome.category.retryable or failures > policy.max_retries:
                 return self._failure(request, route, outcome, tries=tries)
             await self._clock.sleep(
                 backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng)

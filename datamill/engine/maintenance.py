@@ -100,6 +100,9 @@ class Maintenance:
         dead = await worker_repo.declare_dead_workers(
             ctx.database, now=now, ttl=ctx.settings.worker_ttl, host=self._host
         )
+        # This worker is sweeping, so it lives: a stale heartbeat of its own (the loop was
+        # blocked, the machine slept) must not send its calls in flight a second time.
+        dead = [worker_id for worker_id in dead if worker_id != self._worker_id]
         if not dead:
             return
         recovered = await leasing.recover_leases(ctx.database, worker_ids=dead)

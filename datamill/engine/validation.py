@@ -68,9 +68,8 @@ async def validate_batch(context: EngineContext, batch: BatchRecord, *, worker_i
     report = _Report()
     total, model = await _stage(context, batch, report)
     if not report.errors and total:
-        for duplicate in await request_repo.duplicate_custom_ids(
-            db, batch.id, limit=MAX_REPORTED_ERRORS
-        ):
+        # All of them, not the first 100: the report counts the ones it does not list.
+        for duplicate in await request_repo.duplicate_custom_ids(db, batch.id, limit=total):
             report.add(
                 duplicate.line,
                 "duplicate_custom_id",
@@ -199,7 +198,8 @@ def _check_line(
         return None
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        report.add(n, "missing_required_parameter", "body.model is missing", "body.model")
+        problem = "is missing" if model is None else "must be a non-empty string"
+        report.add(n, "missing_required_parameter", f"body.model {problem}", "body.model")
         return None
     required = _REQUIRED_BODY_FIELD[endpoint]
     if required not in body:

@@ -54,7 +54,9 @@ class Worker:
             context, worker_id=self.id, batch_ids=self.options.batch_ids
         )
         self._slots = asyncio.Semaphore(self.options.concurrency)
-        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Keyed by lease (request id, lease number): stale leases put back by the sweep can
+        # come back to this worker while the old call still hangs, and both must be tracked.
+        self._in_flight: dict[tuple[int, int], asyncio.Task[None]] = {}
         self._room = asyncio.Event()
         self._stopping = asyncio.Event()
         self._view = BatchView()
@@ -151,20 +153,27 @@ class Worker:
             if batch is None:
                 await self.ctx.signal.wait(self.options.idle_poll)
                 continue
-            leased = await leasing.lease_requests(
-                self.ctx.database,
-                batch_id=batch.id,
-                worker_id=self.id,
-                limit=min(room, chunk),
-                now=self.ctx.clock.now(),
-            )
+            try:
+                leased = await leasing.lease_requests(
+                    self.ctx.database,
+                    batch_id=batch.id,
+                    worker_id=self.id,
+                    limit=min(room, chunk),
+                    now=self.ctx.clock.now(),
+                )
+            except Exception:
+                # The store is briefly unusable (a restart, a lock): wait, do not stop working.
+                log.exception("worker %s could not lease from batch %s", self.id, batch.id)
+                await self.ctx.signal.wait(self.options.idle_poll)
+                continue
             if not leased:
                 self._drained_until[batch.id] = self.ctx.clock.monotonic() + self.options.idle_poll
                 continue
             self._current_batch = batch.id
             policy = self._policy(batch)
             for request in leased:
-                self._in_flight[request.id] = asyncio.create_task(self._execute(request, policy))
+                lease = (request.id, request.attempts)
+                self._in_flight[lease] = asyncio.create_task(self._execute(request, policy))
 
     def _next_batch(self) -> BatchRecord | None:
         """Round-robin over running batches, skipping those just found empty."""
@@ -188,12 +197,21 @@ class Worker:
     async def _execute(self, request: LeasedRequest, policy: ExecutionPolicy) -> None:
         try:
             result = await self._executor.execute(
-                request, policy, slots=self._slots, closing=self._view.closing.get
+                request, policy, slots=self._slots, closing=self._closing_code
             )
             self._writer.add(result)
         finally:
-            del self._in_flight[request.id]
+            del self._in_flight[(request.id, request.attempts)]
             self._room.set()
+
+    def _closing_code(self, batch_id: str) -> str | None:
+        # Read the view at each check: every sweep replaces it, and a call that started before
+        # a cancel or an expiry must still see it. A batch gone from the view has ended (an
+        # expired one finalizes at once): its requests all have results, so none is sent.
+        view = self._view
+        if batch_id in view.running:
+            return None
+        return view.closing.get(batch_id, "batch_expired")
 
     async def _flushed(self, outcome: RecordOutcome) -> None:
         for tally in outcome.by_batch.values():

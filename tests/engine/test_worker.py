@@ -1,0 +1,71 @@
+"""The worker's lifecycle: it stops when told to, and a store error does not stop it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from datamill.engine.context import WorkSignal
+from datamill.errors import StorageError
+from datamill.storage import leasing
+from tests.conftest import mock_deployment
+from tests.engine.conftest import assert_each_once
+from tests.helpers import chat_line, jsonl, run_batch
+
+
+async def test_a_loop_waiting_on_the_signal_can_be_cancelled_as_it_is_notified():
+    # Worker.stop() notifies the signal, then the shutdown cancels the sweep that waits on it.
+    # The cancel must not be swallowed when it lands as the wait ends (asyncio.wait_for on 3.11
+    # swallowed it, and stop() then hung forever).
+    signal = WorkSignal()
+
+    async def sweep_loop() -> None:
+        while True:
+            await signal.wait(10)
+
+    task = asyncio.create_task(sweep_loop())
+    await asyncio.sleep(0.01)
+    signal.notify()
+    await asyncio.sleep(0)  # the wait's inner task finishes ...
+    task.cancel()  # ... and the cancel arrives in the same turn
+    done, _ = await asyncio.wait([task], timeout=2)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert done, "the loop ignored its cancellation"
+    assert task.cancelled()
+
+
+async def test_signal_wait_times_out_and_wakes_on_notify():
+    signal = WorkSignal()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await signal.wait(0.05)
+    assert loop.time() - start >= 0.04
+    waiter = asyncio.create_task(signal.wait(10))
+    await asyncio.sleep(0.01)
+    signal.notify()
+    await asyncio.wait_for(waiter, timeout=2)
+
+
+async def test_a_store_error_while_leasing_does_not_stop_the_worker(
+    make_runtime, mock_provider, monkeypatch
+):
+    real_lease = leasing.lease_requests
+    failures = 0
+
+    async def lease_after_an_outage(*args, **kwargs):
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise StorageError("the store is not usable: server closed the connection")
+        return await real_lease(*args, **kwargs)
+
+    monkeypatch.setattr(leasing, "lease_requests", lease_after_an_outage)
+    runtime = await make_runtime([mock_deployment(mock_provider)])
+    ids = [f"r{i}" for i in range(10)]
+    batch, outputs, errors = await run_batch(runtime, jsonl(chat_line(i) for i in ids), timeout=60)
+
+    assert failures == 2
+    assert batch.status == "completed"
+    assert_each_once(outputs, errors, ids)
+    assert errors == []
