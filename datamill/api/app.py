@@ -38,7 +38,8 @@ class WorkerSupervisor:
         """None when this process runs no workers."""
         if not self.count:
             return None
-        return all(not task.done() for task in self.tasks)
+        # Workers that were never started (no lifespan, or start failed) are not alive.
+        return len(self.tasks) == self.count and all(not task.done() for task in self.tasks)
 
     async def stop(self) -> None:
         for worker in self.workers:

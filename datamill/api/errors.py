@@ -38,11 +38,13 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     problems = "; ".join(
         f"{_location(tuple(e.get('loc', ()))) or 'body'}: {e.get('msg')}" for e in errors[:5]
     )
+    # The codes OpenAI answers with: a field left out is not a field with a bad value.
+    code = "missing_required_parameter" if first.get("type") == "missing" else "invalid_value"
     if first.get("type") == "json_invalid":
         problems = f"the request body is not valid JSON ({first.get('msg')})"
         param = None
     return JSONResponse(
-        _body(problems, kind="invalid_request_error", param=param, code="invalid_value"),
+        _body(problems, kind="invalid_request_error", param=param, code=code),
         status_code=400,
     )
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.render import file_object
@@ -29,6 +31,12 @@ async def _read_upload(upload: UploadFile) -> AsyncIterator[bytes]:
 
 def _expires_after(form_value: object, anchor: object) -> int | None:
     if form_value is None:
+        if anchor is not None:
+            raise InvalidRequest(
+                "expires_after[seconds] is missing",
+                param="expires_after.seconds",
+                code="missing_required_parameter",
+            )
         return None
     if anchor not in (None, "created_at"):
         raise InvalidRequest(
@@ -40,6 +48,23 @@ def _expires_after(form_value: object, anchor: object) -> int | None:
         raise InvalidRequest(
             "expires_after[seconds] must be an integer", param="expires_after.seconds"
         ) from None
+
+
+async def _parse_form(request: Request) -> FormData:
+    try:
+        return await request.form(max_files=1, max_fields=10)
+    except HTTPException as exc:
+        # Starlette reports a malformed body as a bare 400; name the field at fault.
+        raise InvalidRequest(
+            f"the multipart body could not be read: {exc.detail}", param="file"
+        ) from None
+
+
+def _content_disposition(filename: str) -> str:
+    """An attachment header for any filename: headers are latin-1, filenames are not
+    (RFC 6266: an ASCII fallback plus the UTF-8 ``filename*``)."""
+    fallback = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.post("", response_model=FileObject)
@@ -59,7 +84,8 @@ async def upload_file(request: Request, runtime: RuntimeDep, project_id: Project
             "upload files as multipart/form-data with fields 'file' and 'purpose'",
             param="file",
         )
-    async with request.form(max_files=1, max_fields=10) as form:
+    form = await _parse_form(request)
+    try:
         upload = form.get("file")
         purpose = form.get("purpose")
         if not isinstance(upload, UploadFile):
@@ -80,6 +106,8 @@ async def upload_file(request: Request, runtime: RuntimeDep, project_id: Project
             project_id=project_id,
             expires_after=expires_after,
         )
+    finally:
+        await form.close()
     return file_object(record)
 
 
@@ -126,6 +154,6 @@ async def file_content(
         media_type="application/octet-stream",
         headers={
             "Content-Length": str(record.bytes),
-            "Content-Disposition": f'attachment; filename="{record.filename}"',
+            "Content-Disposition": _content_disposition(record.filename),
         },
     )
