@@ -8,6 +8,7 @@ Secrets are `SecretStr`, resolved from the env var *named* in the configuration.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +27,19 @@ from pydantic import (
 from datamill.errors import ConfigError
 
 ENV_PREFIX = "DATAMILL_"
+
+# The stores datamill runs on, and the async driver each needs.
+_ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "postgres": "asyncpg"}
+_DATABASE_URL = re.compile(r"^(?P<scheme>sqlite|postgresql|postgres)(?:\+(?P<driver>\w+))?://")
+_URL_PASSWORD = re.compile(r"(?P<head>://[^/@:]*:)[^/@]*@")
+
+# Deployment fields datamill sets itself; datamill.toml may not (the key comes from the
+# variable named by api_key_env, so no secret ever sits in a config file).
+_NOT_IN_CONFIG_FILE = {
+    "api_key": "datamill.toml never holds keys; export the key in an environment variable "
+    'and name that variable here, e.g. api_key_env = "GROQ_API_KEY"',
+    "source": "unknown key; check the spelling against docs/configuration.md",
+}
 
 # Well-known keys: their presence registers a pass-through deployment (name, key var, base URL).
 WELL_KNOWN_PROVIDERS: tuple[tuple[str, str, str], ...] = (
@@ -113,7 +127,10 @@ class ConfigFile(BaseModel):
         seen: set[str] = set()
         for deployment in self.deployments:
             if deployment.name in seen:
-                raise ValueError(f"deployment name {deployment.name!r} is used twice")
+                raise ValueError(
+                    f"deployments.{deployment.name}.name: two deployments are named "
+                    f"{deployment.name!r}; give each deployment its own name"
+                )
             seen.add(deployment.name)
         return self
 
@@ -152,11 +169,36 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
     deployments: tuple[DeploymentConfig, ...] = ()
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_supported(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        match = _DATABASE_URL.match(value)
+        if match is None or match["driver"] not in (None, _ASYNC_DRIVERS[match["scheme"]]):
+            raise ValueError(
+                "must be a sqlite:///PATH or postgresql://USER@HOST:PORT/DB URL "
+                "(or unset it for SQLite in DATAMILL_HOME)"
+            )
+        return value
+
+    def __repr_args__(self) -> Any:
+        # A database URL may carry a password: never show it.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                value = _URL_PASSWORD.sub(r"\g<head>***@", value)
+            yield name, value
+
     @property
     def resolved_database_url(self) -> str:
-        if self.database_url:
+        """The SQLAlchemy URL, with the async driver datamill uses for its store."""
+        if not self.database_url:
+            return f"sqlite+aiosqlite:///{(self.home / 'datamill.db').resolve()}"
+        match = _DATABASE_URL.match(self.database_url)
+        if match is None or match["driver"]:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.home / 'datamill.db').resolve()}"
+        scheme = "sqlite" if match["scheme"] == "sqlite" else "postgresql"
+        return f"{scheme}+{_ASYNC_DRIVERS[scheme]}{self.database_url[match.end('scheme') :]}"
 
     @property
     def uses_sqlite(self) -> bool:
@@ -222,15 +264,40 @@ def _deployments_from_file(settings: Settings, env: Mapping[str, str]) -> list[D
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    entries = raw.get("deployments")
+    entries = entries if isinstance(entries, list) else []
+    _reject_internal_keys(entries, path)
     try:
         parsed = ConfigFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc)}") from None
+        raise ConfigError(f"{path}: {_describe(exc, entries=entries)}") from None
     return [_with_key(deployment, env, path) for deployment in parsed.deployments]
 
 
+def _deployment_key(entries: list[Any], index: int) -> str:
+    """How messages name deployment ``index``: by its name when it has a usable one."""
+    entry = entries[index] if 0 <= index < len(entries) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if isinstance(name, str) and name:
+        return f"deployments.{name}"
+    return f"deployments[{index}]"
+
+
+def _reject_internal_keys(entries: list[Any], path: Path) -> None:
+    problems = [
+        f"{_deployment_key(entries, index)}.{key}: {_NOT_IN_CONFIG_FILE[key]}"
+        for index, entry in enumerate(entries)
+        if isinstance(entry, dict)
+        for key in entry
+        if key in _NOT_IN_CONFIG_FILE
+    ]
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
+
+
 def _with_key(deployment: DeploymentConfig, env: Mapping[str, str], path: Path) -> DeploymentConfig:
-    if deployment.provider != "sim" and deployment.base_url is None:
+    # Only `openai` needs an address from the file; `sim` and plugins check their own options.
+    if deployment.provider == "openai" and deployment.base_url is None:
         raise ConfigError(
             f"{path}: deployments.{deployment.name}.base_url is missing; "
             'set the provider\'s API address, e.g. base_url = "https://api.groq.com/openai/v1"'
@@ -254,6 +321,11 @@ def _deployments_from_env(env: Mapping[str, str]) -> list[DeploymentConfig]:
         base_url = env.get("OPENAI_BASE_URL") if name == "openai" else None
         if not key and not base_url:
             continue
+        if base_url and not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                "OPENAI_BASE_URL must start with http:// or https:// "
+                '(for example "http://127.0.0.1:8080/v1"); fix it or unset it'
+            )
         found.append(
             DeploymentConfig(
                 name=name,
@@ -267,16 +339,31 @@ def _deployments_from_env(env: Mapping[str, str]) -> list[DeploymentConfig]:
     return found
 
 
-def _describe(exc: ValidationError, *, prefix: str = "", upper: bool = False) -> str:
-    """Turn pydantic's errors into 'key: problem' lines a user can act on."""
+def _describe(
+    exc: ValidationError,
+    *,
+    prefix: str = "",
+    upper: bool = False,
+    entries: list[Any] | None = None,
+) -> str:
+    """Turn pydantic's errors into 'key: problem' lines a user can act on. Never the input
+    value: it could be a secret."""
     lines = []
     for error in exc.errors():
         parts = [str(p) for p in error["loc"]]
-        key = ".".join(parts) if parts else "(top level)"
-        if upper:
-            key = prefix + key.upper()
+        if entries is not None and len(parts) >= 2 and parts[0] == "deployments":
+            # Name the deployment as the file does, not by its position in a list.
+            parts[:2] = [_deployment_key(entries, int(parts[1]))]
         message = error["msg"]
+        if error["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key; check the spelling against docs/configuration.md"
+        if not parts:
+            lines.append(message)  # a whole-file check; the message names its key
+            continue
+        key = ".".join(parts)
+        if upper:
+            key = prefix + key.upper()
         lines.append(f"{key}: {message}")
     return "; ".join(lines)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from pydantic import ValidationError
 
 from datamill.api.render import batch_object
 from datamill.cli.common import ExitCode, console, run_async, settings_from_env, stdout
@@ -46,25 +46,36 @@ def submit(
 ) -> None:
     """Upload FILE and create a batch; a running serve or worker executes it."""
     settings = settings_from_env()
-    chosen = detect_endpoint(file, endpoint)
-    pairs = dict(item.split("=", 1) for item in metadata or [] if "=" in item)
-    raise typer.Exit(int(run_async(_submit(settings, file, chosen, pairs or None, wait))))
+    request = _batch_request(detect_endpoint(file, endpoint), metadata)
+    raise typer.Exit(int(run_async(_submit(settings, file, request, wait))))
 
 
-async def _submit(
-    settings: Settings, file: Path, endpoint: str, metadata: dict[str, str] | None, wait: bool
-) -> ExitCode:
+def _batch_request(endpoint: str, metadata: list[str] | None) -> BatchCreate:
+    """The batch to create, checked before anything is uploaded (the file id comes later)."""
+    pairs: dict[str, str] = {}
+    for item in metadata or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not key=value", param_hint="--metadata")
+        pairs[key] = value
+    try:
+        return BatchCreate(
+            input_file_id="pending-upload",
+            endpoint=endpoint,
+            completion_window="24h",
+            metadata=pairs or None,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise typer.BadParameter(problems, param_hint="--metadata") from None
+
+
+async def _submit(settings: Settings, file: Path, request: BatchCreate, wait: bool) -> ExitCode:
     runtime = await _open(settings)
     try:
         record = await runtime.files.upload(read_file(file), filename=file.name, purpose="batch")
-        batch = await runtime.batches.create(
-            BatchCreate(
-                input_file_id=record.id,
-                endpoint=endpoint,
-                completion_window="24h",
-                metadata=metadata,
-            )
-        )
+        request = request.model_copy(update={"input_file_id": record.id})
+        batch = await runtime.batches.create(request)
         stdout.print(batch.id)
         counts = await runtime.operations.counts()
         if not counts["live_workers"]:
@@ -126,9 +137,11 @@ def list_batches(limit: Annotated[int, typer.Option(min=1, max=100)] = 20) -> No
             records, _ = await runtime.batches.list(limit=limit)
         finally:
             await runtime.close()
-        table = Table("id", "status", "endpoint", "done", "failed", "total")
-        for b in records:
-            table.add_row(
+        # Plain aligned columns, never shortened (even in a pipe): ids are what the other
+        # commands take, and scripts can cut them out.
+        rows = [("id", "status", "endpoint", "done", "failed", "total")]
+        rows += [
+            (
                 b.id,
                 b.status,
                 b.endpoint,
@@ -136,7 +149,15 @@ def list_batches(limit: Annotated[int, typer.Option(min=1, max=100)] = 20) -> No
                 str(b.failed_count),
                 str(b.total_count),
             )
-        stdout.print(table)
+            for b in records
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            cells = [
+                cell.ljust(w) if i < 3 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ]
+            stdout.print("  ".join(cells).rstrip(), markup=False)
 
     run_async(main())
 

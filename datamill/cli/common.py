@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from enum import IntEnum
 from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from datamill.errors import ApiError, ConfigError, StorageError
 from datamill.settings import Settings, load_settings
 
 T = TypeVar("T")
 
-console = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False)
+# Soft wrap: a line piped to a file or a log stays one line, so it can be grepped and parsed.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
 
 
 class ExitCode(IntEnum):
@@ -34,9 +36,10 @@ class ExitCode(IntEnum):
 def fail(
     message: str, *, hint: str | None = None, code: ExitCode = ExitCode.could_not_run
 ) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}")
+    # Escaped: messages quote user input and paths, where "[...]" is not markup.
+    console.print(f"[bold red]error:[/] {escape(message)}")
     if hint:
-        console.print(f"[dim]{hint}[/]")
+        console.print(f"[dim]{escape(hint)}[/]")
     raise typer.Exit(int(code))
 
 
@@ -53,6 +56,10 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if level != "debug":
+        # Alembic logs two INFO lines each time the schema revision is read: on every start
+        # and on every /readyz probe.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:
@@ -60,11 +67,12 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
 
-        runner = uvloop.run
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        runner = asyncio.run
+        loop_factory = None
     try:
-        return runner(main)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(main)
     except ConfigError as exc:
         fail(str(exc))
     except StorageError as exc:

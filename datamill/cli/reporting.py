@@ -7,6 +7,7 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.markup import escape
 
 from datamill.cli.common import ExitCode, console
 from datamill.protocol.batches import BATCH_ENDPOINTS, BatchStatus
@@ -55,4 +56,5 @@ def print_validation_errors(batch: BatchRecord, limit: int = 20) -> None:
     console.print(f"[bold red]batch {batch.id} failed validation[/]; nothing was sent:")
     for error in (batch.errors or [])[:limit]:
         where = f"line {error['line']}" if error.get("line") else "file"
-        console.print(f"  {where}: [{error['code']}] {error['message']}")
+        # Escaped: "[code]" would otherwise be read as rich markup and vanish.
+        console.print(escape(f"  {where}: [{error['code']}] {error['message']}"))

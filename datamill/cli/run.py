@@ -8,6 +8,7 @@ only what had not finished. OUTPUT is written atomically at the end, each custom
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +26,7 @@ from datamill.cli.reporting import (
     summary,
 )
 from datamill.engine.worker import WorkerOptions
+from datamill.errors import Conflict
 from datamill.protocol.batches import BatchCreate, BatchOptions, BatchStatus
 from datamill.runtime import Runtime
 from datamill.settings import Settings
@@ -53,7 +55,11 @@ def run(
     settings = settings_from_env(concurrency=concurrency, max_retries=max_retries)
     configure_logging("warning" if settings.log_level == "info" else settings.log_level)
     chosen = detect_endpoint(input, endpoint)
-    code = run_async(_run(settings, input, output, errors, chosen, timeout, fresh))
+    try:
+        code = run_async(_run(settings, input, output, errors, chosen, timeout, fresh))
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, the leases recover
+        console.print("[yellow]interrupted[/]: run the same command again to resume")
+        code = ExitCode.interrupted
     raise typer.Exit(int(code))
 
 
@@ -99,14 +105,27 @@ async def _find_or_create(
     fresh: bool,
 ) -> BatchRecord:
     key = f"run:{endpoint}:{sha256_of(input)}"
-    if fresh:
-        await runtime.batches.forget_key(key)
     existing = await runtime.batches.find_by_key(key)
+    # Failed validation sent nothing, and its cause may have been the configuration (a model
+    # no deployment served), so it is validated again rather than its verdict repeated.
+    if existing is not None and (fresh or existing.status == BatchStatus.failed):
+        if not BatchStatus(existing.status).terminal:
+            # Left running, the old batch would be executed by the next `serve` on this store.
+            with contextlib.suppress(Conflict):  # finalizing: nothing is left to send
+                await runtime.batches.cancel(existing.id)
+        await runtime.batches.forget_key(key)
+        existing = None
     if existing is not None:
-        done = existing.completed_count + existing.failed_count
-        console.print(
-            f"resuming {existing.id} ({existing.status}, {done} of {existing.total_count} done)"
-        )
+        if BatchStatus(existing.status).terminal:
+            console.print(
+                f"{existing.id} already ran on this input ({existing.status}); writing its "
+                "results again (--fresh runs the input again)"
+            )
+        else:
+            done = existing.completed_count + existing.failed_count
+            console.print(
+                f"resuming {existing.id} ({existing.status}, {done} of {existing.total_count} done)"
+            )
         return existing
     record = await runtime.files.upload(read_file(input), filename=input.name, purpose="batch")
     options = BatchOptions(max_retries=settings.max_retries, timeout=timeout)

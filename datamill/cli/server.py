@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +14,9 @@ from datamill.cli.common import configure_logging, console, run_async, settings_
 from datamill.runtime import Runtime
 from datamill.settings import Settings
 from datamill.storage import migrate as migrations
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def describe_deployments(settings: Settings) -> list[str]:
@@ -53,6 +57,24 @@ def serve(
     run_async(_serve(settings))
 
 
+def _uvicorn_server(config: uvicorn.Config) -> uvicorn.Server:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that a stop asked for with SIGTERM or Ctrl-C ends the
+        process normally once shut down. uvicorn raises the signal again instead, which kills
+        the process (status -15) or interrupts closing the store (a KeyboardInterrupt)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # uvicorn's own, without recording the signal to raise it again.
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    return Server(config)
+
+
 async def _serve(settings: Settings) -> None:
     import uvicorn
 
@@ -69,7 +91,7 @@ async def _serve(settings: Settings) -> None:
             access_log=False,
             lifespan="on",
         )
-        server = uvicorn.Server(config)
+        server = _uvicorn_server(config)
         print_banner(
             settings,
             runtime,
