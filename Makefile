@@ -2,10 +2,11 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install postgres clean
 
+# The virtualenv, reinstalled whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -17,7 +18,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/datamill serve
 
-test: $(STAMP)
+# The suite starts its own throwaway PostgreSQL; it only needs the server binaries.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing PostgreSQL server binaries (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else \
+	    echo "PostgreSQL server binaries (initdb, pg_ctl) are missing: install PostgreSQL 15+"; \
+	  fi; }
+
+test: $(STAMP) postgres
 	$(BIN)/pytest
 
 lint: $(STAMP)

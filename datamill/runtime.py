@@ -62,11 +62,11 @@ class Runtime:
                 raise StorageError(
                     "the store's schema is not current; run `datamill migrate` first"
                 )
+            http = HttpPool()
+            router = build_router(settings, http, clock)
         except BaseException:
             await database.dispose()
             raise
-        http = HttpPool()
-        router = build_router(settings, http, clock)
         return cls(settings, database, clock, http, router)
 
     def new_worker(self, options: WorkerOptions | None = None) -> Worker:

@@ -206,8 +206,8 @@ class Settings(BaseModel):
 
     @property
     def simulated(self) -> bool:
-        """True when the only deployment is the built-in simulator."""
-        return all(d.source == "builtin" for d in self.deployments)
+        """True when every answer comes from the `sim` provider (built in or configured)."""
+        return all(d.provider == "sim" for d in self.deployments)
 
 
 # Settings fields read from the environment, with how to parse them.

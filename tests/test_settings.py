@@ -426,6 +426,18 @@ def test_a_configured_deployment_replaces_the_simulator(tmp_path: Path):
     assert not settings.simulated
 
 
+def test_configured_sim_deployments_are_simulated(tmp_path: Path):
+    write_config(
+        tmp_path / "datamill.toml",
+        [{"name": "fast", "provider": "sim"}, {"name": "slow", "provider": "sim", "alias": "s"}],
+    )
+
+    settings = load()
+
+    assert [d.source for d in settings.deployments] == ["config", "config"]
+    assert settings.simulated
+
+
 # -- secrets --------------------------------------------------------------------------------
 
 

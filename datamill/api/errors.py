@@ -25,6 +25,11 @@ def _location(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
+def _message(error: Any) -> str:
+    # pydantic prefixes messages from our own validators; the prefix tells a client nothing.
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 async def api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return JSONResponse(exc.to_body(), status_code=exc.status_code)
@@ -36,7 +41,7 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
     param = _location(tuple(first.get("loc", ())))
     problems = "; ".join(
-        f"{_location(tuple(e.get('loc', ()))) or 'body'}: {e.get('msg')}" for e in errors[:5]
+        f"{_location(tuple(e.get('loc', ()))) or 'body'}: {_message(e)}" for e in errors[:5]
     )
     # The codes OpenAI answers with: a field left out is not a field with a bad value.
     code = "missing_required_parameter" if first.get("type") == "missing" else "invalid_value"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import orjson
@@ -21,6 +21,7 @@ from datamill.engine.retry import backoff_delay
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens
 from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse
+from datamill.scheduler.limits import AdjustableLimit
 from datamill.scheduler.router import Route, Router
 from datamill.storage.records import LeasedRequest, RequestResult
 
@@ -38,6 +39,8 @@ class ExecutionPolicy:
 
 # Returns the closing code ("batch_cancelled", "batch_expired") once a batch stops running.
 BatchCheck = Callable[[str], str | None]
+# Returns once the result is durably recorded.
+Recorder = Callable[[RequestResult], Awaitable[None]]
 
 _CLOSING_MESSAGES = {
     "batch_cancelled": "The batch was cancelled before this request was sent.",
@@ -56,14 +59,21 @@ class RequestExecutor:
         request: LeasedRequest,
         policy: ExecutionPolicy,
         *,
-        slots: asyncio.Semaphore,
+        slots: AdjustableLimit,
         closing: BatchCheck,
-    ) -> RequestResult:
+        record: Recorder,
+    ) -> None:
+        """Run ``request`` to its one final result and ``record`` it.
+
+        A call holds one of ``slots`` from before it is sent until its result is recorded,
+        so calls sent plus answers not yet stored never exceed the slots: after a crash the
+        provider sees at most that many requests again."""
         try:
             body = orjson.loads(request.body)
             model = body["model"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return self._failure(request, None, _bad_body(), tries=0)
+            await record(self._failure(request, None, _bad_body(), tries=0))
+            return
         route = self._router.route(str(model), policy.endpoint)
         if route is None:
             error = ProviderError(
@@ -71,7 +81,8 @@ class RequestExecutor:
                 f"No deployment serves model {model!r} on {policy.endpoint.value}; "
                 "add one to datamill.toml or fix the model name",
             )
-            return self._failure(request, None, error, tries=0)
+            await record(self._failure(request, None, error, tries=0))
+            return
         call = self._build_call(request, body, route, policy)
         tokens = sum(estimate_request_tokens(body))
         tries = 0
@@ -79,23 +90,38 @@ class RequestExecutor:
         while True:
             code = closing(request.batch_id)
             if code is not None:
-                return self._closed(request, code, tries)
-            async with slots:
+                await record(self._closed(request, code, tries))
+                return
+            await slots.acquire()
+            try:
                 # Again once a slot is free: a request that queued for one while its batch was
                 # cancelled or expired must not be sent.
                 code = closing(request.batch_id)
                 if code is not None:
-                    return self._closed(request, code, tries)
+                    await record(self._closed(request, code, tries))
+                    return
                 tries += 1
-                outcome = await self._call_once(route, call, tokens)
-            if isinstance(outcome, ProviderResponse):
-                return self._success(request, route, outcome, tries)
-            # A 429 says "later", not "failed": like a wait at an open circuit, it spends no
-            # retry. The batch's completion window bounds how long a request keeps waiting.
-            if outcome.category is not ErrorCategory.rate_limited:
-                failures += 1
-            if not outcome.category.retryable or failures > policy.max_retries:
-                return self._failure(request, route, outcome, tries=tries)
+                outcome = await self._call_once(
+                    route, call, tokens, ready=lambda: closing(request.batch_id) is None
+                )
+                if outcome is None:
+                    # Cancelled or expired while the gate held the call (an open circuit,
+                    # a Retry-After pause): it was never sent.
+                    code = closing(request.batch_id) or "batch_cancelled"
+                    await record(self._closed(request, code, tries - 1))
+                    return
+                if isinstance(outcome, ProviderResponse):
+                    await record(self._success(request, route, outcome, tries))
+                    return
+                # A 429 says "later", not "failed": like a wait at an open circuit, it spends
+                # no retry. The batch's completion window bounds how long a request waits.
+                if outcome.category is not ErrorCategory.rate_limited:
+                    failures += 1
+                if not outcome.category.retryable or failures > policy.max_retries:
+                    await record(self._failure(request, route, outcome, tries=tries))
+                    return
+            finally:
+                slots.release()
             await self._clock.sleep(
                 backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng)
             )
@@ -109,10 +135,15 @@ class RequestExecutor:
         return ProviderCall(policy.endpoint, {**body, "model": route.upstream_model}, timeout)
 
     async def _call_once(
-        self, route: Route, call: ProviderCall, tokens: int
-    ) -> ProviderResponse | ProviderError:
+        self, route: Route, call: ProviderCall, tokens: int, *, ready: Callable[[], bool]
+    ) -> ProviderResponse | ProviderError | None:
+        """One call through the deployment's gate; None when ``ready()`` turned false while
+        the gate held it (then nothing was sent)."""
         gate = route.handle.gate
         permit = await gate.acquire(tokens)
+        if not ready():
+            gate.abandon(permit)
+            return None
         provider = route.handle.provider
         try:
             async with asyncio.timeout(call.timeout):
@@ -120,9 +151,9 @@ class RequestExecutor:
                     response = await provider.embed(call)
                 else:
                     response = await provider.complete(call)
-        except ProviderError as error:
-            gate.release(permit, error=error)
-            return error
+        except ProviderError as failure:
+            gate.release(permit, error=failure)
+            return failure
         except TimeoutError:
             error = ProviderError(
                 ErrorCategory.timeout, f"no answer from {route.handle.name} in {call.timeout:g} s"

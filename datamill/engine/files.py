@@ -50,7 +50,7 @@ class FileService:
         if expires_after is not None and not 3600 <= expires_after <= 2_592_000:
             raise InvalidRequest(
                 "expires_after.seconds must be between 3600 and 2592000",
-                param="expires_after",
+                param="expires_after.seconds",
                 code="invalid_value",
             )
         settings = self._settings

@@ -120,6 +120,8 @@ async def _write_file(
     if lines == 0:
         await blobs.delete(file_id)
         return None
+    now = clock.now()
+    lifetime = (batch.options or {}).get("output_expires_after")
     return FileRecord(
         id=file_id,
         project_id=batch.project_id,
@@ -129,6 +131,6 @@ async def _write_file(
         lines=lines,
         sha256=None,
         status="processed",
-        created_at=clock.now(),
-        expires_at=None,
+        created_at=now,
+        expires_at=now + float(lifetime) if lifetime else None,
     )

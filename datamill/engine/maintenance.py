@@ -13,12 +13,14 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from datamill.engine.context import EngineContext
 from datamill.engine.finalize import finalize_batch
 from datamill.engine.validation import validate_batch
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
+from datamill.storage import files as file_repo
 from datamill.storage import leasing
 from datamill.storage import requests as request_repo
 from datamill.storage import workers as worker_repo
@@ -27,6 +29,7 @@ from datamill.storage.records import BatchRecord
 log = logging.getLogger("datamill.engine")
 
 S = BatchStatus
+_RETENTION_INTERVAL = 60.0  # seconds between two looks for expired files
 _WATCHED = (S.validating, S.in_progress, S.cancelling, S.finalizing)
 
 
@@ -52,6 +55,7 @@ class Maintenance:
         self._batch_ids = batch_ids
         self._host = socket.gethostname()
         self._jobs: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._next_retention = 0.0
 
     async def sweep(self) -> BatchView:
         """One pass; returns the batches this worker may lease from."""
@@ -63,7 +67,7 @@ class Maintenance:
         for batch in records:
             status = S(batch.status)
             if status is S.validating and batch.claimed_by is None:
-                self._spawn("validate", batch, lambda b=batch: self._validate(b))
+                self._spawn("validate", batch, partial(self._validate, batch))
             elif status is S.in_progress:
                 if batch.expires_at is not None and batch.expires_at <= now:
                     if await request_repo.expire_batch(ctx.database, batch.id, now=now):
@@ -79,6 +83,9 @@ class Maintenance:
                 view.closing[batch.id] = "batch_expired"
         await self.finalize_ready()
         await self._unstick(now)
+        if ctx.clock.monotonic() >= self._next_retention:
+            self._next_retention = ctx.clock.monotonic() + _RETENTION_INTERVAL
+            await self._delete_expired_files(now)
         return view
 
     async def finalize_ready(self, batch_ids: list[str] | None = None) -> None:
@@ -90,25 +97,40 @@ class Maintenance:
                 continue
             batch = await batch_repo.get_batch(self._ctx.database, batch_id)
             if batch is not None:
-                self._spawn("finalize", batch, lambda b=batch: self._finalize(b))
+                self._spawn("finalize", batch, partial(self._finalize, batch))
 
     def _ids(self) -> list[str] | None:
         return sorted(self._batch_ids) if self._batch_ids is not None else None
 
     async def _take_over_dead_workers(self, now: float) -> None:
         ctx = self._ctx
-        dead = await worker_repo.declare_dead_workers(
-            ctx.database, now=now, ttl=ctx.settings.worker_ttl, host=self._host
-        )
         # This worker is sweeping, so it lives: a stale heartbeat of its own (the loop was
         # blocked, the machine slept) must not send its calls in flight a second time.
-        dead = [worker_id for worker_id in dead if worker_id != self._worker_id]
+        dead = await worker_repo.declare_dead_workers(
+            ctx.database,
+            now=now,
+            ttl=ctx.settings.worker_ttl,
+            host=self._host,
+            caller=self._worker_id,
+        )
         if not dead:
             return
         recovered = await leasing.recover_leases(ctx.database, worker_ids=dead)
         await batch_repo.release_claims(ctx.database, dead)
         log.warning("took over from dead workers %s: %d requests back", ", ".join(dead), recovered)
         ctx.signal.notify()
+
+    async def _delete_expired_files(self, now: float) -> None:
+        """Files past their ``expires_at`` are already invisible; free their rows and blobs.
+        Rows go first: a crash in between leaves an unreachable blob, never a broken file."""
+        ctx = self._ctx
+        expired = await file_repo.expired_file_ids(ctx.database, now=now, limit=100)
+        if not expired:
+            return
+        await file_repo.delete_files(ctx.database, expired)
+        for file_id in expired:
+            await ctx.blobs.delete(file_id)
+        log.info("deleted %d expired files", len(expired))
 
     async def _unstick(self, now: float) -> None:
         ctx = self._ctx

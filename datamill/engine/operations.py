@@ -82,7 +82,7 @@ class OperationsService:
 
     async def counts(self) -> dict[str, Any]:
         async with self._ctx.database.read() as conn:
-            by_status = dict(
+            by_status: dict[str, int] = dict(
                 (
                     await conn.execute(
                         select(batches.c.status, func.count()).group_by(batches.c.status)

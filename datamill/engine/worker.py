@@ -23,6 +23,7 @@ from datamill.engine.maintenance import BatchView, Maintenance
 from datamill.engine.writer import ResultWriter
 from datamill.ids import new_worker_id
 from datamill.providers.base import Endpoint
+from datamill.scheduler.limits import AdjustableLimit
 from datamill.storage import leasing
 from datamill.storage import workers as worker_repo
 from datamill.storage.records import BatchRecord, LeasedRequest, WorkerRecord
@@ -49,11 +50,18 @@ class Worker:
         self.options = options or WorkerOptions()
         self.id = new_worker_id()
         self._executor = RequestExecutor(context.router, context.clock)
-        self._writer = ResultWriter(context.database, context.clock, on_flush=self._flushed)
+        # Flush at a quarter of the slots: transactions stay large under load while calls
+        # wait for their commit only briefly (they hold their slot until it is done).
+        self._writer = ResultWriter(
+            context.database,
+            context.clock,
+            flush_size=max(1, self.options.concurrency // 4),
+            on_flush=self._flushed,
+        )
         self._maintenance = Maintenance(
             context, worker_id=self.id, batch_ids=self.options.batch_ids
         )
-        self._slots = asyncio.Semaphore(self.options.concurrency)
+        self._slots = AdjustableLimit(self.options.concurrency)
         # Keyed by lease (request id, lease number): stale leases put back by the sweep can
         # come back to this worker while the old call still hangs, and both must be tracked.
         self._in_flight: dict[tuple[int, int], asyncio.Task[None]] = {}
@@ -196,10 +204,13 @@ class Worker:
 
     async def _execute(self, request: LeasedRequest, policy: ExecutionPolicy) -> None:
         try:
-            result = await self._executor.execute(
-                request, policy, slots=self._slots, closing=self._closing_code
+            await self._executor.execute(
+                request,
+                policy,
+                slots=self._slots,
+                closing=self._closing_code,
+                record=self._writer.record,
             )
-            self._writer.add(result)
         finally:
             del self._in_flight[(request.id, request.attempts)]
             self._room.set()

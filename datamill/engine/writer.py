@@ -1,9 +1,16 @@
-"""Buffering results and recording them in batched transactions.
+"""Recording results durably, many per transaction (group commit).
 
-SQLite has one writer, so the hot path writes many results per transaction: a flush happens
-when `flush_size` results wait or `flush_interval` seconds after the first one arrived. A
-flush that fails (the store is briefly unavailable) keeps its results and tries again; a
-result is never dropped, and recording is idempotent, so trying again is safe.
+`record()` returns once its result is committed. Results arriving while a flush runs wait for
+the next one, so transactions grow with the load: one result each when the engine is quiet,
+hundreds when it is busy. A flush starts when `flush_size` results wait, or `max_delay`
+seconds after the first of them arrived.
+
+Callers hold a request's concurrency slot until `record()` returns, so the answers the store
+does not hold yet are never more than the calls the worker may have in flight: that bounds
+what a crash can make the provider see twice.
+
+A flush that fails (the store is briefly unavailable) keeps its results and tries again;
+recording is idempotent, so trying again is safe, and no result is ever dropped.
 """
 
 from __future__ import annotations
@@ -28,40 +35,41 @@ class ResultWriter:
         database: Database,
         clock: Clock,
         *,
-        flush_size: int = 512,
-        flush_interval: float = 0.05,
+        flush_size: int = 256,
+        max_delay: float = 0.005,
         on_flush: FlushListener | None = None,
     ) -> None:
         self._db = database
         self._clock = clock
-        self._flush_size = flush_size
-        self._flush_interval = flush_interval
+        self._flush_size = max(1, flush_size)
+        self._max_delay = max_delay
         self._on_flush = on_flush
         self._buffer: list[RequestResult] = []
+        self._waiters: list[asyncio.Future[None]] = []
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._closing = False
         self.recorded = 0
         self.duplicates = 0
 
-    def add(self, result: RequestResult) -> None:
+    async def record(self, result: RequestResult) -> None:
+        """Return once ``result`` is committed. Cancelling the caller does not withdraw it."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buffer.append(result)
-        self._idle.clear()
+        self._waiters.append(done)
         self._arrived.set()
         if len(self._buffer) >= self._flush_size:
             self._full.set()
+        await asyncio.shield(done)
 
     @property
     def pending(self) -> int:
         return len(self._buffer)
 
     async def run(self) -> None:
-        """Flush until `close` is called and the buffer is empty."""
+        """Flush until `close` is called and nothing is left to record."""
         while True:
             if not self._buffer:
-                self._idle.set()
                 if self._closing:
                     return
                 self._arrived.clear()
@@ -69,13 +77,15 @@ class ResultWriter:
                 continue
             if len(self._buffer) < self._flush_size and not self._closing:
                 try:
-                    await asyncio.wait_for(self._full.wait(), timeout=self._flush_interval)
+                    async with asyncio.timeout(self._max_delay):
+                        await self._full.wait()
                 except TimeoutError:
                     pass
             await self._flush()
 
     async def _flush(self) -> None:
         batch, self._buffer = self._buffer, []
+        waiters, self._waiters = self._waiters, []
         self._full.clear()
         delay = 0.05
         while True:
@@ -86,6 +96,9 @@ class ResultWriter:
                 log.exception("recording %d results failed; retrying in %.2f s", len(batch), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         self.recorded += outcome.accepted
         self.duplicates += outcome.duplicates
         if self._on_flush is not None:
@@ -94,12 +107,8 @@ class ResultWriter:
             except Exception:
                 log.exception("flush listener failed")
 
-    async def drained(self) -> None:
-        """Wait until every result added so far is recorded."""
-        await self._idle.wait()
-
     def close(self) -> None:
-        """Flush what is buffered, then stop."""
+        """Flush what is waiting, then stop."""
         self._closing = True
         self._arrived.set()
         self._full.set()

@@ -67,7 +67,7 @@ class OpenAIProvider:
             body=body,
             usage=usage_from_body(parsed),
             request_id=answer.headers.get("x-request-id")
-            or (parsed.get("id") if isinstance(parsed, dict) else None)
+            or _body_id(parsed)
             or new_provider_request_id(),
             status_code=answer.status,
             rate_limits=rate_limit_hints(answer.headers),
@@ -75,6 +75,11 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def _body_id(parsed: Any) -> str | None:
+    value = parsed.get("id") if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def usage_from_body(parsed: Any) -> Usage:

@@ -21,7 +21,8 @@ from datamill.settings import DeploymentConfig
 
 _DECREASE = 0.7
 _MIN_RATE_FACTOR = 0.05
-_MAX_PAUSE = 300.0
+# The longest server hint (Retry-After) obeyed; a longer one is treated as this long.
+MAX_PAUSE = 300.0
 
 
 @dataclass(slots=True)
@@ -127,7 +128,7 @@ class DeploymentGate:
     def _on_rate_limited(self, retry_after: float | None) -> None:
         now = self._clock.monotonic()
         if retry_after:
-            self.paused_until = max(self.paused_until, now + min(retry_after, _MAX_PAUSE))
+            self.paused_until = max(self.paused_until, now + min(retry_after, MAX_PAUSE))
         if now - self._last_decrease < 1.0:
             return
         self._last_decrease = now

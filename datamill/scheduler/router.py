@@ -1,9 +1,9 @@
 """Which deployment serves a model name.
 
-In order: a deployment whose alias (or upstream model) is the name; ``<deployment>/<model>``
-addressing a pass-through deployment by name; else the first pass-through deployment that
-supports the endpoint. Weights and fallbacks across several deployments come with model
-aliases (a later issue).
+In order: a deployment whose alias is the name (the alias defaults to the deployment's
+upstream model); ``<deployment>/<model>`` addressing a pass-through deployment by name; else
+the first pass-through deployment that supports the endpoint. Weights and fallbacks across
+several deployments come with model aliases (a later issue).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datamill.providers.base import Endpoint, Provider
 from datamill.scheduler.gate import DeploymentGate
 from datamill.settings import DeploymentConfig
+
+_CACHE_SIZE = 4096
 
 
 @dataclass(slots=True)
@@ -48,6 +50,9 @@ class Router:
     def route(self, model: str, endpoint: Endpoint) -> Route | None:
         key = (model, endpoint)
         if key not in self._cache:
+            if len(self._cache) >= _CACHE_SIZE:
+                # Pass-through model names come from clients: never let them grow memory.
+                self._cache.clear()
             self._cache[key] = self._resolve(model, endpoint)
         return self._cache[key]
 

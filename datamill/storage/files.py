@@ -76,3 +76,24 @@ async def delete_file(database: Database, file_id: str, *, project_id: str) -> b
             delete(files).where(files.c.id == file_id, files.c.project_id == project_id)
         )
     return bool(result.rowcount)
+
+
+async def expired_file_ids(database: Database, *, now: float, limit: int) -> list[str]:
+    """Files whose ``expires_at`` has passed, oldest first, across all projects."""
+    async with database.read() as conn:
+        rows = await conn.execute(
+            select(files.c.id)
+            .where(files.c.expires_at.is_not(None), files.c.expires_at <= now)
+            .order_by(files.c.expires_at)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+
+async def delete_files(database: Database, file_ids: list[str]) -> int:
+    """Delete file rows by id, whatever their project (retention)."""
+    if not file_ids:
+        return 0
+    async with database.write() as conn:
+        result = await conn.execute(delete(files).where(files.c.id.in_(file_ids)))
+    return int(result.rowcount or 0)

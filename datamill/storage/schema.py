@@ -82,6 +82,7 @@ files = Table(
     Column("expires_at", Float, nullable=True),
     Index(None, "project_id", "purpose", "seq"),
     Index(None, "sha256"),
+    Index(None, "expires_at"),
 )
 
 batches = Table(

@@ -78,9 +78,12 @@ async def list_workers(database: Database, *, include_stopped: bool = True) -> l
 
 
 async def declare_dead_workers(
-    database: Database, *, now: float, ttl: float, host: str
+    database: Database, *, now: float, ttl: float, host: str, caller: str | None = None
 ) -> list[str]:
-    """Mark running workers whose heartbeat is too old (or whose local process is gone) dead."""
+    """Mark running workers whose heartbeat is too old (or whose local process is gone) dead.
+
+    The ``caller`` is alive by definition, whatever its last heartbeat says (its event loop
+    may have been blocked, or the machine asleep): it is never declared dead."""
     async with database.read() as conn:
         rows = (
             await conn.execute(
@@ -92,7 +95,8 @@ async def declare_dead_workers(
     dead = [
         row.id
         for row in rows
-        if row.heartbeat_at < now - ttl or (row.host == host and not _process_alive(row.pid))
+        if row.id != caller
+        and (row.heartbeat_at < now - ttl or (row.host == host and not _process_alive(row.pid)))
     ]
     if dead:
         await _mark_dead(database, dead, now=now)

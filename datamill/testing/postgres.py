@@ -19,6 +19,24 @@ class PostgresUnavailable(RuntimeError):
     """PostgreSQL binaries are missing or the server would not start."""
 
 
+def find_tool(name: str) -> str:
+    """The absolute path of a PostgreSQL server tool: on PATH, or in Debian's versioned
+    directories (``/usr/lib/postgresql/<version>/bin``), newest version first."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+        reverse=True,
+    )
+    if candidates:
+        return str(candidates[0])
+    raise PostgresUnavailable(
+        f"{name} not found; install PostgreSQL (Debian: apt-get install -y postgresql)"
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -45,16 +63,14 @@ class TemporaryPostgres:
         return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
     def start(self) -> TemporaryPostgres:
-        for tool in ("initdb", "pg_ctl"):
-            if shutil.which(tool) is None:
-                raise PostgresUnavailable(f"{tool} is not on PATH; install PostgreSQL 15")
+        initdb, pg_ctl = find_tool("initdb"), find_tool("pg_ctl")
         self._dir = Path(tempfile.mkdtemp(prefix="datamill-pg-"))
         if self._as_root:
             shutil.chown(self._dir, "postgres", "postgres")
         data = self._dir / "data"
         done = self._run(
             [
-                "initdb",
+                initdb,
                 "-D",
                 str(data),
                 "-U",
@@ -77,7 +93,7 @@ class TemporaryPostgres:
         )
         done = self._run(
             [
-                "pg_ctl",
+                pg_ctl,
                 "-D",
                 str(data),
                 "-l",
@@ -97,7 +113,9 @@ class TemporaryPostgres:
     def stop(self) -> None:
         if self._dir is None:
             return
-        self._run(["pg_ctl", "-D", str(self._dir / "data"), "-m", "immediate", "-w", "stop"])
+        self._run(
+            [find_tool("pg_ctl"), "-D", str(self._dir / "data"), "-m", "immediate", "-w", "stop"]
+        )
         self._cleanup()
 
     def _cleanup(self) -> None:

@@ -316,6 +316,27 @@ async def test_datamill_options_are_applied(make_api, mock):
     assert_error(unknown, 400, param="datamill.speed")
 
 
+async def test_output_expires_after_sets_the_output_files_expiry(make_api, mock):
+    api = await make_api([mock_deployment(mock)])
+    lines = [chat_line("ok"), chat_line("bad", model="reject-me")]
+    batch = await api.submit(
+        jsonl(lines), output_expires_after={"anchor": "created_at", "seconds": 7200}
+    )
+
+    async with running_worker(api.runtime):
+        done = await api.wait_for(batch["id"])
+
+    for file_id in (done["output_file_id"], done["error_file_id"]):
+        file = (await api.client.get(f"/v1/files/{file_id}")).json()
+        assert file["purpose"] == "batch_output"
+        assert file["expires_at"] - file["created_at"] in {7199, 7200, 7201}
+    plain = await api.submit(jsonl([chat_line("again")]))
+    async with running_worker(api.runtime):
+        plain_done = await api.wait_for(plain["id"])
+    output = (await api.client.get(f"/v1/files/{plain_done['output_file_id']}")).json()
+    assert output["expires_at"] is None
+
+
 class ShiftedClock(SystemClock):
     """The system clock, moved forward by ``offset`` seconds on demand."""
 

@@ -148,7 +148,7 @@ async def test_error_walk(make_api):
                 data={"purpose": "batch", "expires_after[seconds]": "60"},
             ),
             400,
-            "expires_after",
+            "expires_after.seconds",
             "invalid_value",
         ),
         (

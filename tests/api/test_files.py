@@ -162,3 +162,13 @@ async def test_content_of_a_large_file_is_exact(make_api, monkeypatch, chunk_siz
             size += len(piece)
     assert size == len(data)
     assert received.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+async def test_openapi_describes_the_upload_form(make_api):
+    api = await make_api()
+
+    spec = (await api.client.get("/openapi.json")).json()
+
+    form = spec["paths"]["/v1/files"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert set(form["schema"]["required"]) == {"file", "purpose"}
+    assert form["schema"]["properties"]["file"]["format"] == "binary"

@@ -119,13 +119,15 @@ def assert_only_unrecorded_redone(
     mock: MockProviderProcess, n: int, *, answered: int, recorded: int
 ) -> None:
     """Every request succeeded; the provider ran again only the requests it had answered
-    whose results were not recorded yet (in flight, or waiting in the result writer)."""
+    whose results were not recorded yet, and those are never more than the calls in flight
+    (a call keeps its concurrency slot until its result is recorded)."""
     stats = mock.stats()
     assert stats["completed_keys"] == n
     unrecorded = answered - recorded
     report = f"repeats {stats['ok_repeats']}, answered-but-unrecorded {unrecorded} at the crash"
     print(report)
     assert stats["ok_repeats"] <= unrecorded, report
+    assert stats["ok_repeats"] <= CONCURRENCY, report
 
 
 def recorded_results(home: Path, batch_id: str) -> int:

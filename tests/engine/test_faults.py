@@ -225,6 +225,36 @@ async def test_an_open_circuit_holds_calls_until_the_provider_recovers(make_runt
     assert stats["ok_repeats"] == 0
 
 
+async def test_calls_held_by_an_open_circuit_are_not_sent_after_a_cancel(
+    make_runtime, mock_provider
+):
+    mock_provider.control(force_status=503)
+    runtime = await make_runtime([mock_deployment(mock_provider)])
+    gate = runtime.router.handles[0].gate
+    data, ids = chat_batch(20)
+    batch = await submit(runtime, data)
+    async with running_worker(runtime):
+
+        async def circuit_open() -> bool:
+            return gate.breaker.state is BreakerState.open
+
+        await wait_until(circuit_open)
+        # Past every retry's backoff (at most 0.5 s) but inside the circuit's 2 s cooldown:
+        # the requests now wait in the gate, not in a backoff sleep.
+        await asyncio.sleep(1.0)
+        assert gate.breaker.state is BreakerState.open
+        sent_before_cancel = mock_provider.stats()["total"]
+        await runtime.batches.cancel(batch.id)
+        # The circuit half-opens after its cooldown: the held calls must end, unsent.
+        batch, outputs, errors = await finished(runtime, batch.id)
+
+    assert batch.status == "cancelled"
+    assert outputs == []
+    assert_each_once(outputs, errors, ids)
+    assert error_codes(errors) == {"batch_cancelled": 20}
+    assert mock_provider.stats()["total"] == sent_before_cancel
+
+
 # -- embeddings ------------------------------------------------------------------------------
 
 

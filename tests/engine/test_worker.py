@@ -1,15 +1,20 @@
-"""The worker's lifecycle: it stops when told to, and a store error does not stop it."""
+"""The worker's lifecycle: it stops when told to, a store error does not stop it, and its
+sweep deletes expired files."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from datamill.engine.context import WorkSignal
 from datamill.errors import StorageError
+from datamill.storage import files as file_repo
 from datamill.storage import leasing
+from datamill.storage.schema import DEFAULT_PROJECT_ID as PROJECT
 from tests.conftest import mock_deployment
-from tests.engine.conftest import assert_each_once
-from tests.helpers import chat_line, jsonl, run_batch
+from tests.engine.conftest import assert_each_once, wait_until
+from tests.helpers import chat_line, jsonl, read_all, run_batch, running_worker, stream
 
 
 async def test_a_loop_waiting_on_the_signal_can_be_cancelled_as_it_is_notified():
@@ -69,3 +74,24 @@ async def test_a_store_error_while_leasing_does_not_stop_the_worker(
     assert batch.status == "completed"
     assert_each_once(outputs, errors, ids)
     assert errors == []
+
+
+async def test_expired_files_are_deleted_with_their_blobs(make_runtime, offset_clock):
+    runtime = await make_runtime(clock=offset_clock)
+    kept = await runtime.files.upload(stream(b"keep\n"), filename="k.jsonl", purpose="batch")
+    short = await runtime.files.upload(
+        stream(b"short\n"), filename="s.jsonl", purpose="batch", expires_after=3600
+    )
+    offset_clock.jump(2 * 3600)
+
+    async with running_worker(runtime):
+
+        async def gone() -> bool:
+            return await file_repo.get_file(runtime.database, short.id, project_id=PROJECT) is None
+
+        await wait_until(gone)
+
+    with pytest.raises(StorageError):
+        await read_all(runtime.blobs.read(short.id))
+    assert (await runtime.files.get(kept.id)).id == kept.id
+    assert await read_all(runtime.blobs.read(kept.id)) == b"keep\n"

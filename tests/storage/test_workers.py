@@ -106,6 +106,16 @@ async def test_declares_dead_by_ttl(database):
     assert await declare_dead_workers(database, now=NOW + 61, ttl=30, host=HOST) == []
 
 
+async def test_the_caller_is_never_declared_dead(database):
+    await register_worker(database, worker("me", host="elsewhere", at=NOW))
+    await register_worker(database, worker("peer", host="elsewhere", at=NOW))
+
+    dead = await declare_dead_workers(database, now=NOW + 60, ttl=30, host=HOST, caller="me")
+
+    assert dead == ["peer"]
+    assert (await by_id(database))["me"].status == "running"
+
+
 async def test_declares_dead_a_local_worker_whose_process_is_gone(database, dead_pid):
     await register_worker(database, worker("crashed", pid=dead_pid))
     await register_worker(database, worker("alive", pid=os.getpid()))

@@ -67,7 +67,34 @@ def _content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-@router.post("", response_model=FileObject)
+# The route reads the multipart body itself (to stream it with a size limit), so its fields
+# are described here for /openapi.json.
+_UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "purpose"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "purpose": {"type": "string", "examples": ["batch"]},
+                        "expires_after[anchor]": {"type": "string", "enum": ["created_at"]},
+                        "expires_after[seconds]": {
+                            "type": "integer",
+                            "minimum": 3600,
+                            "maximum": 2592000,
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("", response_model=FileObject, openapi_extra=_UPLOAD_SCHEMA)
 async def upload_file(request: Request, runtime: RuntimeDep, project_id: ProjectDep) -> FileObject:
     """Upload a file (multipart: ``file``, ``purpose``, optional ``expires_after``)."""
     limit = runtime.settings.max_file_bytes
