@@ -75,8 +75,11 @@ async def _create_template(server: TemporaryPostgres) -> None:
         await database.dispose()
 
 
-def fresh_postgres_database(server: TemporaryPostgres) -> tuple[str, Callable[[], None]]:
-    """A new migrated database cloned from the template; returns (url, drop)."""
+def fresh_postgres_database(
+    server: TemporaryPostgres, *, migrated: bool = True
+) -> tuple[str, Callable[[], None]]:
+    """A new database, cloned from the migrated template (or empty when not ``migrated``);
+    returns (url, drop)."""
     name = f"t_{secrets.token_hex(6)}"
 
     async def run(sql: str) -> None:
@@ -86,7 +89,8 @@ def fresh_postgres_database(server: TemporaryPostgres) -> tuple[str, Callable[[]
         finally:
             await conn.close()
 
-    asyncio.run(run(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}"))
+    template = f" TEMPLATE {_TEMPLATE}" if migrated else ""
+    asyncio.run(run(f"CREATE DATABASE {name}{template}"))
 
     def drop() -> None:
         asyncio.run(run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

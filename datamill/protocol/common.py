@@ -17,3 +17,13 @@ class ListObject(BaseModel, Generic[T]):
     first_id: str | None = None
     last_id: str | None = None
     has_more: bool = False
+
+    @classmethod
+    def page(cls, data: list[T], *, has_more: bool) -> ListObject[T]:
+        """A page of objects that have an ``id``; the cursors are the first and last ids."""
+        return cls(
+            data=data,
+            first_id=getattr(data[0], "id", None) if data else None,
+            last_id=getattr(data[-1], "id", None) if data else None,
+            has_more=has_more,
+        )

@@ -14,39 +14,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, bindparam, text
 
 from datamill.storage.database import Database
 from datamill.storage.records import LeasedRequest
 
+
+def _lease_statement(lock: str) -> TextClause:
+    return text(
+        f"""
+        UPDATE requests
+        SET state = 'leased', lease_owner = :worker, leased_at = :now, attempts = attempts + 1
+        WHERE id IN (
+            SELECT id FROM requests
+            WHERE batch_id = :batch AND state = 'pending' AND not_before <= :now
+            ORDER BY id LIMIT :limit
+            {lock}
+        )
+        AND EXISTS (SELECT 1 FROM batches WHERE id = :batch AND status = 'in_progress')
+        RETURNING id, batch_id, line, custom_id, body, attempts
+        """
+    )
+
+
+# The one difference: PostgreSQL skips rows another worker is leasing right now; SQLite's
+# single writer makes the plain subquery atomic already.
 _LEASE = {
-    "sqlite": text(
-        """
-        UPDATE requests
-        SET state = 'leased', lease_owner = :worker, leased_at = :now, attempts = attempts + 1
-        WHERE id IN (
-            SELECT id FROM requests
-            WHERE batch_id = :batch AND state = 'pending' AND not_before <= :now
-            ORDER BY id LIMIT :limit
-        )
-        AND EXISTS (SELECT 1 FROM batches WHERE id = :batch AND status = 'in_progress')
-        RETURNING id, batch_id, line, custom_id, body, attempts
-        """
-    ),
-    "postgresql": text(
-        """
-        UPDATE requests
-        SET state = 'leased', lease_owner = :worker, leased_at = :now, attempts = attempts + 1
-        WHERE id IN (
-            SELECT id FROM requests
-            WHERE batch_id = :batch AND state = 'pending' AND not_before <= :now
-            ORDER BY id LIMIT :limit
-            FOR UPDATE SKIP LOCKED
-        )
-        AND EXISTS (SELECT 1 FROM batches WHERE id = :batch AND status = 'in_progress')
-        RETURNING id, batch_id, line, custom_id, body, attempts
-        """
-    ),
+    "sqlite": _lease_statement(""),
+    "postgresql": _lease_statement("FOR UPDATE SKIP LOCKED"),
 }
 
 _RELEASE_ALL = text(

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from datamill.cli.main import app
 from datamill.testing.postgres import TemporaryPostgres
+from tests.conftest import fresh_postgres_database
 from tests.helpers import chat_line, jsonl
 
 COMMAND = [sys.executable, "-m", "datamill.cli.main"]
@@ -261,20 +261,8 @@ def custom_id_counts(*paths: Path) -> Counter[str]:
 @pytest.fixture
 def empty_postgres_url(postgres_server: TemporaryPostgres) -> Iterator[str]:
     """An empty database (not cloned from the migrated template), dropped at the end."""
-    import asyncio
-    import secrets
-
-    name = f"cli_{secrets.token_hex(6)}"
-
-    async def execute(sql: str) -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=postgres_server.port, user="postgres")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(execute(f"CREATE DATABASE {name}"))
+    url, drop = fresh_postgres_database(postgres_server, migrated=False)
     try:
-        yield postgres_server.database_url(name)
+        yield url
     finally:
-        asyncio.run(execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        drop()

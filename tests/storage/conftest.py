@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import select
 
@@ -23,6 +20,7 @@ from datamill.storage.database import Database
 from datamill.storage.records import BatchRecord, RequestResult
 from datamill.storage.schema import DEFAULT_PROJECT_ID, requests
 from datamill.testing.postgres import TemporaryPostgres
+from tests.conftest import fresh_postgres_database
 
 NOW = 1_700_000_000.0
 
@@ -149,14 +147,6 @@ async def request_rows(database: Database, batch_id: str) -> dict[int, Any]:
 # -- empty stores, for the migration tests ---------------------------------------------------
 
 
-async def _admin(server: TemporaryPostgres, sql: str) -> None:
-    conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a store nobody has migrated: a new SQLite file, a new PostgreSQL database."""
@@ -164,9 +154,8 @@ def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     server: TemporaryPostgres = request.getfixturevalue("postgres_server")
-    name = f"empty_{secrets.token_hex(6)}"
-    asyncio.run(_admin(server, f"CREATE DATABASE {name}"))
+    url, drop = fresh_postgres_database(server, migrated=False)
     try:
-        yield server.database_url(name)
+        yield url
     finally:
-        asyncio.run(_admin(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        drop()

@@ -37,13 +37,7 @@ async def list_batches(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ListObject[BatchObject]:
     records, has_more = await runtime.batches.list(project_id=project_id, after=after, limit=limit)
-    data = [batch_object(r) for r in records]
-    return ListObject[BatchObject](
-        data=data,
-        first_id=data[0].id if data else None,
-        last_id=data[-1].id if data else None,
-        has_more=has_more,
-    )
+    return ListObject[BatchObject].page([batch_object(r) for r in records], has_more=has_more)
 
 
 @router.get("/{batch_id}", response_model=BatchObject)

@@ -150,13 +150,7 @@ async def list_files(
     records, has_more = await runtime.files.list(
         project_id=project_id, after=after, limit=limit, order=order, purpose=purpose
     )
-    data = [file_object(r) for r in records]
-    return ListObject[FileObject](
-        data=data,
-        first_id=data[0].id if data else None,
-        last_id=data[-1].id if data else None,
-        has_more=has_more,
-    )
+    return ListObject[FileObject].page([file_object(r) for r in records], has_more=has_more)
 
 
 @router.get("/{file_id}", response_model=FileObject)
