@@ -44,7 +44,10 @@ def _free_port() -> int:
 
 
 class TemporaryPostgres:
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable``: keep PostgreSQL's default fsync and commit settings (benchmarks);
+        tests turn them off, since they never outlive the server."""
+        self.durable = durable
         self.port = 0
         self._dir: Path | None = None
         self._as_root = os.geteuid() == 0
@@ -86,11 +89,10 @@ class TemporaryPostgres:
             self._cleanup()
             raise PostgresUnavailable(f"initdb failed: {done.stderr.strip()}")
         self.port = _free_port()
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self._dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200"
-        )
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self._dir} "
+        options += "-c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         done = self._run(
             [
                 pg_ctl,
