@@ -53,7 +53,9 @@ class Runtime:
     ) -> Runtime:
         clock = clock or SystemClock()
         database = Database.open(
-            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
+            settings.resolved_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            postgres_synchronous_commit=settings.postgres_synchronous_commit,
         )
         try:
             if run_migrations:

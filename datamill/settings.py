@@ -166,6 +166,11 @@ class Settings(BaseModel):
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
         default="NORMAL", description="SQLite durability: NORMAL survives process crashes"
     )
+    postgres_synchronous_commit: bool = Field(
+        default=False,
+        description="lease and result commits wait for PostgreSQL's WAL flush (a PostgreSQL "
+        "crash then loses none of them; off, it can lose the last ones, which run again)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
     deployments: tuple[DeploymentConfig, ...] = ()
 

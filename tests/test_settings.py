@@ -51,6 +51,7 @@ PARSED = [
     ("worker_ttl", "5", 5.0),
     ("stuck_after", "60", 60.0),
     ("sqlite_synchronous", "FULL", "FULL"),
+    ("postgres_synchronous_commit", "true", True),
     ("log_level", "debug", "debug"),
 ]
 
@@ -70,6 +71,7 @@ REFUSED = [
     ("worker_ttl", "soon"),
     ("stuck_after", "-5"),
     ("sqlite_synchronous", "EXTRA"),
+    ("postgres_synchronous_commit", "sometimes"),
     ("log_level", "loud"),
 ]
 

@@ -30,13 +30,22 @@ _IMMEDIATE = "datamill_immediate"
 class Database:
     """One store. Create with `Database.open(url)`; close with `dispose()`."""
 
-    def __init__(self, engine: AsyncEngine, dialect: Dialect) -> None:
+    def __init__(
+        self, engine: AsyncEngine, dialect: Dialect, *, postgres_synchronous_commit: bool = False
+    ) -> None:
         self.engine = engine
         self.dialect: Dialect = dialect
         self._write_lock = asyncio.Lock() if dialect == "sqlite" else None
+        self._relax_commits = dialect == "postgresql" and not postgres_synchronous_commit
 
     @classmethod
-    def open(cls, url: str, *, sqlite_synchronous: str = "NORMAL") -> Database:
+    def open(
+        cls,
+        url: str,
+        *,
+        sqlite_synchronous: str = "NORMAL",
+        postgres_synchronous_commit: bool = False,
+    ) -> Database:
         parsed = make_url(url)
         backend = parsed.get_backend_name()
         if backend == "sqlite":
@@ -45,7 +54,9 @@ class Database:
             if parsed.drivername in {"postgresql", "postgres"}:
                 parsed = parsed.set(drivername="postgresql+asyncpg")
             engine = create_async_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
-            return cls(engine, "postgresql")
+            return cls(
+                engine, "postgresql", postgres_synchronous_commit=postgres_synchronous_commit
+            )
         raise StorageError(
             f"DATAMILL_DATABASE_URL uses {backend!r}; datamill supports sqlite and postgresql"
         )
@@ -89,11 +100,19 @@ class Database:
             raise _storage_error(exc) from exc
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside one write transaction, committed when the block ends."""
+    async def write(self, *, relaxed: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one write transaction, committed when the block ends.
+
+        ``relaxed``: for work that is safely redone (leases, results). On PostgreSQL the
+        commit does not wait for the WAL flush (unless DATAMILL_POSTGRES_SYNCHRONOUS_COMMIT):
+        a crash of the PostgreSQL server itself may lose the last fraction of a second of such
+        commits, and their requests simply run again. A later ordinary commit flushes them
+        too. SQLite's durability is DATAMILL_SQLITE_SYNCHRONOUS for every commit."""
         try:
             if self._write_lock is None:
                 async with self.engine.begin() as conn:
+                    if relaxed and self._relax_commits:
+                        await conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                     yield conn
                 return
             async with self._write_lock, self.engine.connect() as conn:

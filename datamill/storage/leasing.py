@@ -70,7 +70,7 @@ async def lease_requests(
     database: Database, *, batch_id: str, worker_id: str, limit: int, now: float
 ) -> list[LeasedRequest]:
     """Lease up to ``limit`` due requests of one in-progress batch to ``worker_id``."""
-    async with database.write() as conn:
+    async with database.write(relaxed=True) as conn:
         rows = (
             await conn.execute(
                 _LEASE[database.dialect],

@@ -1,0 +1,68 @@
+"""The store's write transactions: relaxed commits on PostgreSQL, only where asked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from datamill.storage.database import Database
+from tests.conftest import fresh_postgres_database
+
+
+@pytest.fixture
+def synchronous_database(postgres_server) -> Iterator[str]:
+    """A database whose default is ``synchronous_commit = on``, as on a production server
+    (the test server runs with it off)."""
+    url, drop = fresh_postgres_database(postgres_server, migrated=False)
+    name = url.rsplit("/", 1)[1]
+
+    async def configure() -> None:
+        conn = await asyncpg.connect(host="127.0.0.1", port=postgres_server.port, user="postgres")
+        try:
+            await conn.execute(f"ALTER DATABASE {name} SET synchronous_commit = on")
+        finally:
+            await conn.close()
+
+    asyncio.run(configure())
+    try:
+        yield url
+    finally:
+        drop()
+
+
+async def _synchronous_commit(database: Database, *, relaxed: bool) -> str:
+    async with database.write(relaxed=relaxed) as conn:
+        result = await conn.exec_driver_sql("SHOW synchronous_commit")
+        return str(result.scalar())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("synchronous", "relaxed", "expected"),
+    [(False, True, "off"), (False, False, "on"), (True, True, "on")],
+)
+async def test_relaxed_commits_skip_the_wal_flush_unless_told_otherwise(
+    synchronous_database, synchronous, relaxed, expected
+):
+    database = Database.open(synchronous_database, postgres_synchronous_commit=synchronous)
+    try:
+        assert await _synchronous_commit(database, relaxed=relaxed) == expected
+        # SET LOCAL ends with its transaction: the next ordinary one waits for the flush.
+        assert await _synchronous_commit(database, relaxed=False) == "on"
+    finally:
+        await database.dispose()
+
+
+async def test_relaxed_writes_commit_on_sqlite(tmp_path):
+    database = Database.open(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        async with database.write(relaxed=True) as conn:
+            await conn.exec_driver_sql("CREATE TABLE t (x integer)")
+            await conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        async with database.read() as conn:
+            assert (await conn.exec_driver_sql("SELECT x FROM t")).scalar() == 1
+    finally:
+        await database.dispose()
