@@ -39,5 +39,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/mock_ceiling.py
 
+# The peers that need their own virtualenv (LiteLLM in bench/.venvs/litellm); idempotent.
+.PHONY: peers
+peers:
+	PYTHON=$(PYTHON) bench/peers/setup.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

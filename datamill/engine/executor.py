@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import orjson
 
 from datamill.clock import Clock
+from datamill.engine.deadlines import CallDeadlines
 from datamill.engine.retry import backoff_delay
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens
@@ -53,6 +54,7 @@ class RequestExecutor:
         self._router = router
         self._clock = clock
         self._rng = rng or random.Random()
+        self._deadlines = CallDeadlines(clock)
 
     async def execute(
         self,
@@ -126,6 +128,9 @@ class RequestExecutor:
                 backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng)
             )
 
+    async def aclose(self) -> None:
+        await self._deadlines.aclose()
+
     def _build_call(
         self, request: LeasedRequest, body: dict[str, object], route: Route, policy: ExecutionPolicy
     ) -> ProviderCall:
@@ -145,33 +150,51 @@ class RequestExecutor:
             gate.abandon(permit)
             return None
         provider = route.handle.provider
+        task = self._deadlines.start(call.timeout)
+        error: ProviderError
         try:
-            async with asyncio.timeout(call.timeout):
-                if call.endpoint is Endpoint.embeddings:
-                    response = await provider.embed(call)
-                else:
-                    response = await provider.complete(call)
-        except ProviderError as failure:
-            gate.release(permit, error=failure)
-            return failure
-        except TimeoutError:
-            error = ProviderError(
-                ErrorCategory.timeout, f"no answer from {route.handle.name} in {call.timeout:g} s"
-            )
-            gate.release(permit, error=error)
-            return error
+            if call.endpoint is Endpoint.embeddings:
+                response = await provider.embed(call)
+            else:
+                response = await provider.complete(call)
         except asyncio.CancelledError:
-            gate.abandon(permit)
-            raise
-        except Exception as exc:  # a bug in an adapter must not kill the worker
-            log.exception("provider %s raised unexpectedly", route.handle.name)
-            error = ProviderError(
-                ErrorCategory.server_error, f"{route.handle.name} adapter failed: {exc!r}"
-            )
-            gate.release(permit, error=error)
-            return error
-        gate.release(permit, error=None, usage=response.usage)
-        return response
+            # Our deadline, and no cancel from outside besides: a timeout. Otherwise (the
+            # worker stopping) the cancel goes on and the call was never answered.
+            if not self._settle(task) or task.cancelling():
+                gate.abandon(permit)
+                raise
+            error = self._timed_out(route, call)
+        except Exception as exc:  # a bug in an adapter must not kill the worker either
+            timed_out = self._settle(task)
+            if timed_out or isinstance(exc, TimeoutError):
+                error = self._timed_out(route, call)
+            elif isinstance(exc, ProviderError):
+                error = exc
+            else:
+                log.exception("provider %s raised unexpectedly", route.handle.name)
+                error = ProviderError(
+                    ErrorCategory.server_error, f"{route.handle.name} adapter failed: {exc!r}"
+                )
+        else:
+            self._settle(task)
+            gate.release(permit, error=None, usage=response.usage, hints=response.rate_limits)
+            return response
+        gate.release(permit, error=error)
+        return error
+
+    def _settle(self, task: asyncio.Task[object]) -> bool:
+        """Unregister the call's deadline; True (and the deadline's cancel withdrawn) when
+        the deadline had passed."""
+        expired = self._deadlines.finish(task)
+        if expired:
+            task.uncancel()
+        return expired
+
+    @staticmethod
+    def _timed_out(route: Route, call: ProviderCall) -> ProviderError:
+        return ProviderError(
+            ErrorCategory.timeout, f"no answer from {route.handle.name} in {call.timeout:g} s"
+        )
 
     def _success(
         self, request: LeasedRequest, route: Route, response: ProviderResponse, tries: int
