@@ -83,16 +83,19 @@ def measure(requests: int, concurrency: int, mock: MockProviderProcess, work: Pa
             "batch", "run", str(work / "in.jsonl"), "-o", str(work / "out.jsonl")
         )
         start = time.monotonic()
-        process = subprocess.Popen(
-            command, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        poller.start()
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.monotonic() - start
-        stop.set()
-        poller.join()
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(process.stderr.read().decode()[-2000:] if process.stderr else "")
+        # A file, not a pipe: the progress output would fill a pipe nobody reads and block.
+        with (work / "run.log").open("w+b") as log:
+            process = subprocess.Popen(
+                command, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=log
+            )
+            poller.start()
+            _, status, usage = os.wait4(process.pid, 0)
+            wall = time.monotonic() - start
+            stop.set()
+            poller.join()
+            if os.waitstatus_to_exitcode(status) != 0:
+                log.seek(0)
+                raise SystemExit(log.read().decode(errors="replace")[-2000:])
     validating = [t for t, s, _ in samples if s == "validating"]
     running = [t for t, s, _ in samples if s != "validating"]
     tenth = requests // 10

@@ -66,6 +66,11 @@ class Worker:
         # come back to this worker while the old call still hangs, and both must be tracked.
         self._in_flight: dict[tuple[int, int], asyncio.Task[None]] = {}
         self._room = asyncio.Event()
+        # Requests held at most (twice the slots: the next ones wait, leased, for a free slot),
+        # leased in chunks once a chunk's worth of room is free.
+        self._capacity = self.options.concurrency * 2
+        self._chunk = max(1, min(256, self.options.concurrency))
+        self._lease_at = min(self._chunk, self._capacity // 2)
         self._stopping = asyncio.Event()
         self._view = BatchView()
         self._order: list[str] = []
@@ -150,14 +155,13 @@ class Worker:
     # -- leasing and execution -------------------------------------------------------------
 
     async def _lease_loop(self) -> None:
-        capacity = self.options.concurrency * 2
-        chunk = max(1, min(256, self.options.concurrency))
         while not self._stopping.is_set():
-            room = capacity - len(self._in_flight)
-            if room < min(chunk, capacity // 2):
+            room = self._capacity - len(self._in_flight)
+            if room < self._lease_at:
                 self._room.clear()
                 await self._room.wait()
                 continue
+            chunk = self._chunk
             batch = self._next_batch()
             if batch is None:
                 await self.ctx.signal.wait(self.options.idle_poll)
@@ -214,7 +218,9 @@ class Worker:
             )
         finally:
             del self._in_flight[(request.id, request.attempts)]
-            self._room.set()
+            # Wake the lease loop only once there is room for a lease, not on every answer.
+            if self._capacity - len(self._in_flight) >= self._lease_at:
+                self._room.set()
 
     def _closing_code(self, batch_id: str) -> str | None:
         # Read the view at each check: every sweep replaces it, and a call that started before

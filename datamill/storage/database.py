@@ -77,7 +77,7 @@ class Database:
                 f"synchronous={synchronous}",
                 "foreign_keys=ON",
                 "busy_timeout=30000",
-                "cache_size=-65536",
+                "cache_size=-16384",
                 "temp_store=MEMORY",
             ):
                 cursor.execute(f"PRAGMA {pragma}")

@@ -13,35 +13,36 @@ partial indexes ``ix_requests_pending`` and ``ix_requests_leased``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy import bindparam, text
 
 from datamill.storage.database import Database
 from datamill.storage.records import LeasedRequest
 
-
-def _lease_statement(lock: str) -> TextClause:
-    return text(
-        f"""
-        UPDATE requests
-        SET state = 'leased', lease_owner = :worker, leased_at = :now, attempts = attempts + 1
-        WHERE id IN (
-            SELECT id FROM requests
-            WHERE batch_id = :batch AND state = 'pending' AND not_before <= :now
-            ORDER BY id LIMIT :limit
-            {lock}
-        )
-        AND EXISTS (SELECT 1 FROM batches WHERE id = :batch AND status = 'in_progress')
-        RETURNING id, batch_id, line, custom_id, body, attempts
-        """
+_LEASE_SQL = """
+    UPDATE requests
+    SET state = 'leased', lease_owner = {worker}, leased_at = {now}, attempts = attempts + 1
+    WHERE id IN (
+        SELECT id FROM requests
+        WHERE batch_id = {batch} AND state = 'pending' AND not_before <= {now}
+        ORDER BY id LIMIT {limit}
+        {lock}
     )
+    AND EXISTS (SELECT 1 FROM batches WHERE id = {batch} AND status = 'in_progress')
+    RETURNING id, batch_id, line, custom_id, body, attempts
+"""
 
-
-# The one difference: PostgreSQL skips rows another worker is leasing right now; SQLite's
-# single writer makes the plain subquery atomic already.
+# Sent to the drivers as they are (`exec_driver_sql`), in each driver's parameter style.
+# The one real difference: PostgreSQL skips rows another worker is leasing right now;
+# SQLite's single writer makes the plain subquery atomic already.
 _LEASE = {
-    "sqlite": _lease_statement(""),
-    "postgresql": _lease_statement("FOR UPDATE SKIP LOCKED"),
+    "sqlite": _LEASE_SQL.format(
+        worker=":worker", now=":now", batch=":batch", limit=":limit", lock=""
+    ),
+    "postgresql": _LEASE_SQL.format(
+        worker="$1", now="$2", batch="$3", limit="$4", lock="FOR UPDATE SKIP LOCKED"
+    ),
 }
 
 _RELEASE_ALL = text(
@@ -70,24 +71,14 @@ async def lease_requests(
     database: Database, *, batch_id: str, worker_id: str, limit: int, now: float
 ) -> list[LeasedRequest]:
     """Lease up to ``limit`` due requests of one in-progress batch to ``worker_id``."""
+    params: dict[str, object] | tuple[object, ...]
+    if database.dialect == "postgresql":
+        params = (worker_id, now, batch_id, limit)
+    else:
+        params = {"worker": worker_id, "now": now, "batch": batch_id, "limit": limit}
     async with database.write(relaxed=True) as conn:
-        rows = (
-            await conn.execute(
-                _LEASE[database.dialect],
-                {"worker": worker_id, "now": now, "batch": batch_id, "limit": limit},
-            )
-        ).all()
-    leased = [
-        LeasedRequest(
-            id=row.id,
-            batch_id=row.batch_id,
-            line=row.line,
-            custom_id=row.custom_id,
-            body=bytes(row.body),
-            attempts=row.attempts,
-        )
-        for row in rows
-    ]
+        rows: Sequence[Any] = (await conn.exec_driver_sql(_LEASE[database.dialect], params)).all()
+    leased = [LeasedRequest(row[0], row[1], row[2], row[3], bytes(row[4]), row[5]) for row in rows]
     leased.sort(key=lambda request: request.id)
     return leased
 
