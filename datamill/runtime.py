@@ -60,7 +60,7 @@ class Runtime:
         try:
             if run_migrations:
                 await migrate.upgrade(database)
-            elif await migrate.current_revision(database) != migrate.head_revision():
+            elif await migrate.current_revision(database) != migrate.SCHEMA_HEAD:
                 raise StorageError(
                     "the store's schema is not current; run `datamill migrate` first"
                 )

@@ -29,7 +29,7 @@ def _rate(samples: deque[tuple[float, int]]) -> float:
 
 
 async def watch_batch(
-    runtime: Runtime, batch_id: str, *, stop: asyncio.Event | None = None, poll: float = 0.25
+    runtime: Runtime, batch_id: str, *, stop: asyncio.Event | None = None, poll: float = 0.1
 ) -> BatchRecord:
     """Show progress until the batch reaches a terminal status (or ``stop`` is set)."""
     samples: deque[tuple[float, int]] = deque(maxlen=20)

@@ -67,7 +67,7 @@ class OperationsService:
             checks["database"] = f"unreachable: {exc}"
             return checks
         current = await migrate.current_revision(ctx.database)
-        head = migrate.head_revision()
+        head = migrate.SCHEMA_HEAD
         checks["migrations"] = (
             "ok" if current == head else f"at {current}, expected {head}: run `datamill migrate`"
         )

@@ -169,6 +169,15 @@ class BatchService:
     async def results(
         self, batch_id: str, *, ok: bool, project_id: str = DEFAULT_PROJECT_ID
     ) -> tuple[BatchRecord, AsyncIterator[bytes]]:
-        """The output (``ok``) or error lines recorded so far, while the batch runs or after."""
+        """The output (``ok``) or error lines recorded so far, while the batch runs or after.
+
+        A finished batch's lines come from its stored file (the same bytes, without rendering
+        them again), unless that file was deleted or has expired."""
         batch = await self.get(batch_id, project_id=project_id)
+        file_id = batch.output_file_id if ok else batch.error_file_id
+        if BatchStatus(batch.status).terminal and file_id is not None:
+            stored = await file_repo.get_file(self._ctx.database, file_id, project_id=project_id)
+            now = self._ctx.clock.now()
+            if stored is not None and (stored.expires_at is None or stored.expires_at > now):
+                return batch, self._ctx.blobs.read(file_id)
         return batch, render_results(self._ctx.database, batch_id, ok=ok)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from datamill.storage.database import Database
 
@@ -19,6 +19,8 @@ _PG_LOCK_KEY = 7_263_511_901
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config(str(_MIGRATIONS / "alembic.ini"))
     config.set_main_option("script_location", str(_MIGRATIONS))
     if connection is not None:
@@ -27,25 +29,41 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    """The newest revision as Alembic reads it from migrations/versions."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
 
 
+# The newest revision in migrations/versions; a test checks it against Alembic's own view.
+# Knowing it without Alembic lets every start skip Alembic (~0.15 s) when nothing is due.
+SCHEMA_HEAD = "0002"
+
+
 async def upgrade(database: Database) -> None:
     """Bring the store to the newest schema; safe to run from several processes at once."""
+    if await current_revision(database) == SCHEMA_HEAD:
+        await _ensure_default_project(database)
+        return
     async with database.write() as conn:
         if database.dialect == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        from alembic import command
+
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
     await _ensure_default_project(database)
 
 
 async def current_revision(database: Database) -> str | None:
+    """The store's schema revision; None for an empty store."""
     async with database.read() as conn:
-        return await conn.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
-        )
+        exists = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, "alembic_version"))
+        if not exists:
+            return None
+        revision = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+        return str(revision) if revision is not None else None
 
 
 async def _ensure_default_project(database: Database) -> None:

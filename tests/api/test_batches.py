@@ -366,3 +366,18 @@ async def test_a_batch_past_its_window_expires(make_api, mock):
     _, errors = await api.lines(f"/v1/files/{done['error_file_id']}/content")
     assert sorted(line["custom_id"] for line in errors) == ["a", "b"]
     assert {line["error"]["code"] for line in errors} == {"batch_expired"}
+
+
+async def test_finished_batch_lines_survive_deleting_its_output_file(make_api, mock):
+    api = await make_api([mock_deployment(mock)])
+    batch = await api.submit(jsonl([chat_line(f"r{n}") for n in range(5)]))
+    async with running_worker(api.runtime):
+        done = await api.wait_for(batch["id"])
+    _, stored = await api.lines(f"/v1/batches/{batch['id']}/output")
+
+    deleted = await api.client.delete(f"/v1/files/{done['output_file_id']}")
+
+    assert deleted.status_code == 200
+    _, rendered = await api.lines(f"/v1/batches/{batch['id']}/output")
+    assert rendered == stored
+    assert sorted(line["custom_id"] for line in rendered) == [f"r{n}" for n in range(5)]

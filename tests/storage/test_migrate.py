@@ -101,3 +101,20 @@ async def test_racing_default_project_creation_creates_one(store_url):
     finally:
         await first.dispose()
         await second.dispose()
+
+
+def test_the_schema_head_constant_is_alembics_head():
+    # Starts skip Alembic when the store is at SCHEMA_HEAD: it must name the newest revision.
+    assert migrate.SCHEMA_HEAD == migrate.head_revision()
+
+
+async def test_an_upgraded_store_reports_the_head_without_alembic(empty_store_url):
+    database = Database.open(empty_store_url)
+    try:
+        assert await migrate.current_revision(database) is None
+        await migrate.upgrade(database)
+        assert await migrate.current_revision(database) == migrate.SCHEMA_HEAD
+        await migrate.upgrade(database)  # the fast path: nothing to do
+        assert await migrate.current_revision(database) == migrate.SCHEMA_HEAD
+    finally:
+        await database.dispose()
