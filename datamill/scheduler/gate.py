@@ -14,7 +14,7 @@ from typing import Any
 
 from datamill.clock import Clock
 from datamill.errors import ErrorCategory, ProviderError
-from datamill.providers.base import Usage
+from datamill.providers.base import RateLimitHints, Usage
 from datamill.scheduler.breaker import CircuitBreaker
 from datamill.scheduler.limits import AdjustableLimit, TokenBucket
 from datamill.settings import DeploymentConfig
@@ -104,9 +104,15 @@ class DeploymentGate:
         self._give_back(permit.tokens, permit.probe)
 
     def release(
-        self, permit: Permit, *, error: ProviderError | None, usage: Usage | None = None
+        self,
+        permit: Permit,
+        *,
+        error: ProviderError | None,
+        usage: Usage | None = None,
+        hints: RateLimitHints | None = None,
     ) -> None:
-        """Hand back a permit with the call's outcome."""
+        """Hand back a permit with the call's outcome (``hints``: the provider's rate-limit
+        headers, when it sent them)."""
         if self.tpm is not None and usage is not None:
             # Settle the estimate against what was really used.
             self.tpm.refund(permit.tokens - usage.total_tokens)
