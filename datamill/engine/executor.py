@@ -243,6 +243,16 @@ class RequestExecutor:
             finished_at=self._clock.now(),
         )
 
+    def internal_failure(self, request: LeasedRequest, exc: BaseException) -> RequestResult:
+        """The result of a request that hit a bug in datamill itself: final, so a bug cannot
+        make a request run forever, and the error line says where to look."""
+        error = ProviderError(
+            ErrorCategory.server_error,
+            f"datamill failed on this request ({type(exc).__name__}: {exc}); "
+            "the worker's log has the details",
+        )
+        return replace(self._failure(request, None, error, tries=0), error_code="internal_error")
+
     def _closed(self, request: LeasedRequest, code: str, tries: int) -> RequestResult:
         error = ProviderError(ErrorCategory.bad_request, _CLOSING_MESSAGES.get(code, code))
         return replace(self._failure(request, None, error, tries=tries), error_code=code)

@@ -216,6 +216,11 @@ class Worker:
                 closing=self._closing_code,
                 record=self._writer.record,
             )
+        except Exception as exc:
+            log.exception(
+                "request %s of batch %s failed inside datamill", request.id, request.batch_id
+            )
+            await self._writer.record(self._executor.internal_failure(request, exc))
         finally:
             del self._in_flight[(request.id, request.attempts)]
             # Wake the lease loop only once there is room for a lease, not on every answer.

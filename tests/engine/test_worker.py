@@ -95,3 +95,28 @@ async def test_expired_files_are_deleted_with_their_blobs(make_runtime, offset_c
         await read_all(runtime.blobs.read(short.id))
     assert (await runtime.files.get(kept.id)).id == kept.id
     assert await read_all(runtime.blobs.read(kept.id)) == b"keep\n"
+
+
+async def test_a_bug_inside_datamill_ends_the_request_with_an_internal_error(
+    make_runtime, mock_provider, monkeypatch
+):
+    from datamill.engine.executor import RequestExecutor
+
+    build_call = RequestExecutor._build_call
+
+    def broken_for_r3(self, request, *args, **kwargs):
+        if request.custom_id == "r3":
+            raise RuntimeError("a bug")
+        return build_call(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(RequestExecutor, "_build_call", broken_for_r3)
+    runtime = await make_runtime([mock_deployment(mock_provider)])
+
+    batch, outputs, errors = await run_batch(runtime, jsonl(chat_line(f"r{n}") for n in range(6)))
+
+    assert batch.status == "completed"
+    assert_each_once(outputs, errors, [f"r{n}" for n in range(6)])
+    [error] = errors
+    assert error["custom_id"] == "r3"
+    assert error["error"]["code"] == "internal_error"
+    assert "RuntimeError: a bug" in error["error"]["message"]
