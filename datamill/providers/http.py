@@ -188,9 +188,32 @@ def parse_duration(value: str) -> float | None:
         return None
 
 
+def _names(suffix: str) -> tuple[str, ...]:
+    return tuple(
+        f"x-ratelimit-{field}-{kind}{suffix}"
+        for kind in ("requests", "tokens")
+        for field in ("limit", "remaining", "reset")
+    )
+
+
+_OPENAI_NAMES = _names("")
+# Cerebras names the window of each figure. Its per-minute ones are what the hints carry; its
+# ``-day`` ones are left out: a daily cap says nothing about the pace a minute allows.
+_PER_MINUTE_NAMES = _names("-minute")
+
+
 def rate_limit_hints(headers: Mapping[str, str]) -> RateLimitHints | None:
-    """Read OpenAI-style ``x-ratelimit-*`` headers, when the provider sends them."""
-    if "x-ratelimit-limit-requests" not in headers and "x-ratelimit-limit-tokens" not in headers:
+    """Read ``x-ratelimit-*`` headers (OpenAI's names, or Cerebras's ``-minute`` ones).
+
+    The figures are passed on as sent; what their window is (Groq sends requests per day
+    under OpenAI's per-minute name) is for the scheduler to judge."""
+    if "x-ratelimit-limit-requests" in headers or "x-ratelimit-limit-tokens" in headers:
+        names = _OPENAI_NAMES
+    elif "x-ratelimit-limit-tokens-minute" in headers or (
+        "x-ratelimit-limit-requests-minute" in headers
+    ):
+        names = _PER_MINUTE_NAMES
+    else:
         return None
 
     def number(name: str) -> int | None:
@@ -204,11 +227,12 @@ def rate_limit_hints(headers: Mapping[str, str]) -> RateLimitHints | None:
         raw = headers.get(name)
         return parse_duration(raw) if raw else None
 
+    limit_r, remaining_r, reset_r, limit_t, remaining_t, reset_t = names
     return RateLimitHints(
-        limit_requests=number("x-ratelimit-limit-requests"),
-        remaining_requests=number("x-ratelimit-remaining-requests"),
-        reset_requests=duration("x-ratelimit-reset-requests"),
-        limit_tokens=number("x-ratelimit-limit-tokens"),
-        remaining_tokens=number("x-ratelimit-remaining-tokens"),
-        reset_tokens=duration("x-ratelimit-reset-tokens"),
+        limit_requests=number(limit_r),
+        remaining_requests=number(remaining_r),
+        reset_requests=duration(reset_r),
+        limit_tokens=number(limit_t),
+        remaining_tokens=number(remaining_t),
+        reset_tokens=duration(reset_t),
     )

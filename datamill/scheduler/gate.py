@@ -1,9 +1,17 @@
 """The gate every call to one deployment passes: circuit breaker, Retry-After pause,
-concurrency, requests and tokens per minute, and adaptive slow-down on 429.
+concurrency, requests and tokens per minute, each learned when it is not configured.
 
-Adaptation is AIMD: a 429 cuts the admitted rate (or, with no rpm configured, the
-concurrency) by 30%, at most once a second; calls that succeed win it back step by step.
-A ``Retry-After`` pauses the whole deployment until it passes.
+A call goes through, in order: the breaker (`breaker.py`), a ``Retry-After`` pause, a
+concurrency slot (`concurrency.LatencyLimit`: slow start, then cut when latency says the
+server queues), and its turn in the `pacing.Pacer` line, paced at the admitted request rate
+(`rate.AdmittedRate`: configured, announced in ``x-ratelimit-*`` headers, or learned from
+429s) and the tokens-per-minute budget (configured or announced).
+
+Pacing holds half a second of burst. A provider's bucket and ours refill at the same rate;
+with a burst no larger than the provider's, ours empties first and the provider keeps the
+difference as a cushion, so a call that reaches it a little early (network, event loop)
+still finds a token. A 429'd call spent one of our tokens but none of the provider's, so
+each 429 widens the cushion too.
 """
 
 from __future__ import annotations
@@ -11,18 +19,25 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from datamill.clock import Clock
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import RateLimitHints, Usage
 from datamill.scheduler.breaker import CircuitBreaker
+from datamill.scheduler.concurrency import LatencyLimit
+from datamill.scheduler.headers import read_limits
 from datamill.scheduler.limits import AdjustableLimit, TokenBucket
+from datamill.scheduler.pacing import EPSILON, Pacer
+from datamill.scheduler.rate import AdmittedRate
 from datamill.settings import DeploymentConfig
 
-_DECREASE = 0.7
-_MIN_RATE_FACTOR = 0.05
 # The longest server hint (Retry-After) obeyed; a longer one is treated as this long.
 MAX_PAUSE = 300.0
+BURST_SECONDS = 0.5
+# Providers whose token budget is charged the request's max_tokens when it is admitted
+# (OpenAI, Azure OpenAI, Cerebras): unused output tokens never come back to the budget.
+_CHARGES_OUTPUT_BUDGET = ("api.openai.com", "openai.azure.com", "api.cerebras.ai")
 
 
 @dataclass(slots=True)
@@ -31,9 +46,20 @@ class Permit:
 
     tokens: int
     probe: bool
+    sent_at: float
+
+
+def charges_output_budget(config: DeploymentConfig) -> bool:
+    host = urlsplit(config.base_url or "").hostname or ""
+    return host.endswith(_CHARGES_OUTPUT_BUDGET)
 
 
 class DeploymentGate:
+    """One deployment's gate. Guarantees: no more calls out than its concurrency limit; calls
+    leave in arrival order, never faster than the admitted rate and token budget allow
+    (beyond half a second of burst), and never during a pause; a call abandoned before it
+    was sent gives back everything it took."""
+
     def __init__(
         self,
         config: DeploymentConfig,
@@ -46,27 +72,38 @@ class DeploymentGate:
         self._clock = clock
         now = clock.monotonic()
         self.max_concurrency = config.max_concurrency or default_concurrency
-        self.concurrency = AdjustableLimit(self.max_concurrency)
-        self.base_rpm = config.rpm
-        # One second of burst: a full minute at once would trip per-second enforcement.
-        self.rpm = TokenBucket(config.rpm / 60, config.rpm / 60, now=now) if config.rpm else None
-        self.tpm = TokenBucket(config.tpm / 60, config.tpm / 60, now=now) if config.tpm else None
+        self.latency_limit = LatencyLimit(self.max_concurrency)
+        self.concurrency = AdjustableLimit(self.latency_limit.limit)
         self.breaker = CircuitBreaker(clock, threshold=breaker_threshold, cooldown=breaker_cooldown)
-        self.paused_until = 0.0
-        self.rate_factor = 1.0
-        self._last_decrease = float("-inf")
-        self._last_increase = now
-        self._successes = 0
+        self.pacer = Pacer(clock)
+        self.rate = AdmittedRate(configured_rpm=config.rpm, now=now)
+        self.configured_tpm = config.tpm
+        self.announced_tpm: int | None = None
+        self.long_window_requests: int | None = None
+        if self.rate.rate is not None:
+            # A configured limit starts with its burst: nothing was sent yet.
+            self._pace_requests(now, full=True)
+        if config.tpm:
+            self._pace_tokens(config.tpm, now, full=True)
+        self._settles_to_usage = not charges_output_budget(config)
+        self.sent = 0  # calls out at the provider (admitted, not yet answered)
         self.rate_limited = 0
+
+    @property
+    def paused_until(self) -> float:
+        return self.pacer.paused_until
+
+    # -- the way in -------------------------------------------------------------------------
 
     async def acquire(self, tokens: int) -> Permit:
         """Wait until a call with about ``tokens`` tokens may go to this deployment."""
         clock = self._clock
         while True:
             probe = await self.breaker.wait_ready()
-            pause = self.paused_until - clock.monotonic()
-            if pause <= 0:
+            pause = self.pacer.paused_until - clock.monotonic()
+            if pause <= EPSILON:
                 break
+            # Waiting out a pause here, not in the pacer's line, keeps concurrency slots free.
             if probe:
                 self.breaker.record_probe_abandoned()
             await clock.sleep(pause)
@@ -76,32 +113,25 @@ class DeploymentGate:
             if probe:
                 self.breaker.record_probe_abandoned()
             raise
-        delay = 0.0
-        now = clock.monotonic()
-        if self.rpm is not None:
-            delay = self.rpm.reserve(1, now=now)
-        if self.tpm is not None:
-            delay = max(delay, self.tpm.reserve(tokens, now=now))
-        if delay > 0:
-            try:
-                await clock.sleep(delay)
-            except asyncio.CancelledError:
-                self._give_back(tokens, probe)
-                raise
-        return Permit(tokens=tokens, probe=probe)
-
-    def _give_back(self, tokens: int, probe: bool) -> None:
-        self.concurrency.release()
-        if self.rpm is not None:
-            self.rpm.refund(1)
-        if self.tpm is not None:
-            self.tpm.refund(tokens)
-        if probe:
-            self.breaker.record_probe_abandoned()
+        try:
+            sent_at = await self.pacer.admit(tokens)
+        except asyncio.CancelledError:
+            self.concurrency.release()
+            if probe:
+                self.breaker.record_probe_abandoned()
+            raise
+        self.sent += 1
+        return Permit(tokens=tokens, probe=probe, sent_at=sent_at)
 
     def abandon(self, permit: Permit) -> None:
         """The call was never sent (the task was cancelled)."""
-        self._give_back(permit.tokens, permit.probe)
+        self.sent -= 1
+        self.pacer.refund(permit.tokens)
+        self.concurrency.release()
+        if permit.probe:
+            self.breaker.record_probe_abandoned()
+
+    # -- the way out ------------------------------------------------------------------------
 
     def release(
         self,
@@ -111,65 +141,120 @@ class DeploymentGate:
         usage: Usage | None = None,
         hints: RateLimitHints | None = None,
     ) -> None:
-        """Hand back a permit with the call's outcome (``hints``: the provider's rate-limit
-        headers, when it sent them)."""
-        if self.tpm is not None and usage is not None:
-            # Settle the estimate against what was really used.
-            self.tpm.refund(permit.tokens - usage.total_tokens)
+        """Hand back a permit with the call's outcome and what the answer's headers said."""
+        now = self._clock.monotonic()
+        self.sent -= 1
+        if usage is not None:
+            self._settle_tokens(permit.tokens, usage)
+        if hints is not None:
+            self._learn_from_headers(hints, now)
         if error is None:
             self.breaker.record_success()
-            self._on_success()
+            self.rate.on_answer(now)
+            if self.rate.maybe_grow(now, waiting=self.pacer.waiting > 0):
+                self._pace_requests(now)
+            self._observe_latency(permit.sent_at, now)
         elif error.category is ErrorCategory.rate_limited:
             self.rate_limited += 1
             # A 429 proves the deployment is up; it is not a breaker failure.
             self.breaker.record_success()
-            self._on_rate_limited(error.retry_after)
-        elif error.category.trips_breaker:
-            self.breaker.record_failure()
+            self._on_rate_limited(error.retry_after, now, sent_at=permit.sent_at)
         else:
-            self.breaker.record_success()
-        # Last: a 429 cuts concurrency from the calls in flight when it came, this one included.
+            if error.category.trips_breaker:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()
+            if error.category is not ErrorCategory.connection:
+                # It reached the provider, so it counts against the provider's limit.
+                self.rate.on_answer(now)
+            if error.category is ErrorCategory.timeout:
+                # The far end of a silent queue: a latency sample like any other.
+                self._observe_latency(permit.sent_at, now)
         self.concurrency.release()
 
-    def _on_rate_limited(self, retry_after: float | None) -> None:
-        now = self._clock.monotonic()
-        if retry_after:
-            self.paused_until = max(self.paused_until, now + min(retry_after, MAX_PAUSE))
-        if now - self._last_decrease < 1.0:
+    def _settle_tokens(self, estimate: int, usage: Usage) -> None:
+        tokens = self.pacer.tokens
+        if tokens is None:
             return
-        self._last_decrease = now
-        self._last_increase = now
-        if self.rpm is not None and self.base_rpm is not None:
-            self.rate_factor = max(_MIN_RATE_FACTOR, self.rate_factor * _DECREASE)
-            self.rpm.set_rate(self.base_rpm / 60 * self.rate_factor, now=now)
-        else:
-            in_use = min(self.concurrency.limit, max(self.concurrency.held, 1))
-            self.concurrency.set_limit(int(in_use * _DECREASE))
+        difference = estimate - usage.total_tokens
+        if difference > 0 and not self._settles_to_usage:
+            return  # the provider charged the output budget: so do we
+        tokens.refund(difference)
 
-    def _on_success(self) -> None:
-        if self.rpm is not None and self.base_rpm is not None:
-            if self.rate_factor < 1.0:
-                now = self._clock.monotonic()
-                if now - self._last_increase >= 1.0:
-                    self._last_increase = now
-                    self.rate_factor = min(1.0, self.rate_factor + 0.05)
-                    self.rpm.set_rate(self.base_rpm / 60 * self.rate_factor, now=now)
+    def _on_rate_limited(self, retry_after: float | None, now: float, *, sent_at: float) -> None:
+        if retry_after:
+            self.pacer.pause_until(now + min(retry_after, MAX_PAUSE))
+        if self.rate.on_rate_limited(now, sent_at=sent_at):
+            self._pace_requests(now)
+
+    def _learn_from_headers(self, hints: RateLimitHints, now: float) -> None:
+        limits = read_limits(hints)
+        if limits.requests_per_minute is not None and self.rate.on_announced(
+            limits.requests_per_minute, now
+        ):
+            self._pace_requests(now)
+        if limits.long_window_requests is not None:
+            self.long_window_requests = limits.long_window_requests
+        tpm = limits.tokens_per_minute
+        if tpm is not None and tpm != self.announced_tpm:
+            self.announced_tpm = tpm
+            if not self.configured_tpm:
+                self._pace_tokens(tpm, now)
+
+    def _observe_latency(self, sent_at: float, now: float) -> None:
+        if self.latency_limit.on_latency(now - sent_at, sent_at=sent_at, now=now):
+            self.concurrency.set_limit(self.latency_limit.limit)
+
+    # -- the buckets ------------------------------------------------------------------------
+
+    def _pace_requests(self, now: float, *, full: bool = False) -> None:
+        rate = self.rate.rate
+        if rate is None:
             return
-        if self.concurrency.limit < self.max_concurrency:
-            self._successes += 1
-            if self._successes >= self.concurrency.limit:
-                self._successes = 0
-                self.concurrency.set_limit(self.concurrency.limit + 1)
+        bucket = self.pacer.requests
+        if bucket is None:
+            # Learned while calls were already going out: start empty, the provider's
+            # bucket is no fuller than ours.
+            self.pacer.requests = TokenBucket(rate, rate * BURST_SECONDS, now=now, full=full)
+            if self.pacer.paused_until > now:
+                self.pacer.requests.hold_until(self.pacer.paused_until)
+        else:
+            bucket.set_rate(rate, now=now, capacity=rate * BURST_SECONDS)
+
+    def _pace_tokens(self, tpm: int, now: float, *, full: bool = False) -> None:
+        rate = tpm / 60
+        bucket = self.pacer.tokens
+        if bucket is None:
+            self.pacer.tokens = TokenBucket(rate, rate * BURST_SECONDS, now=now, full=full)
+        else:
+            bucket.set_rate(rate, now=now, capacity=rate * BURST_SECONDS)
 
     def snapshot(self) -> dict[str, Any]:
-        """Live state for /api/info and the dashboard."""
+        """Live state for /api/info and the dashboard: what was configured and learned."""
         now = self._clock.monotonic()
+        rate = self.rate
+        tokens = self.pacer.tokens
         return {
             "circuit": self.breaker.state.value,
-            "in_flight": self.concurrency.held,
+            "in_flight": self.sent,
             "concurrency_limit": self.concurrency.limit,
-            "admitted_rpm": round(self.base_rpm * self.rate_factor, 1) if self.base_rpm else None,
-            "paused_for": round(max(0.0, self.paused_until - now), 3),
+            "concurrency_reason": self.latency_limit.reason,
+            "latency_baseline_s": _rounded(self.latency_limit.baseline, 4),
+            "latency_median_s": _rounded(self.latency_limit.last_median, 4),
+            "admitted_rpm": _rounded(rate.rpm, 1),
+            "rpm_source": rate.source,
+            "rpm_ceiling": _rounded(rate.ceiling * 60 if rate.ceiling else None, 1),
+            "admitted_tpm": _rounded(tokens.rate * 60 if tokens else None, 0),
+            "tpm_source": "configured"
+            if self.configured_tpm
+            else ("headers" if self.announced_tpm else None),
+            "long_window_requests": self.long_window_requests,
+            "waiting": self.pacer.waiting,
+            "paused_for": round(max(0.0, self.pacer.paused_until - now), 3),
             "rate_limited": self.rate_limited,
             "breaker_opens": self.breaker.opens,
         }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if value is not None else None

@@ -1,7 +1,7 @@
-"""Rate and concurrency primitives, driven by an injectable clock.
+"""Rate and concurrency primitives, driven by times the caller passes in.
 
-`TokenBucket.reserve` books capacity and says how long to wait for it, so callers queue in
-arrival order and the rate is smooth, with no thundering herd when a window resets.
+`TokenBucket` only counts; `scheduler.pacing.Pacer` decides who waits for it, so a bucket
+never books future capacity for a caller that may change its mind.
 """
 
 from __future__ import annotations
@@ -11,34 +11,57 @@ from collections import deque
 
 
 class TokenBucket:
-    """``rate`` tokens per second, holding at most ``capacity`` (the burst)."""
+    """``rate`` tokens per second, holding at most ``capacity`` (the burst).
 
-    def __init__(self, rate: float, capacity: float, *, now: float) -> None:
+    The level may go below zero: a call larger than the capacity is let through when the
+    bucket is full and the calls after it wait for the debt to be paid back.
+    """
+
+    def __init__(self, rate: float, capacity: float, *, now: float, full: bool = True) -> None:
         self.rate = rate
         self.capacity = max(capacity, 1.0)
-        self._tokens = self.capacity
+        self._tokens = self.capacity if full else 0.0
         self._stamp = now
 
+    def level(self, now: float) -> float:
+        self._refill(now)
+        return self._tokens
+
     def _refill(self, now: float) -> None:
+        # Before ``_stamp`` (a hold) nothing accrues.
         if now > self._stamp:
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
 
-    def reserve(self, amount: float, *, now: float) -> float:
-        """Take ``amount`` tokens (possibly going into debt); return seconds to wait."""
+    def wait_time(self, amount: float, *, now: float) -> float:
+        """Seconds until ``amount`` tokens (at most a full bucket) are there; 0.0 if now."""
+        self._refill(now)
+        missing = min(amount, self.capacity) - self._tokens
+        if missing <= 0:
+            return 0.0
+        return max(0.0, self._stamp - now) + missing / self.rate
+
+    def take(self, amount: float, *, now: float) -> None:
         self._refill(now)
         self._tokens -= amount
-        if self._tokens >= 0:
-            return 0.0
-        return -self._tokens / self.rate
 
     def refund(self, amount: float) -> None:
-        """Give back tokens reserved for a call that was never sent."""
+        """Give back tokens taken for a call that was never sent (negative: charge more)."""
         self._tokens = min(self.capacity, self._tokens + amount)
 
-    def set_rate(self, rate: float, *, now: float) -> None:
+    def set_rate(self, rate: float, *, now: float, capacity: float | None = None) -> None:
+        """Change the rate (and the burst); what accrued at the old rate is kept."""
         self._refill(now)
         self.rate = rate
+        if capacity is not None:
+            self.capacity = max(capacity, 1.0)
+            self._tokens = min(self._tokens, self.capacity)
+
+    def hold_until(self, moment: float) -> None:
+        """Empty the bucket and accrue nothing before ``moment`` (a Retry-After pause):
+        when the pause ends calls leave at the rate, not as one burst."""
+        self._tokens = min(self._tokens, 0.0)
+        self._stamp = max(self._stamp, moment)
 
 
 class AdjustableLimit:

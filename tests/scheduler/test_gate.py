@@ -1,16 +1,19 @@
-"""`DeploymentGate`: pacing, token budgets, Retry-After, AIMD and the breaker, on a fake clock."""
+"""`DeploymentGate`: pacing, token budgets, Retry-After, learning limits and the breaker, on a
+fake clock."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
 
 from datamill.errors import ErrorCategory, ProviderError
-from datamill.providers.base import Usage
+from datamill.providers.base import RateLimitHints, Usage
 from datamill.scheduler.breaker import BreakerState
-from datamill.scheduler.gate import DeploymentGate
+from datamill.scheduler.concurrency import INITIAL
+from datamill.scheduler.gate import BURST_SECONDS, DeploymentGate
 from datamill.settings import DeploymentConfig
 from tests.scheduler.conftest import FakeClock
 
@@ -41,7 +44,7 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-# -- pacing -----------------------------------------------------------------------------------
+# -- pacing at a configured rate --------------------------------------------------------------
 
 
 @pytest.mark.parametrize("rpm", [60, 120, 600])
@@ -53,14 +56,13 @@ async def test_rpm_paces_sequential_calls(clock, rpm):
     for _ in range(calls):
         await call(gate)
 
-    # N calls at R per minute take N/R minutes, less the one-second burst.
-    elapsed = clock.monotonic() - start
-    assert calls / rpm * 60 - 1.0 <= elapsed <= calls / rpm * 60
-    assert elapsed == pytest.approx((calls - rpm / 60) / (rpm / 60))
+    # N calls at R per minute take N/R minutes, less the half-second burst (one call at least).
+    burst = max(1.0, rpm / 60 * BURST_SECONDS)
+    assert clock.monotonic() - start == pytest.approx((calls - burst) / (rpm / 60))
 
 
 async def test_rpm_paces_concurrent_calls_in_arrival_order(clock):
-    gate = make_gate(clock, rpm=120)  # 2 per second
+    gate = make_gate(clock, rpm=240)  # 4 per second, 2 at once
     start = clock.monotonic()
     admitted: list[tuple[int, float]] = []
 
@@ -71,9 +73,9 @@ async def test_rpm_paces_concurrent_calls_in_arrival_order(clock):
 
     await asyncio.gather(*(one(i) for i in range(20)))
 
-    assert clock.monotonic() - start == pytest.approx(9.0)  # 20 calls, 2 at once, 2/s after
-    assert [i for i, _ in sorted(admitted, key=lambda item: item[1])][:2] == [0, 1]
-    assert max(at for _, at in admitted) == pytest.approx(9.0)
+    assert [i for i, _ in admitted] == list(range(20))
+    assert max(at for _, at in admitted) == pytest.approx(4.5)  # 20 calls, 2 at once, 4/s after
+    assert gate.snapshot()["rpm_source"] == "configured"
 
 
 async def test_no_limits_means_no_waiting(clock):
@@ -98,40 +100,64 @@ async def test_concurrency_caps_calls_in_flight(clock):
     assert gate.concurrency.held == 0
 
 
+async def test_concurrency_starts_with_a_slow_start(clock):
+    gate = make_gate(clock, max_concurrency=256)
+    assert gate.concurrency.limit == INITIAL
+    permits = [await gate.acquire(1) for _ in range(INITIAL)]
+    assert gate.concurrency.held == INITIAL
+    clock.advance(0.2)
+    for permit in permits:  # a round of answers doubles it
+        gate.release(permit, error=None)
+    assert gate.concurrency.limit == 2 * INITIAL
+    assert gate.snapshot()["concurrency_reason"] == "slow start"
+
+
 # -- tokens per minute ------------------------------------------------------------------------
 
 
 async def test_tpm_waits_for_the_estimated_tokens(clock):
-    gate = make_gate(clock, tpm=600)  # 10 tokens per second, 10 of burst
+    gate = make_gate(clock, tpm=1200)  # 20 tokens per second, 10 of burst
     start = clock.monotonic()
 
     permit = await gate.acquire(10)
     gate.release(permit, error=None)  # no usage reported: the estimate stands
     await gate.acquire(10)
 
-    assert clock.monotonic() - start == pytest.approx(1.0)
+    assert clock.monotonic() - start == pytest.approx(0.5)
 
 
 async def test_tpm_settles_the_estimate_against_real_usage(clock):
-    gate = make_gate(clock, tpm=600)
+    gate = make_gate(clock, tpm=1200)
     start = clock.monotonic()
 
     permit = await gate.acquire(10)
     gate.release(permit, error=None, usage=Usage(input_tokens=1, output_tokens=1))
-    await gate.acquire(10)  # 8 tokens came back: 2 are missing, 0.2 s
+    await gate.acquire(10)  # 8 tokens came back: 2 are missing, 0.1 s
 
-    assert clock.monotonic() - start == pytest.approx(0.2)
+    assert clock.monotonic() - start == pytest.approx(0.1)
 
 
 async def test_tpm_charges_usage_above_the_estimate(clock):
-    gate = make_gate(clock, tpm=600)
+    gate = make_gate(clock, tpm=1200)
     start = clock.monotonic()
 
     permit = await gate.acquire(5)
     gate.release(permit, error=None, usage=Usage(input_tokens=10, output_tokens=5))
-    await gate.acquire(1)  # 15 used of 10: 6 tokens short, 0.6 s
+    await gate.acquire(1)  # 15 used of 10: 6 tokens short, 0.3 s
 
-    assert clock.monotonic() - start == pytest.approx(0.6)
+    assert clock.monotonic() - start == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("base_url", ["https://api.openai.com/v1", "https://api.cerebras.ai/v1"])
+async def test_providers_that_charge_max_tokens_keep_the_unused_output_budget(clock, base_url):
+    gate = make_gate(clock, tpm=1200, base_url=base_url)
+    start = clock.monotonic()
+
+    permit = await gate.acquire(10)  # 10 = prompt + max_tokens, charged at admission
+    gate.release(permit, error=None, usage=Usage(input_tokens=1, output_tokens=1))
+    await gate.acquire(10)  # nothing came back: a whole 10 tokens to wait for
+
+    assert clock.monotonic() - start == pytest.approx(0.5)
 
 
 # -- Retry-After ------------------------------------------------------------------------------
@@ -170,88 +196,169 @@ async def test_a_retry_after_never_shortens_a_pause_and_is_capped(clock):
     assert gate.snapshot()["paused_for"] == 300.0
 
 
-# -- adapting to 429 (AIMD) -------------------------------------------------------------------
+async def test_when_a_pause_ends_calls_leave_at_the_rate_not_all_at_once(clock):
+    gate = make_gate(clock, rpm=600)  # 10 a second
+    for _ in range(5):
+        await call(gate)  # the burst is spent
+    permit = await gate.acquire(1)
+    gate.release(permit, error=error(ErrorCategory.rate_limited, retry_after=2))
+    paused_at = clock.monotonic()
+    admitted: list[float] = []
+
+    async def one() -> None:
+        got = await gate.acquire(1)
+        admitted.append(clock.monotonic() - paused_at)
+        gate.release(got, error=None)
+
+    await asyncio.gather(*(one() for _ in range(30)))
+
+    # 30 calls after a 2 s pause leave one by one, never faster than 10 a second.
+    assert min(admitted) >= 2.0
+    gaps = [b - a for a, b in itertools.pairwise(admitted)]
+    assert min(gaps) >= 0.1 - 1e-9
 
 
-async def test_a_429_cuts_the_admitted_rate_at_most_once_a_second(clock):
-    gate = make_gate(clock, rpm=600)
-    rate_limited = error(ErrorCategory.rate_limited)
-
-    await call(gate, rate_limited)
-    assert gate.snapshot()["admitted_rpm"] == 420.0
-    assert gate.rpm.rate == pytest.approx(600 / 60 * 0.7)
-
-    clock.advance(0.5)
-    await call(gate, rate_limited)  # the same burst of 429s: no second cut
-    assert gate.snapshot()["admitted_rpm"] == 420.0
-
-    clock.advance(0.5)
-    await call(gate, rate_limited)
-    assert gate.snapshot()["admitted_rpm"] == pytest.approx(294.0)
-    assert gate.rate_limited == 3
+# -- learning the rate ------------------------------------------------------------------------
 
 
-async def test_the_admitted_rate_has_a_floor(clock):
-    gate = make_gate(clock, rpm=600)
-    for _ in range(50):
-        clock.advance(1.0)
-        await call(gate, error(ErrorCategory.rate_limited))
-    assert gate.rate_factor == pytest.approx(0.05)
-    assert gate.rpm.rate == pytest.approx(0.5)
+def openai_hints(rpm: int, remaining: int, reset: float, tpm: int = 1_000_000) -> RateLimitHints:
+    return RateLimitHints(
+        limit_requests=rpm,
+        remaining_requests=remaining,
+        reset_requests=reset,
+        limit_tokens=tpm,
+        remaining_tokens=tpm - 100,
+        reset_tokens=0.01,
+    )
 
 
-async def test_successes_win_the_rate_back_step_by_step(clock):
-    gate = make_gate(clock, rpm=600)
-    await call(gate, error(ErrorCategory.rate_limited))
-    assert gate.rate_factor == pytest.approx(0.7)
+async def test_a_rate_announced_in_headers_paces_the_calls_after_it(clock):
+    gate = make_gate(clock)
+    permit = await gate.acquire(1)
+    gate.release(permit, error=None, hints=openai_hints(rpm=600, remaining=599, reset=0.1))
+    snapshot = gate.snapshot()
+    assert (snapshot["admitted_rpm"], snapshot["rpm_source"]) == (600.0, "headers")
+    assert (snapshot["admitted_tpm"], snapshot["tpm_source"]) == (1_000_000, "headers")
 
-    await call(gate)  # less than a second after the cut: no step yet
-    assert gate.rate_factor == pytest.approx(0.7)
-
-    factors = []
-    for _ in range(8):
-        clock.advance(1.0)
+    start = clock.monotonic()
+    for _ in range(10):
         await call(gate)
-        factors.append(round(gate.rate_factor, 2))
+    # Learned while calls were already out: no burst, 10 a second from the start.
+    assert clock.monotonic() - start == pytest.approx(1.0)
 
-    assert factors == [0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.0, 1.0]
-    assert gate.rpm.rate == pytest.approx(10.0)
+
+async def test_a_configured_rpm_wins_over_the_headers(clock):
+    gate = make_gate(clock, rpm=60)
+    permit = await gate.acquire(1)
+    gate.release(permit, error=None, hints=openai_hints(rpm=6000, remaining=5999, reset=0.01))
+    snapshot = gate.snapshot()
+    assert (snapshot["admitted_rpm"], snapshot["rpm_source"]) == (60.0, "configured")
+
+
+async def test_a_daily_cap_in_the_requests_header_is_not_a_pace(clock):
+    gate = make_gate(clock)
+    groq = RateLimitHints(
+        limit_requests=14400,
+        remaining_requests=14399,
+        reset_requests=6.0,  # one request of a day's 14,400 comes back in 6 s
+        limit_tokens=6000,
+        remaining_tokens=5900,
+        reset_tokens=1.0,
+    )
+    permit = await gate.acquire(100)
+    gate.release(permit, error=None, hints=groq)
+
+    snapshot = gate.snapshot()
+    assert snapshot["admitted_rpm"] is None
+    assert snapshot["long_window_requests"] == 14400
+    assert (snapshot["admitted_tpm"], snapshot["tpm_source"]) == (6000, "headers")
+
+
+async def test_the_first_429_sets_the_rate_to_what_the_provider_took(clock):
+    gate = make_gate(clock)
+    for _ in range(20):  # 20 calls answered in the last second
+        clock.advance(0.04)
+        await call(gate)
+    permit = await gate.acquire(1)
+    gate.release(permit, error=error(ErrorCategory.rate_limited))
+
+    snapshot = gate.snapshot()
+    assert snapshot["rpm_source"] == "429s"
+    assert snapshot["admitted_rpm"] == pytest.approx(20 * 60 * 0.9, rel=0.15)
+    assert snapshot["rpm_ceiling"] is None
+    assert gate.rate_limited == 1
+
+
+async def test_a_429_cuts_the_admitted_rate_once_for_the_calls_out_when_it_came(clock):
+    gate = make_gate(clock, rpm=600)
+    for _ in range(10):
+        await call(gate)
+    permits = [await gate.acquire(1) for _ in range(3)]
+
+    gate.release(permits[0], error=error(ErrorCategory.rate_limited))
+    assert gate.snapshot()["admitted_rpm"] == 540.0
+    gate.release(permits[1], error=error(ErrorCategory.rate_limited))  # sent before the cut
+    gate.release(permits[2], error=error(ErrorCategory.rate_limited))
+    assert gate.snapshot()["admitted_rpm"] == 540.0
+
+    clock.advance(0.1)
+    await call(gate, error(ErrorCategory.rate_limited))  # sent after it: cut again
+    assert gate.snapshot()["admitted_rpm"] == pytest.approx(486.0)
+    assert gate.snapshot()["rpm_source"] == "configured"
+    assert gate.rate_limited == 4
+
+
+async def test_a_429_with_nothing_taken_lately_halves_the_rate(clock):
+    gate = make_gate(clock, rpm=600)
+    await call(gate, error(ErrorCategory.rate_limited))  # the very first call
+    assert gate.snapshot()["admitted_rpm"] == 300.0
+
+
+async def test_calls_waiting_for_the_rate_win_it_back(clock):
+    gate = make_gate(clock, rpm=600)
+    for _ in range(10):
+        await call(gate)
+    await call(gate, error(ErrorCategory.rate_limited))
+    assert gate.snapshot()["admitted_rpm"] == 540.0
+
+    async def one() -> None:
+        await call(gate)
+
+    # Ten seconds of calls queued for the rate: it steps back up to the ceiling.
+    await asyncio.gather(*(one() for _ in range(100)))
     assert gate.snapshot()["admitted_rpm"] == 600.0
 
 
-async def test_a_429_cuts_concurrency_when_no_rpm_is_set(clock):
+async def test_429s_do_not_cut_concurrency(clock):
     gate = make_gate(clock, max_concurrency=20)
     permits = [await gate.acquire(1) for _ in range(10)]
-
-    # The 429 arrives while 10 calls are in flight: 30% fewer are admitted.
-    gate.release(permits[0], error=error(ErrorCategory.rate_limited))
-    assert gate.concurrency.limit == 7
-
-    clock.advance(0.5)
-    gate.release(permits[1], error=error(ErrorCategory.rate_limited))
-    assert gate.concurrency.limit == 7  # at most one cut a second
-
-    for permit in permits[2:]:
-        gate.release(permit, error=None)
+    for permit in permits:
+        gate.release(permit, error=error(ErrorCategory.rate_limited))
+    assert gate.concurrency.limit == 20
     assert gate.concurrency.held == 0
 
 
-async def test_successes_win_concurrency_back(clock):
-    gate = make_gate(clock, max_concurrency=4)
-    permits = [await gate.acquire(1) for _ in range(4)]
-    gate.release(permits[0], error=error(ErrorCategory.rate_limited))
-    assert gate.concurrency.limit == 2
-
-    limits = []
-    for permit in permits[1:]:
-        gate.release(permit, error=None)
-        limits.append(gate.concurrency.limit)
-    for _ in range(6):
-        await call(gate)
-        limits.append(gate.concurrency.limit)
-
-    # One more slot after as many successes as the current limit, up to the configured max.
-    assert limits == [2, 3, 3, 3, 4, 4, 4, 4, 4]
+async def test_the_snapshot_says_what_was_learned(clock):
+    gate = make_gate(clock, rpm=600)
+    snapshot = gate.snapshot()
+    assert snapshot == {
+        "circuit": "closed",
+        "in_flight": 0,
+        "concurrency_limit": 64,
+        "concurrency_reason": "slow start",
+        "latency_baseline_s": None,
+        "latency_median_s": None,
+        "admitted_rpm": 600.0,
+        "rpm_source": "configured",
+        "rpm_ceiling": 600.0,
+        "admitted_tpm": None,
+        "tpm_source": None,
+        "long_window_requests": None,
+        "waiting": 0,
+        "paused_for": 0.0,
+        "rate_limited": 0,
+        "breaker_opens": 0,
+    }
 
 
 # -- the circuit breaker ----------------------------------------------------------------------

@@ -11,58 +11,95 @@ from datamill.scheduler.limits import AdjustableLimit, TokenBucket
 # -- TokenBucket ------------------------------------------------------------------------------
 
 
-def test_bucket_starts_full_and_books_capacity_in_arrival_order():
+def test_bucket_starts_full_and_says_when_the_next_token_exists():
     bucket = TokenBucket(2.0, 4.0, now=0.0)  # 2 tokens/s, burst of 4
 
-    assert [bucket.reserve(1, now=0.0) for _ in range(4)] == [0.0] * 4
-    # Past the burst, each caller is told when its token will exist.
-    assert [bucket.reserve(1, now=0.0) for _ in range(3)] == pytest.approx([0.5, 1.0, 1.5])
+    for _ in range(4):
+        assert bucket.wait_time(1, now=0.0) == 0.0
+        bucket.take(1, now=0.0)
+    assert bucket.wait_time(1, now=0.0) == pytest.approx(0.5)
+    assert bucket.wait_time(1, now=0.25) == pytest.approx(0.25)
+
+
+def test_bucket_can_start_empty():
+    bucket = TokenBucket(2.0, 4.0, now=0.0, full=False)
+    assert bucket.wait_time(1, now=0.0) == pytest.approx(0.5)
+    assert bucket.level(1.0) == pytest.approx(2.0)
 
 
 def test_bucket_refills_at_its_rate_up_to_its_capacity():
     bucket = TokenBucket(2.0, 4.0, now=0.0)
-    bucket.reserve(4, now=0.0)
+    bucket.take(4, now=0.0)
 
-    assert bucket.reserve(1, now=0.5) == 0.0  # one token came back in 0.5 s
-    assert bucket.reserve(1, now=0.5) == pytest.approx(0.5)
-    # A long idle time refills to the capacity, not beyond it.
-    assert bucket.reserve(4, now=100.0) == pytest.approx(0.0)
-    assert bucket.reserve(1, now=100.0) == pytest.approx(0.5)
+    assert bucket.level(0.5) == pytest.approx(1.0)
+    assert bucket.level(100.0) == pytest.approx(4.0)  # a long idle time: full, not beyond
+
+
+def test_a_call_larger_than_the_bucket_goes_when_it_is_full_and_leaves_a_debt():
+    bucket = TokenBucket(10.0, 10.0, now=0.0)
+    assert bucket.wait_time(25, now=0.0) == 0.0  # a full bucket is all it can ever hold
+    bucket.take(25, now=0.0)
+    # 15 tokens of debt: the next call waits for them and its own.
+    assert bucket.wait_time(1, now=0.0) == pytest.approx(1.6)
 
 
 def test_bucket_capacity_is_at_least_one_token():
     bucket = TokenBucket(0.1, 0.1, now=0.0)
     assert bucket.capacity == 1.0
-    assert bucket.reserve(1, now=0.0) == 0.0
-    assert bucket.reserve(1, now=0.0) == pytest.approx(10.0)
+    bucket.take(1, now=0.0)
+    assert bucket.wait_time(1, now=0.0) == pytest.approx(10.0)
 
 
 def test_refund_gives_tokens_back_but_not_beyond_capacity():
     bucket = TokenBucket(1.0, 2.0, now=0.0)
-    bucket.reserve(4, now=0.0)  # two in debt
+    bucket.take(4, now=0.0)  # two in debt
     bucket.refund(3)
-    assert bucket.reserve(1, now=0.0) == 0.0  # one token left after the refund
+    assert bucket.level(0.0) == pytest.approx(1.0)
 
     bucket.refund(100)
-    assert bucket.reserve(2, now=0.0) == 0.0
-    assert bucket.reserve(1, now=0.0) == pytest.approx(1.0)
+    assert bucket.level(0.0) == pytest.approx(2.0)
 
 
-def test_negative_refund_settles_a_call_that_used_more_than_booked():
+def test_negative_refund_settles_a_call_that_used_more_than_it_took():
     bucket = TokenBucket(10.0, 10.0, now=0.0)
-    bucket.reserve(10, now=0.0)
-    bucket.refund(-5)  # the call used 5 more tokens than it reserved
-    assert bucket.reserve(1, now=0.0) == pytest.approx(0.6)
+    bucket.take(10, now=0.0)
+    bucket.refund(-5)  # the call used 5 more tokens than it took
+    assert bucket.wait_time(1, now=0.0) == pytest.approx(0.6)
 
 
 def test_set_rate_keeps_what_accrued_at_the_old_rate():
     bucket = TokenBucket(1.0, 10.0, now=0.0)
-    bucket.reserve(10, now=0.0)
+    bucket.take(10, now=0.0)
 
     bucket.set_rate(0.5, now=2.0)  # 2 tokens accrued at 1/s
 
-    assert bucket.reserve(2, now=2.0) == 0.0
-    assert bucket.reserve(1, now=2.0) == pytest.approx(2.0)  # 1 token at the new 0.5/s
+    assert bucket.level(2.0) == pytest.approx(2.0)
+    bucket.take(2, now=2.0)
+    assert bucket.wait_time(1, now=2.0) == pytest.approx(2.0)  # 1 token at the new 0.5/s
+
+
+def test_set_rate_can_shrink_the_burst():
+    bucket = TokenBucket(10.0, 10.0, now=0.0)
+    bucket.set_rate(4.0, now=0.0, capacity=2.0)
+    assert bucket.capacity == 2.0
+    assert bucket.level(0.0) == 2.0
+
+
+def test_hold_until_empties_the_bucket_and_accrues_nothing_before():
+    bucket = TokenBucket(2.0, 4.0, now=0.0)
+    bucket.hold_until(5.0)
+
+    assert bucket.level(3.0) == 0.0
+    # The next token exists half a second after the hold, not before it.
+    assert bucket.wait_time(1, now=3.0) == pytest.approx(2.5)
+    assert bucket.level(6.0) == pytest.approx(2.0)
+
+
+def test_hold_until_keeps_a_debt():
+    bucket = TokenBucket(1.0, 1.0, now=0.0)
+    bucket.take(3, now=0.0)  # two in debt
+    bucket.hold_until(1.0)
+    assert bucket.wait_time(1, now=1.0) == pytest.approx(3.0)
 
 
 # -- AdjustableLimit --------------------------------------------------------------------------

@@ -105,7 +105,7 @@ async def test_racing_default_project_creation_creates_one(store_url):
 
 def test_the_schema_head_constant_is_alembics_head():
     # Starts skip Alembic when the store is at SCHEMA_HEAD: it must name the newest revision.
-    assert migrate.SCHEMA_HEAD == migrate.head_revision()
+    assert migrate.head_revision() == migrate.SCHEMA_HEAD
 
 
 async def test_an_upgraded_store_reports_the_head_without_alembic(empty_store_url):

@@ -1,0 +1,98 @@
+"""`Pacer`: calls leave one at a time, in arrival order, when the buckets hold their share.
+
+Only the call at the head of the line sleeps; the others wait for their turn. Nobody books
+capacity ahead, so a new rate or a pause applies at once to every waiting call, and when a
+pause ends the line drains at the rate instead of all at once (a thundering herd of calls
+released together is what a provider answers with a storm of 429s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from datamill.clock import Clock
+from datamill.scheduler.limits import TokenBucket
+
+# Waits shorter than this are rounding (float time), not a token still to come.
+EPSILON = 1e-6
+
+
+class Pacer:
+    """Requests per second and tokens per second for one deployment, and its pause.
+
+    ``requests`` and ``tokens`` are None while there is no such limit; the gate sets and
+    retunes them as it learns.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.requests: TokenBucket | None = None
+        self.tokens: TokenBucket | None = None
+        self.paused_until = float("-inf")
+        self._line: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Calls in line for their turn (the head included)."""
+        return len(self._line)
+
+    def pause_until(self, moment: float) -> None:
+        """Nobody leaves before ``moment``; a later pause never shortens an earlier one."""
+        if moment <= self.paused_until:
+            return
+        self.paused_until = moment
+        if self.requests is not None:
+            self.requests.hold_until(moment)
+
+    def _delay(self, tokens: int, now: float) -> float:
+        delay = self.paused_until - now
+        if self.requests is not None:
+            delay = max(delay, self.requests.wait_time(1, now=now))
+        if self.tokens is not None and tokens > 0:
+            delay = max(delay, self.tokens.wait_time(tokens, now=now))
+        return delay
+
+    def _take(self, tokens: int, now: float) -> None:
+        if self.requests is not None:
+            self.requests.take(1, now=now)
+        if self.tokens is not None:
+            self.tokens.take(tokens, now=now)
+
+    async def admit(self, tokens: int) -> float:
+        """Wait for this call's turn and its share of every bucket, then take it; returns
+        the (monotonic) time it was let through."""
+        clock = self._clock
+        now = clock.monotonic()
+        if not self._line and self._delay(tokens, now) <= EPSILON:
+            self._take(tokens, now)
+            return now
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._line.append(future)
+        try:
+            if self._line[0] is not future:
+                await future  # set when the call ahead leaves the line
+            while True:
+                # Again after every sleep: the rate or the pause may have changed meanwhile.
+                now = clock.monotonic()
+                delay = self._delay(tokens, now)
+                if delay <= EPSILON:
+                    break
+                await clock.sleep(delay)
+            self._take(tokens, now)
+        finally:
+            self._leave(future)
+        return now
+
+    def _leave(self, future: asyncio.Future[None]) -> None:
+        was_head = self._line[0] is future
+        self._line.remove(future)
+        if was_head and self._line and not self._line[0].done():
+            self._line[0].set_result(None)
+
+    def refund(self, tokens: int) -> None:
+        """Give back what a call took and never used (it was not sent)."""
+        if self.requests is not None:
+            self.requests.refund(1)
+        if self.tokens is not None:
+            self.tokens.refund(tokens)

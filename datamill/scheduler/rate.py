@@ -1,0 +1,144 @@
+"""The request rate a deployment is paced at, and where it comes from.
+
+Sources, strongest first: the ``rpm`` configured for the deployment (``configured``), a
+per-minute limit the provider announces in its headers (``headers``), or what its 429s
+teach (``429s``). The configured or announced figure is a ceiling; below it the rate moves
+by AIMD on the *admitted rate*:
+
+- a 429 cuts the rate by 10%, or down to what the provider actually took in the last
+  moments when that is lower (never by more than half at once); only a 429 for a call sent
+  after the rate was last cut or set counts, since one for a call sent before says nothing
+  about the new rate (the calls in flight when the limit is hit all come back 429);
+- while calls wait for the rate and no 429 comes, the rate grows each second, by 1% of
+  itself after one quiet second, 2% after two, up to 10%: it creeps up near the limit where
+  a 429 was just seen and finds a far-away limit quickly.
+
+With nothing configured or announced there is no pacing until the first 429; that 429 sets
+the rate a tenth under what the provider took in the last second.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+# Where the admitted rate comes from: the deployment's rpm, a provider's headers, its 429s.
+RateSource = Literal["configured", "headers", "429s"]
+
+DECREASE = 0.9
+MAX_CUT = 0.5
+STEP_INTERVAL = 1.0
+STEP_PER_QUIET_SECOND = 0.01
+MAX_STEP = 0.10
+MIN_RATE = 1 / 60  # one request a minute: a rate never reaches zero
+
+
+class AcceptanceMeter:
+    """Calls the provider took (answered other than 429), counted in tenth-of-a-second slots."""
+
+    _SLOTS_PER_SECOND = 10
+    KEEP = 30.0  # seconds of history: enough for the slowest window asked for
+
+    def __init__(self) -> None:
+        self._slots: deque[list[int]] = deque()  # [slot number, count], oldest first
+
+    def add(self, now: float) -> None:
+        slot = int(now * self._SLOTS_PER_SECOND)
+        slots = self._slots
+        if slots and slots[-1][0] == slot:
+            slots[-1][1] += 1
+            return
+        slots.append([slot, 1])
+        oldest = slot - int(self.KEEP * self._SLOTS_PER_SECOND)
+        while slots[0][0] < oldest:
+            slots.popleft()
+
+    def rate(self, now: float, window: float) -> float:
+        """Calls per second over about the last ``window`` seconds (whole slots)."""
+        first = int((now - window) * self._SLOTS_PER_SECOND)
+        count = 0
+        for slot, n in reversed(self._slots):
+            if slot < first:
+                break
+            count += n
+        return count / max(now - first / self._SLOTS_PER_SECOND, 1e-9)
+
+
+class AdmittedRate:
+    """The admitted request rate (per second) and its source; None while there is none."""
+
+    def __init__(self, *, configured_rpm: float | None, now: float) -> None:
+        self.configured = configured_rpm / 60 if configured_rpm else None
+        self.announced: float | None = None  # the per-minute limit from headers, per second
+        self.rate = self.configured
+        self.source: RateSource | None = "configured" if self.configured else None
+        self.meter = AcceptanceMeter()
+        self._set_at = float("-inf")  # when the rate was last cut or set from headers
+        self._last_429 = now
+        self._last_step = now
+
+    @property
+    def ceiling(self) -> float | None:
+        return self.configured or self.announced
+
+    def on_answer(self, now: float) -> None:
+        """A call the provider took (it counts against its limit, whatever the answer)."""
+        self.meter.add(now)
+
+    def on_announced(self, requests_per_minute: int, now: float) -> bool:
+        """The headers announced a per-minute limit; True when the rate changed."""
+        limit = requests_per_minute / 60
+        if limit == self.announced:
+            return False
+        self.announced = limit
+        if self.configured is not None:
+            return False  # what the user configured wins; the announcement is shown only
+        self.source = "headers"
+        if self.rate is None or self.rate > limit:
+            self.rate = limit
+            self._set_at = now
+            return True
+        return False
+
+    def on_rate_limited(self, now: float, *, sent_at: float) -> bool:
+        """A 429 came back for a call sent at ``sent_at``; True when the rate changed."""
+        self._last_429 = now
+        if self.rate is None:
+            # A tenth under what it took: at exactly its rate its bucket would stay empty.
+            self.rate = max(MIN_RATE, self.meter.rate(now, 1.0) * DECREASE)
+            self.source = "429s"
+            self._set_at = now
+            return True
+        if sent_at <= self._set_at:
+            return False
+        target = self.rate * DECREASE
+        # Slow rates need a longer look to count a handful of answers.
+        taken = self.meter.rate(now, min(AcceptanceMeter.KEEP, max(1.0, 5 / self.rate)))
+        if taken < target:
+            target = max(taken, self.rate * MAX_CUT)
+        self.rate = max(MIN_RATE, target)
+        self._set_at = now
+        return True
+
+    def maybe_grow(self, now: float, *, waiting: bool) -> bool:
+        """Step the rate up after a quiet second while calls wait for it; True if it grew.
+
+        Without calls waiting the rate is not what holds them back, and growing it anyway
+        would let the next batch start far above the limit."""
+        rate = self.rate
+        if rate is None or not waiting:
+            return False
+        ceiling = self.ceiling
+        if ceiling is not None and rate >= ceiling:
+            return False
+        if now - max(self._last_429, self._last_step) < STEP_INTERVAL:
+            return False
+        step = min(MAX_STEP, STEP_PER_QUIET_SECOND * (now - self._last_429))
+        grown = rate * (1 + step)
+        self.rate = min(grown, ceiling) if ceiling is not None else grown
+        self._last_step = now
+        return True
+
+    @property
+    def rpm(self) -> float | None:
+        return self.rate * 60 if self.rate is not None else None

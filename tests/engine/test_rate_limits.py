@@ -1,0 +1,175 @@
+"""Rate limits end to end: batches against the mock provider's token bucket (3,000 rpm, a
+second of burst, 5% injected 500s), with the limit told, announced in headers, or only
+answered with 429s; and concurrency against a server that answers slowly or queues.
+
+Each test checks that every request ends with one result, none succeeded twice, and that
+the 429s stay few: only the first wave, sent before anything was known, may meet the
+provider's empty bucket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from datamill.runtime import Runtime
+from datamill.scheduler.concurrency import INITIAL
+from datamill.scheduler.gate import BURST_SECONDS, DeploymentGate
+from datamill.testing.mock_process import MockProviderProcess
+from tests.conftest import mock_deployment
+from tests.engine.conftest import assert_each_once
+from tests.helpers import chat_line, jsonl, run_batch
+
+RPM = 3000
+PER_SECOND = RPM / 60
+
+
+def gate_of(runtime: Runtime) -> DeploymentGate:
+    return runtime.router.handles[0].gate
+
+
+async def run(runtime: Runtime, n: int, **worker: Any) -> float:
+    """Run ``n`` requests to the end; every one has exactly one result. Returns seconds."""
+    ids = [f"r{i}" for i in range(n)]
+    start = time.monotonic()
+    batch, outputs, errors = await run_batch(
+        runtime, jsonl(chat_line(i) for i in ids), timeout=60, worker=worker or None
+    )
+    elapsed = time.monotonic() - start
+    assert batch.status == "completed"
+    assert_each_once(outputs, errors, ids)
+    assert errors == []  # 500s were retried, 429s waited
+    return elapsed
+
+
+def check_mock(mock: MockProviderProcess, n: int) -> dict[str, int]:
+    stats = mock.stats()
+    assert stats["completed_keys"] == n
+    assert stats["ok_repeats"] == 0
+    return {status: int(count) for status, count in stats["by_status"].items()}
+
+
+async def test_a_told_rpm_drains_at_the_limit_without_429s(make_runtime, make_mock):
+    mock = make_mock(rpm=RPM, error_rate=0.05, seed=1)
+    runtime = await make_runtime([mock_deployment(mock, rpm=RPM)])
+
+    elapsed = await run(runtime, 100)
+
+    by_status = check_mock(mock, 100)
+    assert by_status.get("429", 0) <= 1
+    # Paced, not sent at once: every call but our burst waited for its turn.
+    calls = sum(by_status.values())
+    assert elapsed >= (calls - PER_SECOND * BURST_SECONDS) / PER_SECOND * 0.9
+    snapshot = gate_of(runtime).snapshot()
+    assert (snapshot["admitted_rpm"], snapshot["rpm_source"]) == (RPM, "configured")
+
+
+async def test_an_untold_rpm_is_read_from_the_headers(make_runtime, make_mock):
+    mock = make_mock(rpm=RPM, error_rate=0.05, seed=1)  # x-ratelimit-* on every answer
+    runtime = await make_runtime([mock_deployment(mock)])
+
+    await run(runtime, 100)
+
+    by_status = check_mock(mock, 100)
+    # The first wave (the slow start's first calls) overflows the provider's one-second
+    # bucket; after the first answer the announced rate paces everything.
+    assert by_status.get("429", 0) <= INITIAL - PER_SECOND + 5
+    snapshot = gate_of(runtime).snapshot()
+    assert (snapshot["rpm_ceiling"], snapshot["rpm_source"]) == (RPM, "headers")
+    # A 429 met at the very limit may have cut the rate a little; it grows back to the ceiling.
+    assert RPM * 0.8 <= snapshot["admitted_rpm"] <= RPM
+
+
+async def test_an_untold_rpm_is_learned_from_429s(make_runtime, make_mock):
+    mock = make_mock(rpm=RPM, error_rate=0.05, seed=1, ratelimit_headers=False)
+    runtime = await make_runtime([mock_deployment(mock)])
+
+    await run(runtime, 150)
+
+    by_status = check_mock(mock, 150)
+    # The first wave: a round of the slow start, and the calls sent as its first answers
+    # came back, before its 429s did. After that the learned rate paces everything.
+    assert by_status.get("429", 0) <= INITIAL + 10
+    snapshot = gate_of(runtime).snapshot()
+    assert snapshot["rpm_source"] == "429s"
+    assert RPM * 0.7 <= snapshot["admitted_rpm"] <= RPM * 1.3
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_steady_slow_provider_keeps_the_whole_concurrency(make_runtime, make_mock):
+    mock = make_mock(latency_ms=200)
+    runtime = await make_runtime([mock_deployment(mock)])
+
+    await run(runtime, 768, concurrency=256)
+
+    assert mock.stats()["peak_in_flight"] == 256
+    gate = gate_of(runtime)
+    assert gate.concurrency.limit == 256
+    assert gate.snapshot()["concurrency_reason"] == "configured maximum"
+
+
+async def queueing_server(slots: int, service: float) -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """An OpenAI-compatible server that serves ``slots`` calls at a time and queues the rest
+    silently, as a vLLM box does: no 429, only slower answers."""
+    gate = asyncio.Semaphore(slots)
+    stats = {"waiting": 0, "late_peak_waiting": 0, "answered": 0}
+
+    async def chat(request: web.Request) -> web.Response:
+        body = await request.json()
+        stats["waiting"] += 1
+        if stats["answered"] > 600:  # the queue once the limit had time to adapt
+            stats["late_peak_waiting"] = max(stats["late_peak_waiting"], stats["waiting"])
+        async with gate:
+            stats["waiting"] -= 1
+            await asyncio.sleep(service)
+        stats["answered"] += 1
+        return web.json_response(
+            {
+                "id": "chatcmpl-q",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "ok"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1", stats
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_server_that_queues_silently_gets_fewer_calls(make_runtime):
+    # 8 slots of 50 ms: 160 answers a second. 256 calls in flight would wait 1.6 s each.
+    async for base_url, stats in queueing_server(slots=8, service=0.05):
+        deployment = {"name": "vllm", "provider": "openai", "base_url": base_url}
+        runtime = await make_runtime([deployment])
+
+        elapsed = await run(runtime, 1000, concurrency=256)
+
+        gate = gate_of(runtime)
+        assert gate.concurrency.limit <= 128
+        assert "baseline" in gate.snapshot()["concurrency_reason"]
+        assert stats["late_peak_waiting"] < 128
+        assert elapsed < 1000 / 160 * 1.5  # fewer calls in flight, the same throughput
