@@ -1,7 +1,8 @@
-"""The one HTTP client pool for provider calls, and the translation of HTTP failures.
+"""The one HTTP client for provider calls, and the translation of HTTP failures.
 
-aiohttp, not httpx: on this hot path it costs about a tenth of the CPU per request
-(../shared/DEPS.md). Every foreign exception and every error status becomes a
+Calls go through the lean HTTP/1.1 client of `http1`: on this hot path it costs about a
+third of aiohttp's CPU per request, and an eighth of httpx's (docs/benchmarks.md,
+../shared/DEPS.md). Every transport failure and every error status becomes a
 `ProviderError` here, in one place, with its category and the server's retry hint.
 """
 
@@ -10,79 +11,71 @@ from __future__ import annotations
 import email.utils
 import math
 import re
+import ssl
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import RateLimitHints
+from datamill.providers.http1 import ConnectionLost, ConnectionPool, Target
 
 
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
     body: bytes
 
 
 class HttpPool:
-    """A process-wide aiohttp session, created lazily inside the running event loop."""
+    """The process's provider connections. Adapters `prepare` each URL once (with its fixed
+    headers) and `send` bodies to it; `post` does both for a one-off call."""
 
-    def __init__(self, *, limit: int = 0, limit_per_host: int = 0) -> None:
-        self._limit = limit
-        self._limit_per_host = limit_per_host
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, *, idle_timeout: float = 4.0, ssl_context: ssl.SSLContext | None = None):
+        self._pool = ConnectionPool(idle_timeout=idle_timeout, ssl_context=ssl_context)
 
-    def _ensure(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit,
-                limit_per_host=self._limit_per_host,
-                ttl_dns_cache=300,
-                enable_cleanup_closed=True,
-            )
-            # Timeouts are applied per call by the engine, not by the session.
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),
-                skip_auto_headers=("User-Agent",),
-                json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            )
-        return self._session
+    def prepare(self, url: str, headers: Mapping[str, str]) -> Target:
+        return Target.prepare(url, dict(headers))
+
+    async def send(self, target: Target, *, data: bytes) -> HttpAnswer:
+        """POST ``data``; transport failures raise `ProviderError` (connection, timeout)."""
+        origin = target.origin
+        where = f"{origin.scheme}://{origin.host}:{origin.port}"
+        try:
+            response = await self._pool.send(target, data)
+        except ConnectionLost as exc:
+            raise ProviderError(
+                ErrorCategory.connection, f"{where} closed the connection: {exc}"
+            ) from None
+        except ssl.SSLError as exc:
+            raise ProviderError(
+                ErrorCategory.connection, f"TLS with {where} failed: {exc}"
+            ) from None
+        except TimeoutError:
+            raise ProviderError(
+                ErrorCategory.timeout, f"no connection to {where} in time"
+            ) from None
+        except OSError as exc:
+            raise ProviderError(
+                ErrorCategory.connection, f"cannot connect to {where}: {exc}"
+            ) from None
+        except zlib.error as exc:
+            raise ProviderError(
+                ErrorCategory.server_error,
+                f"{where} sent a compressed answer that is corrupt: {exc}",
+            ) from None
+        return HttpAnswer(response.status, response.headers, response.body)
 
     async def post(self, url: str, *, data: bytes, headers: Mapping[str, str]) -> HttpAnswer:
-        """POST bytes; connection failures raise `ProviderError(connection)`."""
-        session = self._ensure()
-        try:
-            async with session.post(url, data=data, headers=headers) as response:
-                body = await response.read()
-                return HttpAnswer(response.status, response.headers, body)
-        except aiohttp.ClientConnectorError as exc:
-            raise ProviderError(
-                ErrorCategory.connection, f"cannot connect to {_origin(url)}: {exc.os_error}"
-            ) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            raise ProviderError(
-                ErrorCategory.connection, f"{_origin(url)} closed the connection: {exc}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                ErrorCategory.connection, f"HTTP error talking to {_origin(url)}: {exc}"
-            ) from None
+        return await self.send(self.prepare(url, headers), data=data)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-def _origin(url: str) -> str:
-    match = re.match(r"^(https?://[^/]+)", url)
-    return match.group(1) if match else url
+        self._pool.close()
 
 
 def category_for_status(status: int, body: Any) -> ErrorCategory:

@@ -31,13 +31,16 @@ class OpenAIProvider:
         if deployment.base_url is None:
             raise ValueError(f"deployment {deployment.name} has no base_url")
         self._http = http
-        self._urls = {
-            Endpoint.chat_completions: f"{deployment.base_url}/chat/completions",
-            Endpoint.embeddings: f"{deployment.base_url}/embeddings",
-        }
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if deployment.api_key is not None:
-            self._headers["Authorization"] = f"Bearer {deployment.api_key.get_secret_value()}"
+            headers["Authorization"] = f"Bearer {deployment.api_key.get_secret_value()}"
+        # Rendered once: each call only adds its body.
+        self._targets = {
+            Endpoint.chat_completions: http.prepare(
+                f"{deployment.base_url}/chat/completions", headers
+            ),
+            Endpoint.embeddings: http.prepare(f"{deployment.base_url}/embeddings", headers),
+        }
 
     async def complete(self, call: ProviderCall) -> ProviderResponse:
         return await self._send(call)
@@ -47,8 +50,8 @@ class OpenAIProvider:
 
     async def _send(self, call: ProviderCall) -> ProviderResponse:
         data = call.raw if call.raw is not None else orjson.dumps(call.body)
-        answer = await self._http.post(self._urls[call.endpoint], data=data, headers=self._headers)
-        if answer.status >= 400:
+        answer = await self._http.send(self._targets[call.endpoint], data=data)
+        if answer.status >= 300:
             raise error_from_answer(answer)
         try:
             parsed = orjson.loads(answer.body)

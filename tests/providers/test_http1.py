@@ -250,3 +250,27 @@ def test_only_http_urls_are_prepared():
     )
     assert target.head.startswith(b"POST /v1/chat?x=1 HTTP/1.1\r\nHost: api.example.com:8443\r\n")
     assert b"A: b\r\n" in target.head
+
+
+def test_works_on_uvloop(tmp_path):
+    """The worker runs on uvloop, whose transports do not subclass asyncio.Transport."""
+    import uvloop
+    from aiohttp import web as aioweb
+
+    async def main() -> list[bytes]:
+        app = aioweb.Application()
+        app.router.add_post("/echo", echo)
+        runner = aioweb.AppRunner(app)
+        await runner.setup()
+        site = aioweb.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        pool = ConnectionPool()
+        target = Target.prepare(f"http://127.0.0.1:{port}/echo", {})
+        try:
+            return [(await pool.send(target, b"x%d" % n)).body for n in range(3)]
+        finally:
+            pool.close()
+            await runner.cleanup()
+
+    assert uvloop.run(main()) == [b"x0", b"x1", b"x2"]
