@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
+
 import typer
 
 from datamill import __version__
@@ -27,7 +32,24 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        code = done.code
+    else:
+        code = 0
+    _exit_now(code if isinstance(code, int) else 1 if code else 0)
+
+
+def _exit_now(code: int) -> None:
+    """Leave without the interpreter's teardown, which frees every object one by one (0.1 to
+    0.2 s after a large batch). Commands have closed their stores and written their files by
+    now; only the standard streams and log handlers still need flushing."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -60,4 +60,5 @@ async def watch_batch(
             )
             if BatchStatus(batch.status).terminal or (stop is not None and stop.is_set()):
                 return batch
-            await asyncio.sleep(poll)
+            # Woken at once when this process's worker changes the batch's state.
+            await runtime.engine.signal.wait(poll)

@@ -27,6 +27,7 @@ from datamill.storage.blobs import BlobStore
 from datamill.storage.database import Database
 from datamill.storage.records import BatchRecord, FileRecord
 from datamill.storage.results import iter_results
+from datamill.streams import read_ahead
 
 log = logging.getLogger("datamill.engine")
 
@@ -36,38 +37,32 @@ def output_file_id(batch_id: str, kind: str) -> str:
     return f"file-{digest}"
 
 
-def render_line(batch_id: str, row: Any, *, ok: bool) -> bytes:
-    """One JSONL line of an output (``ok``) or error file, built from stored bytes."""
-    head = (
-        b'{"id":'
-        + orjson.dumps(batch_request_id(batch_id, row.line))
-        + b',"custom_id":'
-        + orjson.dumps(row.custom_id)
-    )
-    if row.status_code is not None:
-        body = bytes(row.body) if row.body is not None else b"null"
-        response = (
-            b'{"status_code":'
-            + str(row.status_code).encode()
-            + b',"request_id":'
-            + orjson.dumps(row.provider_request_id)
-            + b',"body":'
-            + body
-            + b"}"
-        )
-    else:
+_LINE = b'{"id":"%s%08d","custom_id":%s,"response":%s,"error":%s}\n'
+_RESPONSE = b'{"status_code":%d,"request_id":%s,"body":%s}'
+
+
+def render_line(id_prefix: bytes, row: Any, *, ok: bool) -> bytes:
+    """One JSONL line of an output (``ok``) or error file, built from stored bytes.
+
+    ``id_prefix`` is `batch_request_id` without its line number (see `render_results`)."""
+    if row.status_code is None:
         response = b"null"
+    else:
+        body = row.body if row.body is not None else b"null"
+        request_id = orjson.dumps(row.provider_request_id)
+        response = _RESPONSE % (row.status_code, request_id, body)
     if ok:
         error = b"null"
     else:
         error = orjson.dumps({"code": row.error_code, "message": row.error_message})
-    return head + b',"response":' + response + b',"error":' + error + b"}\n"
+    return _LINE % (id_prefix, row.line, orjson.dumps(row.custom_id), response, error)
 
 
 async def render_results(database: Database, batch_id: str, *, ok: bool) -> AsyncIterator[bytes]:
     """The output (``ok``) or error file of a batch as it stands now, in input order."""
+    id_prefix = batch_request_id(batch_id, 0).removesuffix("00000000").encode()
     async for page in iter_results(database, batch_id, ok=ok):
-        yield b"".join(render_line(batch_id, row, ok=ok) for row in page)
+        yield b"".join([render_line(id_prefix, row, ok=ok) for row in page])
 
 
 async def finalize_batch(
@@ -112,7 +107,8 @@ async def _write_file(
 
     async def counted() -> AsyncIterator[bytes]:
         nonlocal lines
-        async for chunk in render_results(database, batch.id, ok=ok):
+        # Pages are read and rendered while the previous ones are written.
+        async for chunk in read_ahead(render_results(database, batch.id, ok=ok)):
             lines += chunk.count(b"\n")
             yield chunk
 

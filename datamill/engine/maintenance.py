@@ -150,6 +150,7 @@ class Maintenance:
     async def _finalize(self, batch: BatchRecord) -> None:
         ctx = self._ctx
         await finalize_batch(ctx.database, ctx.blobs, ctx.clock, batch, worker_id=self._worker_id)
+        ctx.signal.notify()  # whoever watches the batch in this process sees it end now
 
     def _spawn(self, job: str, batch: BatchRecord, run: Callable[[], Awaitable[None]]) -> None:
         key = (job, batch.id)

@@ -10,7 +10,9 @@ left behind. Validation restarts from scratch if its worker dies.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,7 @@ log = logging.getLogger("datamill.engine")
 
 MAX_REPORTED_ERRORS = 100
 _STAGE_CHUNK = 2000
+_YIELD_EVERY = 100
 _REQUIRED_BODY_FIELD = {Endpoint.chat_completions: "messages", Endpoint.embeddings: "input"}
 
 
@@ -93,7 +96,6 @@ async def _stage(
 ) -> tuple[int, str | None]:
     """Check every line, staging the valid ones; return (requests, common model)."""
     db = context.database
-    settings = context.settings
     file = await file_repo.get_file(db, batch.input_file_id, project_id=batch.project_id)
     if file is None:
         report.add(
@@ -104,17 +106,30 @@ async def _stage(
         )
         return 0, None
     endpoint = Endpoint(batch.endpoint)
+    stager = _Stager(context, batch.id)
+    try:
+        return await _check_and_stage(context, file.id, endpoint, report, stager)
+    finally:
+        await stager.close()
+
+
+async def _check_and_stage(
+    context: EngineContext, file_id: str, endpoint: Endpoint, report: _Report, stager: _Stager
+) -> tuple[int, str | None]:
+    settings = context.settings
     rows: list[tuple[int, str, bytes]] = []
     models: set[str] = set()
     first_model: str | None = None
     total = 0
     blank = 0
-    chunks = context.blobs.read(file.id)
+    chunks = context.blobs.read(file_id)
     async for line in iter_lines(chunks, max_line_bytes=settings.max_line_bytes):
         if not line.oversized and not line.data.strip():
             blank += 1
             continue
         total += 1
+        if total % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # let the staging task (and the rest of the loop) run
         if total > settings.max_file_lines:
             report.add(
                 line.number,
@@ -134,15 +149,43 @@ async def _stage(
         if not report.errors:
             rows.append((line.number, custom_id, body))
             if len(rows) >= _STAGE_CHUNK:
-                await request_repo.stage_requests(db, batch.id, rows)
+                await stager.stage(rows)
                 rows = []
     if total == 0:
         report.add(
             None, "empty_file", "the input file has no requests; each line must be one request"
         )
     if rows and not report.errors:
-        await request_repo.stage_requests(db, batch.id, rows)
+        await stager.stage(rows)
     return total, first_model if len(models) == 1 else None
+
+
+class _Stager:
+    """Stages chunks of rows in the background, so the store inserts while the next lines are
+    parsed; on PostgreSQL two chunks go in at once, on two connections."""
+
+    def __init__(self, context: EngineContext, batch_id: str) -> None:
+        self._context = context
+        self._batch_id = batch_id
+        self._in_flight = 2 if context.database.dialect == "postgresql" else 1
+        self._pending: deque[asyncio.Task[None]] = deque()
+
+    async def stage(self, rows: list[tuple[int, str, bytes]]) -> None:
+        while len(self._pending) >= self._in_flight:
+            await self._pending.popleft()
+        self._pending.append(
+            asyncio.create_task(
+                request_repo.stage_requests(self._context.database, self._batch_id, rows)
+            )
+        )
+
+    async def close(self) -> None:
+        """Wait for every chunk; a failure fails the validation (it is retried)."""
+        pending, self._pending = self._pending, deque()
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
 
 def _check_line(

@@ -33,7 +33,10 @@ class BlobStore(Protocol):
 
 
 class DatabaseBlobStore:
-    """Blobs as 1 MiB rows; each chunk is its own short transaction."""
+    """Blobs as 1 MiB rows; each chunk is its own short transaction.
+
+    A blob is usable once marked complete. That last commit is an ordinary (durable) one and
+    flushes the relaxed commits of its chunks with it."""
 
     def __init__(self, database: Database, *, chunk_size: int = CHUNK_SIZE) -> None:
         self._db = database
@@ -41,7 +44,7 @@ class DatabaseBlobStore:
 
     async def write(self, blob_id: str, data: AsyncIterable[bytes], *, project_id: str) -> int:
         await self.delete(blob_id)
-        async with self._db.write() as conn:
+        async with self._db.write(relaxed=True) as conn:
             await conn.execute(
                 blobs.insert().values(
                     id=blob_id, project_id=project_id, created_at=time.time(), complete=False
@@ -73,7 +76,7 @@ class DatabaseBlobStore:
         return size
 
     async def _put(self, blob_id: str, seq: int, chunk: bytes) -> None:
-        async with self._db.write() as conn:
+        async with self._db.write(relaxed=True) as conn:
             await conn.execute(blob_chunks.insert().values(blob_id=blob_id, seq=seq, data=chunk))
 
     async def read(self, blob_id: str) -> AsyncIterator[bytes]:

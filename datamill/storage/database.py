@@ -103,7 +103,8 @@ class Database:
     async def write(self, *, relaxed: bool = False) -> AsyncIterator[AsyncConnection]:
         """A connection inside one write transaction, committed when the block ends.
 
-        ``relaxed``: for work that is safely redone (leases, results). On PostgreSQL the
+        ``relaxed``: for work that is safely redone (leases, results, staging, blob chunks).
+        On PostgreSQL the
         commit does not wait for the WAL flush (unless DATAMILL_POSTGRES_SYNCHRONOUS_COMMIT):
         a crash of the PostgreSQL server itself may lose the last fraction of a second of such
         commits, and their requests simply run again. A later ordinary commit flushes them

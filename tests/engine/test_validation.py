@@ -288,3 +288,34 @@ async def test_more_than_100_duplicates_are_all_counted(runtime, mock_provider):
     assert "50 more errors" in errors[100]["message"]
     assert await staged(runtime, batch.id) == ({}, 0)
     assert mock_provider.stats()["total"] == 0
+
+
+async def test_a_file_staged_in_many_chunks_runs_each_line_once(runtime, mock_provider):
+    # Over four staging chunks, staged two at a time on PostgreSQL, with blank lines between.
+    lines = [chat_line(f"r{i}") for i in range(9_000)]
+    data = b"\n".join(
+        orjson.dumps(line) + (b"\n" if i % 1000 == 0 else b"") for i, line in enumerate(lines)
+    )
+    batch = await submit(runtime, data)
+    async with running_worker(runtime):
+        batch = await runtime.batches.wait(batch.id, timeout=120, poll=0.05)
+
+    assert batch.status == "completed", batch.errors
+    assert batch.total_count == 9_000
+    outputs = await output_lines(runtime, batch.output_file_id)
+    assert_each_once(outputs, [], [line["custom_id"] for line in lines])
+    assert mock_provider.stats()["total"] == 9_000
+
+
+async def test_a_duplicate_in_a_later_chunk_fails_the_batch_and_unstages_all(
+    runtime, mock_provider
+):
+    lines = [chat_line(f"r{i}") for i in range(7_000)] + [chat_line("r1")]
+    batch = await submit(runtime, jsonl(lines))
+    async with running_worker(runtime):
+        batch = await runtime.batches.wait(batch.id, timeout=60, poll=0.05)
+
+    assert batch.status == "failed"
+    assert [(e["line"], e["code"]) for e in batch.errors or []] == [(7_001, "duplicate_custom_id")]
+    assert await staged(runtime, batch.id) == ({}, 0)
+    assert mock_provider.stats()["total"] == 0
