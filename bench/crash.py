@@ -9,7 +9,8 @@
 the openai SDK. After the last restart the batch runs to its end. The line reports lost
 results (custom ids missing from the output), duplicate lines, and the provider calls that
 were answered twice, in total and the most after any one kill (the target: never more than
-the calls in flight, that is the concurrency).
+the requests the worker had sent and not recorded, bounded by the concurrency plus one
+commit window: `WorkerOptions.max_unrecorded`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import orjson
 from openai import OpenAI
 
 from contenders import wait_ready
+from datamill.engine.worker import WorkerOptions
 from datamill.testing.mock_process import MockProviderProcess
 from harness import datamill_command, datamill_env, line, mock_provider, store, write_chat_input
 
@@ -196,7 +198,7 @@ def _report(
         "duplicate_lines": sum(count - 1 for count in counts.values() if count > 1),
         "repeated_calls": stats["ok_repeats"],
         "max_repeated_per_kill": max(repeats, default=0),
-        "in_flight_bound": args.concurrency,
+        "in_flight_bound": WorkerOptions(concurrency=args.concurrency).max_unrecorded,
         "provider_calls": stats["total"],
     }
 

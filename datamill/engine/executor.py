@@ -61,15 +61,18 @@ class RequestExecutor:
         request: LeasedRequest,
         policy: ExecutionPolicy,
         *,
-        slots: AdjustableLimit,
+        calls: AdjustableLimit,
+        unrecorded: AdjustableLimit,
         closing: BatchCheck,
         record: Recorder,
     ) -> None:
         """Run ``request`` to its one final result and ``record`` it.
 
-        A call holds one of ``slots`` from before it is sent until its result is recorded,
-        so calls sent plus answers not yet stored never exceed the slots: after a crash the
-        provider sees at most that many requests again."""
+        Two limits: ``calls`` bounds the calls out at the providers, and is held only while
+        the call is out; ``unrecorded`` bounds the requests sent whose result is not stored
+        yet, and is held from before the call until its result is recorded. After a crash
+        the providers see again at most ``unrecorded.limit`` requests, while the next calls
+        go out as soon as answers arrive, not once they are committed."""
         try:
             body = orjson.loads(request.body)
             model = body["model"]
@@ -94,18 +97,23 @@ class RequestExecutor:
             if code is not None:
                 await record(self._closed(request, code, tries))
                 return
-            await slots.acquire()
+            await unrecorded.acquire()
             try:
-                # Again once a slot is free: a request that queued for one while its batch was
-                # cancelled or expired must not be sent.
-                code = closing(request.batch_id)
+                await calls.acquire()
+                try:
+                    # Again once a slot is free: a request that queued for one while its
+                    # batch was cancelled or expired must not be sent.
+                    code = closing(request.batch_id)
+                    if code is None:
+                        tries += 1
+                        outcome = await self._call_once(
+                            route, call, tokens, ready=lambda: closing(request.batch_id) is None
+                        )
+                finally:
+                    calls.release()
                 if code is not None:
                     await record(self._closed(request, code, tries))
                     return
-                tries += 1
-                outcome = await self._call_once(
-                    route, call, tokens, ready=lambda: closing(request.batch_id) is None
-                )
                 if outcome is None:
                     # Cancelled or expired while the gate held the call (an open circuit,
                     # a Retry-After pause): it was never sent.
@@ -123,7 +131,7 @@ class RequestExecutor:
                     await record(self._failure(request, route, outcome, tries=tries))
                     return
             finally:
-                slots.release()
+                unrecorded.release()
             await self._clock.sleep(
                 backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng)
             )

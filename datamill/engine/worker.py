@@ -43,6 +43,17 @@ class WorkerOptions:
     sweep_interval: float = 1.0
     drain_timeout: float = 5.0
 
+    @property
+    def commit_window(self) -> int:
+        """Answers that may wait for their group commit without holding a call's slot."""
+        return max(1, self.concurrency // 4)
+
+    @property
+    def max_unrecorded(self) -> int:
+        """Requests sent and not yet recorded, at most: what a crash can make a provider
+        see twice."""
+        return self.concurrency + self.commit_window
+
 
 class Worker:
     def __init__(self, context: EngineContext, options: WorkerOptions | None = None) -> None:
@@ -50,18 +61,21 @@ class Worker:
         self.options = options or WorkerOptions()
         self.id = new_worker_id()
         self._executor = RequestExecutor(context.router, context.clock)
-        # Flush at a quarter of the slots: transactions stay large under load while calls
-        # wait for their commit only briefly (they hold their slot until it is done).
+        # Calls out at the providers: the concurrency. Requests sent and not yet recorded: the
+        # concurrency plus one commit window, so answers wait for their commit without
+        # holding a call's slot, and a crash makes the providers see again at most that many.
+        self._calls = AdjustableLimit(self.options.concurrency)
+        self._unrecorded = AdjustableLimit(self.options.max_unrecorded)
+        # Flush at the commit window: transactions stay large under load.
         self._writer = ResultWriter(
             context.database,
             context.clock,
-            flush_size=max(1, self.options.concurrency // 4),
+            flush_size=self.options.commit_window,
             on_flush=self._flushed,
         )
         self._maintenance = Maintenance(
             context, worker_id=self.id, batch_ids=self.options.batch_ids
         )
-        self._slots = AdjustableLimit(self.options.concurrency)
         # Keyed by lease (request id, lease number): stale leases put back by the sweep can
         # come back to this worker while the old call still hangs, and both must be tracked.
         self._in_flight: dict[tuple[int, int], asyncio.Task[None]] = {}
@@ -212,7 +226,8 @@ class Worker:
             await self._executor.execute(
                 request,
                 policy,
-                slots=self._slots,
+                calls=self._calls,
+                unrecorded=self._unrecorded,
                 closing=self._closing_code,
                 record=self._writer.record,
             )

@@ -5,8 +5,9 @@ the next one, so transactions grow with the load: one result each when the engin
 hundreds when it is busy. A flush starts when `flush_size` results wait, or `max_delay`
 seconds after the first of them arrived.
 
-Callers hold a request's concurrency slot until `record()` returns, so the answers the store
-does not hold yet are never more than the calls the worker may have in flight: that bounds
+Callers hold a request's "unrecorded" slot until `record()` returns (not its call slot: the
+next call goes out while the answer waits for its commit), so the answers the store does
+not hold yet, plus the calls out, never exceed the worker's `max_unrecorded`: that bounds
 what a crash can make the provider see twice.
 
 A flush that fails (the store is briefly unavailable) keeps its results and tries again;

@@ -120,3 +120,46 @@ async def test_a_bug_inside_datamill_ends_the_request_with_an_internal_error(
     assert error["custom_id"] == "r3"
     assert error["error"]["code"] == "internal_error"
     assert "RuntimeError: a bug" in error["error"]["message"]
+
+
+async def test_answers_waiting_for_their_commit_do_not_hold_call_slots(
+    make_runtime, mock_provider, monkeypatch
+):
+    # A slow store: each group commit takes 50 ms while the provider answers at once. Calls
+    # keep going out meanwhile (their slots are free once answered), but requests sent and
+    # not recorded never exceed the concurrency plus one commit window.
+    from datamill.engine import writer
+    from datamill.engine.worker import WorkerOptions
+    from datamill.providers.openai import OpenAIProvider
+
+    sent = recorded = worst = 0
+    real_complete = OpenAIProvider.complete
+    real_record = writer.record_results
+
+    async def counted_call(self, call):
+        nonlocal sent, worst
+        sent += 1
+        worst = max(worst, sent - recorded)
+        return await real_complete(self, call)
+
+    async def slow_commit(database, results, *, now):
+        nonlocal recorded
+        await asyncio.sleep(0.05)
+        outcome = await real_record(database, results, now=now)
+        recorded += len(results)
+        return outcome
+
+    monkeypatch.setattr(OpenAIProvider, "complete", counted_call)
+    monkeypatch.setattr(writer, "record_results", slow_commit)
+    runtime = await make_runtime([mock_deployment(mock_provider)])
+    ids = [f"r{i}" for i in range(200)]
+    options = WorkerOptions(concurrency=8)
+
+    batch, outputs, errors = await run_batch(
+        runtime, jsonl(chat_line(i) for i in ids), worker={"concurrency": 8}
+    )
+
+    assert batch.status == "completed"
+    assert_each_once(outputs, errors, ids)
+    assert mock_provider.stats()["peak_in_flight"] <= options.concurrency
+    assert options.concurrency < worst <= options.max_unrecorded
