@@ -24,6 +24,7 @@ from harness import (
     process_cpu,
     run_process,
     store,
+    told_env,
 )
 
 PEERS = ROOT / "bench" / "peers"
@@ -73,10 +74,16 @@ def run_peer(
 
 
 def run_batch_run(
-    kind: str, mock: MockProviderProcess, work: Path, requests: int, concurrency: int
+    kind: str,
+    mock: MockProviderProcess,
+    work: Path,
+    requests: int,
+    concurrency: int,
+    *,
+    tell: bool = False,
 ) -> dict[str, float]:
     with store(kind) as (url, home):
-        env = datamill_env(url, home, mock, DATAMILL_CONCURRENCY=str(concurrency))
+        env = _env(url, home, mock, concurrency, tell=tell)
         output = work / f"batch-run-{kind}.jsonl"
         command = datamill_command("batch", "run", str(work / "in.jsonl"), "-o", str(output))
         done = run_process(command, env=env, cwd=home)
@@ -86,11 +93,17 @@ def run_batch_run(
 
 
 def run_server(
-    kind: str, mock: MockProviderProcess, work: Path, requests: int, concurrency: int
+    kind: str,
+    mock: MockProviderProcess,
+    work: Path,
+    requests: int,
+    concurrency: int,
+    *,
+    tell: bool = False,
 ) -> dict[str, float]:
     port = _free_port()
     with store(kind) as (url, home):
-        env = datamill_env(url, home, mock, DATAMILL_CONCURRENCY=str(concurrency))
+        env = _env(url, home, mock, concurrency, tell=tell)
         server = subprocess.Popen(
             datamill_command("serve", "--port", str(port)),
             env={**os.environ, **env},
@@ -112,6 +125,8 @@ def run_server(
                     str(work / "in.jsonl"),
                     "--output",
                     str(output),
+                    "--poll",
+                    "0.05",
                 ]
             )
             server_cpu = process_cpu(server.pid) - before
@@ -124,6 +139,14 @@ def run_server(
         "rps": requests / client.wall,
         "cpu_us": (client.cpu + server_cpu) / requests * 1e6,
     }
+
+
+def _env(
+    url: str, home: Path, mock: MockProviderProcess, concurrency: int, *, tell: bool
+) -> dict[str, str]:
+    """datamill's environment; ``tell``: the deployment's max_concurrency is configured."""
+    told = told_env(home, mock, max_concurrency=concurrency) if tell else {}
+    return datamill_env(url, home, mock, DATAMILL_CONCURRENCY=str(concurrency), **told)
 
 
 def wait_ready(
@@ -152,15 +175,18 @@ def wait_ready(
 Contender = Callable[[MockProviderProcess, Path], "dict[str, float] | None"]
 
 
-def contenders(requests: int, concurrency: int) -> dict[str, Contender]:
-    """Every contender by name; ``work`` holds ``in.jsonl`` and receives the outputs."""
-    n, c = requests, concurrency
+def contenders(requests: int, concurrency: int, *, tell: bool = False) -> dict[str, Contender]:
+    """Every contender by name; ``work`` holds ``in.jsonl`` and receives the outputs.
+
+    ``tell``: datamill's deployment is configured with ``max_concurrency = concurrency``, as
+    the peers are given their concurrency."""
+    n, c, t = requests, concurrency, tell
     return {
         "ceiling": lambda m, w: run_peer("bare_loop", PYTHON, m, w, n, c),
         "sdk": lambda m, w: run_peer("sdk_script", PYTHON, m, w, n, c),
         "litellm": lambda m, w: run_peer("litellm_router", LITELLM_PYTHON, m, w, n, c),
-        "batch-run-sqlite": lambda m, w: run_batch_run("sqlite", m, w, n, c),
-        "batch-run-postgresql": lambda m, w: run_batch_run("postgresql", m, w, n, c),
-        "server-sqlite": lambda m, w: run_server("sqlite", m, w, n, c),
-        "server-postgresql": lambda m, w: run_server("postgresql", m, w, n, c),
+        "batch-run-sqlite": lambda m, w: run_batch_run("sqlite", m, w, n, c, tell=t),
+        "batch-run-postgresql": lambda m, w: run_batch_run("postgresql", m, w, n, c, tell=t),
+        "server-sqlite": lambda m, w: run_server("sqlite", m, w, n, c, tell=t),
+        "server-postgresql": lambda m, w: run_server("postgresql", m, w, n, c, tell=t),
     }

@@ -165,6 +165,31 @@ def datamill_env(url: str, home: Path, mock: MockProviderProcess, **extra: str) 
     }
 
 
+def deployment_toml(
+    base_url: str, *, rpm: int | None = None, max_concurrency: int | None = None
+) -> str:
+    """One pass-through deployment on the mock; a limit only where it is told."""
+    lines = [
+        "[[deployments]]",
+        'name = "mock"',
+        'provider = "openai"',
+        f'base_url = "{base_url}"',
+        'api_key_env = "OPENAI_API_KEY"',
+    ]
+    if rpm is not None:
+        lines.append(f"rpm = {rpm}")
+    if max_concurrency is not None:
+        lines.append(f"max_concurrency = {max_concurrency}")
+    return "\n".join(lines) + "\n"
+
+
+def told_env(home: Path, mock: MockProviderProcess, **limits: int | None) -> dict[str, str]:
+    """Environment entries that configure the mock deployment with ``limits`` told."""
+    config = home / "datamill.toml"
+    config.write_text(deployment_toml(mock.base_url, **limits))
+    return {"DATAMILL_CONFIG": str(config), "DATAMILL_AUTO_DEPLOYMENTS": "false"}
+
+
 def machine() -> str:
     cores = os.cpu_count()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3

@@ -5,6 +5,9 @@
 
 The ideal wall time is N x latency / concurrency. For every contender the line gives its
 wall time and its ratio to the ideal (1.00 is perfect; datamill's target is 1.10 or less).
+Every contender is told the concurrency: the peers by their flag, datamill by the
+deployment's ``max_concurrency`` (so it starts there). ``--untold`` leaves datamill's
+deployment unconfigured: its limit then slow-starts from 64, doubling each round trip.
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--only", default=DEFAULT_CONTENDERS)
+    parser.add_argument("--untold", action="store_true", help="no max_concurrency configured")
     args = parser.parse_args()
     n, c = args.requests, args.concurrency
     ideal = n * args.latency_ms / 1000 / c
-    available = contenders(n, c)
+    available = contenders(n, c, tell=not args.untold)
     figures: dict[str, object] = {
         "requests": n,
         "concurrency": c,
         "latency_ms": args.latency_ms,
         "ideal_s": ideal,
+        "concurrency_told": not args.untold,
     }
     with tempfile.TemporaryDirectory() as tmp, mock_provider(latency_ms=args.latency_ms) as mock:
         work = Path(tmp)

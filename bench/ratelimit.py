@@ -31,24 +31,11 @@ from harness import (
     mock_provider,
     run_process,
     store,
+    told_env,
     write_chat_input,
 )
 
 CASES = ("told", "untold-headers", "untold-no-headers")
-
-
-def config_toml(base_url: str, rpm: int | None) -> str:
-    """One pass-through deployment on the mock; ``rpm`` only when the limit is told."""
-    lines = [
-        "[[deployments]]",
-        'name = "mock"',
-        'provider = "openai"',
-        f'base_url = "{base_url}"',
-        'api_key_env = "OPENAI_API_KEY"',
-    ]
-    if rpm is not None:
-        lines.append(f"rpm = {rpm}")
-    return "\n".join(lines) + "\n"
 
 
 def run_case(case: str, *, requests: int, rpm: int, error_rate: float) -> str:
@@ -59,11 +46,8 @@ def run_case(case: str, *, requests: int, rpm: int, error_rate: float) -> str:
     ):
         source = write_chat_input(home / "input.jsonl", requests)
         output = home / "output.jsonl"
-        config = home / "datamill.toml"
-        config.write_text(config_toml(mock.base_url, rpm if case == "told" else None))
-        env = datamill_env(
-            url, home, mock, DATAMILL_CONFIG=str(config), DATAMILL_AUTO_DEPLOYMENTS="false"
-        )
+        told = told_env(home, mock, rpm=rpm if case == "told" else None)
+        env = datamill_env(url, home, mock, **told)
         finished = run_process(
             datamill_command("batch", "run", str(source), "-o", str(output)), env=env
         )

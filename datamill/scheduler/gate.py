@@ -25,7 +25,7 @@ from datamill.clock import Clock
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import RateLimitHints, Usage
 from datamill.scheduler.breaker import CircuitBreaker
-from datamill.scheduler.concurrency import LatencyLimit
+from datamill.scheduler.concurrency import INITIAL, LatencyLimit
 from datamill.scheduler.headers import read_limits
 from datamill.scheduler.limits import AdjustableLimit, TokenBucket
 from datamill.scheduler.pacing import EPSILON, Pacer
@@ -72,7 +72,10 @@ class DeploymentGate:
         self._clock = clock
         now = clock.monotonic()
         self.max_concurrency = config.max_concurrency or default_concurrency
-        self.latency_limit = LatencyLimit(self.max_concurrency)
+        # A configured maximum is what the provider takes: no slow start towards it.
+        self.latency_limit = LatencyLimit(
+            self.max_concurrency, initial=config.max_concurrency or INITIAL
+        )
         self.concurrency = AdjustableLimit(self.latency_limit.limit)
         self.breaker = CircuitBreaker(clock, threshold=breaker_threshold, cooldown=breaker_cooldown)
         self.pacer = Pacer(clock)

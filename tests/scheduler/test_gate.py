@@ -101,7 +101,7 @@ async def test_concurrency_caps_calls_in_flight(clock):
 
 
 async def test_concurrency_starts_with_a_slow_start(clock):
-    gate = make_gate(clock, max_concurrency=256)
+    gate = DeploymentGate(DeploymentConfig(name="d"), clock, default_concurrency=256)
     assert gate.concurrency.limit == INITIAL
     permits = [await gate.acquire(1) for _ in range(INITIAL)]
     assert gate.concurrency.held == INITIAL
@@ -110,6 +110,12 @@ async def test_concurrency_starts_with_a_slow_start(clock):
         gate.release(permit, error=None)
     assert gate.concurrency.limit == 2 * INITIAL
     assert gate.snapshot()["concurrency_reason"] == "slow start"
+
+
+async def test_a_configured_max_concurrency_is_taken_at_its_word(clock):
+    gate = make_gate(clock, max_concurrency=256)
+    assert gate.concurrency.limit == 256
+    assert gate.snapshot()["concurrency_reason"] == "configured maximum"
 
 
 # -- tokens per minute ------------------------------------------------------------------------
