@@ -6,8 +6,10 @@
 Runs, one after another on the same mock provider: the bare aiohttp loop (the ceiling), the
 peers that are installed (bench/peers), then datamill through `datamill batch run` and
 through `datamill serve` (upload, create, poll, download with the openai SDK), each on
-SQLite and PostgreSQL. For every contender: requests/s (wall time of the whole run) and CPU
-microseconds per request (the contender's processes; the mock's CPU is not counted). The
+SQLite and PostgreSQL. For every contender: requests/s (wall time of the whole run; for the
+server, from the upload to the output file on disk, as the server is already up) and CPU
+microseconds per request (the contender's processes, the whole client included; the mock's
+CPU is not counted). The
 line ends with datamill's ratios to the ceiling and to the SDK script.
 """
 

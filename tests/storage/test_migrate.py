@@ -65,6 +65,18 @@ async def test_empty_store_upgrades_to_head_matching_the_metadata(open_empty):
     assert await default_projects(database) == 1
 
 
+async def test_the_migrations_build_the_same_schema_as_the_metadata(open_empty):
+    # An empty store is created from the metadata and stamped; stores made by older versions
+    # get the migrations. Both must end with the same schema.
+    database = open_empty()
+    async with database.write() as conn:
+        await conn.run_sync(migrate.run_migrations)
+
+    assert await migrate.current_revision(database) == migrate.head_revision()
+    assert await table_names(database) == set(metadata.tables) | {"alembic_version"}
+    assert await schema_differences(database) == []
+
+
 async def test_upgrading_twice_is_a_no_op(open_empty):
     database = open_empty()
     await migrate.upgrade(database)
