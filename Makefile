@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint bench install postgres clean
+.PHONY: run test lint bench bench-quick install postgres clean
 
 # The virtualenv, reinstalled whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -36,8 +36,23 @@ lint: $(STAMP)
 	$(BIN)/ruff check datamill tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP)
+# Every benchmark of docs/benchmarks.md, one line of figures each (about 30 minutes; the
+# PostgreSQL cases start their own throwaway server). `make bench-quick` skips the peers'
+# install and the long runs.
+bench: $(STAMP) postgres peers
 	$(BIN)/python bench/mock_ceiling.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/ratelimit.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/crash.py --mode batch-run
+	$(BIN)/python bench/crash.py --mode worker
+
+bench-quick: $(STAMP) postgres
+	$(BIN)/python bench/mock_ceiling.py
+	$(BIN)/python bench/engine_throughput.py --store sqlite
+	$(BIN)/python bench/engine_throughput.py --store postgresql
+	$(BIN)/python bench/overhead.py --only ceiling,sdk,batch-run-sqlite,batch-run-postgresql,server-sqlite,server-postgresql
 
 # The peers that need their own virtualenv (LiteLLM in bench/.venvs/litellm); idempotent.
 .PHONY: peers

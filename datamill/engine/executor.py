@@ -89,7 +89,7 @@ class RequestExecutor:
             await record(self._failure(request, None, error, tries=0))
             return
         call = self._build_call(request, body, route, policy)
-        tokens = sum(estimate_request_tokens(body))
+        tokens: int | None = None  # estimated when first needed: only a token budget does
         tries = 0
         failures = 0
         while True:
@@ -106,8 +106,13 @@ class RequestExecutor:
                     code = closing(request.batch_id)
                     if code is None:
                         tries += 1
+                        if tokens is None and route.handle.gate.counts_tokens:
+                            tokens = sum(estimate_request_tokens(body))
                         outcome = await self._call_once(
-                            route, call, tokens, ready=lambda: closing(request.batch_id) is None
+                            route,
+                            call,
+                            tokens or 0,
+                            ready=lambda: closing(request.batch_id) is None,
                         )
                 finally:
                     calls.release()

@@ -93,6 +93,12 @@ class DeploymentGate:
         self.rate_limited = 0
 
     @property
+    def counts_tokens(self) -> bool:
+        """Whether calls are paced by tokens (a tpm configured or announced): only then
+        does a call need its token estimate."""
+        return self.pacer.tokens is not None
+
+    @property
     def paused_until(self) -> float:
         return self.pacer.paused_until
 

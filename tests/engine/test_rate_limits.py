@@ -68,6 +68,27 @@ async def test_a_told_rpm_drains_at_the_limit_without_429s(make_runtime, make_mo
     assert (snapshot["admitted_rpm"], snapshot["rpm_source"]) == (RPM, "configured")
 
 
+async def test_a_told_tpm_paces_calls_by_their_estimated_tokens(make_runtime, mock_provider):
+    # 60,000 tokens a minute: 1,000 a second, half a second of burst. Each call is charged
+    # its max_tokens (1,000) and its prompt when admitted, and refunded what it did not use
+    # when answered, a second later. So each call waits for the one before it: four calls
+    # take about four seconds, where four calls sent at once would take one.
+    mock_provider.control(latency_ms=1000)
+    runtime = await make_runtime([mock_deployment(mock_provider, tpm=60_000)])
+    ids = [f"r{i}" for i in range(4)]
+    start = time.monotonic()
+    batch, outputs, errors = await run_batch(
+        runtime, jsonl(chat_line(i, max_tokens=1000) for i in ids), timeout=60
+    )
+    elapsed = time.monotonic() - start
+
+    assert batch.status == "completed"
+    assert_each_once(outputs, errors, ids)
+    assert gate_of(runtime).counts_tokens
+    assert elapsed >= 3.0
+    assert mock_provider.stats()["peak_in_flight"] == 1
+
+
 async def test_an_untold_rpm_is_read_from_the_headers(make_runtime, make_mock):
     mock = make_mock(rpm=RPM, error_rate=0.05, seed=1)  # x-ratelimit-* on every answer
     runtime = await make_runtime([mock_deployment(mock)])
