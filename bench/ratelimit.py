@@ -16,45 +16,96 @@ mock answered 429; ``lost`` counts custom ids with no result line; ``ok_repeats`
 requests the mock answered 200 more than once.
 Targets (issue 4): told within 1.05x, under 1% 429s; untold within 1.15x, under 3% 429s;
 zero lost in every case.
+
+The peers run the same way on the same mock (cases ``sdk``, ``sdk-told``, ``litellm``,
+``litellm-told``; ``-told`` passes them ``--rpm``, applied as that tool's users would, see
+bench/peers/README.md). ``failed`` counts requests whose line is an error: for a peer, a
+request lost to the provider's limit.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 
+import orjson
+
+from contenders import LITELLM_PYTHON, PEERS
+from datamill.testing.mock_process import MockProviderProcess
 from harness import (
+    PYTHON,
     count_custom_ids,
     datamill_command,
     datamill_env,
     line,
     mock_provider,
     run_process,
-    store,
     told_env,
     write_chat_input,
 )
 
-CASES = ("told", "untold-headers", "untold-no-headers")
+DATAMILL_CASES = ("told", "untold-headers", "untold-no-headers")
+PEER_CASES = ("sdk", "sdk-told", "litellm", "litellm-told")
+CASES = DATAMILL_CASES + PEER_CASES
+_PEER_PYTHON = {"sdk": Path(PYTHON), "litellm": LITELLM_PYTHON}
+_PEER_SCRIPT = {"sdk": "sdk_script.py", "litellm": "litellm_router.py"}
 
 
-def run_case(case: str, *, requests: int, rpm: int, error_rate: float) -> str:
-    headers = case != "untold-no-headers"
-    with (
-        store("sqlite") as (url, home),
-        mock_provider(rpm=rpm, error_rate=error_rate, ratelimit_headers=headers, seed=1) as mock,
-    ):
-        source = write_chat_input(home / "input.jsonl", requests)
-        output = home / "output.jsonl"
+def _command(
+    case: str, home: Path, mock: MockProviderProcess, source: Path, output: Path, rpm: int
+) -> tuple[list[str], dict[str, str] | None]:
+    if case in DATAMILL_CASES:
+        url = f"sqlite+aiosqlite:///{home / 'datamill.db'}"
         told = told_env(home, mock, rpm=rpm if case == "told" else None)
         env = datamill_env(url, home, mock, **told)
-        finished = run_process(
-            datamill_command("batch", "run", str(source), "-o", str(output)), env=env
-        )
+        return datamill_command("batch", "run", str(source), "-o", str(output)), env
+    peer = case.removesuffix("-told")
+    command = [
+        str(_PEER_PYTHON[peer]),
+        str(PEERS / _PEER_SCRIPT[peer]),
+        "--base-url",
+        mock.base_url,
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--concurrency",
+        "256",
+    ]
+    if case.endswith("-told"):
+        command += ["--rpm", str(rpm)]
+    return command, None
+
+
+def _failed_lines(output: Path) -> int:
+    if not output.exists():
+        return 0
+    with output.open("rb") as handle:
+        return sum(1 for raw in handle if orjson.loads(raw).get("error") is not None)
+
+
+def run_case(case: str, *, requests: int, rpm: int, error_rate: float) -> str | None:
+    headers = case != "untold-no-headers"
+    peer = case.removesuffix("-told")
+    if peer in _PEER_PYTHON and not _PEER_PYTHON[peer].exists():
+        print(f"{case}: {_PEER_PYTHON[peer]} is missing (make peers); skipped", file=sys.stderr)
+        return None
+    with (
+        tempfile.TemporaryDirectory(prefix="datamill-bench-") as tmp,
+        mock_provider(rpm=rpm, error_rate=error_rate, ratelimit_headers=headers, seed=1) as mock,
+    ):
+        home = Path(tmp)
+        source = write_chat_input(home / "input.jsonl", requests)
+        output = home / "output.jsonl"
+        command, env = _command(case, home, mock, source, output, rpm)
+        finished = run_process(command, env=env, cwd=home)
         stats = mock.stats()
         results, distinct = count_custom_ids(output)
+        failed = _failed_lines(output)
     if finished.returncode not in (0, 1):
-        print(finished.output, file=sys.stderr)
+        print(finished.output[-3000:], file=sys.stderr)
     calls = stats["total"]
     rate_limited = stats["by_status"].get("429", 0)
     ideal = requests / (rpm / 60)
@@ -77,6 +128,7 @@ def run_case(case: str, *, requests: int, rpm: int, error_rate: float) -> str:
         n500=stats["by_status"].get("500", 0),
         results=results,
         distinct=distinct,
+        failed=failed,
         lost=requests - distinct,
         ok_repeats=stats["ok_repeats"],
     )
@@ -87,13 +139,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--rpm", type=int, default=3000)
     parser.add_argument("--error-rate", type=float, default=0.05)
-    parser.add_argument("--case", action="append", choices=CASES, help="default: all three")
+    parser.add_argument("--case", action="append", choices=CASES, help="default: all")
     args = parser.parse_args()
     for case in args.case or CASES:
-        print(
-            run_case(case, requests=args.requests, rpm=args.rpm, error_rate=args.error_rate),
-            flush=True,
-        )
+        result = run_case(case, requests=args.requests, rpm=args.rpm, error_rate=args.error_rate)
+        if result is not None:
+            print(result, flush=True)
 
 
 if __name__ == "__main__":
