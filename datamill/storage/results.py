@@ -14,12 +14,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.storage.database import Database
 from datamill.storage.records import RequestResult
-from datamill.storage.schema import results
 
 _RESULT_FIELDS = tuple(f.name for f in fields(RequestResult))
 _COLUMNS = ", ".join(_RESULT_FIELDS)
@@ -162,36 +161,30 @@ async def _insert(
     return {r.request_id for r in fresh}
 
 
+_PAGE_SQL = """
+    SELECT line, custom_id, status_code, body, provider_request_id, error_code, error_message
+    FROM results WHERE batch_id = {batch} AND ok = {ok} AND line > {after}
+    ORDER BY line LIMIT {limit}
+"""
+# Straight to the drivers too: output files read every result once.
+_PAGE = {
+    "sqlite": _PAGE_SQL.format(batch="?", ok="?", after="?", limit="?"),
+    "postgresql": _PAGE_SQL.format(batch="$1", ok="$2", after="$3", limit="$4"),
+}
+
+
 async def iter_results(
-    database: Database, batch_id: str, *, ok: bool, page_size: int = 1000
+    database: Database, batch_id: str, *, ok: bool, page_size: int = 2000
 ) -> AsyncIterator[Sequence[Any]]:
     """Yield a batch's successful (or failed) results in line order, one page at a time.
 
     Each page is its own short read, so a long download never holds a snapshot open."""
-    columns = (
-        results.c.line,
-        results.c.custom_id,
-        results.c.status_code,
-        results.c.body,
-        results.c.provider_request_id,
-        results.c.error_code,
-        results.c.error_message,
-    )
+    statement = _PAGE[database.dialect]
     last_line = -1
     while True:
         async with database.read() as conn:
-            page = (
-                await conn.execute(
-                    select(*columns)
-                    .where(
-                        results.c.batch_id == batch_id,
-                        results.c.ok == ok,
-                        results.c.line > last_line,
-                    )
-                    .order_by(results.c.line)
-                    .limit(page_size)
-                )
-            ).all()
+            result = await conn.exec_driver_sql(statement, (batch_id, ok, last_line, page_size))
+            page = result.all()
         if not page:
             return
         yield page
