@@ -11,6 +11,7 @@ a worker on the same host sees its process is gone).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -80,6 +81,9 @@ class Worker:
         # come back to this worker while the old call still hangs, and both must be tracked.
         self._in_flight: dict[tuple[int, int], asyncio.Task[None]] = {}
         self._room = asyncio.Event()
+        # Set by each sweep: an idle lease loop waits for a fresh view of the running batches
+        # (a notify wakes the sweep, and the sweep then wakes the lease loop).
+        self._refreshed = asyncio.Event()
         # Requests held at most (twice the slots: the next ones wait, leased, for a free slot),
         # leased in chunks once a chunk's worth of room is free.
         self._capacity = self.options.concurrency * 2
@@ -137,6 +141,7 @@ class Worker:
     def stop(self) -> None:
         self._stopping.set()
         self._room.set()
+        self._refreshed.set()
         self.ctx.signal.notify()
 
     async def _shutdown(self, side: list[asyncio.Task[None]]) -> None:
@@ -178,7 +183,10 @@ class Worker:
             chunk = self._chunk
             batch = self._next_batch()
             if batch is None:
-                await self.ctx.signal.wait(self.options.idle_poll)
+                self._refreshed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.options.idle_poll):
+                        await self._refreshed.wait()
                 continue
             try:
                 leased = await leasing.lease_requests(
@@ -290,6 +298,7 @@ class Worker:
                     if batch_id not in self._order:
                         self._order.append(batch_id)
                 self._order = [b for b in self._order if b in self._view.running]
+                self._refreshed.set()
             except Exception:
                 log.exception("maintenance sweep of worker %s failed", self.id)
             await self.ctx.signal.wait(self.options.sweep_interval)

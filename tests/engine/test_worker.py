@@ -14,7 +14,15 @@ from datamill.storage import leasing
 from datamill.storage.schema import DEFAULT_PROJECT_ID as PROJECT
 from tests.conftest import mock_deployment
 from tests.engine.conftest import assert_each_once, wait_until
-from tests.helpers import chat_line, jsonl, read_all, run_batch, running_worker, stream
+from tests.helpers import (
+    chat_line,
+    jsonl,
+    read_all,
+    run_batch,
+    running_worker,
+    stream,
+    submit,
+)
 
 
 async def test_a_loop_waiting_on_the_signal_can_be_cancelled_as_it_is_notified():
@@ -163,3 +171,20 @@ async def test_answers_waiting_for_their_commit_do_not_hold_call_slots(
     assert_each_once(outputs, errors, ids)
     assert mock_provider.stats()["peak_in_flight"] <= options.concurrency
     assert options.concurrency < worst <= options.max_unrecorded
+
+
+async def test_an_idle_worker_starts_a_new_batch_at_once_not_at_its_next_poll(
+    make_runtime, mock_provider
+):
+    # Polls 5 s apart: the batch must not wait for them. Its creation and its validation
+    # wake the worker, and the sweep that sees it running wakes the lease loop.
+    runtime = await make_runtime([mock_deployment(mock_provider)])
+    async with running_worker(runtime, idle_poll=5.0, sweep_interval=5.0):
+        await asyncio.sleep(0.2)  # idle, waiting
+        start = asyncio.get_running_loop().time()
+        batch = await submit(runtime, jsonl(chat_line(f"r{i}") for i in range(3)))
+        batch = await runtime.batches.wait(batch.id, timeout=30, poll=0.02)
+        elapsed = asyncio.get_running_loop().time() - start
+
+    assert batch.status == "completed"
+    assert elapsed < 2.0
