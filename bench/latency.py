@@ -19,7 +19,9 @@ from pathlib import Path
 from contenders import contenders
 from harness import line, mock_provider, write_chat_input
 
-DEFAULT_CONTENDERS = "ceiling,sdk,litellm,batch-run-sqlite,batch-run-postgresql,server-sqlite"
+DEFAULT_CONTENDERS = (
+    "ceiling,sdk,litellm,batch-run-sqlite,batch-run-postgresql,server-sqlite,server-postgresql"
+)
 
 
 def main() -> None:
