@@ -17,7 +17,8 @@ from functools import partial
 
 from datamill.engine.context import EngineContext
 from datamill.engine.finalize import finalize_batch
-from datamill.engine.validation import validate_batch
+from datamill.engine.validation import give_up_validation, validate_batch
+from datamill.errors import StorageError
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
 from datamill.storage import files as file_repo
@@ -30,6 +31,8 @@ log = logging.getLogger("datamill.engine")
 
 S = BatchStatus
 _RETENTION_INTERVAL = 60.0  # seconds between two looks for expired files
+# A validation failing inside datamill this many times in a row fails its batch.
+MAX_VALIDATION_ATTEMPTS = 3
 _WATCHED = (S.validating, S.in_progress, S.cancelling, S.finalizing)
 
 
@@ -55,6 +58,7 @@ class Maintenance:
         self._batch_ids = batch_ids
         self._host = socket.gethostname()
         self._jobs: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._validation_failures: dict[str, int] = {}
         self._next_retention = 0.0
 
     async def sweep(self) -> BatchView:
@@ -144,7 +148,20 @@ class Maintenance:
                 ctx.signal.notify()
 
     async def _validate(self, batch: BatchRecord) -> None:
-        await validate_batch(self._ctx, batch, worker_id=self._worker_id)
+        try:
+            await validate_batch(self._ctx, batch, worker_id=self._worker_id)
+        except StorageError:
+            raise  # the store is briefly unusable: retried, however long it takes
+        except Exception as exc:
+            attempts = self._validation_failures.get(batch.id, 0) + 1
+            if attempts < MAX_VALIDATION_ATTEMPTS:
+                self._validation_failures[batch.id] = attempts
+                raise
+            self._validation_failures.pop(batch.id, None)
+            log.exception("validation of batch %s failed %d times", batch.id, attempts)
+            await give_up_validation(self._ctx, batch, exc, attempts=attempts)
+        else:
+            self._validation_failures.pop(batch.id, None)
         self._ctx.signal.notify()
 
     async def _finalize(self, batch: BatchRecord) -> None:

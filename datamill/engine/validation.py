@@ -91,6 +91,22 @@ async def validate_batch(context: EngineContext, batch: BatchRecord, *, worker_i
     log.info("batch %s validated: %d requests", batch.id, total)
 
 
+async def give_up_validation(
+    context: EngineContext, batch: BatchRecord, error: Exception, *, attempts: int
+) -> None:
+    """Fail a batch whose validation keeps failing inside datamill (a bug, not bad input):
+    a clear error on the batch instead of a batch left validating forever."""
+    db = context.database
+    await request_repo.clear_requests(db, batch.id)
+    message = (
+        f"datamill could not validate the input file ({attempts} attempts failed: {error!r}); "
+        "this is a bug in datamill, please report it with the server log"
+    )
+    errors = [{"code": "internal_error", "message": message, "param": None, "line": None}]
+    if await batch_repo.fail_batch(db, batch.id, errors=errors, now=context.clock.now()):
+        log.error("batch %s failed: %s", batch.id, message)
+
+
 async def _stage(
     context: EngineContext, batch: BatchRecord, report: _Report
 ) -> tuple[int, str | None]:

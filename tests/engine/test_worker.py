@@ -188,3 +188,38 @@ async def test_an_idle_worker_starts_a_new_batch_at_once_not_at_its_next_poll(
 
     assert batch.status == "completed"
     assert elapsed < 2.0
+
+
+async def test_a_validation_that_keeps_failing_inside_datamill_fails_its_batch(
+    make_runtime, mock_provider, monkeypatch
+):
+    # A bug in validation (not bad input): tried a few times, then the batch fails with a
+    # clear error instead of staying in validating forever; other batches are unaffected.
+    from datamill.engine import validation
+    from datamill.engine.maintenance import MAX_VALIDATION_ATTEMPTS
+
+    check_line = validation._check_line
+    calls = 0
+
+    def broken_on_boom(line, *args, **kwargs):
+        nonlocal calls
+        if b"boom" in line.data:
+            calls += 1
+            raise RuntimeError("a bug")
+        return check_line(line, *args, **kwargs)
+
+    monkeypatch.setattr(validation, "_check_line", broken_on_boom)
+    runtime = await make_runtime([mock_deployment(mock_provider)])
+    broken = await submit(runtime, jsonl([chat_line("a"), chat_line("b", text="boom")]))
+    fine = await submit(runtime, jsonl([chat_line("c")]))
+    async with running_worker(runtime):
+        broken = await runtime.batches.wait(broken.id, timeout=30, poll=0.05)
+        fine = await runtime.batches.wait(fine.id, timeout=30, poll=0.05)
+
+    assert (broken.status, fine.status) == ("failed", "completed")
+    assert calls == MAX_VALIDATION_ATTEMPTS
+    [error] = broken.errors or []
+    assert error["code"] == "internal_error"
+    assert "RuntimeError('a bug')" in error["message"]
+    assert "report it" in error["message"]
+    assert mock_provider.stats()["total"] == 1  # only the fine batch's request was sent
