@@ -209,3 +209,14 @@ workers = Table(
     Column("failed", BigInteger, nullable=False, server_default=text("0")),
     Index(None, "status", "heartbeat_at"),
 )
+
+
+# PostgreSQL compresses large values with pglz by default; lz4 (PostgreSQL 14+, when built
+# with it) writes a 1 MiB chunk of JSONL 3x faster for about the same size. Run by migration
+# 0003 and on stores created at the head; a server without lz4 keeps pglz.
+POSTGRES_BLOB_COMPRESSION = """
+DO $$ BEGIN
+    EXECUTE 'ALTER TABLE blob_chunks ALTER COLUMN data SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR syntax_error THEN NULL;
+END $$
+"""

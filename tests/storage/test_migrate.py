@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 
 from datamill.storage import migrate
 from datamill.storage.database import Database
@@ -130,3 +130,24 @@ async def test_an_upgraded_store_reports_the_head_without_alembic(empty_store_ur
         assert await migrate.current_revision(database) == migrate.SCHEMA_HEAD
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("path", ["created at head", "migrated"])
+async def test_postgresql_blob_chunks_are_compressed_with_lz4(open_empty, path):
+    database = open_empty()
+    if database.dialect != "postgresql":
+        pytest.skip("a PostgreSQL storage setting")
+    if path == "migrated":
+        async with database.write() as conn:
+            await conn.run_sync(migrate.run_migrations)
+    else:
+        await migrate.upgrade(database)
+
+    async with database.read() as conn:
+        compression = await conn.scalar(
+            text(
+                "SELECT attcompression FROM pg_attribute "
+                "WHERE attrelid = 'blob_chunks'::regclass AND attname = 'data'"
+            )
+        )
+    assert compression in {"l", b"l"}  # lz4, a "char" (Debian's PostgreSQL 15 has it)
