@@ -31,4 +31,9 @@ def new_provider_request_id() -> str:
 
 def batch_request_id(batch_id: str, line: int) -> str:
     """The ``id`` of an output line: stable, so a re-finalized batch writes the same lines."""
-    return f"batch_req_{batch_id.removeprefix('batch_')[:16]}{line:08d}"
+    return f"{batch_request_id_prefix(batch_id)}{line:08d}"
+
+
+def batch_request_id_prefix(batch_id: str) -> str:
+    """`batch_request_id` without its line number (eight digits, zero-padded)."""
+    return f"batch_req_{batch_id.removeprefix('batch_')[:16]}"

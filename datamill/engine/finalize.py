@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from datamill.clock import Clock
-from datamill.ids import batch_request_id
+from datamill.ids import batch_request_id_prefix
 from datamill.protocol.batches import BatchStatus
 from datamill.protocol.files import FilePurpose
 from datamill.storage import batches as batch_repo
@@ -44,7 +44,7 @@ _RESPONSE = b'{"status_code":%d,"request_id":%s,"body":%s}'
 def render_line(id_prefix: bytes, row: Any, *, ok: bool) -> bytes:
     """One JSONL line of an output (``ok``) or error file, built from stored bytes.
 
-    ``id_prefix`` is `batch_request_id` without its line number (see `render_results`)."""
+    ``id_prefix`` is `batch_request_id_prefix`, encoded; the line number follows it."""
     if row.status_code is None:
         response = b"null"
     else:
@@ -60,7 +60,7 @@ def render_line(id_prefix: bytes, row: Any, *, ok: bool) -> bytes:
 
 async def render_results(database: Database, batch_id: str, *, ok: bool) -> AsyncIterator[bytes]:
     """The output (``ok``) or error file of a batch as it stands now, in input order."""
-    id_prefix = batch_request_id(batch_id, 0).removesuffix("00000000").encode()
+    id_prefix = batch_request_id_prefix(batch_id).encode()
     async for page in iter_results(database, batch_id, ok=ok):
         yield b"".join([render_line(id_prefix, row, ok=ok) for row in page])
 
