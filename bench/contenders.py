@@ -42,6 +42,34 @@ def _ok(requests: int, *outputs: Path) -> bool:
     return lines == distinct == requests
 
 
+def peer_command(
+    python: Path | str,
+    script: str,
+    *,
+    base_url: str,
+    source: Path,
+    output: Path,
+    concurrency: int,
+    rpm: int | None = None,
+) -> list[str]:
+    """The command line every peer takes (bench/peers/peer_cli.py)."""
+    command = [
+        str(python),
+        str(PEERS / script),
+        "--base-url",
+        base_url,
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--concurrency",
+        str(concurrency),
+    ]
+    if rpm is not None:
+        command += ["--rpm", str(rpm)]
+    return command
+
+
 def run_peer(
     name: str,
     python: Path | str,
@@ -55,18 +83,14 @@ def run_peer(
         return None
     output = work / f"{name}.jsonl"
     done = run_process(
-        [
-            str(python),
-            str(script),
-            "--base-url",
-            mock.base_url,
-            "--input",
-            str(work / "in.jsonl"),
-            "--output",
-            str(output),
-            "--concurrency",
-            str(concurrency),
-        ]
+        peer_command(
+            python,
+            script.name,
+            base_url=mock.base_url,
+            source=work / "in.jsonl",
+            output=output,
+            concurrency=concurrency,
+        )
     )
     if done.returncode != 0 or not _ok(requests, output):
         raise SystemExit(f"peer {name} failed ({done.returncode}):\n{done.output[-2000:]}")

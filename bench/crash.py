@@ -55,6 +55,18 @@ def _finished_sqlite(home: Path) -> int:
         return 0
 
 
+def _start(command: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
+    """A datamill process in its own session (so `_kill` takes its children too), silent."""
+    return subprocess.Popen(
+        command,
+        env=env,
+        cwd=home,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def _kill(process: subprocess.Popen[bytes]) -> None:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -72,14 +84,7 @@ def crash_batch_run(args: argparse.Namespace, mock: MockProviderProcess, work: P
         command = datamill_command("batch", "run", str(work / "in.jsonl"), "-o", str(output))
         for _ in range(args.kills):
             before = mock.stats()["ok_repeats"]
-            process = subprocess.Popen(
-                command,
-                env=env,
-                cwd=home,
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            process = _start(command, env, home)
             # Kill at a random point once the run has made some progress.
             target = _finished_sqlite(home) + rng.randint(200, args.requests // (args.kills + 2))
             deadline = time.monotonic() + 120
@@ -120,14 +125,7 @@ def crash_worker(args: argparse.Namespace, mock: MockProviderProcess, work: Path
                 DATAMILL_HEARTBEAT_INTERVAL="0.5",
             ),
         }
-        server = subprocess.Popen(
-            datamill_command("serve", "--port", str(port), "--workers", "0"),
-            env=env,
-            cwd=home,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server = _start(datamill_command("serve", "--port", str(port), "--workers", "0"), env, home)
         try:
             _wait_ready_api(port, server)
             client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench")
@@ -143,28 +141,14 @@ def crash_worker(args: argparse.Namespace, mock: MockProviderProcess, work: Path
 
             for _ in range(args.kills):
                 before = mock.stats()["ok_repeats"]
-                worker = subprocess.Popen(
-                    datamill_command("worker"),
-                    env=env,
-                    cwd=home,
-                    start_new_session=True,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                worker = _start(datamill_command("worker"), env, home)
                 target = finished() + rng.randint(200, args.requests // (args.kills + 2))
                 deadline = time.monotonic() + 120
                 while time.monotonic() < deadline and finished() < target:
                     time.sleep(rng.uniform(0.01, 0.1))
                 _kill(worker)
                 repeats.append(mock.stats()["ok_repeats"] - before)
-            worker = subprocess.Popen(
-                datamill_command("worker"),
-                env=env,
-                cwd=home,
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            worker = _start(datamill_command("worker"), env, home)
             try:
                 done = client.batches.retrieve(batch.id)
                 while done.status not in {"completed", "failed", "expired", "cancelled"}:

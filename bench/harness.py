@@ -134,13 +134,18 @@ def process_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def sqlite_url(home: Path) -> str:
+    """The store datamill keeps in ``home`` by default."""
+    return f"sqlite+aiosqlite:///{home / 'datamill.db'}"
+
+
 @contextlib.contextmanager
 def store(kind: str) -> Iterator[tuple[str, Path]]:
     """(database URL, DATAMILL_HOME) for a fresh store: SQLite in a temporary home, or a
     throwaway PostgreSQL with its default (durable) settings."""
     with tempfile.TemporaryDirectory(prefix="datamill-bench-") as home:
         if kind == "sqlite":
-            yield f"sqlite+aiosqlite:///{Path(home) / 'datamill.db'}", Path(home)
+            yield sqlite_url(Path(home)), Path(home)
             return
         with TemporaryPostgres(durable=True) as server:
             yield server.url, Path(home)

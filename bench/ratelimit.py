@@ -32,7 +32,7 @@ from pathlib import Path
 
 import orjson
 
-from contenders import LITELLM_PYTHON, PEERS
+from contenders import LITELLM_PYTHON, peer_command
 from datamill.testing.mock_process import MockProviderProcess
 from harness import (
     PYTHON,
@@ -42,6 +42,7 @@ from harness import (
     line,
     mock_provider,
     run_process,
+    sqlite_url,
     told_env,
     write_chat_input,
 )
@@ -57,25 +58,19 @@ def _command(
     case: str, home: Path, mock: MockProviderProcess, source: Path, output: Path, rpm: int
 ) -> tuple[list[str], dict[str, str] | None]:
     if case in DATAMILL_CASES:
-        url = f"sqlite+aiosqlite:///{home / 'datamill.db'}"
         told = told_env(home, mock, rpm=rpm if case == "told" else None)
-        env = datamill_env(url, home, mock, **told)
+        env = datamill_env(sqlite_url(home), home, mock, **told)
         return datamill_command("batch", "run", str(source), "-o", str(output)), env
     peer = case.removesuffix("-told")
-    command = [
-        str(_PEER_PYTHON[peer]),
-        str(PEERS / _PEER_SCRIPT[peer]),
-        "--base-url",
-        mock.base_url,
-        "--input",
-        str(source),
-        "--output",
-        str(output),
-        "--concurrency",
-        "256",
-    ]
-    if case.endswith("-told"):
-        command += ["--rpm", str(rpm)]
+    command = peer_command(
+        _PEER_PYTHON[peer],
+        _PEER_SCRIPT[peer],
+        base_url=mock.base_url,
+        source=source,
+        output=output,
+        concurrency=256,
+        rpm=rpm if case.endswith("-told") else None,
+    )
     return command, None
 
 

@@ -38,32 +38,14 @@ os.environ["LITELLM_OFFLINE_MODE"] = "true"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import asyncio
-import json
 import time
-from typing import Any, TextIO
+from typing import Any
 
 from litellm.router import Router
-from peer_cli import PeerArgs, first_model, parse_args, print_summary, read_requests
+from peer_cli import PeerArgs, Results, first_model, parse_args, print_summary, read_requests
 
 PEER = "litellm_router"
 MODEL_GROUP = "bench"
-
-
-class Results:
-    """Result lines appended to the output file as they arrive, with ok/failed counts."""
-
-    def __init__(self, handle: TextIO) -> None:
-        self._handle = handle
-        self.ok = 0
-        self.failed = 0
-
-    def record(self, custom_id: str, response: Any, error: str | None) -> None:
-        if error is None:
-            self.ok += 1
-        else:
-            self.failed += 1
-        line = {"custom_id": custom_id, "response": response, "error": error}
-        self._handle.write(json.dumps(line) + "\n")
 
 
 def make_router(args: PeerArgs) -> Router:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,23 @@ def first_model(path: Path) -> str:
 def print_summary(peer: str, *, ok: int, failed: int, wall_s: float) -> None:
     summary = {"peer": peer, "ok": ok, "failed": failed, "wall_s": round(wall_s, 3)}
     print(json.dumps(summary), flush=True)
+
+
+class Results:
+    """Result lines appended to the output file as they arrive, with ok/failed counts."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
+        self.ok = 0
+        self.failed = 0
+
+    def record(self, custom_id: str, response: Any, error: str | None) -> None:
+        if error is None:
+            self.ok += 1
+        else:
+            self.failed += 1
+        line = {"custom_id": custom_id, "response": response, "error": error}
+        self._handle.write(json.dumps(line) + "\n")
 
 
 def warn(message: str) -> None:

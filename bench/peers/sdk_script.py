@@ -16,12 +16,11 @@ would in such a script.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from typing import Any, TextIO
+from typing import Any
 
 import openai
-from peer_cli import PeerArgs, parse_args, print_summary, read_requests
+from peer_cli import PeerArgs, Results, parse_args, print_summary, read_requests
 
 PEER = "sdk_script"
 
@@ -39,23 +38,6 @@ class Pacer:
         self.next_slot = slot + self.interval  # taken before the await: no two starts share it
         if slot > now:
             await asyncio.sleep(slot - now)
-
-
-class Results:
-    """Result lines appended to the output file as they arrive, with ok/failed counts."""
-
-    def __init__(self, handle: TextIO) -> None:
-        self._handle = handle
-        self.ok = 0
-        self.failed = 0
-
-    def record(self, custom_id: str, response: Any, error: str | None) -> None:
-        if error is None:
-            self.ok += 1
-        else:
-            self.failed += 1
-        line = {"custom_id": custom_id, "response": response, "error": error}
-        self._handle.write(json.dumps(line) + "\n")
 
 
 def make_client(args: PeerArgs) -> openai.AsyncOpenAI:
