@@ -8,6 +8,7 @@ so the engine can decide retry or final without knowing the provider.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -89,6 +90,28 @@ class ProviderResponse:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# One OpenAI ``chat.completion.chunk`` object, as a dict.
+ChatChunk = dict[str, Any]
+
+
+@dataclass(slots=True)
+class ProviderStream:
+    """A streaming chat completion the provider accepted (it answered 2xx).
+
+    ``chunks`` yields OpenAI ``chat.completion.chunk`` objects, whatever the provider's own
+    event format; when the provider reports token usage, the last chunk carries it (with
+    ``choices: []``, as OpenAI's ``include_usage`` chunk does), whether or not the client
+    asked for it. A failure midway raises `ProviderError` from the iteration. ``close()`` must
+    be called in every case; closing before the end abandons the upstream call.
+    """
+
+    chunks: AsyncIterator[ChatChunk]
+    request_id: str
+    close: Callable[[], Awaitable[None]]
+    status_code: int = 200
+    rate_limits: RateLimitHints | None = None
+
+
 class Provider(Protocol):
     """An adapter for one API family, bound to one deployment."""
 
@@ -96,6 +119,12 @@ class Provider(Protocol):
 
     async def complete(self, call: ProviderCall) -> ProviderResponse:
         """Run a chat completion (non-streaming)."""
+        ...
+
+    async def stream(self, call: ProviderCall) -> ProviderStream:
+        """Start a streaming chat completion; returns once the provider accepted it, so a
+        refusal (an error status) raises `ProviderError` before anything was streamed.
+        Only called when ``capabilities.streaming`` is true."""
         ...
 
     async def embed(self, call: ProviderCall) -> ProviderResponse:

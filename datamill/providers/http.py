@@ -14,7 +14,7 @@ import re
 import ssl
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ import orjson
 
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import RateLimitHints
-from datamill.providers.http1 import ConnectionLost, ConnectionPool, Target
+from datamill.providers.http1 import ConnectionLost, ConnectionPool, StreamedResponse, Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,48 +34,89 @@ class HttpAnswer:
 
 class HttpPool:
     """The process's provider connections. Adapters `prepare` each URL once (with its fixed
-    headers) and `send` bodies to it; `post` does both for a one-off call."""
+    headers) and `send` bodies to it, or `open_stream` for an answer read as it arrives;
+    `post` does both for a one-off call."""
 
     def __init__(self, *, idle_timeout: float = 4.0, ssl_context: ssl.SSLContext | None = None):
         self._pool = ConnectionPool(idle_timeout=idle_timeout, ssl_context=ssl_context)
 
-    def prepare(self, url: str, headers: Mapping[str, str]) -> Target:
-        return Target.prepare(url, dict(headers))
+    def prepare(self, url: str, headers: Mapping[str, str], *, method: str = "POST") -> Target:
+        return Target.prepare(url, dict(headers), method=method)
 
     async def send(self, target: Target, *, data: bytes) -> HttpAnswer:
-        """POST ``data``; transport failures raise `ProviderError` (connection, timeout)."""
-        origin = target.origin
-        where = f"{origin.scheme}://{origin.host}:{origin.port}"
+        """Send ``data``; transport failures raise `ProviderError` (connection, timeout)."""
         try:
             response = await self._pool.send(target, data)
-        except ConnectionLost as exc:
-            raise ProviderError(
-                ErrorCategory.connection, f"{where} closed the connection: {exc}"
-            ) from None
-        except ssl.SSLError as exc:
-            raise ProviderError(
-                ErrorCategory.connection, f"TLS with {where} failed: {exc}"
-            ) from None
-        except TimeoutError:
-            raise ProviderError(
-                ErrorCategory.timeout, f"no connection to {where} in time"
-            ) from None
-        except OSError as exc:
-            raise ProviderError(
-                ErrorCategory.connection, f"cannot connect to {where}: {exc}"
-            ) from None
-        except zlib.error as exc:
-            raise ProviderError(
-                ErrorCategory.server_error,
-                f"{where} sent a compressed answer that is corrupt: {exc}",
-            ) from None
+        except (OSError, TimeoutError, zlib.error) as exc:
+            raise transport_error(exc, target) from None
         return HttpAnswer(response.status, response.headers, response.body)
+
+    async def open_stream(self, target: Target, *, data: bytes) -> HttpStream:
+        """Send ``data`` and return at the answer's head. An error status is read whole and
+        raised as its `ProviderError`; a 2xx answer is returned open, to be read to its end
+        or closed (closing early drops the connection: the upstream stops)."""
+        try:
+            response = await self._pool.open(target, data)
+        except (OSError, TimeoutError, zlib.error) as exc:
+            raise transport_error(exc, target) from None
+        stream = HttpStream(response, target)
+        if response.status >= 300:
+            body = await stream.read()
+            raise error_from_answer(HttpAnswer(response.status, response.headers, body))
+        return stream
 
     async def post(self, url: str, *, data: bytes, headers: Mapping[str, str]) -> HttpAnswer:
         return await self.send(self.prepare(url, headers), data=data)
 
     async def aclose(self) -> None:
         self._pool.close()
+
+
+class HttpStream:
+    """An answer read as it arrives; transport failures midway raise `ProviderError`."""
+
+    def __init__(self, response: StreamedResponse, target: Target) -> None:
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+        self._response = response
+        self._target = target
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        iterator = self._response.__aiter__()
+        while True:
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except (OSError, TimeoutError, zlib.error) as exc:
+                raise transport_error(exc, self._target) from None
+            yield chunk
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self])
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def transport_error(exc: BaseException, target: Target) -> ProviderError:
+    """The `ProviderError` for a failure of the connection itself (no HTTP answer)."""
+    origin = target.origin
+    where = f"{origin.scheme}://{origin.host}:{origin.port}"
+    if isinstance(exc, ConnectionLost):
+        return ProviderError(ErrorCategory.connection, f"{where} closed the connection: {exc}")
+    if isinstance(exc, ssl.SSLError):
+        return ProviderError(ErrorCategory.connection, f"TLS with {where} failed: {exc}")
+    if isinstance(exc, TimeoutError):
+        return ProviderError(ErrorCategory.timeout, f"no connection to {where} in time")
+    if isinstance(exc, zlib.error):
+        return ProviderError(
+            ErrorCategory.server_error, f"{where} sent a compressed answer that is corrupt: {exc}"
+        )
+    return ProviderError(ErrorCategory.connection, f"cannot connect to {where}: {exc}")
 
 
 def category_for_status(status: int, body: Any) -> ErrorCategory:

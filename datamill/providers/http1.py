@@ -4,7 +4,8 @@ Provider calls are the engine's hot path, and the HTTP client decides most of it
 spends about 100 µs per request here, this client about 30 (measured against the mock
 provider; see docs/benchmarks.md). It does what provider APIs need and nothing else: POST
 (and GET) with a body, keep-alive connections pooled per origin, TLS, chunked and
-gzip/deflate answers. No redirects, cookies, proxies or HTTP/2.
+gzip/deflate answers, and answers streamed as they arrive (server-sent events). No redirects,
+cookies, proxies or HTTP/2.
 
 A pooled connection may have been closed by the server while idle (uvicorn closes after 5 s,
 nginx after 75 s). Connections idle longer than ``idle_timeout`` are dropped, and a request
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["ConnectionPool", "Origin", "Response", "Target"]
+__all__ = ["ConnectionLost", "ConnectionPool", "Origin", "Response", "StreamedResponse", "Target"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,9 @@ class _Connection(asyncio.Protocol):
         self._received = False
         self._writable = asyncio.Event()
         self._writable.set()
+        # Set while the answer is streamed: the head resolves `_waiter`, the body goes here.
+        self._stream: _BodyStream | None = None
+        self._last_stream: _BodyStream | None = None
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -125,13 +129,28 @@ class _Connection(asyncio.Protocol):
         previous = self._headers.get(key)
         self._headers[key] = text if previous is None else f"{previous}, {text}"
 
+    def on_headers_complete(self) -> None:
+        if self._stream is None:
+            return
+        # A streamed answer is handed over at its head; its body follows through the stream.
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Response(self._parser.get_status_code(), self._headers, b""))
+
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        if self._stream is not None:
+            self._stream.feed(body)
+        else:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
-        waiter, self._waiter = self._waiter, None
         if not self._parser.should_keep_alive():
             self.close()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.finish()
+            return
+        waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             body = b"".join(self._body)
             encoding = self._headers.get("content-encoding", "").lower()
@@ -141,11 +160,14 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(Response(self._parser.get_status_code(), self._headers, body))
 
     # -- use
-    async def request(self, head: bytes, body: bytes) -> Response:
+    async def request(self, head: bytes, body: bytes, *, stream: bool = False) -> Response:
+        """Send one request; the whole answer, or with ``stream`` its head (the body then
+        arrives through `body_stream`)."""
         assert self.transport is not None
         self._headers = {}
         self._body = []
         self._received = False
+        self._stream = self._last_stream = _BodyStream(self) if stream else None
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         length = b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
@@ -159,15 +181,141 @@ class _Connection(asyncio.Protocol):
             self.close()
             raise
 
+    @property
+    def body_stream(self) -> _BodyStream:
+        """The body of the streamed answer to the last request (it may be complete already)."""
+        assert self._last_stream is not None
+        return self._last_stream
+
     def _fail(self, exc: Exception) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.fail(exc)
 
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+class _BodyStream:
+    """The body of a streamed answer, chunk by chunk as it arrives. Reading pauses the socket
+    when a slow reader lets more than ``_HIGH_WATER`` bytes pile up."""
+
+    _HIGH_WATER = 1024 * 1024
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._done = False
+        self._error: Exception | None = None
+        self._ready = asyncio.Event()
+        self._paused = False
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        self._ready.set()
+        transport = self._connection.transport
+        if self._buffered > self._HIGH_WATER and not self._paused and transport is not None:
+            self._paused = True
+            transport.pause_reading()
+
+    def finish(self) -> None:
+        self._done = True
+        self._ready.set()
+
+    def fail(self, exc: Exception) -> None:
+        self._error = exc
+        self._ready.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done and not self._chunks
+
+    async def read_chunk(self) -> bytes:
+        """The next chunk of the body; ``b""`` at its end; raises when the connection broke."""
+        while not self._chunks:
+            if self._done:
+                return b""
+            if self._error is not None:
+                raise self._error
+            self._ready.clear()
+            await self._ready.wait()
+        data = self._chunks.popleft()
+        self._buffered -= len(data)
+        if self._paused and self._buffered <= self._HIGH_WATER // 2:
+            self._paused = False
+            transport = self._connection.transport
+            if transport is not None and not self._connection.closed:
+                transport.resume_reading()
+        return data
+
+
+class StreamedResponse:
+    """An answer whose body is read as it arrives: ``async for chunk in response``.
+
+    The connection goes back to the pool once the body was read to its end; `close` before
+    that drops the connection, which is how an upstream request is abandoned mid-answer."""
+
+    def __init__(
+        self, pool: ConnectionPool, origin: Origin, connection: _Connection, head: Response
+    ) -> None:
+        self.status = head.status
+        self.headers = head.headers
+        self._pool = pool
+        self._origin = origin
+        self._connection = connection
+        self._body = connection.body_stream
+        self._closed = False
+        encoding = head.headers.get("content-encoding", "").lower()
+        # zlib reads both: wbits 47 detects gzip or zlib headers.
+        self._inflate = zlib.decompressobj(47) if encoding in {"gzip", "deflate"} else None
+
+    def __aiter__(self) -> StreamedResponse:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while True:
+            chunk = await self._read()
+            if not chunk:
+                raise StopAsyncIteration
+            if self._inflate is not None:
+                chunk = self._inflate.decompress(chunk)
+                if not chunk:
+                    continue
+            return chunk
+
+    async def _read(self) -> bytes:
+        if self._closed:
+            return b""
+        try:
+            chunk = await self._body.read_chunk()
+        except BaseException:
+            self.close()
+            raise
+        if not chunk:
+            self._closed = True
+            self._pool._release(self._origin, self._connection)
+        return chunk
+
+    async def read(self) -> bytes:
+        """The rest of the body, decoded."""
+        return b"".join([chunk async for chunk in self])
+
+    def close(self) -> None:
+        """Stop reading; an answer not read to its end closes its connection."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._body.done:
+            self._connection.close()
+        else:
+            self._pool._release(self._origin, self._connection)
 
 
 class ConnectionPool:
@@ -187,17 +335,29 @@ class ConnectionPool:
         self._ssl = ssl_context
 
     async def send(self, target: Target, body: bytes) -> Response:
+        connection, response = await self._exchange(target, body, stream=False)
+        self._release(target.origin, connection)
+        return response
+
+    async def open(self, target: Target, body: bytes) -> StreamedResponse:
+        """Send a request and return as soon as the answer's head arrived; its body is read
+        from the `StreamedResponse`, which must be read to its end or closed."""
+        connection, head = await self._exchange(target, body, stream=True)
+        return StreamedResponse(self, target.origin, connection, head)
+
+    async def _exchange(
+        self, target: Target, body: bytes, *, stream: bool
+    ) -> tuple[_Connection, Response]:
         connection = await self._acquire(target.origin)
         try:
-            response = await connection.request(target.head, body)
+            response = await connection.request(target.head, body, stream=stream)
         except ConnectionLost as lost:
             if not connection.reused or lost.answered:
                 raise
             # A pooled connection the server had already closed: it never saw the request.
             connection = await self._connect(target.origin)
-            response = await connection.request(target.head, body)
-        self._release(target.origin, connection)
-        return response
+            response = await connection.request(target.head, body, stream=stream)
+        return connection, response
 
     async def _acquire(self, origin: Origin) -> _Connection:
         idle = self._idle.get(origin)

@@ -4,6 +4,7 @@ rewritten when the deployment names an upstream model); answers come back verbat
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -12,20 +13,23 @@ from datamill.errors import ErrorCategory, ProviderError
 from datamill.ids import new_provider_request_id
 from datamill.providers.base import (
     Capabilities,
+    ChatChunk,
     Endpoint,
     ProviderCall,
     ProviderContext,
     ProviderResponse,
+    ProviderStream,
     Usage,
 )
 from datamill.providers.http import HttpPool, error_from_answer, rate_limit_hints
+from datamill.providers.sse import ServerSentEvent, read_events
 from datamill.settings import DeploymentConfig
 
 
 class OpenAIProvider:
     """An OpenAI-compatible endpoint at ``deployment.base_url``."""
 
-    capabilities = Capabilities(chat=True, embeddings=True)
+    capabilities = Capabilities(chat=True, embeddings=True, streaming=True)
 
     def __init__(self, deployment: DeploymentConfig, http: HttpPool) -> None:
         if deployment.base_url is None:
@@ -41,12 +45,33 @@ class OpenAIProvider:
             ),
             Endpoint.embeddings: http.prepare(f"{deployment.base_url}/embeddings", headers),
         }
+        self._stream_target = http.prepare(
+            f"{deployment.base_url}/chat/completions",
+            {**headers, "Accept": "text/event-stream"},
+        )
 
     async def complete(self, call: ProviderCall) -> ProviderResponse:
         return await self._send(call)
 
     async def embed(self, call: ProviderCall) -> ProviderResponse:
         return await self._send(call)
+
+    async def stream(self, call: ProviderCall) -> ProviderStream:
+        # Usage is always asked for: the gateway accounts for it even when the client did not
+        # ask, and drops the usage chunk then.
+        body = {**call.body, "stream": True, "stream_options": {"include_usage": True}}
+        answer = await self._http.open_stream(self._stream_target, data=orjson.dumps(body))
+
+        async def close() -> None:
+            answer.close()
+
+        return ProviderStream(
+            chunks=_chunks(read_events(answer)),
+            request_id=answer.headers.get("x-request-id") or new_provider_request_id(),
+            close=close,
+            status_code=answer.status,
+            rate_limits=rate_limit_hints(answer.headers),
+        )
 
     async def _send(self, call: ProviderCall) -> ProviderResponse:
         data = call.raw if call.raw is not None else orjson.dumps(call.body)
@@ -78,6 +103,32 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+async def _chunks(events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ChatChunk]:
+    """OpenAI's stream: one chunk per ``data:`` event until ``[DONE]``; an ``error`` object in
+    the stream is the provider failing midway."""
+    async for event in events:
+        if event.data == "[DONE]":
+            return
+        try:
+            chunk = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            raise ProviderError(
+                ErrorCategory.server_error,
+                f"the provider streamed an event that is not JSON: {event.data[:200]!r}",
+            ) from None
+        if not isinstance(chunk, dict):
+            continue
+        error = chunk.get("error")
+        if error is not None:
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise ProviderError(
+                ErrorCategory.server_error,
+                f"the provider failed midway through the stream: {message}",
+                body=chunk,
+            )
+        yield chunk
 
 
 def _body_id(parsed: Any) -> str | None:

@@ -56,6 +56,7 @@ class MockConfig(BaseModel):
     max_concurrency: int = Field(0, ge=0, description="in-flight cap, 0 = unlimited")
     ratelimit_headers: bool = Field(True, description="send x-ratelimit-* when rpm is set")
     fail_next: int = Field(0, ge=0, description="the next N requests answer error_status")
+    stream_chunk_ms: float = Field(0.0, ge=0, description="delay between streamed chunks")
     force_status: int | None = Field(None, ge=400, le=599, description="answer this to all")
 
 
@@ -103,6 +104,9 @@ class _Counters:
         self.repeated_keys = 0
         self.oks: dict[str, int] = {}
         self.ok_repeats = 0
+        self.streams = 0  # streamed answers started
+        self.streams_completed = 0  # ... sent to their end
+        self.streams_disconnected = 0  # ... whose client went away midway
 
     def count_call(self, key: str) -> None:
         seen = self.calls.get(key, 0) + 1
@@ -128,10 +132,17 @@ class _Counters:
             "repeated_keys": self.repeated_keys,
             "completed_keys": len(self.oks),
             "ok_repeats": self.ok_repeats,
+            "streams": self.streams,
+            "streams_completed": self.streams_completed,
+            "streams_disconnected": self.streams_disconnected,
         }
         if per_key:
             stats["per_key"] = dict(self.calls)
         return stats
+
+
+def _sse(payload: Any) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -348,15 +359,15 @@ class MockProvider:
             "x-ratelimit-reset-tokens": _duration(tokens.reset_after()),
         }
 
-    async def chat_completions(self, request: web.Request) -> web.Response:
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, _chat_key, _chat_problem, _chat_answer)
 
-    async def embeddings(self, request: web.Request) -> web.Response:
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, _embeddings_key, _embeddings_problem, _embeddings_answer)
 
     async def _handle(
         self, request: web.Request, key_of: _Key, problem_of: _Problem, answer: _Answer
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         raw = await request.read()
         counters = self.counters
         counters.total += 1
@@ -366,11 +377,60 @@ class MockProvider:
         answer_id = f"{self._prefix}{self._sequence:012x}"
         try:
             response = await self._respond(raw, answer_id, key_of, problem_of, answer)
+            counters.by_status[response.status] += 1
+            response.headers["x-request-id"] = f"req_{answer_id}"
+            if response.status == 200 and b'"stream"' in raw and answer is _chat_answer:
+                options = orjson.loads(raw)
+                if options.get("stream") is True:
+                    return await self._stream(request, response, options)
         finally:
             counters.in_flight -= 1
-        counters.by_status[response.status] += 1
-        response.headers["x-request-id"] = f"req_{answer_id}"
         return response
+
+    async def _stream(
+        self, request: web.Request, answer: web.Response, options: dict[str, Any]
+    ) -> web.StreamResponse:
+        """The answer as OpenAI streams it: a role chunk, one chunk per word, the finish
+        chunk, the usage chunk when ``stream_options.include_usage``, then ``[DONE]``."""
+        assert isinstance(answer.body, bytes)
+        completion = orjson.loads(answer.body)
+        counters = self.counters
+        counters.streams += 1
+        stream = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "x-request-id": answer.headers["x-request-id"],
+            }
+        )
+        for name, value in answer.headers.items():
+            if name.lower().startswith("x-ratelimit-"):
+                stream.headers[name] = value
+        await stream.prepare(request)
+        base = {key: completion[key] for key in ("id", "created", "model")}
+        base["object"] = "chat.completion.chunk"
+        content = completion["choices"][0]["message"]["content"]
+        words = content.split(" ")
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        deltas += [{"content": word if i == 0 else " " + word} for i, word in enumerate(words)]
+        pause = self.config.stream_chunk_ms / 1000
+        try:
+            for delta in deltas:
+                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+                await stream.write(_sse({**base, "choices": [choice]}))
+                if pause:
+                    await asyncio.sleep(pause)
+            finish = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+            await stream.write(_sse({**base, "choices": [finish]}))
+            stream_options = options.get("stream_options")
+            if isinstance(stream_options, dict) and stream_options.get("include_usage"):
+                await stream.write(_sse({**base, "choices": [], "usage": completion["usage"]}))
+            await stream.write(b"data: [DONE]\n\n")
+            await stream.write_eof()
+        except (asyncio.CancelledError, ConnectionError):
+            counters.streams_disconnected += 1
+            raise
+        counters.streams_completed += 1
+        return stream
 
     async def _respond(
         self, raw: bytes, answer_id: str, key_of: _Key, problem_of: _Problem, answer: _Answer

@@ -274,3 +274,124 @@ def test_works_on_uvloop(tmp_path):
             await runner.cleanup()
 
     assert uvloop.run(main()) == [b"x0", b"x1", b"x2"]
+
+
+# -- streamed answers -------------------------------------------------------------------------
+
+
+def trickle(parts: list[bytes], *, pause: float = 0.0, gzip_it: bool = False) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        headers = {"Content-Type": "text/event-stream"}
+        if gzip_it:
+            headers["Content-Encoding"] = "gzip"
+        response = web.StreamResponse(headers=headers)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        compressor = zlib.compressobj(wbits=31) if gzip_it else None
+        for part in parts:
+            data = (
+                compressor.compress(part) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                if compressor
+                else part
+            )
+            await response.write(data)
+            await asyncio.sleep(pause)
+        if compressor:
+            await response.write(compressor.flush())
+        await response.write_eof()
+        return response
+
+    return handler
+
+
+async def test_a_streamed_answer_arrives_as_it_is_sent_and_the_connection_is_reused(serve):
+    parts = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
+    server = await serve({"/sse": trickle(parts, pause=0.05), "/echo": echo})
+    pool = ConnectionPool()
+    target = Target.prepare(server.url("/sse"), {})
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    response = await pool.open(target, b"{}")
+    assert response.status == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    first = await response.__anext__()
+    assert first == b"data: one\n\n"
+    assert loop.time() - started < 0.1  # not held back until the end of the answer
+    assert b"".join([first] + [chunk async for chunk in response]) == b"".join(parts)
+
+    # Read to its end: the connection goes back to the pool.
+    assert (await pool.send(Target.prepare(server.url("/echo"), {}), b"x")).body == b"x"
+    assert len(server.peers) == 1
+    pool.close()
+
+
+async def test_a_gzipped_stream_is_inflated_chunk_by_chunk(serve):
+    parts = [b"data: a\n\n", b"data: b\n\n"]
+    server = await serve({"/sse": trickle(parts, gzip_it=True)})
+    pool = ConnectionPool()
+
+    response = await pool.open(Target.prepare(server.url("/sse"), {}), b"")
+
+    assert await response.read() == b"".join(parts)
+    pool.close()
+
+
+async def test_closing_a_stream_midway_drops_its_connection(serve):
+    closed = asyncio.Event()
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            while True:
+                await response.write(b"data: more\n\n")
+                await asyncio.sleep(0.01)
+        except (ConnectionError, asyncio.CancelledError):
+            closed.set()
+            raise
+
+    server = await serve({"/endless": endless, "/echo": echo})
+    pool = ConnectionPool()
+    response = await pool.open(Target.prepare(server.url("/endless"), {}), b"")
+    assert await response.__anext__() == b"data: more\n\n"
+
+    response.close()
+
+    await asyncio.wait_for(closed.wait(), 2)  # the server saw the client go
+    assert (await pool.send(Target.prepare(server.url("/echo"), {}), b"ok")).body == b"ok"
+    assert len(server.peers) == 2  # the half-read connection was not reused
+    pool.close()
+
+
+async def test_a_stream_cut_by_the_server_raises_midway(serve):
+    async def cut(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b"data: partial\n\n")
+        await asyncio.sleep(0.05)
+        request.transport.close()  # type: ignore[union-attr]
+        return response
+
+    server = await serve({"/cut": cut})
+    pool = ConnectionPool()
+    response = await pool.open(Target.prepare(server.url("/cut"), {}), b"")
+
+    assert await response.__anext__() == b"data: partial\n\n"
+    with pytest.raises(ConnectionLost):
+        await response.__anext__()
+    pool.close()
+
+
+async def test_a_slow_reader_pauses_the_socket_and_loses_nothing(serve):
+    part = b"x" * 65536
+    server = await serve({"/big": trickle([part] * 64)})  # 4 MiB, more than the high water
+    pool = ConnectionPool()
+    response = await pool.open(Target.prepare(server.url("/big"), {}), b"")
+    await asyncio.sleep(0.3)  # let the server write while nobody reads
+
+    assert len(await response.read()) == len(part) * 64
+    pool.close()

@@ -71,6 +71,7 @@ class Upstream:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"{}"
+    content_type: str = "application/json"
     seen: list[Seen] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -79,7 +80,7 @@ class Upstream:
             status=self.status,
             headers=self.headers,
             body=self.body,
-            content_type="application/json",
+            content_type=self.content_type,
         )
 
 
@@ -349,3 +350,70 @@ async def test_the_api_key_never_appears_in_errors(upstream, http, mock_provider
         for text in (repr(error), str(error), str(error.body), str(error.args)):
             assert API_KEY not in text
             assert API_KEY[3:15] not in text
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+async def collect(stream) -> list[dict[str, Any]]:
+    try:
+        return [chunk async for chunk in stream.chunks]
+    finally:
+        await stream.close()
+
+
+async def test_a_streamed_completion_ends_with_its_usage(provider, mock_provider):
+    stream = await provider.stream(chat_call(text="stream me please", raw=False))
+    assert stream.request_id.startswith("req_")
+
+    chunks = await collect(stream)
+
+    assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == "mock answer to stream me please"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    # Usage was asked for upstream even though the client did not.
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
+    assert mock_provider.stats()["streams_completed"] == 1
+
+
+async def test_a_refused_stream_raises_before_any_chunk(provider, mock_provider):
+    mock_provider.control(force_status=429)
+    with pytest.raises(ProviderError) as caught:
+        await provider.stream(chat_call(raw=False))
+    assert caught.value.category is C.rate_limited
+    assert caught.value.retry_after == 1.0
+
+
+async def test_closing_a_stream_midway_stops_the_upstream(provider, mock_provider):
+    mock_provider.control(stream_chunk_ms=50)
+    stream = await provider.stream(chat_call(text="a long answer of many words", raw=False))
+    first = await stream.chunks.__anext__()
+    assert first["choices"][0]["delta"]["role"] == "assistant"
+
+    await stream.close()
+
+    for _ in range(100):
+        if mock_provider.stats()["streams_disconnected"]:
+            break
+        await asyncio.sleep(0.02)
+    stats = mock_provider.stats()
+    assert (stats["streams_disconnected"], stats["streams_completed"]) == (1, 0)
+
+
+async def test_an_error_event_midway_is_a_server_error(upstream, http):
+    upstream.content_type = "text/event-stream"
+    upstream.body = (
+        b'data: {"id":"c","object":"chat.completion.chunk","choices":[]}\n\n'
+        b'data: {"error":{"message":"overloaded midway","type":"server_error"}}\n\n'
+    )
+    stream = await provider_for(upstream.base_url, http).stream(chat_call(raw=False))
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(stream)
+
+    assert caught.value.category is C.server_error
+    assert "overloaded midway" in caught.value.message
+    sent = orjson.loads(upstream.seen[0].body)
+    assert (sent["stream"], sent["stream_options"]) == (True, {"include_usage": True})

@@ -20,6 +20,7 @@ import math
 import random
 import secrets
 import struct
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import orjson
@@ -30,12 +31,15 @@ from datamill.errors import ConfigError, ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens, estimate_tokens
 from datamill.providers.base import (
     Capabilities,
+    ChatChunk,
     ProviderCall,
     ProviderContext,
     ProviderResponse,
+    ProviderStream,
     RateLimitHints,
     Usage,
 )
+from datamill.providers.chunks import chunks_from_completion
 from datamill.providers.sim.schema_instance import instance_for_schema
 from datamill.settings import DeploymentConfig
 
@@ -125,7 +129,7 @@ class _TokenBucket:
 class SimProvider:
     """A simulated provider. Never does I/O; sleeps only through the injected clock."""
 
-    capabilities = Capabilities(chat=True, embeddings=True)
+    capabilities = Capabilities(chat=True, embeddings=True, streaming=True)
 
     def __init__(self, deployment: DeploymentConfig, context: ProviderContext) -> None:
         self.options = parse_options(deployment)
@@ -153,6 +157,26 @@ class SimProvider:
         answer["created"] = int(self._clock.now())
         return ProviderResponse(
             body=orjson.dumps(answer), usage=usage, request_id=request_id, rate_limits=hints
+        )
+
+    async def stream(self, call: ProviderCall) -> ProviderStream:
+        """The completion `complete` would give, as OpenAI streams it: the latency passes
+        before the first chunk, the rest follows at once."""
+        response = await self.complete(call)
+        chunks = chunks_from_completion(orjson.loads(response.body))
+
+        async def produce() -> AsyncIterator[ChatChunk]:
+            for chunk in chunks:
+                yield chunk
+
+        async def close() -> None:
+            return None
+
+        return ProviderStream(
+            chunks=produce(),
+            request_id=response.request_id,
+            close=close,
+            rate_limits=response.rate_limits,
         )
 
     async def embed(self, call: ProviderCall) -> ProviderResponse:

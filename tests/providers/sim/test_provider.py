@@ -25,6 +25,7 @@ from datamill.providers.base import (
     ProviderResponse,
     Usage,
 )
+from datamill.providers.chunks import completion_from_chunks
 from datamill.providers.sim import SimProvider, create_sim_provider
 from datamill.settings import DeploymentConfig
 
@@ -507,3 +508,24 @@ async def test_aclose_does_nothing(make_sim: MakeSim) -> None:
     sim, _ = make_sim()
     await sim.aclose()
     await sim.complete(chat())
+
+
+async def test_a_stream_adds_up_to_the_completion(make_sim: MakeSim) -> None:
+    sim, clock = make_sim(latency_ms=40)
+    call = chat(tools=[WEATHER], tool_choice="auto")
+    whole = parsed(await sim.complete(call))
+
+    stream = await sim.stream(call)
+    assert clock.sleeps[-1] == pytest.approx(0.04)  # the latency passes before the first chunk
+    chunks = [chunk async for chunk in stream.chunks]
+    await stream.close()
+
+    streamed = completion_from_chunks(chunks)
+    [choice] = streamed["choices"]
+    [expected] = whole["choices"]
+    assert choice["finish_reason"] == expected["finish_reason"]
+    for key in ("content", "tool_calls"):
+        assert choice["message"].get(key) == expected["message"].get(key)
+    assert streamed["usage"] == whole["usage"]
+    assert len(chunks) > 4
+    assert stream.request_id.startswith("req_sim_")
