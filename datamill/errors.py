@@ -120,7 +120,9 @@ class ProviderError(DatamillError):
     """A provider call failed.
 
     ``status_code`` and ``body`` are the upstream's answer when there was one (kept verbatim in
-    the error line); ``retry_after`` is the server's hint in seconds, when it gave one.
+    the error line); ``retry_after`` is the server's hint in seconds, when it gave one;
+    ``param`` names the request field at fault, when one is (a field the provider cannot
+    express, say).
     """
 
     def __init__(
@@ -132,6 +134,7 @@ class ProviderError(DatamillError):
         body: Any = None,
         retry_after: float | None = None,
         request_id: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.category = category
@@ -140,6 +143,7 @@ class ProviderError(DatamillError):
         self.body = body
         self.retry_after = retry_after
         self.request_id = request_id
+        self.param = param
 
     def __repr__(self) -> str:
         return (

@@ -14,8 +14,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from datamill.clock import Clock
+from datamill.errors import ProviderError
 
 if TYPE_CHECKING:
+    from datamill.providers.fields import FieldTable
     from datamill.providers.http import HttpPool
     from datamill.settings import DeploymentConfig
 
@@ -113,9 +115,15 @@ class ProviderStream:
 
 
 class Provider(Protocol):
-    """An adapter for one API family, bound to one deployment."""
+    """An adapter for one API family, bound to one deployment.
+
+    ``chat_fields`` and ``embedding_fields`` say which OpenAI request fields it can express
+    (`datamill.providers.fields`); a request setting one it cannot is refused with a
+    `bad_request` naming the field, never sent with the field dropped."""
 
     capabilities: Capabilities
+    chat_fields: FieldTable
+    embedding_fields: FieldTable
 
     async def complete(self, call: ProviderCall) -> ProviderResponse:
         """Run a chat completion (non-streaming)."""
@@ -148,3 +156,71 @@ class ProviderFactory(Protocol):
     """Builds the adapter of one deployment; registered under a provider type name."""
 
     def __call__(self, deployment: DeploymentConfig, context: ProviderContext) -> Provider: ...
+
+
+# -- native batch APIs (optional) ---------------------------------------------------------------
+
+
+class NativeBatchState(StrEnum):
+    """Where an upstream batch is, in terms every provider's batch API maps to."""
+
+    running = "running"  # accepted, not finished: poll again later
+    ended = "ended"  # finished: every request has a result, an error, or expired unprocessed
+    failed = "failed"  # refused as a whole (bad input file, say): nothing ran
+    cancelled = "cancelled"  # cancelled upstream; what finished before has results
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """One request of an upstream batch. ``key`` is datamill's id for it, which the results
+    carry back (it matches ``[A-Za-z0-9_-]{1,64}``, which every provider accepts)."""
+
+    key: str
+    endpoint: Endpoint
+    body: dict[str, Any]  # OpenAI format, ``model`` already the upstream model
+
+
+@dataclass(frozen=True, slots=True)
+class NativeBatchStatus:
+    state: NativeBatchState
+    total: int = 0
+    finished: int = 0  # with a result or an error so far
+    message: str | None = None  # why it failed, when it did
+
+
+@dataclass(frozen=True, slots=True)
+class NativeResult:
+    """The upstream outcome of one request: exactly one of ``response`` and ``error``.
+
+    A request the upstream never processed (its batch expired or was cancelled first) gets
+    no `NativeResult` at all: the engine resubmits it while the completion window allows."""
+
+    key: str
+    response: ProviderResponse | None = None
+    error: ProviderError | None = None
+
+
+class NativeBatchAPI(Protocol):
+    """A provider's own batch API (OpenAI Batch, Anthropic Message Batches, Gemini batch
+    mode), offered by adapters whose ``capabilities.native_batch`` is true as
+    ``provider.native_batches``. Calls raise `ProviderError` like any provider call; the engine
+    keeps the upstream ids durably, so every method may be called again after a crash."""
+
+    max_requests: int  # requests one upstream batch may hold
+    max_bytes: int  # bytes of request bodies one upstream batch may hold
+
+    async def submit(self, requests: list[NativeRequest], *, endpoint: Endpoint) -> str:
+        """Create an upstream batch of ``requests``; returns its upstream id."""
+        ...
+
+    async def poll(self, batch_id: str) -> NativeBatchStatus:
+        """The upstream batch's state."""
+        ...
+
+    def results(self, batch_id: str) -> AsyncIterator[NativeResult]:
+        """The outcomes of an ended (or cancelled) upstream batch, in any order."""
+        ...
+
+    async def cancel(self, batch_id: str) -> None:
+        """Ask the upstream to stop the batch (it may still end with some results)."""
+        ...

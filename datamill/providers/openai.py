@@ -21,6 +21,13 @@ from datamill.providers.base import (
     ProviderStream,
     Usage,
 )
+from datamill.providers.fields import (
+    CHAT_FIELDS,
+    EMBEDDING_FIELDS,
+    MESSAGE_FEATURES,
+    YES,
+    FieldTable,
+)
 from datamill.providers.http import HttpPool, error_from_answer, rate_limit_hints
 from datamill.providers.sse import ServerSentEvent, read_events
 from datamill.settings import DeploymentConfig
@@ -30,6 +37,9 @@ class OpenAIProvider:
     """An OpenAI-compatible endpoint at ``deployment.base_url``."""
 
     capabilities = Capabilities(chat=True, embeddings=True, streaming=True)
+    # Bodies pass through unchanged: every field is the upstream's to judge.
+    chat_fields: FieldTable = dict.fromkeys(CHAT_FIELDS + MESSAGE_FEATURES, YES)
+    embedding_fields: FieldTable = dict.fromkeys(EMBEDDING_FIELDS, YES)
 
     def __init__(self, deployment: DeploymentConfig, http: HttpPool) -> None:
         if deployment.base_url is None:

@@ -37,9 +37,12 @@ class MockProviderProcess:
     exit, and the child itself exits when it loses its parent, even after a SIGKILL).
     """
 
-    def __init__(self, port: int = 0, **config: Any) -> None:
+    def __init__(
+        self, port: int = 0, *, module: str = "datamill.testing.mock_provider", **config: Any
+    ) -> None:
         MockConfig(**config)  # fail here, not in the child, on an unknown or invalid option
         self.port = port
+        self.module = module  # the mock to run: OpenAI's, or another provider's on its core
         self.config = config
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
@@ -126,7 +129,7 @@ class MockProviderProcess:
         command = [
             sys.executable,
             "-m",
-            "datamill.testing.mock_provider",
+            self.module,
             *("--host", HOST, "--port", str(self.port), "--parent-pid", str(os.getpid())),
             *_options(self.config),
         ]

@@ -60,7 +60,7 @@ class MockConfig(BaseModel):
     force_status: int | None = Field(None, ge=400, le=599, description="answer this to all")
 
 
-class _Bucket:
+class Bucket:
     """A token bucket refilled at ``per_minute / 60`` per second."""
 
     __slots__ = ("capacity", "level", "rate", "updated")
@@ -87,7 +87,7 @@ class _Bucket:
         return (self.capacity - self.level) / self.rate
 
 
-class _Counters:
+class Counters:
     """What the mock saw; ``reset()`` keeps ``in_flight``, those requests are still running."""
 
     def __init__(self) -> None:
@@ -310,7 +310,7 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
-def _duration(seconds: float) -> str:
+def reset_duration(seconds: float) -> str:
     """OpenAI's reset format: ``"20ms"``, ``"1s"``, ``"6m0s"``."""
     if seconds <= 0:
         return "0s"
@@ -330,7 +330,7 @@ class MockProvider:
     """The mock's state and handlers. Counts every call, whatever it is answered."""
 
     def __init__(self, config: MockConfig) -> None:
-        self.counters = _Counters()
+        self.counters = Counters()
         self._prefix = secrets.token_hex(4)  # ids stay unique across restarts
         self._sequence = 0
         self.configure(config, changed=set(MockConfig.model_fields))
@@ -344,19 +344,19 @@ class MockProvider:
             self._requests = None
             if config.rpm is not None:
                 capacity = max(1.0, config.rpm / 60 * config.burst_seconds)
-                self._requests = _Bucket(config.rpm, capacity)
-            self._tokens = _Bucket(config.tpm, config.tpm)
+                self._requests = Bucket(config.rpm, capacity)
+            self._tokens = Bucket(config.tpm, config.tpm)
 
-    def _ratelimit_headers(self, requests: _Bucket, now: float) -> dict[str, str]:
+    def _ratelimit_headers(self, requests: Bucket, now: float) -> dict[str, str]:
         tokens = self._tokens
         tokens.refill(now)
         return {
             "x-ratelimit-limit-requests": str(self.config.rpm),
             "x-ratelimit-remaining-requests": str(int(requests.level)),
-            "x-ratelimit-reset-requests": _duration(requests.reset_after()),
+            "x-ratelimit-reset-requests": reset_duration(requests.reset_after()),
             "x-ratelimit-limit-tokens": str(self.config.tpm),
             "x-ratelimit-remaining-tokens": str(int(tokens.level)),
-            "x-ratelimit-reset-tokens": _duration(tokens.reset_after()),
+            "x-ratelimit-reset-tokens": reset_duration(tokens.reset_after()),
         }
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -560,12 +560,16 @@ def build_app(config: MockConfig) -> web.Application:
     return app
 
 
+AppBuilder = Callable[[MockConfig], web.Application]
+
+
 async def start_mock(
-    host: str = "127.0.0.1", port: int = 0, **config: Any
+    host: str = "127.0.0.1", port: int = 0, *, build: AppBuilder = build_app, **config: Any
 ) -> tuple[web.AppRunner, int]:
-    """Serve the mock in this event loop; returns the runner (``await runner.cleanup()``)."""
+    """Serve the mock in this event loop; returns the runner (``await runner.cleanup()``).
+    ``build`` makes the app: this OpenAI mock, or another provider's on the same core."""
     runner = web.AppRunner(
-        build_app(MockConfig(**config)),
+        build(MockConfig(**config)),
         access_log=None,
         handler_cancellation=True,  # a client that gives up ends its hung or slow request
         shutdown_timeout=0.1,  # a mock needs no graceful drain: stop() stays fast
@@ -606,8 +610,8 @@ async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def _serve(args: argparse.Namespace, config: MockConfig) -> None:
-    runner, port = await start_mock(args.host, args.port, **config.model_dump())
+async def _serve(args: argparse.Namespace, config: MockConfig, build: AppBuilder) -> None:
+    runner, port = await start_mock(args.host, args.port, build=build, **config.model_dump())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -633,9 +637,10 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, *, build: AppBuilder = build_app) -> None:
+    """The command line of a mock server: ``--port 0`` prints ``READY port=<port>``."""
     args, config = _parse_args(argv)
-    _run(_serve(args, config))
+    _run(_serve(args, config, build))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,13 @@ from datamill.providers.base import (
     Usage,
 )
 from datamill.providers.chunks import chunks_from_completion
+from datamill.providers.fields import (
+    CHAT_FIELDS,
+    EMBEDDING_FIELDS,
+    MESSAGE_FEATURES,
+    YES,
+    FieldTable,
+)
 from datamill.providers.sim.schema_instance import instance_for_schema
 from datamill.settings import DeploymentConfig
 
@@ -130,6 +137,9 @@ class SimProvider:
     """A simulated provider. Never does I/O; sleeps only through the injected clock."""
 
     capabilities = Capabilities(chat=True, embeddings=True, streaming=True)
+    # It simulates an OpenAI-compatible server: every field is accepted, as such a server does.
+    chat_fields: FieldTable = dict.fromkeys(CHAT_FIELDS + MESSAGE_FEATURES, YES)
+    embedding_fields: FieldTable = dict.fromkeys(EMBEDDING_FIELDS, YES)
 
     def __init__(self, deployment: DeploymentConfig, context: ProviderContext) -> None:
         self.options = parse_options(deployment)
