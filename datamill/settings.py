@@ -69,6 +69,12 @@ class DeploymentConfig(BaseModel):
     max_concurrency: int | None = Field(default=None, gt=0)
     input_price: float = Field(default=0.0, ge=0, description="USD per million input tokens")
     output_price: float = Field(default=0.0, ge=0, description="USD per million output tokens")
+    # Cached input tokens (a prompt-cache hit); None: charged as input tokens.
+    cached_input_price: float | None = Field(default=None, ge=0)
+    # Prices of the provider's native batch API; None: half the online price, as OpenAI,
+    # Anthropic and Gemini charge.
+    batch_input_price: float | None = Field(default=None, ge=0)
+    batch_output_price: float | None = Field(default=None, ge=0)
     timeout: float = Field(default=600.0, gt=0, description="seconds for one provider call")
     # Provider-specific options (for `sim`: latency, error rate, rate limit, seed).
     options: dict[str, Any] = Field(default_factory=dict)
@@ -110,6 +116,9 @@ class DeploymentConfig(BaseModel):
             "max_concurrency": self.max_concurrency,
             "input_price": self.input_price,
             "output_price": self.output_price,
+            "cached_input_price": self.cached_input_price,
+            "batch_input_price": self.batch_input_price,
+            "batch_output_price": self.batch_output_price,
             "timeout": self.timeout,
             "source": self.source,
         }

@@ -175,6 +175,9 @@ FULL_DEPLOYMENT: dict[str, Any] = {
     "max_concurrency": 4,
     "input_price": 0.05,
     "output_price": 0.08,
+    "cached_input_price": 0.01,
+    "batch_input_price": 0.025,
+    "batch_output_price": 0.04,
     "timeout": 30.0,
     "options": {"region": "us"},
 }
@@ -482,6 +485,9 @@ def test_public_view_shows_what_the_api_may_show():
         "max_concurrency",
         "input_price",
         "output_price",
+        "cached_input_price",
+        "batch_input_price",
+        "batch_output_price",
         "timeout",
         "source",
     }
