@@ -46,6 +46,9 @@ class MockConfig(BaseModel):
     seed: int | None = Field(None, description="seed of the fault and latency draws")
     error_rate: float = Field(0.0, ge=0, le=1, description="share answered error_status")
     error_status: int = Field(500, ge=400, le=599, description="status of injected errors")
+    errors_spend_budget: bool = Field(
+        True, description="injected errors are answered after the rpm bucket admits the call"
+    )
     hang_rate: float = Field(0.0, ge=0, le=1, description="share that hangs hang_seconds")
     hang_seconds: float = Field(
         3600.0, ge=0, description="a hung request sleeps this, then answers"
@@ -456,6 +459,10 @@ class MockProvider:
             return problem or _error(400, "Invalid request body.")
         if config.max_concurrency and counters.in_flight > config.max_concurrency:
             return _injected(429, "max_concurrency")
+        draw = self._random.random
+        if not config.errors_spend_budget and config.error_rate and draw() < config.error_rate:
+            # Refused before admission (a front end's error): the rpm budget is not spent.
+            return _injected(config.error_status, "error_rate")
         now = time.monotonic()
         requests = self._requests
         if requests is not None:
@@ -474,8 +481,7 @@ class MockProvider:
                     code="rate_limit_exceeded",
                     headers=headers,
                 )
-        draw = self._random.random
-        if config.error_rate and draw() < config.error_rate:
+        if config.errors_spend_budget and config.error_rate and draw() < config.error_rate:
             return _injected(config.error_status, "error_rate")
         if config.hang_rate and draw() < config.hang_rate:
             counters.hung += 1

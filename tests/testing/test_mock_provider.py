@@ -176,6 +176,18 @@ async def test_rpm_limit_answers_429_with_retry_after(session, mock) -> None:
     assert not any(name.lower().startswith("x-ratelimit") for name in headers)
 
 
+async def test_errors_spend_the_rpm_budget_unless_told_otherwise(session, mock) -> None:
+    mock.control(rpm=120, error_rate=1)  # a burst of 2 requests
+    spent = [(await chat(session, mock, str(n)))[0] for n in range(3)]
+    assert spent == [500, 500, 429]  # the errors took the burst
+
+    mock.control(rpm=60, errors_spend_budget=False)  # a new bucket, with a burst of 1
+    free = [(await chat(session, mock, str(n)))[0] for n in range(4)]
+    assert free == [500] * 4
+    mock.control(error_rate=0)
+    assert (await chat(session, mock))[0] == 200  # the burst was still there
+
+
 async def test_max_concurrency_rejects_the_excess(session, mock) -> None:
     mock.control(max_concurrency=2, latency_ms=300)
     answers = await asyncio.gather(*(chat(session, mock, str(n)) for n in range(5)))
