@@ -7,6 +7,10 @@ to the datamill category (``rate_limited``, ``server_error``, ``timeout``, ``con
 ``auth``, ``bad_request``, ``content_filter``, ``not_found``) or the closing reason
 (``batch_cancelled``, ``batch_expired``). File ids derive from the batch id, so a
 finalization retried after a crash rewrites the same files instead of adding new ones.
+
+While a batch runs, `extend_drafts` writes the part of its files that is final already (every
+line before the first one still without a result, storage/drafts.py), so finalization only
+renders the lines that finished last: the files are ready moments after the last answer.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from datamill.ids import batch_request_id_prefix
 from datamill.protocol.batches import BatchStatus
 from datamill.protocol.files import FilePurpose
 from datamill.storage import batches as batch_repo
+from datamill.storage import drafts
 from datamill.storage.blobs import BlobStore
 from datamill.storage.database import Database
+from datamill.storage.drafts import OutputDraft
 from datamill.storage.records import BatchRecord, FileRecord
-from datamill.storage.results import iter_results
+from datamill.storage.results import count_results, iter_results
 from datamill.streams import read_ahead
 
 log = logging.getLogger("datamill.engine")
@@ -58,11 +64,85 @@ def render_line(id_prefix: bytes, row: Any, *, ok: bool) -> bytes:
     return _LINE % (id_prefix, row.line, orjson.dumps(row.custom_id), response, error)
 
 
-async def render_results(database: Database, batch_id: str, *, ok: bool) -> AsyncIterator[bytes]:
-    """The output (``ok``) or error file of a batch as it stands now, in input order."""
+async def render_results(
+    database: Database, batch_id: str, *, ok: bool, after_line: int = -1
+) -> AsyncIterator[bytes]:
+    """The output (``ok``) or error file of a batch as it stands now, in input order (only
+    the lines after ``after_line``)."""
     id_prefix = batch_request_id_prefix(batch_id).encode()
-    async for page in iter_results(database, batch_id, ok=ok):
+    async for page in iter_results(database, batch_id, ok=ok, after_line=after_line):
         yield b"".join([render_line(id_prefix, row, ok=ok) for row in page])
+
+
+_KINDS = (("output", True), ("errors", False))
+# A draft keeps at most this many finished chunks in memory before storing them.
+_CHUNKS_PER_SAVE = 8
+# Rendered size of a line until a draft knows its own average.
+_GUESSED_LINE_BYTES = 512
+
+
+async def extend_drafts(
+    database: Database, blobs: BlobStore, batch: BatchRecord, *, owner: str, now: float
+) -> None:
+    """Write the part of a running batch's output and error files that is final already:
+    the lines before its first line without a result, in whole chunks. Each kind waits until
+    it has at least a chunk's worth of new lines, so a sweep rarely renders a line twice."""
+    until = await drafts.first_unfinished_line(database, batch.id)
+    if until is None:
+        return  # every request has a result: finalization writes what is left
+    for kind, ok in _KINDS:
+        draft = await drafts.get_draft(database, batch.id, kind)
+        if draft is None:
+            draft = OutputDraft(
+                batch_id=batch.id,
+                kind=kind,
+                blob_id=output_file_id(batch.id, kind),
+                owner=owner,
+                chunks=0,
+                through_line=-1,  # before any line
+                carry=b"",
+                lines=0,
+                size=0,
+            )
+            if not await drafts.start_draft(database, draft, project_id=batch.project_id, now=now):
+                continue
+        if draft.owner != owner or until - 1 <= draft.through_line:
+            continue
+        line_bytes = draft.size / draft.lines if draft.lines else _GUESSED_LINE_BYTES
+        new_lines = await count_results(
+            database, batch.id, ok=ok, after_line=draft.through_line, before_line=until
+        )
+        if len(draft.carry) + new_lines * line_bytes >= blobs.chunk_size:
+            await _extend(database, blobs.chunk_size, draft, until=until, ok=ok)
+
+
+async def _extend(
+    database: Database, chunk_size: int, draft: OutputDraft, *, until: int, ok: bool
+) -> None:
+    id_prefix = batch_request_id_prefix(draft.batch_id).encode()
+    pending = bytearray(draft.carry)
+    chunks: list[bytes] = []
+    lines = 0
+    through = draft.through_line
+    pages = iter_results(
+        database, draft.batch_id, ok=ok, after_line=draft.through_line, before_line=until
+    )
+    async for page in pages:
+        pending += b"".join([render_line(id_prefix, row, ok=ok) for row in page])
+        lines += len(page)
+        through = page[-1].line
+        while len(pending) >= chunk_size:
+            chunks.append(bytes(pending[:chunk_size]))
+            del pending[:chunk_size]
+        if len(chunks) >= _CHUNKS_PER_SAVE:
+            after = draft.extended(chunks, carry=bytes(pending), through_line=through, lines=lines)
+            if not await drafts.save_extension(database, draft, after, chunks):
+                return  # taken over by the finalizer, or the batch moved on
+            draft, chunks, lines = after, [], 0
+    if chunks:
+        # Every line before `until` is final, those of the other kind included.
+        after = draft.extended(chunks, carry=bytes(pending), through_line=until - 1, lines=lines)
+        await drafts.save_extension(database, draft, after, chunks)
 
 
 async def finalize_batch(
@@ -79,8 +159,9 @@ async def finalize_batch(
         database, batch.id, worker_id=worker_id, now=clock.now()
     ):
         return None
-    output = await _write_file(database, blobs, clock, batch, kind="output", ok=True)
-    errors = await _write_file(database, blobs, clock, batch, kind="errors", ok=False)
+    output = await _write_file(database, blobs, clock, batch, kind="output", owner=worker_id)
+    errors = await _write_file(database, blobs, clock, batch, kind="errors", owner=worker_id)
+    await drafts.delete_drafts(database, batch.id)
     status = await batch_repo.finish_batch(
         database,
         batch.id,
@@ -100,19 +181,30 @@ async def _write_file(
     batch: BatchRecord,
     *,
     kind: str,
-    ok: bool,
+    owner: str,
 ) -> FileRecord | None:
     file_id = output_file_id(batch.id, kind)
-    lines = 0
+    draft = await drafts.take_over_draft(database, batch.id, kind, owner=owner)
+    lines = draft.lines if draft is not None else 0
 
     async def counted() -> AsyncIterator[bytes]:
         nonlocal lines
+        after_line = -1
+        if draft is not None:
+            after_line = draft.through_line
+            if draft.carry:
+                yield draft.carry
         # Pages are read and rendered while the previous ones are written.
-        async for chunk in read_ahead(render_results(database, batch.id, ok=ok)):
+        rest = render_results(database, batch.id, ok=kind == "output", after_line=after_line)
+        async for chunk in read_ahead(rest):
             lines += chunk.count(b"\n")
             yield chunk
 
-    size = await blobs.write(file_id, counted(), project_id=batch.project_id)
+    if draft is None:
+        size = await blobs.write(file_id, counted(), project_id=batch.project_id)
+    else:
+        written = draft.size - len(draft.carry)
+        size = await blobs.append(file_id, counted(), first_seq=draft.chunks, offset=written)
     if lines == 0:
         await blobs.delete(file_id)
         return None

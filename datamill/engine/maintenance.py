@@ -1,9 +1,10 @@
 """The worker's periodic sweep: everything that keeps batches moving besides execution.
 
 Each step is an atomic claim or a conditional UPDATE, so any number of workers may sweep at
-once: taking over from dead workers, validating new batches, expiring batches whose window
-ended, cancelling pending requests, finalizing finished batches, and unsticking batches
-that made no progress for ``stuck_after`` seconds.
+once: taking over from dead workers, validating new batches, writing the finished part of
+running batches' output files, expiring batches whose window ended, cancelling pending
+requests, finalizing finished batches, and unsticking batches that made no progress for
+``stuck_after`` seconds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from datamill.engine.context import EngineContext
-from datamill.engine.finalize import finalize_batch
+from datamill.engine.finalize import extend_drafts, finalize_batch
 from datamill.engine.validation import give_up_validation, validate_batch
 from datamill.errors import StorageError
 from datamill.protocol.batches import BatchStatus
@@ -79,6 +80,7 @@ class Maintenance:
                         view.closing[batch.id] = "batch_expired"
                     continue
                 view.running[batch.id] = batch
+                self._spawn("draft", batch, partial(self._extend_drafts, batch))
             elif status is S.cancelling:
                 view.closing[batch.id] = "batch_cancelled"
                 if batch.claimed_by is None:
@@ -163,6 +165,12 @@ class Maintenance:
         else:
             self._validation_failures.pop(batch.id, None)
         self._ctx.signal.notify()
+
+    async def _extend_drafts(self, batch: BatchRecord) -> None:
+        ctx = self._ctx
+        await extend_drafts(
+            ctx.database, ctx.blobs, batch, owner=self._worker_id, now=ctx.clock.now()
+        )
 
     async def _finalize(self, batch: BatchRecord) -> None:
         ctx = self._ctx

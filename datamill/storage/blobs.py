@@ -21,8 +21,16 @@ CHUNK_SIZE = 1024 * 1024
 
 
 class BlobStore(Protocol):
+    chunk_size: int  # bytes per stored chunk; output drafts write whole chunks
+
     async def write(self, blob_id: str, data: AsyncIterable[bytes], *, project_id: str) -> int:
         """Store ``data`` under ``blob_id`` (replacing an earlier one); return its size."""
+        ...
+
+    async def append(
+        self, blob_id: str, data: AsyncIterable[bytes], *, first_seq: int, offset: int
+    ) -> int:
+        """Complete a blob whose first chunks are written already; return its size."""
         ...
 
     def read(self, blob_id: str) -> AsyncIterator[bytes]:
@@ -40,7 +48,7 @@ class DatabaseBlobStore:
 
     def __init__(self, database: Database, *, chunk_size: int = CHUNK_SIZE) -> None:
         self._db = database
-        self._chunk_size = chunk_size
+        self.chunk_size = chunk_size
 
     async def write(self, blob_id: str, data: AsyncIterable[bytes], *, project_id: str) -> int:
         await self.delete(blob_id)
@@ -50,23 +58,43 @@ class DatabaseBlobStore:
                     id=blob_id, project_id=project_id, created_at=time.time(), complete=False
                 )
             )
-        size = 0
-        seq = 0
-        pending = bytearray()
         try:
-            async for piece in data:
-                pending += piece
-                while len(pending) >= self._chunk_size:
-                    await self._put(blob_id, seq, bytes(pending[: self._chunk_size]))
-                    del pending[: self._chunk_size]
-                    seq += 1
-                size += len(piece)
-            if pending:
-                await self._put(blob_id, seq, bytes(pending))
-                seq += 1
+            return await self._fill(blob_id, data, first_seq=0, offset=0)
         except BaseException:
             await self.delete(blob_id)
             raise
+
+    async def append(
+        self, blob_id: str, data: AsyncIterable[bytes], *, first_seq: int, offset: int
+    ) -> int:
+        """Complete a blob whose first ``first_seq`` chunks (``offset`` bytes) are written
+        already (an output draft): ``data`` follows them. Chunks past those are replaced.
+        On failure the written chunks stay, so the completion can be tried again."""
+        async with self._db.write(relaxed=True) as conn:
+            await conn.execute(
+                delete(blob_chunks).where(
+                    blob_chunks.c.blob_id == blob_id, blob_chunks.c.seq >= first_seq
+                )
+            )
+        return await self._fill(blob_id, data, first_seq=first_seq, offset=offset)
+
+    async def _fill(
+        self, blob_id: str, data: AsyncIterable[bytes], *, first_seq: int, offset: int
+    ) -> int:
+        """Write ``data`` as chunks from ``first_seq`` on, then mark the blob complete."""
+        size = offset
+        seq = first_seq
+        pending = bytearray()
+        async for piece in data:
+            pending += piece
+            while len(pending) >= self.chunk_size:
+                await self._put(blob_id, seq, bytes(pending[: self.chunk_size]))
+                del pending[: self.chunk_size]
+                seq += 1
+            size += len(piece)
+        if pending:
+            await self._put(blob_id, seq, bytes(pending))
+            seq += 1
         async with self._db.write() as conn:
             await conn.execute(
                 update(blobs)

@@ -1,7 +1,7 @@
 """Leasing requests to workers, and taking leases back.
 
 A lease is one atomic statement: pending rows of an in-progress batch become ``leased`` by
-one worker, in id order. PostgreSQL skips rows another worker is leasing at that moment
+one worker, in line order. PostgreSQL skips rows another worker is leasing at that moment
 (``FOR UPDATE SKIP LOCKED``); SQLite has one writer, so its plain subquery is already atomic.
 Leases are renewed by the worker's heartbeat (``workers.heartbeat_at``), not row by row: when a
 worker dies, every row it held goes back to pending in one UPDATE.
@@ -26,7 +26,7 @@ _LEASE_SQL = """
     WHERE id IN (
         SELECT id FROM requests
         WHERE batch_id = {batch} AND state = 'pending' AND not_before <= {now}
-        ORDER BY id LIMIT {limit}
+        ORDER BY line LIMIT {limit}
         {lock}
     )
     AND EXISTS (SELECT 1 FROM batches WHERE id = {batch} AND status = 'in_progress')
@@ -79,7 +79,7 @@ async def lease_requests(
     async with database.write(relaxed=True) as conn:
         rows: Sequence[Any] = (await conn.exec_driver_sql(_LEASE[database.dialect], params)).all()
     leased = [LeasedRequest(row[0], row[1], row[2], row[3], bytes(row[4]), row[5]) for row in rows]
-    leased.sort(key=lambda request: request.id)
+    leased.sort(key=lambda request: request.line)
     return leased
 
 

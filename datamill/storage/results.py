@@ -163,27 +163,37 @@ async def _insert(
 
 _PAGE_SQL = """
     SELECT line, custom_id, status_code, body, provider_request_id, error_code, error_message
-    FROM results WHERE batch_id = {batch} AND ok = {ok} AND line > {after}
+    FROM results WHERE batch_id = {batch} AND ok = {ok} AND line > {after} AND line < {before}
     ORDER BY line LIMIT {limit}
 """
 # Straight to the drivers too: output files read every result once.
 _PAGE = {
-    "sqlite": _PAGE_SQL.format(batch="?", ok="?", after="?", limit="?"),
-    "postgresql": _PAGE_SQL.format(batch="$1", ok="$2", after="$3", limit="$4"),
+    "sqlite": _PAGE_SQL.format(batch="?", ok="?", after="?", before="?", limit="?"),
+    "postgresql": _PAGE_SQL.format(batch="$1", ok="$2", after="$3", before="$4", limit="$5"),
 }
+_NO_LINE_LIMIT = 2**31 - 1
 
 
 async def iter_results(
-    database: Database, batch_id: str, *, ok: bool, page_size: int = 2000
+    database: Database,
+    batch_id: str,
+    *,
+    ok: bool,
+    after_line: int = -1,
+    before_line: int = _NO_LINE_LIMIT,
+    page_size: int = 2000,
 ) -> AsyncIterator[Sequence[Any]]:
-    """Yield a batch's successful (or failed) results in line order, one page at a time.
+    """Yield a batch's successful (or failed) results in line order, one page at a time;
+    only lines after ``after_line`` and before ``before_line``.
 
     Each page is its own short read, so a long download never holds a snapshot open."""
     statement = _PAGE[database.dialect]
-    last_line = -1
+    last_line = after_line
     while True:
         async with database.read() as conn:
-            result = await conn.exec_driver_sql(statement, (batch_id, ok, last_line, page_size))
+            result = await conn.exec_driver_sql(
+                statement, (batch_id, ok, last_line, before_line, page_size)
+            )
             page = result.all()
         if not page:
             return
@@ -191,3 +201,24 @@ async def iter_results(
         last_line = page[-1].line
         if len(page) < page_size:
             return
+
+
+_COUNT_SQL = """
+    SELECT count(*) FROM results
+    WHERE batch_id = {batch} AND ok = {ok} AND line > {after} AND line < {before}
+"""
+_COUNT_RANGE = {
+    "sqlite": _COUNT_SQL.format(batch="?", ok="?", after="?", before="?"),
+    "postgresql": _COUNT_SQL.format(batch="$1", ok="$2", after="$3", before="$4"),
+}
+
+
+async def count_results(
+    database: Database, batch_id: str, *, ok: bool, after_line: int, before_line: int
+) -> int:
+    """How many successful (or failed) results a batch has between two lines (exclusive)."""
+    async with database.read() as conn:
+        result = await conn.exec_driver_sql(
+            _COUNT_RANGE[database.dialect], (batch_id, ok, after_line, before_line)
+        )
+        return int(result.scalar_one())

@@ -145,16 +145,21 @@ requests = Table(
     Column("leased_at", Float, nullable=True),
     Column("not_before", Float, nullable=False, server_default=text("0")),
     Index(None, "batch_id", "custom_id"),
+    # Pending requests are leased in line order, and the first pending line bounds the part
+    # of the output that is final already (output drafts).
     Index(
         "ix_requests_pending",
         "batch_id",
-        "id",
+        "line",
         sqlite_where=text("state = 'pending'"),
         postgresql_where=text("state = 'pending'"),
     ),
+    # Few rows (what workers hold now): releasing a worker's leases scans them all, and the
+    # first leased line of a batch is one lookup.
     Index(
         "ix_requests_leased",
-        "lease_owner",
+        "batch_id",
+        "line",
         sqlite_where=text("state = 'leased'"),
         postgresql_where=text("state = 'leased'"),
     ),
@@ -188,6 +193,23 @@ results = Table(
     Column("reasoning_tokens", Integer, nullable=False, server_default=text("0")),
     Column("finished_at", Float, nullable=False),
     Index(None, "batch_id", "ok", "line"),
+)
+
+# The part of a running batch's output (or error) file written before the batch ends: its
+# blob's complete chunks, and the rendered bytes after them (``carry``). Every line up to
+# ``through_line`` is in those; finalization continues from there instead of from line 1.
+output_drafts = Table(
+    "output_drafts",
+    metadata,
+    Column("batch_id", String(64), ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # output | errors
+    Column("blob_id", String(64), nullable=False),
+    Column("owner", String(64), nullable=False),  # the worker extending it (or finalizing)
+    Column("chunks", Integer, nullable=False),
+    Column("through_line", Integer, nullable=False),
+    Column("carry", LargeBinary, nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
 )
 
 workers = Table(
