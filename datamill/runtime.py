@@ -105,4 +105,4 @@ def build_router(settings: Settings, http: HttpPool, clock: Clock) -> Router:
         )
         for config in settings.deployments
     ]
-    return Router(handles)
+    return Router(handles, settings.aliases)

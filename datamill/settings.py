@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +65,8 @@ class DeploymentConfig(BaseModel):
     model: str | None = None
     # The name clients use; defaults to `model`.
     alias: str | None = None
+    # For a pass-through deployment: glob patterns of the model names it serves (None: any).
+    models: tuple[str, ...] | None = None
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
     max_concurrency: int | None = Field(default=None, gt=0)
@@ -90,8 +93,13 @@ class DeploymentConfig(BaseModel):
 
     @property
     def passthrough(self) -> bool:
-        """True when the deployment serves any model name, passed through unchanged."""
+        """True when the deployment serves model names passed through unchanged (any, or
+        those its ``models`` patterns match)."""
         return self.model is None and self.alias is None
+
+    def serves(self, model: str) -> bool:
+        """Whether a pass-through deployment takes ``model`` (its patterns match it)."""
+        return self.models is None or any(fnmatchcase(model, glob) for glob in self.models)
 
     @property
     def public_alias(self) -> str | None:
@@ -109,6 +117,7 @@ class DeploymentConfig(BaseModel):
             "model": self.model,
             "alias": self.public_alias,
             "passthrough": self.passthrough,
+            "models": list(self.models) if self.models is not None else None,
             "api_key_env": self.api_key_env,
             "api_key_set": self.api_key is not None,
             "rpm": self.rpm,
@@ -124,12 +133,47 @@ class DeploymentConfig(BaseModel):
         }
 
 
+class AliasTarget(BaseModel):
+    """One deployment of an alias, with its share of the first tries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    weight: float = Field(default=1.0, gt=0)
+
+
+class AliasConfig(BaseModel):
+    """A model name served by several deployments: the first try goes to one of
+    ``deployments`` (chosen by weight), a retryable failure or an open circuit moves the
+    request to the others (by weight), then to ``fallbacks`` in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    deployments: tuple[AliasTarget, ...] = Field(min_length=1)
+    fallbacks: tuple[str, ...] = ()
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _names_are_targets(cls, value: Any) -> Any:
+        # `deployments = ["a", "b"]` is short for equal weights.
+        if isinstance(value, list | tuple):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Every deployment the alias may use, in the order of its table."""
+        return tuple(target.name for target in self.deployments) + self.fallbacks
+
+
 class ConfigFile(BaseModel):
     """The shape of ``datamill.toml``."""
 
     model_config = ConfigDict(extra="forbid")
 
     deployments: list[DeploymentConfig] = Field(default_factory=list)
+    aliases: list[AliasConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names_unique(self) -> ConfigFile:
@@ -182,6 +226,7 @@ class Settings(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
     deployments: tuple[DeploymentConfig, ...] = ()
+    aliases: tuple[AliasConfig, ...] = ()
 
     @field_validator("database_url")
     @classmethod
@@ -225,7 +270,7 @@ class Settings(BaseModel):
 
 
 # Settings fields read from the environment, with how to parse them.
-_ENV_FIELDS = [name for name in Settings.model_fields if name not in {"deployments"}]
+_ENV_FIELDS = [name for name in Settings.model_fields if name not in {"deployments", "aliases"}]
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -245,7 +290,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     except ValidationError as exc:
         raise ConfigError(_describe(exc, prefix=ENV_PREFIX, upper=True)) from None
 
-    deployments = list(_deployments_from_file(base, env))
+    path = _config_path(base)
+    parsed = _read_config_file(path, env) if path is not None else ConfigFile()
+    deployments = list(parsed.deployments)
     if base.auto_deployments:
         taken = {d.name for d in deployments}
         deployments += [d for d in _deployments_from_env(env) if d.name not in taken]
@@ -253,7 +300,40 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         deployments.append(
             DeploymentConfig(name="sim", provider="sim", source="builtin", timeout=60.0)
         )
-    return base.model_copy(update={"deployments": tuple(deployments)})
+    _check_aliases(parsed.aliases, deployments, path)
+    return base.model_copy(
+        update={"deployments": tuple(deployments), "aliases": tuple(parsed.aliases)}
+    )
+
+
+def _check_aliases(
+    aliases: list[AliasConfig], deployments: list[DeploymentConfig], path: Path | None
+) -> None:
+    """Aliases name existing deployments, once each, and no alias hides a deployment's."""
+    where = f"{path}: " if path is not None else ""
+    names = {d.name for d in deployments}
+    public = {d.public_alias: d.name for d in deployments if d.public_alias}
+    seen: set[str] = set()
+    for alias in aliases:
+        key = f"aliases.{alias.name}"
+        if alias.name in seen:
+            raise ConfigError(f"{where}{key}.name: two aliases are named {alias.name!r}")
+        seen.add(alias.name)
+        if alias.name in public:
+            raise ConfigError(
+                f"{where}{key}.name: deployment {public[alias.name]!r} already serves "
+                f"{alias.name!r}; rename the alias, or list that deployment in it"
+            )
+        members = alias.members
+        for member in members:
+            if member not in names:
+                raise ConfigError(
+                    f"{where}{key}: no deployment is named {member!r}; "
+                    f"known deployments: {', '.join(sorted(names))}"
+                )
+        repeated = sorted({m for m in members if members.count(m) > 1})
+        if repeated:
+            raise ConfigError(f"{where}{key}: {', '.join(repeated)} listed more than once")
 
 
 def _config_path(settings: Settings) -> Path | None:
@@ -268,38 +348,39 @@ def _config_path(settings: Settings) -> Path | None:
     return default if default.is_file() else None
 
 
-def _deployments_from_file(settings: Settings, env: Mapping[str, str]) -> list[DeploymentConfig]:
-    path = _config_path(settings)
-    if path is None:
-        return []
+def _read_config_file(path: Path, env: Mapping[str, str]) -> ConfigFile:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    entries = raw.get("deployments")
-    entries = entries if isinstance(entries, list) else []
-    _reject_internal_keys(entries, path)
+    tables: dict[str, list[Any]] = {}
+    for name in ("deployments", "aliases"):
+        entries = raw.get(name)
+        tables[name] = entries if isinstance(entries, list) else []
+    _reject_internal_keys(tables["deployments"], path)
     try:
         parsed = ConfigFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc, entries=entries)}") from None
-    return [_with_key(deployment, env, path) for deployment in parsed.deployments]
+        raise ConfigError(f"{path}: {_describe(exc, tables=tables)}") from None
+    return parsed.model_copy(
+        update={"deployments": [_with_key(d, env, path) for d in parsed.deployments]}
+    )
 
 
-def _deployment_key(entries: list[Any], index: int) -> str:
-    """How messages name deployment ``index``: by its name when it has a usable one."""
+def _entry_key(table: str, entries: list[Any], index: int) -> str:
+    """How messages name entry ``index`` of a table: by its name when it has a usable one."""
     entry = entries[index] if 0 <= index < len(entries) else None
     name = entry.get("name") if isinstance(entry, dict) else None
     if isinstance(name, str) and name:
-        return f"deployments.{name}"
-    return f"deployments[{index}]"
+        return f"{table}.{name}"
+    return f"{table}[{index}]"
 
 
 def _reject_internal_keys(entries: list[Any], path: Path) -> None:
     problems = [
-        f"{_deployment_key(entries, index)}.{key}: {_NOT_IN_CONFIG_FILE[key]}"
+        f"{_entry_key('deployments', entries, index)}.{key}: {_NOT_IN_CONFIG_FILE[key]}"
         for index, entry in enumerate(entries)
         if isinstance(entry, dict)
         for key in entry
@@ -358,16 +439,16 @@ def _describe(
     *,
     prefix: str = "",
     upper: bool = False,
-    entries: list[Any] | None = None,
+    tables: Mapping[str, list[Any]] | None = None,
 ) -> str:
     """Turn pydantic's errors into 'key: problem' lines a user can act on. Never the input
     value: it could be a secret."""
     lines = []
     for error in exc.errors():
         parts = [str(p) for p in error["loc"]]
-        if entries is not None and len(parts) >= 2 and parts[0] == "deployments":
-            # Name the deployment as the file does, not by its position in a list.
-            parts[:2] = [_deployment_key(entries, int(parts[1]))]
+        if tables is not None and len(parts) >= 2 and parts[0] in tables:
+            # Name the entry as the file does, not by its position in a list.
+            parts[:2] = [_entry_key(parts[0], tables[parts[0]], int(parts[1]))]
         message = error["msg"]
         if error["type"] == "value_error":
             message = message.removeprefix("Value error, ")

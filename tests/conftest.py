@@ -122,15 +122,20 @@ def toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_config(path: Path, deployments: list[dict[str, Any]]) -> Path:
-    """Write a datamill.toml listing ``deployments``."""
+def write_config(
+    path: Path, deployments: list[dict[str, Any]], aliases: list[dict[str, Any]] = ()
+) -> Path:
+    """Write a datamill.toml listing ``deployments`` (and ``aliases``)."""
     blocks = []
-    for deployment in deployments:
-        lines = ["[[deployments]]"] + [f"{k} = {toml_value(v)}" for k, v in deployment.items()]
-        blocks.append("\n".join(lines))
+    for table, entries in (("deployments", deployments), ("aliases", aliases)):
+        for entry in entries:
+            lines = [f"[[{table}]]"] + [f"{k} = {toml_value(v)}" for k, v in entry.items()]
+            blocks.append("\n".join(lines))
     path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
     return path
 
@@ -140,18 +145,22 @@ SettingsFactory = Callable[..., Settings]
 
 @pytest.fixture
 def make_settings(tmp_path: Path, store_url: str) -> SettingsFactory:
-    """Settings on the test's store. ``deployments`` (dicts) go to a datamill.toml;
-    other keyword arguments are settings overrides."""
+    """Settings on the test's store. ``deployments`` and ``aliases`` (dicts) go to a
+    datamill.toml; other keyword arguments are settings overrides."""
 
-    def make(deployments: list[dict[str, Any]] | None = None, **overrides: Any) -> Settings:
+    def make(
+        deployments: list[dict[str, Any]] | None = None,
+        aliases: list[dict[str, Any]] = (),
+        **overrides: Any,
+    ) -> Settings:
         env = {
             "DATAMILL_HOME": str(tmp_path / "home"),
             "DATAMILL_DATABASE_URL": store_url,
             "DATAMILL_AUTO_DEPLOYMENTS": "false",
         }
         if deployments is not None:
-            config = write_config(tmp_path / f"datamill-{secrets.token_hex(3)}.toml", deployments)
-            env["DATAMILL_CONFIG"] = str(config)
+            path = tmp_path / f"datamill-{secrets.token_hex(3)}.toml"
+            env["DATAMILL_CONFIG"] = str(write_config(path, deployments, aliases))
         env.update({k: v for k, v in os.environ.items() if k.startswith("TEST_KEY_")})
         return load_settings(env, **overrides)
 
@@ -167,9 +176,14 @@ async def make_runtime(make_settings: SettingsFactory) -> AsyncIterator[RuntimeF
     opened: list[Runtime] = []
 
     async def make(
-        deployments: list[dict[str, Any]] | None = None, *, clock: Any = None, **overrides: Any
+        deployments: list[dict[str, Any]] | None = None,
+        *,
+        aliases: list[dict[str, Any]] = (),
+        clock: Any = None,
+        **overrides: Any,
     ) -> Runtime:
-        runtime = await Runtime.open(make_settings(deployments, **overrides), clock=clock)
+        settings = make_settings(deployments, aliases, **overrides)
+        runtime = await Runtime.open(settings, clock=clock)
         opened.append(runtime)
         return runtime
 

@@ -23,7 +23,7 @@ from datamill.engine import executor
 from datamill.errors import ErrorCategory
 from datamill.plugins import DEFAULT_PROVIDERS, ENTRY_POINT_GROUP
 from datamill.providers.sim import SimOptions
-from datamill.settings import DeploymentConfig, Settings, load_settings
+from datamill.settings import AliasConfig, DeploymentConfig, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -82,12 +82,31 @@ def test_every_setting_is_documented_with_its_default():
     fields = {
         f"DATAMILL_{name.upper()}": field
         for name, field in Settings.model_fields.items()
-        if name != "deployments"
+        if name not in {"deployments", "aliases"}
     }
 
     assert set(rows) - {"variable"} == set(fields)
     for variable, field in fields.items():
         assert rows[variable][1] == _default_cell(field.default), variable
+
+
+def test_every_alias_key_is_documented():
+    rows = table_rows(section(read("docs/configuration.md"), "## `datamill.toml`: aliases"))
+
+    assert set(rows) - {"key"} == set(AliasConfig.model_fields)
+
+
+def test_the_alias_example_loads(tmp_path: Path):
+    text = section(read("docs/configuration.md"), "## `datamill.toml`: aliases")
+    [example] = code_blocks(text, "toml")
+    (tmp_path / "datamill.toml").write_text(example)
+    keys = {"GROQ_API_KEY": "gsk-1", "CEREBRAS_API_KEY": "csk-1"}
+
+    settings = load_settings({**keys, "DATAMILL_CONFIG": str(tmp_path / "datamill.toml")})
+
+    [alias] = settings.aliases
+    assert alias.members == ("groq-llama", "cerebras-llama", "gpu-box")
+    assert [target.weight for target in alias.deployments] == [3, 1]
 
 
 def test_every_deployment_field_is_documented():

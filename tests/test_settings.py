@@ -77,7 +77,7 @@ REFUSED = [
 
 
 def test_every_setting_is_covered_here():
-    from_env = set(Settings.model_fields) - {"deployments"}
+    from_env = set(Settings.model_fields) - {"deployments", "aliases"}
     assert {name for name, _, _ in PARSED} == from_env
     assert {name for name, _ in REFUSED} == from_env - {"home", "host", "config"}
 
@@ -170,6 +170,7 @@ FULL_DEPLOYMENT: dict[str, Any] = {
     "api_key_env": "TEST_GROQ_KEY",
     "model": "llama-3.1-8b-instant",
     "alias": "fast",
+    "models": ["llama-*"],
     "rpm": 30,
     "tpm": 6000,
     "max_concurrency": 4,
@@ -191,6 +192,7 @@ def test_every_deployment_field_is_read_from_the_file(tmp_path: Path):
 
     for field, value in FULL_DEPLOYMENT.items():
         expected = value.rstrip("/") if field == "base_url" else value
+        expected = tuple(expected) if isinstance(expected, list) else expected
         assert getattr(deployment, field) == expected, field
     assert deployment.api_key == SecretStr(SECRET)
     assert deployment.source == "config"
@@ -478,6 +480,7 @@ def test_public_view_shows_what_the_api_may_show():
         "model",
         "alias",
         "passthrough",
+        "models",
         "api_key_env",
         "api_key_set",
         "rpm",
@@ -519,3 +522,91 @@ def test_config_errors_never_quote_values(tmp_path: Path, env: dict[str, str], t
         (tmp_path / "datamill.toml").write_text(text)
 
     assert SECRET not in config_error(env)
+
+
+# -- aliases ----------------------------------------------------------------------------------
+
+SIMS = "".join(
+    f"[[deployments]]\nname = '{name}'\nprovider = 'sim'\nmodel = 'm-{name}'\n"
+    for name in ("a", "b", "c")
+)
+
+
+def test_aliases_with_weights_shorthands_and_fallbacks(tmp_path: Path):
+    (tmp_path / "datamill.toml").write_text(
+        SIMS
+        + "[[aliases]]\nname = 'big'\n"
+        + "deployments = [{ name = 'a', weight = 3 }, { name = 'b' }]\nfallbacks = ['c']\n"
+        + "[[aliases]]\nname = 'small'\ndeployments = ['c', 'a']\n"
+    )
+
+    big, small = load().aliases
+
+    assert (big.name, [(t.name, t.weight) for t in big.deployments]) == (
+        "big",
+        [("a", 3.0), ("b", 1.0)],
+    )
+    assert big.fallbacks == ("c",)
+    assert big.members == ("a", "b", "c")
+    assert [(t.name, t.weight) for t in small.deployments] == [("c", 1.0), ("a", 1.0)]
+    assert small.fallbacks == ()
+
+
+def test_aliases_may_name_deployments_registered_from_the_environment(tmp_path: Path):
+    (tmp_path / "datamill.toml").write_text(
+        "[[aliases]]\nname = 'gpt'\ndeployments = ['openai', 'groq']\n"
+    )
+
+    [alias] = load({"OPENAI_API_KEY": "sk-1", "GROQ_API_KEY": "gsk-1"}).aliases
+
+    assert alias.members == ("openai", "groq")
+
+
+@pytest.mark.parametrize(
+    ("aliases", "expected"),
+    [
+        (
+            "[[aliases]]\nname = 'x'\ndeployments = ['a', 'zz']\n",
+            "aliases.x: no deployment is named 'zz'; known deployments: a, b, c",
+        ),
+        (
+            "[[aliases]]\nname = 'x'\ndeployments = ['a']\nfallbacks = ['a']\n",
+            "aliases.x: a listed more than once",
+        ),
+        (
+            "[[aliases]]\nname = 'x'\ndeployments = ['a']\n" * 2,
+            "aliases.x.name: two aliases are named 'x'",
+        ),
+        (
+            "[[aliases]]\nname = 'm-a'\ndeployments = ['b']\n",
+            "aliases.m-a.name: deployment 'a' already serves 'm-a'",
+        ),
+        (
+            "[[aliases]]\nname = 'x'\ndeployments = [{ name = 'a', weight = 0 }]\n",
+            "aliases.x.deployments.0.weight: Input should be greater than 0",
+        ),
+        (
+            "[[aliases]]\nname = 'x'\ndeployments = []\n",
+            "aliases.x.deployments: Tuple should have at least 1 item",
+        ),
+        ("[[aliases]]\nname = 'x'\ndeployments = ['a']\nfallback = ['b']\n", "fallback: unknown"),
+    ],
+)
+def test_alias_errors_name_the_alias_and_the_key(tmp_path: Path, aliases: str, expected: str):
+    (tmp_path / "datamill.toml").write_text(SIMS + aliases)
+
+    assert expected in config_error()
+
+
+def test_pass_through_model_patterns(tmp_path: Path):
+    write_config(
+        tmp_path / "datamill.toml",
+        [{"name": "claude", "provider": "sim", "models": ["claude-*", "haiku"]}],
+    )
+
+    [deployment] = load().deployments
+
+    assert deployment.passthrough
+    assert deployment.serves("claude-sonnet-4")
+    assert deployment.serves("haiku")
+    assert not deployment.serves("gpt-4o")

@@ -1,9 +1,11 @@
 """Running one leased request to its final result.
 
 The executor routes the request, passes the deployment's gate, calls the provider under a
-timeout, and retries what is retryable (with backoff, obeying ``Retry-After``) while the
-lease is held: up to ``max_retries`` failures, not counting 429s. It always returns a
-`RequestResult`; no provider failure escapes it.
+timeout, and retries what is retryable while the lease is held: up to ``max_retries``
+failures, not counting 429s. A retryable failure moves the request to the next deployment of
+its plan at once (an alias with several deployments, or fallbacks); once every deployment
+was tried, it backs off (obeying ``Retry-After``) and starts again from the first. It always
+records a `RequestResult`; no provider failure escapes it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens
 from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse
 from datamill.scheduler.limits import AdjustableLimit
-from datamill.scheduler.router import Route, Router
+from datamill.scheduler.router import Attempts, Route, Router
 from datamill.storage.records import LeasedRequest, RequestResult
 
 log = logging.getLogger("datamill.engine")
@@ -79,8 +81,8 @@ class RequestExecutor:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             await record(self._failure(request, None, _bad_body(), tries=0))
             return
-        route = self._router.route(str(model), policy.endpoint)
-        if route is None:
+        plan = self._router.plan(str(model), policy.endpoint)
+        if plan is None:
             error = ProviderError(
                 ErrorCategory.not_found,
                 f"No deployment serves model {model!r} on {policy.endpoint.value}; "
@@ -88,7 +90,8 @@ class RequestExecutor:
             )
             await record(self._failure(request, None, error, tries=0))
             return
-        call = self._build_call(request, body, route, policy)
+        attempts = Attempts(plan, self._rng)
+        built: dict[str, ProviderCall] = {}  # one call body per deployment, built once
         tokens: int | None = None  # estimated when first needed: only a token budget does
         tries = 0
         failures = 0
@@ -106,6 +109,11 @@ class RequestExecutor:
                     code = closing(request.batch_id)
                     if code is None:
                         tries += 1
+                        route = attempts.next()
+                        call = built.get(route.handle.name)
+                        if call is None:
+                            call = self._build_call(request, body, route, policy)
+                            built[route.handle.name] = call
                         if tokens is None and route.handle.gate.counts_tokens:
                             tokens = sum(estimate_request_tokens(body))
                         outcome = await self._call_once(
@@ -137,9 +145,11 @@ class RequestExecutor:
                     return
             finally:
                 unrecorded.release()
-            await self._clock.sleep(
-                backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng)
-            )
+            if not attempts.advance():
+                # Every deployment of the plan failed this round: wait before the next one.
+                await self._clock.sleep(
+                    backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng)
+                )
 
     async def aclose(self) -> None:
         await self._deadlines.aclose()

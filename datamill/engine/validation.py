@@ -269,7 +269,7 @@ def _check_line(
             f"body.{required}",
         )
         return None
-    if router.route(model, endpoint) is None:
+    if router.plan(model, endpoint) is None:
         report.add(
             n,
             "model_not_found",

@@ -44,6 +44,14 @@ class CircuitBreaker:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    @property
+    def blocking(self) -> bool:
+        """Whether a call would wait now: open and cooling down, or a probe out. Once the
+        cooldown is over a call goes (as the probe), so a fallback never starves it."""
+        if self.state is BreakerState.open:
+            return self.opened_at + self.cooldown > self._clock.monotonic()
+        return self.state is BreakerState.half_open
+
     async def wait_ready(self) -> bool:
         """Wait until a call may go. True when this caller is the half-open probe."""
         while True:

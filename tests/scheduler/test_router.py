@@ -1,15 +1,18 @@
-"""`Router`: which deployment serves a model name, and under which upstream name."""
+"""`Router`: which deployments serve a model name, under which upstream name, and in which
+order one request tries them (`RoutePlan`, `Attempts`)."""
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from typing import Any
 
 from datamill.providers.base import Capabilities, Endpoint, ProviderCall, ProviderResponse
 from datamill.providers.http import HttpPool
 from datamill.providers.openai import OpenAIProvider
 from datamill.scheduler.gate import DeploymentGate
-from datamill.scheduler.router import DeploymentHandle, Router
-from datamill.settings import DeploymentConfig
+from datamill.scheduler.router import Attempts, DeploymentHandle, Router
+from datamill.settings import AliasConfig, DeploymentConfig
 from tests.scheduler.conftest import FakeClock
 
 CHAT = Endpoint.chat_completions
@@ -34,16 +37,28 @@ class ChatOnlyProvider:
         self.closed = True
 
 
-def handle(name: str, *, chat_only: bool = False, **config: Any) -> DeploymentHandle:
+def handle(
+    name: str, *, chat_only: bool = False, clock: FakeClock | None = None, **config: Any
+) -> DeploymentHandle:
     deployment = DeploymentConfig(name=name, base_url="http://127.0.0.1:9/v1", **config)
     provider = ChatOnlyProvider() if chat_only else OpenAIProvider(deployment, HttpPool())
-    gate = DeploymentGate(deployment, FakeClock(), default_concurrency=4)
+    gate = DeploymentGate(deployment, clock or FakeClock(), default_concurrency=4)
     return DeploymentHandle(config=deployment, provider=provider, gate=gate)
 
 
 def routed(router: Router, model: str, endpoint: Endpoint = CHAT) -> tuple[str, str] | None:
-    route = router.route(model, endpoint)
-    return (route.handle.name, route.upstream_model) if route else None
+    """The route of a plan's first try, when the plan has no choice to make."""
+    plan = router.plan(model, endpoint)
+    if plan is None:
+        return None
+    route = plan.order(random.Random(0))[0]
+    return (route.handle.name, route.upstream_model)
+
+
+def names(router: Router, model: str, endpoint: Endpoint = CHAT) -> list[str]:
+    plan = router.plan(model, endpoint)
+    assert plan is not None
+    return [route.handle.name for route in plan.routes]
 
 
 def test_a_model_alias_maps_to_its_upstream_model():
@@ -100,8 +115,8 @@ def test_no_route_is_none():
     assert routed(router, "m") == ("fixed", "m")
     assert routed(router, "unknown", EMBED) is None
     assert routed(router, "m", EMBED) == ("fixed", "m")
-    assert Router([handle("fixed", model="m")]).route("other", CHAT) is None
-    assert Router([]).route("m", CHAT) is None
+    assert Router([handle("fixed", model="m")]).plan("other", CHAT) is None
+    assert Router([]).plan("m", CHAT) is None
 
 
 def test_get_finds_a_deployment_by_name():
@@ -116,3 +131,105 @@ async def test_aclose_closes_every_provider():
     handles = [handle("a", chat_only=True), handle("b", chat_only=True)]
     await Router(handles).aclose()
     assert [h.provider.closed for h in handles] == [True, True]
+
+
+def test_pass_through_deployments_that_name_their_models_win_over_catch_alls():
+    router = Router(
+        [
+            handle("openai"),
+            handle("anthropic", models=("claude-*",)),
+            handle("gemini", models=("gemini-*", "text-embedding-004")),
+        ]
+    )
+
+    assert routed(router, "claude-sonnet-4") == ("anthropic", "claude-sonnet-4")
+    assert routed(router, "gemini-2.5-flash") == ("gemini", "gemini-2.5-flash")
+    assert routed(router, "gpt-4o") == ("openai", "gpt-4o")
+    assert Router([handle("anthropic", models=("claude-*",))]).plan("gpt-4o", CHAT) is None
+
+
+def test_deployments_sharing_an_alias_share_its_traffic():
+    router = Router([handle("a", model="m1", alias="fast"), handle("b", model="m2", alias="fast")])
+
+    plan = router.plan("fast", CHAT)
+
+    assert [(r.handle.name, r.upstream_model) for r in plan.routes] == [("a", "m1"), ("b", "m2")]
+    firsts = Counter(plan.order(random.Random(seed))[0].handle.name for seed in range(400))
+    assert 150 < firsts["a"] < 250  # equal weights
+
+
+def test_an_alias_spreads_first_tries_by_weight_then_falls_back_in_order():
+    alias = AliasConfig(
+        name="big",
+        deployments=[{"name": "a", "weight": 3}, {"name": "b", "weight": 1}, "c"],
+        fallbacks=["d", "e"],
+    )
+    router = Router(
+        [handle(n, model=f"model-{n}") for n in "abcde"] + [handle("pass")], aliases=[alias]
+    )
+
+    plan = router.plan("big", CHAT)
+    assert names(router, "big") == ["a", "b", "c", "d", "e"]
+    assert plan.routes[0].upstream_model == "model-a"
+    rng = random.Random(1)
+    orders = [[r.handle.name for r in plan.order(rng)] for _ in range(1000)]
+    firsts = Counter(order[0] for order in orders)
+    assert 540 < firsts["a"] < 660  # 3 of 5
+    assert 140 < firsts["b"] < 260
+    for order in orders:
+        assert order[3:] == ["d", "e"]  # fallbacks last, in their order
+        rest = [name for name in order[:3] if name != order[0]]
+        assert rest == sorted(rest, key=lambda n: {"a": -3, "b": -1, "c": -1}[n])
+
+
+def test_an_alias_keeps_only_members_serving_the_endpoint():
+    alias = AliasConfig(name="x", deployments=["chat"], fallbacks=["both"])
+    router = Router([handle("chat", chat_only=True, model="c"), handle("both", model="b")], [alias])
+
+    assert names(router, "x") == ["chat", "both"]
+    assert names(router, "x", EMBED) == ["both"]
+    only_chat = Router(
+        [handle("chat", chat_only=True, model="c")], [AliasConfig(name="y", deployments=["chat"])]
+    )
+    assert only_chat.plan("y", EMBED) is None
+
+
+def test_attempts_move_on_after_a_failure_and_start_over_after_a_round():
+    alias = AliasConfig(name="x", deployments=["a"], fallbacks=["b", "c"])
+    router = Router([handle(n, model=n) for n in "abc"], [alias])
+    attempts = Attempts(router.plan("x", CHAT), random.Random(0))
+
+    seen = []
+    for _ in range(2):
+        seen.append(attempts.next().handle.name)
+        while attempts.advance():
+            seen.append(attempts.next().handle.name)
+    assert seen == ["a", "b", "c", "a", "b", "c"]
+
+
+def test_attempts_skip_a_cooling_circuit_while_another_can_take_the_call():
+    clock = FakeClock()
+    handles = [handle(n, model=n, clock=clock) for n in "ab"]
+    router = Router(handles, [AliasConfig(name="x", deployments=["a"], fallbacks=["b"])])
+    for _ in range(5):
+        handles[0].gate.breaker.record_failure()  # a's circuit opens, cooling down 2 s
+
+    attempts = Attempts(router.plan("x", CHAT), random.Random(0))
+    assert attempts.next().handle.name == "b"
+
+    clock.advance(2.5)  # a's cooldown is over: the next call to it is its probe
+    assert Attempts(router.plan("x", CHAT), random.Random(0)).next().handle.name == "a"
+
+
+def test_attempts_wait_at_the_current_deployment_when_every_circuit_cools_down():
+    clock = FakeClock()
+    handles = [handle(n, model=n, clock=clock) for n in "ab"]
+    router = Router(handles, [AliasConfig(name="x", deployments=["a"], fallbacks=["b"])])
+    for item in handles:
+        for _ in range(5):
+            item.gate.breaker.record_failure()
+
+    attempts = Attempts(router.plan("x", CHAT), random.Random(0))
+    assert attempts.next().handle.name == "a"
+    assert attempts.advance()
+    assert attempts.next().handle.name == "b"

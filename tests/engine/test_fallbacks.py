@@ -1,0 +1,88 @@
+"""Aliases over several deployments in a batch: a deployment that fails, or whose circuit
+is open, hands its requests to the next one; nothing is lost or answered twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import select
+
+from datamill.storage.schema import results
+from tests.conftest import mock_deployment
+from tests.engine.conftest import assert_each_once
+from tests.helpers import chat_line, jsonl, run_batch
+
+
+async def deployments_that_answered(runtime, batch_id: str) -> Counter[str]:
+    async with runtime.database.read() as conn:
+        rows = await conn.execute(
+            select(results.c.deployment).where(results.c.batch_id == batch_id)
+        )
+        return Counter(rows.scalars())
+
+
+def alias_over(first, second, **fields) -> tuple[list[dict], list[dict]]:
+    deployments = [
+        mock_deployment(first, name="primary", model="mock-model"),
+        mock_deployment(second, name="backup", model="mock-model-2"),
+    ]
+    return deployments, [{"name": "smart", "deployments": ["primary"], "fallbacks": ["backup"]}]
+
+
+async def test_a_failing_deployment_falls_back_and_its_circuit_stops_the_tries(
+    make_runtime, make_mock
+):
+    broken, healthy = make_mock(force_status=500), make_mock()
+    deployments, aliases = alias_over(broken, healthy)
+    runtime = await make_runtime(deployments, aliases=aliases)
+    ids = [f"r{i}" for i in range(300)]
+
+    batch, outputs, errors = await run_batch(
+        runtime, jsonl(chat_line(i, model="smart") for i in ids), worker={"concurrency": 16}
+    )
+
+    assert batch.status == "completed"
+    assert_each_once(outputs, errors, ids)
+    assert errors == []
+    assert await deployments_that_answered(runtime, batch.id) == Counter({"backup": 300})
+    # The backup got the upstream model of its own deployment.
+    assert {line["response"]["body"]["model"] for line in outputs} == {"mock-model-2"}
+    assert healthy.stats()["ok_repeats"] == 0
+    # Once its circuit opened, the broken deployment was skipped: it saw a handful of calls
+    # (the failures that opened it, those already out, and cooldown probes), not 300.
+    assert 5 <= broken.stats()["total"] < 100
+    assert runtime.router.get("primary").gate.breaker.opens >= 1
+
+
+async def test_the_weighted_deployments_share_a_batch(make_runtime, make_mock):
+    first, second = make_mock(), make_mock()
+    deployments = [
+        mock_deployment(first, name="one", model="mock-model"),
+        mock_deployment(second, name="two", model="mock-model"),
+    ]
+    aliases = [{"name": "both", "deployments": [{"name": "one", "weight": 3}, {"name": "two"}]}]
+    runtime = await make_runtime(deployments, aliases=aliases)
+    ids = [f"r{i}" for i in range(400)]
+
+    batch, outputs, errors = await run_batch(
+        runtime, jsonl(chat_line(i, model="both") for i in ids)
+    )
+
+    assert_each_once(outputs, errors, ids)
+    shares = await deployments_that_answered(runtime, batch.id)
+    assert shares["one"] + shares["two"] == 400
+    assert 240 < shares["one"] < 360  # about 3 in 4
+    assert first.stats()["total"] + second.stats()["total"] == 400  # no call wasted
+
+
+async def test_final_errors_do_not_fall_back(make_runtime, make_mock):
+    first, second = make_mock(), make_mock()
+    deployments, aliases = alias_over(first, second)
+    runtime = await make_runtime(deployments, aliases=aliases)
+    first.control(force_status=400)
+
+    _, outputs, errors = await run_batch(runtime, jsonl([chat_line("only", model="smart")]))
+
+    assert outputs == []
+    assert [line["error"]["code"] for line in errors] == ["bad_request"]
+    assert second.stats()["total"] == 0
