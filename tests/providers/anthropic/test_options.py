@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from datamill.clock import SystemClock
@@ -59,3 +60,15 @@ async def test_the_provider_type_is_registered():
     assert provider._messages.origin.host == "api.anthropic.com"
     assert provider._messages.origin.scheme == "https"
     assert provider._messages.head.startswith(b"POST /v1/messages HTTP/1.1")
+
+
+def test_every_option_is_documented_with_its_default():
+    from tests.test_docs import read, section, table_rows
+
+    text = section(read("docs/providers.md"), "## `anthropic`")
+    rows = table_rows(text)
+
+    assert set(rows) - {"option"} == set(AnthropicOptions.model_fields)
+    for name, field in AnthropicOptions.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        assert rows[name][1] == f"`{orjson.dumps(default).decode()}`", name
