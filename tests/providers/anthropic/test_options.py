@@ -72,3 +72,27 @@ def test_every_option_is_documented_with_its_default():
     for name, field in AnthropicOptions.model_fields.items():
         default = field.get_default(call_default_factory=True)
         assert rows[name][1] == f"`{orjson.dumps(default).decode()}`", name
+
+
+async def test_the_documented_deployment_loads(tmp_path):
+    from datamill.settings import load_settings
+    from tests.test_docs import code_blocks, read, section
+
+    text = section(read("docs/providers.md"), "## `anthropic`")
+    [config] = [block for block in code_blocks(text, "toml") if 'provider = "anthropic"' in block]
+    (tmp_path / "datamill.toml").write_text(config)
+
+    environ = {
+        "ANTHROPIC_API_KEY": "sk-ant-doc",
+        "DATAMILL_CONFIG": str(tmp_path / "datamill.toml"),
+    }
+    [claude] = load_settings(environ).deployments
+    http = HttpPool()
+    try:
+        provider = create_provider(claude, ProviderContext(http=http, clock=SystemClock()))
+    finally:
+        await http.aclose()
+    assert isinstance(provider, AnthropicProvider)
+    assert provider.options.default_max_tokens == 8192
+    assert provider.options.prompt_caching is True
+    assert b"x-api-key: sk-ant-doc" in provider._messages.head
