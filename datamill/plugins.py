@@ -14,6 +14,7 @@ from datamill.settings import DeploymentConfig
 ENTRY_POINT_GROUP = "datamill.providers"
 
 DEFAULT_PROVIDERS: dict[str, str] = {
+    "anthropic": "datamill.providers.anthropic:create_anthropic_provider",
     "openai": "datamill.providers.openai:create_openai_provider",
     "sim": "datamill.providers.sim:create_sim_provider",
 }

@@ -14,7 +14,7 @@ import re
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +51,17 @@ class HttpPool:
             raise transport_error(exc, target) from None
         return HttpAnswer(response.status, response.headers, response.body)
 
-    async def open_stream(self, target: Target, *, data: bytes) -> HttpStream:
+    async def open_stream(
+        self,
+        target: Target,
+        *,
+        data: bytes,
+        error: Callable[[HttpAnswer], ProviderError] | None = None,
+    ) -> HttpStream:
         """Send ``data`` and return at the answer's head. An error status is read whole and
-        raised as its `ProviderError`; a 2xx answer is returned open, to be read to its end
-        or closed (closing early drops the connection: the upstream stops)."""
+        raised as its `ProviderError` (made by ``error``, for a provider whose errors are not
+        OpenAI's); a 2xx answer is returned open, to be read to its end or closed (closing
+        early drops the connection: the upstream stops)."""
         try:
             response = await self._pool.open(target, data)
         except (OSError, TimeoutError, zlib.error) as exc:
@@ -62,7 +69,7 @@ class HttpPool:
         stream = HttpStream(response, target)
         if response.status >= 300:
             body = await stream.read()
-            raise error_from_answer(HttpAnswer(response.status, response.headers, body))
+            raise (error or error_from_answer)(HttpAnswer(response.status, response.headers, body))
         return stream
 
     async def post(self, url: str, *, data: bytes, headers: Mapping[str, str]) -> HttpAnswer:
