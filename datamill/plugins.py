@@ -14,6 +14,7 @@ from datamill.settings import DeploymentConfig
 ENTRY_POINT_GROUP = "datamill.providers"
 
 DEFAULT_PROVIDERS: dict[str, str] = {
+    "gemini": "datamill.providers.gemini:create_gemini_provider",
     "openai": "datamill.providers.openai:create_openai_provider",
     "sim": "datamill.providers.sim:create_sim_provider",
 }
