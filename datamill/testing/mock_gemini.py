@@ -304,7 +304,19 @@ class GeminiMock:
         self.counters.count_ok(name)
         return _json(self._operation(batch))
 
+    async def _batch_call(self, request: web.Request) -> web.Response | None:
+        """Log a call on a batch and check its key; an error answer, or None to go on."""
+        raw = await request.read()
+        body = orjson.loads(raw) if raw else None
+        self.requests.append({"path": request.path, "query": request.query_string, "body": body})
+        if not (request.headers.get("x-goog-api-key") or request.query.get("key")):
+            return google_error(403, "Method doesn't allow unregistered callers.")
+        return None
+
     async def get_batch(self, request: web.Request) -> web.Response:
+        refused = await self._batch_call(request)
+        if refused is not None:
+            return refused
         batch = self._batches.get(f"batches/{request.match_info['name']}")
         if batch is None:
             return google_error(404, "Requested entity was not found.")
@@ -317,6 +329,9 @@ class GeminiMock:
         return _json(self._operation(batch))
 
     async def post_batch(self, request: web.Request) -> web.Response:
+        refused = await self._batch_call(request)
+        if refused is not None:
+            return refused
         name, _, method = request.match_info["name"].partition(":")
         batch = self._batches.get(f"batches/{name}")
         if method != "cancel":
