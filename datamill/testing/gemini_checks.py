@@ -54,8 +54,34 @@ _FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 _EMBED_FIELDS = {"model", "content", "taskType", "title", "outputDimensionality"}
 
 
+# Values that are free-form JSON (google.protobuf.Struct or a JSON Schema): their keys are data.
+_FREE_FORM = {"args", "response", "parametersJsonSchema", "responseJsonSchema", "metadata"}
+# Proto Schema objects: their own keys are field names, but `properties` maps data keys.
+_SCHEMAS = {"parameters", "responseSchema"}
+
+
 class Invalid(Exception):
     """A request Gemini would refuse with 400 INVALID_ARGUMENT."""
+
+
+def camel_case(value: Any, *, schema: bool = False) -> Any:
+    """A request with proto field names (``system_instruction``) renamed to their JSON names
+    (``systemInstruction``): proto3 JSON parsing accepts both, and the SDKs send some fields
+    by their proto names."""
+    if isinstance(value, list):
+        return [camel_case(item, schema=schema) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result = {}
+    for key, item in value.items():
+        name = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)
+        if name in _FREE_FORM or (schema and key == "properties"):
+            if schema and key == "properties" and isinstance(item, dict):
+                item = {k: camel_case(v, schema=True) for k, v in item.items()}
+            result[name] = item
+        else:
+            result[name] = camel_case(item, schema=schema or name in _SCHEMAS)
+    return result
 
 
 def check_generate(body: Any) -> None:

@@ -36,7 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from datamill.providers.sim.schema_instance import instance_for_schema
 from datamill.testing import mock_provider
-from datamill.testing.gemini_checks import Invalid, check_embed, check_generate, declared_functions
+from datamill.testing.gemini_checks import (
+    Invalid,
+    camel_case,
+    check_embed,
+    check_generate,
+    declared_functions,
+)
 from datamill.testing.mock_provider import Bucket, Counters, MockConfig
 
 DEFAULT_DIMENSIONS = 16
@@ -164,7 +170,8 @@ class GeminiMock:
         try:
             response: web.StreamResponse = await self._admit(request, raw, model, method)
             if response.status == 200:
-                response = await handler(request, orjson.loads(raw), model, method)
+                body = camel_case(orjson.loads(raw))
+                response = await handler(request, body, model, method)
             counters.by_status[response.status] += 1
             return response
         finally:
@@ -205,6 +212,7 @@ class GeminiMock:
         if config.fail_next:
             config.fail_next -= 1
             return _injected(config.error_status, "fail_next")
+        body = camel_case(body)
         try:
             if method in ("generateContent", "streamGenerateContent"):
                 check_generate(body)
