@@ -23,8 +23,8 @@ Choices:
   requests holds.
 - Per-request rejection: a request with a field Gemini cannot express would make the upstream
   refuse the whole batch (one 400 for the create call). `translate` is the per-request step:
-  the engine calls it on each request before it groups them, records a `ProviderError` from
-  it as that request's final result, and submits only the requests that translated.
+  the engine is to call it on each request before it groups them, record a `ProviderError`
+  from it as that request's final result, and submit only the requests that translated.
   `submit` translates again and refuses the whole batch (``bad_request``) only if a request
   that was never checked slips through.
 """
