@@ -9,6 +9,7 @@ naming it (`request.CHAT_TABLE`, `embeddings.EMBEDDING_TABLE`); answers are Open
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from datamill.errors import ErrorCategory, ProviderError
 from datamill.ids import new_provider_request_id
 from datamill.providers.base import (
     Capabilities,
+    ChatChunk,
     ProviderCall,
     ProviderContext,
     ProviderResponse,
@@ -69,10 +71,10 @@ class GeminiProvider:
             answer.close()
             raise
 
-        async def chunks() -> Any:
+        async def chunks() -> AsyncIterator[ChatChunk]:
             for chunk in opening:
                 yield chunk
-            async for chunk in translate_events(None, events, translator):
+            async for chunk in translate_events(events, translator):
                 yield chunk
 
         async def close() -> None:

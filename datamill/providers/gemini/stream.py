@@ -116,14 +116,9 @@ class ChunkTranslator:
 
 
 async def translate_events(
-    first: dict[str, Any] | None,
-    events: AsyncIterator[ServerSentEvent],
-    translator: ChunkTranslator,
+    events: AsyncIterator[ServerSentEvent], translator: ChunkTranslator
 ) -> AsyncIterator[ChatChunk]:
-    """The chunks of a stream whose first event (already read) is ``first``."""
-    if first is not None:
-        for chunk in translator.chunks(first):
-            yield chunk
+    """The chunks of the (rest of the) stream's events, then the usage chunk."""
     async for event in events:
         for chunk in translator.chunks(parse_event(event)):
             yield chunk

@@ -387,3 +387,17 @@ def test_the_default_base_url_is_google_s(http):
     deployment = DeploymentConfig(name="g", provider="gemini")
     provider = GeminiProvider(deployment, ProviderContext(http=http, clock=SystemClock()))
     assert provider._client.root == "https://generativelanguage.googleapis.com/v1beta"
+
+
+async def test_the_embedding_table_against_the_wire(provider, gemini_mock):
+    from datamill.providers.fields import EMBEDDING_FIELDS
+    from datamill.providers.gemini.embeddings import EMBEDDING_TABLE
+
+    assert set(EMBEDDING_TABLE) == set(EMBEDDING_FIELDS)
+    await provider.embed(embed_call(input="x", user="u-1"))
+    await provider.embed(embed_call(input="x"))
+    with_user, without = seen(gemini_mock)
+    assert with_user == without  # `user`: accepted, not sent (its note says so)
+    with pytest.raises(ProviderError) as caught:
+        await provider.embed(embed_call(input="x", truncate=True))
+    assert caught.value.param == "truncate"
