@@ -15,8 +15,8 @@ from typing import Any
 from datamill.nlp.tokens import estimate_tokens
 from datamill.providers.base import Usage
 from datamill.providers.fields import EMBEDDING_FIELDS, YES, FieldTable, partial, reject_unsupported
+from datamill.providers.gemini.errors import PROVIDER, refused
 from datamill.providers.gemini.options import GeminiOptions
-from datamill.providers.gemini.request import PROVIDER, bad
 
 EMBEDDING_TABLE: FieldTable = {
     **dict.fromkeys(EMBEDDING_FIELDS, YES),
@@ -32,19 +32,19 @@ def embedding_inputs(body: dict[str, Any]) -> list[str]:
     given = body.get("input")
     items = [given] if isinstance(given, str) else given
     if not isinstance(items, list) or not items:
-        raise bad("input", "must be a non-empty string or array of strings")
+        raise refused("input", "must be a non-empty string or array of strings")
     for item in items:
         if not isinstance(item, str):
-            raise bad("input", "token-id arrays cannot be sent (Gemini embeds text)")
+            raise refused("input", "token-id arrays cannot be sent (Gemini embeds text)")
         if not item:
-            raise bad("input", "holds an empty string")
+            raise refused("input", "holds an empty string")
     dimensions = body.get("dimensions")
     if dimensions is not None and (
         not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1
     ):
-        raise bad("dimensions", "must be a positive integer")
+        raise refused("dimensions", "must be a positive integer")
     if body.get("encoding_format") not in (None, "float", "base64"):
-        raise bad("encoding_format", "must be float or base64")
+        raise refused("encoding_format", "must be float or base64")
     return items
 
 

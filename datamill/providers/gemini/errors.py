@@ -17,9 +17,11 @@ from typing import Any
 import orjson
 
 from datamill.errors import ErrorCategory, ProviderError
+from datamill.providers.fields import unsupported
 from datamill.providers.http import HttpAnswer, category_for_status, retry_after_seconds
 
 C = ErrorCategory
+PROVIDER = "gemini"
 
 # google.rpc.Code names (google/rpc/code.proto) and what each means for a retry.
 _BY_STATUS: dict[str, ErrorCategory] = {
@@ -65,6 +67,11 @@ _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 # INVALID_ARGUMENT, but no change to the request will help.
 _BY_REASON = {"API_KEY_INVALID": C.auth, "API_KEY_SERVICE_BLOCKED": C.auth}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
+
+
+def refused(field: str, why: str) -> ProviderError:
+    """The `bad_request` for a value of ``field`` Gemini cannot take, naming the field."""
+    return unsupported(field, PROVIDER, why)
 
 
 def error_from_answer(answer: HttpAnswer) -> ProviderError:

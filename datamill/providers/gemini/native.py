@@ -45,9 +45,9 @@ from datamill.providers.base import (
     NativeResult,
 )
 from datamill.providers.gemini.client import GeminiClient, model_path
-from datamill.providers.gemini.errors import error_from_status
+from datamill.providers.gemini.errors import error_from_status, refused
 from datamill.providers.gemini.options import GeminiOptions
-from datamill.providers.gemini.request import bad, translate_chat
+from datamill.providers.gemini.request import translate_chat
 from datamill.providers.gemini.response import provider_response
 
 _BATCH_NAME = re.compile(r"^batches/[A-Za-z0-9_-]+$")
@@ -77,9 +77,9 @@ class GeminiBatches:
         """The inlined request of one `NativeRequest`; a `ProviderError` (``bad_request``,
         naming the field) when Gemini cannot express it."""
         if request.endpoint is not Endpoint.chat_completions:
-            raise bad("endpoint", "Gemini batches here carry chat completions only")
+            raise refused("endpoint", "Gemini batches here carry chat completions only")
         if request.body.get("stream") not in (None, False):
-            raise bad("stream", "a batched request cannot stream")
+            raise refused("stream", "a batched request cannot stream")
         return {
             "request": translate_chat(request.body, self._options),
             "metadata": {"key": request.key},
@@ -90,10 +90,10 @@ class GeminiBatches:
             raise ProviderError(ErrorCategory.bad_request, "a batch needs at least one request")
         models = {request.body.get("model") for request in requests}
         if len(models) != 1:
-            raise bad("model", "a Gemini batch serves one model; split the requests by model")
+            raise refused("model", "a Gemini batch serves one model; split the requests by model")
         [model] = models
         if not isinstance(model, str) or not model:
-            raise bad("model", "is missing")
+            raise refused("model", "is missing")
         inlined = []
         for request in requests:
             try:

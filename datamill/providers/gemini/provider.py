@@ -27,9 +27,10 @@ from datamill.providers.base import (
 from datamill.providers.fields import FieldTable
 from datamill.providers.gemini import embeddings, response
 from datamill.providers.gemini.client import GeminiClient, model_path
+from datamill.providers.gemini.errors import refused
 from datamill.providers.gemini.native import GeminiBatches
 from datamill.providers.gemini.options import parse_options
-from datamill.providers.gemini.request import CHAT_TABLE, bad, translate_chat
+from datamill.providers.gemini.request import CHAT_TABLE, translate_chat
 from datamill.providers.gemini.stream import ChunkTranslator, parse_event, translate_events
 from datamill.providers.sse import read_events
 from datamill.settings import DeploymentConfig
@@ -128,7 +129,7 @@ class GeminiProvider:
 def _model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise bad("model", "is missing")
+        raise refused("model", "is missing")
     return model
 
 

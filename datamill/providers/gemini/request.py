@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from datamill.errors import ProviderError
 from datamill.providers.fields import (
     CHAT_FIELDS,
     MESSAGE_FEATURES,
@@ -24,11 +23,10 @@ from datamill.providers.fields import (
     FieldTable,
     partial,
     reject_unsupported,
-    unsupported,
 )
+from datamill.providers.gemini.errors import PROVIDER, refused
+from datamill.providers.gemini.generation import generation_config, translate_tools
 from datamill.providers.gemini.options import GeminiOptions
-
-PROVIDER = "gemini"
 
 CHAT_TABLE: FieldTable = {
     **dict.fromkeys(CHAT_FIELDS + MESSAGE_FEATURES, NO),
@@ -68,22 +66,8 @@ CHAT_TABLE: FieldTable = {
     "messages[].tool": YES,
 }
 
-# OpenAI reasoning_effort -> Gemini thinkingConfig.
-_THINKING: dict[str, dict[str, Any]] = {
-    "none": {"thinkingBudget": 0},
-    "minimal": {"thinkingLevel": "MINIMAL"},
-    "low": {"thinkingLevel": "LOW"},
-    "medium": {"thinkingLevel": "MEDIUM"},
-    "high": {"thinkingLevel": "HIGH"},
-    "xhigh": {"thinkingLevel": "XHIGH"},
-}
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 _DETAIL = {"low": "MEDIA_RESOLUTION_LOW", "high": "MEDIA_RESOLUTION_HIGH"}
-
-
-def bad(field: str, why: str) -> ProviderError:
-    """A `bad_request` for a value of ``field`` Gemini cannot take."""
-    return unsupported(field, PROVIDER, why)
 
 
 def translate_chat(body: dict[str, Any], options: GeminiOptions) -> dict[str, Any]:
@@ -92,7 +76,7 @@ def translate_chat(body: dict[str, Any], options: GeminiOptions) -> dict[str, An
     reject_unsupported(body, CHAT_TABLE, provider=PROVIDER)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise bad("messages", "must be a non-empty array of messages")
+        raise refused("messages", "must be a non-empty array of messages")
     system, contents = translate_messages(messages, options)
     request: dict[str, Any] = {"contents": contents}
     if system:
@@ -124,15 +108,17 @@ def translate_messages(
     for index, message in enumerate(messages):
         at = f"messages[{index}]"
         if not isinstance(message, dict):
-            raise bad(at, "must be an object")
+            raise refused(at, "must be an object")
         role = message.get("role")
         if message.get("name") not in (None, ""):
-            raise bad(f"{at}.name", "cannot be expressed (Gemini turns have no participant name)")
+            raise refused(
+                f"{at}.name", "cannot be expressed (Gemini turns have no participant name)"
+            )
         if role in ("system", "developer"):
             if contents:
                 # Gemini has one systemInstruction, before the turns: moving a later system
                 # message there would change what it means.
-                raise bad(f"{at}.role", "a system message after the first turn cannot be sent")
+                raise refused(f"{at}.role", "a system message after the first turn cannot be sent")
             system += _text_parts(message.get("content"), f"{at}.content")
             continue
         if role == "user":
@@ -142,13 +128,13 @@ def translate_messages(
         elif role == "tool":
             gemini_role, parts = "user", [_tool_result(message, at, call_names)]
         else:
-            raise bad(f"{at}.role", f"{role!r} is not a role Gemini can take")
+            raise refused(f"{at}.role", f"{role!r} is not a role Gemini can take")
         if contents and contents[-1]["role"] == gemini_role:
             contents[-1]["parts"] += parts
         else:
             contents.append({"role": gemini_role, "parts": parts})
     if not contents:
-        raise bad("messages", "needs at least one user or assistant message")
+        raise refused("messages", "needs at least one user or assistant message")
     return system, contents
 
 
@@ -156,13 +142,13 @@ def _text_parts(content: Any, at: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
     if not isinstance(content, list):
-        raise bad(at, "must be a string or an array of text parts")
+        raise refused(at, "must be a string or an array of text parts")
     parts = []
     for index, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") != "text":
-            raise bad(f"{at}[{index}]", "only text parts can be sent here")
+            raise refused(f"{at}[{index}]", "only text parts can be sent here")
         if not isinstance(part.get("text"), str):
-            raise bad(f"{at}[{index}].text", "must be a string")
+            raise refused(f"{at}[{index}].text", "must be a string")
         if part["text"]:
             parts.append({"text": part["text"]})
     return parts
@@ -178,9 +164,9 @@ def _user_parts(message: dict[str, Any], at: str, options: GeminiOptions) -> lis
         ]
         parts = [part for part in parts if part.get("text") != ""]
     else:
-        raise bad(f"{at}.content", "must be a string or an array of content parts")
+        raise refused(f"{at}.content", "must be a string or an array of content parts")
     if not parts:
-        raise bad(f"{at}.content", "is empty (Gemini refuses a turn without parts)")
+        raise refused(f"{at}.content", "is empty (Gemini refuses a turn without parts)")
     return parts
 
 
@@ -194,53 +180,53 @@ def _content_part(part: Any, at: str, options: GeminiOptions) -> dict[str, Any]:
         audio = part["input_audio"]
         mime = _AUDIO_TYPES.get(audio.get("format"))
         if mime is None:
-            raise bad(f"{at}.input_audio.format", "must be wav or mp3")
+            raise refused(f"{at}.input_audio.format", "must be wav or mp3")
         return {"inlineData": {"mimeType": mime, "data": _base64(audio.get("data"), at)}}
     if kind == "file" and isinstance(part.get("file"), dict):
         return _file_part(part["file"], f"{at}.file")
-    raise bad(at, f"content parts of type {kind!r} cannot be sent to Gemini")
+    raise refused(at, f"content parts of type {kind!r} cannot be sent to Gemini")
 
 
 def _image_part(image: dict[str, Any], at: str, options: GeminiOptions) -> dict[str, Any]:
     url = image.get("url")
     if not isinstance(url, str) or not url:
-        raise bad(f"{at}.url", "must be a URL or a data URL")
+        raise refused(f"{at}.url", "must be a URL or a data URL")
     if url.startswith("data:"):
         mime, data = _data_url(url, f"{at}.url")
         part: dict[str, Any] = {"inlineData": {"mimeType": mime, "data": data}}
     elif url.startswith(("http://", "https://")):
         if not options.external_image_urls:
-            raise bad(f"{at}.url", "is an http(s) URL, which this deployment does not send")
+            raise refused(f"{at}.url", "is an http(s) URL, which this deployment does not send")
         guessed = mimetypes.guess_type(urlsplit(url).path)[0]
         if guessed is None or not guessed.startswith("image/"):
-            raise bad(
+            raise refused(
                 f"{at}.url",
                 "has no image file extension: Gemini needs the MIME type of a file URL "
                 "(send a data URL, or a URL ending in .png, .jpg, .webp, ...)",
             )
         part = {"fileData": {"mimeType": guessed, "fileUri": url}}
     else:
-        raise bad(f"{at}.url", "must be an http(s) URL or a data URL")
+        raise refused(f"{at}.url", "must be an http(s) URL or a data URL")
     detail = image.get("detail")
     if detail in _DETAIL:
         part["mediaResolution"] = {"level": _DETAIL[detail]}
     elif detail not in (None, "auto"):
-        raise bad(f"{at}.detail", "must be auto, low or high")
+        raise refused(f"{at}.detail", "must be auto, low or high")
     return part
 
 
 def _file_part(file: dict[str, Any], at: str) -> dict[str, Any]:
     if file.get("file_id") is not None:
-        raise bad(f"{at}.file_id", "an OpenAI file id means nothing to Gemini; send file_data")
+        raise refused(f"{at}.file_id", "an OpenAI file id means nothing to Gemini; send file_data")
     data = file.get("file_data")
     if not isinstance(data, str) or not data:
-        raise bad(f"{at}.file_data", "is missing")
+        raise refused(f"{at}.file_data", "is missing")
     if data.startswith("data:"):
         mime, payload = _data_url(data, f"{at}.file_data")
     else:
         mime = mimetypes.guess_type(str(file.get("filename") or ""))[0] or ""
         if not mime:
-            raise bad(f"{at}.file_data", "needs a data URL or a filename that says its type")
+            raise refused(f"{at}.file_data", "needs a data URL or a filename that says its type")
         payload = _base64(data, f"{at}.file_data")
     return {"inlineData": {"mimeType": mime, "data": payload}}
 
@@ -249,17 +235,17 @@ def _data_url(url: str, at: str) -> tuple[str, str]:
     head, comma, data = url.partition(",")
     mime, _, encoding = head.removeprefix("data:").partition(";")
     if not comma or encoding != "base64" or not mime:
-        raise bad(at, "must be a base64 data URL (data:<type>;base64,...)")
+        raise refused(at, "must be a base64 data URL (data:<type>;base64,...)")
     return mime, _base64(data, at)
 
 
 def _base64(data: Any, at: str) -> str:
     if not isinstance(data, str) or not data:
-        raise bad(at, "must hold base64 data")
+        raise refused(at, "must hold base64 data")
     try:
         base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise bad(at, "is not valid base64") from None
+        raise refused(at, "is not valid base64") from None
     return data
 
 
@@ -268,34 +254,34 @@ def _assistant_parts(
 ) -> list[dict[str, Any]]:
     for field in ("audio", "function_call"):
         if message.get(field) is not None:
-            raise bad(f"{at}.{field}", "cannot be expressed")
+            raise refused(f"{at}.{field}", "cannot be expressed")
     if message.get("refusal") not in (None, ""):
-        raise bad(f"{at}.refusal", "cannot be expressed (Gemini turns have no refusal)")
+        raise refused(f"{at}.refusal", "cannot be expressed (Gemini turns have no refusal)")
     content = message.get("content")
     parts = [] if content is None else _text_parts(content, f"{at}.content")
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
-        raise bad(f"{at}.tool_calls", "must be an array")
+        raise refused(f"{at}.tool_calls", "must be an array")
     for index, call in enumerate(calls):
         parts.append(_function_call(call, f"{at}.tool_calls[{index}]", call_names))
     if not parts:
-        raise bad(f"{at}.content", "is empty (Gemini refuses a turn without parts)")
+        raise refused(f"{at}.content", "is empty (Gemini refuses a turn without parts)")
     return parts
 
 
 def _function_call(call: Any, at: str, call_names: dict[str, str]) -> dict[str, Any]:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict) or call.get("type", "function") != "function":
-        raise bad(at, "only function tool calls can be sent to Gemini")
+        raise refused(at, "only function tool calls can be sent to Gemini")
     name = function.get("name")
     if not isinstance(name, str) or not name:
-        raise bad(f"{at}.function.name", "is missing")
+        raise refused(f"{at}.function.name", "is missing")
     try:
         args = orjson.loads(function.get("arguments") or "{}")
     except (orjson.JSONDecodeError, TypeError):
-        raise bad(f"{at}.function.arguments", "is not valid JSON") from None
+        raise refused(f"{at}.function.arguments", "is not valid JSON") from None
     if not isinstance(args, dict):
-        raise bad(f"{at}.function.arguments", "must be a JSON object (Gemini args are one)")
+        raise refused(f"{at}.function.arguments", "must be a JSON object (Gemini args are one)")
     if isinstance(call.get("id"), str):
         call_names[call["id"]] = name
     part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
@@ -311,7 +297,7 @@ def _tool_result(message: dict[str, Any], at: str, call_names: dict[str, str]) -
     call_id = message.get("tool_call_id")
     name = call_names.get(call_id) if isinstance(call_id, str) else None
     if name is None:
-        raise bad(
+        raise refused(
             f"{at}.tool_call_id",
             f"{call_id!r} matches no earlier assistant tool call (Gemini needs its function name)",
         )
@@ -321,160 +307,5 @@ def _tool_result(message: dict[str, Any], at: str, call_names: dict[str, str]) -
     elif isinstance(content, str):
         text = content
     else:
-        raise bad(f"{at}.content", "must be a string or an array of text parts")
+        raise refused(f"{at}.content", "must be a string or an array of text parts")
     return {"functionResponse": {"name": name, "response": {"output": text}}}
-
-
-# -- tools ------------------------------------------------------------------------------------
-
-
-def translate_tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Gemini ``tools`` and ``toolConfig``."""
-    declarations = []
-    strict = False
-    for index, tool in enumerate(body.get("tools") or []):
-        at = f"tools[{index}]"
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise bad(at, "only function tools can be sent to Gemini")
-        function = tool.get("function")
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise bad(f"{at}.function", "needs a name")
-        declaration: dict[str, Any] = {"name": function["name"]}
-        if function.get("description"):
-            declaration["description"] = function["description"]
-        if function.get("parameters") is not None:
-            if not isinstance(function["parameters"], dict):
-                raise bad(f"{at}.function.parameters", "must be a JSON Schema object")
-            declaration["parametersJsonSchema"] = function["parameters"]
-        strict = strict or function.get("strict") is True
-        declarations.append(declaration)
-    choice = body.get("tool_choice")
-    config = _function_calling_config(choice, strict) if declarations else {}
-    if choice not in (None, "none", "auto") and not declarations:
-        raise bad("tool_choice", "needs function tools to choose from")
-    tools = [{"functionDeclarations": declarations}] if declarations else []
-    return tools, ({"functionCallingConfig": config} if config else {})
-
-
-def _function_calling_config(choice: Any, strict: bool) -> dict[str, Any]:
-    # Gemini's VALIDATED mode is AUTO with schema adherence: what `strict` functions ask for.
-    auto = "VALIDATED" if strict else "AUTO"
-    if choice is None or choice == "auto":
-        return {"mode": auto} if strict else {}
-    if choice == "none":
-        return {"mode": "NONE"}
-    if choice == "required":
-        return {"mode": "ANY"}
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
-        if not isinstance(name, str) or not name:
-            raise bad("tool_choice.function.name", "is missing")
-        return {"mode": "ANY", "allowedFunctionNames": [name]}
-    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        allowed = choice.get("allowed_tools") or {}
-        names = []
-        for index, tool in enumerate(allowed.get("tools") or []):
-            name = (tool.get("function") or {}).get("name") if isinstance(tool, dict) else None
-            if not isinstance(name, str) or tool.get("type") != "function":
-                raise bad(f"tool_choice.allowed_tools.tools[{index}]", "must name a function")
-            names.append(name)
-        mode = {"auto": "VALIDATED", "required": "ANY"}.get(str(allowed.get("mode")))
-        if mode is None:
-            raise bad("tool_choice.allowed_tools.mode", "must be auto or required")
-        return {"mode": mode, "allowedFunctionNames": names}
-    raise bad("tool_choice", f"{choice!r} cannot be expressed")
-
-
-# -- generation config ------------------------------------------------------------------------
-
-
-def generation_config(body: dict[str, Any]) -> dict[str, Any]:
-    """Gemini ``generationConfig`` of the sampling and output fields."""
-    config: dict[str, Any] = {}
-    for field, name in (
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("presence_penalty", "presencePenalty"),
-        ("frequency_penalty", "frequencyPenalty"),
-    ):
-        value = body.get(field)
-        if value is not None:
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise bad(field, "must be a number")
-            config[name] = value
-    limit = _max_tokens(body)
-    if limit is not None:
-        config["maxOutputTokens"] = limit
-    stop = body.get("stop")
-    if stop is not None:
-        stops = [stop] if isinstance(stop, str) else stop
-        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-            raise bad("stop", "must be a string or an array of strings")
-        if stops:
-            config["stopSequences"] = stops
-    for field, name in (("n", "candidateCount"), ("seed", "seed")):
-        value = body.get(field)
-        if value is not None:
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise bad(field, "must be an integer")
-            config[name] = value
-    _logprobs(body, config)
-    _response_format(body.get("response_format"), config)
-    modalities = body.get("modalities")
-    if modalities is not None and modalities != ["text"]:
-        raise bad("modalities", 'only ["text"] can be expressed')
-    effort = body.get("reasoning_effort")
-    if effort is not None:
-        if effort not in _THINKING:
-            raise bad("reasoning_effort", f"{effort!r} cannot be expressed")
-        config["thinkingConfig"] = dict(_THINKING[effort])
-    return config
-
-
-def _max_tokens(body: dict[str, Any]) -> int | None:
-    values = {
-        f: body[f] for f in ("max_completion_tokens", "max_tokens") if body.get(f) is not None
-    }
-    for field, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise bad(field, "must be an integer of at least 1")
-    if len(set(values.values())) > 1:
-        raise bad("max_tokens", "differs from max_completion_tokens; set one of them")
-    return next(iter(values.values()), None)
-
-
-def _logprobs(body: dict[str, Any], config: dict[str, Any]) -> None:
-    top = body.get("top_logprobs")
-    if body.get("logprobs") is True:
-        config["responseLogprobs"] = True
-        if top is not None:
-            if not isinstance(top, int) or isinstance(top, bool) or top < 0:
-                raise bad("top_logprobs", "must be a non-negative integer")
-            config["logprobs"] = top
-    elif top is not None:
-        raise bad("top_logprobs", "needs logprobs set to true")
-
-
-def _response_format(response_format: Any, config: dict[str, Any]) -> None:
-    if response_format is None:
-        return
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
-    if kind == "text":
-        return
-    if kind == "json_object":
-        config["responseMimeType"] = "application/json"
-        return
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise bad("response_format.json_schema.schema", "must be a JSON Schema object")
-        description = spec.get("description") if isinstance(spec, dict) else None
-        if description and "description" not in schema:
-            # OpenAI shows the format's description to the model; in Gemini the schema's
-            # own description annotation is where the model reads it.
-            schema = {**schema, "description": description}
-        config["responseMimeType"] = "application/json"
-        config["responseJsonSchema"] = schema
-        return
-    raise bad("response_format.type", f"{kind!r} cannot be expressed")
