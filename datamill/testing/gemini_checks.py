@@ -268,3 +268,27 @@ def _generation_config(config: Any) -> None:
         level = thinking.get("thinkingLevel")
         if level is not None and level not in _THINKING_LEVELS:
             raise Invalid(f"Invalid value at 'thinking_config.thinking_level' ({level!r})")
+
+
+def check_batch(body: Any) -> None:
+    batch = body.get("batch") if isinstance(body, dict) else None
+    if not isinstance(batch, dict) or not batch.get("displayName"):
+        raise Invalid("* BatchGenerateContentRequest.batch.display_name: required")
+    requests = ((batch.get("inputConfig") or {}).get("requests") or {}).get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise Invalid("* batch.input_config: inlined requests are required")
+    for index, item in enumerate(requests):
+        if not isinstance(item, dict) or not set(item) <= {"request", "metadata"}:
+            raise Invalid(f"requests[{index}]: only request and metadata are allowed")
+        try:
+            check_generate(item.get("request"))
+        except Invalid as exc:
+            raise Invalid(f"requests[{index}].request: {exc}") from None
+
+
+def check_embed_batch(body: Any, model: str) -> None:
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, list) or not requests or len(requests) > 100:
+        raise Invalid("* BatchEmbedContentsRequest.requests: 1 to 100 requests are required")
+    for request in requests:
+        check_embed(request, model, in_batch=True)

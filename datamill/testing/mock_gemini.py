@@ -19,7 +19,6 @@ in-process with ``start_mock(build=build_gemini_app)``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import math
 import random
@@ -34,14 +33,15 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from datamill.providers.sim.schema_instance import instance_for_schema
 from datamill.testing import mock_provider
+from datamill.testing.gemini_answers import candidate, key_of, prompt_text, stream_events
 from datamill.testing.gemini_checks import (
     Invalid,
     camel_case,
+    check_batch,
     check_embed,
+    check_embed_batch,
     check_generate,
-    declared_functions,
 )
 from datamill.testing.mock_provider import Bucket, Counters, MockConfig
 
@@ -205,7 +205,7 @@ class GeminiMock:
                 f"{request.match_info['version']}, or is not supported for "
                 f"{method}.",
             )
-        self.counters.count_call(_key_of(body))
+        self.counters.count_call(key_of(body))
         config = self.config
         if config.force_status is not None:
             return _injected(config.force_status, "forced")
@@ -219,9 +219,9 @@ class GeminiMock:
             elif method == "embedContent":
                 check_embed(body, f"models/{model}")
             elif method == "batchEmbedContents":
-                _check_embed_batch(body, f"models/{model}")
+                check_embed_batch(body, f"models/{model}")
             else:
-                _check_batch(body)
+                check_batch(body)
         except Invalid as exc:
             return google_error(400, str(exc))
         if config.max_concurrency and self.counters.in_flight > config.max_concurrency:
@@ -247,14 +247,14 @@ class GeminiMock:
         self, request: web.Request, body: dict[str, Any], model: str, method: str
     ) -> web.StreamResponse:
         answer = self._answer(body, model)
-        self.counters.count_ok(_key_of(body))
+        self.counters.count_ok(key_of(body))
         return _json(answer)
 
     async def _stream(
         self, request: web.Request, body: dict[str, Any], model: str, method: str
     ) -> web.StreamResponse:
-        events = _events(self._answer(body, model))
-        self.counters.count_ok(_key_of(body))
+        events = stream_events(self._answer(body, model))
+        self.counters.count_ok(key_of(body))
         if request.query.get("alt") != "sse":
             return _json(events)  # without alt=sse Gemini streams one JSON array
         counters = self.counters
@@ -289,7 +289,7 @@ class GeminiMock:
         answer: dict[str, Any] = {"embedding": vectors[0]} if single else {"embeddings": vectors}
         if self.switches.embed_usage:
             answer["usageMetadata"] = {"promptTokenCount": tokens, "totalTokenCount": tokens}
-        self.counters.count_ok(_key_of(body))
+        self.counters.count_ok(key_of(body))
         return _json(answer)
 
     # -- batches ------------------------------------------------------------------------------
@@ -401,8 +401,8 @@ class GeminiMock:
 
     def _answer(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         self._sequence += 1
-        prompt = _prompt_text(body)
-        key = _key_of(body)
+        prompt = prompt_text(body)
+        key = key_of(body)
         config = body.get("generationConfig") or {}
         prompt_tokens = max(1, len(prompt) // 4)
         usage: dict[str, Any] = {"promptTokenCount": prompt_tokens}
@@ -421,8 +421,8 @@ class GeminiMock:
         candidates = []
         output_tokens = 0
         for index in range(config.get("candidateCount") or 1):
-            candidate, tokens = _candidate(body, key, index, rng)
-            candidates.append(candidate)
+            found, tokens = candidate(body, key, index, rng)
+            candidates.append(found)
             output_tokens += tokens
         answer["candidates"] = candidates
         usage["candidatesTokenCount"] = output_tokens
@@ -474,169 +474,6 @@ class GeminiMock:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _prompt_text(body: dict[str, Any]) -> str:
-    texts = [
-        part.get("text", "")
-        for content in [body.get("systemInstruction") or {}, *(body.get("contents") or [])]
-        for part in content.get("parts") or []
-    ]
-    return " ".join(t for t in texts if t)
-
-
-def _key_of(body: Any) -> str:
-    """The last user text: what the answer echoes and the counters count by."""
-    contents = body.get("contents") if isinstance(body, dict) else None
-    if not isinstance(contents, list):
-        return orjson.dumps(body).decode()[:200]
-    for content in reversed(contents):
-        if isinstance(content, dict) and content.get("role", "user") == "user":
-            texts = [p["text"] for p in content.get("parts") or [] if "text" in p]
-            if texts:
-                return " ".join(texts)
-    return "(no text)"
-
-
-def _candidate(
-    body: dict[str, Any], key: str, index: int, rng: random.Random
-) -> tuple[dict[str, Any], int]:
-    """One candidate and its output tokens (one per word, in the mock)."""
-    config = body.get("generationConfig") or {}
-    calls = _forced_calls(body, rng)
-    candidate: dict[str, Any] = {"index": index}
-    if calls:
-        thinking = bool(config.get("thinkingConfig"))
-        parts = []
-        for call in calls:
-            part: dict[str, Any] = {"functionCall": call}
-            if thinking:
-                part["thoughtSignature"] = base64.b64encode(call["name"].encode()).decode()
-            parts.append(part)
-        candidate.update(content={"role": "model", "parts": parts}, finishReason="STOP")
-        return candidate, sum(len(orjson.dumps(c)) // 4 for c in calls)
-    if "[safety]" in key:
-        candidate["finishReason"] = "SAFETY"
-        return candidate, 0
-    text = _text(body, key, index, rng)
-    finish = "STOP"
-    for stop in config.get("stopSequences") or []:
-        if stop in text:
-            text = text[: text.index(stop)]
-    words = text.split(" ")
-    limit = config.get("maxOutputTokens")
-    if limit is not None and len(words) > limit:
-        words, finish = words[:limit], "MAX_TOKENS"
-        text = " ".join(words)
-    candidate.update(content={"role": "model", "parts": [{"text": text}]}, finishReason=finish)
-    if config.get("responseLogprobs"):
-        candidate["logprobsResult"] = _logprobs(_pieces(text), config.get("logprobs") or 0)
-    return candidate, len(words)
-
-
-def _text(body: dict[str, Any], key: str, index: int, rng: random.Random) -> str:
-    config = body.get("generationConfig") or {}
-    text = f"mock answer to {key}" if index == 0 else f"mock answer {index} to {key}"
-    if config.get("responseMimeType") == "application/json":
-        schema = config.get("responseJsonSchema")
-        value = instance_for_schema(schema, rng) if isinstance(schema, dict) else {"answer": text}
-        return orjson.dumps(value).decode()
-    return text
-
-
-def _forced_calls(body: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
-    """The function calls the toolConfig forces (mode ANY), with valid arguments."""
-    calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
-    if calling.get("mode") != "ANY":
-        return []
-    declarations = declared_functions(body)
-    allowed = calling.get("allowedFunctionNames")
-    if allowed:
-        declarations = [d for d in declarations if d["name"] in allowed]
-    if "[parallel]" not in _key_of(body):
-        declarations = declarations[:1]
-    calls = []
-    for declaration in declarations:
-        schema = declaration.get("parametersJsonSchema") or {"type": "object"}
-        calls.append({"name": declaration["name"], "args": instance_for_schema(schema, rng)})
-    return calls
-
-
-def _pieces(text: str) -> list[str]:
-    words = text.split(" ")
-    return [word + " " for word in words[:-1]] + words[-1:]
-
-
-def _logprobs(pieces: list[str], top: int) -> dict[str, Any]:
-    chosen = [
-        {"token": piece, "tokenId": i, "logProbability": -0.1 * (i % 5 + 1)}
-        for i, piece in enumerate(pieces)
-    ]
-    tops = [
-        {
-            "candidates": [token]
-            + [
-                {"token": f"alt{n}", "tokenId": 1000 + n, "logProbability": -2.0 - n}
-                for n in range(max(0, top - 1))
-            ]
-        }
-        for token in chosen
-    ]
-    return {"topCandidates": tops, "chosenCandidates": chosen}
-
-
-def _events(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """The answer as Gemini streams it: text piece by piece, usage in the last event."""
-    base = {key: answer[key] for key in ("modelVersion", "responseId")}
-    events: list[dict[str, Any]] = []
-    for candidate in answer.get("candidates") or []:
-        parts = (candidate.get("content") or {}).get("parts") or []
-        if parts and "text" in parts[0]:
-            pieces = _pieces(parts[0]["text"])
-            chosen = (candidate.get("logprobsResult") or {}).get("chosenCandidates") or []
-            tops = (candidate.get("logprobsResult") or {}).get("topCandidates") or []
-            for position, piece in enumerate(pieces):
-                streamed: dict[str, Any] = {
-                    "content": {"role": "model", "parts": [{"text": piece}]},
-                    "index": candidate["index"],
-                }
-                if chosen:
-                    streamed["logprobsResult"] = {
-                        "chosenCandidates": [chosen[position]],
-                        "topCandidates": [tops[position]],
-                    }
-                events.append({**base, "candidates": [streamed]})
-            events[-1]["candidates"][0]["finishReason"] = candidate["finishReason"]
-        else:
-            events.append({**base, "candidates": [candidate]})
-    if not events:
-        events.append({**base, "promptFeedback": answer.get("promptFeedback")})
-    events[-1]["usageMetadata"] = answer["usageMetadata"]
-    return events
-
-
-def _check_batch(body: Any) -> None:
-    batch = body.get("batch") if isinstance(body, dict) else None
-    if not isinstance(batch, dict) or not batch.get("displayName"):
-        raise Invalid("* BatchGenerateContentRequest.batch.display_name: required")
-    requests = ((batch.get("inputConfig") or {}).get("requests") or {}).get("requests")
-    if not isinstance(requests, list) or not requests:
-        raise Invalid("* batch.input_config: inlined requests are required")
-    for index, item in enumerate(requests):
-        if not isinstance(item, dict) or not set(item) <= {"request", "metadata"}:
-            raise Invalid(f"requests[{index}]: only request and metadata are allowed")
-        try:
-            check_generate(item.get("request"))
-        except Invalid as exc:
-            raise Invalid(f"requests[{index}].request: {exc}") from None
-
-
-def _check_embed_batch(body: Any, model: str) -> None:
-    requests = body.get("requests") if isinstance(body, dict) else None
-    if not isinstance(requests, list) or not requests or len(requests) > 100:
-        raise Invalid("* BatchEmbedContentsRequest.requests: 1 to 100 requests are required")
-    for request in requests:
-        check_embed(request, model, in_batch=True)
 
 
 GEMINI_MOCK = web.AppKey("gemini_mock", GeminiMock)
