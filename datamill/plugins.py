@@ -15,6 +15,7 @@ ENTRY_POINT_GROUP = "datamill.providers"
 
 DEFAULT_PROVIDERS: dict[str, str] = {
     "anthropic": "datamill.providers.anthropic:create_anthropic_provider",
+    "gemini": "datamill.providers.gemini:create_gemini_provider",
     "openai": "datamill.providers.openai:create_openai_provider",
     "sim": "datamill.providers.sim:create_sim_provider",
 }

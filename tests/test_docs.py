@@ -132,6 +132,39 @@ def test_every_sim_option_is_documented_with_its_default():
     assert all(f"`{name}`" in providers for name in SimOptions.model_fields)
 
 
+def test_every_gemini_option_is_documented_with_its_default():
+    from datamill.providers.gemini import GeminiOptions
+
+    rows = table_rows(section(read("docs/providers.md"), "## `gemini`"))
+
+    assert set(rows) - {"option"} == set(GeminiOptions.model_fields)
+    for name, field in GeminiOptions.model_fields.items():
+        default = field.default
+        expected = "(none)" if default in (None, ()) else f"`{default!r}`".replace("'", '"')
+        assert rows[name][1] == expected.replace("True", "true"), name
+
+
+async def test_the_gemini_example_configures_a_gemini_deployment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    from datamill.clock import SystemClock
+    from datamill.plugins import create_provider
+    from datamill.providers.base import ProviderContext
+    from datamill.providers.gemini import GeminiProvider
+    from datamill.providers.http import HttpPool
+
+    text = section(read("docs/providers.md"), "## `gemini`")
+    [config] = [block for block in code_blocks(text, "toml") if 'provider = "gemini"' in block]
+    (tmp_path / "datamill.toml").write_text(config)
+
+    [deployment] = load_settings({"GEMINI_API_KEY": "k"}).deployments
+    http = HttpPool()
+    provider = create_provider(deployment, ProviderContext(http=http, clock=SystemClock()))
+    await http.aclose()
+    assert isinstance(provider, GeminiProvider)
+    assert provider.options.safety_settings[0].threshold == "BLOCK_ONLY_HIGH"
+
+
 def test_every_well_known_key_is_documented():
     from datamill.settings import WELL_KNOWN_PROVIDERS
 
