@@ -104,8 +104,9 @@ class DeploymentGate:
 
     # -- the way in -------------------------------------------------------------------------
 
-    async def acquire(self, tokens: int) -> Permit:
-        """Wait until a call with about ``tokens`` tokens may go to this deployment."""
+    async def acquire(self, tokens: int, *, interactive: bool = False) -> Permit:
+        """Wait until a call with about ``tokens`` tokens may go to this deployment. An
+        ``interactive`` call (the gateway's) goes ahead of waiting batch calls."""
         clock = self._clock
         while True:
             probe = await self.breaker.wait_ready()
@@ -117,13 +118,13 @@ class DeploymentGate:
                 self.breaker.record_probe_abandoned()
             await clock.sleep(pause)
         try:
-            await self.concurrency.acquire()
+            await self.concurrency.acquire(first=interactive)
         except asyncio.CancelledError:
             if probe:
                 self.breaker.record_probe_abandoned()
             raise
         try:
-            sent_at = await self.pacer.admit(tokens)
+            sent_at = await self.pacer.admit(tokens, first=interactive)
         except asyncio.CancelledError:
             self.concurrency.release()
             if probe:

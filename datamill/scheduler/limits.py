@@ -65,12 +65,14 @@ class TokenBucket:
 
 
 class AdjustableLimit:
-    """A semaphore whose size can change while tasks hold or wait for it."""
+    """A semaphore whose size can change while tasks hold or wait for it. Waiters that ask
+    to go ``first`` (interactive calls) are served before the others, in their own order."""
 
     def __init__(self, limit: int) -> None:
         self._limit = max(1, limit)
         self._held = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._first: deque[asyncio.Future[None]] = deque()
 
     @property
     def limit(self) -> int:
@@ -84,12 +86,13 @@ class AdjustableLimit:
         self._limit = max(1, limit)
         self._wake()
 
-    async def acquire(self) -> None:
-        if self._held < self._limit and not self._waiters:
+    async def acquire(self, *, first: bool = False) -> None:
+        if self._held < self._limit and not self._waiters and not self._first:
             self._held += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+        line = self._first if first else self._waiters
+        line.append(future)
         try:
             await future
         except asyncio.CancelledError:
@@ -98,7 +101,7 @@ class AdjustableLimit:
                 self._held -= 1
                 self._wake()
             else:
-                self._waiters.remove(future)
+                line.remove(future)
             raise
 
     def release(self) -> None:
@@ -106,8 +109,9 @@ class AdjustableLimit:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self._held < self._limit:
-            future = self._waiters.popleft()
-            if not future.done():
-                self._held += 1
-                future.set_result(None)
+        for line in (self._first, self._waiters):
+            while line and self._held < self._limit:
+                future = line.popleft()
+                if not future.done():
+                    self._held += 1
+                    future.set_result(None)

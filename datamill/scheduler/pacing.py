@@ -3,7 +3,8 @@
 Only the call at the head of the line sleeps; the others wait for their turn. Nobody books
 capacity ahead, so a new rate or a pause applies at once to every waiting call, and when a
 pause ends the line drains at the rate instead of all at once (a thundering herd of calls
-released together is what a provider answers with a storm of 429s).
+released together is what a provider answers with a storm of 429s). Interactive calls (the
+gateway's) join the line ahead of batch calls, right behind its head.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Pacer:
         self.tokens: TokenBucket | None = None
         self.paused_until = float("-inf")
         self._line: deque[asyncio.Future[None]] = deque()
+        self._first: set[asyncio.Future[None]] = set()  # interactive calls in the line
 
     @property
     def waiting(self) -> int:
@@ -59,16 +61,24 @@ class Pacer:
         if self.tokens is not None:
             self.tokens.take(tokens, now=now)
 
-    async def admit(self, tokens: int) -> float:
+    async def admit(self, tokens: int, *, first: bool = False) -> float:
         """Wait for this call's turn and its share of every bucket, then take it; returns
-        the (monotonic) time it was let through."""
+        the (monotonic) time it was let through. A ``first`` call (interactive) joins the
+        line right behind the head and the ``first`` calls already there."""
         clock = self._clock
         now = clock.monotonic()
         if not self._line and self._delay(tokens, now) <= EPSILON:
             self._take(tokens, now)
             return now
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._line.append(future)
+        if first and self._line:
+            position = 1
+            while position < len(self._line) and self._line[position] in self._first:
+                position += 1
+            self._line.insert(position, future)
+            self._first.add(future)
+        else:
+            self._line.append(future)
         try:
             if self._line[0] is not future:
                 await future  # set when the call ahead leaves the line
@@ -87,6 +97,7 @@ class Pacer:
     def _leave(self, future: asyncio.Future[None]) -> None:
         was_head = self._line[0] is future
         self._line.remove(future)
+        self._first.discard(future)
         if was_head and self._line and not self._line[0].done():
             self._line[0].set_result(None)
 

@@ -249,3 +249,37 @@ async def test_a_lone_waiter_cancelled_as_it_is_granted_frees_the_slot():
     assert limit.held == 0
     await asyncio.wait_for(limit.acquire(), 1)
     assert limit.held == 1
+
+
+async def test_waiters_asking_to_go_first_are_served_before_the_others():
+    limit = AdjustableLimit(1)
+    await limit.acquire()
+    order: list[str] = []
+    await start_waiters(limit, ["batch1", "batch2"], order)
+
+    async def interactive(name: str) -> None:
+        await limit.acquire(first=True)
+        order.append(name)
+
+    tasks = [asyncio.create_task(interactive(name)) for name in ("chat1", "chat2")]
+    await settle()
+    for _ in range(4):
+        limit.release()
+        await settle()
+
+    assert order == ["chat1", "chat2", "batch1", "batch2"]
+    assert all(task.done() for task in tasks)
+
+
+async def test_a_cancelled_first_waiter_leaves_its_line():
+    limit = AdjustableLimit(1)
+    await limit.acquire()
+    waiter = asyncio.create_task(limit.acquire(first=True))
+    await settle()
+    waiter.cancel()
+    await settle()
+
+    limit.release()
+    assert limit.held == 0
+    await limit.acquire()  # the slot is free: nobody stale in line
+    assert limit.held == 1

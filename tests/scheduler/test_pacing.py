@@ -143,3 +143,24 @@ async def test_a_cancelled_waiter_leaves_the_line(clock):
     # Two calls took a token each: the one cancelled took none.
     assert pacer.requests is not None
     assert pacer.requests.level(clock.monotonic()) == pytest.approx(0.0)
+
+
+async def test_interactive_calls_go_right_behind_the_head(clock):
+    pacer = paced(clock, rate=10.0, burst=1.0, full=False)  # one call every 0.1 s
+    admitted: list[str] = []
+
+    async def call(name: str, *, first: bool = False) -> None:
+        await pacer.admit(0, first=first)
+        admitted.append(name)
+
+    tasks = [asyncio.create_task(call(f"batch{i}")) for i in range(4)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(call(f"chat{i}", first=True)) for i in range(2)]
+    await asyncio.gather(*tasks)
+
+    # The head of the line (one of the first batch calls, already waiting for its token)
+    # goes first; the calls behind it let the chats go, in their own order.
+    assert admitted.index("chat1") == admitted.index("chat0") + 1
+    assert admitted.index("chat0") <= 2
+    assert admitted[-2:] == ["batch2", "batch3"]
+    assert pacer.waiting == 0

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from datamill.errors import ErrorCategory, ProviderError
-from datamill.providers.gemini.errors import error_from_answer, refine
+from datamill.providers.gemini.errors import error_from_answer
 from datamill.providers.gemini.options import DEFAULT_BASE_URL, GeminiOptions
 from datamill.providers.http import HttpPool, HttpStream
 from datamill.providers.http1 import Target
@@ -63,7 +63,6 @@ class GeminiClient:
 
     async def open_stream(self, path: str, body: Any) -> HttpStream:
         target = self.target(path, accept="text/event-stream")
-        try:
-            return await self._http.open_stream(target, data=orjson.dumps(body))
-        except ProviderError as exc:
-            raise refine(exc) from None
+        return await self._http.open_stream(
+            target, data=orjson.dumps(body), error=error_from_answer
+        )

@@ -108,18 +108,6 @@ def error_from_body(
     )
 
 
-def refine(error: ProviderError) -> ProviderError:
-    """Re-read an error the shared HTTP pool raised (it knows OpenAI's error shapes only)
-    as a Gemini error; transport failures (no status) are returned unchanged."""
-    if error.status_code is None:
-        return error
-    refined = error_from_body(error.status_code, error.body)
-    if refined.retry_after is None:
-        refined.retry_after = error.retry_after  # from the Retry-After header
-    refined.request_id = error.request_id
-    return refined
-
-
 def error_from_status(status: Any) -> ProviderError:
     """The `ProviderError` of a bare ``google.rpc.Status`` (one request's error in a batch)."""
     status = status if isinstance(status, dict) else {"message": str(status)}
