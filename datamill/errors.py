@@ -7,6 +7,7 @@
     │   ├── NotFound                404: unknown id
     │   ├── Conflict                409: the object is in a state that forbids the action
     │   └── PayloadTooLarge         413: over a configured size limit
+    │   └── UpstreamFailed          a gateway call every deployment failed; status by category
     ├── ProviderError               a failed call to a provider; carries category and retry hint
     └── StorageError                the store is unreachable or not migrated
 
@@ -16,6 +17,7 @@ providers/http.py for provider calls, storage/database.py for the store.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any
 
@@ -85,6 +87,10 @@ class ApiError(DatamillError):
         self.code = code
         self.line = line
 
+    def headers(self) -> dict[str, str]:
+        """Headers the error answer carries besides its body."""
+        return {}
+
     def to_body(self) -> dict[str, Any]:
         error: dict[str, Any] = {
             "message": self.message,
@@ -114,6 +120,35 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status_code = 413
+
+
+class UpstreamFailed(ApiError):
+    """A gateway call that no deployment could answer, rendered with the status its
+    category calls for: a 429 stays a 429 (with the provider's ``Retry-After``), an
+    upstream server error or a dead connection is a 502, a timeout a 504, and a request the
+    provider refused keeps its 400 and the field at fault."""
+
+    error_type = "upstream_error"
+
+    def __init__(self, error: ProviderError, *, deployment: str | None) -> None:
+        category = error.category
+        super().__init__(error.message, param=error.param, code=category.value)
+        self.status_code = _UPSTREAM_STATUS.get(category, 502)
+        self.retry_after = error.retry_after if category is ErrorCategory.rate_limited else None
+        self.deployment = deployment
+        if category in {ErrorCategory.bad_request, ErrorCategory.content_filter}:
+            self.error_type = "invalid_request_error"
+        elif category is ErrorCategory.rate_limited:
+            self.error_type = "rate_limit_error"
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.deployment is not None:
+            headers["x-datamill-deployment"] = self.deployment
+        if self.retry_after is not None:
+            headers["retry-after"] = str(max(1, math.ceil(self.retry_after)))
+            headers["retry-after-ms"] = str(math.ceil(self.retry_after * 1000))
+        return headers
 
 
 class ProviderError(DatamillError):
@@ -149,3 +184,12 @@ class ProviderError(DatamillError):
         return (
             f"ProviderError({self.category.value!r}, {self.message!r}, status={self.status_code})"
         )
+
+
+_UPSTREAM_STATUS = {
+    ErrorCategory.rate_limited: 429,
+    ErrorCategory.timeout: 504,
+    ErrorCategory.bad_request: 400,
+    ErrorCategory.content_filter: 400,
+    ErrorCategory.not_found: 404,
+}

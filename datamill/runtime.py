@@ -14,6 +14,7 @@ from datamill.engine.operations import OperationsService
 from datamill.engine.service import BatchService
 from datamill.engine.worker import Worker, WorkerOptions
 from datamill.errors import StorageError
+from datamill.gateway.service import GatewayService
 from datamill.plugins import create_provider
 from datamill.providers.base import ProviderContext
 from datamill.providers.http import HttpPool
@@ -44,6 +45,7 @@ class Runtime:
             signal=WorkSignal(),
         )
         self.files = FileService(database, self.blobs, settings, clock)
+        self.gateway = GatewayService(router, clock)
         self.batches = BatchService(self.engine)
         self.operations = OperationsService(self.engine)
 

@@ -32,7 +32,7 @@ def _message(error: Any) -> str:
 
 async def api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.to_body(), status_code=exc.status_code)
+    return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers())
 
 
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:

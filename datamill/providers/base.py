@@ -67,6 +67,24 @@ class Usage:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    @classmethod
+    def of(cls, answer: Any) -> Usage:
+        """The usage an OpenAI-format answer reports (a chat completion, its last streamed
+        chunk, or an embeddings list); zeros when it reports none."""
+        usage = answer.get("usage") if isinstance(answer, dict) else None
+        if not isinstance(usage, dict):
+            return cls()
+        prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
+        completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        return cls(
+            input_tokens=int(prompt),
+            output_tokens=int(completion),
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimitHints:

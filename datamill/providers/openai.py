@@ -103,7 +103,7 @@ class OpenAIProvider:
             body = orjson.dumps(parsed)
         return ProviderResponse(
             body=body,
-            usage=usage_from_body(parsed),
+            usage=Usage.of(parsed),
             request_id=answer.headers.get("x-request-id")
             or _body_id(parsed)
             or new_provider_request_id(),
@@ -144,23 +144,6 @@ async def _chunks(events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ChatC
 def _body_id(parsed: Any) -> str | None:
     value = parsed.get("id") if isinstance(parsed, dict) else None
     return value if isinstance(value, str) and value else None
-
-
-def usage_from_body(parsed: Any) -> Usage:
-    """Token usage of an OpenAI chat completion or embeddings answer."""
-    usage = parsed.get("usage") if isinstance(parsed, dict) else None
-    if not isinstance(usage, dict):
-        return Usage()
-    prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
-    completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
-    return Usage(
-        input_tokens=int(prompt),
-        output_tokens=int(completion),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
-    )
 
 
 def create_openai_provider(
