@@ -166,13 +166,14 @@ class Worker:
         sweep, native = side.pop(), side.pop()
         sweep.cancel()
         native.cancel()
-        self._maintenance.cancel_jobs()
         await asyncio.gather(sweep, native, return_exceptions=True)
-        await self._maintenance.wait_jobs()
         try:
+            # Before the maintenance jobs end: a native step may still start a finalization.
             await self._native.stop()
         except Exception:
             log.exception("worker %s could not give its native jobs back", self.id)
+        self._maintenance.cancel_jobs()
+        await self._maintenance.wait_jobs()
         self._writer.close()
         writer = side[0]
         try:

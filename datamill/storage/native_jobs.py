@@ -268,16 +268,18 @@ async def release_job(database: Database, job_id: str, *, worker_id: str, **valu
     return bool(result.rowcount)
 
 
-async def release_claims(database: Database, worker_ids: Sequence[str]) -> int:
-    """Free the jobs of workers that died or stopped; another worker takes them over."""
+async def release_claims(
+    database: Database, worker_ids: Sequence[str], *, keep: Sequence[str] = ()
+) -> int:
+    """Free the jobs of workers that died or stopped (another worker takes them over), or
+    those of a live worker that no step of it holds any more, but ``keep``."""
     if not worker_ids:
         return 0
+    query = update(native_jobs).where(native_jobs.c.claimed_by.in_(list(worker_ids)))
+    if keep:
+        query = query.where(native_jobs.c.id.not_in(list(keep)))
     async with database.write() as conn:
-        result = await conn.execute(
-            update(native_jobs)
-            .where(native_jobs.c.claimed_by.in_(list(worker_ids)))
-            .values(claimed_by=None, claimed_at=None)
-        )
+        result = await conn.execute(query.values(claimed_by=None, claimed_at=None))
     return int(result.rowcount or 0)
 
 

@@ -135,7 +135,9 @@ class _NotInProgress(Exception):
 
 
 async def expire_batch(database: Database, batch_id: str, *, now: float) -> bool:
-    """in_progress -> finalizing(expired): every unfinished request gets ``batch_expired``.
+    """in_progress -> finalizing(expired): every unfinished request gets ``batch_expired``,
+    but those in an upstream job of a native batch: the native runner closes them once what
+    the upstream finished is recorded.
 
     Answers still in flight arrive too late and are dropped by the first-result rule. Results
     are written before the batch row is locked, the order `record_results` takes its locks in:

@@ -148,6 +148,8 @@ async def test_due_jobs_are_claimed_by_one_worker(database, make_batch):
     assert await request_cancel(database, batch.id, now=NOW)
     [job] = await job_repo.claim_jobs(database, worker_id="w9", now=NOW + 10, limit=5)
     assert job.id == "njob_2"
+    # A live worker keeps the claims its steps hold; the others go back.
+    assert await job_repo.release_claims(database, ["w9"], keep=["njob_2"]) == 0
     # Claims of a dead worker go back.
     assert await job_repo.release_claims(database, ["w9"]) == 1
     assert (await job_row(database, "njob_2")).claimed_by is None

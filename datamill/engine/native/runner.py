@@ -30,6 +30,7 @@ from datamill.storage.records import BatchRecord, NativeJobRecord
 log = logging.getLogger("datamill.engine")
 
 MAX_STEPS = 8  # job steps one worker runs at once
+HEAL_EVERY = 30  # ticks between two looks for claims no step of this worker holds
 BatchesReady = Callable[[list[str]], Awaitable[None]]
 
 
@@ -50,6 +51,7 @@ class NativeRunner:
         self.submitter = Submitter(context, worker_id=worker_id, max_retries=max_retries)
         self.steps = JobSteps(context, self.submitter, worker_id=worker_id)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._ticks = 0
 
     @property
     def tick_interval(self) -> float:
@@ -70,6 +72,9 @@ class NativeRunner:
         batches = await batch_repo.native_batches(ctx.database, ids=ids)
         if not batches:
             return
+        self._ticks += 1
+        if self._ticks % HEAL_EVERY == 0:
+            await self._release_orphan_claims()
         for batch in batches:
             code = closing_code(batch)
             if code is None:
@@ -114,6 +119,15 @@ class NativeRunner:
             return
         if batch_id is not None:
             await self._ready([batch_id])
+
+    async def _release_orphan_claims(self) -> None:
+        """A step that failed and could not release its job (the store was down) left the
+        claim behind; while this worker lives nobody else would take that job."""
+        held = [key.removeprefix("job:") for key in self._tasks if key.startswith("job:")]
+        held += self.submitter.active
+        released = await job_repo.release_claims(self._ctx.database, [self._worker_id], keep=held)
+        if released:
+            log.warning("worker %s released %d native jobs left claimed", self._worker_id, released)
 
     async def _close_pending(self, batch: BatchRecord, code: str) -> None:
         ctx = self._ctx

@@ -79,6 +79,8 @@ class Submitter:
         self._worker_id = worker_id
         self._max_retries = max_retries
         self._rng = rng or random.Random()
+        # Jobs this worker created and is submitting: it holds their claims.
+        self.active: set[str] = set()
 
     def max_retries(self, batch: BatchRecord) -> int:
         return int((batch.options or {}).get("max_retries", self._max_retries))
@@ -180,8 +182,22 @@ class Submitter:
         """Create one job of ``items`` and submit it; returns how many went upstream."""
         if not items:
             return 0
-        ctx = self._ctx
         job_id = new_native_job_id()
+        self.active.add(job_id)
+        try:
+            return await self._create_and_submit(batch, handle, api, items, job_id)
+        finally:
+            self.active.discard(job_id)
+
+    async def _create_and_submit(
+        self,
+        batch: BatchRecord,
+        handle: DeploymentHandle,
+        api: NativeBatchAPI,
+        items: list[_Item],
+        job_id: str,
+    ) -> int:
+        ctx = self._ctx
         claimed = set(
             await job_repo.create_job(
                 ctx.database,
