@@ -45,6 +45,10 @@ class Upstream:
     batches: dict[str, list[NativeRequest]] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     submits: int = 0  # submit calls, refused ones included
+    polls: int = 0
+    cancels: int = 0
+    stuck: bool = False  # batches never end, whatever the cancels
+    vanish: int = 0  # the next N batches polled are gone (404)
     runs: Counter[str] = field(default_factory=Counter)  # per key: lines run upstream
     online_calls: int = 0
 
@@ -102,7 +106,16 @@ class FakeBatches:
         return batch_id
 
     async def poll(self, batch_id: str) -> NativeBatchStatus:
-        requests = self.upstream.batches[batch_id]
+        upstream = self.upstream
+        upstream.polls += 1
+        if upstream.vanish and batch_id in upstream.batches:
+            upstream.vanish -= 1
+            del upstream.batches[batch_id]
+        if batch_id not in upstream.batches:
+            raise ProviderError(ErrorCategory.not_found, f"no batch {batch_id}", status_code=404)
+        if upstream.stuck:
+            return NativeBatchStatus(NativeBatchState.running)
+        requests = upstream.batches[batch_id]
         return NativeBatchStatus(
             NativeBatchState.ended, total=len(requests), finished=len(requests)
         )
@@ -116,7 +129,7 @@ class FakeBatches:
         return self._results(batch_id)
 
     async def cancel(self, batch_id: str) -> None:
-        return None
+        self.upstream.cancels += 1
 
 
 class FakeLookupBatches(FakeBatches):
@@ -143,6 +156,8 @@ class FakeBatchProvider:
         self.embedding_fields: FieldTable = dict.fromkeys(EMBEDDING_FIELDS, YES)
         options: dict[str, Any] = deployment.options
         self.upstream = UPSTREAMS.setdefault(deployment.name, Upstream())
+        self.upstream.stuck = bool(options.get("stuck", False))
+        self.upstream.vanish = int(options.get("vanish", 0))
         kind = FakeLookupBatches if options.get("lookup", True) else FakeBatches
         self.native_batches = kind(self.upstream, max_requests=options.get("max_requests", 100))
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from datamill.engine.native.jobs import JobSteps
 from datamill.engine.validation import validate_batch
 from datamill.plugins import DEFAULT_PROVIDERS
 from datamill.providers.base import Endpoint, NativeRequest
@@ -16,7 +17,7 @@ from datamill.storage import native_jobs as job_repo
 from datamill.storage import workers as worker_repo
 from datamill.storage.records import WorkerRecord
 from tests.engine import fake_native
-from tests.engine.conftest import assert_each_once, error_codes
+from tests.engine.conftest import assert_each_once, error_codes, wait_until
 from tests.helpers import chat_line, jsonl, output_lines, run_batch, running_worker, submit
 
 
@@ -128,3 +129,47 @@ async def test_a_job_cut_off_between_submit_and_its_upstream_id_is_recovered(mak
         assert jobs[0].last_error == "its submitter stopped before it was sent"
         assert jobs[1].upstream_id != first_upstream
     assert all(runs == 1 for runs in upstream.runs.values())
+
+
+async def test_an_upstream_batch_that_is_gone_is_resubmitted(make_runtime):
+    runtime = await make_runtime([fake(vanish=1)], native_poll_interval=0.05)
+    ids = [f"q{i}" for i in range(4)]
+
+    batch, outputs, errors = await run_batch(
+        runtime, jsonl(chat_line(i, model="m") for i in ids), mode="native", max_retries=1
+    )
+
+    assert (batch.status, batch.completed_count) == ("completed", 4)
+    assert_each_once(outputs, errors, ids)
+    jobs = await job_repo.jobs_of_batch(runtime.database, batch.id)
+    assert len(jobs) == 2
+    assert jobs[0].last_error is not None
+    assert "no batch" in jobs[0].last_error
+
+
+async def test_a_cancelled_batch_gives_up_on_an_upstream_that_never_stops(
+    make_runtime, monkeypatch
+):
+    monkeypatch.setattr(JobSteps, "close_grace", 0.5)
+    runtime = await make_runtime([fake(stuck=True)], native_poll_interval=0.05)
+    ids = [f"q{i}" for i in range(3)]
+    batch = await submit(runtime, jsonl(chat_line(i, model="m") for i in ids), mode="native")
+
+    async with running_worker(runtime):
+
+        async def submitted() -> bool:
+            upstream = fake_native.UPSTREAMS.get("fake")
+            return upstream is not None and upstream.polls > 0
+
+        await wait_until(submitted)
+        await runtime.batches.cancel(batch.id)
+        batch = await runtime.batches.wait(batch.id, timeout=30, poll=0.05)
+
+    outputs = await output_lines(runtime, batch.output_file_id)
+    errors = await output_lines(runtime, batch.error_file_id)
+    assert batch.status == "cancelled"
+    assert_each_once(outputs, errors, ids)
+    assert error_codes(errors) == {"batch_cancelled": 3}
+    assert fake_native.UPSTREAMS["fake"].cancels == 1  # asked once, then waited
+    [job] = await job_repo.jobs_of_batch(runtime.database, batch.id)
+    assert job.last_error == "the upstream did not stop in time"

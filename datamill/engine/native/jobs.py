@@ -136,19 +136,31 @@ class JobSteps:
                 api.poll(job.upstream_id), timeout=handle.config.timeout, what="polling a batch"
             )
         except ProviderError as error:
-            if code is not None and self._grace_over(job, now):
-                await self._finish(job, code=code, last_error=str(error))
-                return job.batch_id
             log.warning("polling job %s (%s) failed: %s", job.id, job.upstream_id, error)
-            await self._release(job, next_poll_at=now + interval, last_error=str(error))
-            return None
+            if error.category is ErrorCategory.not_found and code is None:
+                # The upstream batch is gone: its requests go to a new job, spending a try.
+                await self._finish(job, code=None, count_all=True, last_error=str(error))
+                return job.batch_id
+            values: dict[str, object] = {"next_poll_at": now + interval, "last_error": str(error)}
+            return await self._closing_step(job, handle, api, code, values)
         if status.state is not NativeBatchState.running:
             return await self._collect(job, batch, handle, api, status, code)
-        values: dict[str, object] = {
-            "polled_at": now,
-            "upstream_state": status.state.value,
-            "next_poll_at": now + interval,
-        }
+        values = {"polled_at": now, "upstream_state": status.state.value}
+        values["next_poll_at"] = now + interval
+        return await self._closing_step(job, handle, api, code, values)
+
+    async def _closing_step(
+        self,
+        job: NativeJobRecord,
+        handle: DeploymentHandle,
+        api: NativeBatchAPI,
+        code: str | None,
+        values: dict[str, object],
+    ) -> str | None:
+        """End a step on a job that is still running upstream (or could not be polled): once
+        its batch closed, ask the upstream to cancel (once), and give up after the grace."""
+        assert job.upstream_id is not None
+        now = self._ctx.clock.now()
         if code is not None:
             if job.cancel_requested_at is None:
                 await self._cancel(handle, api, job.upstream_id)
