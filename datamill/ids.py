@@ -24,6 +24,11 @@ def new_worker_id() -> str:
     return f"worker_{secrets.token_hex(8)}"
 
 
+def new_native_job_id() -> str:
+    """A native job: one upstream batch of a native-mode batch (also its upstream label)."""
+    return f"njob_{secrets.token_hex(12)}"
+
+
 def new_provider_request_id() -> str:
     """Used when a provider answered without a request id of its own."""
     return f"req_{secrets.token_hex(16)}"

@@ -216,6 +216,9 @@ class Settings(BaseModel):
     stuck_after: float = Field(
         default=300.0, gt=0, description="seconds without progress before a batch is stuck"
     )
+    native_poll_interval: float = Field(
+        default=30.0, gt=0, description="seconds between two polls of a provider's batch job"
+    )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
         default="NORMAL", description="SQLite durability: NORMAL survives process crashes"
     )

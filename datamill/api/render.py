@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datamill.protocol.batches import (
+    BatchDatamill,
     BatchError,
     BatchErrors,
+    BatchMode,
     BatchObject,
     BatchRequestCounts,
     BatchStatus,
@@ -68,4 +70,15 @@ def batch_object(record: BatchRecord) -> BatchObject:
             total_tokens=record.input_tokens + record.output_tokens,
         ),
         metadata=record.metadata,
+        datamill=batch_datamill(record),
     )
+
+
+def batch_datamill(record: BatchRecord) -> BatchDatamill:
+    """The ``datamill`` field of a Batch object: the mode it runs in, and the one asked."""
+    requested = BatchMode((record.options or {}).get("mode", BatchMode.online))
+    # The resolved mode is recorded when validation ends; until then (and when validation
+    # failed: the batch never ran) show what was asked for.
+    unresolved = record.status in {BatchStatus.validating, BatchStatus.failed}
+    resolved = requested if unresolved else record.mode
+    return BatchDatamill(mode=BatchMode(resolved), requested_mode=requested)

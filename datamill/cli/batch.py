@@ -14,19 +14,20 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from datamill.api.render import batch_object
+from datamill.api.render import batch_datamill, batch_object
 from datamill.cli.common import ExitCode, console, run_async, settings_from_env, stdout
 from datamill.cli.files import read_file, write_atomically
 from datamill.cli.progress import watch_batch
 from datamill.cli.reporting import (
     EndpointOption,
+    ModeOption,
     detect_endpoint,
     exit_code_for,
     print_validation_errors,
     summary,
 )
 from datamill.cli.run import run
-from datamill.protocol.batches import BatchCreate, BatchStatus
+from datamill.protocol.batches import BatchCreate, BatchMode, BatchOptions, BatchStatus
 from datamill.runtime import Runtime
 from datamill.settings import Settings
 
@@ -43,14 +44,17 @@ def submit(
     endpoint: EndpointOption = None,
     metadata: Annotated[list[str] | None, typer.Option(help="key=value, repeatable")] = None,
     wait: Annotated[bool, typer.Option(help="show progress until the batch ends")] = False,
+    mode: ModeOption = None,
 ) -> None:
     """Upload FILE and create a batch; a running serve or worker executes it."""
     settings = settings_from_env()
-    request = _batch_request(detect_endpoint(file, endpoint), metadata)
+    request = _batch_request(detect_endpoint(file, endpoint), metadata, mode)
     raise typer.Exit(int(run_async(_submit(settings, file, request, wait))))
 
 
-def _batch_request(endpoint: str, metadata: list[str] | None) -> BatchCreate:
+def _batch_request(
+    endpoint: str, metadata: list[str] | None, mode: BatchMode | None = None
+) -> BatchCreate:
     """The batch to create, checked before anything is uploaded (the file id comes later)."""
     pairs: dict[str, str] = {}
     for item in metadata or []:
@@ -64,6 +68,7 @@ def _batch_request(endpoint: str, metadata: list[str] | None) -> BatchCreate:
             endpoint=endpoint,
             completion_window="24h",
             metadata=pairs or None,
+            datamill=BatchOptions(mode=mode) if mode is not None else None,
         )
     except ValidationError as exc:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
@@ -114,6 +119,7 @@ def status(
         stdout.print(summary(batch))
         for label, value in (
             ("endpoint", batch.endpoint),
+            ("mode", batch_datamill(batch).mode.value),
             ("model", batch.model),
             ("output file", batch.output_file_id),
             ("error file", batch.error_file_id),

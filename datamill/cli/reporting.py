@@ -10,12 +10,22 @@ import typer
 from rich.markup import escape
 
 from datamill.cli.common import ExitCode, console
-from datamill.protocol.batches import BATCH_ENDPOINTS, BatchStatus
+from datamill.protocol.batches import BATCH_ENDPOINTS, BatchMode, BatchStatus
 from datamill.storage.records import BatchRecord
 
 EndpointOption = Annotated[
     str | None,
     typer.Option(help="/v1/chat/completions or /v1/embeddings (default: the first line's url)"),
+]
+
+ModeOption = Annotated[
+    BatchMode | None,
+    typer.Option(
+        help="online (call the provider per request), native (the provider's own batch "
+        "API, about half price) or auto (native when every deployment has it and it is "
+        "cheaper); default online",
+        case_sensitive=False,
+    ),
 ]
 
 

@@ -20,6 +20,7 @@ from datamill.cli.files import read_file, sha256_of, write_atomically
 from datamill.cli.progress import watch_batch
 from datamill.cli.reporting import (
     EndpointOption,
+    ModeOption,
     detect_endpoint,
     exit_code_for,
     print_validation_errors,
@@ -27,7 +28,7 @@ from datamill.cli.reporting import (
 )
 from datamill.engine.worker import WorkerOptions
 from datamill.errors import Conflict
-from datamill.protocol.batches import BatchCreate, BatchOptions, BatchStatus
+from datamill.protocol.batches import BatchCreate, BatchMode, BatchOptions, BatchStatus
 from datamill.runtime import Runtime
 from datamill.settings import Settings
 from datamill.storage.records import BatchRecord
@@ -47,6 +48,7 @@ def run(
     fresh: Annotated[
         bool, typer.Option(help="start over instead of resuming an earlier run of INPUT")
     ] = False,
+    mode: ModeOption = None,
 ) -> None:
     """Run INPUT's requests now, without a server; rerun the same command to resume.
 
@@ -56,7 +58,7 @@ def run(
     configure_logging("warning" if settings.log_level == "info" else settings.log_level)
     chosen = detect_endpoint(input, endpoint)
     try:
-        code = run_async(_run(settings, input, output, errors, chosen, timeout, fresh))
+        code = run_async(_run(settings, input, output, errors, chosen, timeout, fresh, mode))
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, the leases recover
         console.print("[yellow]interrupted[/]: run the same command again to resume")
         code = ExitCode.interrupted
@@ -71,10 +73,11 @@ async def _run(
     endpoint: str,
     timeout: float | None,
     fresh: bool,
+    mode: BatchMode | None,
 ) -> ExitCode:
     runtime = await Runtime.open(settings)
     try:
-        batch = await _find_or_create(runtime, input, endpoint, settings, timeout, fresh)
+        batch = await _find_or_create(runtime, input, endpoint, settings, timeout, fresh, mode)
         if not BatchStatus(batch.status).terminal:
             interrupted = await _execute(runtime, batch, settings, timeout)
             batch = await runtime.batches.get(batch.id)
@@ -103,6 +106,7 @@ async def _find_or_create(
     settings: Settings,
     timeout: float | None,
     fresh: bool,
+    mode: BatchMode | None,
 ) -> BatchRecord:
     key = f"run:{endpoint}:{sha256_of(input)}"
     existing = await runtime.batches.find_by_key(key)
@@ -128,7 +132,7 @@ async def _find_or_create(
             )
         return existing
     record = await runtime.files.upload(read_file(input), filename=input.name, purpose="batch")
-    options = BatchOptions(max_retries=settings.max_retries, timeout=timeout)
+    options = BatchOptions(max_retries=settings.max_retries, timeout=timeout, mode=mode)
     return await runtime.batches.create(
         BatchCreate(
             input_file_id=record.id,

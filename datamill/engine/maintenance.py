@@ -24,6 +24,7 @@ from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
 from datamill.storage import files as file_repo
 from datamill.storage import leasing
+from datamill.storage import native_jobs as native_repo
 from datamill.storage import requests as request_repo
 from datamill.storage import workers as worker_repo
 from datamill.storage.records import BatchRecord
@@ -123,6 +124,7 @@ class Maintenance:
             return
         recovered = await leasing.recover_leases(ctx.database, worker_ids=dead)
         await batch_repo.release_claims(ctx.database, dead)
+        await native_repo.release_claims(ctx.database, dead)
         log.warning("took over from dead workers %s: %d requests back", ", ".join(dead), recovered)
         ctx.signal.notify()
 

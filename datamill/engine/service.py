@@ -15,9 +15,16 @@ from sqlalchemy.exc import IntegrityError
 
 from datamill.engine.context import EngineContext
 from datamill.engine.finalize import render_results
+from datamill.engine.native.support import native_api
 from datamill.errors import Conflict, InvalidRequest, NotFound
 from datamill.ids import new_batch_id
-from datamill.protocol.batches import COMPLETION_WINDOWS, BatchCreate, BatchStatus
+from datamill.protocol.batches import (
+    COMPLETION_WINDOWS,
+    MODE_METADATA_KEY,
+    BatchCreate,
+    BatchMode,
+    BatchStatus,
+)
 from datamill.protocol.files import FilePurpose
 from datamill.storage import batches as batch_repo
 from datamill.storage import files as file_repo
@@ -56,7 +63,11 @@ class BatchService:
             )
         options: dict[str, Any] = {}
         if request.datamill is not None:
-            options = request.datamill.model_dump(exclude_none=True)
+            options = request.datamill.model_dump(mode="json", exclude_none=True)
+        mode = self._requested_mode(request)
+        options.pop("mode", None)
+        if mode is not BatchMode.online:
+            options["mode"] = mode.value
         if request.output_expires_after is not None:
             options["output_expires_after"] = request.output_expires_after.seconds
         try:
@@ -69,6 +80,26 @@ class BatchService:
             return existing
         self._ctx.signal.notify()
         return batch
+
+    def _requested_mode(self, request: BatchCreate) -> BatchMode:
+        """The mode asked for; ``native`` is refused here when no deployment offers native
+        batches at all (which deployments a batch needs is known once it is validated)."""
+        try:
+            mode, param = request.requested_mode()
+        except ValueError as exc:
+            raise InvalidRequest(
+                str(exc), param=f"metadata.{MODE_METADATA_KEY}", code="invalid_value"
+            ) from None
+        if mode is BatchMode.native and not any(
+            native_api(handle) is not None for handle in self._ctx.router.handles
+        ):
+            raise InvalidRequest(
+                "no deployment offers a native batch API (the openai provider does); "
+                "use mode online or auto, or configure such a deployment",
+                param=param,
+                code="invalid_value",
+            )
+        return mode
 
     async def _by_key(self, request: BatchCreate, key: str, project_id: str) -> BatchRecord | None:
         existing = await batch_repo.find_batch_by_key(

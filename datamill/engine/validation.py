@@ -3,7 +3,9 @@
 Checks follow OpenAI's Batch API: each line is a JSON object with ``custom_id`` (unique),
 ``method`` POST, ``url`` equal to the batch endpoint, and a ``body`` object. datamill also
 checks what it needs to run the line: a ``model`` some deployment serves, and the body's
-required field for the endpoint. Any error makes the batch ``failed`` with
+required field for the endpoint, and, for a batch asking for ``native`` mode, a deployment
+with a native batch API. When it passes, the batch's mode is resolved (``auto`` becomes
+online or native) and recorded with its start. Any error makes the batch ``failed`` with
 ``errors.data`` naming the line, code and message; nothing is executed and no staged row is
 left behind. Validation restarts from scratch if its worker dies.
 """
@@ -20,9 +22,10 @@ import orjson
 
 from datamill.engine.context import EngineContext
 from datamill.engine.lines import Line, iter_lines
-from datamill.protocol.batches import BatchStatus
+from datamill.engine.native.support import native_route, resolve_mode
+from datamill.protocol.batches import BatchMode, BatchStatus
 from datamill.providers.base import Endpoint
-from datamill.scheduler.router import Router
+from datamill.scheduler.router import DeploymentHandle, RoutePlan, Router
 from datamill.storage import batches as batch_repo
 from datamill.storage import files as file_repo
 from datamill.storage import requests as request_repo
@@ -69,7 +72,8 @@ async def validate_batch(context: EngineContext, batch: BatchRecord, *, worker_i
         return
     await request_repo.clear_requests(db, batch.id)
     report = _Report()
-    total, model = await _stage(context, batch, report)
+    staged = await _stage(context, batch, report)
+    total, model = staged.total, staged.model
     if not report.errors and total:
         # All of them, not the first 100: the report counts the ones it does not list.
         for duplicate in await request_repo.duplicate_custom_ids(db, batch.id, limit=total):
@@ -87,8 +91,13 @@ async def validate_batch(context: EngineContext, batch: BatchRecord, *, worker_i
             await batch_repo.start_batch(db, batch.id, total=0, model=None, now=now)
         log.info("batch %s failed validation: %d bad lines", batch.id, report.error_lines)
         return
-    await batch_repo.start_batch(db, batch.id, total=total, model=model, now=now)
-    log.info("batch %s validated: %d requests", batch.id, total)
+    mode = resolve_mode(_requested_mode(batch), staged.deployments)
+    await batch_repo.start_batch(db, batch.id, total=total, model=model, now=now, mode=mode)
+    log.info("batch %s validated: %d requests, %s", batch.id, total, mode.value)
+
+
+def _requested_mode(batch: BatchRecord) -> BatchMode:
+    return BatchMode((batch.options or {}).get("mode", BatchMode.online))
 
 
 async def give_up_validation(
@@ -107,10 +116,15 @@ async def give_up_validation(
         log.error("batch %s failed: %s", batch.id, message)
 
 
-async def _stage(
-    context: EngineContext, batch: BatchRecord, report: _Report
-) -> tuple[int, str | None]:
-    """Check every line, staging the valid ones; return (requests, common model)."""
+@dataclass(slots=True)
+class _Staged:
+    total: int = 0  # requests in the file
+    model: str | None = None  # the one model every request asks for, if there is one
+    deployments: list[DeploymentHandle] = field(default_factory=list)  # the ones they need
+
+
+async def _stage(context: EngineContext, batch: BatchRecord, report: _Report) -> _Staged:
+    """Check every line, staging the valid ones."""
     db = context.database
     file = await file_repo.get_file(db, batch.input_file_id, project_id=batch.project_id)
     if file is None:
@@ -120,22 +134,31 @@ async def _stage(
             f"input file {batch.input_file_id} was deleted before the batch was validated",
             "input_file_id",
         )
-        return 0, None
+        return _Staged()
     endpoint = Endpoint(batch.endpoint)
     stager = _Stager(context, batch.id)
+    native = _requested_mode(batch) is BatchMode.native
     try:
-        return await _check_and_stage(context, file.id, endpoint, report, stager)
+        return await _check_and_stage(context, file.id, endpoint, report, stager, native=native)
     finally:
         await stager.close()
 
 
 async def _check_and_stage(
-    context: EngineContext, file_id: str, endpoint: Endpoint, report: _Report, stager: _Stager
-) -> tuple[int, str | None]:
+    context: EngineContext,
+    file_id: str,
+    endpoint: Endpoint,
+    report: _Report,
+    stager: _Stager,
+    *,
+    native: bool,
+) -> _Staged:
     settings = context.settings
     rows: list[tuple[int, str, bytes]] = []
     models: set[str] = set()
     first_model: str | None = None
+    # The deployments the lines need, by name: they decide the batch's mode.
+    deployments: dict[str, DeploymentHandle] = {}
     total = 0
     blank = 0
     chunks = context.blobs.read(file_id)
@@ -157,7 +180,22 @@ async def _check_and_stage(
         staged = _check_line(line, endpoint, context.router, settings.max_line_bytes, report)
         if staged is None:
             continue
-        custom_id, model, body = staged
+        custom_id, model, body, plan = staged
+        # Natively, a line runs on the first deployment of its plan that has a batch API.
+        route = native_route(plan)
+        handle = (route or plan.routes[0]).handle
+        if handle.name not in deployments:
+            deployments[handle.name] = handle
+        if native and route is None:
+            report.add(
+                line.number,
+                "native_batch_unsupported",
+                f"model {model!r} is served by deployment {handle.name!r} (provider "
+                f"{handle.config.provider!r}), which has no native batch API; use mode "
+                "online or auto, or route this model to a deployment that has one",
+                "body.model",
+            )
+            continue
         if first_model is None:
             first_model = model
         if len(models) < 2:
@@ -173,7 +211,8 @@ async def _check_and_stage(
         )
     if rows and not report.errors:
         await stager.stage(rows)
-    return total, first_model if len(models) == 1 else None
+    common = first_model if len(models) == 1 else None
+    return _Staged(total, common, list(deployments.values()))
 
 
 class _Stager:
@@ -206,8 +245,9 @@ class _Stager:
 
 def _check_line(
     line: Line, endpoint: Endpoint, router: Router, max_line_bytes: int, report: _Report
-) -> tuple[str, str, bytes] | None:
-    """Return (custom_id, model, body bytes) for a valid line, else report why not."""
+) -> tuple[str, str, bytes, RoutePlan] | None:
+    """Return (custom_id, model, body bytes, route plan) for a valid line, else report why
+    not."""
     n = line.number
     if line.oversized:
         report.add(
@@ -269,7 +309,8 @@ def _check_line(
             f"body.{required}",
         )
         return None
-    if router.plan(model, endpoint) is None:
+    plan = router.plan(model, endpoint)
+    if plan is None:
         report.add(
             n,
             "model_not_found",
@@ -278,4 +319,4 @@ def _check_line(
             "body.model",
         )
         return None
-    return custom_id, model, orjson.dumps(body)
+    return custom_id, model, orjson.dumps(body), plan

@@ -21,6 +21,7 @@ from datamill import __version__
 from datamill.engine.context import EngineContext
 from datamill.engine.executor import ExecutionPolicy, RequestExecutor
 from datamill.engine.maintenance import BatchView, Maintenance
+from datamill.engine.native.runner import NativeRunner
 from datamill.engine.writer import ResultWriter
 from datamill.ids import new_worker_id
 from datamill.providers.base import Endpoint
@@ -77,6 +78,14 @@ class Worker:
         self._maintenance = Maintenance(
             context, worker_id=self.id, batch_ids=self.options.batch_ids
         )
+        # Native-mode batches go to the providers' batch APIs instead of the lease loop.
+        self._native = NativeRunner(
+            context,
+            worker_id=self.id,
+            batch_ids=self.options.batch_ids,
+            max_retries=self.options.max_retries,
+            on_results=self._maintenance.finalize_ready,
+        )
         # Keyed by lease (request id, lease number): stale leases put back by the sweep can
         # come back to this worker while the old call still hangs, and both must be tracked.
         self._in_flight: dict[tuple[int, int], asyncio.Task[None]] = {}
@@ -124,6 +133,7 @@ class Worker:
         side = [
             asyncio.create_task(self._writer.run(), name=f"{self.id}-writer"),
             asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}-heartbeat"),
+            asyncio.create_task(self._native.run(), name=f"{self.id}-native"),
             asyncio.create_task(self._sweep_loop(), name=f"{self.id}-sweep"),
         ]
         log.info(
@@ -153,10 +163,16 @@ class Worker:
         if self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
         await self._executor.aclose()
-        sweep = side.pop()
+        sweep, native = side.pop(), side.pop()
         sweep.cancel()
+        native.cancel()
+        await asyncio.gather(sweep, native, return_exceptions=True)
+        try:
+            # Before the maintenance jobs end: a native step may still start a finalization.
+            await self._native.stop()
+        except Exception:
+            log.exception("worker %s could not give its native jobs back", self.id)
         self._maintenance.cancel_jobs()
-        await asyncio.gather(sweep, return_exceptions=True)
         await self._maintenance.wait_jobs()
         self._writer.close()
         writer = side[0]
@@ -217,7 +233,9 @@ class Worker:
             batch_id = self._order.pop(0)
             self._order.append(batch_id)
             batch = self._view.running.get(batch_id)
-            if batch is not None and self._drained_until.get(batch_id, 0.0) <= now:
+            if batch is None or batch.mode != "online":
+                continue  # a native batch runs on its provider's batch API (self._native)
+            if self._drained_until.get(batch_id, 0.0) <= now:
                 return batch
         return None
 

@@ -33,6 +33,18 @@ BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
 COMPLETION_WINDOWS = {"24h": 24 * 3600}
 
 
+class BatchMode(StrEnum):
+    """How a batch runs (the ``datamill.mode`` option)."""
+
+    online = "online"  # datamill calls the provider for each request (the default)
+    native = "native"  # delegated to the provider's own batch API (about half price)
+    auto = "auto"  # native when every deployment it needs has one and it is cheaper
+
+
+# Metadata key read as the mode when a client cannot send the ``datamill`` field.
+MODE_METADATA_KEY = "datamill_mode"
+
+
 class BatchOptions(BaseModel):
     """datamill's extension to batch creation, sent as ``"datamill": {...}`` in the body
     (``extra_body={"datamill": {...}}`` with the openai SDK)."""
@@ -41,6 +53,7 @@ class BatchOptions(BaseModel):
 
     max_retries: int | None = Field(default=None, ge=0, le=100)
     timeout: float | None = Field(default=None, gt=0, le=86_400)
+    mode: BatchMode | None = None  # None: online, unless metadata says otherwise
 
 
 class ExpiresAfter(BaseModel):
@@ -90,6 +103,24 @@ class BatchCreate(BaseModel):
                 raise ValueError(f"value of {key!r} is longer than 512 characters")
         return value
 
+    def requested_mode(self) -> tuple[BatchMode, str]:
+        """The mode asked for, and the parameter that asked: ``datamill.mode`` wins over
+        ``metadata.datamill_mode`` (for clients that cannot send extra fields).
+
+        Raises `ValueError` naming the metadata value when it is not a mode."""
+        if self.datamill is not None and self.datamill.mode is not None:
+            return self.datamill.mode, "datamill.mode"
+        value = (self.metadata or {}).get(MODE_METADATA_KEY)
+        if value is None:
+            return BatchMode.online, "datamill.mode"
+        try:
+            return BatchMode(value), f"metadata.{MODE_METADATA_KEY}"
+        except ValueError:
+            modes = ", ".join(mode.value for mode in BatchMode)
+            raise ValueError(
+                f"metadata.{MODE_METADATA_KEY} must be one of {modes}, got {value!r}"
+            ) from None
+
 
 class BatchError(BaseModel):
     code: str | None = None
@@ -125,6 +156,13 @@ class BatchUsage(BaseModel):
     total_tokens: int = 0
 
 
+class BatchDatamill(BaseModel):
+    """datamill's extension of the Batch object."""
+
+    mode: BatchMode  # the mode the batch runs in (while validating: the one asked for)
+    requested_mode: BatchMode  # what the client asked for (auto resolves to online or native)
+
+
 class BatchObject(BaseModel):
     id: str
     object: Literal["batch"] = "batch"
@@ -148,6 +186,7 @@ class BatchObject(BaseModel):
     request_counts: BatchRequestCounts = Field(default_factory=BatchRequestCounts)
     usage: BatchUsage = Field(default_factory=BatchUsage)
     metadata: dict[str, str] | None = None
+    datamill: BatchDatamill | None = None
 
 
 class BatchResponse(BaseModel):

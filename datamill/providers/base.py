@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from datamill.clock import Clock
 from datamill.errors import ProviderError
@@ -228,7 +228,12 @@ class NativeBatchAPI(Protocol):
     max_bytes: int  # bytes of request bodies one upstream batch may hold
 
     async def submit(self, requests: list[NativeRequest], *, endpoint: Endpoint) -> str:
-        """Create an upstream batch of ``requests``; returns its upstream id."""
+        """Create an upstream batch of ``requests``; returns its upstream id.
+
+        A request the provider cannot express is refused before anything is sent, with a
+        non-retryable `ProviderError` that has no ``status_code`` (as `fields.unsupported`
+        makes): the engine then splits the group until that request stands alone, and ends
+        it with that error, so one bad request never sinks the others."""
         ...
 
     async def poll(self, batch_id: str) -> NativeBatchStatus:
@@ -241,4 +246,25 @@ class NativeBatchAPI(Protocol):
 
     async def cancel(self, batch_id: str) -> None:
         """Ask the upstream to stop the batch (it may still end with some results)."""
+        ...
+
+
+@runtime_checkable
+class NativeBatchLookup(Protocol):
+    """Optional, for a `NativeBatchAPI` that can label an upstream batch and find it again
+    by its label (OpenAI: the batch's ``metadata``).
+
+    The engine labels each upstream batch with its job id. A worker that dies after a submit
+    reached the upstream but before the upstream id was stored leaves a job whose batch may
+    or may not exist: with a lookup, the next worker finds it instead of submitting those
+    requests a second time."""
+
+    async def submit(
+        self, requests: list[NativeRequest], *, endpoint: Endpoint, label: str | None = None
+    ) -> str:
+        """As `NativeBatchAPI.submit`, labelling the upstream batch with ``label``."""
+        ...
+
+    async def find(self, label: str) -> str | None:
+        """The upstream id of the batch labelled ``label``, or None if there is none."""
         ...

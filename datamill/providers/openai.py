@@ -5,12 +5,14 @@ rewritten when the deployment names an upstream model); answers come back verbat
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import replace
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from datamill.errors import ErrorCategory, ProviderError
+from datamill.errors import ConfigError, ErrorCategory, ProviderError
 from datamill.ids import new_provider_request_id
+from datamill.providers.answers import body_id
 from datamill.providers.base import (
     Capabilities,
     ChatChunk,
@@ -29,14 +31,28 @@ from datamill.providers.fields import (
     FieldTable,
 )
 from datamill.providers.http import HttpPool, error_from_answer, rate_limit_hints
+from datamill.providers.openai_batches import MAX_BYTES, MAX_REQUESTS, OpenAIBatches
 from datamill.providers.sse import ServerSentEvent, read_events
 from datamill.settings import DeploymentConfig
 
 
-class OpenAIProvider:
-    """An OpenAI-compatible endpoint at ``deployment.base_url``."""
+class OpenAIOptions(BaseModel):
+    """What ``deployments.<name>.options`` may say for an `openai` deployment."""
 
-    capabilities = Capabilities(chat=True, embeddings=True, streaming=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Whether the server has OpenAI's Files and Batches API (OpenAI does; most
+    # OpenAI-compatible servers do not): native-mode batches need it.
+    native_batches: bool = True
+    batch_max_requests: int = Field(default=MAX_REQUESTS, ge=1, le=MAX_REQUESTS)
+    batch_max_bytes: int = Field(default=MAX_BYTES, ge=1024, le=MAX_BYTES)
+
+
+class OpenAIProvider:
+    """An OpenAI-compatible endpoint at ``deployment.base_url``; with its Batch API as
+    ``native_batches`` (`openai_batches`) unless the options say the server has none."""
+
+    capabilities = Capabilities(chat=True, embeddings=True, streaming=True, native_batch=True)
     # Bodies pass through unchanged: every field is the upstream's to judge.
     chat_fields: FieldTable = dict.fromkeys(CHAT_FIELDS + MESSAGE_FEATURES, YES)
     embedding_fields: FieldTable = dict.fromkeys(EMBEDDING_FIELDS, YES)
@@ -44,6 +60,17 @@ class OpenAIProvider:
     def __init__(self, deployment: DeploymentConfig, http: HttpPool) -> None:
         if deployment.base_url is None:
             raise ValueError(f"deployment {deployment.name} has no base_url")
+        options = parse_options(deployment)
+        self.native_batches: OpenAIBatches | None = None
+        if options.native_batches:
+            self.native_batches = OpenAIBatches(
+                deployment,
+                http,
+                max_requests=options.batch_max_requests,
+                max_bytes=options.batch_max_bytes,
+            )
+        else:
+            self.capabilities = replace(self.capabilities, native_batch=False)
         self._http = http
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if deployment.api_key is not None:
@@ -105,7 +132,7 @@ class OpenAIProvider:
             body=body,
             usage=Usage.of(parsed),
             request_id=answer.headers.get("x-request-id")
-            or _body_id(parsed)
+            or body_id(parsed)
             or new_provider_request_id(),
             status_code=answer.status,
             rate_limits=rate_limit_hints(answer.headers),
@@ -141,9 +168,19 @@ async def _chunks(events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ChatC
         yield chunk
 
 
-def _body_id(parsed: Any) -> str | None:
-    value = parsed.get("id") if isinstance(parsed, dict) else None
-    return value if isinstance(value, str) and value else None
+def parse_options(deployment: DeploymentConfig) -> OpenAIOptions:
+    """Validate a deployment's options; `ConfigError` names ``deployments.<name>.options.<key>``."""
+    try:
+        return OpenAIOptions.model_validate(deployment.options)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = f"unknown option; openai accepts {', '.join(OpenAIOptions.model_fields)}"
+            problems.append(f"deployments.{deployment.name}.options.{key}: {message}")
+        raise ConfigError("; ".join(problems)) from None
 
 
 def create_openai_provider(

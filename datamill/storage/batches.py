@@ -88,6 +88,19 @@ async def batches_with_status(
     return [from_row(BatchRecord, row) for row in rows]
 
 
+async def native_batches(
+    database: Database, *, ids: Sequence[str] | None = None
+) -> list[BatchRecord]:
+    """Native-mode batches that are running or closing (their upstream jobs need care)."""
+    live = [S.in_progress.value, S.cancelling.value, S.finalizing.value]
+    query = select(batches).where(batches.c.mode == "native", batches.c.status.in_(live))
+    if ids is not None:
+        query = query.where(batches.c.id.in_(list(ids)))
+    async with database.read() as conn:
+        rows = (await conn.execute(query.order_by(batches.c.seq))).all()
+    return [from_row(BatchRecord, row) for row in rows]
+
+
 async def claim_batch(
     database: Database, batch_id: str, *, worker_id: str, status: BatchStatus
 ) -> bool:
@@ -119,9 +132,16 @@ async def fail_batch(
 
 
 async def start_batch(
-    database: Database, batch_id: str, *, total: int, model: str | None, now: float
+    database: Database,
+    batch_id: str,
+    *,
+    total: int,
+    model: str | None,
+    now: float,
+    mode: str = "online",
 ) -> bool:
-    """validating -> in_progress once every request row is staged."""
+    """validating -> in_progress once every request row is staged, in its resolved ``mode``
+    (online or native), recorded here once so that every worker and restart agrees."""
     async with database.write() as conn:
         result = await conn.execute(
             update(batches)
@@ -133,6 +153,7 @@ async def start_batch(
                 model=model,
                 progress_at=now,
                 claimed_by=None,
+                mode=mode,
             )
         )
         if not result.rowcount:
@@ -140,7 +161,7 @@ async def start_batch(
             await conn.execute(
                 update(batches)
                 .where(batches.c.id == batch_id, batches.c.status == S.cancelling.value)
-                .values(total_count=total, model=model, claimed_by=None)
+                .values(total_count=total, model=model, claimed_by=None, mode=mode)
             )
     return bool(result.rowcount)
 
@@ -256,9 +277,12 @@ async def batches_to_finalize(database: Database) -> list[str]:
 
 
 async def stuck_batches(database: Database, *, now: float, stuck_after: float) -> list[BatchRecord]:
-    """In-progress batches with work left and no result recorded for ``stuck_after`` seconds."""
+    """In-progress online batches with work left and no result recorded for ``stuck_after``
+    seconds. Native batches are left out: waiting hours for the provider's batch API is
+    their normal course, and they hold no leases to recover."""
     query = select(batches).where(
         batches.c.status == S.in_progress.value,
+        batches.c.mode == "online",
         _finished < batches.c.total_count,
         batches.c.progress_at < now - stuck_after,
     )

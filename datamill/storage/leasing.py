@@ -1,8 +1,11 @@
 """Leasing requests to workers, and taking leases back.
 
-A lease is one atomic statement: pending rows of an in-progress batch become ``leased`` by
-one worker, in line order. PostgreSQL skips rows another worker is leasing at that moment
-(``FOR UPDATE SKIP LOCKED``); SQLite has one writer, so its plain subquery is already atomic.
+A lease is one atomic statement: pending rows of an in-progress online batch become
+``leased`` by one worker, in line order. PostgreSQL skips rows another worker is leasing at
+that moment (``FOR UPDATE SKIP LOCKED``); SQLite has one writer, so its plain subquery is
+already atomic. A native batch's requests go to the provider's batch API instead
+(`storage.native_jobs`): they are never leased, and their state ``native`` is never taken
+back by the recoveries here.
 Leases are renewed by the worker's heartbeat (``workers.heartbeat_at``), not row by row: when a
 worker dies, every row it held goes back to pending in one UPDATE.
 
@@ -29,7 +32,10 @@ _LEASE_SQL = """
         ORDER BY line LIMIT {limit}
         {lock}
     )
-    AND EXISTS (SELECT 1 FROM batches WHERE id = {batch} AND status = 'in_progress')
+    AND EXISTS (
+        SELECT 1 FROM batches
+        WHERE id = {batch} AND status = 'in_progress' AND mode = 'online'
+    )
     RETURNING id, batch_id, line, custom_id, body, attempts
 """
 

@@ -64,6 +64,7 @@ class BatchRecord:
     progress_at: float | None
     claimed_by: str | None
     idempotency_key: str | None
+    mode: str = "online"  # online or native; resolved when validation ends
 
     @property
     def finished_count(self) -> int:
@@ -103,6 +104,52 @@ class RequestResult:
     output_tokens: int
     reasoning_tokens: int
     finished_at: float
+    native: bool = False  # came through a provider's native batch API (batch prices)
+
+
+@dataclass(frozen=True, slots=True)
+class NativeJobRecord:
+    """One upstream batch of a native-mode batch (see `storage.native_jobs`)."""
+
+    id: str
+    batch_id: str
+    deployment: str
+    state: str
+    upstream_id: str | None
+    upstream_state: str | None
+    request_count: int
+    created_at: float
+    submitted_at: float | None
+    polled_at: float | None
+    ended_at: float | None
+    next_poll_at: float
+    cancel_requested_at: float | None
+    claimed_by: str | None
+    claimed_at: float | None
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRequestRow:
+    """A request as a native job sends it: its id, where it is in the input, its body."""
+
+    id: int
+    batch_id: str
+    line: int
+    custom_id: str
+    body: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class NativeMember:
+    """A request a native job holds, without its body: what its results are matched to."""
+
+    id: int
+    line: int
+    custom_id: str
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,19 +100,28 @@ _DONE_UNFINISHED = text(
 )
 
 
+CLOSING_MESSAGES = {
+    "batch_cancelled": "The batch was cancelled before this request was sent.",
+    "batch_expired": "The batch's completion window ended before this request finished.",
+}
+
+
 async def cancel_pending_requests(database: Database, batch_id: str, *, now: float) -> int:
     """Give every not-yet-leased request of a cancelling batch a ``batch_cancelled`` result.
 
     Leased requests are in flight and finish normally."""
+    return await close_pending_requests(database, batch_id, code="batch_cancelled", now=now)
+
+
+async def close_pending_requests(
+    database: Database, batch_id: str, *, code: str, now: float
+) -> int:
+    """Give every pending request of a closing batch a final ``code`` result
+    (``batch_cancelled`` or ``batch_expired``)."""
     async with database.write() as conn:
         inserted = await conn.execute(
             _CLOSE_PENDING,
-            {
-                "batch": batch_id,
-                "code": "batch_cancelled",
-                "message": "The batch was cancelled before this request was sent.",
-                "now": now,
-            },
+            {"batch": batch_id, "code": code, "message": CLOSING_MESSAGES[code], "now": now},
         )
         await conn.execute(_DONE_PENDING, {"batch": batch_id})
         count = int(inserted.rowcount or 0)
@@ -126,7 +135,9 @@ class _NotInProgress(Exception):
 
 
 async def expire_batch(database: Database, batch_id: str, *, now: float) -> bool:
-    """in_progress -> finalizing(expired): every unfinished request gets ``batch_expired``.
+    """in_progress -> finalizing(expired): every unfinished request gets ``batch_expired``,
+    but those in an upstream job of a native batch: the native runner closes them once what
+    the upstream finished is recorded.
 
     Answers still in flight arrive too late and are dropped by the first-result rule. Results
     are written before the batch row is locked, the order `record_results` takes its locks in:
@@ -138,7 +149,7 @@ async def expire_batch(database: Database, batch_id: str, *, now: float) -> bool
                 {
                     "batch": batch_id,
                     "code": "batch_expired",
-                    "message": "The batch's completion window ended before this request finished.",
+                    "message": CLOSING_MESSAGES["batch_expired"],
                     "now": now,
                 },
             )

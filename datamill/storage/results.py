@@ -48,6 +48,7 @@ _PG_TYPES = {
     "output_tokens": "integer",
     "reasoning_tokens": "integer",
     "finished_at": "float8",
+    "native": "boolean",
 }
 _PG_INSERT = (
     f"INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest("

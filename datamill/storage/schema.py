@@ -125,6 +125,9 @@ batches = Table(
     Column("claimed_by", String(64), nullable=True),
     # A client's Idempotency-Key (and `batch run`'s resume key): one batch per key.
     Column("idempotency_key", String(255), nullable=True),
+    # How the batch runs: online (calls leased by workers) or native (delegated to the
+    # provider's own batch API). Resolved once, when validation ends.
+    Column("mode", String(8), nullable=False, server_default=text("'online'")),
     Index(None, "project_id", "idempotency_key", unique=True),
     Index(None, "project_id", "seq"),
     Index(None, "status"),
@@ -138,12 +141,15 @@ requests = Table(
     Column("line", Integer, nullable=False),
     Column("custom_id", String(512), nullable=False),
     Column("body", LargeBinary, nullable=False),
-    # pending -> leased -> done; a retry inside a live worker keeps the lease.
+    # pending -> leased -> done; a retry inside a live worker keeps the lease. Requests of
+    # native batches go pending -> native (in an upstream job) -> done, or back to pending.
     Column("state", String(8), nullable=False, server_default=text("'pending'")),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("lease_owner", String(64), nullable=True),
     Column("leased_at", Float, nullable=True),
     Column("not_before", Float, nullable=False, server_default=text("0")),
+    # The native job holding the request while its state is 'native'.
+    Column("native_job_id", String(64), nullable=True),
     Index(None, "batch_id", "custom_id"),
     # Pending requests are leased in line order, and the first pending line bounds the part
     # of the output that is final already (output drafts).
@@ -162,6 +168,13 @@ requests = Table(
         "line",
         sqlite_where=text("state = 'leased'"),
         postgresql_where=text("state = 'leased'"),
+    ),
+    # Partial: online batches never pay for it when they stage a million rows.
+    Index(
+        "ix_requests_native_job",
+        "native_job_id",
+        sqlite_where=text("native_job_id IS NOT NULL"),
+        postgresql_where=text("native_job_id IS NOT NULL"),
     ),
 )
 
@@ -192,6 +205,9 @@ results = Table(
     Column("output_tokens", Integer, nullable=False, server_default=text("0")),
     Column("reasoning_tokens", Integer, nullable=False, server_default=text("0")),
     Column("finished_at", Float, nullable=False),
+    # True when the result came through a provider's native batch API (billed at its batch
+    # prices).
+    Column("native", Boolean, nullable=False, server_default=text("false")),
     Index(None, "batch_id", "ok", "line"),
 )
 
@@ -210,6 +226,35 @@ output_drafts = Table(
     Column("carry", LargeBinary, nullable=False),
     Column("lines", Integer, nullable=False),
     Column("size", BigInteger, nullable=False),
+)
+
+native_jobs = Table(
+    "native_jobs",
+    metadata,
+    # One upstream batch of a native-mode batch: some of its requests, on one deployment.
+    Column("id", String(64), primary_key=True),
+    Column("batch_id", String(64), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("deployment", String(128), nullable=False),
+    # submitting -> running -> done. A submitting job's requests are stored and the upstream
+    # may or may not have them; running: the upstream id is stored and the job is polled.
+    Column("state", String(16), nullable=False),
+    Column("upstream_id", String(256), nullable=True),
+    # The upstream's last reported state: running, ended, failed or cancelled.
+    Column("upstream_state", String(16), nullable=True),
+    Column("request_count", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", Float, nullable=False),
+    Column("submitted_at", Float, nullable=True),
+    Column("polled_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("next_poll_at", Float, nullable=False, server_default=text("0")),
+    Column("cancel_requested_at", Float, nullable=True),
+    # The one worker acting on the job; released when it finishes a step or dies.
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),  # submits sent
+    Column("last_error", Text, nullable=True),
+    Index(None, "batch_id"),
+    Index(None, "state", "next_poll_at"),
 )
 
 workers = Table(

@@ -1,5 +1,8 @@
 """A mock OpenAI-compatible provider: real HTTP on loopback, fault switches, call counters.
 
+Besides chat completions and embeddings it serves OpenAI's Files and Batches API
+(`mock_batches`), for native batch delegation.
+
 Run it with ``python -m datamill.testing.mock_provider --port 0``: it prints one line
 ``READY port=<port>`` once listening. Tests change its behaviour at any time with
 ``POST /control`` (partial :class:`MockConfig` updates) and read what it saw at ``GET /stats``.
@@ -31,6 +34,8 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from datamill.testing.mock_batches import MockBatches
+
 MODEL_ID = "mock-model"
 DEFAULT_DIMENSIONS = 8
 
@@ -61,6 +66,17 @@ class MockConfig(BaseModel):
     fail_next: int = Field(0, ge=0, description="the next N requests answer error_status")
     stream_chunk_ms: float = Field(0.0, ge=0, description="delay between streamed chunks")
     force_status: int | None = Field(None, ge=400, le=599, description="answer this to all")
+    # The Files/Batches API (mock_batches): how upstream batches behave.
+    batch_polls: int = Field(1, ge=1, description="retrieves until an upstream batch ends")
+    batch_fail_lines: int = Field(0, ge=0, description="the next N batch lines fail")
+    batch_line_error_status: int = Field(
+        500, ge=400, le=599, description="status of the lines batch_fail_lines fails"
+    )
+    batch_expire_next: int = Field(0, ge=0, description="the next N batches expire")
+    batch_expire_processed: float = Field(
+        0.5, ge=0, le=1, description="share of an expiring batch's lines that run"
+    )
+    batch_fail_next: int = Field(0, ge=0, description="the next N batches fail as a whole")
 
 
 class Bucket:
@@ -110,6 +126,9 @@ class Counters:
         self.streams = 0  # streamed answers started
         self.streams_completed = 0  # ... sent to their end
         self.streams_disconnected = 0  # ... whose client went away midway
+        self.files_uploaded = 0
+        self.upstream_batches = 0  # batches created through /v1/batches
+        self.batch_lines = 0  # lines of those batches run
 
     def count_call(self, key: str) -> None:
         seen = self.calls.get(key, 0) + 1
@@ -138,6 +157,9 @@ class Counters:
             "streams": self.streams,
             "streams_completed": self.streams_completed,
             "streams_disconnected": self.streams_disconnected,
+            "files_uploaded": self.files_uploaded,
+            "upstream_batches": self.upstream_batches,
+            "batch_lines": self.batch_lines,
         }
         if per_key:
             stats["per_key"] = dict(self.calls)
@@ -563,6 +585,12 @@ def build_app(config: MockConfig) -> web.Application:
     app.router.add_post("/control", provider.post_control)
     app.router.add_get("/stats", provider.get_stats)
     app.router.add_post("/stats/reset", provider.reset_stats)
+    # OpenAI's Files and Batches API, answered with the same logic as the endpoints above.
+    answers = {
+        "/v1/chat/completions": (_chat_key, _chat_problem, _chat_answer),
+        "/v1/embeddings": (_embeddings_key, _embeddings_problem, _embeddings_answer),
+    }
+    MockBatches(provider, answers).add_routes(app)
     return app
 
 

@@ -33,6 +33,7 @@ BATCH_FIELDS = {
     "request_counts",
     "usage",
     "metadata",
+    "datamill",
 }
 LATER_TIMESTAMPS = (
     "in_progress_at",

@@ -23,7 +23,7 @@ from datamill.engine.worker import WorkerOptions
 from datamill.runtime import Runtime
 from datamill.settings import load_settings
 from datamill.testing.mock_process import MockProviderProcess
-from tests.conftest import fresh_postgres_database
+from tests.conftest import fresh_postgres_database, write_config
 from tests.engine.conftest import assert_each_once, closed_port, wait_until
 from tests.helpers import CHAT, chat_line, jsonl, output_lines, submit
 
@@ -311,3 +311,75 @@ async def test_two_workers_share_a_batch_without_running_a_request_twice(
     shares = sorted(w.completed for w in await runtime.operations.workers())
     assert len(shares) == 2
     assert shares[0] > 0, f"one worker did all the work: {shares}"
+
+
+# -- native batch delegation ------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_a_worker_killed_during_native_delegation_is_taken_over(
+    tmp_path, make_mock, processes, postgres_url
+):
+    url = postgres_url
+    n = 500
+    # Slow upstream batches: a fortieth of their lines per poll.
+    mock = make_mock(batch_polls=40)
+    config = write_config(
+        tmp_path / "datamill.toml",
+        [
+            {
+                "name": "mock",
+                "provider": "openai",
+                "base_url": mock.base_url,
+                "options": {"batch_max_requests": 100},
+            }
+        ],
+    )
+    env = datamill_env(
+        tmp_path / "worker-home",
+        mock,
+        DATAMILL_DATABASE_URL=url,
+        DATAMILL_CONFIG=str(config),
+        DATAMILL_AUTO_DEPLOYMENTS="false",
+        DATAMILL_NATIVE_POLL_INTERVAL="0.1",
+    )
+    ids = [f"r{i}" for i in range(n)]
+    # The API side knows the same deployments as the workers: it refuses native otherwise.
+    runtime = await Runtime.open(load_settings(env))
+    try:
+        await _kill_a_native_worker(runtime, mock, env, ids, processes)
+    finally:
+        await runtime.close()
+
+
+async def _kill_a_native_worker(
+    runtime: Runtime,
+    mock: MockProviderProcess,
+    env: dict[str, str],
+    ids: list[str],
+    processes: Processes,
+) -> None:
+    n = len(ids)
+    batch = await submit(runtime, jsonl(chat_line(i) for i in ids), mode="native")
+
+    first = processes.start("worker", env=env)
+    poll(
+        lambda: mock.stats()["batch_lines"] >= 50,
+        timeout=90,
+        what="upstream batches to run",
+        logs=processes,
+    )
+    kill(first)
+    assert mock.stats()["batch_lines"] < n, "the batch finished before the crash"
+    processes.start("worker", env=env)
+    batch, outputs, errors = await wait_for_batch(runtime, batch.id, processes)
+
+    assert batch.status == "completed", processes.logs()
+    assert (batch.completed_count, batch.failed_count) == (n, 0)
+    assert_each_once(outputs, errors, ids)
+    stats = mock.stats()
+    # Five upstream batches, each created once (a submit cut off by the kill is found again
+    # by its label), each line run once: nothing was sent twice.
+    assert (stats["upstream_batches"], stats["batch_lines"], stats["ok_repeats"]) == (5, n, 0)
+    workers = {w.pid: w for w in await runtime.operations.workers()}
+    assert workers[first.pid].status == "dead"

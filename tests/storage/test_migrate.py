@@ -151,3 +151,42 @@ async def test_postgresql_blob_chunks_are_compressed_with_lz4(open_empty, path):
             )
         )
     assert compression in {"l", b"l"}  # lz4, a "char" (Debian's PostgreSQL 15 has it)
+
+
+async def test_0005_keeps_existing_batches_online_and_their_results_not_native(open_empty):
+    from alembic import command
+
+    database = open_empty()
+    async with database.write() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(migrate._config(sync), "0003"))
+        await conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)"))
+        await conn.execute(
+            text(
+                "INSERT INTO batches (id, project_id, endpoint, input_file_id, "
+                "completion_window, status, created_at) "
+                "VALUES ('batch_1', 'p', '/v1/chat/completions', 'file-1', '24h', "
+                "'in_progress', 0)"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO requests (batch_id, line, custom_id, body) "
+                "VALUES ('batch_1', 1, 'a', :body)"
+            ),
+            {"body": b"{}"},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO results (request_id, batch_id, line, custom_id, ok, finished_at) "
+                "SELECT id, batch_id, line, custom_id, true, 0 FROM requests"
+            )
+        )
+
+    async with database.write() as conn:
+        await conn.run_sync(migrate.run_migrations)
+
+    async with database.read() as conn:
+        assert await conn.scalar(text("SELECT mode FROM batches")) == "online"
+        assert await conn.scalar(text("SELECT native_job_id FROM requests")) is None
+        assert not await conn.scalar(text("SELECT native FROM results"))
+    assert await schema_differences(database) == []

@@ -317,3 +317,47 @@ async def test_start_mock_in_process() -> None:
         assert runner.app[MOCK_PROVIDER].counters.total == 2
     finally:
         await runner.cleanup()
+
+
+def test_the_openai_sdk_runs_a_batch_on_the_mocks_batch_api(mock) -> None:
+    """Files and Batches in OpenAI's exact wire format: the official SDK drives them."""
+    import openai
+
+    mock.control(batch_polls=2, batch_fail_lines=1)
+    client = openai.OpenAI(
+        base_url=mock.base_url,
+        api_key="x",
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(trust_env=False),
+    )
+    lines = b"".join(
+        b'{"custom_id":"q%d","method":"POST","url":"/v1/chat/completions",'
+        b'"body":{"model":"m","messages":[{"role":"user","content":"hi %d"}]}}\n' % (i, i)
+        for i in range(3)
+    )
+    with client:
+        uploaded = client.files.create(file=("in.jsonl", lines), purpose="batch")
+        assert (uploaded.purpose, uploaded.bytes) == ("batch", len(lines))
+        created = client.batches.create(
+            input_file_id=uploaded.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata={"datamill_job": "njob_x"},
+        )
+        assert created.status == "validating"
+        assert client.batches.retrieve(created.id).status == "in_progress"
+        done = client.batches.retrieve(created.id)
+        assert done.status == "completed"
+        assert done.request_counts is not None
+        assert (done.request_counts.total, done.request_counts.completed) == (3, 2)
+        assert done.metadata == {"datamill_job": "njob_x"}
+        assert [b.id for b in client.batches.list(limit=1)] == [created.id]
+        assert done.output_file_id is not None
+        assert done.error_file_id is not None
+        outputs = client.files.content(done.output_file_id).text.splitlines()
+        errors = client.files.content(done.error_file_id).text.splitlines()
+    assert len(outputs) == 2
+    [failed] = errors
+    assert '"status_code":500' in failed
+    stats = mock.stats()
+    assert (stats["upstream_batches"], stats["files_uploaded"], stats["batch_lines"]) == (1, 1, 3)
