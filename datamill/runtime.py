@@ -14,6 +14,7 @@ from datamill.engine.operations import OperationsService
 from datamill.engine.service import BatchService
 from datamill.engine.worker import Worker, WorkerOptions
 from datamill.errors import StorageError
+from datamill.gateway.accounting import CallLog
 from datamill.gateway.service import GatewayService
 from datamill.plugins import create_provider
 from datamill.providers.base import ProviderContext
@@ -45,7 +46,8 @@ class Runtime:
             signal=WorkSignal(),
         )
         self.files = FileService(database, self.blobs, settings, clock)
-        self.gateway = GatewayService(router, clock)
+        self.call_log = CallLog(database, router)
+        self.gateway = GatewayService(router, clock, on_call=self.call_log.record)
         self.batches = BatchService(self.engine)
         self.operations = OperationsService(self.engine)
 
@@ -81,6 +83,7 @@ class Runtime:
         return Worker(self.engine, options)
 
     async def close(self) -> None:
+        await self.call_log.aclose()
         await self.router.aclose()
         await self.http.aclose()
         await self.database.dispose()

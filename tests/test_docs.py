@@ -19,11 +19,11 @@ import typer.main
 from datamill.api.app import create_app
 from datamill.cli.common import ExitCode
 from datamill.cli.main import app as cli_app
-from datamill.engine import executor
 from datamill.errors import ErrorCategory
 from datamill.plugins import DEFAULT_PROVIDERS, ENTRY_POINT_GROUP
 from datamill.providers.sim import SimOptions
 from datamill.settings import AliasConfig, DeploymentConfig, Settings, load_settings
+from datamill.storage.requests import CLOSING_MESSAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -192,7 +192,7 @@ def test_every_error_category_is_documented_with_its_retry_behaviour():
 def test_the_closing_codes_are_documented():
     rows = table_rows(section(read("docs/errors.md"), "## Error categories"))
 
-    assert set(executor._CLOSING_MESSAGES) <= set(rows)
+    assert set(CLOSING_MESSAGES) <= set(rows)
 
 
 def validation_codes() -> set[str]:

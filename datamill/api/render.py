@@ -75,10 +75,17 @@ def batch_object(record: BatchRecord) -> BatchObject:
 
 
 def batch_datamill(record: BatchRecord) -> BatchDatamill:
-    """The ``datamill`` field of a Batch object: the mode it runs in, and the one asked."""
+    """The ``datamill`` field of a Batch object: the mode it runs in and the one asked, what
+    it cost so far, its budget and why it stopped early."""
     requested = BatchMode((record.options or {}).get("mode", BatchMode.online))
     # The resolved mode is recorded when validation ends; until then (and when validation
     # failed: the batch never ran) show what was asked for.
     unresolved = record.status in {BatchStatus.validating, BatchStatus.failed}
     resolved = requested if unresolved else record.mode
-    return BatchDatamill(mode=BatchMode(resolved), requested_mode=requested)
+    return BatchDatamill(
+        mode=BatchMode(resolved),
+        requested_mode=requested,
+        cost_usd=round(record.cost, 8),
+        budget_usd=(record.options or {}).get("budget_usd"),
+        stop_reason=record.stop_reason,
+    )

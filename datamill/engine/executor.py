@@ -25,8 +25,10 @@ from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens
 from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse
 from datamill.scheduler.limits import AdjustableLimit
+from datamill.scheduler.pricing import call_cost
 from datamill.scheduler.router import Attempts, Route, Router
 from datamill.storage.records import LeasedRequest, RequestResult
+from datamill.storage.requests import CLOSING_MESSAGES
 
 log = logging.getLogger("datamill.engine")
 
@@ -44,11 +46,6 @@ class ExecutionPolicy:
 BatchCheck = Callable[[str], str | None]
 # Returns once the result is durably recorded.
 Recorder = Callable[[RequestResult], Awaitable[None]]
-
-_CLOSING_MESSAGES = {
-    "batch_cancelled": "The batch was cancelled before this request was sent.",
-    "batch_expired": "The batch's completion window ended before this request finished.",
-}
 
 
 class RequestExecutor:
@@ -134,7 +131,7 @@ class RequestExecutor:
                     await record(self._closed(request, code, tries - 1))
                     return
                 if isinstance(outcome, ProviderResponse):
-                    await record(self._success(request, route, outcome, tries))
+                    await record(self._success(request, route, outcome, tries, model=str(model)))
                     return
                 # A 429 says "later", not "failed": like a wait at an open circuit, it spends
                 # no retry. The batch's completion window bounds how long a request waits.
@@ -220,7 +217,13 @@ class RequestExecutor:
         )
 
     def _success(
-        self, request: LeasedRequest, route: Route, response: ProviderResponse, tries: int
+        self,
+        request: LeasedRequest,
+        route: Route,
+        response: ProviderResponse,
+        tries: int,
+        *,
+        model: str,
     ) -> RequestResult:
         usage = response.usage
         return RequestResult(
@@ -241,6 +244,8 @@ class RequestExecutor:
             output_tokens=usage.output_tokens,
             reasoning_tokens=usage.reasoning_tokens,
             finished_at=self._clock.now(),
+            model=model,
+            cost=call_cost(route.handle.config, usage),
         )
 
     def _failure(
@@ -277,7 +282,7 @@ class RequestExecutor:
         return replace(self._failure(request, None, error, tries=0), error_code="internal_error")
 
     def _closed(self, request: LeasedRequest, code: str, tries: int) -> RequestResult:
-        error = ProviderError(ErrorCategory.bad_request, _CLOSING_MESSAGES.get(code, code))
+        error = ProviderError(ErrorCategory.bad_request, CLOSING_MESSAGES.get(code, code))
         return replace(self._failure(request, None, error, tries=tries), error_code=code)
 
 

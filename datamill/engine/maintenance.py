@@ -47,6 +47,13 @@ class BatchView:
     closing: dict[str, str] = field(default_factory=dict)
 
 
+def over_budget(batch: BatchRecord, spent: float = 0.0) -> bool:
+    """Whether the batch spent its budget (``spent``: what is known spent since ``batch``
+    was read)."""
+    budget = (batch.options or {}).get("budget_usd")
+    return budget is not None and batch.cost + spent >= float(budget)
+
+
 class Maintenance:
     def __init__(
         self,
@@ -80,8 +87,20 @@ class Maintenance:
                         log.warning("batch %s expired", batch.id)
                         view.closing[batch.id] = "batch_expired"
                     continue
-                view.running[batch.id] = batch
                 self._spawn("draft", batch, partial(self._extend_drafts, batch))
+                reason = batch.stop_reason
+                if reason is None and over_budget(batch):
+                    if await request_repo.stop_for_budget(ctx.database, batch.id, now=now):
+                        log.warning("batch %s spent its budget: stopped", batch.id)
+                    reason = "budget_exhausted"
+                if reason is not None:
+                    # Requests put back after a crash are closed too, not sent.
+                    view.closing[batch.id] = reason
+                    await request_repo.close_pending_requests(
+                        ctx.database, batch.id, code=reason, now=now
+                    )
+                    continue
+                view.running[batch.id] = batch
             elif status is S.cancelling:
                 view.closing[batch.id] = "batch_cancelled"
                 if batch.claimed_by is None:

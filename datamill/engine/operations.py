@@ -8,13 +8,15 @@ from typing import Any
 from sqlalchemy import func, select
 
 from datamill.engine.context import EngineContext
+from datamill.errors import InvalidRequest
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
 from datamill.storage import migrate
 from datamill.storage import requests as request_repo
 from datamill.storage import workers as worker_repo
 from datamill.storage.records import BatchRecord, WorkerRecord
-from datamill.storage.schema import batches, files
+from datamill.storage.schema import DEFAULT_PROJECT_ID, batches, files
+from datamill.storage.usage import UsageGroup, UsageRow, usage_totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +100,45 @@ class OperationsService:
             },
             "live_workers": sum(1 for w in workers if self.is_alive(w)),
         }
+
+    async def usage(
+        self,
+        *,
+        group_by: UsageGroup,
+        since: float | None = None,
+        until: float | None = None,
+        project_id: str = DEFAULT_PROJECT_ID,
+    ) -> dict[str, Any]:
+        """Requests, tokens and cost of batches and gateway calls in a time window (all time
+        by default), per group and source, with their total."""
+        now = self._ctx.clock.now()
+        start = since if since is not None else 0.0
+        end = until if until is not None else now + 1
+        if end <= start:
+            raise InvalidRequest("until must be after since", param="until", code="invalid_value")
+        rows = await usage_totals(
+            self._ctx.database, project_id=project_id, group_by=group_by, since=start, until=end
+        )
+        data = [_usage_entry(row.key, row.source, [row]) for row in rows]
+        return {
+            "object": "usage",
+            "group_by": group_by.value,
+            "since": start,
+            "until": end,
+            "data": data,
+            "total": _usage_entry(None, "all", rows),
+        }
+
+
+def _usage_entry(key: str | None, source: str, rows: list[UsageRow]) -> dict[str, Any]:
+    return {
+        "key": key,
+        "source": source,
+        "requests": sum(row.requests for row in rows),
+        "failed": sum(row.failed for row in rows),
+        "input_tokens": sum(row.input_tokens for row in rows),
+        "cached_tokens": sum(row.cached_tokens for row in rows),
+        "output_tokens": sum(row.output_tokens for row in rows),
+        "reasoning_tokens": sum(row.reasoning_tokens for row in rows),
+        "cost_usd": round(sum(row.cost for row in rows), 8),
+    }

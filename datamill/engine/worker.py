@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datamill import __version__
 from datamill.engine.context import EngineContext
 from datamill.engine.executor import ExecutionPolicy, RequestExecutor
-from datamill.engine.maintenance import BatchView, Maintenance
+from datamill.engine.maintenance import BatchView, Maintenance, over_budget
 from datamill.engine.native.runner import NativeRunner
 from datamill.engine.writer import ResultWriter
 from datamill.ids import new_worker_id
@@ -102,6 +102,8 @@ class Worker:
         self._view = BatchView()
         self._order: list[str] = []
         self._drained_until: dict[str, float] = {}
+        # USD recorded per budgeted batch since the last sweep read the batches' costs.
+        self._spent: dict[str, float] = {}
         self._current_batch: str | None = None
         self.completed = 0
         self.failed = 0
@@ -278,9 +280,17 @@ class Worker:
         return view.closing.get(batch_id, "batch_expired")
 
     async def _flushed(self, outcome: RecordOutcome) -> None:
-        for tally in outcome.by_batch.values():
+        for batch_id, tally in outcome.by_batch.items():
             self.completed += tally.completed
             self.failed += tally.failed
+            batch = self._view.running.get(batch_id)
+            if batch is not None and tally.cost and (batch.options or {}).get("budget_usd"):
+                # The sweep stops a batch that spent its budget; wake it at once rather than
+                # spend up to a sweep interval more.
+                spent = self._spent.get(batch_id, 0.0) + tally.cost
+                self._spent[batch_id] = spent
+                if over_budget(batch, spent):
+                    self.ctx.signal.notify()
         # Only a batch with nothing left to lease can have just finished; checking those
         # alone keeps two queries off every flush. The sweep catches the rest.
         drained = [batch_id for batch_id in outcome.by_batch if batch_id in self._drained_until]
@@ -312,6 +322,7 @@ class Worker:
         while True:
             try:
                 self._view = await self._maintenance.sweep()
+                self._spent.clear()  # the fresh view's costs include it
                 for batch_id in self._view.running:
                     if batch_id not in self._order:
                         self._order.append(batch_id)

@@ -54,6 +54,8 @@ class BatchOptions(BaseModel):
     max_retries: int | None = Field(default=None, ge=0, le=100)
     timeout: float | None = Field(default=None, gt=0, le=86_400)
     mode: BatchMode | None = None  # None: online, unless metadata says otherwise
+    # USD the batch may spend; once reached, requests not sent yet end budget_exhausted.
+    budget_usd: float | None = Field(default=None, gt=0)
 
 
 class ExpiresAfter(BaseModel):
@@ -161,6 +163,9 @@ class BatchDatamill(BaseModel):
 
     mode: BatchMode  # the mode the batch runs in (while validating: the one asked for)
     requested_mode: BatchMode  # what the client asked for (auto resolves to online or native)
+    cost_usd: float = 0.0  # spent so far, at the deployments' prices
+    budget_usd: float | None = None  # the batch's budget, if it has one
+    stop_reason: str | None = None  # budget_exhausted: stopped before every request ran
 
 
 class BatchObject(BaseModel):

@@ -65,6 +65,8 @@ class BatchRecord:
     claimed_by: str | None
     idempotency_key: str | None
     mode: str = "online"  # online or native; resolved when validation ends
+    cost: float = 0.0  # USD spent so far
+    stop_reason: str | None = None  # budget_exhausted: stopped before every request ran
 
     @property
     def finished_count(self) -> int:
@@ -105,6 +107,8 @@ class RequestResult:
     reasoning_tokens: int
     finished_at: float
     native: bool = False  # came through a provider's native batch API (batch prices)
+    model: str | None = None  # the model the request asked for (an alias, say)
+    cost: float = 0.0  # USD, at the deployment's prices
 
 
 @dataclass(frozen=True, slots=True)

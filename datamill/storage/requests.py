@@ -100,9 +100,11 @@ _DONE_UNFINISHED = text(
 )
 
 
+# Why a request was closed without being sent, by the code of its error line.
 CLOSING_MESSAGES = {
     "batch_cancelled": "The batch was cancelled before this request was sent.",
     "batch_expired": "The batch's completion window ended before this request finished.",
+    "budget_exhausted": "The batch's budget was spent before this request was sent.",
 }
 
 
@@ -116,18 +118,42 @@ async def cancel_pending_requests(database: Database, batch_id: str, *, now: flo
 async def close_pending_requests(
     database: Database, batch_id: str, *, code: str, now: float
 ) -> int:
-    """Give every pending request of a closing batch a final ``code`` result
-    (``batch_cancelled`` or ``batch_expired``)."""
+    """Give every pending request of a closing batch a final ``code`` result (a key of
+    `CLOSING_MESSAGES`); returns how many."""
     async with database.write() as conn:
-        inserted = await conn.execute(
-            _CLOSE_PENDING,
-            {"batch": batch_id, "code": code, "message": CLOSING_MESSAGES[code], "now": now},
-        )
-        await conn.execute(_DONE_PENDING, {"batch": batch_id})
-        count = int(inserted.rowcount or 0)
-        if count:
-            await _add_failed(conn, batch_id, count, now)
+        return await _close_pending(conn, batch_id, code=code, now=now)
+
+
+async def _close_pending(conn: AsyncConnection, batch_id: str, *, code: str, now: float) -> int:
+    inserted = await conn.execute(
+        _CLOSE_PENDING,
+        {"batch": batch_id, "code": code, "message": CLOSING_MESSAGES[code], "now": now},
+    )
+    await conn.execute(_DONE_PENDING, {"batch": batch_id})
+    count = int(inserted.rowcount or 0)
+    if count:
+        await _add_failed(conn, batch_id, count, now)
     return count
+
+
+async def stop_for_budget(database: Database, batch_id: str, *, now: float) -> bool:
+    """Stop a running batch whose spending reached its budget: it is marked stopped, and its
+    requests not sent yet end ``budget_exhausted`` (those in flight finish). False when the
+    batch is not running or was stopped already."""
+    async with database.write() as conn:
+        moved = await conn.execute(
+            update(batches)
+            .where(
+                batches.c.id == batch_id,
+                batches.c.status == BatchStatus.in_progress.value,
+                batches.c.stop_reason.is_(None),
+            )
+            .values(stop_reason="budget_exhausted")
+        )
+        if not moved.rowcount:
+            return False
+        await _close_pending(conn, batch_id, code="budget_exhausted", now=now)
+    return True
 
 
 class _NotInProgress(Exception):

@@ -49,6 +49,8 @@ _PG_TYPES = {
     "reasoning_tokens": "integer",
     "finished_at": "float8",
     "native": "boolean",
+    "model": "text",
+    "cost": "float8",
 }
 _PG_INSERT = (
     f"INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest("
@@ -75,6 +77,7 @@ _COUNT = text(
         cached_tokens = cached_tokens + :cached_tokens,
         output_tokens = output_tokens + :output_tokens,
         reasoning_tokens = reasoning_tokens + :reasoning_tokens,
+        cost = cost + :cost,
         progress_at = :now
     WHERE id = :batch
     """
@@ -89,6 +92,7 @@ class BatchTally:
     cached_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    cost: float = 0.0
 
     def add(self, result: RequestResult) -> None:
         if result.ok:
@@ -99,6 +103,7 @@ class BatchTally:
         self.cached_tokens += result.cached_tokens
         self.output_tokens += result.output_tokens
         self.reasoning_tokens += result.reasoning_tokens
+        self.cost += result.cost
 
 
 @dataclass(slots=True)

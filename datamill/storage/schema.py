@@ -128,6 +128,10 @@ batches = Table(
     # How the batch runs: online (calls leased by workers) or native (delegated to the
     # provider's own batch API). Resolved once, when validation ends.
     Column("mode", String(8), nullable=False, server_default=text("'online'")),
+    # USD spent so far (the results' costs), moved with the counters.
+    Column("cost", Float, nullable=False, server_default=text("0")),
+    # Why the batch stopped sending before every request ran (budget_exhausted), if it did.
+    Column("stop_reason", String(32), nullable=True),
     Index(None, "project_id", "idempotency_key", unique=True),
     Index(None, "project_id", "seq"),
     Index(None, "status"),
@@ -208,7 +212,34 @@ results = Table(
     # True when the result came through a provider's native batch API (billed at its batch
     # prices).
     Column("native", Boolean, nullable=False, server_default=text("false")),
+    # The model the request asked for (an alias, say), and what it cost in USD.
+    Column("model", String(256), nullable=True),
+    Column("cost", Float, nullable=False, server_default=text("0")),
     Index(None, "batch_id", "ok", "line"),
+    Index(None, "finished_at"),
+)
+
+# One gateway call (/v1/chat/completions, /v1/embeddings) as it ended: usage and cost.
+gateway_calls = Table(
+    "gateway_calls",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("project_id", String(64), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("deployment", String(128), nullable=True),
+    Column("endpoint", String(64), nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("input_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("first_token_ms", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index(None, "created_at"),
 )
 
 # The part of a running batch's output (or error) file written before the batch ends: its

@@ -1,14 +1,15 @@
-"""datamill's own operational routes under `/api`: info, workers, stuck batches."""
+"""datamill's own operational routes under `/api`: info, workers, stuck batches, usage."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from datamill import __version__
-from datamill.api.deps import RuntimeDep
+from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.render import batch_object
+from datamill.storage.usage import UsageGroup
 
 router = APIRouter(prefix="/api", tags=["operations"])
 
@@ -71,3 +72,19 @@ async def stuck_batches(runtime: RuntimeDep) -> dict[str, Any]:
             for item in stuck
         ],
     }
+
+
+@router.get("/usage")
+async def usage(
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    group_by: UsageGroup = UsageGroup.model,
+    since: Annotated[float | None, Query(ge=0)] = None,
+    until: Annotated[float | None, Query(gt=0)] = None,
+) -> dict[str, Any]:
+    """Requests, tokens and cost in USD of batch requests and gateway calls between
+    ``since`` and ``until`` (Unix times; all time by default), per ``group_by``: model (the
+    name asked for: an alias totals its deployments), deployment, batch, day or source."""
+    return await runtime.operations.usage(
+        group_by=group_by, since=since, until=until, project_id=project_id
+    )

@@ -35,6 +35,7 @@ from datamill.providers.base import (
     NativeBatchState,
     NativeBatchStatus,
 )
+from datamill.scheduler.pricing import call_cost
 from datamill.scheduler.router import DeploymentHandle
 from datamill.storage import batches as batch_repo
 from datamill.storage import native_jobs as job_repo
@@ -239,7 +240,13 @@ class JobSteps:
             if result.response is not None:
                 buffer.append(
                     outcomes.success(
-                        member, batch.id, result.response, deployment=handle.name, now=now
+                        member,
+                        batch.id,
+                        result.response,
+                        deployment=handle.name,
+                        cost=call_cost(handle.config, result.response.usage, native=True),
+                        model=batch.model,
+                        now=now,
                     )
                 )
             elif result.error is not None:

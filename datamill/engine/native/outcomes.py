@@ -35,6 +35,8 @@ def success(
     response: ProviderResponse,
     *,
     deployment: str,
+    cost: float,
+    model: str | None,
     now: float,
 ) -> RequestResult:
     usage = response.usage
@@ -57,6 +59,8 @@ def success(
         reasoning_tokens=usage.reasoning_tokens,
         finished_at=now,
         native=True,
+        model=model,
+        cost=cost,
     )
 
 

@@ -17,6 +17,7 @@ from typing import TypeVar
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.protocol.batches import BatchMode
 from datamill.providers.base import NativeBatchAPI
+from datamill.scheduler.pricing import batch_prices, online_prices
 from datamill.scheduler.router import DeploymentHandle, Route, RoutePlan
 from datamill.settings import DeploymentConfig
 
@@ -42,22 +43,12 @@ def native_route(plan: RoutePlan) -> Route | None:
     return None
 
 
-def batch_prices(config: DeploymentConfig) -> tuple[float, float]:
-    """(input, output) USD per million tokens through the native batch API."""
-    batch_input = config.batch_input_price
-    batch_output = config.batch_output_price
-    return (
-        config.input_price / 2 if batch_input is None else batch_input,
-        config.output_price / 2 if batch_output is None else batch_output,
-    )
-
-
 def native_is_cheaper(config: DeploymentConfig) -> bool:
-    batch_input, batch_output = batch_prices(config)
-    online = (config.input_price, config.output_price)
-    native = (batch_input, batch_output)
-    no_dearer = all(n <= o for n, o in zip(native, online, strict=True))
-    return no_dearer and any(n < o for n, o in zip(native, online, strict=True))
+    batch, online = batch_prices(config), online_prices(config)
+    native_prices = (batch.input, batch.output)
+    online_pair = (online.input, online.output)
+    no_dearer = all(n <= o for n, o in zip(native_prices, online_pair, strict=True))
+    return no_dearer and any(n < o for n, o in zip(native_prices, online_pair, strict=True))
 
 
 def resolve_mode(requested: BatchMode, handles: Iterable[DeploymentHandle]) -> BatchMode:
