@@ -290,6 +290,9 @@ class Worker:
                 spent = self._spent.get(batch_id, 0.0) + tally.cost
                 self._spent[batch_id] = spent
                 if over_budget(batch, spent):
+                    # Nothing more is sent from now on; the sweep closes the rest in the store.
+                    self._view.running.pop(batch_id, None)
+                    self._view.closing[batch_id] = "budget_exhausted"
                     self.ctx.signal.notify()
         # Only a batch with nothing left to lease can have just finished; checking those
         # alone keeps two queries off every flush. The sweep catches the rest.

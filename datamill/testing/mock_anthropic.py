@@ -509,7 +509,10 @@ MOCK_ANTHROPIC = web.AppKey("mock_anthropic", MockAnthropic)
 
 def build_app(config: MockConfig) -> web.Application:
     """The mock as an aiohttp app; its state is ``app[MOCK_ANTHROPIC]``."""
-    mock = MockAnthropic(AnthropicMockConfig.model_validate(config.model_dump()))
+    # Only the switches given: the OpenAI mock's defaults for its own Batch API (batch_polls)
+    # must not override this mock's.
+    given = config.model_dump(exclude_unset=True)
+    mock = MockAnthropic(AnthropicMockConfig.model_validate(given))
     app = web.Application(client_max_size=300 * 1024**2)
     app[MOCK_ANTHROPIC] = mock
     app.router.add_post("/v1/messages", mock.messages)

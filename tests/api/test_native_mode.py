@@ -9,16 +9,21 @@ from tests.conftest import mock_deployment
 from tests.helpers import CHAT, chat_line, jsonl, running_worker
 
 
+def modes(batch: dict) -> tuple[str, str]:
+    """The Batch object's mode and the mode asked for."""
+    return batch["datamill"]["mode"], batch["datamill"]["requested_mode"]
+
+
 async def test_a_native_batch_shows_its_mode_and_runs_upstream(make_api, mock):
     api = await make_api([mock_deployment(mock)], native_poll_interval=0.05)
 
     created = await api.submit(jsonl([chat_line("a"), chat_line("b")]), datamill={"mode": "native"})
-    assert created["datamill"] == {"mode": "native", "requested_mode": "native"}
+    assert modes(created) == ("native", "native")
     async with running_worker(api.runtime):
         done = await api.wait_for(created["id"])
 
     assert done["status"] == "completed"
-    assert done["datamill"] == {"mode": "native", "requested_mode": "native"}
+    assert modes(done) == ("native", "native")
     assert done["request_counts"] == {"total": 2, "completed": 2, "failed": 0}
     _, lines = await api.lines(f"/v1/files/{done['output_file_id']}/content")
     assert [line["custom_id"] for line in lines] == ["a", "b"]
@@ -31,12 +36,12 @@ async def test_auto_shows_what_it_asked_for_until_it_is_resolved(make_api, mock)
     api = await make_api([mock_deployment(mock)], native_poll_interval=0.05)
 
     created = await api.submit(jsonl([chat_line("a")]), datamill={"mode": "auto"})
-    assert created["datamill"] == {"mode": "auto", "requested_mode": "auto"}
+    assert modes(created) == ("auto", "auto")
     async with running_worker(api.runtime):
         done = await api.wait_for(created["id"])
 
     # Prices left at zero: the batch API is not cheaper, so it ran online.
-    assert done["datamill"] == {"mode": "online", "requested_mode": "auto"}
+    assert modes(done) == ("online", "auto")
     assert (mock.stats()["total"], mock.stats()["upstream_batches"]) == (1, 0)
 
 
@@ -45,7 +50,7 @@ async def test_an_ordinary_batch_is_online(make_api, mock):
 
     created = await api.submit(jsonl([chat_line("a")]))
 
-    assert created["datamill"] == {"mode": "online", "requested_mode": "online"}
+    assert modes(created) == ("online", "online")
 
 
 async def test_the_mode_may_come_from_the_metadata(make_api, mock):
@@ -55,7 +60,7 @@ async def test_the_mode_may_come_from_the_metadata(make_api, mock):
     async with running_worker(api.runtime):
         done = await api.wait_for(created["id"])
 
-    assert done["datamill"] == {"mode": "native", "requested_mode": "native"}
+    assert modes(done) == ("native", "native")
     assert done["metadata"] == {"datamill_mode": "native"}
     assert mock.stats()["upstream_batches"] == 1
     # The datamill field wins over the metadata.
