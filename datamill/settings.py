@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -42,12 +42,32 @@ _NOT_IN_CONFIG_FILE = {
     "source": "unknown key; check the spelling against docs/configuration.md",
 }
 
-# Well-known keys: their presence registers a pass-through deployment (name, key var, base URL).
-WELL_KNOWN_PROVIDERS: tuple[tuple[str, str, str], ...] = (
-    ("openai", "OPENAI_API_KEY", "https://api.openai.com/v1"),
-    ("groq", "GROQ_API_KEY", "https://api.groq.com/openai/v1"),
-    ("cerebras", "CEREBRAS_API_KEY", "https://api.cerebras.ai/v1"),
-    ("openrouter", "OPENROUTER_API_KEY", "https://openrouter.ai/api/v1"),
+
+class WellKnown(NamedTuple):
+    """A key whose presence registers a pass-through deployment."""
+
+    name: str  # the deployment's name
+    variable: str  # the environment variable holding the key
+    base_url: str
+    provider: str = "openai"
+    models: tuple[str, ...] | None = None  # the model names it takes (None: any)
+
+
+WELL_KNOWN_PROVIDERS: tuple[WellKnown, ...] = (
+    WellKnown("openai", "OPENAI_API_KEY", "https://api.openai.com/v1"),
+    WellKnown("groq", "GROQ_API_KEY", "https://api.groq.com/openai/v1"),
+    WellKnown("cerebras", "CEREBRAS_API_KEY", "https://api.cerebras.ai/v1"),
+    WellKnown("openrouter", "OPENROUTER_API_KEY", "https://openrouter.ai/api/v1"),
+    WellKnown(
+        "anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com", "anthropic", ("claude-*",)
+    ),
+    WellKnown(
+        "gemini",
+        "GEMINI_API_KEY",
+        "https://generativelanguage.googleapis.com",
+        "gemini",
+        ("gemini-*", "gemma-*", "text-embedding-004", "embedding-001"),
+    ),
 )
 
 
@@ -414,9 +434,9 @@ def _with_key(deployment: DeploymentConfig, env: Mapping[str, str], path: Path) 
 
 def _deployments_from_env(env: Mapping[str, str]) -> list[DeploymentConfig]:
     found: list[DeploymentConfig] = []
-    for name, key_var, default_url in WELL_KNOWN_PROVIDERS:
-        key = env.get(key_var)
-        base_url = env.get("OPENAI_BASE_URL") if name == "openai" else None
+    for known in WELL_KNOWN_PROVIDERS:
+        key = env.get(known.variable)
+        base_url = env.get("OPENAI_BASE_URL") if known.name == "openai" else None
         if not key and not base_url:
             continue
         if base_url and not base_url.startswith(("http://", "https://")):
@@ -426,11 +446,12 @@ def _deployments_from_env(env: Mapping[str, str]) -> list[DeploymentConfig]:
             )
         found.append(
             DeploymentConfig(
-                name=name,
-                provider="openai",
-                base_url=base_url or default_url,
-                api_key_env=key_var if key else None,
+                name=known.name,
+                provider=known.provider,
+                base_url=base_url or known.base_url,
+                api_key_env=known.variable if key else None,
                 api_key=SecretStr(key) if key else None,
+                models=known.models,
                 source="env",
             )
         )

@@ -23,7 +23,15 @@ from datamill.settings import Settings, load_settings
 from datamill.testing.mock_process import MockProviderProcess
 from datamill.testing.postgres import PostgresUnavailable, TemporaryPostgres
 
-_ISOLATED_PREFIXES = ("DATAMILL_", "OPENAI_", "GROQ_", "CEREBRAS_", "OPENROUTER_")
+_ISOLATED_PREFIXES = (
+    "DATAMILL_",
+    "OPENAI_",
+    "GROQ_",
+    "CEREBRAS_",
+    "OPENROUTER_",
+    "ANTHROPIC_",
+    "GEMINI_",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -157,7 +157,9 @@ async def test_the_gemini_example_configures_a_gemini_deployment(
     [config] = [block for block in code_blocks(text, "toml") if 'provider = "gemini"' in block]
     (tmp_path / "datamill.toml").write_text(config)
 
-    [deployment] = load_settings({"GEMINI_API_KEY": "k"}).deployments
+    [deployment] = load_settings(
+        {"GEMINI_API_KEY": "k", "DATAMILL_AUTO_DEPLOYMENTS": "false"}
+    ).deployments
     http = HttpPool()
     provider = create_provider(deployment, ProviderContext(http=http, clock=SystemClock()))
     await http.aclose()
@@ -170,9 +172,12 @@ def test_every_well_known_key_is_documented():
 
     rows = table_rows(section(read("docs/configuration.md"), "## Well-known keys"))
 
-    for name, variable, base_url in WELL_KNOWN_PROVIDERS:
-        assert rows[variable][1] == f"`{name}`"
-        assert f"`{base_url}`" in rows[variable][2]
+    for known in WELL_KNOWN_PROVIDERS:
+        assert rows[known.variable][1] == f"`{known.name}`"
+        assert f"`{known.base_url}`" in rows[known.variable][2]
+        assert f"`{known.provider}`" in rows[known.variable][3]
+        for pattern in known.models or ():
+            assert f"`{pattern}`" in rows[known.variable][3]
     assert "`OPENAI_BASE_URL`" in rows["OPENAI_API_KEY"][2]
 
 

@@ -338,27 +338,55 @@ def test_a_literal_key_in_the_file_points_to_api_key_env(tmp_path: Path):
 # -- well-known keys ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "variable", "base_url"), WELL_KNOWN_PROVIDERS)
-def test_a_well_known_key_registers_a_pass_through_deployment(
-    name: str, variable: str, base_url: str
-):
-    settings = load({variable: SECRET})
+@pytest.mark.parametrize("known", WELL_KNOWN_PROVIDERS, ids=lambda known: known.name)
+def test_a_well_known_key_registers_a_pass_through_deployment(known):
+    settings = load({known.variable: SECRET})
 
     [deployment] = settings.deployments
-    assert (deployment.name, deployment.provider, deployment.base_url) == (name, "openai", base_url)
-    assert (deployment.api_key_env, deployment.api_key) == (variable, SecretStr(SECRET))
+    assert (deployment.name, deployment.provider, deployment.base_url) == (
+        known.name,
+        known.provider,
+        known.base_url,
+    )
+    assert (deployment.api_key_env, deployment.api_key) == (known.variable, SecretStr(SECRET))
     assert deployment.source == "env"
     assert deployment.passthrough
+    assert deployment.models == known.models
     assert not settings.simulated
 
 
 def test_every_well_known_key_is_covered():
-    assert [variable for _, variable, _ in WELL_KNOWN_PROVIDERS] == [
+    assert [known.variable for known in WELL_KNOWN_PROVIDERS] == [
         "OPENAI_API_KEY",
         "GROQ_API_KEY",
         "CEREBRAS_API_KEY",
         "OPENROUTER_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
     ]
+
+
+async def test_well_known_keys_route_each_model_family_to_its_provider():
+    from datamill.clock import SystemClock
+    from datamill.providers.base import Endpoint
+    from datamill.providers.http import HttpPool
+    from datamill.runtime import build_router
+
+    settings = load({"OPENAI_API_KEY": "a", "ANTHROPIC_API_KEY": "b", "GEMINI_API_KEY": "c"})
+    http = HttpPool()
+    router = build_router(settings, http, SystemClock())
+    chat = Endpoint.chat_completions
+
+    def served_by(model: str, endpoint: Endpoint = chat) -> str:
+        return router.plan(model, endpoint).routes[0].handle.name
+
+    assert served_by("claude-sonnet-4-5") == "anthropic"
+    assert served_by("gemini-2.5-flash") == "gemini"
+    assert served_by("gpt-4.1-mini") == "openai"
+    assert served_by("text-embedding-3-small", Endpoint.embeddings) == "openai"
+    assert served_by("text-embedding-004", Endpoint.embeddings) == "gemini"
+    await router.aclose()
+    await http.aclose()
 
 
 def test_openai_base_url_is_honoured_with_or_without_a_key():

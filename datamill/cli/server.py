@@ -22,9 +22,18 @@ if TYPE_CHECKING:
 def describe_deployments(settings: Settings) -> list[str]:
     lines = []
     for d in settings.deployments:
-        serves = "any model" if d.passthrough else f"model {d.public_alias}"
+        if d.passthrough:
+            serves = "models " + ", ".join(d.models) if d.models else "any model"
+        else:
+            serves = f"model {d.public_alias}"
+            if d.model and d.model != d.public_alias:
+                serves += f" (upstream {d.model})"
         where = d.base_url or "in-process"
         lines.append(f"{d.name} ({d.provider}, {serves}, {where})")
+    for alias in settings.aliases:
+        members = ", ".join(t.name for t in alias.deployments)
+        fallbacks = f"; then {', '.join(alias.fallbacks)}" if alias.fallbacks else ""
+        lines.append(f"{alias.name} (alias: {members}{fallbacks})")
     return lines
 
 
@@ -38,7 +47,8 @@ def print_banner(settings: Settings, runtime: Runtime, *, url: str | None, worke
     if settings.simulated:
         console.print(
             "  [yellow]answers are SIMULATED[/] by the built-in sim provider: set OPENAI_API_KEY "
-            "(and OPENAI_BASE_URL) or list deployments in datamill.toml"
+            "(and OPENAI_BASE_URL), ANTHROPIC_API_KEY or GEMINI_API_KEY, or list deployments in "
+            "datamill.toml"
         )
     console.print(f"  workers      {workers} in-process (concurrency {settings.concurrency})")
     console.print("  stop         Ctrl-C")

@@ -27,7 +27,15 @@ from tests.helpers import CHAT, chat_line, jsonl
 
 pytestmark = pytest.mark.slow
 
-_ISOLATED_PREFIXES = ("DATAMILL_", "OPENAI_", "GROQ_", "CEREBRAS_", "OPENROUTER_")
+_ISOLATED_PREFIXES = (
+    "DATAMILL_",
+    "OPENAI_",
+    "GROQ_",
+    "CEREBRAS_",
+    "OPENROUTER_",
+    "ANTHROPIC_",
+    "GEMINI_",
+)
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 TERMINAL = {"failed", "completed", "expired", "cancelled"}
