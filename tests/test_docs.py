@@ -468,6 +468,7 @@ def test_readme_sdk_tour_runs_against_a_server(tmp_path: Path):
         server.kill()
 
     assert done.returncode == 0, done.stderr
-    status, *lines = done.stdout.strip().splitlines()
+    status, *lines, chat = [line for line in done.stdout.splitlines() if line]
     assert status.startswith("completed")
     assert [line.split('"custom_id":"')[1].split('"')[0] for line in lines] == ["q1", "q2"]
+    assert "Say hello in French" in chat  # the simulator's streamed answer quotes the question
