@@ -472,3 +472,33 @@ def test_readme_sdk_tour_runs_against_a_server(tmp_path: Path):
     assert status.startswith("completed")
     assert [line.split('"custom_id":"')[1].split('"')[0] for line in lines] == ["q1", "q2"]
     assert "Say hello in French" in chat  # the simulator's streamed answer quotes the question
+
+
+def test_the_field_table_is_the_adapters_own():
+    from datamill.providers.anthropic.provider import AnthropicProvider
+    from datamill.providers.fields import (
+        CHAT_FIELDS,
+        EMBEDDING_FIELDS,
+        MESSAGE_FEATURES,
+        markdown_table,
+    )
+    from datamill.providers.gemini.provider import GeminiProvider
+    from datamill.providers.openai import OpenAIProvider
+    from datamill.providers.sim.provider import SimProvider
+
+    classes = {
+        "openai": OpenAIProvider,
+        "anthropic": AnthropicProvider,
+        "gemini": GeminiProvider,
+        "sim": SimProvider,
+    }
+    assert set(classes) == set(DEFAULT_PROVIDERS)  # a new built-in provider joins the table
+    for cls in classes.values():
+        assert set(CHAT_FIELDS + MESSAGE_FEATURES) <= set(cls.chat_fields), cls
+    text = section(read("docs/providers.md"), "## Which OpenAI fields each provider takes")
+    chat = markdown_table(
+        {n: c.chat_fields for n, c in classes.items()}, CHAT_FIELDS + MESSAGE_FEATURES
+    )
+    embedders = {n: c.embedding_fields for n, c in classes.items() if c.capabilities.embeddings}
+    assert chat in text
+    assert markdown_table(embedders, EMBEDDING_FIELDS) in text

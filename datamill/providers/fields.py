@@ -146,3 +146,17 @@ def unsupported(field: str, provider: str, why: str) -> ProviderError:
         body={"error": {"message": message, "type": "invalid_request_error", "param": field}},
         param=field,
     )
+
+
+def markdown_table(tables: Mapping[str, FieldTable], fields: tuple[str, ...]) -> str:
+    """The docs/providers.md table of ``fields`` (rows) by provider (columns): each cell is
+    `FieldSupport.cell`. A field a table does not list is ``no``."""
+    names = list(tables)
+    lines = [
+        "| field | " + " | ".join(f"`{name}`" for name in names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
+    for field in fields:
+        cells = [tables[name].get(field, NO).cell() for name in names]
+        lines.append(f"| `{field}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -42,7 +42,7 @@ CHAT_FIELD_TABLE: FieldTable = MappingProxyType(
         "presence_penalty": NO,
         "prompt_cache_key": NO,
         "reasoning_effort": partial(
-            "low, medium, high, xhigh (adaptive thinking) and none; minimal"
+            "low, medium, high, xhigh (adaptive thinking) and none; minimal rejected"
         ),
         "response_format": partial(
             "json_schema needs an object schema; json_object with json_mode tool"
