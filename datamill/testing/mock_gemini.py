@@ -121,6 +121,7 @@ class _Batch:
     requests: list[dict[str, Any]]
     created: str
     polls_left: int
+    switches: GeminiSwitches  # as they were when the batch was created, as a real run is fixed
     state: str = "BATCH_STATE_PENDING"
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
@@ -307,6 +308,7 @@ class GeminiMock:
             requests=spec["inputConfig"]["requests"]["requests"],
             created=_now(),
             polls_left=self.switches.batch_polls,
+            switches=self.switches,
         )
         self._batches[name] = batch
         self.counters.count_ok(name)
@@ -351,7 +353,7 @@ class GeminiMock:
         return _json({})
 
     def _finish(self, batch: _Batch) -> None:
-        switches = self.switches
+        switches = batch.switches
         if switches.batch_state == "failed":
             batch.state = "BATCH_STATE_FAILED"
             batch.error = {"code": 3, "message": "The batch input could not be processed."}
