@@ -47,12 +47,14 @@ bench: $(STAMP) postgres peers
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/crash.py --mode batch-run
 	$(BIN)/python bench/crash.py --mode worker
+	$(BIN)/python bench/gateway.py
 
 bench-quick: $(STAMP) postgres
 	$(BIN)/python bench/mock_ceiling.py
 	$(BIN)/python bench/engine_throughput.py --store sqlite
 	$(BIN)/python bench/engine_throughput.py --store postgresql
 	$(BIN)/python bench/overhead.py --only ceiling,sdk,batch-run-sqlite,batch-run-postgresql,server-sqlite,server-postgresql
+	$(BIN)/python bench/gateway.py --seconds 10 --stream-requests 10000
 
 # The peers that need their own virtualenv (LiteLLM in bench/.venvs/litellm); idempotent.
 .PHONY: peers
