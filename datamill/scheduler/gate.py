@@ -35,6 +35,12 @@ from datamill.settings import DeploymentConfig
 # The longest server hint (Retry-After) obeyed; a longer one is treated as this long.
 MAX_PAUSE = 300.0
 BURST_SECONDS = 0.5
+# Calls kept in the provider's bucket when catching up to its announced remaining count,
+# and the most burst a catch-up grants: providers announce a minute's budget but may enforce
+# it per second (OpenAI documents such quantization), so more than a second's worth at once
+# would meet 429s.
+_REMAINING_MARGIN = 2
+_CATCH_UP_SECONDS = 1.0
 # Providers whose token budget is charged the request's max_tokens when it is admitted
 # (OpenAI, Azure OpenAI, Cerebras): unused output tokens never come back to the budget.
 _CHARGES_OUTPUT_BUDGET = ("api.openai.com", "openai.azure.com", "api.cerebras.ai")
@@ -47,6 +53,7 @@ class Permit:
     tokens: int
     probe: bool
     sent_at: float
+    admitted: int  # how many calls the gate had let through before this one
 
 
 def charges_output_budget(config: DeploymentConfig) -> bool:
@@ -90,6 +97,7 @@ class DeploymentGate:
             self._pace_tokens(config.tpm, now, full=True)
         self._settles_to_usage = not charges_output_budget(config)
         self.sent = 0  # calls out at the provider (admitted, not yet answered)
+        self.admitted = 0  # calls let through since the start
         self.rate_limited = 0
 
     @property
@@ -131,7 +139,8 @@ class DeploymentGate:
                 self.breaker.record_probe_abandoned()
             raise
         self.sent += 1
-        return Permit(tokens=tokens, probe=probe, sent_at=sent_at)
+        self.admitted += 1
+        return Permit(tokens=tokens, probe=probe, sent_at=sent_at, admitted=self.admitted)
 
     def abandon(self, permit: Permit) -> None:
         """The call was never sent (the task was cancelled)."""
@@ -157,7 +166,7 @@ class DeploymentGate:
         if usage is not None:
             self._settle_tokens(permit.tokens, usage)
         if hints is not None:
-            self._learn_from_headers(hints, now)
+            self._learn_from_headers(hints, now, admitted=permit.admitted)
         if error is None:
             self.breaker.record_success()
             self.rate.on_answer(now)
@@ -197,12 +206,14 @@ class DeploymentGate:
         if self.rate.on_rate_limited(now, sent_at=sent_at):
             self._pace_requests(now)
 
-    def _learn_from_headers(self, hints: RateLimitHints, now: float) -> None:
+    def _learn_from_headers(self, hints: RateLimitHints, now: float, *, admitted: int) -> None:
         limits = read_limits(hints)
         if limits.requests_per_minute is not None and self.rate.on_announced(
             limits.requests_per_minute, now
         ):
             self._pace_requests(now)
+        if limits.requests_per_minute is not None and hints.remaining_requests is not None:
+            self._catch_up(hints.remaining_requests, now, admitted=admitted)
         if limits.long_window_requests is not None:
             self.long_window_requests = limits.long_window_requests
         tpm = limits.tokens_per_minute
@@ -210,6 +221,18 @@ class DeploymentGate:
             self.announced_tpm = tpm
             if not self.configured_tpm:
                 self._pace_tokens(tpm, now)
+
+    def _catch_up(self, remaining: int, now: float, *, admitted: int) -> None:
+        """Use what the provider says is left of its per-minute budget when our bucket holds
+        less: its burst may be larger than ours, and it may not charge what ours did (a 500
+        it refused before counting it). The calls let through after this one may not be
+        counted in ``remaining`` yet, so they are taken off it, with a margin."""
+        bucket = self.pacer.requests
+        if bucket is None:
+            return
+        after = self.admitted - admitted
+        level = min(remaining - after - _REMAINING_MARGIN, bucket.rate * _CATCH_UP_SECONDS)
+        bucket.raise_to(level, now=now)
 
     def _observe_latency(self, sent_at: float, now: float) -> None:
         if self.latency_limit.on_latency(now - sent_at, sent_at=sent_at, now=now):

@@ -28,9 +28,11 @@ class TokenBucket:
         return self._tokens
 
     def _refill(self, now: float) -> None:
-        # Before ``_stamp`` (a hold) nothing accrues.
+        # Before ``_stamp`` (a hold) nothing accrues; above the capacity (a `raise_to`)
+        # nothing accrues either, and nothing is taken away.
         if now > self._stamp:
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            if self._tokens < self.capacity:
+                self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
 
     def wait_time(self, amount: float, *, now: float) -> float:
@@ -56,6 +58,14 @@ class TokenBucket:
         if capacity is not None:
             self.capacity = max(capacity, 1.0)
             self._tokens = min(self._tokens, self.capacity)
+
+    def raise_to(self, level: float, *, now: float) -> None:
+        """Hold at least ``level`` tokens: what the far end says is left, when that is more
+        than this bucket holds (it may be more than the capacity: the far end's burst is
+        larger); never lowers the level, and never ends a hold early."""
+        self._refill(now)
+        if now >= self._stamp and level > self._tokens:
+            self._tokens = level
 
     def hold_until(self, moment: float) -> None:
         """Empty the bucket and accrue nothing before ``moment`` (a Retry-After pause):

@@ -241,7 +241,7 @@ def openai_hints(rpm: int, remaining: int, reset: float, tpm: int = 1_000_000) -
 async def test_a_rate_announced_in_headers_paces_the_calls_after_it(clock):
     gate = make_gate(clock)
     permit = await gate.acquire(1)
-    gate.release(permit, error=None, hints=openai_hints(rpm=600, remaining=599, reset=0.1))
+    gate.release(permit, error=None, hints=openai_hints(rpm=600, remaining=0, reset=0.1))
     snapshot = gate.snapshot()
     assert (snapshot["admitted_rpm"], snapshot["rpm_source"]) == (600.0, "headers")
     assert (snapshot["admitted_tpm"], snapshot["tpm_source"]) == (1_000_000, "headers")
@@ -249,8 +249,55 @@ async def test_a_rate_announced_in_headers_paces_the_calls_after_it(clock):
     start = clock.monotonic()
     for _ in range(10):
         await call(gate)
-    # Learned while calls were already out: no burst, 10 a second from the start.
+    # Learned while calls were already out, nothing left: no burst, 10 a second from the start.
     assert clock.monotonic() - start == pytest.approx(1.0)
+
+
+async def test_what_the_provider_says_is_left_is_used_up_to_a_second_of_burst(clock):
+    gate = make_gate(clock, rpm=600)  # our own burst: half a second, 5 calls
+    for _ in range(5):
+        await call(gate)
+    first = await gate.acquire(1)
+    assert clock.monotonic() == pytest.approx(1_000.1)  # our bucket was empty
+    # The provider (a larger burst, or it did not charge some calls) says 400 are left.
+    gate.release(first, error=None, hints=openai_hints(rpm=600, remaining=400, reset=0.1))
+
+    start = clock.monotonic()
+    for _ in range(10):
+        await call(gate)
+    assert clock.monotonic() == pytest.approx(start)  # a second's worth at once, not 398
+    await call(gate)
+    assert clock.monotonic() == pytest.approx(start + 0.1)  # then the rate again
+
+
+async def test_calls_let_through_since_are_taken_off_the_remaining_count(clock):
+    gate = make_gate(clock, rpm=600)
+    early = await gate.acquire(1)
+    later = [await gate.acquire(1) for _ in range(4)]  # out, maybe not counted upstream yet
+    # The provider answered the early call with 8 left: 8 - 4 later calls - a margin of 2.
+    gate.release(early, error=None, hints=openai_hints(rpm=600, remaining=8, reset=0.1))
+    for permit in later:
+        gate.release(permit, error=None)
+
+    start = clock.monotonic()
+    await call(gate)
+    await call(gate)
+    assert clock.monotonic() == pytest.approx(start)
+    await call(gate)
+    assert clock.monotonic() > start  # the third had to wait for the rate
+
+
+async def test_a_daily_remaining_count_is_never_caught_up_to(clock):
+    gate = make_gate(clock, rpm=600)
+    for _ in range(5):
+        await call(gate)
+    permit = await gate.acquire(1)
+    groq = RateLimitHints(limit_requests=14400, remaining_requests=14399, reset_requests=6.0)
+    gate.release(permit, error=None, hints=groq)
+
+    start = clock.monotonic()
+    await call(gate)
+    assert clock.monotonic() == pytest.approx(start + 0.1)  # paced: nothing was granted
 
 
 async def test_a_configured_rpm_wins_over_the_headers(clock):

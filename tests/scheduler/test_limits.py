@@ -283,3 +283,18 @@ async def test_a_cancelled_first_waiter_leaves_its_line():
     assert limit.held == 0
     await limit.acquire()  # the slot is free: nobody stale in line
     assert limit.held == 1
+
+
+def test_raise_to_grants_more_than_the_capacity_but_never_lowers_or_ends_a_hold():
+    bucket = TokenBucket(10.0, 5.0, now=0.0, full=False)
+    bucket.raise_to(12.0, now=0.0)
+    assert bucket.level(0.0) == 12.0  # above the capacity: the far end has a larger burst
+    assert bucket.level(3.0) == 12.0  # nothing accrues above the capacity, nothing is lost
+    bucket.take(10.0, now=3.0)
+    assert bucket.level(3.3) == pytest.approx(5.0)  # below it again: accrues to the capacity
+    bucket.raise_to(1.0, now=3.3)
+    assert bucket.level(3.3) == pytest.approx(5.0)  # never lowers
+
+    bucket.hold_until(10.0)
+    bucket.raise_to(8.0, now=4.0)
+    assert bucket.level(4.0) <= 0.0  # a Retry-After pause is not ended by a catch-up
