@@ -213,3 +213,21 @@ def mock_provider() -> Iterator[MockProviderProcess]:
 def mock_deployment(mock: MockProviderProcess, **fields: Any) -> dict[str, Any]:
     """A pass-through `openai` deployment pointing at the mock provider."""
     return {"name": "mock", "provider": "openai", "base_url": mock.base_url, **fields}
+
+
+MockFactory = Callable[..., MockProviderProcess]
+
+
+@pytest.fixture
+def make_mock() -> Iterator[MockFactory]:
+    """Mock providers started with a config that survives ``restart()``; all are stopped."""
+    started: list[MockProviderProcess] = []
+
+    def make(**config: Any) -> MockProviderProcess:
+        process = MockProviderProcess(**config).start()
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.stop()

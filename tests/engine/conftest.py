@@ -7,12 +7,10 @@ import asyncio
 import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import pytest
-
-from datamill.testing.mock_process import MockProviderProcess
 
 
 class OffsetClock:
@@ -38,24 +36,6 @@ class OffsetClock:
 @pytest.fixture
 def offset_clock() -> OffsetClock:
     return OffsetClock()
-
-
-MockFactory = Callable[..., MockProviderProcess]
-
-
-@pytest.fixture
-def make_mock() -> Iterator[MockFactory]:
-    """Mock providers started with a config that survives ``restart()``; all are stopped."""
-    started: list[MockProviderProcess] = []
-
-    def make(**config: Any) -> MockProviderProcess:
-        process = MockProviderProcess(**config).start()
-        started.append(process)
-        return process
-
-    yield make
-    for process in started:
-        process.stop()
 
 
 def closed_port() -> int:

@@ -1,0 +1,34 @@
+"""Interactive calls go ahead of batch work on a shared deployment: a gateway call is answered
+in a few round trips while a batch keeps the deployment's every slot busy."""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import mock_deployment
+from tests.helpers import chat_line, jsonl, running_worker
+
+
+async def test_a_gateway_call_does_not_wait_behind_a_batch(make_api, make_mock):
+    mock = make_mock(latency_ms=100)
+    # Two slots at the deployment: 200 batch calls need 10 s of them.
+    api = await make_api([mock_deployment(mock, max_concurrency=2)])
+    batch = await api.submit(jsonl(chat_line(f"r{i}") for i in range(200)))
+
+    async with running_worker(api.runtime, concurrency=64):
+        await api.wait_for(batch["id"], lambda b: b["request_counts"]["completed"] >= 4)
+        gate = api.runtime.router.get("mock").gate
+        assert gate.concurrency.held == 2  # every slot taken by the batch, calls waiting
+        started = time.monotonic()
+        response = await api.client.post(
+            "/v1/chat/completions",
+            json={"model": "mock-model", "messages": [{"role": "user", "content": "now"}]},
+        )
+        waited = time.monotonic() - started
+        still_running = (await api.batch(batch["id"]))["status"] == "in_progress"
+        await api.client.post(f"/v1/batches/{batch['id']}/cancel")
+
+    assert response.status_code == 200
+    assert still_running
+    # One batch call ahead of it at most, then its own: a few hundred ms, not the queue's 9 s.
+    assert waited < 1.0
