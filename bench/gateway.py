@@ -9,9 +9,12 @@ second each, so both see the same machine at the same moment. Latency is timed f
 tick (a call that starts late counts its wait), to the whole answer for plain calls and to
 the first content chunk for streamed ones (time to first token). ``added_*`` is datamill's
 percentile less the direct one. Then ``stream-requests`` streamed calls go through datamill,
-32 at a time, and its resident memory is read every tenth of them: it must stay flat.
+32 at a time, on SQLite and on PostgreSQL, and its resident memory is read every tenth of
+them: it must stay flat. (On SQLite the page cache, 16 MiB per connection, fills with the
+``gateway_calls`` rows written meanwhile, then stops growing; on PostgreSQL that cache is in
+the database server.)
 Prints one line: ``gateway rate=... direct_p50_ms=... gateway_p50_ms=... added_p50_ms=...
-added_p99_ms=... ttft_... rss_mb_by_tenth=... rss_growth_mb=...``.
+added_p99_ms=... ttft_... sqlite_rss_mb_by_tenth=... sqlite_rss_growth_mb=... postgresql_...``.
 Targets (issue 5): added latency p50 under 1 ms and p99 under 5 ms at 500 requests/s, for
 plain calls and for the time to first token; memory flat over 100,000 streamed requests.
 """
@@ -20,18 +23,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
-import tempfile
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import aiohttp
 import orjson
 
 from contenders import _free_port, wait_ready
-from harness import datamill_command, datamill_env, line, mock_provider, process_rss_mb, sqlite_url
+from datamill.testing.mock_process import MockProviderProcess
+from harness import datamill_command, datamill_env, line, mock_provider, process_rss_mb, store
 
 BODY = {"model": "mock-model", "messages": [{"role": "user", "content": "Say something nice."}]}
 
@@ -130,21 +134,9 @@ def main() -> None:
         pass
 
     figures: dict[str, object] = {"rate": args.rate, "seconds": args.seconds}
-    with tempfile.TemporaryDirectory() as tmp, mock_provider() as mock:
-        home = Path(tmp)
-        port = _free_port()
-        env = datamill_env(sqlite_url(home), home, mock, DATAMILL_WORKERS="0")
-        server = subprocess.Popen(
-            datamill_command("serve", "--port", str(port)),
-            env={**os.environ, **env, "DATAMILL_LOG_LEVEL": "warning"},
-            cwd=home,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/healthz", server, ready="ok")
-            direct = f"{mock.base_url}/chat/completions"
-            gateway = f"http://127.0.0.1:{port}/v1/chat/completions"
+    with mock_provider() as mock:
+        direct = f"{mock.base_url}/chat/completions"
+        with serving(mock, "sqlite") as (gateway, _):
             for stream, prefix in ((False, ""), (True, "ttft_")):
                 straight, through = asyncio.run(
                     open_loop(direct, gateway, rate=args.rate, seconds=args.seconds, stream=stream)
@@ -156,15 +148,35 @@ def main() -> None:
                     figures[f"{prefix}gateway_{name}_ms"] = mine
                     figures[f"{prefix}added_{name}_ms"] = mine - theirs
                 figures[f"{prefix}gateway_mean_ms"] = statistics.fmean(through) * 1000
-            if args.stream_requests:
-                rss = asyncio.run(stream_many(gateway, args.stream_requests, server.pid))
-                figures["stream_requests"] = args.stream_requests
-                figures["rss_mb_by_tenth"] = "/".join(f"{value:.0f}" for value in rss)
-                figures["rss_growth_mb"] = rss[-1] - rss[0]
+        if args.stream_requests:
+            figures["stream_requests"] = args.stream_requests
+            for kind in ("sqlite", "postgresql"):
+                with serving(mock, kind) as (gateway, pid):
+                    rss = asyncio.run(stream_many(gateway, args.stream_requests, pid))
+                figures[f"{kind}_rss_mb_by_tenth"] = "/".join(f"{value:.0f}" for value in rss)
+                figures[f"{kind}_rss_growth_mb"] = rss[-1] - rss[0]
+    print(line("gateway", **figures))
+
+
+@contextlib.contextmanager
+def serving(mock: MockProviderProcess, kind: str) -> Iterator[tuple[str, int]]:
+    """`datamill serve` (no worker) on a fresh store: its chat URL and its pid."""
+    with store(kind) as (url, home):
+        port = _free_port()
+        env = datamill_env(url, home, mock, DATAMILL_WORKERS="0")
+        server = subprocess.Popen(
+            datamill_command("serve", "--port", str(port)),
+            env={**os.environ, **env, "DATAMILL_LOG_LEVEL": "warning"},
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/healthz", server, ready="ok")
+            yield f"http://127.0.0.1:{port}/v1/chat/completions", server.pid
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(line("gateway", **figures))
 
 
 if __name__ == "__main__":
