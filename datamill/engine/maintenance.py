@@ -61,8 +61,12 @@ class Maintenance:
         *,
         worker_id: str,
         batch_ids: frozenset[str] | None,
+        on_closing: Callable[[str, str], None] | None = None,
     ) -> None:
         self._ctx = context
+        # Told at once when the sweep closes a running batch (expired, out of budget), so the
+        # worker stops sending its requests now rather than when the sweep's view is out.
+        self._on_closing = on_closing or (lambda batch_id, code: None)
         self._worker_id = worker_id
         self._batch_ids = batch_ids
         self._host = socket.gethostname()
@@ -86,6 +90,7 @@ class Maintenance:
                     if await request_repo.expire_batch(ctx.database, batch.id, now=now):
                         log.warning("batch %s expired", batch.id)
                         view.closing[batch.id] = "batch_expired"
+                        self._on_closing(batch.id, "batch_expired")
                     continue
                 self._spawn("draft", batch, partial(self._extend_drafts, batch))
                 reason = batch.stop_reason
@@ -93,6 +98,7 @@ class Maintenance:
                     if await request_repo.stop_for_budget(ctx.database, batch.id, now=now):
                         log.warning("batch %s spent its budget: stopped", batch.id)
                     reason = "budget_exhausted"
+                    self._on_closing(batch.id, reason)
                 if reason is not None:
                     # Requests put back after a crash are closed too, not sent.
                     view.closing[batch.id] = reason

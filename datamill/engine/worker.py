@@ -76,7 +76,10 @@ class Worker:
             on_flush=self._flushed,
         )
         self._maintenance = Maintenance(
-            context, worker_id=self.id, batch_ids=self.options.batch_ids
+            context,
+            worker_id=self.id,
+            batch_ids=self.options.batch_ids,
+            on_closing=self._close_now,
         )
         # Native-mode batches go to the providers' batch APIs instead of the lease loop.
         self._native = NativeRunner(
@@ -270,6 +273,11 @@ class Worker:
             if self._capacity - len(self._in_flight) >= self._lease_at:
                 self._room.set()
 
+    def _close_now(self, batch_id: str, code: str) -> None:
+        """Stop sending the batch's requests at once: those still leased end with ``code``."""
+        self._view.running.pop(batch_id, None)
+        self._view.closing[batch_id] = code
+
     def _closing_code(self, batch_id: str) -> str | None:
         # Read the view at each check: every sweep replaces it, and a call that started before
         # a cancel or an expiry must still see it. A batch gone from the view has ended (an
@@ -291,8 +299,7 @@ class Worker:
                 self._spent[batch_id] = spent
                 if over_budget(batch, spent):
                     # Nothing more is sent from now on; the sweep closes the rest in the store.
-                    self._view.running.pop(batch_id, None)
-                    self._view.closing[batch_id] = "budget_exhausted"
+                    self._close_now(batch_id, "budget_exhausted")
                     self.ctx.signal.notify()
         # Only a batch with nothing left to lease can have just finished; checking those
         # alone keeps two queries off every flush. The sweep catches the rest.

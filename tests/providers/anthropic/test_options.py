@@ -85,6 +85,7 @@ async def test_the_documented_deployment_loads(tmp_path):
     environ = {
         "ANTHROPIC_API_KEY": "sk-ant-doc",
         "DATAMILL_CONFIG": str(tmp_path / "datamill.toml"),
+        "DATAMILL_AUTO_DEPLOYMENTS": "false",  # only the documented deployment
     }
     [claude] = load_settings(environ).deployments
     http = HttpPool()
