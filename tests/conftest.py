@@ -23,7 +23,7 @@ from datamill.settings import Settings, load_settings
 from datamill.testing.mock_process import MockProviderProcess
 from datamill.testing.postgres import PostgresUnavailable, TemporaryPostgres
 
-_ISOLATED_PREFIXES = (
+ISOLATED_PREFIXES = (
     "DATAMILL_",
     "OPENAI_",
     "GROQ_",
@@ -38,7 +38,7 @@ _ISOLATED_PREFIXES = (
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No test sees the developer's keys, config or DATAMILL_HOME; each runs in its own cwd."""
     for name in list(os.environ):
-        if name.startswith(_ISOLATED_PREFIXES):
+        if name.startswith(ISOLATED_PREFIXES):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     monkeypatch.setenv("DATAMILL_HOME", str(home))

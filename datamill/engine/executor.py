@@ -20,6 +20,7 @@ import orjson
 
 from datamill.clock import Clock
 from datamill.engine.deadlines import CallDeadlines
+from datamill.engine.outcomes import answered, failed
 from datamill.engine.retry import backoff_delay
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens
@@ -225,50 +226,27 @@ class RequestExecutor:
         *,
         model: str,
     ) -> RequestResult:
-        usage = response.usage
-        return RequestResult(
-            request_id=request.id,
-            batch_id=request.batch_id,
-            line=request.line,
-            custom_id=request.custom_id,
-            ok=True,
-            status_code=response.status_code,
-            body=response.body,
-            provider_request_id=response.request_id,
-            error_code=None,
-            error_message=None,
+        return answered(
+            request,
+            request.batch_id,
+            response,
             deployment=route.handle.name,
             attempts=tries,
-            input_tokens=usage.input_tokens,
-            cached_tokens=usage.cached_tokens,
-            output_tokens=usage.output_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            finished_at=self._clock.now(),
             model=model,
-            cost=call_cost(route.handle.config, usage),
+            cost=call_cost(route.handle.config, response.usage),
+            now=self._clock.now(),
         )
 
     def _failure(
         self, request: LeasedRequest, route: Route | None, error: ProviderError, *, tries: int
     ) -> RequestResult:
-        return RequestResult(
-            request_id=request.id,
-            batch_id=request.batch_id,
-            line=request.line,
-            custom_id=request.custom_id,
-            ok=False,
-            status_code=error.status_code,
-            body=orjson.dumps(error.body) if error.body is not None else None,
-            provider_request_id=error.request_id,
-            error_code=error.category.value,
-            error_message=error.message,
+        return failed(
+            request,
+            request.batch_id,
+            error,
             deployment=route.handle.name if route else None,
             attempts=tries,
-            input_tokens=0,
-            cached_tokens=0,
-            output_tokens=0,
-            reasoning_tokens=0,
-            finished_at=self._clock.now(),
+            now=self._clock.now(),
         )
 
     def internal_failure(self, request: LeasedRequest, exc: BaseException) -> RequestResult:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from datamill.errors import ConfigError, ErrorCategory, ProviderError
+from datamill.errors import ErrorCategory, ProviderError
 from datamill.ids import new_provider_request_id
 from datamill.providers.answers import body_id
 from datamill.providers.base import (
@@ -32,6 +32,7 @@ from datamill.providers.fields import (
 )
 from datamill.providers.http import HttpPool, error_from_answer, rate_limit_hints
 from datamill.providers.openai_batches import MAX_BYTES, MAX_REQUESTS, OpenAIBatches
+from datamill.providers.options import parse_options as parse_provider_options
 from datamill.providers.sse import ServerSentEvent, read_events
 from datamill.settings import DeploymentConfig
 
@@ -170,17 +171,7 @@ async def _chunks(events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ChatC
 
 def parse_options(deployment: DeploymentConfig) -> OpenAIOptions:
     """Validate a deployment's options; `ConfigError` names ``deployments.<name>.options.<key>``."""
-    try:
-        return OpenAIOptions.model_validate(deployment.options)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"])
-            message = error["msg"]
-            if error["type"] == "extra_forbidden":
-                message = f"unknown option; openai accepts {', '.join(OpenAIOptions.model_fields)}"
-            problems.append(f"deployments.{deployment.name}.options.{key}: {message}")
-        raise ConfigError("; ".join(problems)) from None
+    return parse_provider_options(deployment, OpenAIOptions)
 
 
 def create_openai_provider(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.storage.database import Database
 from datamill.storage.schema import batches, blob_chunks, blobs, output_drafts, requests
@@ -75,13 +76,14 @@ async def first_unfinished_line(database: Database, batch_id: str) -> int | None
 
 async def get_draft(database: Database, batch_id: str, kind: str) -> OutputDraft | None:
     async with database.read() as conn:
-        row = (
-            await conn.execute(
-                select(output_drafts).where(
-                    output_drafts.c.batch_id == batch_id, output_drafts.c.kind == kind
-                )
-            )
-        ).first()
+        return await _read_draft(conn, batch_id, kind)
+
+
+async def _read_draft(conn: AsyncConnection, batch_id: str, kind: str) -> OutputDraft | None:
+    query = select(output_drafts).where(
+        output_drafts.c.batch_id == batch_id, output_drafts.c.kind == kind
+    )
+    row = (await conn.execute(query)).first()
     return _draft(row) if row is not None else None
 
 
@@ -171,14 +173,7 @@ async def take_over_draft(
             .where(output_drafts.c.batch_id == batch_id, output_drafts.c.kind == kind)
             .values(owner=owner)
         )
-        row = (
-            await conn.execute(
-                select(output_drafts).where(
-                    output_drafts.c.batch_id == batch_id, output_drafts.c.kind == kind
-                )
-            )
-        ).first()
-    return _draft(row) if row is not None else None
+        return await _read_draft(conn, batch_id, kind)
 
 
 async def delete_drafts(database: Database, batch_id: str) -> None:

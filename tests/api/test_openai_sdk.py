@@ -22,20 +22,11 @@ import pytest
 
 from datamill.testing.mock_process import MockProviderProcess
 from datamill.testing.postgres import TemporaryPostgres
-from tests.conftest import fresh_postgres_database
+from tests.conftest import ISOLATED_PREFIXES, fresh_postgres_database
 from tests.helpers import CHAT, chat_line, jsonl
 
 pytestmark = pytest.mark.slow
 
-_ISOLATED_PREFIXES = (
-    "DATAMILL_",
-    "OPENAI_",
-    "GROQ_",
-    "CEREBRAS_",
-    "OPENROUTER_",
-    "ANTHROPIC_",
-    "GEMINI_",
-)
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 TERMINAL = {"failed", "completed", "expired", "cancelled"}
@@ -83,7 +74,7 @@ class Server:
 def start_server(home: Path, mock: MockProviderProcess, **env: str) -> Server:
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(_ISOLATED_PREFIXES)}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
     environment.update(
         DATAMILL_HOME=str(home),
         DATAMILL_LOG_LEVEL="warning",

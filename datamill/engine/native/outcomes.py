@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 
-import orjson
-
+from datamill.engine.outcomes import answered, failed
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import ProviderResponse
 from datamill.storage.records import NativeMember, RequestResult
@@ -39,28 +38,16 @@ def success(
     model: str | None,
     now: float,
 ) -> RequestResult:
-    usage = response.usage
-    return RequestResult(
-        request_id=member.id,
-        batch_id=batch_id,
-        line=member.line,
-        custom_id=member.custom_id,
-        ok=True,
-        status_code=response.status_code,
-        body=response.body,
-        provider_request_id=response.request_id,
-        error_code=None,
-        error_message=None,
+    return answered(
+        member,
+        batch_id,
+        response,
         deployment=deployment,
         attempts=member.attempts,
-        input_tokens=usage.input_tokens,
-        cached_tokens=usage.cached_tokens,
-        output_tokens=usage.output_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        finished_at=now,
-        native=True,
         model=model,
         cost=cost,
+        now=now,
+        native=True,
     )
 
 
@@ -74,24 +61,13 @@ def failure(
     native: bool,
 ) -> RequestResult:
     """A final error line. ``native``: the upstream batch API answered it."""
-    return RequestResult(
-        request_id=member.id,
-        batch_id=batch_id,
-        line=member.line,
-        custom_id=member.custom_id,
-        ok=False,
-        status_code=error.status_code,
-        body=orjson.dumps(error.body) if error.body is not None else None,
-        provider_request_id=error.request_id,
-        error_code=error.category.value,
-        error_message=error.message,
+    return failed(
+        member,
+        batch_id,
+        error,
         deployment=deployment,
         attempts=member.attempts,
-        input_tokens=0,
-        cached_tokens=0,
-        output_tokens=0,
-        reasoning_tokens=0,
-        finished_at=now,
+        now=now,
         native=native,
     )
 

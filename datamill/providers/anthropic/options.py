@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.errors import ConfigError
+from datamill.providers.options import parse_options as parse_provider_options
 from datamill.settings import DeploymentConfig
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -47,18 +48,7 @@ class AnthropicOptions(BaseModel):
 
 def parse_options(deployment: DeploymentConfig) -> AnthropicOptions:
     """Validate a deployment's options; `ConfigError` names ``deployments.<name>.options.<key>``."""
-    try:
-        options = AnthropicOptions.model_validate(deployment.options)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "(options)"
-            message = error["msg"]
-            if error["type"] == "extra_forbidden":
-                accepted = ", ".join(AnthropicOptions.model_fields)
-                message = f"unknown option; anthropic accepts {accepted}"
-            problems.append(f"deployments.{deployment.name}.options.{key}: {message}")
-        raise ConfigError("; ".join(problems)) from None
+    options = parse_provider_options(deployment, AnthropicOptions)
     for flag in options.beta:
         # A header value: a comma or a line break would smuggle in more than one flag.
         if not flag or any(char in flag for char in ",\r\n "):

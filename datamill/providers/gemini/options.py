@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from datamill.errors import ConfigError
+from datamill.providers.options import parse_options as parse_provider_options
 from datamill.settings import DeploymentConfig
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -61,15 +61,4 @@ class GeminiOptions(BaseModel):
 
 def parse_options(deployment: DeploymentConfig) -> GeminiOptions:
     """Validate a deployment's options; `ConfigError` names ``deployments.<name>.options.<key>``."""
-    try:
-        return GeminiOptions.model_validate(deployment.options)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "(options)"
-            message = error["msg"]
-            if error["type"] == "extra_forbidden":
-                known = ", ".join(GeminiOptions.model_fields)
-                message = f"unknown option; gemini accepts {known}"
-            problems.append(f"deployments.{deployment.name}.options.{key}: {message}")
-        raise ConfigError("; ".join(problems)) from None
+    return parse_provider_options(deployment, GeminiOptions)

@@ -24,10 +24,10 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.clock import Clock
-from datamill.errors import ConfigError, ErrorCategory, ProviderError
+from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens, estimate_tokens
 from datamill.providers.base import (
     Capabilities,
@@ -47,6 +47,7 @@ from datamill.providers.fields import (
     YES,
     FieldTable,
 )
+from datamill.providers.options import parse_options as parse_provider_options
 from datamill.providers.sim.schema_instance import instance_for_schema
 from datamill.settings import DeploymentConfig
 
@@ -92,17 +93,7 @@ class SimOptions(BaseModel):
 
 def parse_options(deployment: DeploymentConfig) -> SimOptions:
     """Validate a deployment's options; `ConfigError` names ``deployments.<name>.options.<key>``."""
-    try:
-        return SimOptions.model_validate(deployment.options)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "(options)"
-            message = error["msg"]
-            if error["type"] == "extra_forbidden":
-                message = f"unknown option; sim accepts {', '.join(SimOptions.model_fields)}"
-            problems.append(f"deployments.{deployment.name}.options.{key}: {message}")
-        raise ConfigError("; ".join(problems)) from None
+    return parse_provider_options(deployment, SimOptions)
 
 
 class _TokenBucket:
