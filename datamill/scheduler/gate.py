@@ -225,13 +225,15 @@ class DeploymentGate:
     def _catch_up(self, remaining: int, now: float, *, admitted: int) -> None:
         """Use what the provider says is left of its per-minute budget when our bucket holds
         less: its burst may be larger than ours, and it may not charge what ours did (a 500
-        it refused before counting it). The calls let through after this one may not be
-        counted in ``remaining`` yet, so they are taken off it, with a margin."""
+        it refused before counting it). Calls the provider may not have counted in
+        ``remaining`` yet are taken off it, with a margin: those let through after this one,
+        and those still out (one let through before may reach it later, on another
+        connection)."""
         bucket = self.pacer.requests
         if bucket is None:
             return
-        after = self.admitted - admitted
-        level = min(remaining - after - _REMAINING_MARGIN, bucket.rate * _CATCH_UP_SECONDS)
+        uncounted = (self.admitted - admitted) + self.sent
+        level = min(remaining - uncounted - _REMAINING_MARGIN, bucket.rate * _CATCH_UP_SECONDS)
         bucket.raise_to(level, now=now)
 
     def _observe_latency(self, sent_at: float, now: float) -> None:

@@ -273,11 +273,11 @@ async def test_what_the_provider_says_is_left_is_used_up_to_a_second_of_burst(cl
 async def test_calls_let_through_since_are_taken_off_the_remaining_count(clock):
     gate = make_gate(clock, rpm=600)
     early = await gate.acquire(1)
-    later = [await gate.acquire(1) for _ in range(4)]  # out, maybe not counted upstream yet
+    later = [await gate.acquire(1) for _ in range(4)]
+    for permit in later:  # answered first: counted by now, but maybe not in `remaining`
+        gate.release(permit, error=None)
     # The provider answered the early call with 8 left: 8 - 4 later calls - a margin of 2.
     gate.release(early, error=None, hints=openai_hints(rpm=600, remaining=8, reset=0.1))
-    for permit in later:
-        gate.release(permit, error=None)
 
     start = clock.monotonic()
     await call(gate)
@@ -285,6 +285,24 @@ async def test_calls_let_through_since_are_taken_off_the_remaining_count(clock):
     assert clock.monotonic() == pytest.approx(start)
     await call(gate)
     assert clock.monotonic() > start  # the third had to wait for the rate
+
+
+async def test_calls_still_out_are_taken_off_the_remaining_count(clock):
+    gate = make_gate(clock, rpm=600)
+    before = await gate.acquire(1)  # sent first, may reach the provider after the next one
+    answered = await gate.acquire(1)
+    for _ in range(3):  # our own burst, spent
+        await call(gate)
+    # 8 left: 8 - 3 let through after - 1 still out - a margin of 2 = 2.
+    gate.release(answered, error=None, hints=openai_hints(rpm=600, remaining=8, reset=0.1))
+
+    start = clock.monotonic()
+    await call(gate)
+    await call(gate)
+    assert clock.monotonic() == pytest.approx(start)
+    await call(gate)
+    assert clock.monotonic() > start
+    gate.release(before, error=None)
 
 
 async def test_a_daily_remaining_count_is_never_caught_up_to(clock):
