@@ -7,9 +7,25 @@ from __future__ import annotations
 import math
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+
+def check_plain_text(value: str) -> str:
+    """Refuse what a text column cannot hold: NUL characters (PostgreSQL's text) and lone
+    surrogates (which JSON's escapes can make, and UTF-8 cannot encode)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode (it has a lone surrogate)") from None
+    return value
+
+
+# A string stored in a text column.
+PlainText = Annotated[str, AfterValidator(check_plain_text)]
 
 
 class SampleStatus(StrEnum):
@@ -51,7 +67,7 @@ class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    description: str | None = Field(default=None, max_length=10_000)
+    description: PlainText | None = Field(default=None, max_length=10_000)
 
     @field_validator("name")
     @classmethod
@@ -66,7 +82,7 @@ class DatasetUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
-    description: str | None = Field(default=None, max_length=10_000)
+    description: PlainText | None = Field(default=None, max_length=10_000)
 
     @field_validator("name")
     @classmethod
@@ -115,10 +131,10 @@ class SampleLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content: dict[str, Any]
-    topic: str | None = Field(default=None, min_length=1, max_length=200)
-    sample_type: str | None = Field(default=None, min_length=1, max_length=100)
+    topic: PlainText | None = Field(default=None, min_length=1, max_length=200)
+    sample_type: PlainText | None = Field(default=None, min_length=1, max_length=100)
     status: SampleStatus = SampleStatus.accepted
-    model: str | None = Field(default=None, min_length=1, max_length=256)
+    model: PlainText | None = Field(default=None, min_length=1, max_length=256)
     metadata: dict[str, Any] | None = None
     provenance: SampleProvenance | None = None
     id: str | None = None
@@ -226,12 +242,12 @@ class SampleFilterBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
-    topic: str | None = None
-    sample_type: str | None = None
+    ids: list[PlainText] | None = Field(default=None, min_length=1, max_length=10_000)
+    topic: PlainText | None = None
+    sample_type: PlainText | None = None
     status: SampleStatus | None = None
-    model: str | None = None
-    created_after: float | None = Field(default=None, ge=0)
-    created_before: float | None = Field(default=None, ge=0)
-    q: str | None = None
+    model: PlainText | None = None
+    created_after: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    created_before: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    q: PlainText | None = None
     all: bool = False

@@ -104,13 +104,18 @@ async def get_dataset(
 
 
 async def find_dataset_by_name(
-    conn: AsyncConnection, name: str, *, project_id: str
+    conn: AsyncConnection,
+    name: str,
+    *,
+    project_id: str,
+    visibility: Visibility = Visibility.exclude,
 ) -> DatasetRecord | None:
-    """The live dataset with this name."""
-    query = select(datasets).where(
-        datasets.c.name == name,
-        datasets.c.project_id == project_id,
-        datasets.c.deleted_at.is_(None),
+    """The live dataset with this name (or the newest deleted one, or either)."""
+    query = (
+        select(datasets)
+        .where(datasets.c.name == name, datasets.c.project_id == project_id, *_visible(visibility))
+        .order_by(datasets.c.deleted_at.is_(None).desc(), datasets.c.seq.desc())
+        .limit(1)
     )
     row = (await conn.execute(query)).first()
     return _record(row) if row else None
