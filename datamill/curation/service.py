@@ -10,7 +10,7 @@ stored); bad input is an `ApiError` naming the field.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -139,7 +139,9 @@ class DatasetService:
         _plain(reference, "dataset")
         async with self._db.read() as conn:
             if reference.startswith("ds_"):
-                record = await self._dataset(conn, reference, project_id, deleted)
+                # By id, a dataset either way: restoring a live one is a no-op.
+                by_id = Visibility.exclude if deleted is Visibility.exclude else Visibility.include
+                record = await self._dataset(conn, reference, project_id, by_id)
                 return record.id
             found = await dataset_repo.find_dataset_by_name(
                 conn, reference, project_id=project_id, visibility=deleted
@@ -372,21 +374,22 @@ class DatasetService:
         export_format: ExportFormat,
         *,
         project_id: str = DEFAULT_PROJECT_ID,
+        on_page: Callable[[int], None] | None = None,
     ) -> tuple[DatasetRecord, AsyncIterator[bytes]]:
         """The dataset, and its matching samples in creation order as JSONL or Parquet,
         streamed. Everything that can fail is checked before the first byte (the format's
-        library included)."""
+        library included). ``on_page`` hears how many samples each page read (progress)."""
         where = self._filter(query)
         parquet = load_pyarrow() if export_format is ExportFormat.parquet else None
         async with self._db.read() as conn:
             record = await self._dataset(conn, dataset_id, project_id)
-        pages = self._pages(dataset_id, where)
+        pages = self._pages(dataset_id, where, on_page)
         if parquet is not None:
             return record, parquet_chunks(pages, parquet)
         return record, jsonl_chunks(pages)
 
     async def _pages(
-        self, dataset_id: str, where: SampleFilter
+        self, dataset_id: str, where: SampleFilter, on_page: Callable[[int], None] | None
     ) -> AsyncIterator[list[SampleRecord]]:
         # A short read per page: a long export holds no snapshot and no connection.
         after_seq: int | None = None
@@ -395,6 +398,8 @@ class DatasetService:
                 page, more = await sample_repo.list_samples(
                     conn, dataset_id, where, after_seq=after_seq, limit=EXPORT_PAGE, order="asc"
                 )
+            if on_page is not None:
+                on_page(len(page))
             yield page
             if not more:
                 return
