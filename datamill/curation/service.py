@@ -45,6 +45,8 @@ from datamill.storage.search import parse_search
 # Samples per transaction of an import, and per page of an export.
 IMPORT_CHUNK = 500
 EXPORT_PAGE = 1000
+# Imports this large refresh the planner's statistics (`storage.samples.analyze_samples`).
+ANALYZE_AFTER = 10_000
 # Located problems an import failure lists (it counts them all); duplicates a report lists.
 MAX_PROBLEMS = 100
 MAX_DUPLICATES_LISTED = 1000
@@ -355,6 +357,9 @@ class DatasetService:
             holders = await sample_repo.live_ids_by_hash(
                 conn, dataset_id, sorted({content_hash for _, content_hash in duplicates})
             )
+        if imported >= ANALYZE_AFTER:
+            async with self._db.write() as conn:
+                await sample_repo.analyze_samples(conn)
         listed = [
             DuplicateLine(line=number, duplicate_of=holders[content_hash])
             for number, content_hash in duplicates[:MAX_DUPLICATES_LISTED]

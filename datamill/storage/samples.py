@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -182,16 +183,25 @@ async def insert_samples(
     sample with the same content (an earlier row of ``rows`` included). Takes the
     dataset's `lock_dataset` first."""
     await lock_dataset(conn, dataset_id)
+    if not rows:
+        return []
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    ids: list[str | None] = []
-    for start in range(0, len(rows), INSERT_CHUNK):
-        values = [_row_values(dataset_id, row, now) for row in rows[start : start + INSERT_CHUNK]]
-        # DO NOTHING without a target: the live-hash index is partial, and a row that meets
-        # it is the duplicate we skip.
-        statement = insert(samples).values(values).on_conflict_do_nothing()
-        inserted = set((await conn.execute(statement.returning(samples.c.id))).scalars())
-        ids += [value["id"] if value["id"] in inserted else None for value in values]
-    return ids
+    # DO NOTHING without a target: the live-hash index is partial, and a row that meets it
+    # is the duplicate we skip. One statement for every row (SQLAlchemy's "insertmanyvalues"
+    # sends them as multi-row VALUES, in order, compiled once).
+    statement = insert(samples).on_conflict_do_nothing().returning(samples.c.id)
+    values = [_row_values(dataset_id, row, now) for row in rows]
+    inserted = set((await conn.execute(statement, values)).scalars())
+    return [value["id"] if value["id"] in inserted else None for value in values]
+
+
+async def analyze_samples(conn: AsyncConnection) -> None:
+    """Refresh PostgreSQL's statistics of ``samples`` after a bulk insert. Until autovacuum
+    gets to it (a minute or more), the planner does not know the rows are there and reads
+    the live-cells index for every filter: 400 ms instead of 1 ms a page on 100,000
+    samples. SQLite's planner does without."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("ANALYZE samples"))
 
 
 async def live_ids_by_hash(
@@ -398,43 +408,54 @@ async def count_live_samples(conn: AsyncConnection, dataset_ids: Sequence[str]) 
 
 async def sample_stats(conn: AsyncConnection, dataset_id: str) -> SampleStats:
     """Counts of a dataset's live samples by topic, type, status and model (largest
-    first), its accepted samples per cell, and their tokens and cost."""
-    live = and_(samples.c.dataset_id == dataset_id, samples.c.deleted_at.is_(None))
-
-    async def by(column: Any) -> list[tuple[Any, int]]:
-        rows = (await conn.execute(select(column, func.count()).where(live).group_by(column))).all()
-        # Sorted here: the stores put NULLs at opposite ends.
-        return sorted(((row[0], int(row[1])) for row in rows), key=_largest_first)
-
-    totals = (
-        await conn.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(samples.c.input_tokens), 0),
-                func.coalesce(func.sum(samples.c.output_tokens), 0),
-                func.coalesce(func.sum(samples.c.cost), 0.0),
-            ).where(live)
+    first), its accepted samples per cell, and their tokens and cost: one pass over the
+    live samples, grouped by all four at once, then added up here."""
+    columns = (samples.c.topic, samples.c.sample_type, samples.c.status, samples.c.model)
+    query = (
+        select(
+            *columns,
+            func.count(),
+            func.sum(samples.c.input_tokens),
+            func.sum(samples.c.output_tokens),
+            func.sum(samples.c.cost),
         )
-    ).one()
+        .where(samples.c.dataset_id == dataset_id, samples.c.deleted_at.is_(None))
+        .group_by(*columns)
+    )
+    by: list[Counter[str | None]] = [Counter() for _ in columns]
+    cells: Counter[tuple[str | None, str | None]] = Counter()
+    total = input_tokens = output_tokens = 0
+    cost = 0.0
+    for topic, kind, status, model, count, tokens_in, tokens_out, spent in await conn.execute(
+        query
+    ):
+        for counter, value in zip(by, (topic, kind, status, model), strict=True):
+            counter[value] += count
+        if status == SampleStatus.accepted:
+            cells[topic, kind] += count
+        total += count
+        input_tokens += int(tokens_in or 0)
+        output_tokens += int(tokens_out or 0)
+        cost += float(spent or 0)
     deleted = await conn.scalar(
         select(func.count()).where(
             samples.c.dataset_id == dataset_id, samples.c.deleted_at.is_not(None)
         )
     )
-    cells = await count_cells(conn, dataset_id)
     ordered_cells = sorted(
         ((topic, kind, n) for (topic, kind), n in cells.items()),
         key=lambda cell: (-cell[2], _value_order(cell[0]), _value_order(cell[1])),
     )
+    topics, kinds, statuses, models = (sorted(c.items(), key=_largest_first) for c in by)
     return SampleStats(
-        samples=int(totals[0]),
+        samples=total,
         deleted_samples=int(deleted or 0),
-        by_topic=await by(samples.c.topic),
-        by_sample_type=await by(samples.c.sample_type),
-        by_status=await by(samples.c.status),
-        by_model=await by(samples.c.model),
+        by_topic=topics,
+        by_sample_type=kinds,
+        by_status=statuses,
+        by_model=models,
         cells=ordered_cells,
-        input_tokens=int(totals[1]),
-        output_tokens=int(totals[2]),
-        cost=float(totals[3]),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost=cost,
     )

@@ -268,3 +268,28 @@ async def test_parquet_without_pyarrow_is_a_400_naming_format(
     error = assert_error(response, 400, param="format", code="export_unavailable")
     assert "datamill[export]" in error["message"]
     assert jsonl_still_works.status_code == 200
+
+
+async def test_a_large_import_refreshes_postgresqls_statistics(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+):
+    if api.runtime.database.dialect != "postgresql":
+        pytest.skip("SQLite's planner needs no statistics")
+    from sqlalchemy import text
+
+    from datamill.curation import service
+
+    monkeypatch.setattr(service, "ANALYZE_AFTER", 3)
+    dataset_id = (await create(api))["id"]
+    query = text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'samples'")
+
+    await import_rows(api, dataset_id, ROWS[:2])
+    await import_rows(api, dataset_id, ROWS)  # 2 duplicates: 2 imported, not enough
+    async with api.runtime.database.read() as conn:
+        before = await conn.scalar(query)
+    await import_rows(api, dataset_id, [row(f"n{i}") for i in range(3)])
+    async with api.runtime.database.read() as conn:
+        after = await conn.scalar(query)
+
+    assert before is None
+    assert after is not None
