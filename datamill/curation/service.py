@@ -18,14 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.clock import Clock
 from datamill.curation.exports import jsonl_chunks, load_pyarrow, parquet_chunks
-from datamill.curation.imports import LineProblem, new_sample, parse_line, split_lines
-from datamill.errors import Conflict, InvalidLines, InvalidRequest, NotFound
+from datamill.curation.imports import import_lines
+from datamill.errors import Conflict, InvalidRequest, NotFound
 from datamill.ids import new_dataset_id
-from datamill.nlp.canonical import normalized_hash
 from datamill.protocol.datasets import (
     DatasetCreate,
     DatasetUpdate,
-    DuplicateLine,
     ExportFormat,
     ImportReport,
     SampleFilterBody,
@@ -38,18 +36,14 @@ from datamill.storage import datasets as dataset_repo
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
 from datamill.storage.datasets import DatasetNameTaken, DatasetRecord
-from datamill.storage.samples import NewSample, SampleFilter, SampleRecord, SampleStats
+from datamill.storage.samples import SampleFilter, SampleRecord, SampleStats
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from datamill.storage.search import parse_search
 
-# Samples per transaction of an import, and per page of an export.
-IMPORT_CHUNK = 500
+# Samples per page of an export.
 EXPORT_PAGE = 1000
 # Imports this large refresh the planner's statistics (`storage.samples.analyze_samples`).
 ANALYZE_AFTER = 10_000
-# Located problems an import failure lists (it counts them all); duplicates a report lists.
-MAX_PROBLEMS = 100
-MAX_DUPLICATES_LISTED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,70 +301,20 @@ class DatasetService:
         nothing: one invalid line and an `InvalidLines` lists every problem, and nothing is
         stored. Exact duplicates (of a live sample, or of an earlier line) are skipped and
         reported."""
-        lines = imported = 0
-        problems: list[LineProblem] = []
-        invalid = 0
-        duplicates: list[tuple[int, str]] = []  # (line, content hash)
-        pending: list[tuple[int, NewSample]] = []
-        now = self._clock.now()
-
-        async def flush(conn: AsyncConnection) -> None:
-            nonlocal imported
-            rows = [sample for _, sample in pending]
-            ids = await sample_repo.insert_samples(conn, dataset_id, rows, now=now)
-            for (number, sample), sample_id in zip(pending, ids, strict=True):
-                if sample_id is None:
-                    duplicates.append((number, sample.content_hash or ""))
-            imported += sum(1 for sample_id in ids if sample_id is not None)
-            pending.clear()
-
         # One transaction: the dataset stays as it was unless every line is good.
         async with self._db.write() as conn:
             await self._dataset(conn, dataset_id, project_id)
-            async for raw in split_lines(data, max_line_bytes=self._max_line_bytes):
-                lines += 1
-                parsed = parse_line(raw, max_line_bytes=self._max_line_bytes)
-                if isinstance(parsed, list):
-                    invalid += 1
-                    problems += parsed[: MAX_PROBLEMS - len(problems)]
-                    continue
-                if invalid:
-                    continue  # nothing will be stored; the rest is only checked
-                sample = new_sample(parsed, source="import")
-                pending.append((raw.number, _hashed(sample)))
-                if len(pending) >= IMPORT_CHUNK:
-                    await flush(conn)
-            if invalid:
-                raise InvalidLines(
-                    f"{invalid} of {lines} lines are invalid; nothing was imported",
-                    problems=[problem.as_dict() for problem in problems],
-                    code="invalid_import",
-                )
-            if not lines:
-                raise InvalidRequest(
-                    "the file has no samples: one JSON object per line",
-                    param="file",
-                    code="empty_file",
-                )
-            if pending:
-                await flush(conn)
-            holders = await sample_repo.live_ids_by_hash(
-                conn, dataset_id, sorted({content_hash for _, content_hash in duplicates})
+            report = await import_lines(
+                conn,
+                dataset_id,
+                data,
+                max_line_bytes=self._max_line_bytes,
+                now=self._clock.now(),
             )
-        if imported >= ANALYZE_AFTER:
+        if report.imported >= ANALYZE_AFTER:
             async with self._db.write() as conn:
                 await sample_repo.analyze_samples(conn)
-        listed = [
-            DuplicateLine(line=number, duplicate_of=holders[content_hash])
-            for number, content_hash in duplicates[:MAX_DUPLICATES_LISTED]
-        ]
-        return ImportReport(
-            dataset_id=dataset_id,
-            lines=lines,
-            imported=imported,
-            duplicates=len(duplicates),
-            duplicate_lines=listed,
-        )
+        return report
 
     async def export(
         self,
@@ -490,11 +434,6 @@ def _plain(value: str | None, param: str) -> None:
         raise InvalidRequest(
             f"{param} has a NUL character or a lone surrogate", param=param, code="invalid_value"
         )
-
-
-def _hashed(sample: NewSample) -> NewSample:
-    """The sample with its content hash computed, for duplicate reports to name it."""
-    return replace(sample, content_hash=normalized_hash(sample.content))
 
 
 def _no_dataset(dataset_id: str) -> NotFound:

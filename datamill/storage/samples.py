@@ -49,7 +49,8 @@ class NewSample:
     """A sample to insert. ``provenance`` is JSON (see `protocol.datasets.SampleProvenance`);
     its ``input_tokens``, ``output_tokens`` and ``cost`` are summed by `sample_stats`.
     ``content_hash`` is computed when not given (a caller that deduplicated already passes
-    its own `normalized_hash`)."""
+    its own `normalized_hash`). Text fields must be storable text (no NUL character:
+    `protocol.datasets.check_plain_text`); the JSON ones may hold anything JSON can."""
 
     content: dict[str, Any]
     topic: str | None = None
@@ -324,7 +325,8 @@ async def count_samples(conn: AsyncConnection, dataset_id: str, where: SampleFil
 async def delete_samples(
     conn: AsyncConnection, dataset_id: str, where: SampleFilter, *, now: float
 ) -> int:
-    """Soft-delete the matching live samples; returns how many."""
+    """Soft-delete the matching live samples; returns how many. Takes `lock_dataset`."""
+    await lock_dataset(conn, dataset_id)
     live = replace(where, visibility=Visibility.exclude)
     result = await conn.execute(
         update(samples)
@@ -339,7 +341,9 @@ async def restore_samples(
     conn: AsyncConnection, dataset_id: str, where: SampleFilter
 ) -> RestoreOutcome:
     """Restore the matching deleted samples, except those whose content a live sample of
-    the dataset has (or another restored one: the oldest of them is restored)."""
+    the dataset has (or another restored one: the oldest of them is restored). Takes
+    `lock_dataset`: an insert of the same content cannot slip in between."""
+    await lock_dataset(conn, dataset_id)
     deleted = replace(where, visibility=Visibility.only)
     conditions = _conditions(_dialect(conn), dataset_id, deleted)
     live = samples.alias("live")
