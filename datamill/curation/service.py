@@ -69,6 +69,9 @@ class DatasetView:
 
 
 class DatasetService:
+    """Datasets and samples of a project (the default one until API keys arrive). Unknown
+    or deleted datasets are 404s naming ``dataset_id``; unknown samples name ``sample_id``."""
+
     def __init__(self, database: Database, clock: Clock, *, max_line_bytes: int) -> None:
         self._db = database
         self._clock = clock
