@@ -4,6 +4,7 @@
     ├── ConfigError                 invalid settings or datamill.toml; start-up stops
     ├── ApiError                    rendered as an OpenAI-style error body with its HTTP status
     │   ├── InvalidRequest          400: bad input, names the parameter (and line) at fault
+    │   │   └── InvalidLines        400: an uploaded JSONL with bad lines, each one located
     │   ├── NotFound                404: unknown id
     │   ├── Conflict                409: the object is in a state that forbids the action
     │   └── PayloadTooLarge         413: over a configured size limit
@@ -105,6 +106,23 @@ class ApiError(DatamillError):
 
 class InvalidRequest(ApiError):
     status_code = 400
+
+
+class InvalidLines(InvalidRequest):
+    """An uploaded JSONL file with invalid lines: every problem (up to a cap) with its line,
+    the field at fault and why, in the error body's ``errors``; ``line`` is the first."""
+
+    def __init__(
+        self, message: str, *, problems: list[dict[str, Any]], param: str = "file", code: str
+    ) -> None:
+        first = problems[0]["line"] if problems else None
+        super().__init__(message, param=param, code=code, line=first)
+        self.problems = problems
+
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        body["error"]["errors"] = self.problems
+        return body
 
 
 class NotFound(ApiError):

@@ -29,6 +29,14 @@ def new_native_job_id() -> str:
     return f"njob_{secrets.token_hex(12)}"
 
 
+def new_dataset_id() -> str:
+    return f"ds_{secrets.token_hex(12)}"
+
+
+def new_sample_id() -> str:
+    return f"smp_{secrets.token_hex(12)}"
+
+
 def new_provider_request_id() -> str:
     """Used when a provider answered without a request id of its own."""
     return f"req_{secrets.token_hex(16)}"

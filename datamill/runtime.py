@@ -8,6 +8,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from datamill.clock import Clock, SystemClock
+from datamill.curation.service import DatasetService
 from datamill.engine.context import EngineContext, WorkSignal
 from datamill.engine.files import FileService
 from datamill.engine.operations import OperationsService
@@ -50,6 +51,7 @@ class Runtime:
         self.gateway = GatewayService(router, clock, on_call=self.call_log.record)
         self.batches = BatchService(self.engine)
         self.operations = OperationsService(self.engine)
+        self.datasets = DatasetService(database, clock, max_line_bytes=settings.max_line_bytes)
 
     @classmethod
     async def open(

@@ -240,6 +240,7 @@ def api_error_codes() -> set[str]:
     """``code="..."`` keywords where the API and its services raise errors."""
     sources = [*(PACKAGE / "api").rglob("*.py"), PACKAGE / "errors.py"]
     sources += [p for p in (PACKAGE / "engine").glob("*.py") if p.name != "validation.py"]
+    sources += [*(PACKAGE / "curation").rglob("*.py"), PACKAGE / "storage" / "search.py"]
     codes = set()
     for path in sources:
         for node in ast.walk(ast.parse(path.read_text())):

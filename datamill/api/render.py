@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datamill.curation.service import DatasetView
 from datamill.protocol.batches import (
     BatchDatamill,
     BatchError,
@@ -14,8 +15,16 @@ from datamill.protocol.batches import (
     InputTokensDetails,
     OutputTokensDetails,
 )
+from datamill.protocol.datasets import (
+    CellCount,
+    CountByValue,
+    DatasetObject,
+    DatasetStats,
+    SampleObject,
+)
 from datamill.protocol.files import FileObject
 from datamill.storage.records import BatchRecord, FileRecord
+from datamill.storage.samples import SampleRecord, SampleStats
 
 
 def _ts(value: float | None) -> int | None:
@@ -88,4 +97,53 @@ def batch_datamill(record: BatchRecord) -> BatchDatamill:
         cost_usd=round(record.cost, 8),
         budget_usd=(record.options or {}).get("budget_usd"),
         stop_reason=record.stop_reason,
+    )
+
+
+def dataset_object(view: DatasetView) -> DatasetObject:
+    record = view.record
+    return DatasetObject(
+        id=record.id,
+        name=record.name,
+        description=record.description,
+        created_at=int(record.created_at),
+        updated_at=int(record.updated_at),
+        deleted_at=_ts(record.deleted_at),
+        sample_count=view.sample_count,
+        stats=dataset_stats(view.stats) if view.stats is not None else None,
+    )
+
+
+def dataset_stats(stats: SampleStats) -> DatasetStats:
+    def counts(entries: list[tuple[str | None, int]]) -> list[CountByValue]:
+        return [CountByValue(value=value, count=count) for value, count in entries]
+
+    return DatasetStats(
+        samples=stats.samples,
+        deleted_samples=stats.deleted_samples,
+        by_topic=counts(stats.by_topic),
+        by_sample_type=counts(stats.by_sample_type),
+        by_status=counts(stats.by_status),
+        by_model=counts(stats.by_model),
+        cells=[CellCount(topic=t, sample_type=k, count=n) for t, k, n in stats.cells],
+        input_tokens=stats.input_tokens,
+        output_tokens=stats.output_tokens,
+        cost_usd=round(stats.cost, 8),
+    )
+
+
+def sample_object(record: SampleRecord) -> SampleObject:
+    return SampleObject(
+        id=record.id,
+        dataset_id=record.dataset_id,
+        topic=record.topic,
+        sample_type=record.sample_type,
+        status=record.status,
+        content=record.content,
+        content_hash=record.content_hash,
+        model=record.model,
+        provenance=record.provenance,
+        metadata=record.metadata,
+        created_at=int(record.created_at),
+        deleted_at=_ts(record.deleted_at),
     )

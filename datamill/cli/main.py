@@ -10,7 +10,7 @@ import sys
 import typer
 
 from datamill import __version__
-from datamill.cli import batch, server
+from datamill.cli import batch, dataset, server
 
 app = typer.Typer(
     name="datamill",
@@ -23,6 +23,7 @@ app.command()(server.serve)
 app.command()(server.worker)
 app.command()(server.migrate)
 app.add_typer(batch.app, name="batch")
+app.add_typer(dataset.app, name="dataset")
 
 
 @app.command()

@@ -309,6 +309,93 @@ workers = Table(
 )
 
 
+# A named, curated collection of samples. Deleting one only hides it (deleted_at).
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("project_id", String(64), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("deleted_at", Float, nullable=True),
+    # A name is taken by a live dataset only: a deleted one's name can be used again.
+    Index(
+        "uq_datasets_live_name",
+        "project_id",
+        "name",
+        unique=True,
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+    Index(None, "project_id", "seq"),
+)
+
+# One sample of a dataset: its content, where it came from, and its review state. Full-text
+# search is added per store by `storage/search.py` (FTS5 table or tsvector column).
+samples = Table(
+    "samples",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("dataset_id", String(64), ForeignKey("datasets.id"), nullable=False),
+    Column("topic", String(200), nullable=True),
+    Column("sample_type", String(100), nullable=True),
+    Column("status", String(16), nullable=False, server_default=text("'accepted'")),
+    Column("content", JSON(none_as_null=True), nullable=False),
+    # The content's words as the search index holds them (`nlp.canonical.search_text`).
+    Column("text", Text, nullable=False),
+    # `nlp.canonical.normalized_hash`: equal for exact duplicates.
+    Column("content_hash", String(64), nullable=False),
+    Column("model", String(256), nullable=True),
+    # spec, spec_version, template, prompt, deployment, batch_id, request_id, source...
+    Column("provenance", JSON(none_as_null=True), nullable=True),
+    Column("metadata", JSON(none_as_null=True), nullable=True),
+    # Columns rather than provenance fields, so stats add them up in SQL.
+    Column("input_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("output_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("cost", Float, nullable=False, server_default=text("0")),
+    # Uniform in [0, 1), drawn at insert: random samples are an index range from a random
+    # point, not a sort of the whole dataset.
+    Column("random_key", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("deleted_at", Float, nullable=True),
+    # At most one live sample per content in a dataset; deleted ones do not count.
+    Index(
+        "uq_samples_live_hash",
+        "dataset_id",
+        "content_hash",
+        unique=True,
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+    Index(None, "dataset_id", "seq"),
+    # Coverage (live samples per topic x type x status), stats, and the topic filter.
+    Index(
+        "ix_samples_live_cells",
+        "dataset_id",
+        "topic",
+        "sample_type",
+        "status",
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+    Index(None, "dataset_id", "sample_type"),
+    Index(None, "dataset_id", "model"),
+    Index(None, "dataset_id", "random_key"),
+    # The few deleted samples, for listing and restoring them.
+    Index(
+        "ix_samples_deleted",
+        "dataset_id",
+        "deleted_at",
+        sqlite_where=text("deleted_at IS NOT NULL"),
+        postgresql_where=text("deleted_at IS NOT NULL"),
+    ),
+)
+
+
 # PostgreSQL compresses large values with pglz by default; lz4 (PostgreSQL 14+, when built
 # with it) writes a 1 MiB chunk of JSONL 3x faster for about the same size. Run by migration
 # 0003 and on stores created at the head; a server without lz4 keeps pglz.

@@ -15,6 +15,7 @@ from datamill.storage import migrate
 from datamill.storage.database import Database
 from datamill.storage.projects import ensure_default_project
 from datamill.storage.schema import DEFAULT_PROJECT_ID, metadata, projects
+from datamill.storage.search import is_search_object, search_tables
 
 
 @pytest.fixture
@@ -33,7 +34,12 @@ async def open_empty(empty_store_url: str) -> AsyncIterator[Callable[[], Databas
 
 async def schema_differences(database: Database) -> list[object]:
     def compare(sync_conn) -> list[object]:
-        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        # The search index is made by hand per store; `search_objects` compares it.
+        opts = {
+            "compare_type": True,
+            "include_name": lambda name, type_, _parents: not is_search_object(name, type_),
+        }
+        context = MigrationContext.configure(sync_conn, opts=opts)
         return list(compare_metadata(context, metadata))
 
     async with database.read() as conn:
@@ -43,6 +49,31 @@ async def schema_differences(database: Database) -> list[object]:
 async def table_names(database: Database) -> set[str]:
     async with database.read() as conn:
         return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+def expected_tables(database: Database) -> set[str]:
+    return set(metadata.tables) | {"alembic_version"} | search_tables(database.dialect)
+
+
+async def search_objects(database: Database) -> list[tuple[str, ...]]:
+    """The search index's definition as the store reports it: the FTS5 table and its
+    triggers on SQLite, the generated column and its index on PostgreSQL."""
+    if database.dialect == "sqlite":
+        query = (
+            "SELECT type, name, sql FROM sqlite_master "
+            "WHERE name LIKE 'samples_fts%' AND sql IS NOT NULL ORDER BY name"
+        )
+    else:
+        query = (
+            "SELECT 'column', attname, format_type(atttypid, atttypmod) || ' ' || "
+            "pg_get_expr(adbin, adrelid) FROM pg_attribute JOIN pg_attrdef "
+            "ON adrelid = attrelid AND adnum = attnum "
+            "WHERE attrelid = 'samples'::regclass AND attgenerated = 's' "
+            "UNION ALL SELECT 'index', indexname, indexdef FROM pg_indexes "
+            "WHERE indexname = 'ix_samples_search' ORDER BY 2"
+        )
+    async with database.read() as conn:
+        return [tuple(row) for row in (await conn.execute(text(query))).all()]
 
 
 async def default_projects(database: Database) -> int:
@@ -60,7 +91,7 @@ async def test_empty_store_upgrades_to_head_matching_the_metadata(open_empty):
     await migrate.upgrade(database)
 
     assert await migrate.current_revision(database) == migrate.head_revision()
-    assert await table_names(database) == set(metadata.tables) | {"alembic_version"}
+    assert await table_names(database) == expected_tables(database)
     assert await schema_differences(database) == []
     assert await default_projects(database) == 1
 
@@ -73,7 +104,28 @@ async def test_the_migrations_build_the_same_schema_as_the_metadata(open_empty):
         await conn.run_sync(migrate.run_migrations)
 
     assert await migrate.current_revision(database) == migrate.head_revision()
-    assert await table_names(database) == set(metadata.tables) | {"alembic_version"}
+    assert await table_names(database) == expected_tables(database)
+    assert await schema_differences(database) == []
+
+
+async def test_migration_0008_builds_the_search_index_a_new_store_has(open_empty):
+    database = open_empty()
+    await migrate.upgrade(database)  # created at head, from the metadata
+    at_head = await search_objects(database)
+    # Back to 0006 by hand (without 0008's downgrade), then up through the migration.
+    async with database.write() as conn:
+        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        for table in ("samples_fts", "samples", "datasets"):
+            if table in tables:
+                await conn.execute(text(f"DROP TABLE {table}"))
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+
+    async with database.write() as conn:
+        await conn.run_sync(migrate.run_migrations)
+
+    assert len(at_head) == (8 if database.dialect == "sqlite" else 2)  # shadow tables too
+    assert await search_objects(database) == at_head
+    assert await table_names(database) == expected_tables(database)
     assert await schema_differences(database) == []
 
 

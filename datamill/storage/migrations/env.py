@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from datamill.storage.schema import metadata
+from datamill.storage.search import is_search_object
 
 config = context.config
 
@@ -20,6 +21,8 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # The search index is made by hand per store (storage/search.py), not by metadata.
+        include_name=lambda name, type_, _parents: not is_search_object(name, type_),
     )
     with context.begin_transaction():
         context.run_migrations()

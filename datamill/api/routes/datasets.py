@@ -1,0 +1,247 @@
+"""`/api/datasets`: datasets and their samples, search, import and export."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.datastructures import UploadFile
+
+from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.api.render import dataset_object, sample_object
+from datamill.api.uploads import check_upload_size, parse_form, read_upload
+from datamill.curation.service import SampleQuery
+from datamill.errors import InvalidRequest
+from datamill.protocol.common import ListObject
+from datamill.protocol.datasets import (
+    DatasetCreate,
+    DatasetDeleted,
+    DatasetObject,
+    DatasetUpdate,
+    ExportFormat,
+    ImportReport,
+    SampleFilterBody,
+    SampleObject,
+    SamplesChanged,
+    SampleStatus,
+    Visibility,
+)
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+
+Time = Annotated[float | None, Query(ge=0, allow_inf_nan=False)]
+
+
+def sample_query(
+    topic: str | None = None,
+    sample_type: str | None = None,
+    status: SampleStatus | None = None,
+    model: str | None = None,
+    created_after: Time = None,
+    created_before: Time = None,
+    deleted: Visibility = Visibility.exclude,
+    q: Annotated[str | None, Query(description='search: words, "phrases", -excluded')] = None,
+) -> SampleQuery:
+    """The sample filters every read and export of samples takes."""
+    return SampleQuery(
+        topic=topic,
+        sample_type=sample_type,
+        status=status,
+        model=model,
+        created_after=created_after,
+        created_before=created_before,
+        deleted=deleted,
+        q=q,
+    )
+
+
+SampleQueryDep = Annotated[SampleQuery, Depends(sample_query)]
+
+
+@router.post("", response_model=DatasetObject)
+async def create_dataset(
+    request: DatasetCreate, runtime: RuntimeDep, project_id: ProjectDep
+) -> DatasetObject:
+    return dataset_object(await runtime.datasets.create(request, project_id=project_id))
+
+
+@router.get("", response_model=ListObject[DatasetObject])
+async def list_datasets(
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    deleted: Visibility = Visibility.exclude,
+) -> ListObject[DatasetObject]:
+    """Datasets, newest first, with their live sample counts."""
+    views, has_more = await runtime.datasets.list_datasets(
+        project_id=project_id, after=after, limit=limit, deleted=deleted
+    )
+    return ListObject[DatasetObject].page([dataset_object(v) for v in views], has_more=has_more)
+
+
+@router.get("/{dataset_id}", response_model=DatasetObject)
+async def retrieve_dataset(
+    dataset_id: str,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    deleted: Literal["exclude", "include"] = "exclude",
+) -> DatasetObject:
+    """A dataset with its stats."""
+    view = await runtime.datasets.get(
+        dataset_id, project_id=project_id, deleted=Visibility(deleted)
+    )
+    return dataset_object(view)
+
+
+@router.patch("/{dataset_id}", response_model=DatasetObject)
+async def update_dataset(
+    dataset_id: str, request: DatasetUpdate, runtime: RuntimeDep, project_id: ProjectDep
+) -> DatasetObject:
+    return dataset_object(await runtime.datasets.update(dataset_id, request, project_id=project_id))
+
+
+@router.delete("/{dataset_id}", response_model=DatasetDeleted)
+async def delete_dataset(
+    dataset_id: str, runtime: RuntimeDep, project_id: ProjectDep
+) -> DatasetDeleted:
+    await runtime.datasets.delete(dataset_id, project_id=project_id)
+    return DatasetDeleted(id=dataset_id)
+
+
+@router.post("/{dataset_id}/restore", response_model=DatasetObject)
+async def restore_dataset(
+    dataset_id: str, runtime: RuntimeDep, project_id: ProjectDep
+) -> DatasetObject:
+    return dataset_object(await runtime.datasets.restore(dataset_id, project_id=project_id))
+
+
+@router.get("/{dataset_id}/samples", response_model=ListObject[SampleObject])
+async def list_samples(
+    dataset_id: str,
+    query: SampleQueryDep,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    order: Literal["asc", "desc"] = "desc",
+    random: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> ListObject[SampleObject]:
+    """Samples matching the filters, newest first; ``random=N``: N of them at random."""
+    if random is not None:
+        if after is not None:
+            raise InvalidRequest("random samples have no pages: leave `after` out", param="after")
+        records = await runtime.datasets.random_samples(
+            dataset_id, query, random, project_id=project_id
+        )
+        return ListObject[SampleObject].page([sample_object(r) for r in records], has_more=False)
+    records, has_more = await runtime.datasets.list_samples(
+        dataset_id, query, project_id=project_id, after=after, limit=limit, order=order
+    )
+    return ListObject[SampleObject].page([sample_object(r) for r in records], has_more=has_more)
+
+
+@router.post("/{dataset_id}/samples/delete", response_model=SamplesChanged)
+async def delete_samples(
+    dataset_id: str, body: SampleFilterBody, runtime: RuntimeDep, project_id: ProjectDep
+) -> SamplesChanged:
+    """Delete the live samples the body selects (ids and/or filters, or ``all``)."""
+    return await runtime.datasets.delete_samples(dataset_id, body, project_id=project_id)
+
+
+@router.post("/{dataset_id}/samples/restore", response_model=SamplesChanged)
+async def restore_samples(
+    dataset_id: str, body: SampleFilterBody, runtime: RuntimeDep, project_id: ProjectDep
+) -> SamplesChanged:
+    """Restore the deleted samples the body selects, but those whose content is live."""
+    return await runtime.datasets.restore_samples(dataset_id, body, project_id=project_id)
+
+
+@router.get("/{dataset_id}/samples/{sample_id}", response_model=SampleObject)
+async def retrieve_sample(
+    dataset_id: str, sample_id: str, runtime: RuntimeDep, project_id: ProjectDep
+) -> SampleObject:
+    record = await runtime.datasets.get_sample(dataset_id, sample_id, project_id=project_id)
+    return sample_object(record)
+
+
+@router.delete("/{dataset_id}/samples/{sample_id}", response_model=SampleObject)
+async def delete_sample(
+    dataset_id: str, sample_id: str, runtime: RuntimeDep, project_id: ProjectDep
+) -> SampleObject:
+    record = await runtime.datasets.delete_sample(dataset_id, sample_id, project_id=project_id)
+    return sample_object(record)
+
+
+@router.post("/{dataset_id}/samples/{sample_id}/restore", response_model=SampleObject)
+async def restore_sample(
+    dataset_id: str, sample_id: str, runtime: RuntimeDep, project_id: ProjectDep
+) -> SampleObject:
+    record = await runtime.datasets.restore_sample(dataset_id, sample_id, project_id=project_id)
+    return sample_object(record)
+
+
+_IMPORT_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/{dataset_id}/import", response_model=ImportReport, openapi_extra=_IMPORT_SCHEMA)
+async def import_samples(
+    dataset_id: str, request: Request, runtime: RuntimeDep, project_id: ProjectDep
+) -> ImportReport:
+    """Import a JSONL file (multipart field ``file``), all lines or none."""
+    limit = runtime.settings.max_file_bytes
+    check_upload_size(request, limit)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequest("upload the JSONL as multipart/form-data field 'file'", param="file")
+    form = await parse_form(request)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest(
+                "the 'file' field is missing", param="file", code="missing_required_parameter"
+            )
+        return await runtime.datasets.import_jsonl(
+            dataset_id, read_upload(upload, limit=limit), project_id=project_id
+        )
+    finally:
+        await form.close()
+
+
+_MEDIA_TYPES = {
+    ExportFormat.jsonl: "application/jsonl",
+    ExportFormat.parquet: "application/vnd.apache.parquet",
+}
+
+
+@router.get("/{dataset_id}/export")
+async def export_samples(
+    dataset_id: str,
+    query: SampleQueryDep,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.jsonl,
+) -> StreamingResponse:
+    """The matching samples in creation order, streamed as JSONL or Parquet."""
+    record, chunks = await runtime.datasets.export(
+        dataset_id, query, export_format, project_id=project_id
+    )
+    filename = f"{record.name}.{export_format.value}"  # names are letters, digits, . _ -
+    return StreamingResponse(
+        chunks,
+        media_type=_MEDIA_TYPES[export_format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,350 @@
+"""`datamill dataset ...`: list, create, show, import, export, search, delete and restore
+datasets, through the same `DatasetService` as `/api/datasets`.
+
+DATASET is a dataset's id (``ds_...``) or its name. Results go to stdout; progress bars and
+messages to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+from datamill.api.render import dataset_object, sample_object
+from datamill.cli.common import ExitCode, console, run_async, settings_from_env, stdout
+from datamill.cli.files import read_file, write_atomically
+from datamill.curation.service import DatasetView, SampleQuery
+from datamill.errors import InvalidLines, NotFound
+from datamill.protocol.datasets import (
+    DatasetCreate,
+    ExportFormat,
+    SampleStatus,
+    Visibility,
+)
+from datamill.runtime import Runtime
+
+app = typer.Typer(help="Datasets of samples: import, export, search, curate.", no_args_is_help=True)
+
+T = TypeVar("T")
+
+DatasetArgument = Annotated[
+    str, typer.Argument(metavar="DATASET", help="a dataset id (ds_...) or name")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the API's JSON object")]
+TopicOption = Annotated[str | None, typer.Option(help="only samples of this topic")]
+TypeOption = Annotated[str | None, typer.Option("--sample-type", help="only this sample type")]
+StatusOption = Annotated[SampleStatus | None, typer.Option(help="only samples in this status")]
+ModelOption = Annotated[str | None, typer.Option(help="only samples from this model")]
+DeletedOption = Annotated[
+    Visibility,
+    typer.Option(help="exclude (live samples), include, or only (deleted ones)"),
+]
+
+
+def _run(work: Callable[[Runtime], Coroutine[Any, Any, T]]) -> T:
+    """Open the store named by the settings, run ``work`` on it, close it."""
+    settings = settings_from_env()
+
+    async def main() -> T:
+        runtime = await Runtime.open(settings)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return run_async(main())
+
+
+def _columns(rows: Sequence[tuple[str, ...]], *, right: int = 99) -> None:
+    """Plain aligned columns, never shortened: ids are what the other commands take.
+    Columns from index ``right`` on are right-aligned (numbers)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            cell.rjust(width) if i >= right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        stdout.print("  ".join(cells).rstrip(), markup=False, highlight=False)
+
+
+@app.command("list")
+def list_datasets(
+    deleted: Annotated[bool, typer.Option("--deleted", help="list deleted datasets")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 100,
+    json: JsonOption = False,
+) -> None:
+    """List datasets, newest first, with their sample counts."""
+
+    async def work(runtime: Runtime) -> list[DatasetView]:
+        visibility = Visibility.only if deleted else Visibility.exclude
+        views, _ = await runtime.datasets.list_datasets(limit=limit, deleted=visibility)
+        return views
+
+    views = _run(work)
+    if json:
+        stdout.print_json(orjson.dumps([dataset_object(v).model_dump() for v in views]).decode())
+        return
+    rows = [("id", "name", "samples", "description")]
+    rows += [
+        (v.record.id, v.record.name, str(v.sample_count), v.record.description or "") for v in views
+    ]
+    _columns(rows)
+
+
+@app.command()
+def create(
+    name: str,
+    description: Annotated[str | None, typer.Option(help="what the dataset holds")] = None,
+) -> None:
+    """Create an empty dataset; prints its id."""
+    request = _checked(lambda: DatasetCreate(name=name, description=description), "NAME")
+    view = _run(lambda runtime: runtime.datasets.create(request))
+    stdout.print(view.record.id)
+
+
+def _checked(build: Callable[[], T], hint: str) -> T:
+    from pydantic import ValidationError
+
+    try:
+        return build()
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise typer.BadParameter(problems, param_hint=hint) from None
+
+
+@app.command()
+def show(dataset: DatasetArgument, json: JsonOption = False) -> None:
+    """A dataset's counts by topic, sample type, status and model, its tokens and cost."""
+
+    async def work(runtime: Runtime) -> DatasetView:
+        dataset_id = await runtime.datasets.resolve(dataset, deleted=Visibility.include)
+        return await runtime.datasets.get(dataset_id, deleted=Visibility.include)
+
+    view = _run(work)
+    wire = dataset_object(view)
+    if json:
+        stdout.print_json(wire.model_dump_json())
+        return
+    stats = wire.stats
+    assert stats is not None
+    stdout.print(f"[bold]{escape(wire.name)}[/] {wire.id}")
+    if wire.description:
+        stdout.print(escape(wire.description))
+    if wire.deleted_at is not None:
+        stdout.print("[yellow]deleted[/]: `datamill dataset restore` brings it back")
+    stdout.print(
+        f"{stats.samples} samples ({stats.deleted_samples} deleted), "
+        f"{stats.input_tokens} input and {stats.output_tokens} output tokens, "
+        f"${stats.cost_usd:.4f}"
+    )
+    for title, counts in (
+        ("topic", stats.by_topic),
+        ("sample type", stats.by_sample_type),
+        ("status", stats.by_status),
+        ("model", stats.by_model),
+    ):
+        if counts:
+            stdout.print()
+            _columns(
+                [(title, "samples")] + [(c.value or "-", str(c.count)) for c in counts], right=1
+            )
+
+
+@app.command("import")
+def import_samples(
+    dataset: DatasetArgument,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    create_missing: Annotated[
+        bool, typer.Option("--create", help="create the dataset (by name) if there is none")
+    ] = False,
+) -> None:
+    """Import FILE (JSONL, one sample per line) into DATASET, all lines or none."""
+    size = file.stat().st_size
+
+    async def work(runtime: Runtime) -> ExitCode:
+        dataset_id = await _dataset_for_import(runtime, dataset, create=create_missing)
+        with _progress(bytes_=True) as progress:
+            task = progress.add_task("importing", total=size)
+
+            async def counted() -> AsyncIterator[bytes]:
+                async for chunk in read_file(file):
+                    progress.advance(task, len(chunk))
+                    yield chunk
+
+            try:
+                report = await runtime.datasets.import_jsonl(dataset_id, counted())
+            except InvalidLines as invalid:
+                progress.stop()
+                _print_problems(file, invalid)
+                return ExitCode.could_not_run
+        skipped = f"; {_count(report.duplicates, 'exact duplicate')} skipped"
+        console.print(
+            f"imported {report.imported} of {report.lines} samples into {dataset_id}"
+            + (skipped if report.duplicates else "")
+        )
+        for duplicate in report.duplicate_lines[:10]:
+            console.print(f"  line {duplicate.line}: same content as {duplicate.duplicate_of}")
+        if report.duplicates > 10:
+            console.print(f"  ... and {report.duplicates - 10} more")
+        return ExitCode.ok
+
+    raise typer.Exit(int(_run(work)))
+
+
+async def _dataset_for_import(runtime: Runtime, reference: str, *, create: bool) -> str:
+    try:
+        return await runtime.datasets.resolve(reference)
+    except NotFound as missing:
+        if reference.startswith("ds_"):
+            raise
+        if not create:
+            raise NotFound(f"{missing.message}; --create makes it", param="dataset") from None
+    view = await runtime.datasets.create(_checked(lambda: DatasetCreate(name=reference), "DATASET"))
+    console.print(f"created dataset {escape(reference)} ({view.record.id})")
+    return view.record.id
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _print_problems(file: Path, invalid: InvalidLines) -> None:
+    console.print(f"[bold red]error:[/] {escape(invalid.message)}")
+    for problem in invalid.problems:
+        where = f" {problem['param']}" if problem["param"] else ""
+        console.print(
+            f"  {escape(str(file))}:{problem['line']}{escape(where)}: {escape(problem['message'])}"
+        )
+
+
+def _progress(*, bytes_: bool) -> Progress:
+    counter = (DownloadColumn(), TransferSpeedColumn()) if bytes_ else (MofNCompleteColumn(),)
+    return Progress(
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        *counter,
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        # Bars are for people: in a pipe or a log only the summary lines are printed.
+        disable=not console.is_terminal,
+    )
+
+
+@app.command()
+def export(
+    dataset: DatasetArgument,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="default: stdout")] = None,
+    export_format: Annotated[
+        ExportFormat, typer.Option("--format", help="jsonl or parquet (needs datamill[export])")
+    ] = ExportFormat.jsonl,
+    topic: TopicOption = None,
+    sample_type: TypeOption = None,
+    status: StatusOption = None,
+    model: ModelOption = None,
+    query: Annotated[str | None, typer.Option("-q", "--query", help="search syntax")] = None,
+    deleted: DeletedOption = Visibility.exclude,
+) -> None:
+    """Write DATASET's samples (those matching the filters) as JSONL or Parquet."""
+    if export_format is ExportFormat.parquet and output is None:
+        raise typer.BadParameter("Parquet is binary: write it to a file", param_hint="--output")
+    filters = SampleQuery(
+        topic=topic, sample_type=sample_type, status=status, model=model, q=query, deleted=deleted
+    )
+
+    async def work(runtime: Runtime) -> int:
+        dataset_id = await runtime.datasets.resolve(dataset)
+        total = await runtime.datasets.count_samples(dataset_id, filters)
+        with _progress(bytes_=False) as progress:
+            task = progress.add_task("exporting", total=total)
+            _, chunks = await runtime.datasets.export(
+                dataset_id,
+                filters,
+                export_format,
+                on_page=lambda count: progress.advance(task, count),
+            )
+            if output is None:
+                async for chunk in chunks:
+                    sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            else:
+                await write_atomically(output, chunks)
+        return total
+
+    total = _run(work)
+    if output is not None:
+        console.print(f"exported {total} samples to {escape(str(output))}")
+
+
+@app.command()
+def search(
+    dataset: DatasetArgument,
+    query: Annotated[str, typer.Argument(metavar="QUERY", help='words, "phrases", -excluded')],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    topic: TopicOption = None,
+    sample_type: TypeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """The newest samples of DATASET matching QUERY: id, topic, type and content."""
+
+    async def work(runtime: Runtime) -> list[Any]:
+        dataset_id = await runtime.datasets.resolve(dataset)
+        filters = SampleQuery(topic=topic, sample_type=sample_type, q=query)
+        records, _ = await runtime.datasets.list_samples(dataset_id, filters, limit=limit)
+        return records
+
+    records = _run(work)
+    if json:
+        stdout.print_json(orjson.dumps([sample_object(r).model_dump() for r in records]).decode())
+        return
+    rows = [("id", "topic", "type", "content")]
+    rows += [(r.id, r.topic or "-", r.sample_type or "-", _excerpt(r.content)) for r in records]
+    _columns(rows)
+    console.print(
+        f"{len(records)} samples" + (" (more with --limit)" if len(records) == limit else "")
+    )
+
+
+def _excerpt(content: dict[str, Any], width: int = 80) -> str:
+    text = orjson.dumps(content).decode()
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@app.command()
+def delete(dataset: DatasetArgument) -> None:
+    """Delete DATASET: hidden with its samples, until `dataset restore`."""
+
+    async def work(runtime: Runtime) -> str:
+        dataset_id = await runtime.datasets.resolve(dataset)
+        await runtime.datasets.delete(dataset_id)
+        return dataset_id
+
+    dataset_id = _run(work)
+    console.print(f"deleted {dataset_id}; `datamill dataset restore {dataset_id}` brings it back")
+
+
+@app.command()
+def restore(dataset: DatasetArgument) -> None:
+    """Restore a deleted DATASET (by id, or the newest deleted one of that name)."""
+
+    async def work(runtime: Runtime) -> DatasetView:
+        dataset_id = await runtime.datasets.resolve(dataset, deleted=Visibility.only)
+        return await runtime.datasets.restore(dataset_id)
+
+    view = _run(work)
+    console.print(f"restored {view.record.name} ({view.record.id}): {view.sample_count} samples")

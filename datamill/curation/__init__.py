@@ -1,0 +1,1 @@
+"""Curation: datasets of samples, their import and export (`DatasetService`)."""

@@ -1,0 +1,182 @@
+"""A dataset import: JSONL lines, each checked as a `SampleLine`, every problem located by
+line number (1-based, blank lines counted) and field; the samples stored in the caller's
+transaction, exact duplicates skipped and reported."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from datamill.errors import InvalidLines, InvalidRequest
+from datamill.nlp.canonical import normalized_hash
+from datamill.protocol.datasets import DuplicateLine, ImportReport, SampleLine
+from datamill.storage import samples as sample_repo
+from datamill.storage.samples import NewSample
+
+# Samples per insert.
+IMPORT_CHUNK = 500
+# Located problems a failure lists (it counts them all), and duplicates a report lists.
+MAX_PROBLEMS = 100
+MAX_DUPLICATES_LISTED = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    line: int
+    param: str | None  # the field at fault, dotted (``provenance.cost``); None: the line
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "param": self.param, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    number: int
+    data: bytes | None  # None when the line was longer than the limit (and dropped)
+
+
+async def split_lines(data: AsyncIterable[bytes], *, max_line_bytes: int) -> AsyncIterator[RawLine]:
+    """The non-blank lines of a stream of chunks, numbered. A line longer than
+    ``max_line_bytes`` is not kept whole: it comes out with ``data=None``."""
+    buffer = bytearray()
+    number = 0
+    overlong = False
+    async for chunk in data:
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            number += 1
+            if not overlong and len(buffer) + end - start <= max_line_bytes:
+                buffer += chunk[start:end]
+                if buffer.strip():
+                    yield RawLine(number, bytes(buffer))
+            else:
+                yield RawLine(number, None)
+            buffer.clear()
+            overlong = False
+            start = end + 1
+        if not overlong:
+            buffer += chunk[start:]
+            if len(buffer) > max_line_bytes:
+                overlong = True
+                buffer.clear()
+    if overlong:
+        yield RawLine(number + 1, None)
+    elif buffer.strip():
+        yield RawLine(number + 1, bytes(buffer))
+
+
+def parse_line(line: RawLine, *, max_line_bytes: int) -> SampleLine | list[LineProblem]:
+    """The line as a sample, or what is wrong with it."""
+    if line.data is None:
+        return [LineProblem(line.number, None, f"the line is longer than {max_line_bytes} bytes")]
+    try:
+        value = orjson.loads(line.data)
+    except orjson.JSONDecodeError as exc:
+        return [LineProblem(line.number, None, f"the line is not valid JSON: {exc}")]
+    if not isinstance(value, dict):
+        return [LineProblem(line.number, None, "each line must be a JSON object")]
+    try:
+        return SampleLine.model_validate(value)
+    except ValidationError as exc:
+        return [
+            LineProblem(
+                line.number,
+                ".".join(str(part) for part in error["loc"]) or None,
+                str(error["msg"]).removeprefix("Value error, "),
+            )
+            for error in exc.errors()
+        ]
+
+
+def new_sample(line: SampleLine, *, source: str) -> NewSample:
+    """The sample to store for a valid line. Its provenance says it was imported, unless
+    the line brings a provenance of its own (an export from elsewhere does)."""
+    provenance = (
+        line.provenance.model_dump(mode="json", exclude_none=True)
+        if line.provenance is not None
+        else {"source": source}
+    )
+    return NewSample(
+        content=line.content,
+        topic=line.topic,
+        sample_type=line.sample_type,
+        status=line.status.value,
+        model=line.model,
+        provenance=provenance,
+        metadata=line.metadata,
+    )
+
+
+async def import_lines(
+    conn: AsyncConnection,
+    dataset_id: str,
+    data: AsyncIterable[bytes],
+    *,
+    max_line_bytes: int,
+    now: float,
+) -> ImportReport:
+    """Store the samples of a JSONL stream in ``conn``'s transaction, which the caller rolls
+    back on error: `InvalidLines` when any line is invalid (every line is still checked, to
+    report them all), `InvalidRequest` when there is no sample at all."""
+    lines = imported = invalid = 0
+    problems: list[LineProblem] = []
+    duplicates: list[tuple[int, str]] = []  # (line, content hash)
+    pending: list[tuple[int, NewSample]] = []
+
+    async def flush() -> None:
+        nonlocal imported
+        rows = [sample for _, sample in pending]
+        ids = await sample_repo.insert_samples(conn, dataset_id, rows, now=now)
+        for (number, sample), sample_id in zip(pending, ids, strict=True):
+            if sample_id is None:
+                duplicates.append((number, sample.content_hash or ""))
+            else:
+                imported += 1
+        pending.clear()
+
+    async for raw in split_lines(data, max_line_bytes=max_line_bytes):
+        lines += 1
+        parsed = parse_line(raw, max_line_bytes=max_line_bytes)
+        if isinstance(parsed, list):
+            invalid += 1
+            problems += parsed[: MAX_PROBLEMS - len(problems)]
+            continue
+        if invalid:
+            continue  # nothing will be stored; the rest is only checked
+        sample = new_sample(parsed, source="import")
+        # Hashed here, so a duplicate's report can name the sample holding its content.
+        pending.append((raw.number, replace(sample, content_hash=normalized_hash(sample.content))))
+        if len(pending) >= IMPORT_CHUNK:
+            await flush()
+    if invalid:
+        raise InvalidLines(
+            f"{invalid} of {lines} lines are invalid; nothing was imported",
+            problems=[problem.as_dict() for problem in problems],
+            code="invalid_import",
+        )
+    if not lines:
+        raise InvalidRequest(
+            "the file has no samples: one JSON object per line", param="file", code="empty_file"
+        )
+    if pending:
+        await flush()
+    # Writers into the dataset take turns (insert_samples took its lock): each duplicate's
+    # holder is still live.
+    hashes = sorted({content_hash for _, content_hash in duplicates})
+    holders = await sample_repo.live_ids_by_hash(conn, dataset_id, hashes)
+    return ImportReport(
+        dataset_id=dataset_id,
+        lines=lines,
+        imported=imported,
+        duplicates=len(duplicates),
+        duplicate_lines=[
+            DuplicateLine(line=number, duplicate_of=holders[content_hash])
+            for number, content_hash in duplicates[:MAX_DUPLICATES_LISTED]
+        ],
+    )

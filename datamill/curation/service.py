@@ -1,0 +1,451 @@
+"""DatasetService: the one way to create, read, change, search, import and export datasets
+and their samples. The HTTP API and the CLI call it; generation jobs insert samples with
+`storage.samples.insert_samples` in transactions of their own.
+
+Guarantees: nothing is ever removed (deleting sets ``deleted_at``; restoring clears it); a
+dataset never holds two live samples with the same normalized content; an import is one
+transaction (every line valid and stored, duplicates reported and skipped, or nothing
+stored); bad input is an `ApiError` naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from datamill.clock import Clock
+from datamill.curation.exports import jsonl_chunks, load_pyarrow, parquet_chunks
+from datamill.curation.imports import import_lines
+from datamill.errors import Conflict, InvalidRequest, NotFound
+from datamill.ids import new_dataset_id
+from datamill.protocol.datasets import (
+    DatasetCreate,
+    DatasetUpdate,
+    ExportFormat,
+    ImportReport,
+    SampleFilterBody,
+    SamplesChanged,
+    SampleStatus,
+    Visibility,
+    check_plain_text,
+)
+from datamill.storage import datasets as dataset_repo
+from datamill.storage import samples as sample_repo
+from datamill.storage.database import Database
+from datamill.storage.datasets import DatasetNameTaken, DatasetRecord
+from datamill.storage.samples import SampleFilter, SampleRecord, SampleStats
+from datamill.storage.schema import DEFAULT_PROJECT_ID
+from datamill.storage.search import parse_search
+
+# Samples per page of an export.
+EXPORT_PAGE = 1000
+# Imports this large refresh the planner's statistics (`storage.samples.analyze_samples`).
+ANALYZE_AFTER = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SampleQuery:
+    """Which samples of a dataset a read or an export covers; every field given must match.
+    ``q`` is the search syntax of `storage.search`."""
+
+    topic: str | None = None
+    sample_type: str | None = None
+    status: SampleStatus | None = None
+    model: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    deleted: Visibility = Visibility.exclude
+    q: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetView:
+    record: DatasetRecord
+    sample_count: int
+    stats: SampleStats | None = None
+
+
+class DatasetService:
+    """Datasets and samples of a project (the default one until API keys arrive). Unknown
+    or deleted datasets are 404s naming ``dataset_id``; unknown samples name ``sample_id``."""
+
+    def __init__(self, database: Database, clock: Clock, *, max_line_bytes: int) -> None:
+        self._db = database
+        self._clock = clock
+        self._max_line_bytes = max_line_bytes
+
+    # -- datasets ---------------------------------------------------------------------------
+
+    async def create(
+        self, request: DatasetCreate, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> DatasetView:
+        try:
+            async with self._db.write() as conn:
+                record = await dataset_repo.insert_dataset(
+                    conn,
+                    dataset_id=new_dataset_id(),
+                    project_id=project_id,
+                    name=request.name,
+                    description=request.description,
+                    now=self._clock.now(),
+                )
+        except DatasetNameTaken as taken:
+            raise _name_taken(taken) from None
+        return DatasetView(record, 0)
+
+    async def list_datasets(
+        self,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        after: str | None = None,
+        limit: int = 20,
+        deleted: Visibility = Visibility.exclude,
+    ) -> tuple[list[DatasetView], bool]:
+        """A page of datasets, newest first, with their live sample counts."""
+        _plain(after, "after")
+        async with self._db.read() as conn:
+            records, has_more = await dataset_repo.list_datasets(
+                conn, project_id=project_id, after=after, limit=limit, visibility=deleted
+            )
+            counts = await sample_repo.count_live_samples(conn, [r.id for r in records])
+        return [DatasetView(r, counts.get(r.id, 0)) for r in records], has_more
+
+    async def get(
+        self,
+        dataset_id: str,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        deleted: Visibility = Visibility.exclude,
+    ) -> DatasetView:
+        """A dataset with its stats. ``deleted=include`` finds a deleted one too."""
+        async with self._db.read() as conn:
+            record = await self._dataset(conn, dataset_id, project_id, deleted)
+            stats = await sample_repo.sample_stats(conn, record.id)
+        return DatasetView(record, stats.samples, stats)
+
+    async def resolve(
+        self,
+        reference: str,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        deleted: Visibility = Visibility.exclude,
+    ) -> str:
+        """The id of the dataset ``reference`` names: its id (``ds_...``) or its name (with
+        ``deleted=only``: the newest deleted dataset of that name)."""
+        _plain(reference, "dataset")
+        async with self._db.read() as conn:
+            if reference.startswith("ds_"):
+                # By id, a dataset either way: restoring a live one is a no-op.
+                by_id = Visibility.exclude if deleted is Visibility.exclude else Visibility.include
+                record = await self._dataset(conn, reference, project_id, by_id)
+                return record.id
+            found = await dataset_repo.find_dataset_by_name(
+                conn, reference, project_id=project_id, visibility=deleted
+            )
+        if found is None:
+            gone = " deleted" if deleted is Visibility.only else ""
+            raise NotFound(f"No{gone} dataset named {reference!r}", param="dataset")
+        return found.id
+
+    async def update(
+        self, dataset_id: str, request: DatasetUpdate, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> DatasetView:
+        """Change the fields ``request`` sets (``description: null`` clears it)."""
+        values: dict[str, Any] = {name: getattr(request, name) for name in request.model_fields_set}
+        try:
+            async with self._db.write() as conn:
+                record = await dataset_repo.update_dataset(
+                    conn, dataset_id, project_id=project_id, values=values, now=self._clock.now()
+                )
+        except DatasetNameTaken as taken:
+            raise _name_taken(taken) from None
+        if record is None:
+            raise _no_dataset(dataset_id)
+        return await self.get(record.id, project_id=project_id)
+
+    async def delete(self, dataset_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> None:
+        """Hide a dataset and its samples (`restore` brings them back)."""
+        async with self._db.write() as conn:
+            done = await dataset_repo.delete_dataset(
+                conn, dataset_id, project_id=project_id, now=self._clock.now()
+            )
+        if not done:
+            raise _no_dataset(dataset_id)
+
+    async def restore(
+        self, dataset_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> DatasetView:
+        """Bring a deleted dataset back (a live one is left as it is); a 409 when a live
+        dataset has taken its name meanwhile."""
+        try:
+            async with self._db.write() as conn:
+                await self._dataset(conn, dataset_id, project_id, Visibility.include)
+                await dataset_repo.restore_dataset(
+                    conn, dataset_id, project_id=project_id, now=self._clock.now()
+                )
+        except DatasetNameTaken as taken:
+            raise _name_taken(taken, param="dataset_id") from None
+        return await self.get(dataset_id, project_id=project_id)
+
+    # -- samples ----------------------------------------------------------------------------
+
+    async def list_samples(
+        self,
+        dataset_id: str,
+        query: SampleQuery,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        after: str | None = None,
+        limit: int = 100,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> tuple[list[SampleRecord], bool]:
+        where = self._filter(query)
+        _plain(after, "after")
+        async with self._db.read() as conn:
+            await self._dataset(conn, dataset_id, project_id)
+            return await sample_repo.list_samples(
+                conn, dataset_id, where, after=after, limit=limit, order=order
+            )
+
+    async def random_samples(
+        self,
+        dataset_id: str,
+        query: SampleQuery,
+        count: int,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+    ) -> list[SampleRecord]:
+        where = self._filter(query)
+        async with self._db.read() as conn:
+            await self._dataset(conn, dataset_id, project_id)
+            return await sample_repo.random_samples(conn, dataset_id, where, count)
+
+    async def count_samples(
+        self, dataset_id: str, query: SampleQuery, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> int:
+        where = self._filter(query)
+        async with self._db.read() as conn:
+            await self._dataset(conn, dataset_id, project_id)
+            return await sample_repo.count_samples(conn, dataset_id, where)
+
+    async def get_sample(
+        self, dataset_id: str, sample_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> SampleRecord:
+        """A sample, deleted or not (``deleted_at`` says)."""
+        async with self._db.read() as conn:
+            return await self._sample(conn, dataset_id, sample_id, project_id)
+
+    async def delete_sample(
+        self, dataset_id: str, sample_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> SampleRecord:
+        """Delete one sample; deleting a deleted one changes nothing."""
+        async with self._db.write() as conn:
+            await self._sample(conn, dataset_id, sample_id, project_id)
+            where = SampleFilter(ids=(sample_id,))
+            await sample_repo.delete_samples(conn, dataset_id, where, now=self._clock.now())
+            return await self._sample(conn, dataset_id, sample_id, project_id)
+
+    async def restore_sample(
+        self, dataset_id: str, sample_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> SampleRecord:
+        """Restore one sample; a 409 when a live sample of the dataset has its content."""
+        async with self._db.write() as conn:
+            record = await self._sample(conn, dataset_id, sample_id, project_id)
+            if record.deleted_at is None:
+                return record
+            outcome = await sample_repo.restore_samples(
+                conn, dataset_id, SampleFilter(ids=(sample_id,))
+            )
+            if outcome.skipped:
+                live = await sample_repo.live_ids_by_hash(conn, dataset_id, [record.content_hash])
+                raise Conflict(
+                    f"sample {sample_id} has the same content as the live sample "
+                    f"{live.get(record.content_hash)}; delete that one first",
+                    param="sample_id",
+                    code="duplicate_sample",
+                )
+            return await self._sample(conn, dataset_id, sample_id, project_id)
+
+    async def delete_samples(
+        self, dataset_id: str, body: SampleFilterBody, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> SamplesChanged:
+        """Delete the live samples ``body`` selects."""
+        where = self._body_filter(body)
+        async with self._db.write() as conn:
+            await self._dataset(conn, dataset_id, project_id)
+            changed = await sample_repo.delete_samples(
+                conn, dataset_id, where, now=self._clock.now()
+            )
+        return SamplesChanged(changed=changed)
+
+    async def restore_samples(
+        self, dataset_id: str, body: SampleFilterBody, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> SamplesChanged:
+        """Restore the deleted samples ``body`` selects, but those whose content is live."""
+        where = self._body_filter(body)
+        async with self._db.write() as conn:
+            await self._dataset(conn, dataset_id, project_id)
+            outcome = await sample_repo.restore_samples(conn, dataset_id, where)
+        return SamplesChanged(changed=outcome.restored, skipped=outcome.skipped)
+
+    # -- import and export ------------------------------------------------------------------
+
+    async def import_jsonl(
+        self,
+        dataset_id: str,
+        data: AsyncIterable[bytes],
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+    ) -> ImportReport:
+        """Import samples from JSONL (`protocol.datasets.SampleLine` per line), all or
+        nothing: one invalid line and an `InvalidLines` lists every problem, and nothing is
+        stored. Exact duplicates (of a live sample, or of an earlier line) are skipped and
+        reported."""
+        # One transaction: the dataset stays as it was unless every line is good.
+        async with self._db.write() as conn:
+            await self._dataset(conn, dataset_id, project_id)
+            report = await import_lines(
+                conn,
+                dataset_id,
+                data,
+                max_line_bytes=self._max_line_bytes,
+                now=self._clock.now(),
+            )
+        if report.imported >= ANALYZE_AFTER:
+            async with self._db.write() as conn:
+                await sample_repo.analyze_samples(conn)
+        return report
+
+    async def export(
+        self,
+        dataset_id: str,
+        query: SampleQuery,
+        export_format: ExportFormat,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        on_page: Callable[[int], None] | None = None,
+    ) -> tuple[DatasetRecord, AsyncIterator[bytes]]:
+        """The dataset, and its matching samples in creation order as JSONL or Parquet,
+        streamed. Everything that can fail is checked before the first byte (the format's
+        library included). ``on_page`` hears how many samples each page read (progress)."""
+        where = self._filter(query)
+        parquet = load_pyarrow() if export_format is ExportFormat.parquet else None
+        async with self._db.read() as conn:
+            record = await self._dataset(conn, dataset_id, project_id)
+        pages = self._pages(dataset_id, where, on_page)
+        if parquet is not None:
+            return record, parquet_chunks(pages, parquet)
+        return record, jsonl_chunks(pages)
+
+    async def _pages(
+        self, dataset_id: str, where: SampleFilter, on_page: Callable[[int], None] | None
+    ) -> AsyncIterator[list[SampleRecord]]:
+        # A short read per page: a long export holds no snapshot and no connection.
+        after_seq: int | None = None
+        while True:
+            async with self._db.read() as conn:
+                page, more = await sample_repo.list_samples(
+                    conn, dataset_id, where, after_seq=after_seq, limit=EXPORT_PAGE, order="asc"
+                )
+            if on_page is not None:
+                on_page(len(page))
+            yield page
+            if not more:
+                return
+            after_seq = page[-1].seq
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    async def _dataset(
+        self,
+        conn: AsyncConnection,
+        dataset_id: str,
+        project_id: str,
+        deleted: Visibility = Visibility.exclude,
+    ) -> DatasetRecord:
+        record = None
+        if _storable(dataset_id):
+            record = await dataset_repo.get_dataset(
+                conn, dataset_id, project_id=project_id, visibility=deleted
+            )
+        if record is None:
+            raise _no_dataset(dataset_id)
+        return record
+
+    async def _sample(
+        self, conn: AsyncConnection, dataset_id: str, sample_id: str, project_id: str
+    ) -> SampleRecord:
+        await self._dataset(conn, dataset_id, project_id)
+        record = None
+        if _storable(sample_id):
+            record = await sample_repo.get_sample(conn, dataset_id, sample_id)
+        if record is None:
+            raise NotFound(f"No sample {sample_id} in dataset {dataset_id}", param="sample_id")
+        return record
+
+    def _filter(self, query: SampleQuery) -> SampleFilter:
+        for name in ("topic", "sample_type", "model", "q"):
+            _plain(getattr(query, name), name)
+        return SampleFilter(
+            topic=query.topic,
+            sample_type=query.sample_type,
+            status=query.status.value if query.status is not None else None,
+            model=query.model,
+            created_after=query.created_after,
+            created_before=query.created_before,
+            visibility=query.deleted,
+            search=parse_search(query.q) if query.q is not None else None,
+        )
+
+    def _body_filter(self, body: SampleFilterBody) -> SampleFilter:
+        given = body.model_fields_set - {"all"}
+        if not given and not body.all:
+            raise InvalidRequest(
+                "name the samples: ids or a filter (topic, sample_type, status, model, "
+                "created_after, created_before, q), or all: true for every sample",
+                param="all",
+                code="missing_required_parameter",
+            )
+        where = self._filter(
+            SampleQuery(
+                topic=body.topic,
+                sample_type=body.sample_type,
+                status=body.status,
+                model=body.model,
+                created_after=body.created_after,
+                created_before=body.created_before,
+                q=body.q,
+            )
+        )
+        return replace(where, ids=tuple(body.ids or ()))
+
+
+def _storable(value: str) -> bool:
+    """Whether a text column can hold ``value`` (an id that cannot is no one's)."""
+    try:
+        check_plain_text(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _plain(value: str | None, param: str) -> None:
+    if value is not None and not _storable(value):
+        raise InvalidRequest(
+            f"{param} has a NUL character or a lone surrogate", param=param, code="invalid_value"
+        )
+
+
+def _no_dataset(dataset_id: str) -> NotFound:
+    return NotFound(f"No such dataset: {dataset_id}", param="dataset_id")
+
+
+def _name_taken(taken: DatasetNameTaken, *, param: str = "name") -> Conflict:
+    return Conflict(
+        f"a dataset named {taken.name!r} exists already; choose another name",
+        param=param,
+        code="dataset_name_taken",
+    )
