@@ -48,6 +48,7 @@ bench: $(STAMP) postgres peers
 	$(BIN)/python bench/crash.py --mode batch-run
 	$(BIN)/python bench/crash.py --mode worker
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/dedup.py
 
 bench-quick: $(STAMP) postgres
 	$(BIN)/python bench/mock_ceiling.py
