@@ -191,11 +191,13 @@ class NearDuplicateIndex:
         """Mean cosine distance over all pairs of kept samples (exact, O(n) in time)."""
         total = np.zeros(DIMENSION, dtype=np.float64)
         squares = 0.0
-        for rows in self._filled_blocks():
-            block = rows.astype(np.float64)
-            total += block.sum(axis=0)
-            squares += float(np.einsum("ij,ij->", block, block))
-        return mean_pairwise_distance_from_sums(total, squares, len(self))
+        with self._lock:
+            for rows in self._filled_blocks():
+                block = rows.astype(np.float64)
+                total += block.sum(axis=0)
+                squares += float(np.einsum("ij,ij->", block, block))
+            count = len(self)
+        return mean_pairwise_distance_from_sums(total, squares, count)
 
     # -- inside -----------------------------------------------------------------------------
 
