@@ -1,9 +1,11 @@
 """Synthetic samples for bench/dedup.py: varied, deterministic, with planted near-duplicates.
 
 A sample is two sentences. Each sentence says who did what to which things, where
-and when, in one of a few sentence patterns, with every content word drawn from its own
-pool (about 60 subjects, 60 verbs, 70 objects, 50 adjectives, 25 adverbs, 40 places, 30
-times), so two originals rarely share more than a word or two. Every pooled word has a
+and when, in one of three sentence patterns, with every content word drawn from its own
+pool (60 subjects, 60 verbs, 64 objects, 48 adjectives, 25 adverbs, 40 places, 30
+times). Two originals share few words, but among tens of thousands many pairs share a
+pattern and three or four words, which the model reads as close (docs/benchmarks.md,
+Dedup): these pools are small for 100,000 samples. Every pooled word has a
 synonym, and every pattern a second surface form (passive voice, phrases moved), so the
 same facts can be said again in other words.
 
