@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,embeddings]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -48,6 +48,7 @@ bench: $(STAMP) postgres peers
 	$(BIN)/python bench/crash.py --mode batch-run
 	$(BIN)/python bench/crash.py --mode worker
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/dedup.py
 
 bench-quick: $(STAMP) postgres
 	$(BIN)/python bench/mock_ceiling.py

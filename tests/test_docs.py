@@ -503,3 +503,21 @@ def test_the_field_table_is_the_adapters_own():
     embedders = {n: c.embedding_fields for n, c in classes.items() if c.capabilities.embeddings}
     assert chat in text
     assert markdown_table(embedders, EMBEDDING_FIELDS) in text
+
+
+# -- dedup.md -------------------------------------------------------------------------------
+
+
+def test_the_dedup_defaults_and_every_index_method_are_documented():
+    from datamill.nlp import dedup
+
+    text = read("docs/dedup.md")
+    rows = table_rows(section(text, "## Thresholds"))
+
+    assert rows["threshold"][1] == f"`{dedup.DEFAULT_THRESHOLD}`"
+    assert rows["lexical_threshold"][1] == f"`{dedup.DEFAULT_LEXICAL_THRESHOLD}`"
+    assert rows[f"**{dedup.DEFAULT_THRESHOLD}**"]  # the default's row of the sweep is marked
+    public = [name for name in vars(dedup.NearDuplicateIndex) if not name.startswith("_")]
+    assert len(public) >= 9
+    for name in public:
+        assert re.search(rf"`[^`\n]*\b{name}\b[^`\n]*`", text), name  # in code quotes

@@ -1,10 +1,21 @@
 """Canonical forms of a sample's content: its normalized hash and its search text.
 
 Two samples are *exact duplicates* when their `normalized_hash` is equal: the same JSON once
-object keys are sorted, integral floats written as integers, and every string folded
-(Unicode NFC, case folded, whitespace runs collapsed to one space and trimmed). The
-generation engine and the samples store both dedup with it, so it must never change for
-content already stored (a change needs a migration that rehashes every sample).
+object keys are sorted, integral floats written as integers, and every string folded by
+`fold_string`. Folding erases presentation only, never meaning:
+
+- Unicode NFKC (full-width letters, ligatures, non-breaking spaces fold to their plain
+  forms), then case folding (``"Straße"`` and ``"STRASSE"`` agree), then NFKC again, as
+  Unicode's NFKC_Casefold does;
+- typographic quotes and dashes become ASCII ``'``, ``"`` and ``-``; soft hyphens,
+  zero-width characters and byte-order marks are dropped;
+- runs of whitespace (line breaks and tabs included) become one space; the ends are trimmed.
+
+Other punctuation is kept: it can carry meaning ("Let's eat, grandma"), and in JSON, code or
+numbers it is content; texts that differ by a comma are near-duplicates, which
+`datamill.nlp.dedup` catches. The samples store, the generation engine and the near-duplicate
+index all dedup with this hash, so it must never change for content already stored (a
+change needs a migration that rehashes every sample).
 
 `search_text` is what full-text search indexes, on SQLite and PostgreSQL alike: the words of
 the content's string and number values, in document order, NFKC-normalized and case
@@ -26,7 +37,14 @@ import orjson
 
 # A word: letters and digits (underscores are punctuation, as in both stores' tokenizers).
 _WORD = re.compile(r"[^\W_]+")
-_SPACE = re.compile(r"\s+")
+_TYPOGRAPHY = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u00b4\u0060", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+        **dict.fromkeys("\u00ad\u200b\u200c\u200d\u2060\ufeff"),  # invisible: dropped
+    }
+)
 # Longer runs are encoded data rather than words; PostgreSQL ignores words over 2047 bytes.
 MAX_WORD_CHARS = 256
 # PostgreSQL records word positions up to 16383: past that a phrase cannot be matched there,
@@ -63,8 +81,9 @@ def _canonical(value: Any) -> Any:
 
 
 def fold_string(value: str) -> str:
-    """A string as exact-duplicate detection sees it: NFC, case folded, spaces collapsed."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFC", value).casefold()).strip()
+    """A string as exact-duplicate detection sees it (see the module docstring)."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    return " ".join(folded.translate(_TYPOGRAPHY).split())
 
 
 def search_words(value: str) -> list[str]:

@@ -1,0 +1,159 @@
+"""Dedup cost: 100,000 synthetic samples through a NearDuplicateIndex, as a generation job
+would feed it, with planted near-duplicates to score.
+
+    .venv/bin/python bench/dedup.py [--samples 100000] [--batch 256] [--threads 2]
+        [--planted-share 0.1] [--dtype float16]
+
+The samples (`bench/dedup_samples.py`, generated in the process, no downloads) are fed in
+batches to `check_and_add_many`; about a tenth are planted copies of an earlier sample,
+half near-verbatim and half paraphrases. Prints one line: samples/s overall and by tenth
+(the exhaustive search grows with the kept samples), the share of time in the model,
+texts embedded, peak RSS, the RSS growth while indexing and what the index holds per kept
+sample (arrays with their spare capacity, keys, hash table), precision and recall on
+the planted copies (overall and by kind), the decisions by kind, and the diversity measures
+of the kept set with their cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from datamill.nlp.dedup import NearDuplicateIndex
+from datamill.nlp.diversity import distinct_n
+from datamill.nlp.embeddings import Embedder, Vectors
+from dedup_samples import Sample, generate
+from harness import line, own_peak_rss_mb
+
+
+class TimedEmbedder(Embedder):
+    """The embedder, timing its calls and counting the texts it embeds."""
+
+    seconds = 0.0
+    texts = 0
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        started = time.perf_counter()
+        try:
+            return super().embed(texts)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.texts += len(texts)
+
+
+def rss_mb() -> float:
+    for entry in Path("/proc/self/status").read_text().splitlines():
+        if entry.startswith("VmRSS:"):
+            return int(entry.split()[1]) / 1024
+    return 0.0
+
+
+def index_bytes(index: NearDuplicateIndex) -> int:
+    """What the index holds: its arrays, the keys and the exact-hash table."""
+    keys = index._keys
+    table = index._exact
+    python = sys.getsizeof(keys) + sum(sys.getsizeof(k) for k in keys)
+    python += sys.getsizeof(table) + sum(sys.getsizeof(h) + 4 for h in table)  # int values
+    return index.nbytes + python
+
+
+def rates_by_tenth(checkpoints: list[tuple[int, float]]) -> list[float]:
+    """Samples/s over each tenth of the run, cut at the first batch past each tenth."""
+    total = checkpoints[-1][0]
+    rates = []
+    previous = checkpoints[0]
+    for tenth in range(1, 11):
+        point = next(c for c in checkpoints if c[0] >= total * tenth / 10)
+        if point[0] > previous[0]:
+            rates.append((point[0] - previous[0]) / (point[1] - previous[1]))
+            previous = point
+    return rates
+
+
+def score(samples: list[Sample], flagged: list[bool]) -> dict[str, object]:
+    planted = [s.planted != "" for s in samples]
+    true_positives = sum(f and p for f, p in zip(flagged, planted, strict=True))
+    figures: dict[str, object] = {
+        "planted": sum(planted),
+        "flagged": sum(flagged),
+        "precision": true_positives / max(1, sum(flagged)),
+        "recall": true_positives / max(1, sum(planted)),
+    }
+    for kind in ("near-verbatim", "paraphrase"):
+        of_kind = [f for f, s in zip(flagged, samples, strict=True) if s.planted == kind]
+        figures[f"recall_{kind}"] = sum(of_kind) / max(1, len(of_kind))
+    figures["originals_flagged"] = sum(flagged) - true_positives
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--planted-share", type=float, default=0.1)
+    parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    samples = generate(args.samples, planted_share=args.planted_share)
+    generate_s = time.perf_counter() - started
+    embedder = TimedEmbedder(threads=args.threads)
+    embedder.load()
+    index = NearDuplicateIndex(embedder, vector_dtype=args.dtype)
+    rss_before = rss_mb()
+
+    flagged: list[bool] = []
+    kinds: Counter[str] = Counter()
+    started = time.perf_counter()
+    checkpoints = [(0, started)]  # (samples decided, when), after each batch
+    for start in range(0, len(samples), args.batch):
+        batch = samples[start : start + args.batch]
+        keys = [str(n) for n in range(start, start + len(batch))]
+        for match in index.check_and_add_many([s.text for s in batch], keys):
+            flagged.append(match is not None)
+            kinds[match.kind.value if match else "kept"] += 1
+        checkpoints.append((len(flagged), time.perf_counter()))
+    index_s = time.perf_counter() - started
+    rss_after = rss_mb()
+
+    started = time.perf_counter()
+    spread = index.mean_pairwise_distance()
+    kept = [s.text for s, f in zip(samples, flagged, strict=True) if not f]
+    distinct = (distinct_n(kept, 1), distinct_n(kept, 2))
+    diversity_s = time.perf_counter() - started
+
+    print(
+        line(
+            "dedup",
+            samples=args.samples,
+            batch=args.batch,
+            threads=args.threads,
+            dtype=args.dtype,
+            generate_s=generate_s,
+            index_s=index_s,
+            samples_per_s=args.samples / index_s,
+            rate_by_tenth="/".join(f"{r:.0f}" for r in rates_by_tenth(checkpoints)),
+            model_share=embedder.seconds / index_s,
+            embedded=embedder.texts,
+            kept=len(index),
+            peak_rss_mb=own_peak_rss_mb(),
+            index_growth_mb=rss_after - rss_before,
+            bytes_per_kept=(rss_after - rss_before) * 1024**2 / max(1, len(index)),
+            index_bytes_per_kept=index_bytes(index) / max(1, len(index)),
+            **score(samples, flagged),
+            **{f"by_{kind}": count for kind, count in sorted(kinds.items())},
+            mean_pairwise_distance=spread,
+            distinct_1=distinct[0],
+            distinct_2=distinct[1],
+            diversity_s=diversity_s,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+"""Near-duplicate detection for generated samples: exact, lexical, then semantic.
+
+A generation job keeps one `NearDuplicateIndex` of the samples it has accepted and asks it
+about each new batch of candidates::
+
+    index = NearDuplicateIndex()                       # the process's shared embedder
+    index.rebuild((s.id, s.text) for s in dataset)     # a resumed job refills it first
+    for sample, match in zip(batch, index.check_and_add_many(texts, ids)):
+        if match is None: keep(sample)                 # added to the index already
+        else: drop(sample, duplicate_of=match.key)
+
+Each candidate goes through three tests, cheapest first, and stops at the first that
+matches:
+
+1. **exact**: the same `normalized_hash` as a kept sample;
+2. **lexical**: an estimated Jaccard similarity of character 5-grams (MinHash, 64 values,
+   LSH with 16 bands of 4) of at least ``lexical_threshold`` with a kept sample: a
+   near-verbatim copy, caught without running the model;
+3. **semantic**: a cosine similarity of all-MiniLM-L6-v2 embeddings of at least
+   ``threshold`` with a kept sample: a paraphrase.
+
+Candidates of one batch are compared with each other too: the decisions are exactly those of
+calling `check_and_add` on each in turn, but the batch is embedded in one call and searched
+with one matrix product per block of kept vectors. The search is exhaustive (no
+approximation): its cost grows with kept samples x candidates, about 25 ns per pair here.
+
+Memory per kept sample: the vector (768 bytes as float16, the default, or 1,536 as float32),
+the MinHash signature and band keys (about 580 bytes), the exact hash and the caller's key
+(about 150 bytes with a short key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from datamill.nlp.canonical import normalized_hash
+from datamill.nlp.diversity import mean_pairwise_distance_from_sums
+from datamill.nlp.embeddings import DIMENSION, Embedder, Vectors, shared_embedder
+from datamill.nlp.minhash import LshIndex, MinHasher, Signatures, estimated_jaccard
+
+# Chosen on tests/nlp/data/paraphrases.jsonl (docs/dedup.md has the sweep): the cosine
+# above which two samples say the same thing, and the 5-gram Jaccard above which one is a
+# near-verbatim copy of the other.
+DEFAULT_THRESHOLD = 0.75
+DEFAULT_LEXICAL_THRESHOLD = 0.8
+# Kept vectors live in blocks of this many rows: the matrix grows without copying, and each
+# block is converted to float32 for its matrix product in one go.
+BLOCK_ROWS = 8192
+
+
+class DuplicateKind(StrEnum):
+    """Which test found the duplicate."""
+
+    exact = "exact"  # the same normalised hash
+    lexical = "lexical"  # MinHash Jaccard estimate of character 5-grams
+    semantic = "semantic"  # embedding cosine similarity
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateMatch:
+    """A candidate is a duplicate of the kept sample ``key``."""
+
+    key: str
+    kind: DuplicateKind
+    score: float  # 1.0 for exact, the Jaccard estimate for lexical, the cosine for semantic
+
+
+def _hash64(text: str) -> int:
+    return int(normalized_hash(text)[:16], 16)
+
+
+class NearDuplicateIndex:
+    """The samples a job has kept, searchable for exact, lexical and semantic duplicates.
+
+    Guarantees: a batch call decides exactly as the same calls one by one would; a sample is
+    added only when it is no duplicate (``check_and_add*``) or when told (``add*``,
+    `rebuild`); calls are serialised by a lock, so threads may share an index. Keys are the
+    caller's (a sample id) and are what a match reports.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        lexical_threshold: float = DEFAULT_LEXICAL_THRESHOLD,
+        vector_dtype: Literal["float16", "float32"] = "float16",
+    ) -> None:
+        """``embedder`` defaults to the process's `shared_embedder` (loaded on first use).
+        A ``lexical_threshold`` above 1 turns the lexical test off."""
+        self.embedder = embedder or shared_embedder()
+        self.threshold = threshold
+        self.lexical_threshold = lexical_threshold
+        self._dtype = np.dtype(vector_dtype)
+        self._hasher = MinHasher()
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._keys: list[str] = []
+        self._exact: dict[int, int] = {}  # 64 bits of the normalised hash -> first row
+        self._lsh = LshIndex(num_perm=self._hasher.num_perm)
+        self._blocks: list[npt.NDArray[np.floating]] = []
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in arrays: vectors and MinHash data (Python objects not counted)."""
+        return sum(block.nbytes for block in self._blocks) + self._lsh.nbytes
+
+    # -- asking ---------------------------------------------------------------------------
+
+    def check(self, text: str) -> DuplicateMatch | None:
+        """The kept sample ``text`` duplicates, or None; nothing is added."""
+        return self.check_many([text])[0]
+
+    def check_many(self, texts: Sequence[str]) -> list[DuplicateMatch | None]:
+        """`check` for each text, against the kept samples only (not each other)."""
+        with self._lock:
+            return self._decide(texts, keys=None)
+
+    def check_and_add(self, text: str, key: str) -> DuplicateMatch | None:
+        """`check`, and keep ``text`` under ``key`` when it is no duplicate."""
+        return self.check_and_add_many([text], [key])[0]
+
+    def check_and_add_many(
+        self, texts: Sequence[str], keys: Sequence[str]
+    ) -> list[DuplicateMatch | None]:
+        """One decision per candidate, in order; each is compared with the kept samples and
+        with the candidates before it that were kept. The kept ones are added."""
+        if len(texts) != len(keys):
+            raise ValueError("texts and keys differ in length")
+        with self._lock:
+            return self._decide(texts, keys=keys)
+
+    async def acheck_and_add_many(
+        self, texts: Sequence[str], keys: Sequence[str]
+    ) -> list[DuplicateMatch | None]:
+        """`check_and_add_many` in a worker thread, for callers on an event loop."""
+        return await asyncio.to_thread(self.check_and_add_many, texts, keys)
+
+    # -- filling --------------------------------------------------------------------------
+
+    def add(self, text: str, key: str) -> None:
+        """Keep ``text`` under ``key`` without checking it."""
+        self.add_many([text], [key])
+
+    def add_many(
+        self, texts: Sequence[str], keys: Sequence[str], *, vectors: Vectors | None = None
+    ) -> None:
+        """Keep every text without checking; ``vectors`` (their embeddings, if stored
+        elsewhere) saves running the model."""
+        if len(texts) != len(keys) or (vectors is not None and len(vectors) != len(texts)):
+            raise ValueError("texts, keys and vectors differ in length")
+        if vectors is None:
+            vectors = self.embedder.embed(texts)
+        hashes = [_hash64(text) for text in texts]
+        signatures = self._hasher.signatures(texts)
+        with self._lock:
+            self._append(list(keys), hashes, signatures, np.asarray(vectors, dtype=np.float32))
+
+    def rebuild(self, samples: Iterable[tuple[str, str]], *, batch_size: int = 1024) -> None:
+        """Empty the index, then keep every ``(key, text)`` of ``samples`` (a resumed job's
+        dataset), embedding them ``batch_size`` at a time."""
+        with self._lock:
+            self._clear()
+        keys: list[str] = []
+        texts: list[str] = []
+        for key, text in samples:
+            keys.append(key)
+            texts.append(text)
+            if len(texts) == batch_size:
+                self.add_many(texts, keys)
+                keys, texts = [], []
+        if texts:
+            self.add_many(texts, keys)
+
+    # -- diversity --------------------------------------------------------------------------
+
+    def mean_pairwise_distance(self) -> float:
+        """Mean cosine distance over all pairs of kept samples (exact, O(n) in time)."""
+        total = np.zeros(DIMENSION, dtype=np.float64)
+        squares = 0.0
+        with self._lock:
+            for rows in self._filled_blocks():
+                block = rows.astype(np.float64)
+                total += block.sum(axis=0)
+                squares += float(np.einsum("ij,ij->", block, block))
+            count = len(self)
+        return mean_pairwise_distance_from_sums(total, squares, count)
+
+    # -- inside -----------------------------------------------------------------------------
+
+    def _decide(
+        self, texts: Sequence[str], *, keys: Sequence[str] | None
+    ) -> list[DuplicateMatch | None]:
+        """Decide each candidate; with ``keys``, also against the batch's kept candidates,
+        which are then added. The cheap tests run on the whole batch first, the model on
+        what they left open, then a short loop settles the order within the batch."""
+        count = len(texts)
+        hashes = [_hash64(text) for text in texts]
+        signatures = self._hasher.signatures(texts)
+        band_keys = self._lsh.band_keys(signatures)
+        lexical_rows, lexical_scores = self._lsh.best(signatures)
+        stored_exact = [self._exact.get(h) for h in hashes]
+        # Embed only what the cheap tests against the kept samples left open.
+        open_rows = [
+            i
+            for i in range(count)
+            if stored_exact[i] is None and lexical_scores[i] < self.lexical_threshold
+        ]
+        vectors = np.zeros((count, DIMENSION), dtype=np.float32)
+        semantic_rows = np.full(count, -1, dtype=np.int64)
+        semantic_scores = np.full(count, -np.inf, dtype=np.float32)
+        if open_rows:
+            vectors[open_rows] = self.embedder.embed([texts[i] for i in open_rows])
+            found_rows, found_scores = self._search(vectors[open_rows])
+            semantic_rows[open_rows] = found_rows
+            semantic_scores[open_rows] = found_scores
+
+        names = list(keys) if keys is not None else [""] * count
+        decisions: list[DuplicateMatch | None] = []
+        kept: list[int] = []  # candidates of this batch kept so far (none when checking only)
+        kept_hashes: dict[int, int] = {}
+        for i in range(count):
+            match: DuplicateMatch | None = None
+            stored = stored_exact[i]
+            if stored is not None:
+                match = DuplicateMatch(self._keys[stored], DuplicateKind.exact, 1.0)
+            elif hashes[i] in kept_hashes:
+                match = DuplicateMatch(names[kept_hashes[hashes[i]]], DuplicateKind.exact, 1.0)
+            if match is None:
+                match = self._lexical(
+                    i, kept, names, signatures, band_keys, lexical_rows, lexical_scores
+                )
+            if match is None:
+                match = self._semantic(i, kept, names, vectors, semantic_rows, semantic_scores)
+            decisions.append(match)
+            if match is None and keys is not None:
+                kept.append(i)
+                kept_hashes.setdefault(hashes[i], i)
+        if keys is not None and kept:
+            self._append(
+                [keys[i] for i in kept],
+                [hashes[i] for i in kept],
+                signatures[kept],
+                vectors[kept],
+            )
+        return decisions
+
+    def _lexical(
+        self,
+        i: int,
+        kept: list[int],
+        names: list[str],
+        signatures: Signatures,
+        band_keys: npt.NDArray[np.uint64],
+        rows: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float64],
+    ) -> DuplicateMatch | None:
+        """The best lexical match of candidate ``i``: a kept sample, or a kept candidate."""
+        best_score = float(scores[i])
+        best_key = self._keys[rows[i]] if rows[i] >= 0 else None
+        if kept:
+            # As the LSH index does: only kept candidates sharing a band are compared.
+            shares_band = (band_keys[kept] == band_keys[i]).any(axis=1)
+            similarity = np.where(
+                shares_band, estimated_jaccard(signatures[kept], signatures[i]), -1.0
+            )
+            pick = int(np.argmax(similarity))
+            if similarity[pick] > best_score:
+                best_score = float(similarity[pick])
+                best_key = names[kept[pick]]
+        if best_key is None or best_score < self.lexical_threshold:
+            return None
+        return DuplicateMatch(best_key, DuplicateKind.lexical, best_score)
+
+    def _semantic(
+        self,
+        i: int,
+        kept: list[int],
+        names: list[str],
+        vectors: Vectors,
+        rows: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float32],
+    ) -> DuplicateMatch | None:
+        """The best semantic match of candidate ``i``: a kept sample, or a kept candidate."""
+        best_score = float(scores[i])
+        best_key = self._keys[rows[i]] if rows[i] >= 0 else None
+        if kept:
+            similarity = vectors[kept] @ vectors[i]
+            pick = int(np.argmax(similarity))
+            if similarity[pick] > best_score:
+                best_score = float(similarity[pick])
+                best_key = names[kept[pick]]
+        if best_key is None or best_score < self.threshold:
+            return None
+        return DuplicateMatch(best_key, DuplicateKind.semantic, best_score)
+
+    def _search(self, queries: Vectors) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The most similar kept row for each query vector, and its cosine."""
+        rows = np.full(len(queries), -1, dtype=np.int64)
+        scores = np.full(len(queries), -np.inf, dtype=np.float32)
+        offset = 0
+        for block in self._filled_blocks():
+            similarity = block.astype(np.float32, copy=False) @ queries.T  # (block rows, q)
+            pick = similarity.argmax(axis=0)
+            best = similarity[pick, np.arange(len(queries))]
+            better = best > scores
+            rows[better] = pick[better] + offset
+            scores[better] = best[better]
+            offset += len(block)
+        return rows, scores
+
+    def _filled_blocks(self) -> Iterable[npt.NDArray[np.floating]]:
+        remaining = len(self._keys)
+        for block in self._blocks:
+            if remaining <= 0:
+                return
+            yield block[: min(remaining, len(block))]
+            remaining -= len(block)
+
+    def _append(
+        self, keys: list[str], hashes: list[int], signatures: Signatures, vectors: Vectors
+    ) -> None:
+        first = len(self._keys)
+        for offset, value in enumerate(hashes):
+            self._exact.setdefault(value, first + offset)
+        self._lsh.add(signatures)
+        written = 0
+        while written < len(vectors):
+            row = first + written
+            block_index, block_row = divmod(row, BLOCK_ROWS)
+            if block_index == len(self._blocks):
+                self._blocks.append(np.empty((BLOCK_ROWS, DIMENSION), dtype=self._dtype))
+            take = min(BLOCK_ROWS - block_row, len(vectors) - written)
+            self._blocks[block_index][block_row : block_row + take] = vectors[
+                written : written + take
+            ]
+            written += take
+        self._keys.extend(keys)
