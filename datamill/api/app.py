@@ -11,7 +11,15 @@ from fastapi import FastAPI
 
 from datamill import __version__
 from datamill.api.errors import install_error_handlers
-from datamill.api.routes import batches, chat, files, health, operations
+from datamill.api.routes import (
+    batches,
+    chat,
+    deployments,
+    events,
+    files,
+    health,
+    operations,
+)
 from datamill.clock import Clock
 from datamill.engine.worker import Worker
 from datamill.runtime import Runtime
@@ -91,6 +99,14 @@ def create_app(
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (files, batches, chat, health, operations):
+    for module in (
+        files,
+        batches,
+        chat,
+        health,
+        operations,
+        deployments,
+        events,
+    ):
         app.include_router(module.router)
     return app

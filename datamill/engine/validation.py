@@ -88,10 +88,12 @@ async def validate_batch(context: EngineContext, batch: BatchRecord, *, worker_i
         await request_repo.clear_requests(db, batch.id)
         if not await batch_repo.fail_batch(db, batch.id, errors=report.finish(), now=now):
             await batch_repo.start_batch(db, batch.id, total=0, model=None, now=now)
+        context.events.batch_changed(batch.id)
         log.info("batch %s failed validation: %d bad lines", batch.id, report.error_lines)
         return
     mode = resolve_mode(_requested_mode(batch), staged.deployments)
     await batch_repo.start_batch(db, batch.id, total=total, model=model, now=now, mode=mode)
+    context.events.batch_changed(batch.id)
     log.info("batch %s validated: %d requests, %s", batch.id, total, mode.value)
 
 
@@ -123,6 +125,7 @@ async def give_up_validation(
     )
     errors = [{"code": "internal_error", "message": message, "param": None, "line": None}]
     if await batch_repo.fail_batch(db, batch.id, errors=errors, now=context.clock.now()):
+        context.events.batch_changed(batch.id)
         log.error("batch %s failed: %s", batch.id, message)
 
 
