@@ -17,6 +17,7 @@ from datamill.engine.events import EventHub, EventPublisher
 from datamill.engine.events.monitor import DeploymentMonitor
 from datamill.engine.events.service import EventStreamService
 from datamill.engine.files import FileService
+from datamill.engine.insights import BatchInsights
 from datamill.engine.operations import OperationsService
 from datamill.engine.service import BatchService
 from datamill.engine.worker import Worker, WorkerOptions
@@ -65,6 +66,7 @@ class Runtime:
         self.gateway = GatewayService(router, clock, on_call=self.call_log.record)
         self.batches = BatchService(self.engine)
         self.event_stream = EventStreamService(self.event_hub, self.batches)
+        self.insights = BatchInsights(database, self.batches)
         self.deployments = DeploymentService(database, router, clock, self.process_info)
         self.operations = OperationsService(self.engine)
 

@@ -12,10 +12,12 @@ from fastapi import FastAPI
 from datamill import __version__
 from datamill.api.errors import install_error_handlers
 from datamill.api.routes import (
+    batch_insights,
     batches,
     chat,
     deployments,
     events,
+    file_checks,
     files,
     health,
     operations,
@@ -101,7 +103,9 @@ def create_app(
     install_error_handlers(app)
     for module in (
         files,
+        file_checks,
         batches,
+        batch_insights,
         chat,
         health,
         operations,
