@@ -6,11 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.datastructures import UploadFile
 
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.render import dataset_object, sample_object
-from datamill.api.uploads import check_upload_size, parse_form, read_upload
+from datamill.api.uploads import form_file, parse_form, read_upload
 from datamill.curation.service import SampleQuery
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
@@ -204,16 +203,9 @@ async def import_samples(
 ) -> ImportReport:
     """Import a JSONL file (multipart field ``file``), all lines or none."""
     limit = runtime.settings.max_file_bytes
-    check_upload_size(request, limit)
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise InvalidRequest("upload the JSONL as multipart/form-data field 'file'", param="file")
-    form = await parse_form(request)
+    form = await parse_form(request, limit=limit, fields="the JSONL in field 'file'")
     try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidRequest(
-                "the 'file' field is missing", param="file", code="missing_required_parameter"
-            )
+        upload = form_file(form)
         return await runtime.datasets.import_jsonl(
             dataset_id, read_upload(upload, limit=limit), project_id=project_id
         )

@@ -7,11 +7,10 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.datastructures import UploadFile
 
 from datamill.api.deps import ProjectDep, RuntimeDep
-from datamill.api.render import file_object
-from datamill.api.uploads import check_upload_size, parse_form, read_upload
+from datamill.api.uploads import form_file, form_text, parse_form, read_upload
+from datamill.engine.render import file_object
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
 from datamill.protocol.files import FileDeleted, FileObject
@@ -77,25 +76,13 @@ _UPLOAD_SCHEMA = {
 @router.post("", response_model=FileObject, openapi_extra=_UPLOAD_SCHEMA)
 async def upload_file(request: Request, runtime: RuntimeDep, project_id: ProjectDep) -> FileObject:
     """Upload a file (multipart: ``file``, ``purpose``, optional ``expires_after``)."""
-    check_upload_size(request, runtime.settings.max_file_bytes)
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise InvalidRequest(
-            "upload files as multipart/form-data with fields 'file' and 'purpose'",
-            param="file",
-        )
-    form = await parse_form(request)
+    form = await parse_form(
+        request, limit=runtime.settings.max_file_bytes, fields="fields 'file' and 'purpose'"
+    )
     try:
-        upload = form.get("file")
-        purpose = form.get("purpose")
-        if not isinstance(upload, UploadFile):
-            raise InvalidRequest(
-                "the 'file' field is missing", param="file", code="missing_required_parameter"
-            )
-        if not isinstance(purpose, str) or not purpose:
-            raise InvalidRequest(
-                "the 'purpose' field is missing", param="purpose", code="missing_required_parameter"
-            )
+        upload = form_file(form)
+        purpose = form_text(form, "purpose", required=True)
+        assert purpose is not None
         expires_after = _expires_after(
             form.get("expires_after[seconds]"), form.get("expires_after[anchor]")
         )
