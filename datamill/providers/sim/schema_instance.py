@@ -18,6 +18,7 @@ import random
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from datamill.providers.sim.json_values import (
@@ -39,10 +40,27 @@ _VOCABULARY = (
     "summit swift timber valley velvet willow winter"
 )
 _WORDS = tuple(_VOCABULARY.split())
+# A larger vocabulary for longer strings: the first lower-case words of the MiniLM
+# tokenizer's vocabulary (shipped in datamill/nlp/data). Answers drawn from 48 words all look
+# alike to an embedding model, so generated datasets would be all near-duplicates.
+_LEXICON_SIZE = 8000
+_TOKENIZER = Path(__file__).parents[2] / "nlp" / "data" / "minilm_tokenizer.json"
+# Share of a long string's words taken from its answer's theme (3 words drawn per answer):
+# the fields of one answer hang together and two answers differ in meaning.
+_THEME_SHARE = 0.35
 _SCALARS = ("string", "number", "integer", "boolean")
 _REPEATS_BEFORE_MINIMAL = 2  # a recursive $ref seen this often more: build the smallest value
 _HARD_REF_DEPTH = 32  # nested $refs past this cannot end: give up with a clear error
 _PATTERN_TRIES = 100
+
+
+@functools.cache
+def _lexicon() -> tuple[str, ...]:
+    import orjson
+
+    vocabulary = orjson.loads(_TOKENIZER.read_bytes())["model"]["vocab"]
+    words = (w for w in vocabulary if len(w) >= 4 and w.isascii() and w.isalpha() and w.islower())
+    return tuple(sorted(words, key=vocabulary.__getitem__))[:_LEXICON_SIZE]
 
 
 def instance_for_schema(schema: dict[str, Any], rng: random.Random) -> Any:
@@ -54,6 +72,16 @@ class _Builder:
     def __init__(self, root: dict[str, Any], rng: random.Random) -> None:
         self.root = root
         self.rng = rng
+        self._theme: list[str] | None = None
+
+    def word(self) -> str:
+        """A word of a long string: from the answer's theme, or from the lexicon."""
+        lexicon = _lexicon()
+        if self._theme is None:
+            self._theme = [self.rng.choice(lexicon) for _ in range(3)]
+        if self.rng.random() < _THEME_SHARE:
+            return self.rng.choice(self._theme)
+        return self.rng.choice(lexicon)
 
     def build(self, schema: Any, path: str, refs: Refs) -> Any:
         if schema is True or schema == {}:
@@ -256,8 +284,16 @@ class _Builder:
     # --- strings -----------------------------------------------------------------------------
 
     def text(self, low: int, high: int | None) -> str:
-        words = [self.rng.choice(_WORDS) for _ in range(self.rng.randint(2, 5))]
-        value = " ".join(words).capitalize()
+        """A few plain words; a string with a ``minLength`` gets between it and about twice
+        it (a model writes past the minimum), in words from a large lexicon."""
+        if low < 8:
+            words = [self.rng.choice(_WORDS) for _ in range(self.rng.randint(2, 5))]
+            value = " ".join(words).capitalize()
+        else:
+            value = self.word().capitalize()
+            goal = low + int(low * self.rng.random()) + self.rng.randint(0, 40)
+            while len(value) < goal and (high is None or len(value) < high):
+                value += " " + self.word()
         while len(value) < low:
             value += " " + self.rng.choice(_WORDS)
         if high is not None and len(value) > high:
