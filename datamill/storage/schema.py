@@ -414,6 +414,139 @@ events = Table(
 )
 
 
+# A generation job (`datamill.generation`): its spec as given, where its samples go, what it
+# may spend and has spent, and which runner drives it (a lease renewed by heartbeat).
+generation_jobs = Table(
+    "generation_jobs",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("project_id", String(64), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("dataset_id", String(64), ForeignKey("datasets.id"), nullable=False),
+    # running (a runner drives it, or will) | stopped | completed | budget_exhausted | failed
+    Column("status", String(24), nullable=False),
+    Column("stop_reason", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    # The spec as validated (JSON), its text as given (YAML or JSON), its hash and format.
+    Column("spec", JSON, nullable=False),
+    Column("spec_text", Text, nullable=True),
+    Column("spec_hash", String(64), nullable=False),
+    Column("spec_version", Integer, nullable=False),
+    # The topics resolved when the job was created (a generated topic tree is kept here).
+    Column("topics", JSON, nullable=False),
+    Column("budget_usd", Float, nullable=True),
+    Column("budget_requests", BigInteger, nullable=True),
+    Column("budget_seconds", Float, nullable=True),
+    # Totals over the cells, moved in the same transactions as them.
+    Column("cost", Float, nullable=False, server_default=text("0")),
+    Column("requests", BigInteger, nullable=False, server_default=text("0")),
+    Column("accepted", BigInteger, nullable=False, server_default=text("0")),
+    Column("rejected", BigInteger, nullable=False, server_default=text("0")),
+    Column("duplicates", BigInteger, nullable=False, server_default=text("0")),
+    Column("surplus", BigInteger, nullable=False, server_default=text("0")),
+    # Seconds of running time of the runs that ended (the time budget counts it).
+    Column("elapsed", Float, nullable=False, server_default=text("0")),
+    Column("runner", String(64), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("run_started_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    # Last time a sample was accepted or rejected: the stuck check reads it.
+    Column("progress_at", Float, nullable=True),
+    # `datamill generate`'s resume key: one job per spec and dataset.
+    Column("idempotency_key", String(255), nullable=True),
+    Index(None, "project_id", "idempotency_key", unique=True),
+    Index(None, "project_id", "seq"),
+    Index(None, "status"),
+)
+
+# One topic x sample type cell of a job: its target and what became of its answers.
+generation_cells = Table(
+    "generation_cells",
+    metadata,
+    Column(
+        "job_id",
+        String(64),
+        ForeignKey("generation_jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("topic", String(200), primary_key=True),
+    Column("sample_type", String(100), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("target", Integer, nullable=False),
+    # Never above target: moved only by `UPDATE ... WHERE accepted < target`.
+    Column("accepted", Integer, nullable=False, server_default=text("0")),
+    Column("rejected", Integer, nullable=False, server_default=text("0")),
+    Column("duplicates", Integer, nullable=False, server_default=text("0")),
+    Column("surplus", Integer, nullable=False, server_default=text("0")),
+    Column("requests", Integer, nullable=False, server_default=text("0")),
+    Column("cost", Float, nullable=False, server_default=text("0")),
+)
+
+# Rejections of a cell by reason (`generation.quality.Rejection`).
+generation_rejections = Table(
+    "generation_rejections",
+    metadata,
+    Column(
+        "job_id",
+        String(64),
+        ForeignKey("generation_jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("topic", String(200), primary_key=True),
+    Column("sample_type", String(100), primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# Each request a job issued (a sample, or a judge's score of a candidate), until its
+# outcome is recorded: the open ones are the job's requests in flight.
+generation_requests = Table(
+    "generation_requests",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column(
+        "job_id", String(64), ForeignKey("generation_jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("topic", String(200), nullable=False),
+    Column("sample_type", String(100), nullable=False),
+    Column("kind", String(8), nullable=False),  # sample | judge
+    # queued (a judge request not in a batch yet) -> open (in a batch) -> done
+    Column("state", String(8), nullable=False),
+    Column("batch_id", String(64), nullable=True),
+    Column("custom_id", String(512), nullable=True),
+    # A judge request's candidate sample and its provenance, accepted if the score passes.
+    Column("candidate", JSON, nullable=True),
+    Index(
+        "ix_generation_requests_live",
+        "job_id",
+        "state",
+        sqlite_where=text("state != 'done'"),
+        postgresql_where=text("state != 'done'"),
+    ),
+    Index(None, "batch_id", "custom_id"),
+)
+
+# One run of a job: who drove it, when, and how it ended.
+generation_runs = Table(
+    "generation_runs",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column(
+        "job_id", String(64), ForeignKey("generation_jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("runner", String(64), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("accepted_before", BigInteger, nullable=False),
+    Column("accepted_after", BigInteger, nullable=True),
+    Index(None, "job_id", "seq"),
+)
+
+
 # PostgreSQL compresses large values with pglz by default; lz4 (PostgreSQL 14+, when built
 # with it) writes a 1 MiB chunk of JSONL 3x faster for about the same size. Run by migration
 # 0003 and on stores created at the head; a server without lz4 keeps pglz.

@@ -1,0 +1,773 @@
+"""The generation jobs repository: jobs, their cells, the requests in flight, and runs.
+
+Guarantees:
+
+- **A cell's target is never exceeded by a stored sample.** `record_outcomes` accepts a
+  sample only through ``UPDATE generation_cells SET accepted = accepted + 1 WHERE ... AND
+  accepted < target`` and inserts it in the same transaction (after `lock_dataset`); an
+  exact duplicate gives the place back. Two runners racing on one job (or two jobs on one
+  dataset) cannot both take a cell's last place: the row lock makes the second re-check.
+- **Each answer is used once.** An outcome counts only if its request row was still open
+  (``UPDATE ... WHERE state != 'done' RETURNING``), in the same transaction.
+- **One runner drives a job**: `claim_job` takes a lease with one conditional UPDATE; a
+  runner that stops renewing it (`renew_lease`) loses the job to the next claimant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from datamill.storage.database import Database
+from datamill.storage.records import from_row
+from datamill.storage.samples import NewSample, insert_samples, lock_dataset
+from datamill.storage.schema import (
+    batches,
+    generation_cells,
+    generation_jobs,
+    generation_rejections,
+    generation_requests,
+    generation_runs,
+    requests,
+    results,
+)
+
+# Job statuses in which a runner may drive the job.
+RUNNABLE = "running"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    project_id: str
+    name: str
+    dataset_id: str
+    status: str
+    stop_reason: str | None
+    error: str | None
+    spec: dict[str, Any]
+    spec_text: str | None
+    spec_hash: str
+    spec_version: int
+    topics: list[str]
+    budget_usd: float | None
+    budget_requests: int | None
+    budget_seconds: float | None
+    cost: float
+    requests: int
+    accepted: int
+    rejected: int
+    duplicates: int
+    surplus: int
+    elapsed: float
+    runner: str | None
+    lease_expires_at: float | None
+    run_started_at: float | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    progress_at: float | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CellRecord:
+    topic: str
+    sample_type: str
+    position: int
+    target: int
+    accepted: int
+    rejected: int
+    duplicates: int
+    surplus: int
+    requests: int
+    cost: float
+    in_flight: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def deficit(self) -> int:
+        return max(0, self.target - self.accepted)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    job_id: str
+    runner: str
+    started_at: float
+    ended_at: float | None
+    outcome: str | None
+    accepted_before: int
+    accepted_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedRequest:
+    """A request a job put in a batch (or, ``batch_id`` None, queued for one)."""
+
+    topic: str
+    sample_type: str
+    kind: str  # sample | judge
+    custom_id: str | None = None
+    candidate: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An open request of a job whose batch recorded a result for it."""
+
+    request_id: int
+    topic: str
+    sample_type: str
+    kind: str
+    batch_id: str
+    custom_id: str
+    ok: bool
+    body: bytes | None
+    request_body: bytes
+    error_code: str | None
+    error_message: str | None
+    deployment: str | None
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    candidate: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one answer, to record. ``accept``: ``sample`` goes in if its cell is
+    still short; ``reject``: counted under ``reason``; ``judge``: ``candidate`` waits for
+    the judge (a queued request)."""
+
+    request_id: int
+    topic: str
+    sample_type: str
+    action: str  # accept | reject | judge
+    cost: float = 0.0
+    reason: str | None = None
+    sample: NewSample | None = None
+    candidate: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What `record_outcomes` did with one outcome."""
+
+    request_id: int
+    result: str  # accepted | duplicate | surplus | rejected | judge | stale
+    sample_id: str | None = None
+    reason: str | None = None
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+async def insert_job(
+    conn: AsyncConnection, *, cells: dict[tuple[str, str], tuple[int, int]], **values: Any
+) -> JobRecord:
+    """A new job with its cells: ``{(topic, type): (target, accepted already)}``."""
+    row = (
+        await conn.execute(insert(generation_jobs).values(**values).returning(*generation_jobs.c))
+    ).one()
+    rows = [
+        {
+            "job_id": values["id"],
+            "topic": topic,
+            "sample_type": sample_type,
+            "position": position,
+            "target": target,
+            "accepted": min(target, have),
+        }
+        for position, ((topic, sample_type), (target, have)) in enumerate(cells.items())
+    ]
+    for start in range(0, len(rows), 500):
+        await conn.execute(insert(generation_cells), rows[start : start + 500])
+    accepted = sum(r["accepted"] for r in rows)
+    if accepted:
+        await conn.execute(
+            update(generation_jobs)
+            .where(generation_jobs.c.id == values["id"])
+            .values(accepted=accepted)
+        )
+        row = (
+            await conn.execute(select(generation_jobs).where(generation_jobs.c.id == values["id"]))
+        ).one()
+    return from_row(JobRecord, row)
+
+
+async def get_job(
+    conn: AsyncConnection, job_id: str, *, project_id: str | None = None
+) -> JobRecord | None:
+    query = select(generation_jobs).where(generation_jobs.c.id == job_id)
+    if project_id is not None:
+        query = query.where(generation_jobs.c.project_id == project_id)
+    row = (await conn.execute(query)).first()
+    return from_row(JobRecord, row) if row else None
+
+
+async def find_job_by_key(conn: AsyncConnection, key: str, *, project_id: str) -> JobRecord | None:
+    query = select(generation_jobs).where(
+        generation_jobs.c.project_id == project_id, generation_jobs.c.idempotency_key == key
+    )
+    row = (await conn.execute(query)).first()
+    return from_row(JobRecord, row) if row else None
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    *,
+    project_id: str,
+    after: str | None = None,
+    limit: int = 20,
+    status: str | None = None,
+) -> tuple[list[JobRecord], bool]:
+    """A page of jobs, newest first."""
+    query = select(generation_jobs).where(generation_jobs.c.project_id == project_id)
+    if status is not None:
+        query = query.where(generation_jobs.c.status == status)
+    if after is not None:
+        cursor = select(generation_jobs.c.seq).where(generation_jobs.c.id == after)
+        seq = await conn.scalar(cursor)
+        if seq is None:
+            return [], False
+        query = query.where(generation_jobs.c.seq < seq)
+    rows = (await conn.execute(query.order_by(generation_jobs.c.seq.desc()).limit(limit + 1))).all()
+    return [from_row(JobRecord, r) for r in rows[:limit]], len(rows) > limit
+
+
+async def set_status(
+    conn: AsyncConnection,
+    job_id: str,
+    status: str,
+    *,
+    now: float,
+    only_from: Sequence[str] | None = None,
+    stop_reason: str | None = None,
+    error: str | None = None,
+    **values: Any,
+) -> bool:
+    """Move a job to ``status`` (from one of ``only_from``); False when it was not there."""
+    statement = update(generation_jobs).where(generation_jobs.c.id == job_id)
+    if only_from is not None:
+        statement = statement.where(generation_jobs.c.status.in_(list(only_from)))
+    terminal = status != RUNNABLE
+    result = await conn.execute(
+        statement.values(
+            status=status,
+            stop_reason=stop_reason,
+            error=error,
+            updated_at=now,
+            finished_at=now if terminal else None,
+            **values,
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def update_budget(conn: AsyncConnection, job_id: str, **budget: Any) -> None:
+    values = {f"budget_{name}": value for name, value in budget.items()}
+    if values:
+        await conn.execute(
+            update(generation_jobs).where(generation_jobs.c.id == job_id).values(**values)
+        )
+
+
+# -- leases and runs --------------------------------------------------------------------------
+
+
+async def claim_job(
+    database: Database,
+    *,
+    runner: str,
+    now: float,
+    ttl: float,
+    job_id: str | None = None,
+    job_ids: Sequence[str] | None = None,
+) -> JobRecord | None:
+    """Make ``runner`` the one driving a running job whose lease is free or expired (or
+    ``job_id``'s): one conditional UPDATE. Opens a run in `generation_runs`."""
+    free = or_(
+        generation_jobs.c.runner.is_(None),
+        generation_jobs.c.lease_expires_at < now,
+        generation_jobs.c.runner == runner,
+    )
+    candidates = select(generation_jobs.c.id).where(generation_jobs.c.status == RUNNABLE, free)
+    if job_id is not None:
+        candidates = candidates.where(generation_jobs.c.id == job_id)
+    if job_ids is not None:
+        candidates = candidates.where(generation_jobs.c.id.in_(list(job_ids)))
+    candidates = candidates.order_by(generation_jobs.c.seq).limit(1)
+    if database.dialect == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(generation_jobs)
+        .where(
+            generation_jobs.c.id.in_(candidates.scalar_subquery()),
+            generation_jobs.c.status == RUNNABLE,
+            free,
+        )
+        .values(runner=runner, lease_expires_at=now + ttl, run_started_at=now, updated_at=now)
+        .returning(*generation_jobs.c)
+    )
+    async with database.write() as conn:
+        row = (await conn.execute(statement)).first()
+        if row is None:
+            return None
+        job = from_row(JobRecord, row)
+        await conn.execute(
+            update(generation_runs)
+            .where(generation_runs.c.job_id == job.id, generation_runs.c.ended_at.is_(None))
+            .values(ended_at=now, outcome="lost")
+        )
+        await conn.execute(
+            insert(generation_runs).values(
+                job_id=job.id, runner=runner, started_at=now, accepted_before=job.accepted
+            )
+        )
+    return job
+
+
+async def renew_lease(
+    database: Database, job_id: str, *, runner: str, now: float, ttl: float
+) -> JobRecord | None:
+    """Extend the lease; None when the runner lost the job (taken over, or not running)."""
+    async with database.write() as conn:
+        row = (
+            await conn.execute(
+                update(generation_jobs)
+                .where(
+                    generation_jobs.c.id == job_id,
+                    generation_jobs.c.runner == runner,
+                    generation_jobs.c.status == RUNNABLE,
+                )
+                .values(lease_expires_at=now + ttl)
+                .returning(*generation_jobs.c)
+            )
+        ).first()
+    return from_row(JobRecord, row) if row else None
+
+
+async def release_job(
+    database: Database, job_id: str, *, runner: str, now: float, outcome: str
+) -> None:
+    """End this runner's run: give the lease back and add the run's time to ``elapsed``."""
+    async with database.write() as conn:
+        job = await get_job(conn, job_id)
+        if job is None:
+            return
+        mine = job.runner == runner
+        if mine:
+            ran = max(0.0, now - (job.run_started_at or now))
+            await conn.execute(
+                update(generation_jobs)
+                .where(generation_jobs.c.id == job_id, generation_jobs.c.runner == runner)
+                .values(
+                    runner=None,
+                    lease_expires_at=None,
+                    run_started_at=None,
+                    elapsed=generation_jobs.c.elapsed + ran,
+                    updated_at=now,
+                )
+            )
+        await conn.execute(
+            update(generation_runs)
+            .where(
+                generation_runs.c.job_id == job_id,
+                generation_runs.c.runner == runner,
+                generation_runs.c.ended_at.is_(None),
+            )
+            .values(ended_at=now, outcome=outcome, accepted_after=job.accepted)
+        )
+
+
+async def list_runs(conn: AsyncConnection, job_id: str) -> list[RunRecord]:
+    query = (
+        select(generation_runs)
+        .where(generation_runs.c.job_id == job_id)
+        .order_by(generation_runs.c.seq)
+    )
+    return [from_row(RunRecord, row) for row in await conn.execute(query)]
+
+
+# -- cells ------------------------------------------------------------------------------------
+
+
+async def list_cells(conn: AsyncConnection, job_id: str) -> list[CellRecord]:
+    """Every cell of the job in spec order, with its requests in flight and rejections."""
+    open_counts = await in_flight(conn, job_id)
+    reasons: dict[tuple[str, str], dict[str, int]] = {}
+    query = select(generation_rejections).where(generation_rejections.c.job_id == job_id)
+    for row in await conn.execute(query):
+        cell = reasons.setdefault((row.topic, row.sample_type), {})
+        cell[row.reason] = int(row._mapping["count"])
+    cells = select(generation_cells).where(generation_cells.c.job_id == job_id)
+    return [
+        CellRecord(
+            topic=row.topic,
+            sample_type=row.sample_type,
+            position=row.position,
+            target=row.target,
+            accepted=row.accepted,
+            rejected=row.rejected,
+            duplicates=row.duplicates,
+            surplus=row.surplus,
+            requests=row.requests,
+            cost=float(row.cost),
+            in_flight=open_counts.get((row.topic, row.sample_type), 0),
+            rejections=reasons.get((row.topic, row.sample_type), {}),
+        )
+        for row in await conn.execute(cells.order_by(generation_cells.c.position))
+    ]
+
+
+async def in_flight(conn: AsyncConnection, job_id: str) -> dict[tuple[str, str], int]:
+    """Requests of the job not done yet, per cell (queued judge requests included)."""
+    query = (
+        select(generation_requests.c.topic, generation_requests.c.sample_type, func.count())
+        .where(generation_requests.c.job_id == job_id, generation_requests.c.state != "done")
+        .group_by(generation_requests.c.topic, generation_requests.c.sample_type)
+    )
+    return {(row[0], row[1]): int(row[2]) for row in await conn.execute(query)}
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+async def add_requests(
+    conn: AsyncConnection, job_id: str, batch_id: str, issued: Sequence[IssuedRequest]
+) -> None:
+    """Record the requests of a batch the job just created, as open; counts them."""
+    rows = [
+        {
+            "job_id": job_id,
+            "topic": r.topic,
+            "sample_type": r.sample_type,
+            "kind": r.kind,
+            "state": "open",
+            "batch_id": batch_id,
+            "custom_id": r.custom_id,
+            "candidate": r.candidate,
+        }
+        for r in issued
+    ]
+    for start in range(0, len(rows), 500):
+        await conn.execute(insert(generation_requests), rows[start : start + 500])
+    per_cell: dict[tuple[str, str], int] = {}
+    for r in issued:
+        per_cell[(r.topic, r.sample_type)] = per_cell.get((r.topic, r.sample_type), 0) + 1
+    for (topic, sample_type), count in per_cell.items():
+        await conn.execute(
+            update(generation_cells)
+            .where(_cell(job_id, topic, sample_type))
+            .values(requests=generation_cells.c.requests + count)
+        )
+    await conn.execute(
+        update(generation_jobs)
+        .where(generation_jobs.c.id == job_id)
+        .values(requests=generation_jobs.c.requests + len(rows))
+    )
+
+
+async def queued_judgements(
+    conn: AsyncConnection, job_id: str, limit: int
+) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """Candidates waiting for a judge's batch: (request id, topic, type, candidate)."""
+    query = (
+        select(
+            generation_requests.c.id,
+            generation_requests.c.topic,
+            generation_requests.c.sample_type,
+            generation_requests.c.candidate,
+        )
+        .where(generation_requests.c.job_id == job_id, generation_requests.c.state == "queued")
+        .order_by(generation_requests.c.id)
+        .limit(limit)
+    )
+    return [(r.id, r.topic, r.sample_type, r.candidate) for r in await conn.execute(query)]
+
+
+async def open_judgements(
+    conn: AsyncConnection, job_id: str, batch_id: str, rows: Sequence[tuple[int, str]]
+) -> None:
+    """Queued judge requests now in ``batch_id``: (request id, custom id) each."""
+    for request_id, custom_id in rows:
+        await conn.execute(
+            update(generation_requests)
+            .where(generation_requests.c.id == request_id, generation_requests.c.state == "queued")
+            .values(state="open", batch_id=batch_id, custom_id=custom_id)
+        )
+    await conn.execute(
+        update(generation_jobs)
+        .where(generation_jobs.c.id == job_id)
+        .values(requests=generation_jobs.c.requests + len(rows))
+    )
+
+
+async def answered(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
+    """Open requests of the job whose batch has recorded their result, oldest first."""
+    query = (
+        select(
+            generation_requests.c.id.label("request_id"),
+            generation_requests.c.topic,
+            generation_requests.c.sample_type,
+            generation_requests.c.kind,
+            generation_requests.c.batch_id,
+            generation_requests.c.custom_id,
+            generation_requests.c.candidate,
+            results.c.ok,
+            results.c.body,
+            requests.c.body.label("request_body"),
+            results.c.error_code,
+            results.c.error_message,
+            results.c.deployment,
+            results.c.model,
+            results.c.input_tokens,
+            results.c.output_tokens,
+            results.c.cost,
+        )
+        .select_from(
+            generation_requests.join(
+                requests,
+                and_(
+                    requests.c.batch_id == generation_requests.c.batch_id,
+                    requests.c.custom_id == generation_requests.c.custom_id,
+                ),
+            ).join(results, results.c.request_id == requests.c.id)
+        )
+        .where(generation_requests.c.job_id == job_id, generation_requests.c.state == "open")
+        .order_by(generation_requests.c.id)
+        .limit(limit)
+    )
+    result: Any = await conn.execute(query)  # 17 columns: past Row's typed arity
+    return [from_row(Answer, row) for row in result]
+
+
+async def lost_requests(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
+    """Open requests whose batch ended (or is gone) without a result for them: a batch
+    cancelled or expired, or failed in validation. Reported as failed answers."""
+    ended = ("completed", "failed", "expired", "cancelled")
+    has_result = (
+        select(results.c.request_id)
+        .select_from(requests.join(results, results.c.request_id == requests.c.id))
+        .where(
+            requests.c.batch_id == generation_requests.c.batch_id,
+            requests.c.custom_id == generation_requests.c.custom_id,
+        )
+        .exists()
+    )
+    batch_status = (
+        select(batches.c.status).where(batches.c.id == generation_requests.c.batch_id)
+    ).scalar_subquery()
+    query = (
+        select(generation_requests)
+        .where(
+            generation_requests.c.job_id == job_id,
+            generation_requests.c.state == "open",
+            or_(batch_status.in_(ended), batch_status.is_(None)),
+            ~has_result,
+        )
+        .limit(limit)
+    )
+    return [
+        Answer(
+            request_id=row.id,
+            topic=row.topic,
+            sample_type=row.sample_type,
+            kind=row.kind,
+            batch_id=row.batch_id or "",
+            custom_id=row.custom_id or "",
+            ok=False,
+            body=None,
+            request_body=b"",
+            error_code="no_result",
+            error_message="the batch ended without a result for this request",
+            deployment=None,
+            model=None,
+            input_tokens=0,
+            output_tokens=0,
+            cost=0.0,
+            candidate=row.candidate,
+        )
+        for row in await conn.execute(query)
+    ]
+
+
+async def open_batches(conn: AsyncConnection, job_id: str) -> list[str]:
+    """The batches holding the job's open requests."""
+    query = (
+        select(generation_requests.c.batch_id)
+        .where(
+            generation_requests.c.job_id == job_id,
+            generation_requests.c.state == "open",
+            generation_requests.c.batch_id.is_not(None),
+        )
+        .distinct()
+    )
+    return [row[0] for row in await conn.execute(query)]
+
+
+# -- the quota transaction --------------------------------------------------------------------
+
+
+def _cell(job_id: str, topic: str, sample_type: str) -> Any:
+    return and_(
+        generation_cells.c.job_id == job_id,
+        generation_cells.c.topic == topic,
+        generation_cells.c.sample_type == sample_type,
+    )
+
+
+async def record_outcomes(
+    conn: AsyncConnection,
+    *,
+    job_id: str,
+    dataset_id: str,
+    outcomes: Sequence[Outcome],
+    now: float,
+) -> list[Recorded]:
+    """Record what became of answers, in the caller's transaction (see the module's
+    guarantees). An outcome whose request is done already (another runner recorded it) is
+    ``stale`` and changes nothing."""
+    if not outcomes:
+        return []
+    await lock_dataset(conn, dataset_id)
+    ids = [o.request_id for o in outcomes]
+    still_open: set[int] = set()
+    for start in range(0, len(ids), 500):
+        closed = await conn.execute(
+            update(generation_requests)
+            .where(
+                generation_requests.c.id.in_(ids[start : start + 500]),
+                generation_requests.c.state != "done",
+            )
+            .values(state="done", candidate=None)
+            .returning(generation_requests.c.id)
+        )
+        still_open.update(closed.scalars())
+    recorded: list[Recorded] = []
+    totals = {"accepted": 0, "rejected": 0, "duplicates": 0, "surplus": 0, "cost": 0.0}
+    for outcome in outcomes:
+        if outcome.request_id not in still_open:
+            recorded.append(Recorded(outcome.request_id, "stale"))
+            continue
+        done = await _record_one(conn, job_id, dataset_id, outcome, now)
+        recorded.append(done)
+        totals["cost"] += outcome.cost
+        key = {"accepted": "accepted", "duplicate": "duplicates", "surplus": "surplus"}
+        if done.result in key:
+            totals[key[done.result]] += 1
+        if done.result == "rejected":
+            totals["rejected"] += 1
+    progressed = any(r.result != "stale" for r in recorded)
+    await conn.execute(
+        update(generation_jobs)
+        .where(generation_jobs.c.id == job_id)
+        .values(
+            accepted=generation_jobs.c.accepted + totals["accepted"],
+            rejected=generation_jobs.c.rejected + totals["rejected"],
+            duplicates=generation_jobs.c.duplicates + totals["duplicates"],
+            surplus=generation_jobs.c.surplus + totals["surplus"],
+            cost=generation_jobs.c.cost + totals["cost"],
+            progress_at=now if progressed else generation_jobs.c.progress_at,
+            updated_at=now,
+        )
+    )
+    return recorded
+
+
+async def _record_one(
+    conn: AsyncConnection, job_id: str, dataset_id: str, outcome: Outcome, now: float
+) -> Recorded:
+    cell = _cell(job_id, outcome.topic, outcome.sample_type)
+    if outcome.cost:
+        await conn.execute(
+            update(generation_cells).where(cell).values(cost=generation_cells.c.cost + outcome.cost)
+        )
+    if outcome.action == "judge":
+        await conn.execute(
+            insert(generation_requests).values(
+                job_id=job_id,
+                topic=outcome.topic,
+                sample_type=outcome.sample_type,
+                kind="judge",
+                state="queued",
+                candidate=outcome.candidate,
+            )
+        )
+        return Recorded(outcome.request_id, "judge")
+    if outcome.action == "reject":
+        await _reject(conn, job_id, outcome.topic, outcome.sample_type, outcome.reason or "")
+        return Recorded(outcome.request_id, "rejected", reason=outcome.reason)
+    assert outcome.sample is not None
+    took = await conn.execute(
+        update(generation_cells)
+        .where(cell, generation_cells.c.accepted < generation_cells.c.target)
+        .values(accepted=generation_cells.c.accepted + 1)
+    )
+    if not took.rowcount:
+        await conn.execute(
+            update(generation_cells).where(cell).values(surplus=generation_cells.c.surplus + 1)
+        )
+        return Recorded(outcome.request_id, "surplus", reason="surplus")
+    (sample_id,) = await insert_samples(conn, dataset_id, [outcome.sample], now=now)
+    if sample_id is None:
+        # The dataset holds this content already: the place goes back.
+        await conn.execute(
+            update(generation_cells)
+            .where(cell)
+            .values(
+                accepted=generation_cells.c.accepted - 1,
+                duplicates=generation_cells.c.duplicates + 1,
+            )
+        )
+        await _reject(conn, job_id, outcome.topic, outcome.sample_type, "duplicate", count=False)
+        return Recorded(outcome.request_id, "duplicate", reason="duplicate")
+    return Recorded(outcome.request_id, "accepted", sample_id=sample_id)
+
+
+async def _reject(
+    conn: AsyncConnection,
+    job_id: str,
+    topic: str,
+    sample_type: str,
+    reason: str,
+    *,
+    count: bool = True,
+) -> None:
+    if count:
+        await conn.execute(
+            update(generation_cells)
+            .where(_cell(job_id, topic, sample_type))
+            .values(rejected=generation_cells.c.rejected + 1)
+        )
+    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert_(generation_rejections).values(
+        job_id=job_id, topic=topic, sample_type=sample_type, reason=reason, count=1
+    )
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["job_id", "topic", "sample_type", "reason"],
+            set_={"count": generation_rejections.c.count + 1},
+        )
+    )
+
+
+async def stuck_jobs(
+    conn: AsyncConnection, *, project_id: str, now: float, stuck_after: float
+) -> list[JobRecord]:
+    """Running jobs with no accepted or rejected answer for ``stuck_after`` seconds (since
+    their creation when they never had one)."""
+    last = func.coalesce(generation_jobs.c.progress_at, generation_jobs.c.created_at)
+    query = select(generation_jobs).where(
+        generation_jobs.c.project_id == project_id,
+        generation_jobs.c.status == RUNNABLE,
+        last < now - stuck_after,
+    )
+    return [from_row(JobRecord, row) for row in await conn.execute(query)]

@@ -1,0 +1,150 @@
+"""The generation repository on both stores: quotas never exceeded, even by racing
+runners; duplicates give their place back; each answer counts once; one runner per job."""
+
+from __future__ import annotations
+
+import asyncio
+
+from datamill.storage import datasets as dataset_repo
+from datamill.storage import generation as repo
+from datamill.storage.database import Database
+from datamill.storage.samples import NewSample, count_cells
+from datamill.storage.schema import DEFAULT_PROJECT_ID
+from tests.storage.conftest import NOW, OpenDatabase
+
+
+async def make_job(database: Database, *, target: int, requests: int) -> tuple[str, list[int]]:
+    async with database.write() as conn:
+        await dataset_repo.insert_dataset(
+            conn,
+            dataset_id="ds_gen",
+            project_id=DEFAULT_PROJECT_ID,
+            name="gen",
+            description=None,
+            now=NOW,
+        )
+        await repo.insert_job(
+            conn,
+            cells={("law", "qa"): (target, 0), ("tax", "qa"): (target, 0)},
+            id="gen_test",
+            project_id=DEFAULT_PROJECT_ID,
+            name="t",
+            dataset_id="ds_gen",
+            status="running",
+            spec={},
+            spec_hash="h",
+            spec_version=1,
+            topics=["law", "tax"],
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        issued = [
+            repo.IssuedRequest("law", "qa", "sample", custom_id=f"c{n}") for n in range(requests)
+        ]
+        await repo.add_requests(conn, "gen_test", "batch_x", issued)
+        ids = [
+            row[0]
+            for row in (
+                await conn.exec_driver_sql("SELECT id FROM generation_requests ORDER BY id")
+            ).all()
+        ]
+    return "gen_test", ids
+
+
+def accept(request_id: int, text: str) -> repo.Outcome:
+    return repo.Outcome(
+        request_id,
+        "law",
+        "qa",
+        "accept",
+        cost=0.01,
+        sample=NewSample({"q": text}, topic="law", sample_type="qa"),
+    )
+
+
+async def test_racing_runners_never_exceed_a_target(open_database: OpenDatabase):
+    first, second = await open_database(), await open_database()
+    job_id, ids = await make_job(first, target=5, requests=40)
+
+    async def runner(database: Database, mine: list[int]) -> list[repo.Recorded]:
+        done: list[repo.Recorded] = []
+        for request_id in mine:  # one transaction per answer: the most interleaving
+            async with database.write() as conn:
+                done += await repo.record_outcomes(
+                    conn,
+                    job_id=job_id,
+                    dataset_id="ds_gen",
+                    outcomes=[accept(request_id, f"s{request_id}")],
+                    now=NOW,
+                )
+        return done
+
+    # Both runners got every answer (a lease taken over mid-flight): each counts once.
+    a, b = await asyncio.gather(runner(first, ids), runner(second, list(reversed(ids))))
+
+    results = [r.result for r in a + b]
+    assert results.count("accepted") == 5
+    assert results.count("surplus") == 35
+    assert results.count("stale") == 40
+    async with first.read() as conn:
+        cells = {(c.topic, c.sample_type): c for c in await repo.list_cells(conn, job_id)}
+        stored = await count_cells(conn, "ds_gen")
+        job = await repo.get_job(conn, job_id)
+    assert cells[("law", "qa")].accepted == 5
+    assert cells[("law", "qa")].surplus == 35
+    assert cells[("law", "qa")].in_flight == 0
+    assert stored == {("law", "qa"): 5}
+    assert job is not None
+    assert (job.accepted, job.surplus, job.requests) == (5, 35, 40)
+    assert abs(job.cost - 0.4) < 1e-9
+
+
+async def test_duplicates_give_the_place_back_and_rejections_count_by_reason(database: Database):
+    job_id, ids = await make_job(database, target=3, requests=6)
+    outcomes = [
+        accept(ids[0], "same"),
+        accept(ids[1], "  SAME "),  # the normalized hash is equal
+        repo.Outcome(ids[2], "law", "qa", "reject", reason="schema"),
+        repo.Outcome(ids[3], "law", "qa", "reject", reason="schema"),
+        repo.Outcome(ids[4], "law", "qa", "judge", candidate={"content": {"q": "x"}}),
+        accept(ids[5], "other"),
+    ]
+    async with database.write() as conn:
+        done = await repo.record_outcomes(
+            conn, job_id=job_id, dataset_id="ds_gen", outcomes=outcomes, now=NOW
+        )
+    assert [r.result for r in done] == [
+        "accepted",
+        "duplicate",
+        "rejected",
+        "rejected",
+        "judge",
+        "accepted",
+    ]
+    async with database.read() as conn:
+        (cell,) = [c for c in await repo.list_cells(conn, job_id) if c.topic == "law"]
+        queued = await repo.queued_judgements(conn, job_id, 10)
+    assert (cell.accepted, cell.duplicates, cell.rejected) == (2, 1, 2)
+    assert cell.rejections == {"schema": 2, "duplicate": 1}
+    assert cell.in_flight == 1  # the candidate waiting for its judge
+    assert [q[3] for q in queued] == [{"content": {"q": "x"}}]
+
+
+async def test_one_runner_holds_a_job_until_its_lease_expires(database: Database):
+    job_id, _ = await make_job(database, target=1, requests=0)
+    assert await repo.claim_job(database, runner="r1", now=NOW, ttl=10) is not None
+    assert await repo.claim_job(database, runner="r2", now=NOW + 5, ttl=10) is None
+    assert await repo.renew_lease(database, job_id, runner="r1", now=NOW + 8, ttl=10) is not None
+    assert await repo.claim_job(database, runner="r2", now=NOW + 17, ttl=10) is None
+    taken = await repo.claim_job(database, runner="r2", now=NOW + 19, ttl=10)
+    assert taken is not None
+    assert taken.runner == "r2"
+    assert await repo.renew_lease(database, job_id, runner="r1", now=NOW + 20, ttl=10) is None
+    await repo.release_job(database, job_id, runner="r2", now=NOW + 25, outcome="stopped")
+    async with database.read() as conn:
+        runs = await repo.list_runs(conn, job_id)
+        job = await repo.get_job(conn, job_id)
+    assert [(r.runner, r.outcome) for r in runs] == [("r1", "lost"), ("r2", "stopped")]
+    assert job is not None
+    assert job.runner is None
+    assert job.elapsed == 6
