@@ -25,6 +25,9 @@ from datamill.engine.worker import Worker, WorkerOptions
 from datamill.errors import StorageError
 from datamill.gateway.accounting import CallLog
 from datamill.gateway.service import GatewayService
+from datamill.generation.job import RunnerDeps, RunnerOptions
+from datamill.generation.service import GenerationService
+from datamill.generation.supervisor import GenerationSupervisor
 from datamill.plugins import create_provider
 from datamill.providers.base import ProviderContext
 from datamill.providers.http import HttpPool
@@ -71,6 +74,14 @@ class Runtime:
         self.deployments = DeploymentService(database, router, clock, self.process_info)
         self.operations = OperationsService(self.engine)
         self.datasets = DatasetService(database, clock, max_line_bytes=settings.max_line_bytes)
+        self.generation = GenerationService(
+            RunnerDeps(database, self.batches, self.files, self.events, clock),
+            self.gateway,
+            router,
+            RunnerOptions(
+                lease_ttl=max(settings.worker_ttl, 5.0), stuck_after=settings.stuck_after
+            ),
+        )
 
     @classmethod
     async def open(
@@ -116,6 +127,10 @@ class Runtime:
         worker = Worker(self.engine, options)
         self._workers.append(worker)
         return worker
+
+    def new_generation_supervisor(self, runner_id: str) -> GenerationSupervisor:
+        """The generation side task of a worker: drives jobs whose lease is free."""
+        return GenerationSupervisor(self.generation, runner_id)
 
     async def close(self) -> None:
         await self.deployment_monitor.aclose()

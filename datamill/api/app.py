@@ -25,6 +25,7 @@ from datamill.api.routes import (
 )
 from datamill.clock import Clock
 from datamill.engine.worker import Worker
+from datamill.generation.supervisor import GenerationSupervisor
 from datamill.runtime import Runtime
 from datamill.settings import Settings
 
@@ -38,12 +39,20 @@ class WorkerSupervisor:
         self.count = count
         self.workers: list[Worker] = []
         self.tasks: list[asyncio.Task[None]] = []
+        self.generation: list[GenerationSupervisor] = []
+        self.generation_tasks: list[asyncio.Task[None]] = []
 
     async def start(self, runtime: Runtime) -> None:
         for _ in range(self.count):
             worker = runtime.new_worker()
             self.workers.append(worker)
             self.tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.id}"))
+            # Each worker also drives generation jobs (their batches run on the workers).
+            side = runtime.new_generation_supervisor(worker.id)
+            self.generation.append(side)
+            self.generation_tasks.append(
+                asyncio.create_task(side.run(), name=f"generation-{worker.id}")
+            )
 
     def alive(self) -> bool | None:
         """None when this process runs no workers."""
@@ -53,6 +62,9 @@ class WorkerSupervisor:
         return len(self.tasks) == self.count and all(not task.done() for task in self.tasks)
 
     async def stop(self) -> None:
+        for side in self.generation:
+            side.stop()
+        await asyncio.gather(*self.generation_tasks, return_exceptions=True)
         for worker in self.workers:
             worker.stop()
         results = await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -10,7 +10,7 @@ import sys
 import typer
 
 from datamill import __version__
-from datamill.cli import batch, dataset, server
+from datamill.cli import batch, dataset, generate, server
 
 app = typer.Typer(
     name="datamill",
@@ -24,6 +24,7 @@ app.command()(server.worker)
 app.command()(server.migrate)
 app.add_typer(batch.app, name="batch")
 app.add_typer(dataset.app, name="dataset")
+app.add_typer(generate.app, name="generate")
 
 
 @app.command()

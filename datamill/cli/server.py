@@ -146,10 +146,19 @@ async def _worker(settings: Settings) -> None:
                 kind="worker", concurrency=settings.concurrency, max_retries=settings.max_retries
             )
         )
+        generation = runtime.new_generation_supervisor(worker.id)
+
+        def stop() -> None:
+            generation.stop()
+            worker.stop()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, worker.stop)
+            loop.add_signal_handler(sig, stop)
+        side = asyncio.create_task(generation.run())
         await worker.run()
+        generation.stop()
+        await side
     finally:
         await runtime.close()
 

@@ -771,3 +771,35 @@ async def stuck_jobs(
         last < now - stuck_after,
     )
     return [from_row(JobRecord, row) for row in await conn.execute(query)]
+
+
+async def orphan_batches(conn: AsyncConnection, job_id: str, *, project_id: str) -> list[str]:
+    """Batches created for the job (idempotency key ``gen:<job>:...``) whose requests were
+    never recorded as the job's: a runner died between creating one and recording it."""
+    prefix = f"gen:{job_id}:"
+    known = select(generation_requests.c.id).where(generation_requests.c.batch_id == batches.c.id)
+    query = (
+        select(batches.c.id)
+        .where(
+            batches.c.project_id == project_id,
+            batches.c.idempotency_key.like(prefix.replace("_", r"\_") + "%", escape="\\"),
+            ~known.exists(),
+        )
+        .order_by(batches.c.seq)
+    )
+    return [row[0] for row in await conn.execute(query)]
+
+
+async def batch_custom_ids(conn: AsyncConnection, batch_id: str) -> list[str]:
+    query = select(requests.c.custom_id).where(requests.c.batch_id == batch_id)
+    return [row[0] for row in await conn.execute(query.order_by(requests.c.line))]
+
+
+async def close_open_requests(conn: AsyncConnection, job_id: str) -> int:
+    """Mark every request of a finished job done (their answers are no longer needed)."""
+    result = await conn.execute(
+        update(generation_requests)
+        .where(generation_requests.c.job_id == job_id, generation_requests.c.state != "done")
+        .values(state="done", candidate=None)
+    )
+    return int(result.rowcount or 0)

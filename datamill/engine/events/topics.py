@@ -9,3 +9,4 @@ class Topic(StrEnum):
     batch = "batch"  # a Batch object, as GET /v1/batches/{id} renders it
     deployment = "deployment"  # a deployment's live state in one process
     worker = "worker"  # a worker started, beat, stopped or was declared dead
+    generation = "generation"  # a generation job's progress per cell, status changes, stuck

@@ -1,0 +1,672 @@
+"""The generation loop: one job driven by one runner until its targets are met.
+
+Each round, the runner (holding the job's lease):
+
+1. records the answers its batches have recorded so far (partial results): each is parsed,
+   filtered (`quality`), checked against the near-duplicate index, and recorded with
+   `storage.generation.record_outcomes`, whose transaction accepts a sample only while its
+   cell is short (a target is never exceeded by a stored sample);
+2. stops when every cell is full (completed), a budget is spent (budget_exhausted), or the
+   job was stopped;
+3. tops up the requests in flight: each short cell gets ``deficit / acceptance`` requests
+   (the acceptance rate learned from the job's own answers), never more in flight than
+   ``deficit x (1 + loop.overshoot_margin)``, in one internal batch (`BatchService`,
+   idempotency key ``gen:<job>:<n>``) that shows in the batch list; candidates waiting for
+   the LLM judge go out in a batch of their own.
+
+A runner that dies leaves nothing half done: requests and outcomes are recorded in the
+same transactions as their effects, a batch created but not yet recorded as the job's is
+adopted by the next runner (its key names the job), and answers recorded while no runner
+ran are used when one comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from datamill.clock import Clock
+from datamill.engine.events.publisher import EventPublisher
+from datamill.engine.events.topics import Topic
+from datamill.engine.files import FileService
+from datamill.engine.service import BatchService
+from datamill.errors import Conflict, DatamillError
+from datamill.generation.grounding import Chunk, chunk_documents, chunks_for
+from datamill.generation.prompts import judge_body, request_body, variation
+from datamill.generation.quality import Rejection, check_candidate, judge_score, sample_text
+from datamill.generation.spec import GenerationSpec, parse_spec
+from datamill.nlp.canonical import normalized_hash
+from datamill.protocol.batches import BatchCreate, BatchOptions
+from datamill.storage import generation as repo
+from datamill.storage import samples as sample_repo
+from datamill.storage.database import Database
+from datamill.storage.samples import NewSample, SampleFilter
+
+if TYPE_CHECKING:
+    from datamill.nlp.dedup import NearDuplicateIndex
+
+log = logging.getLogger("datamill.generation")
+
+# Answers recorded per transaction.
+PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerOptions:
+    poll: float = 0.25  # seconds between rounds when nothing happened
+    lease_ttl: float = 30.0  # a runner silent this long loses its job
+    stuck_after: float = 300.0  # no answer recorded for this long: reported stuck
+    progress_interval: float = 0.5  # at most one progress event per this many seconds
+
+
+@dataclass
+class RunnerDeps:
+    database: Database
+    batches: BatchService
+    files: FileService
+    events: EventPublisher
+    clock: Clock
+
+
+class JobRunner:
+    """Drives one job (`run`) while it holds the job's lease; `stop()` ends the run at the
+    next round, leaving the job running for another runner (or this one, later)."""
+
+    def __init__(
+        self, deps: RunnerDeps, job: repo.JobRecord, runner_id: str, options: RunnerOptions
+    ) -> None:
+        self.deps = deps
+        self.job = job
+        self.runner_id = runner_id
+        self.options = options
+        self.spec: GenerationSpec = parse_spec(job.spec)
+        self._positions: dict[int, tuple[str, str]] = {}
+        self._chunks: list[Chunk] = (
+            chunk_documents(self.spec.grounding) if self.spec.grounding else []
+        )
+        self._index: NearDuplicateIndex | None = None
+        self._stopping = asyncio.Event()
+        self._run_started = deps.clock.now()
+        self._accepted_at_start = job.accepted
+        self._last_progress_event = 0.0
+        self._stuck_reported = False
+        self._changed: set[tuple[str, str]] = set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Returns how the run ended: completed, budget_exhausted, stopped, lost or failed."""
+        outcome = "failed"
+        try:
+            outcome = await self._run()
+        except Exception as exc:
+            log.exception("generation job %s failed", self.job.id)
+            message = f"{type(exc).__name__}: {exc}"[:2000]
+            await self._finish("failed", error=message)
+            outcome = "failed"
+        finally:
+            await repo.release_job(
+                self.deps.database,
+                self.job.id,
+                runner=self.runner_id,
+                now=self.deps.clock.now(),
+                outcome=outcome,
+            )
+        return outcome
+
+    async def _run(self) -> str:
+        cells = await self._cells()
+        self._positions = {c.position: (c.topic, c.sample_type) for c in cells}
+        await self._adopt_orphans()
+        await self._fill_index()
+        self._publish_status()
+        while True:
+            if self._stopping.is_set():
+                return "released"
+            now = self.deps.clock.now()
+            renewed = await repo.renew_lease(
+                self.deps.database,
+                self.job.id,
+                runner=self.runner_id,
+                now=now,
+                ttl=self.options.lease_ttl,
+            )
+            if renewed is None:
+                return await self._lost_or_stopped()
+            self.job = renewed
+            moved = await self._consume()
+            cells = await self._cells()
+            if all(c.accepted >= c.target for c in cells):
+                await self._finish("completed")
+                return "completed"
+            exhausted = self._budget_spent(cells)
+            if exhausted is not None:
+                # Stop sending; what is in flight still counts, then the job ends.
+                await self._cancel_batches()
+                if not any(c.in_flight for c in cells):
+                    await self._finish("budget_exhausted", stop_reason=exhausted)
+                    return "budget_exhausted"
+            else:
+                await self._issue(cells)
+            self._check_stuck(now)
+            if not moved:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.options.poll):
+                        await self._stopping.wait()
+
+    async def _lost_or_stopped(self) -> str:
+        async with self.deps.database.read() as conn:
+            job = await repo.get_job(conn, self.job.id)
+        if job is not None and job.status != repo.RUNNABLE:
+            await self._cancel_batches()
+            self.job = job
+            self._publish_status()
+            return "stopped"
+        return "lost"
+
+    async def _finish(
+        self, status: str, *, stop_reason: str | None = None, error: str | None = None
+    ) -> None:
+        now = self.deps.clock.now()
+        if status != "failed":
+            await self._cancel_batches()
+        async with self.deps.database.write() as conn:
+            await repo.set_status(
+                conn,
+                self.job.id,
+                status,
+                now=now,
+                only_from=[repo.RUNNABLE],
+                stop_reason=stop_reason,
+                error=error,
+            )
+            if status == "completed":
+                await repo.close_open_requests(conn, self.job.id)
+            job = await repo.get_job(conn, self.job.id)
+        if job is not None:
+            self.job = job
+        self._publish_status()
+
+    # -- answers ----------------------------------------------------------------------------
+
+    async def _consume(self) -> bool:
+        """Record every answer recorded so far; True when there were any."""
+        moved = False
+        while True:
+            async with self.deps.database.read() as conn:
+                answers = await repo.answered(conn, self.job.id, limit=PAGE)
+                if len(answers) < PAGE:
+                    answers += await repo.lost_requests(
+                        conn, self.job.id, limit=PAGE - len(answers)
+                    )
+                cells = {
+                    (c.topic, c.sample_type): c for c in await repo.list_cells(conn, self.job.id)
+                }
+            if not answers:
+                break
+            moved = True
+            outcomes = await self._outcomes(answers, cells)
+            async with self.deps.database.write() as conn:
+                recorded = await repo.record_outcomes(
+                    conn,
+                    job_id=self.job.id,
+                    dataset_id=self.job.dataset_id,
+                    outcomes=outcomes,
+                    now=self.deps.clock.now(),
+                )
+            self._changed.update((o.topic, o.sample_type) for o in outcomes)
+            log.debug("job %s: %s", self.job.id, [r.result for r in recorded][:10])
+            if len(answers) < PAGE:
+                break
+        if moved:
+            await self._publish_progress()
+        return moved
+
+    async def _outcomes(
+        self, answers: Sequence[repo.Answer], cells: dict[tuple[str, str], repo.CellRecord]
+    ) -> list[repo.Outcome]:
+        outcomes: list[repo.Outcome] = []
+        ready: list[tuple[repo.Answer, dict[str, Any]]] = []
+        for answer in answers:
+            outcome, candidate = self._judge_answer(answer)
+            if outcome is not None:
+                outcomes.append(outcome)
+            elif candidate is not None:
+                ready.append((answer, candidate))
+        room = {key: cell.deficit for key, cell in cells.items()}
+        keep: list[tuple[repo.Answer, dict[str, Any]]] = []
+        for answer, candidate in ready:
+            key = (answer.topic, answer.sample_type)
+            if room.get(key, 0) <= 0:
+                outcomes.append(self._outcome(answer, "reject", reason=Rejection.surplus))
+                continue
+            room[key] -= 1
+            keep.append((answer, candidate))
+        matches = await self._near_duplicates([c for _, c in keep])
+        for (answer, candidate), match in zip(keep, matches, strict=True):
+            if match is not None:
+                reason = Rejection.duplicate if match == "exact" else Rejection.near_duplicate
+                outcomes.append(self._outcome(answer, "reject", reason=reason))
+                continue
+            outcomes.append(self._outcome(answer, "accept", sample=self._sample(answer, candidate)))
+        return outcomes
+
+    def _judge_answer(
+        self, answer: repo.Answer
+    ) -> tuple[repo.Outcome | None, dict[str, Any] | None]:
+        """An outcome now (rejected, or sent to the judge), or a candidate to accept."""
+        if not answer.ok or answer.body is None:
+            return self._outcome(answer, "reject", reason=Rejection.request_failed), None
+        try:
+            body = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            return self._outcome(answer, "reject", reason=Rejection.unparseable), None
+        sample_type = self.spec.sample_type(answer.sample_type)
+        quality = self.spec.quality_for(sample_type)
+        if answer.kind == "judge":
+            assert answer.candidate is not None
+            score, _ = judge_score(body)
+            assert quality.judge is not None
+            if score is None or score < quality.judge.threshold:
+                return self._outcome(answer, "reject", reason=Rejection.judge), None
+            candidate = dict(answer.candidate)
+            candidate["provenance"] = {**candidate.get("provenance", {}), "judge_score": score}
+            return None, candidate
+        verdict = check_candidate(body, sample_type.output_schema, quality)
+        if verdict.sample is None:
+            return self._outcome(answer, "reject", reason=verdict.reason), None
+        candidate = {"content": verdict.sample, "provenance": self._provenance(answer)}
+        if quality.judge is not None:
+            return self._outcome(answer, "judge", candidate=candidate), None
+        return None, candidate
+
+    def _provenance(self, answer: repo.Answer) -> dict[str, Any]:
+        prompt = None
+        with contextlib.suppress(orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            prompt = orjson.loads(answer.request_body)["messages"][-1]["content"]
+        return {
+            "job_id": self.job.id,
+            "spec": self.job.name,
+            "spec_hash": self.job.spec_hash,
+            "spec_version": self.job.spec_version,
+            "template": answer.sample_type,
+            "prompt": prompt,
+            "deployment": answer.deployment,
+            "batch_id": answer.batch_id,
+            "request_id": answer.custom_id,
+            "model": answer.model,
+            "input_tokens": answer.input_tokens,
+            "output_tokens": answer.output_tokens,
+            "cost": answer.cost,
+        }
+
+    def _outcome(
+        self,
+        answer: repo.Answer,
+        action: str,
+        *,
+        reason: Rejection | None = None,
+        sample: NewSample | None = None,
+        candidate: dict[str, Any] | None = None,
+    ) -> repo.Outcome:
+        return repo.Outcome(
+            request_id=answer.request_id,
+            topic=answer.topic,
+            sample_type=answer.sample_type,
+            action=action,
+            cost=answer.cost,
+            reason=reason.value if reason is not None else None,
+            sample=sample,
+            candidate=candidate,
+        )
+
+    def _sample(self, answer: repo.Answer, candidate: dict[str, Any]) -> NewSample:
+        provenance = dict(candidate.get("provenance") or {})
+        if answer.kind == "judge":
+            # The sample's own call and its judge's: both are what the sample cost.
+            provenance["cost"] = float(provenance.get("cost") or 0) + answer.cost
+        content = candidate["content"]
+        return NewSample(
+            content=content,
+            topic=answer.topic,
+            sample_type=answer.sample_type,
+            model=provenance.get("model") or self.spec.model,
+            provenance=provenance,
+            content_hash=normalized_hash(content),
+        )
+
+    async def _near_duplicates(self, candidates: Sequence[dict[str, Any]]) -> list[str | None]:
+        """Per candidate: None, or the kind of duplicate it is of a kept sample (or of an
+        earlier candidate). The kept ones join the index."""
+        if self._index is None or not candidates:
+            return [None] * len(candidates)
+        texts = [sample_text(c["content"]) for c in candidates]
+        keys = [secrets.token_hex(8) for _ in candidates]
+        matches = await self._index.acheck_and_add_many(texts, keys)
+        return [None if m is None else str(m.kind) for m in matches]
+
+    async def _fill_index(self) -> None:
+        if not self.spec.dedup.near:
+            return
+        from datamill.nlp.dedup import NearDuplicateIndex
+
+        self._index = NearDuplicateIndex(
+            threshold=self.spec.dedup.threshold,
+            lexical_threshold=self.spec.dedup.lexical_threshold,
+        )
+        pairs = [pair async for pair in self._dataset_texts()]
+        if pairs:
+            await asyncio.to_thread(self._index.rebuild, pairs)
+
+    async def _dataset_texts(self) -> AsyncIterator[tuple[str, str]]:
+        after: int | None = None
+        while True:
+            async with self.deps.database.read() as conn:
+                page, more = await sample_repo.list_samples(
+                    conn,
+                    self.job.dataset_id,
+                    SampleFilter(),
+                    after_seq=after,
+                    limit=1000,
+                    order="asc",
+                )
+            for sample in page:
+                yield sample.id, sample_text(sample.content)
+            if not more or not page:
+                return
+            after = page[-1].seq
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def acceptance(self, job: repo.JobRecord) -> float:
+        """The share of answers that became samples so far (a prior of one answer in one),
+        never under ``loop.min_acceptance``."""
+        accepted = job.accepted - self._accepted_at_start
+        answers = accepted + job.rejected + job.duplicates
+        return max(self.spec.loop.min_acceptance, (accepted + 1) / (answers + 1))
+
+    def plan(
+        self, cells: Sequence[repo.CellRecord], job: repo.JobRecord
+    ) -> dict[tuple[str, str], int]:
+        """How many requests each short cell gets now."""
+        rate = self.acceptance(job)
+        margin = self.spec.loop.overshoot_margin
+        wanted: dict[tuple[str, str], int] = {}
+        for cell in cells:
+            if cell.deficit <= 0:
+                continue
+            ceiling = math.ceil(cell.deficit * (1 + margin))
+            count = min(math.ceil(cell.deficit / rate), ceiling) - cell.in_flight
+            if count > 0:
+                wanted[(cell.topic, cell.sample_type)] = count
+        return wanted
+
+    async def _issue(self, cells: Sequence[repo.CellRecord]) -> None:
+        await self._issue_judgements()
+        wanted = self.plan(cells, self.job)
+        if not wanted:
+            return
+        budget = self.spec.loop.batch_size
+        if self.job.budget_requests is not None:
+            budget = min(budget, self.job.budget_requests - self.job.requests)
+        by_key = {(c.topic, c.sample_type): c for c in cells}
+        lines: list[bytes] = []
+        issued: list[repo.IssuedRequest] = []
+        # Spread the batch over the cells: one request per short cell per pass.
+        next_index = {key: by_key[key].requests for key in wanted}
+        while budget > 0 and any(wanted.values()):
+            for key in list(wanted):
+                if budget <= 0 or wanted[key] <= 0:
+                    continue
+                cell = by_key[key]
+                index = next_index[key]
+                next_index[key] += 1
+                wanted[key] -= 1
+                budget -= 1
+                custom_id = f"g{cell.position}-{index}"
+                lines.append(self._line(custom_id, self._body(cell, index)))
+                issued.append(repo.IssuedRequest(cell.topic, cell.sample_type, "sample", custom_id))
+        if issued:
+            await self._submit(lines, issued, judge_rows=[])
+
+    async def _issue_judgements(self) -> None:
+        async with self.deps.database.read() as conn:
+            queued = await repo.queued_judgements(conn, self.job.id, self.spec.loop.batch_size)
+        if not queued:
+            return
+        lines = []
+        rows = []
+        for request_id, topic, sample_type, candidate in queued:
+            body = judge_body(
+                self.spec, self.spec.sample_type(sample_type), topic, candidate["content"]
+            )
+            custom_id = f"j{request_id}"
+            lines.append(self._line(custom_id, body))
+            rows.append((request_id, custom_id))
+        await self._submit(lines, [], judge_rows=rows)
+
+    def _body(self, cell: repo.CellRecord, index: int) -> dict[str, Any]:
+        sample_type = self.spec.sample_type(cell.sample_type)
+        name = f"{cell.topic}|{cell.sample_type}"
+        chosen = variation(name, index, self.job.id)
+        chunks: list[Chunk] = []
+        if self.spec.grounding is not None:
+            chunks = chunks_for(
+                self._chunks, self.spec.grounding.chunks_per_prompt, cell=name, index=index
+            )
+        return request_body(self.spec, sample_type, cell.topic, chunks, chosen)
+
+    @staticmethod
+    def _line(custom_id: str, body: dict[str, Any]) -> bytes:
+        return (
+            orjson.dumps(
+                {
+                    "custom_id": custom_id,
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": body,
+                }
+            )
+            + b"\n"
+        )
+
+    async def _submit(
+        self,
+        lines: list[bytes],
+        issued: list[repo.IssuedRequest],
+        *,
+        judge_rows: list[tuple[int, str]],
+    ) -> None:
+        data = b"".join(lines)
+
+        async def content() -> AsyncIterator[bytes]:
+            yield data
+
+        key = f"gen:{self.job.id}:{secrets.token_hex(8)}"
+        file = await self.deps.files.upload(
+            content(),
+            filename=f"{self.job.name}.generation.jsonl",
+            purpose="batch",
+            project_id=self.job.project_id,
+        )
+        remaining = None
+        if self.job.budget_usd is not None:
+            remaining = max(self.job.budget_usd - self.job.cost, 1e-9)
+        batch = await self.deps.batches.create(
+            BatchCreate(
+                input_file_id=file.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={"datamill_generation_job": self.job.id},
+                datamill=BatchOptions(budget_usd=remaining),
+            ),
+            project_id=self.job.project_id,
+            idempotency_key=key,
+        )
+        async with self.deps.database.write() as conn:
+            if issued:
+                await repo.add_requests(conn, self.job.id, batch.id, issued)
+            if judge_rows:
+                await repo.open_judgements(conn, self.job.id, batch.id, judge_rows)
+
+    async def _adopt_orphans(self) -> None:
+        """Record as the job's the requests of batches a dead runner created but did not
+        record (see the module's docstring)."""
+        async with self.deps.database.read() as conn:
+            orphans = await repo.orphan_batches(conn, self.job.id, project_id=self.job.project_id)
+        for batch_id in orphans:
+            async with self.deps.database.write() as conn:
+                custom_ids = await repo.batch_custom_ids(conn, batch_id)
+                issued = []
+                judged = []
+                for custom_id in custom_ids:
+                    if custom_id.startswith("j"):
+                        judged.append((int(custom_id[1:]), custom_id))
+                        continue
+                    position = int(custom_id[1:].split("-")[0])
+                    topic, sample_type = self._positions[position]
+                    issued.append(repo.IssuedRequest(topic, sample_type, "sample", custom_id))
+                if issued:
+                    await repo.add_requests(conn, self.job.id, batch_id, issued)
+                if judged:
+                    await repo.open_judgements(conn, self.job.id, batch_id, judged)
+            log.info(
+                "job %s: adopted batch %s (%d requests)", self.job.id, batch_id, len(custom_ids)
+            )
+
+    async def _cancel_batches(self) -> None:
+        async with self.deps.database.read() as conn:
+            batch_ids = await repo.open_batches(conn, self.job.id)
+        for batch_id in batch_ids:
+            with contextlib.suppress(Conflict, DatamillError):
+                await self.deps.batches.cancel(batch_id, project_id=self.job.project_id)
+
+    # -- budgets, progress and events -------------------------------------------------------
+
+    def _budget_spent(self, cells: Sequence[repo.CellRecord]) -> str | None:
+        job = self.job
+        if job.budget_usd is not None and job.cost >= job.budget_usd:
+            return "budget_usd"
+        if job.budget_requests is not None and job.requests >= job.budget_requests:
+            return "budget_requests"
+        if job.budget_seconds is not None:
+            running = job.elapsed + (self.deps.clock.now() - self._run_started)
+            if running >= job.budget_seconds:
+                return "budget_seconds"
+        return None
+
+    async def _cells(self) -> list[repo.CellRecord]:
+        async with self.deps.database.read() as conn:
+            return await repo.list_cells(conn, self.job.id)
+
+    def _check_stuck(self, now: float) -> None:
+        last = max(self.job.progress_at or 0.0, self._run_started)
+        stuck = now - last > self.options.stuck_after
+        if stuck and not self._stuck_reported:
+            self._stuck_reported = True
+            self.deps.events.publish(
+                Topic.generation,
+                {
+                    "type": "stuck",
+                    "job_id": self.job.id,
+                    "status": self.job.status,
+                    "since": last,
+                    "message": f"no answer recorded for {now - last:.0f} s",
+                },
+            )
+        elif not stuck:
+            self._stuck_reported = False
+
+    def eta(self, job: repo.JobRecord, target: int) -> float | None:
+        """Seconds to go at this run's pace of accepted samples; None before the first."""
+        ran = self.deps.clock.now() - self._run_started
+        done = job.accepted - self._accepted_at_start
+        if done <= 0 or ran <= 0:
+            return None
+        return max(0.0, target - job.accepted) / (done / ran)
+
+    async def _publish_progress(self) -> None:
+        now = self.deps.clock.now()
+        if now - self._last_progress_event < self.options.progress_interval:
+            return
+        self._last_progress_event = now
+        async with self.deps.database.read() as conn:
+            job = await repo.get_job(conn, self.job.id)
+            cells = await repo.list_cells(conn, self.job.id)
+        if job is None:
+            return
+        self.job = job
+        changed = [c for c in cells if (c.topic, c.sample_type) in self._changed]
+        self._changed.clear()
+        self.deps.events.publish(
+            Topic.generation,
+            progress_payload(job, cells, changed, self.eta(job, sum(c.target for c in cells))),
+        )
+
+    def _publish_status(self) -> None:
+        self.deps.events.publish(Topic.generation, {"type": "status", **job_summary(self.job)})
+
+
+def job_summary(job: repo.JobRecord) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "stop_reason": job.stop_reason,
+        "dataset_id": job.dataset_id,
+        "accepted": job.accepted,
+        "rejected": job.rejected,
+        "duplicates": job.duplicates,
+        "surplus": job.surplus,
+        "requests": job.requests,
+        "cost": round(job.cost, 6),
+    }
+
+
+def cell_summary(cell: repo.CellRecord) -> dict[str, Any]:
+    return {
+        "topic": cell.topic,
+        "sample_type": cell.sample_type,
+        "target": cell.target,
+        "accepted": cell.accepted,
+        "in_flight": cell.in_flight,
+        "rejected": cell.rejections,
+        "duplicates": cell.duplicates,
+        "surplus": cell.surplus,
+        "requests": cell.requests,
+        "cost": round(cell.cost, 6),
+    }
+
+
+def progress_payload(
+    job: repo.JobRecord,
+    cells: Sequence[repo.CellRecord],
+    changed: Sequence[repo.CellRecord],
+    eta: float | None,
+) -> dict[str, Any]:
+    rejected: dict[str, int] = {}
+    for cell in cells:
+        for reason, count in cell.rejections.items():
+            rejected[reason] = rejected.get(reason, 0) + count
+    return {
+        "type": "progress",
+        **job_summary(job),
+        "target": sum(c.target for c in cells),
+        "cells_full": sum(c.accepted >= c.target for c in cells),
+        "cells": len(cells),
+        "in_flight": sum(c.in_flight for c in cells),
+        "rejected_by_reason": rejected,
+        "eta_seconds": None if eta is None else round(eta, 1),
+        "changed_cells": [cell_summary(c) for c in changed],
+    }
