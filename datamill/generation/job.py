@@ -407,7 +407,8 @@ class JobRunner:
             if cell.deficit <= 0:
                 continue
             ceiling = math.ceil(cell.deficit * (1 + margin))
-            count = min(math.ceil(cell.deficit / rate), ceiling) - cell.in_flight
+            # Rounded, not ceiled: at 98% acceptance one short sample wants one request.
+            count = min(max(1, round(cell.deficit / rate)), ceiling) - cell.in_flight
             if count > 0:
                 wanted[(cell.topic, cell.sample_type)] = count
         return wanted

@@ -10,7 +10,8 @@ Guarantees:
 - **Each answer is used once.** An outcome counts only if its request row was still open
   (``UPDATE ... WHERE state != 'done' RETURNING``), in the same transaction.
 - **One runner drives a job**: `claim_job` takes a lease with one conditional UPDATE; a
-  runner that stops renewing it (`renew_lease`) loses the job to the next claimant.
+  runner that stops renewing it (`renew_lease`), or whose worker is declared dead, loses
+  the job to the next claimant.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from datamill.storage.schema import (
     generation_runs,
     requests,
     results,
+    workers,
 )
 
 # Job statuses in which a runner may drive the job.
@@ -293,10 +295,14 @@ async def claim_job(
 ) -> JobRecord | None:
     """Make ``runner`` the one driving a running job whose lease is free or expired (or
     ``job_id``'s): one conditional UPDATE. Opens a run in `generation_runs`."""
+    # A runner is a worker: one declared dead (no heartbeat, or its process gone on this
+    # host) or stopped frees its jobs at once, without waiting for the lease to run out.
+    gone = select(workers.c.id).where(workers.c.status != "running")
     free = or_(
         generation_jobs.c.runner.is_(None),
         generation_jobs.c.lease_expires_at < now,
         generation_jobs.c.runner == runner,
+        generation_jobs.c.runner.in_(gone.scalar_subquery()),
     )
     candidates = select(generation_jobs.c.id).where(generation_jobs.c.status == RUNNABLE, free)
     if job_id is not None:
