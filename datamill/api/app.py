@@ -20,6 +20,7 @@ from datamill.api.routes import (
     events,
     file_checks,
     files,
+    generation,
     health,
     operations,
 )
@@ -125,6 +126,7 @@ def create_app(
         deployments,
         events,
         datasets,
+        generation,
     ):
         app.include_router(module.router)
     return app

@@ -298,12 +298,15 @@ async def claim_job(
     # A runner is a worker: one declared dead (no heartbeat, or its process gone on this
     # host) or stopped frees its jobs at once, without waiting for the lease to run out.
     gone = select(workers.c.id).where(workers.c.status != "running")
-    free = or_(
+    conditions = [
         generation_jobs.c.runner.is_(None),
         generation_jobs.c.lease_expires_at < now,
-        generation_jobs.c.runner == runner,
         generation_jobs.c.runner.in_(gone.scalar_subquery()),
-    )
+    ]
+    if job_id is not None:
+        # Asked for by name: a job this runner holds already is taken again (a restart).
+        conditions.append(generation_jobs.c.runner == runner)
+    free = or_(*conditions)
     candidates = select(generation_jobs.c.id).where(generation_jobs.c.status == RUNNABLE, free)
     if job_id is not None:
         candidates = candidates.where(generation_jobs.c.id == job_id)
