@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import typer.main
 
@@ -327,6 +328,9 @@ def test_every_command_shown_in_the_docs_exists_with_its_options():
             command = typer.main.get_command(cli_app)
             while words and words[0] in getattr(command, "commands", {}):
                 command = command.commands[words.pop(0)]
+            default = getattr(command, "default_command", None)  # `datamill generate SPEC`
+            if default and words and words[0] not in command.commands:
+                command = command.commands[default]
             if getattr(command, "commands", None) and words[:1] not in ([], ["..."]):
                 pytest.fail(f"{name}: no command {words[0]!r} in {command.name}")
             known = {
@@ -521,3 +525,36 @@ def test_the_dedup_defaults_and_every_index_method_are_documented():
     assert len(public) >= 9
     for name in public:
         assert re.search(rf"`[^`\n]*\b{name}\b[^`\n]*`", text), name  # in code quotes
+
+
+# -- generation.md ----------------------------------------------------------------------------
+
+
+def _spec_keys(model: Any, prefix: str = "") -> Iterator[str]:
+    """Every key path of the generation spec (``sample_types[].schema``)."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        yield key
+        if key == "sample_types[].quality":
+            continue  # the same keys as the spec's `quality`
+        for inner in (field.annotation, *get_args(field.annotation)):
+            for candidate in (inner, *get_args(inner)):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    many = "[]" if "list" in str(field.annotation) else ""
+                    yield from _spec_keys(candidate, f"{key}{many}.")
+
+
+def test_every_spec_key_is_documented_and_the_schema_file_is_current():
+    from datamill.generation.spec import GenerationSpec, spec_json_schema
+
+    rows = table_rows(section(read("docs/generation.md"), "### Keys"))
+    keys = set(_spec_keys(GenerationSpec))
+
+    assert len(keys) > 40
+    assert keys <= set(rows), keys - set(rows)
+    stored = orjson.loads((DOCS / "generation-spec.schema.json").read_bytes())
+    assert stored == spec_json_schema()

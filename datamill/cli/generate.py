@@ -43,9 +43,11 @@ MAX_BARS = 12
 class _DefaultToRun(TyperGroup):
     """`datamill generate SPEC` runs SPEC; `preview` and `coverage` are subcommands."""
 
+    default_command = "run"
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
+            args = [self.default_command, *args]
         return list(super().parse_args(ctx, args))
 
 

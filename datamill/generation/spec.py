@@ -223,7 +223,6 @@ class Loop(_Strict):
     min_acceptance: float = Field(
         default=0.2, gt=0, le=1, description="floor of the learned acceptance rate"
     )
-    max_rounds_without_progress: int = Field(default=20, ge=1)
 
 
 class GenerationSpec(_Strict):
