@@ -331,3 +331,61 @@ async def test_a_job_with_no_answers_is_reported_stuck(make_api):
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
         await api.client.post(f"/api/generation/jobs/{created['id']}/stop")
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_the_judge_and_both_duplicate_filters_run_in_the_loop(make_api):
+    api = await make_api(SIM, workers=1)
+    judged = spec(
+        target={"per_cell": 2},
+        quality={
+            "judge": {"prompt": "Score this sample from 0 to 10: {{ sample }}", "threshold": 5}
+        },
+    )
+    choices = {
+        "type": "object",
+        "required": ["level"],
+        "additionalProperties": False,
+        "properties": {"level": {"enum": ["low", "medium", "high"]}},
+    }
+    few = spec(  # three possible contents for a target of four: duplicates must come
+        topics={"items": ["only"]},
+        sample_types=[{"name": "pick", "template": "{{ variation.seed }}", "schema": choices}],
+        target={"per_cell": 4},
+        budget={"requests": 30},
+    )
+    strict = spec(  # every sample is "near" every other: only the first is kept
+        topics={"items": ["only"]},
+        target={"per_cell": 3},
+        dedup={"threshold": 0.01},
+        budget={"requests": 12},
+    )
+    async with running(api):
+        ids = []
+        for body in (judged, few, strict):
+            response = await api.client.post(
+                "/api/generation/jobs", json={"spec": body, "dataset": body["name"] + str(len(ids))}
+            )
+            assert response.status_code == 200, response.text
+            ids.append(response.json()["id"])
+        jobs = [
+            await wait_for_job(api, job_id, {"completed", "budget_exhausted", "failed"})
+            for job_id in ids
+        ]
+
+    assert jobs[0]["status"] == "completed", jobs[0]
+    samples = (await api.client.get(f"/api/datasets/{jobs[0]['dataset_id']}/samples")).json()[
+        "data"
+    ]
+    assert len(samples) == 8
+    assert all(s["provenance"]["judge_score"] >= 5 for s in samples)
+    assert jobs[0]["requests"] > 8  # samples and their judgements
+    assert jobs[1]["status"] == "budget_exhausted"
+    assert jobs[1]["accepted"] == 3
+    assert sum(c["rejected"].get("duplicate", 0) for c in jobs[1]["cells"]) > 0
+    assert jobs[2]["status"] == "budget_exhausted"
+    near = [
+        c["rejected"].get("near_duplicate", 0) for c in jobs[2]["cells"] if c["topic"] == "only"
+    ]
+    assert sum(near) > 0
+    assert jobs[2]["accepted"] <= 2  # at the default threshold all 6 would be
