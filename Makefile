@@ -49,6 +49,7 @@ bench: $(STAMP) postgres peers
 	$(BIN)/python bench/crash.py --mode worker
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/dedup.py
+	$(BIN)/python bench/generation.py
 
 bench-quick: $(STAMP) postgres
 	$(BIN)/python bench/mock_ceiling.py

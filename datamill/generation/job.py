@@ -48,6 +48,7 @@ from datamill.protocol.batches import BatchCreate, BatchOptions
 from datamill.storage import generation as repo
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
+from datamill.storage.requests import CLOSING_MESSAGES
 from datamill.storage.samples import NewSample, SampleFilter
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ log = logging.getLogger("datamill.generation")
 
 # Answers recorded per transaction.
 PAGE = 500
+_NO_VERDICT = frozenset({Rejection.not_sent.value, Rejection.surplus.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,8 @@ class JobRunner:
         self._last_progress_event = 0.0
         self._stuck_reported = False
         self._changed: set[tuple[str, str]] = set()
+        self._answers = 0  # this run's answers with a verdict, and those accepted
+        self._accepted = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -226,7 +230,7 @@ class JobRunner:
                     now=self.deps.clock.now(),
                 )
             self._changed.update((o.topic, o.sample_type) for o in outcomes)
-            log.debug("job %s: %s", self.job.id, [r.result for r in recorded][:10])
+            self._learn(recorded)
             if len(answers) < PAGE:
                 break
         if moved:
@@ -267,7 +271,10 @@ class JobRunner:
     ) -> tuple[repo.Outcome | None, dict[str, Any] | None]:
         """An outcome now (rejected, or sent to the judge), or a candidate to accept."""
         if not answer.ok or answer.body is None:
-            return self._outcome(answer, "reject", reason=Rejection.request_failed), None
+            # A request its batch closed before sending it is no verdict on the prompt.
+            closed = answer.error_code in CLOSING_MESSAGES or answer.error_code == "no_result"
+            reason = Rejection.not_sent if closed else Rejection.request_failed
+            return self._outcome(answer, "reject", reason=reason), None
         try:
             body = orjson.loads(answer.body)
         except orjson.JSONDecodeError:
@@ -389,18 +396,26 @@ class JobRunner:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def acceptance(self, job: repo.JobRecord) -> float:
-        """The share of answers that became samples so far (a prior of one answer in one),
-        never under ``loop.min_acceptance``."""
-        accepted = job.accepted - self._accepted_at_start
-        answers = accepted + job.rejected + job.duplicates
-        return max(self.spec.loop.min_acceptance, (accepted + 1) / (answers + 1))
+    def _learn(self, recorded: Sequence[repo.Recorded]) -> None:
+        """Count this run's verdicts: answers sent to the judge, surplus and requests never
+        sent say nothing about how often an answer is good."""
+        for outcome in recorded:
+            if outcome.result in ("stale", "judge", "surplus") or outcome.reason in _NO_VERDICT:
+                continue
+            self._answers += 1
+            self._accepted += outcome.result == "accepted"
+
+    def acceptance(self) -> float:
+        """The share of this run's answers that became samples (a prior of one answer in
+        one), never under ``loop.min_acceptance``."""
+        rate = (self._accepted + 1) / (self._answers + 1)
+        return max(self.spec.loop.min_acceptance, rate)
 
     def plan(
         self, cells: Sequence[repo.CellRecord], job: repo.JobRecord
     ) -> dict[tuple[str, str], int]:
         """How many requests each short cell gets now."""
-        rate = self.acceptance(job)
+        rate = self.acceptance()
         margin = self.spec.loop.overshoot_margin
         wanted: dict[tuple[str, str], int] = {}
         for cell in cells:

@@ -24,6 +24,7 @@ class Rejection(StrEnum):
     """Why an answer did not become a sample (`coverage` counts them per cell)."""
 
     request_failed = "request_failed"  # the request ended in an error, no answer
+    not_sent = "not_sent"  # its batch closed first (cancelled, expired, out of budget)
     unparseable = "unparseable"  # no JSON in the answer
     schema = "schema"  # JSON that does not match the sample type's schema
     too_short = "too_short"  # under quality.min_chars
