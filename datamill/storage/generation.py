@@ -313,6 +313,7 @@ async def claim_job(
     if job_ids is not None:
         candidates = candidates.where(generation_jobs.c.id.in_(list(job_ids)))
     candidates = candidates.order_by(generation_jobs.c.seq).limit(1)
+    probe = candidates
     if database.dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     statement = (
@@ -325,6 +326,11 @@ async def claim_job(
         .values(runner=runner, lease_expires_at=now + ttl, run_started_at=now, updated_at=now)
         .returning(*generation_jobs.c)
     )
+    # A read first: workers ask every second, and most of the time there is nothing to
+    # claim; a write transaction each time would hold SQLite's one write lock for nothing.
+    async with database.read() as conn:
+        if (await conn.execute(probe)).first() is None:
+            return None
     async with database.write() as conn:
         row = (await conn.execute(statement)).first()
         if row is None:
