@@ -155,11 +155,14 @@ class GenerationService:
         after: str | None = None,
         limit: int = 20,
         status: str | None = None,
-    ) -> tuple[list[repo.JobRecord], bool]:
+    ) -> tuple[list[tuple[repo.JobRecord, int]], bool]:
+        """A page of jobs, newest first, each with its total target."""
         async with self.deps.database.read() as conn:
-            return await repo.list_jobs(
+            jobs, more = await repo.list_jobs(
                 conn, project_id=project_id, after=after, limit=limit, status=status
             )
+            targets = await repo.job_targets(conn, [job.id for job in jobs])
+        return [(job, targets.get(job.id, 0)) for job in jobs], more
 
     async def find_by_key(
         self, key: str, *, project_id: str = DEFAULT_PROJECT_ID
@@ -224,15 +227,20 @@ class GenerationService:
             await self._job(conn, job_id, project_id)
             return await repo.list_runs(conn, job_id)
 
-    async def stuck(self, *, project_id: str = DEFAULT_PROJECT_ID) -> list[repo.JobRecord]:
-        """Running jobs with no answer recorded for the runner's ``stuck_after``."""
+    async def stuck(
+        self, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> list[tuple[repo.JobRecord, int]]:
+        """Running jobs with no answer recorded for the runner's ``stuck_after``, each with
+        its total target."""
         async with self.deps.database.read() as conn:
-            return await repo.stuck_jobs(
+            jobs = await repo.stuck_jobs(
                 conn,
                 project_id=project_id,
                 now=self.deps.clock.now(),
                 stuck_after=self.options.stuck_after,
             )
+            targets = await repo.job_targets(conn, [job.id for job in jobs])
+        return [(job, targets.get(job.id, 0)) for job in jobs]
 
     # -- reports ----------------------------------------------------------------------------
 

@@ -442,6 +442,18 @@ async def list_cells(conn: AsyncConnection, job_id: str) -> list[CellRecord]:
     ]
 
 
+async def job_targets(conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str, int]:
+    """Each job's total target (the sum over its cells)."""
+    if not job_ids:
+        return {}
+    query = (
+        select(generation_cells.c.job_id, func.sum(generation_cells.c.target))
+        .where(generation_cells.c.job_id.in_(list(job_ids)))
+        .group_by(generation_cells.c.job_id)
+    )
+    return {row[0]: int(row[1] or 0) for row in await conn.execute(query)}
+
+
 async def in_flight(conn: AsyncConnection, job_id: str) -> dict[tuple[str, str], int]:
     """Requests of the job not done yet, per cell (queued judge requests included)."""
     query = (

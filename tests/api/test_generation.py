@@ -117,6 +117,8 @@ async def _a_yaml_job(api: Api) -> None:
     assert {b["metadata"]["datamill_generation_job"] for b in batches} == {job["id"]}
     listed = (await api.client.get("/api/generation/jobs")).json()
     assert [j["id"] for j in listed["data"]] == [job["id"]]
+    assert listed["data"][0]["target"] == 12
+    assert listed["data"][0]["cells"] is None
 
     await api.runtime.events.flush()
     events = await event_repo.recent_events(api.runtime.database, topic="generation", since=0)

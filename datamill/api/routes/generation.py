@@ -46,7 +46,9 @@ def cell_object(cell: CellRecord) -> GenerationCellObject:
     )
 
 
-def job_object(job: JobRecord, cells: list[CellRecord] | None = None) -> GenerationJobObject:
+def job_object(
+    job: JobRecord, cells: list[CellRecord] | None = None, *, target: int | None = None
+) -> GenerationJobObject:
     return GenerationJobObject(
         id=job.id,
         name=job.name,
@@ -57,7 +59,7 @@ def job_object(job: JobRecord, cells: list[CellRecord] | None = None) -> Generat
         spec_hash=job.spec_hash,
         spec_version=job.spec_version,
         topics=job.topics,
-        target=sum(c.target for c in cells) if cells is not None else 0,
+        target=sum(c.target for c in cells) if cells is not None else (target or 0),
         accepted=job.accepted,
         rejected=job.rejected,
         duplicates=job.duplicates,
@@ -166,7 +168,8 @@ async def list_jobs(
     jobs, has_more = await runtime.generation.list_jobs(
         project_id=project_id, after=after, limit=limit, status=status
     )
-    return ListObject[GenerationJobObject].page([job_object(j) for j in jobs], has_more=has_more)
+    data = [job_object(job, target=target) for job, target in jobs]
+    return ListObject[GenerationJobObject].page(data, has_more=has_more)
 
 
 @router.get("/jobs/{job_id}", response_model=GenerationJobObject)
@@ -242,7 +245,8 @@ async def stuck_jobs(
 ) -> ListObject[GenerationJobObject]:
     """Running jobs with no answer recorded for DATAMILL_STUCK_AFTER seconds."""
     jobs = await runtime.generation.stuck(project_id=project_id)
-    return ListObject[GenerationJobObject].page([job_object(j) for j in jobs], has_more=False)
+    data = [job_object(job, target=target) for job, target in jobs]
+    return ListObject[GenerationJobObject].page(data, has_more=False)
 
 
 @router.post("/preview")
