@@ -49,6 +49,7 @@ bench: $(STAMP) postgres peers
 	$(BIN)/python bench/crash.py --mode worker
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/dedup.py
+	$(BIN)/python bench/events.py
 
 bench-quick: $(STAMP) postgres
 	$(BIN)/python bench/mock_ceiling.py
@@ -56,6 +57,7 @@ bench-quick: $(STAMP) postgres
 	$(BIN)/python bench/engine_throughput.py --store postgresql
 	$(BIN)/python bench/overhead.py --only ceiling,sdk,batch-run-sqlite,batch-run-postgresql,server-sqlite,server-postgresql
 	$(BIN)/python bench/gateway.py --seconds 10 --stream-requests 10000
+	$(BIN)/python bench/events.py --repeats 1
 
 # The peers that need their own virtualenv (LiteLLM in bench/.venvs/litellm); idempotent.
 .PHONY: peers
