@@ -60,7 +60,9 @@ async function loadStuck() {
   })));
 }
 
-function update(worker) {
+/** A `worker` event: ``{event: started|heartbeat|stopped|dead, worker}``. */
+function update(payload) {
+  const worker = payload.worker ?? payload;
   workers.set(worker.id, { ...workers.get(worker.id), ...worker });
   render();
 }
