@@ -8,6 +8,10 @@ function colour(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
+// Each point is a bucket's rate, held until the next bucket starts.
+const STEPS = uPlot.paths.stepped({ align: 1 });
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400];
+
 function options(width) {
   const muted = colour("--muted");
   const grid = colour("--border");
@@ -23,11 +27,12 @@ function options(width) {
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.15)] } },
-    axes: [axis, { ...axis, size: 48, values: (_u, values) => values.map(rate) }],
+    // Buckets are whole seconds or more: no ticks in between.
+    axes: [{ ...axis, space: 60, incrs: TIME_STEPS }, { ...axis, size: 48, values: (_u, values) => values.map(rate) }],
     series: [
       {},
-      { label: "completed/s", stroke: colour("--ok"), width: 2, fill: `${colour("--ok")}22`, points: { show: false } },
-      { label: "failed/s", stroke: colour("--bad"), width: 2, points: { show: false } },
+      { label: "completed/s", stroke: colour("--ok"), width: 2, fill: `${colour("--ok")}22`, paths: STEPS, points: { show: false } },
+      { label: "failed/s", stroke: colour("--bad"), width: 2, paths: STEPS, points: { show: false } },
     ],
   };
 }
@@ -41,9 +46,12 @@ export class ThroughputChart {
     matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.redraw());
   }
 
-  /** ``times`` (Unix seconds), ``completed`` and ``failed`` (per second), same lengths. */
-  set(times, completed, failed) {
-    this.data = [times, completed, failed];
+  /** ``times``: the start of each bucket (Unix seconds), ``completed`` and ``failed``: its
+   *  rates per second; ``bucket``: its length, so that the last bucket is drawn whole. */
+  set(times, completed, failed, bucket = 1) {
+    const end = times.length ? [times[times.length - 1] + bucket] : [];
+    const last = (series) => series.slice(-1);
+    this.data = [[...times, ...end], [...completed, ...last(completed)], [...failed, ...last(failed)]];
     if (!times.length) return;
     if (this.plot) this.plot.setData(this.data);
     else this.redraw();

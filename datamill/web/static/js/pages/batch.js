@@ -116,7 +116,7 @@ async function failureGroups() {
   if (summaryRoute) {
     try {
       const summary = await getJSON(`${api}/errors/summary`);
-      return (summary.data || []).map((g) => ({ code: g.code, count: g.count, examples: g.examples || [] }));
+      return summary.data; // [{code, count, examples: [{custom_id, line, message}]}]
     } catch (error) {
       if (!isMissingRoute(error)) throw error;
       summaryRoute = false;
@@ -131,7 +131,7 @@ async function failureGroups() {
     const group = groups.get(code) || { code, count: 0, examples: [] };
     group.count += 1;
     if (group.examples.length < EXAMPLES) {
-      group.examples.push({ custom_id: line.custom_id, message: line.error?.message, status_code: line.response?.status_code });
+      group.examples.push({ custom_id: line.custom_id, message: line.error?.message });
     }
     groups.set(code, group);
   }
@@ -150,7 +150,7 @@ async function renderFailures() {
         h("ul", { class: "examples" }, group.examples.slice(0, EXAMPLES).map((example) =>
           h("li", {},
             h("code", {}, example.custom_id ?? ""),
-            example.status_code ? ` (HTTP ${example.status_code})` : "",
+            example.line ? ` (line ${int(example.line)})` : "",
             " ",
             example.message ?? ""))))),
     ),
@@ -159,13 +159,14 @@ async function renderFailures() {
 
 // -- throughput over time ----------------------------------------------------------------
 
+/** GET .../timeline: ``{bucket: seconds, data: [{start, completed, failed}]}``, per second. */
 function bucketsFrom(timeline) {
-  const width = timeline.bucket_seconds || 1;
-  const rows = timeline.data || [];
+  const width = timeline.bucket || 1;
   return {
-    times: rows.map((r) => r.start ?? r.t),
-    completed: rows.map((r) => (r.completed ?? 0) / width),
-    failed: rows.map((r) => (r.failed ?? 0) / width),
+    bucket: width,
+    times: timeline.data.map((r) => r.start),
+    completed: timeline.data.map((r) => r.completed / width),
+    failed: timeline.data.map((r) => r.failed / width),
   };
 }
 
@@ -198,7 +199,7 @@ async function renderTimeline() {
     };
   }
   byId("chart-empty").hidden = series.times.length > 0;
-  chart.set(series.times, series.completed, series.failed);
+  chart.set(series.times, series.completed, series.failed, series.bucket ?? 1);
 }
 
 // -- updates -----------------------------------------------------------------------------

@@ -20,10 +20,10 @@ const CIRCUIT = {
 const deployments = new Map(); // name -> {config, processes: Map(process id -> {live, at})}
 const container = byId("deployments");
 
-function remember(name, config, processId, live) {
+function remember(name, config, processId, live, at = Date.now() / 1000) {
   const entry = deployments.get(name) || { config: { name }, processes: new Map() };
   if (config) entry.config = { ...entry.config, ...config };
-  if (live) entry.processes.set(processId, { live, at: Date.now() / 1000 });
+  if (live) entry.processes.set(processId, { live, at });
   deployments.set(name, entry);
   return entry;
 }
@@ -117,9 +117,11 @@ function render() {
 async function load() {
   try {
     const answer = await getJSON("/api/deployments");
-    for (const d of answer.data) {
-      const processes = d.processes || [{ process: d.process, live: d.live }];
-      for (const p of processes) remember(d.name, d.config || d, p.process?.id ?? "server", p.live);
+    // Each: the public configuration, this server's `live` state and `process`, and the
+    // latest state of each other process calling it (`elsewhere`).
+    for (const { live, process, elsewhere, ...config } of answer.data) {
+      remember(config.name, config, process.id, live);
+      for (const other of elsewhere) remember(config.name, null, other.process.id, other.live, other.at);
     }
     return render();
   } catch (error) {

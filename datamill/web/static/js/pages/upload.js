@@ -50,21 +50,29 @@ async function validate() {
     return say(h("p", { class: "notice bad", role: "alert" }, error.message));
   }
   if (ticket !== checked) return;
-  const errors = answer.errors ?? [];
-  const lines = answer.lines ?? answer.total_lines ?? null;
-  if (!errors.length) {
+  showCheck(answer);
+}
+
+/** POST /api/files/validate: ``{total, valid, error_lines, errors: [{line, code, message,
+ *  param}], models: [{model, requests, deployments}]}``. */
+function showCheck(answer) {
+  const plural = (n, word) => `${int(n)} ${word}${n === 1 ? "" : "s"}`;
+  const models = answer.models.map((m) => `${m.model} (${int(m.requests)})`).join(", ");
+  const served = models ? h("p", { class: "muted" }, `Models: ${models}`) : null;
+  if (!answer.error_lines) {
     create.disabled = false;
     return say(h("p", { class: "validation-summary" },
-      h("span", { class: "badge ok" }, "valid"),
-      lines === null ? "No errors found." : `${int(lines)} request${lines === 1 ? "" : "s"}, no errors.`));
+      h("span", { class: "badge ok" }, "valid"), `${plural(answer.total, "request")}, no errors.`), served);
   }
-  const total = answer.error_count ?? errors.length;
   say(
     h("p", { class: "validation-summary", role: "alert" },
-      h("span", { class: "badge bad" }, `${int(total)} error${total === 1 ? "" : "s"}`),
-      lines === null ? "Fix these lines, then choose the file again." : `in ${int(lines)} lines. Fix them, then choose the file again.`),
-    lineErrorTable(errors.slice(0, SHOWN)),
-    total > SHOWN ? h("p", { class: "muted" }, `First ${SHOWN} shown.`) : null,
+      h("span", { class: "badge bad" }, plural(answer.error_lines, "error")),
+      `in ${plural(answer.total, "line")}. Fix them, then choose the file again.`),
+    lineErrorTable(answer.errors.slice(0, SHOWN)),
+    answer.error_lines > Math.min(SHOWN, answer.errors.length)
+      ? h("p", { class: "muted" }, `The first ${int(Math.min(SHOWN, answer.errors.length))} are listed.`)
+      : null,
+    served,
   );
 }
 
