@@ -62,11 +62,12 @@ function showCheck(answer) {
   if (!answer.error_lines) {
     create.disabled = false;
     return say(h("p", { class: "validation-summary" },
-      h("span", { class: "badge ok" }, "valid"), `${plural(answer.total, "request")}, no errors.`), served);
+      h("span", { class: "badge ok" }, "valid"), " ", `${plural(answer.total, "request")}, no errors.`), served);
   }
   say(
     h("p", { class: "validation-summary", role: "alert" },
       h("span", { class: "badge bad" }, plural(answer.error_lines, "error")),
+      " ",
       `in ${plural(answer.total, "line")}. Fix them, then choose the file again.`),
     lineErrorTable(answer.errors.slice(0, SHOWN)),
     answer.error_lines > Math.min(SHOWN, answer.errors.length)
