@@ -229,7 +229,12 @@ class Browsing:
 
 
 def _new_browsing(
-    browser: Browser, base: str, *, width: int = 1280, scheme: str = "light"
+    browser: Browser,
+    base: str,
+    *,
+    width: int = 1280,
+    scheme: str = "light",
+    allow: tuple[str, ...] = (),
 ) -> Browsing:
     context = browser.new_context(
         viewport={"width": width, "height": 900},
@@ -237,7 +242,7 @@ def _new_browsing(
         accept_downloads=True,
     )
     context.set_default_timeout(20_000)
-    watch = Watch(base, allowed=_missing_routes(base))
+    watch = Watch(base, allowed=allow + _missing_routes(base))
 
     def gate(route: Route) -> None:
         if route.request.url.startswith(base):
@@ -271,7 +276,8 @@ def _missing_routes(base: str) -> tuple[str, ...]:
 
 @pytest.fixture
 def browse(browser: Browser, dashboard: Dashboard) -> Iterator[Any]:
-    """``browse(width=1280, scheme="light")``: a fresh context; checked and closed at the end."""
+    """``browse(width=1280, scheme="light", allow=())``: a fresh context, checked and closed
+    at the end; ``allow``: console errors the test expects (parts of their text)."""
     opened: list[Browsing] = []
 
     def open_context(**options: Any) -> Browsing:

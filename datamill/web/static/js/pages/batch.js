@@ -257,18 +257,19 @@ dialog.addEventListener("close", () => {
   if (dialog.returnValue === "cancel") cancel();
 });
 
-try {
-  await refresh();
-} catch (error) {
-  if (error instanceof ApiError && error.status === 404) {
-    notice(`No such batch: ${batchId}`, "bad");
-    for (const section of document.querySelectorAll("main .card")) section.hidden = true;
-  } else {
-    notice(error.message, "bad");
+async function start() {
+  try {
+    await refresh();
+  } catch (error) {
+    const missing = error instanceof ApiError && error.status === 404;
+    notice(missing ? `No such batch: ${batchId}` : error.message, "bad");
+    if (missing) for (const section of document.querySelectorAll("main .card")) section.hidden = true;
+    return;
   }
-  throw error;
+  subscribe({ topic: "batch", filters: { batch_id: batchId }, onEvent: update, fallback: { refresh, every: 1000 } });
+  setInterval(() => {
+    if (batch && !TERMINAL.has(batch.status)) renderBatch(); // rate and ETA move with time
+  }, 1000);
 }
-subscribe({ topic: "batch", filters: { batch_id: batchId }, onEvent: update, fallback: { refresh, every: 1000 } });
-setInterval(() => {
-  if (batch && !TERMINAL.has(batch.status)) renderBatch(); // rate and ETA move with time
-}, 1000);
+
+await start();
