@@ -17,6 +17,7 @@ const throughput = new Throughput(15);
 const chart = new ThroughputChart(byId("chart"));
 const EXAMPLES = 3; // failures shown per category
 let batch = null;
+document.title = `${batchId} · datamill`;
 let timelineRoute = true; // false once the server said it has no timeline route
 let summaryRoute = true;
 const liveBuckets = new Map(); // second -> [completed, failed], when there is no timeline route
