@@ -5,11 +5,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from types import TracebackType
+from typing import Any
 
 from datamill.clock import Clock, SystemClock
 from datamill.engine.context import EngineContext, WorkSignal
+from datamill.engine.deployments import DeploymentService
+from datamill.engine.events import EventHub, EventPublisher
+from datamill.engine.events.monitor import DeploymentMonitor
+from datamill.engine.events.service import EventStreamService
 from datamill.engine.files import FileService
+from datamill.engine.insights import BatchInsights
 from datamill.engine.operations import OperationsService
 from datamill.engine.service import BatchService
 from datamill.engine.worker import Worker, WorkerOptions
@@ -37,18 +45,29 @@ class Runtime:
         self.http = http
         self.router = router
         self.blobs = DatabaseBlobStore(database)
+        # Events: this process's publisher, and the hub its API clients subscribe to (which
+        # reads at once after this process's own writes).
+        self.events = EventPublisher(database, clock)
+        self.event_hub = EventHub(database)
+        self.events.on_written = self.event_hub.wake
         self.engine = EngineContext(
             database=database,
             blobs=self.blobs,
             router=router,
             settings=settings,
             clock=clock,
+            events=self.events,
             signal=WorkSignal(),
         )
+        self._workers: list[Worker] = []
+        self.deployment_monitor = DeploymentMonitor(router, self.events, self.process_info)
         self.files = FileService(database, self.blobs, settings, clock)
         self.call_log = CallLog(database, router)
         self.gateway = GatewayService(router, clock, on_call=self.call_log.record)
         self.batches = BatchService(self.engine)
+        self.event_stream = EventStreamService(self.event_hub, self.batches)
+        self.insights = BatchInsights(database, self.batches)
+        self.deployments = DeploymentService(database, router, clock, self.process_info)
         self.operations = OperationsService(self.engine)
 
     @classmethod
@@ -73,16 +92,33 @@ class Runtime:
         except BaseException:
             await database.dispose()
             raise
-        return cls(settings, database, clock, http, router)
+        runtime = cls(settings, database, clock, http, router)
+        runtime.deployment_monitor.start()
+        return runtime
+
+    def process_info(self) -> dict[str, Any]:
+        """This process, as deployment events name it: host, pid and its workers."""
+        host, pid = socket.gethostname(), os.getpid()
+        return {
+            "id": f"{host}:{pid}",
+            "host": host,
+            "pid": pid,
+            "workers": [worker.id for worker in self._workers],
+        }
 
     def new_worker(self, options: WorkerOptions | None = None) -> Worker:
         if options is None:
             options = WorkerOptions(
                 concurrency=self.settings.concurrency, max_retries=self.settings.max_retries
             )
-        return Worker(self.engine, options)
+        worker = Worker(self.engine, options)
+        self._workers.append(worker)
+        return worker
 
     async def close(self) -> None:
+        await self.deployment_monitor.aclose()
+        await self.event_hub.aclose()
+        await self.events.aclose()
         await self.call_log.aclose()
         await self.router.aclose()
         await self.http.aclose()

@@ -239,6 +239,9 @@ class Settings(BaseModel):
     native_poll_interval: float = Field(
         default=30.0, gt=0, description="seconds between two polls of a provider's batch job"
     )
+    events_retention: float = Field(
+        default=3600.0, gt=0, description="seconds the event stream's events are kept"
+    )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
         default="NORMAL", description="SQLite durability: NORMAL survives process crashes"
     )

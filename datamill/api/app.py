@@ -11,7 +11,17 @@ from fastapi import FastAPI
 
 from datamill import __version__
 from datamill.api.errors import install_error_handlers
-from datamill.api.routes import batches, chat, files, health, operations
+from datamill.api.routes import (
+    batch_insights,
+    batches,
+    chat,
+    deployments,
+    events,
+    file_checks,
+    files,
+    health,
+    operations,
+)
 from datamill.clock import Clock
 from datamill.engine.worker import Worker
 from datamill.runtime import Runtime
@@ -92,7 +102,17 @@ def create_app(
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (files, batches, chat, health, operations):
+    for module in (
+        files,
+        file_checks,
+        batches,
+        batch_insights,
+        chat,
+        health,
+        operations,
+        deployments,
+        events,
+    ):
         app.include_router(module.router)
     install_dashboard(app)
     return app

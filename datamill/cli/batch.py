@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from datamill.api.render import batch_datamill, batch_object
 from datamill.cli.common import ExitCode, console, run_async, settings_from_env, stdout
 from datamill.cli.files import read_file, write_atomically
 from datamill.cli.progress import watch_batch
@@ -27,6 +26,7 @@ from datamill.cli.reporting import (
     summary,
 )
 from datamill.cli.run import run
+from datamill.engine.render import batch_datamill, batch_object
 from datamill.protocol.batches import BatchCreate, BatchMode, BatchOptions, BatchStatus
 from datamill.runtime import Runtime
 from datamill.settings import Settings

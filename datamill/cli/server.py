@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
@@ -67,13 +69,22 @@ def serve(
     run_async(_serve(settings))
 
 
-def _uvicorn_server(config: uvicorn.Config) -> uvicorn.Server:
+def _uvicorn_server(
+    config: uvicorn.Config, *, on_shutdown: Callable[[], None] | None = None
+) -> uvicorn.Server:
     import uvicorn
 
     class Server(uvicorn.Server):
         """uvicorn's server, except that a stop asked for with SIGTERM or Ctrl-C ends the
         process normally once shut down. uvicorn raises the signal again instead, which kills
-        the process (status -15) or interrupts closing the store (a KeyboardInterrupt)."""
+        the process (status -15) or interrupts closing the store (a KeyboardInterrupt).
+        ``on_shutdown`` runs first when it shuts down: it ends the streams that never end
+        by themselves (the event stream), which uvicorn would otherwise wait for forever."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if on_shutdown is not None:
+                on_shutdown()
+            await super().shutdown(sockets)
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             # uvicorn's own, without recording the signal to raise it again.
@@ -101,7 +112,7 @@ async def _serve(settings: Settings) -> None:
             access_log=False,
             lifespan="on",
         )
-        server = _uvicorn_server(config)
+        server = _uvicorn_server(config, on_shutdown=runtime.event_hub.close_streams)
         print_banner(
             settings,
             runtime,

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from datamill.clock import Clock
+from datamill.engine.events.publisher import EventPublisher
 from datamill.scheduler.router import Router
 from datamill.settings import Settings
 from datamill.storage.blobs import BlobStore
@@ -42,4 +43,5 @@ class EngineContext:
     router: Router
     settings: Settings
     clock: Clock
+    events: EventPublisher
     signal: WorkSignal = field(default_factory=WorkSignal)

@@ -20,6 +20,24 @@ from datamill.storage.schema import DEFAULT_PROJECT_ID
 BATCH_FILE_LIFETIME = 30 * 24 * 3600  # OpenAI's default for purpose=batch
 
 
+def file_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the file is larger than {limit} bytes (DATAMILL_MAX_FILE_BYTES); split it or raise "
+        "the limit",
+        param="file",
+        code="file_too_large",
+    )
+
+
+def too_many_lines(lines: int, limit: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"the file has {lines} lines; a batch file may have at most {limit} "
+        "(DATAMILL_MAX_FILE_LINES)",
+        param="file",
+        code="too_many_requests",
+    )
+
+
 class FileService:
     """Stores and serves files. Contents are streamed: never held whole in memory."""
 
@@ -67,12 +85,7 @@ class FileService:
                     continue
                 size += len(chunk)
                 if size > settings.max_file_bytes:
-                    raise PayloadTooLarge(
-                        f"the file is larger than {settings.max_file_bytes} bytes "
-                        "(DATAMILL_MAX_FILE_BYTES); split it or raise the limit",
-                        param="file",
-                        code="file_too_large",
-                    )
+                    raise file_too_large(settings.max_file_bytes)
                 newlines += chunk.count(b"\n")
                 last = chunk[-1:]
                 digest.update(chunk)
@@ -82,12 +95,7 @@ class FileService:
         lines = newlines + (1 if size and last != b"\n" else 0)
         if purpose == FilePurpose.batch and lines > settings.max_file_lines:
             await self._blobs.delete(file_id)
-            raise InvalidRequest(
-                f"the file has {lines} lines; a batch file may have at most "
-                f"{settings.max_file_lines} (DATAMILL_MAX_FILE_LINES)",
-                param="file",
-                code="too_many_requests",
-            )
+            raise too_many_lines(lines, settings.max_file_lines)
         now = self._clock.now()
         if expires_after is None and purpose == FilePurpose.batch:
             expires_after = BATCH_FILE_LIFETIME

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from datamill.clock import Clock
+from datamill.engine.events.publisher import EventPublisher
 from datamill.ids import batch_request_id_prefix
 from datamill.protocol.batches import BatchStatus
 from datamill.protocol.files import FilePurpose
@@ -152,13 +153,16 @@ async def finalize_batch(
     batch: BatchRecord,
     *,
     worker_id: str,
+    events: EventPublisher | None = None,
 ) -> BatchStatus | None:
     """Write the files of a batch whose requests all have results; None if another worker
-    finalizes it or it is not ready."""
+    finalizes it or it is not ready. ``events`` hears of its status changes."""
     if not await batch_repo.claim_finalization(
         database, batch.id, worker_id=worker_id, now=clock.now()
     ):
         return None
+    if events is not None:
+        events.batch_changed(batch.id)
     output = await _write_file(database, blobs, clock, batch, kind="output", owner=worker_id)
     errors = await _write_file(database, blobs, clock, batch, kind="errors", owner=worker_id)
     await drafts.delete_drafts(database, batch.id)
@@ -170,6 +174,8 @@ async def finalize_batch(
         error_file=errors,
         now=clock.now(),
     )
+    if events is not None and status is not None:
+        events.batch_changed(batch.id)
     log.info("batch %s %s", batch.id, status.value if status else "lost its finalizer claim")
     return status
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from datamill.engine.context import EngineContext
+from datamill.engine.events.workers import publish_worker
 from datamill.engine.finalize import extend_drafts, finalize_batch
 from datamill.engine.validation import give_up_validation, validate_batch
 from datamill.errors import StorageError
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
+from datamill.storage import events as event_repo
 from datamill.storage import files as file_repo
 from datamill.storage import leasing
 from datamill.storage import native_jobs as native_repo
@@ -86,25 +88,30 @@ class Maintenance:
                     if await request_repo.expire_batch(ctx.database, batch.id, now=now):
                         log.warning("batch %s expired", batch.id)
                         view.closing[batch.id] = "batch_expired"
+                        ctx.events.batch_changed(batch.id)
                     continue
                 self._spawn("draft", batch, partial(self._extend_drafts, batch))
                 reason = batch.stop_reason
                 if reason is None and over_budget(batch):
                     if await request_repo.stop_for_budget(ctx.database, batch.id, now=now):
                         log.warning("batch %s spent its budget: stopped", batch.id)
+                        ctx.events.batch_changed(batch.id)
                     reason = "budget_exhausted"
                 if reason is not None:
                     # Requests put back after a crash are closed too, not sent.
                     view.closing[batch.id] = reason
-                    await request_repo.close_pending_requests(
+                    if await request_repo.close_pending_requests(
                         ctx.database, batch.id, code=reason, now=now
-                    )
+                    ):
+                        ctx.events.batch_moved(batch.id)
                     continue
                 view.running[batch.id] = batch
             elif status is S.cancelling:
                 view.closing[batch.id] = "batch_cancelled"
-                if batch.claimed_by is None:
-                    await request_repo.cancel_pending_requests(ctx.database, batch.id, now=now)
+                if batch.claimed_by is None and await request_repo.cancel_pending_requests(
+                    ctx.database, batch.id, now=now
+                ):
+                    ctx.events.batch_moved(batch.id)
             elif status is S.finalizing and batch.target_status == "expired":
                 view.closing[batch.id] = "batch_expired"
         await self.finalize_ready()
@@ -112,6 +119,7 @@ class Maintenance:
         if ctx.clock.monotonic() >= self._next_retention:
             self._next_retention = ctx.clock.monotonic() + _RETENTION_INTERVAL
             await self._delete_expired_files(now)
+            await self._prune_events(now)
         return view
 
     async def finalize_ready(self, batch_ids: list[str] | None = None) -> None:
@@ -146,6 +154,8 @@ class Maintenance:
         await native_repo.release_claims(ctx.database, dead)
         log.warning("took over from dead workers %s: %d requests back", ", ".join(dead), recovered)
         ctx.signal.notify()
+        for record in await worker_repo.get_workers(ctx.database, dead):
+            publish_worker(ctx, "dead", record)
 
     async def _delete_expired_files(self, now: float) -> None:
         """Files past their ``expires_at`` are already invisible; free their rows and blobs.
@@ -158,6 +168,14 @@ class Maintenance:
         for file_id in expired:
             await ctx.blobs.delete(file_id)
         log.info("deleted %d expired files", len(expired))
+
+    async def _prune_events(self, now: float) -> None:
+        """Events older than DATAMILL_EVENTS_RETENTION go (a client resuming from one of
+        them is told to reload its state)."""
+        retention = self._ctx.settings.events_retention
+        pruned = await event_repo.prune_events(self._ctx.database, before=now - retention)
+        if pruned:
+            log.info("pruned %d events older than %g s", pruned, retention)
 
     async def _unstick(self, now: float) -> None:
         ctx = self._ctx
@@ -195,7 +213,9 @@ class Maintenance:
 
     async def _finalize(self, batch: BatchRecord) -> None:
         ctx = self._ctx
-        await finalize_batch(ctx.database, ctx.blobs, ctx.clock, batch, worker_id=self._worker_id)
+        await finalize_batch(
+            ctx.database, ctx.blobs, ctx.clock, batch, worker_id=self._worker_id, events=ctx.events
+        )
         ctx.signal.notify()  # whoever watches the batch in this process sees it end now
 
     def _spawn(self, job: str, batch: BatchRecord, run: Callable[[], Awaitable[None]]) -> None:

@@ -79,6 +79,7 @@ class BatchService:
                 raise
             return existing
         self._ctx.signal.notify()
+        self._ctx.events.batch_changed(batch.id)
         return batch
 
     def _requested_mode(self, request: BatchCreate) -> BatchMode:
@@ -179,6 +180,7 @@ class BatchService:
                 code="batch_not_cancellable",
             )
         self._ctx.signal.notify()
+        self._ctx.events.batch_changed(batch_id)
         return await self.get(batch_id, project_id=project_id)
 
     async def wait(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +41,13 @@ _REQUIRED_BODY_FIELD = {Endpoint.chat_completions: "messages", Endpoint.embeddin
 
 
 @dataclass(slots=True)
-class _Report:
+class ValidationReport:
+    """The errors found in a batch file (the first `MAX_REPORTED_ERRORS` listed) and how
+    many requests it has."""
+
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_lines: int = 0
+    requests: int = 0  # non-blank lines read
 
     def add(self, line: int | None, code: str, message: str, param: str | None = None) -> None:
         self.error_lines += 1
@@ -71,29 +76,36 @@ async def validate_batch(context: EngineContext, batch: BatchRecord, *, worker_i
     ):
         return
     await request_repo.clear_requests(db, batch.id)
-    report = _Report()
+    report = ValidationReport()
     staged = await _stage(context, batch, report)
     total, model = staged.total, staged.model
     if not report.errors and total:
         # All of them, not the first 100: the report counts the ones it does not list.
         for duplicate in await request_repo.duplicate_custom_ids(db, batch.id, limit=total):
-            report.add(
-                duplicate.line,
-                "duplicate_custom_id",
-                f"custom_id {duplicate.custom_id!r} is already used on line "
-                f"{duplicate.first_line}; each custom_id must be unique in the file",
-                "custom_id",
-            )
+            report_duplicate(report, duplicate.custom_id, duplicate.first_line, duplicate.line)
     now = context.clock.now()
     if report.errors:
         await request_repo.clear_requests(db, batch.id)
         if not await batch_repo.fail_batch(db, batch.id, errors=report.finish(), now=now):
             await batch_repo.start_batch(db, batch.id, total=0, model=None, now=now)
+        context.events.batch_changed(batch.id)
         log.info("batch %s failed validation: %d bad lines", batch.id, report.error_lines)
         return
     mode = resolve_mode(_requested_mode(batch), staged.deployments)
     await batch_repo.start_batch(db, batch.id, total=total, model=model, now=now, mode=mode)
+    context.events.batch_changed(batch.id)
     log.info("batch %s validated: %d requests, %s", batch.id, total, mode.value)
+
+
+def report_duplicate(report: ValidationReport, custom_id: str, first_line: int, line: int) -> None:
+    """A custom_id used again: reported once, on the last line that uses it."""
+    report.add(
+        line,
+        "duplicate_custom_id",
+        f"custom_id {custom_id!r} is already used on line {first_line}; "
+        "each custom_id must be unique in the file",
+        "custom_id",
+    )
 
 
 def _requested_mode(batch: BatchRecord) -> BatchMode:
@@ -113,6 +125,7 @@ async def give_up_validation(
     )
     errors = [{"code": "internal_error", "message": message, "param": None, "line": None}]
     if await batch_repo.fail_batch(db, batch.id, errors=errors, now=context.clock.now()):
+        context.events.batch_changed(batch.id)
         log.error("batch %s failed: %s", batch.id, message)
 
 
@@ -123,7 +136,7 @@ class _Staged:
     deployments: list[DeploymentHandle] = field(default_factory=list)  # the ones they need
 
 
-async def _stage(context: EngineContext, batch: BatchRecord, report: _Report) -> _Staged:
+async def _stage(context: EngineContext, batch: BatchRecord, report: ValidationReport) -> _Staged:
     """Check every line, staging the valid ones."""
     db = context.database
     file = await file_repo.get_file(db, batch.input_file_id, project_id=batch.project_id)
@@ -144,32 +157,38 @@ async def _stage(context: EngineContext, batch: BatchRecord, report: _Report) ->
         await stager.close()
 
 
-async def _check_and_stage(
+@dataclass(frozen=True, slots=True)
+class CheckedLine:
+    """A line that passed its own checks (a custom_id used twice is found afterwards)."""
+
+    number: int
+    custom_id: str
+    model: str
+    body: bytes
+    # The deployment that runs it: natively, the first of its plan with a batch API.
+    handle: DeploymentHandle
+
+
+async def check_lines(
     context: EngineContext,
-    file_id: str,
+    chunks: AsyncIterable[bytes],
     endpoint: Endpoint,
-    report: _Report,
-    stager: _Stager,
+    report: ValidationReport,
     *,
     native: bool,
-) -> _Staged:
+) -> AsyncIterator[CheckedLine]:
+    """Check every line of a batch file: yield the valid ones, report the others (and a file
+    with too many requests or none). Validation stages what this yields; `POST
+    /api/files/validate` only counts it."""
     settings = context.settings
-    rows: list[tuple[int, str, bytes]] = []
-    models: set[str] = set()
-    first_model: str | None = None
-    # The deployments the lines need, by name: they decide the batch's mode.
-    deployments: dict[str, DeploymentHandle] = {}
-    total = 0
-    blank = 0
-    chunks = context.blobs.read(file_id)
     async for line in iter_lines(chunks, max_line_bytes=settings.max_line_bytes):
         if not line.oversized and not line.data.strip():
-            blank += 1
             continue
-        total += 1
-        if total % _YIELD_EVERY == 0:
+        report.requests += 1
+        if report.requests % _YIELD_EVERY == 0:
             await asyncio.sleep(0)  # let the staging task (and the rest of the loop) run
-        if total > settings.max_file_lines:
+        if report.requests > settings.max_file_lines:
+            report.requests -= 1
             report.add(
                 line.number,
                 "too_many_requests",
@@ -177,15 +196,12 @@ async def _check_and_stage(
                 "(DATAMILL_MAX_FILE_LINES); split it into several batches",
             )
             break
-        staged = _check_line(line, endpoint, context.router, settings.max_line_bytes, report)
-        if staged is None:
+        checked = check_line(line, endpoint, context.router, settings.max_line_bytes, report)
+        if checked is None:
             continue
-        custom_id, model, body, plan = staged
-        # Natively, a line runs on the first deployment of its plan that has a batch API.
+        custom_id, model, body, plan = checked
         route = native_route(plan)
         handle = (route or plan.routes[0]).handle
-        if handle.name not in deployments:
-            deployments[handle.name] = handle
         if native and route is None:
             report.add(
                 line.number,
@@ -196,23 +212,43 @@ async def _check_and_stage(
                 "body.model",
             )
             continue
-        if first_model is None:
-            first_model = model
-        if len(models) < 2:
-            models.add(model)
-        if not report.errors:
-            rows.append((line.number, custom_id, body))
-            if len(rows) >= _STAGE_CHUNK:
-                await stager.stage(rows)
-                rows = []
-    if total == 0:
+        yield CheckedLine(line.number, custom_id, model, body, handle)
+    if report.requests == 0:
         report.add(
             None, "empty_file", "the input file has no requests; each line must be one request"
         )
+
+
+async def _check_and_stage(
+    context: EngineContext,
+    file_id: str,
+    endpoint: Endpoint,
+    report: ValidationReport,
+    stager: _Stager,
+    *,
+    native: bool,
+) -> _Staged:
+    rows: list[tuple[int, str, bytes]] = []
+    models: set[str] = set()
+    first_model: str | None = None
+    # The deployments the lines need, by name: they decide the batch's mode.
+    deployments: dict[str, DeploymentHandle] = {}
+    chunks = context.blobs.read(file_id)
+    async for checked in check_lines(context, chunks, endpoint, report, native=native):
+        deployments.setdefault(checked.handle.name, checked.handle)
+        if first_model is None:
+            first_model = checked.model
+        if len(models) < 2:
+            models.add(checked.model)
+        if not report.errors:
+            rows.append((checked.number, checked.custom_id, checked.body))
+            if len(rows) >= _STAGE_CHUNK:
+                await stager.stage(rows)
+                rows = []
     if rows and not report.errors:
         await stager.stage(rows)
     common = first_model if len(models) == 1 else None
-    return _Staged(total, common, list(deployments.values()))
+    return _Staged(report.requests, common, list(deployments.values()))
 
 
 class _Stager:
@@ -243,8 +279,8 @@ class _Stager:
                 raise result
 
 
-def _check_line(
-    line: Line, endpoint: Endpoint, router: Router, max_line_bytes: int, report: _Report
+def check_line(
+    line: Line, endpoint: Endpoint, router: Router, max_line_bytes: int, report: ValidationReport
 ) -> tuple[str, str, bytes, RoutePlan] | None:
     """Return (custom_id, model, body bytes, route plan) for a valid line, else report why
     not."""

@@ -15,10 +15,11 @@ import contextlib
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from datamill import __version__
 from datamill.engine.context import EngineContext
+from datamill.engine.events.workers import publish_worker
 from datamill.engine.executor import ExecutionPolicy, RequestExecutor
 from datamill.engine.maintenance import BatchView, Maintenance, over_budget
 from datamill.engine.native.runner import NativeRunner
@@ -108,30 +109,30 @@ class Worker:
         self.completed = 0
         self.failed = 0
         self.started = asyncio.Event()
+        self._record: WorkerRecord  # registered by run()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
         ctx = self.ctx
         now = ctx.clock.now()
-        await worker_repo.register_worker(
-            ctx.database,
-            WorkerRecord(
-                id=self.id,
-                kind=self.options.kind,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                version=__version__,
-                status="running",
-                started_at=now,
-                heartbeat_at=now,
-                stopped_at=None,
-                current_batch_id=None,
-                in_flight=0,
-                completed=0,
-                failed=0,
-            ),
+        self._record = WorkerRecord(
+            id=self.id,
+            kind=self.options.kind,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=__version__,
+            status="running",
+            started_at=now,
+            heartbeat_at=now,
+            stopped_at=None,
+            current_batch_id=None,
+            in_flight=0,
+            completed=0,
+            failed=0,
         )
+        await worker_repo.register_worker(ctx.database, self._record)
+        publish_worker(ctx, "started", self._record)
         side = [
             asyncio.create_task(self._writer.run(), name=f"{self.id}-writer"),
             asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}-heartbeat"),
@@ -186,7 +187,18 @@ class Worker:
             task.cancel()
         await asyncio.gather(*side, return_exceptions=True)
         released = await leasing.release_leases(ctx.database, worker_id=self.id)
-        await worker_repo.mark_stopped(ctx.database, self.id, now=ctx.clock.now())
+        now = ctx.clock.now()
+        await worker_repo.mark_stopped(ctx.database, self.id, now=now)
+        stopped = replace(
+            self._record,
+            status="stopped",
+            stopped_at=now,
+            in_flight=0,
+            current_batch_id=None,
+            completed=self.completed,
+            failed=self.failed,
+        )
+        publish_worker(ctx, "stopped", stopped)
         log.info("worker %s stopped (%d leases given back)", self.id, released)
 
     # -- leasing and execution -------------------------------------------------------------
@@ -281,6 +293,7 @@ class Worker:
 
     async def _flushed(self, outcome: RecordOutcome) -> None:
         for batch_id, tally in outcome.by_batch.items():
+            self.ctx.events.batch_moved(batch_id)
             self.completed += tally.completed
             self.failed += tally.failed
             batch = self._view.running.get(batch_id)
@@ -307,17 +320,26 @@ class Worker:
         while True:
             await ctx.clock.sleep(ctx.settings.heartbeat_interval)
             try:
-                alive = await worker_repo.heartbeat(
-                    ctx.database,
-                    self.id,
-                    now=ctx.clock.now(),
+                beat = replace(
+                    self._record,
+                    heartbeat_at=ctx.clock.now(),
                     in_flight=len(self._in_flight),
                     completed=self.completed,
                     failed=self.failed,
                     current_batch_id=self._current_batch if self._in_flight else None,
                 )
+                alive = await worker_repo.heartbeat(
+                    ctx.database,
+                    self.id,
+                    now=beat.heartbeat_at,
+                    in_flight=beat.in_flight,
+                    completed=beat.completed,
+                    failed=beat.failed,
+                    current_batch_id=beat.current_batch_id,
+                )
                 if not alive:
                     log.warning("worker %s was declared dead; its leases were taken over", self.id)
+                publish_worker(ctx, "heartbeat", beat)
             except Exception:
                 log.exception("heartbeat of worker %s failed", self.id)
 

@@ -9,6 +9,7 @@ circuit, failure opens it again. Waiting calls do not spend retry attempts.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from enum import StrEnum
 
 from datamill.clock import Clock
@@ -39,6 +40,13 @@ class CircuitBreaker:
         self.cooldown = cooldown
         self.opens = 0
         self._changed = asyncio.Event()
+        # Told of every change of state (the dashboard's deployment events); must not block.
+        self.on_change: Callable[[BreakerState], None] | None = None
+
+    def _set_state(self, state: BreakerState) -> None:
+        self.state = state
+        if self.on_change is not None:
+            self.on_change(state)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -60,7 +68,7 @@ class CircuitBreaker:
             if self.state is BreakerState.open:
                 remaining = self.opened_at + self.cooldown - self._clock.monotonic()
                 if remaining <= 0:
-                    self.state = BreakerState.half_open
+                    self._set_state(BreakerState.half_open)
                     return True
                 await self._clock.sleep(remaining)
                 continue
@@ -69,7 +77,7 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         if self.state is not BreakerState.closed:
-            self.state = BreakerState.closed
+            self._set_state(BreakerState.closed)
             self.cooldown = self.base_cooldown
             self._notify()
         self.failures = 0
@@ -85,12 +93,12 @@ class CircuitBreaker:
     def record_probe_abandoned(self) -> None:
         """The probe never reached the provider (cancelled): let another caller probe."""
         if self.state is BreakerState.half_open:
-            self.state = BreakerState.open
             self.opened_at = self._clock.monotonic() - self.cooldown
+            self._set_state(BreakerState.open)
             self._notify()
 
     def _open(self) -> None:
-        self.state = BreakerState.open
         self.opened_at = self._clock.monotonic()
         self.opens += 1
+        self._set_state(BreakerState.open)
         self._notify()

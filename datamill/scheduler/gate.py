@@ -24,12 +24,14 @@ from urllib.parse import urlsplit
 from datamill.clock import Clock
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import RateLimitHints, Usage
-from datamill.scheduler.breaker import CircuitBreaker
+from datamill.scheduler.breaker import BreakerState, CircuitBreaker
 from datamill.scheduler.concurrency import INITIAL, LatencyLimit
 from datamill.scheduler.headers import read_limits
 from datamill.scheduler.limits import AdjustableLimit, TokenBucket
 from datamill.scheduler.pacing import EPSILON, Pacer
+from datamill.scheduler.pricing import online_prices
 from datamill.scheduler.rate import AdmittedRate
+from datamill.scheduler.stats import CallStats
 from datamill.settings import DeploymentConfig
 
 # The longest server hint (Retry-After) obeyed; a longer one is treated as this long.
@@ -96,6 +98,10 @@ class DeploymentGate:
         if config.tpm:
             self._pace_tokens(config.tpm, now, full=True)
         self._settles_to_usage = not charges_output_budget(config)
+        prices = online_prices(config)
+        # None when the deployment is free: no arithmetic per call then.
+        self._prices = prices if (prices.input or prices.cached_input or prices.output) else None
+        self.stats = CallStats()
         self.sent = 0  # calls out at the provider (admitted, not yet answered)
         self.admitted = 0  # calls let through since the start
         self.rate_limited = 0
@@ -163,6 +169,8 @@ class DeploymentGate:
         """Hand back a permit with the call's outcome and what the answer's headers said."""
         now = self._clock.monotonic()
         self.sent -= 1
+        cost = self._prices.cost(usage) if usage is not None and self._prices else 0.0
+        self.stats.record(now, now - permit.sent_at, ok=error is None, cost=cost)
         if usage is not None:
             self._settle_tokens(permit.tokens, usage)
         if hints is not None:
@@ -262,6 +270,16 @@ class DeploymentGate:
         else:
             bucket.set_rate(rate, now=now, capacity=rate * BURST_SECONDS)
 
+    @property
+    def busy(self) -> bool:
+        """Whether calls are out, or waiting for a slot, their turn or a closed circuit."""
+        return (
+            self.sent > 0
+            or self.pacer.waiting > 0
+            or self.concurrency.waiting > 0
+            or self.breaker.state is not BreakerState.closed
+        )
+
     def snapshot(self) -> dict[str, Any]:
         """Live state for /api/info and the dashboard: what was configured and learned."""
         now = self._clock.monotonic()
@@ -287,6 +305,10 @@ class DeploymentGate:
             "rate_limited": self.rate_limited,
             "breaker_opens": self.breaker.opens,
         }
+
+    def live(self) -> dict[str, Any]:
+        """`snapshot()` and what the calls did lately (`CallStats`): the dashboard's view."""
+        return {**self.snapshot(), **self.stats.snapshot(self._clock.monotonic())}
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

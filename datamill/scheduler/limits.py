@@ -92,6 +92,10 @@ class AdjustableLimit:
     def held(self) -> int:
         return self._held
 
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters) + len(self._first)
+
     def set_limit(self, limit: int) -> None:
         self._limit = max(1, limit)
         self._wake()

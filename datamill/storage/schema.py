@@ -309,6 +309,25 @@ workers = Table(
 )
 
 
+# The server's event stream (`GET /api/events`): each change worth showing live, in the
+# order it was written. ``id`` is the event's SSE id: AUTOINCREMENT on SQLite (and a sequence
+# on PostgreSQL) so an id is never handed out twice, even after old events are pruned.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("topic", String(32), nullable=False),
+    Column("batch_id", String(64), nullable=True),
+    # The event's JSON, as sent: the stream copies it without decoding it.
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index(None, "batch_id", "id"),
+    Index(None, "topic", "id"),
+    Index(None, "created_at"),
+    sqlite_autoincrement=True,
+)
+
+
 # PostgreSQL compresses large values with pglz by default; lz4 (PostgreSQL 14+, when built
 # with it) writes a 1 MiB chunk of JSONL 3x faster for about the same size. Run by migration
 # 0003 and on stores created at the head; a server without lz4 keeps pglz.

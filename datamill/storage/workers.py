@@ -77,6 +77,12 @@ async def list_workers(database: Database, *, include_stopped: bool = True) -> l
     return [from_row(WorkerRecord, row) for row in rows]
 
 
+async def get_workers(database: Database, worker_ids: Sequence[str]) -> list[WorkerRecord]:
+    async with database.read() as conn:
+        rows = (await conn.execute(select(workers).where(workers.c.id.in_(list(worker_ids))))).all()
+    return [from_row(WorkerRecord, row) for row in rows]
+
+
 async def declare_dead_workers(
     database: Database, *, now: float, ttl: float, host: str, caller: str | None = None
 ) -> list[str]:

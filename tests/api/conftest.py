@@ -148,3 +148,45 @@ def assert_error(
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+# -- a real HTTP server for streams (ASGITransport buffers a response until it ends) ---------
+
+
+@dataclass
+class Served:
+    """An app served by uvicorn in this process, on a free port of 127.0.0.1."""
+
+    api: Api
+    url: str
+    server: Any
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Api], Awaitable[Served]]]:
+    """Serve an `Api`'s app over real HTTP; every server stops at the end of the test."""
+    import uvicorn
+
+    running: list[tuple[Served, asyncio.Task[None]]] = []
+
+    async def start(api: Api) -> Served:
+        config = uvicorn.Config(api.app, host="127.0.0.1", port=0, log_level="warning")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        served = Served(api, f"http://127.0.0.1:{port}", server)
+        running.append((served, task))
+        return served
+
+    yield start
+    for served, task in running:
+        served.api.runtime.event_hub.close_streams()  # open streams would hold the shutdown
+        served.server.should_exit = True
+        await task

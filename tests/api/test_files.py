@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from datamill.api.routes import files as files_route
+from datamill.api import uploads
 from datamill.engine.files import BATCH_FILE_LIFETIME, FileService
 from datamill.storage.blobs import DatabaseBlobStore
 from tests.api.conftest import assert_error
@@ -143,7 +143,7 @@ async def test_retrieve_content_then_delete(make_api):
 async def test_content_of_a_large_file_is_exact(make_api, monkeypatch, chunk_size):
     api = await make_api()
     # Small pieces on the way in and an odd blob chunk size: many chunk boundaries to get wrong.
-    monkeypatch.setattr(files_route, "_READ_SIZE", 50_000)
+    monkeypatch.setattr(uploads, "_READ_SIZE", 50_000)
     runtime = api.runtime
     blobs = DatabaseBlobStore(runtime.database, chunk_size=chunk_size)
     runtime.files = FileService(runtime.database, blobs, runtime.settings, runtime.clock)

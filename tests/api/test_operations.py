@@ -16,9 +16,10 @@ async def test_info_lists_deployments_and_counts(make_api, mock):
     async with running_worker(api.runtime):
         batch = await api.submit(jsonl([chat_line("a"), chat_line("b")]))
         await api.wait_for(batch["id"])
+        await api.runtime.events.flush()
         info = (await api.client.get("/api/info")).json()
 
-    assert set(info) == {"version", "store", "simulated", "deployments", "counts"}
+    assert set(info) == {"version", "store", "simulated", "deployments", "counts", "events"}
     assert info["simulated"] is False
     assert info["store"].startswith(("sqlite:", "postgresql"))
     [deployment] = info["deployments"]
@@ -44,6 +45,10 @@ async def test_info_lists_deployments_and_counts(make_api, mock):
         "cancelled",
     }
     assert counts["live_workers"] == 1
+    events = info["events"]
+    assert events["written"] >= 3  # the worker's start, the batch created, then done
+    assert 1 <= events["writes"] <= events["written"]
+    assert events["subscribers"] == 0
 
 
 async def test_secrets_never_leave_the_process(make_api, mock, monkeypatch, caplog):

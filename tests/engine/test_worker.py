@@ -198,7 +198,7 @@ async def test_a_validation_that_keeps_failing_inside_datamill_fails_its_batch(
     from datamill.engine import validation
     from datamill.engine.maintenance import MAX_VALIDATION_ATTEMPTS
 
-    check_line = validation._check_line
+    check_line = validation.check_line
     calls = 0
 
     def broken_on_boom(line, *args, **kwargs):
@@ -208,7 +208,7 @@ async def test_a_validation_that_keeps_failing_inside_datamill_fails_its_batch(
             raise RuntimeError("a bug")
         return check_line(line, *args, **kwargs)
 
-    monkeypatch.setattr(validation, "_check_line", broken_on_boom)
+    monkeypatch.setattr(validation, "check_line", broken_on_boom)
     runtime = await make_runtime([mock_deployment(mock_provider)])
     broken = await submit(runtime, jsonl([chat_line("a"), chat_line("b", text="boom")]))
     fine = await submit(runtime, jsonl([chat_line("c")]))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
-from datamill.api.render import batch_object
+from datamill.engine.render import batch_object
 from datamill.protocol.batches import BatchCreate, BatchObject, BatchStatus
 from datamill.protocol.common import ListObject
 

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
 
 from datamill.api.deps import ProjectDep, RuntimeDep
-from datamill.api.render import file_object
-from datamill.errors import InvalidRequest, PayloadTooLarge
+from datamill.api.uploads import form_file, form_text, parse_form, read_upload
+from datamill.engine.render import file_object
+from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
 from datamill.protocol.files import FileDeleted, FileObject
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
-
-_READ_SIZE = 1024 * 1024
-# Multipart framing and the other form fields, on top of the file itself.
-_FORM_OVERHEAD = 64 * 1024
-
-
-async def _read_upload(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(_READ_SIZE):
-        yield chunk
 
 
 def _expires_after(form_value: object, anchor: object) -> int | None:
@@ -47,16 +36,6 @@ def _expires_after(form_value: object, anchor: object) -> int | None:
     except ValueError:
         raise InvalidRequest(
             "expires_after[seconds] must be an integer", param="expires_after.seconds"
-        ) from None
-
-
-async def _parse_form(request: Request) -> FormData:
-    try:
-        return await request.form(max_files=1, max_fields=10)
-    except HTTPException as exc:
-        # Starlette reports a malformed body as a bare 400; name the field at fault.
-        raise InvalidRequest(
-            f"the multipart body could not be read: {exc.detail}", param="file"
         ) from None
 
 
@@ -97,37 +76,18 @@ _UPLOAD_SCHEMA = {
 @router.post("", response_model=FileObject, openapi_extra=_UPLOAD_SCHEMA)
 async def upload_file(request: Request, runtime: RuntimeDep, project_id: ProjectDep) -> FileObject:
     """Upload a file (multipart: ``file``, ``purpose``, optional ``expires_after``)."""
-    limit = runtime.settings.max_file_bytes
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit + _FORM_OVERHEAD:
-        raise PayloadTooLarge(
-            f"the upload is {int(length)} bytes; the limit is {limit} (DATAMILL_MAX_FILE_BYTES)",
-            param="file",
-            code="file_too_large",
-        )
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise InvalidRequest(
-            "upload files as multipart/form-data with fields 'file' and 'purpose'",
-            param="file",
-        )
-    form = await _parse_form(request)
+    form = await parse_form(
+        request, limit=runtime.settings.max_file_bytes, fields="fields 'file' and 'purpose'"
+    )
     try:
-        upload = form.get("file")
-        purpose = form.get("purpose")
-        if not isinstance(upload, UploadFile):
-            raise InvalidRequest(
-                "the 'file' field is missing", param="file", code="missing_required_parameter"
-            )
-        if not isinstance(purpose, str) or not purpose:
-            raise InvalidRequest(
-                "the 'purpose' field is missing", param="purpose", code="missing_required_parameter"
-            )
+        upload = form_file(form)
+        purpose = form_text(form, "purpose", required=True)
+        assert purpose is not None
         expires_after = _expires_after(
             form.get("expires_after[seconds]"), form.get("expires_after[anchor]")
         )
         record = await runtime.files.upload(
-            _read_upload(upload),
+            read_upload(upload),
             filename=upload.filename or "upload.jsonl",
             purpose=purpose,
             project_id=project_id,

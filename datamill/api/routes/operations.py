@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from datamill import __version__
 from datamill.api.deps import ProjectDep, RuntimeDep
-from datamill.api.render import batch_object
+from datamill.engine.render import batch_object, worker_object
 from datamill.storage.usage import UsageGroup
 
 router = APIRouter(prefix="/api", tags=["operations"])
@@ -16,7 +16,8 @@ router = APIRouter(prefix="/api", tags=["operations"])
 
 @router.get("/info")
 async def info(runtime: RuntimeDep) -> dict[str, Any]:
-    """Version, store, deployments (never their keys) and counts."""
+    """Version, store, deployments (never their keys), counts, and this process's events:
+    written, the transactions that wrote them, and the clients following the stream."""
     return {
         "version": __version__,
         "store": runtime.database.describe(),
@@ -26,6 +27,11 @@ async def info(runtime: RuntimeDep) -> dict[str, Any]:
             for handle in runtime.router.handles
         ],
         "counts": await runtime.operations.counts(),
+        "events": {
+            "written": runtime.events.written,
+            "writes": runtime.events.writes,
+            "subscribers": runtime.event_hub.subscribers,
+        },
     }
 
 
@@ -35,25 +41,7 @@ async def workers(runtime: RuntimeDep, include_stopped: bool = True) -> dict[str
     records = await runtime.operations.workers(include_stopped=include_stopped)
     return {
         "object": "list",
-        "data": [
-            {
-                "id": w.id,
-                "kind": w.kind,
-                "host": w.host,
-                "pid": w.pid,
-                "version": w.version,
-                "status": w.status,
-                "alive": runtime.operations.is_alive(w),
-                "current_batch_id": w.current_batch_id,
-                "in_flight": w.in_flight,
-                "completed": w.completed,
-                "failed": w.failed,
-                "started_at": int(w.started_at),
-                "last_heartbeat_at": w.heartbeat_at,
-                "stopped_at": int(w.stopped_at) if w.stopped_at else None,
-            }
-            for w in records
-        ],
+        "data": [worker_object(w, alive=runtime.operations.is_alive(w)) for w in records],
     }
 
 

@@ -195,6 +195,8 @@ class JobSteps:
             if buffer:
                 outcome = await record_results(ctx.database, buffer, now=ctx.clock.now())
                 recorded += outcome.accepted
+                if outcome.accepted:
+                    ctx.events.batch_moved(batch.id)
                 buffer.clear()
 
         if status.state is NativeBatchState.failed:

@@ -113,6 +113,7 @@ class Submitter:
                 group.size += item.size
             if finals:
                 await record_results(ctx.database, finals, now=ctx.clock.now())
+                ctx.events.batch_moved(batch.id)
             if len(rows) < PAGE:
                 break
         for group in groups.values():
@@ -290,6 +291,7 @@ class Submitter:
             ]
             if finals:
                 await record_results(ctx.database, finals, now=now)
+                ctx.events.batch_moved(batch.id)
             retry = max((item.member.attempts for item in items), default=1)
             delay = backoff_delay(retry, retry_after=error.retry_after, rng=self._rng)
             await job_repo.finish_job(
@@ -326,6 +328,7 @@ class Submitter:
             for item in items
         ]
         await record_results(ctx.database, finals, now=now)
+        ctx.events.batch_moved(batch.id)
         await job_repo.finish_job(
             ctx.database,
             job_id,

@@ -85,6 +85,8 @@ async def test_the_documented_deployment_loads(tmp_path):
     environ = {
         "ANTHROPIC_API_KEY": "sk-ant-doc",
         "DATAMILL_CONFIG": str(tmp_path / "datamill.toml"),
+        # The key alone would also register the pass-through `anthropic` deployment.
+        "DATAMILL_AUTO_DEPLOYMENTS": "false",
     }
     [claude] = load_settings(environ).deployments
     http = HttpPool()

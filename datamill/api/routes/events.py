@@ -1,0 +1,47 @@
+"""`GET /api/events`: the server's event stream (server-sent events)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+
+from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.api.event_stream import EventStreamResponse
+
+router = APIRouter(prefix="/api", tags=["events"])
+
+_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events: `id`, `event` (the topic) and `data` (JSON).",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/events", response_model=None, responses=_STREAM)
+async def events(
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    topic: Annotated[list[str] | None, Query(description="batch, deployment or worker")] = None,
+    batch_id: Annotated[list[str] | None, Query()] = None,
+    last_event_id: Annotated[
+        str | None, Query(description="resume after this id (tools that cannot set headers)")
+    ] = None,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventStreamResponse:
+    """The server's events as they happen: batches, deployments, workers. ``Last-Event-ID``
+    (or ``last_event_id``; the header wins, as a browser's reconnect sends it) replays the
+    events after that id first; ``topic`` and ``batch_id`` (repeatable) filter them."""
+    resume = None
+    if last_event_id_header is not None:
+        resume = (last_event_id_header.strip(), "Last-Event-ID")
+    elif last_event_id is not None:
+        resume = (last_event_id.strip(), "last_event_id")
+    stream = await runtime.event_stream.open(
+        topics=topic or (),
+        batch_ids=batch_id or (),
+        last_event_id=resume,
+        project_id=project_id,
+    )
+    return EventStreamResponse(stream, close=stream.aclose)

@@ -1,0 +1,11 @@
+"""The topics of the event stream; a client filters on them (`GET /api/events?topic=`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    batch = "batch"  # a Batch object, as GET /v1/batches/{id} renders it
+    deployment = "deployment"  # a deployment's live state in one process
+    worker = "worker"  # a worker started, beat, stopped or was declared dead
