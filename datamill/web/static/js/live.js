@@ -2,7 +2,8 @@
 //
 // One stream per page, filtered to the topic it shows (`batch`, `deployment`, `worker`) and,
 // on a batch's page, to that batch. EventSource reconnects by itself and resumes with
-// Last-Event-ID, so no update is missed across a dropped connection. It sends this origin's
+// Last-Event-ID, so no update is missed across a dropped connection (or, when the server no
+// longer has them, a `reset` event says to read the page's state again). It sends this origin's
 // cookies, which is how the pages will authenticate the stream once auth exists.
 //
 // A server without the stream (404) gets a slow refresh of what the page shows instead,
@@ -85,6 +86,8 @@ export function subscribe({ topic, filters = {}, onEvent, fallback = null }) {
   });
   source.addEventListener("message", deliver);
   source.addEventListener(topic, deliver);
+  // The events since the last one seen were pruned: what the page shows may be stale.
+  source.addEventListener("reset", () => fallback?.refresh().catch(() => {}));
   source.addEventListener("error", () => {
     if (source.readyState === EventSource.CLOSED) {
       // Refused outright (no such route, or not allowed): EventSource gives up for good.
