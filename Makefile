@@ -42,9 +42,10 @@ chromium:
 test: $(STAMP) postgres chromium
 	$(BIN)/pytest
 
-# Refresh the screenshots docs/dashboard.md shows (the browser tests take them).
+# Refresh the screenshots docs/dashboard.md shows: the browser tests take them, after the
+# module's other tests have filled the server with batches.
 dashboard-images: $(STAMP) chromium
-	UPDATE_DOC_IMAGES=1 $(BIN)/pytest -q -p no:cacheprovider tests/web/test_dashboard.py -k screenshot
+	UPDATE_DOC_IMAGES=1 $(BIN)/pytest -q -p no:cacheprovider tests/web/test_dashboard.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check datamill tests bench

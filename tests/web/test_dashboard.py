@@ -51,17 +51,34 @@ def test_an_uploaded_file_becomes_a_batch_that_finishes_live(
     browse: Any, dashboard: Dashboard, mock: Any, tmp_path: Path
 ):
     mock.control(latency_ms=40)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(
+        jsonl([*requests(2), "not json", {**requests(1, prefix="x")[0], "method": "GET"}])
+    )
     good = tmp_path / "requests.jsonl"
     good.write_bytes(jsonl(requests(150, rejected={7, 70, 140})))
     page = browse().open("/upload")
 
+    # A bad file: its errors by line, before anything is stored; no batch can be created.
+    page.set_input_files("#file", str(bad))
+    errors = page.locator("#validation .line-errors tbody tr")
+    expect(errors).to_have_count(2)
+    assert [row.locator("td").nth(0).inner_text() for row in errors.all()] == ["3", "4"]
+    expect(errors.nth(0)).to_contain_text("invalid_json_line")
+    expect(errors.nth(1)).to_contain_text("invalid_method")
+    expect(page.locator("#validation")).to_contain_text("2 errors in 4 lines")
+    expect(page.locator("#create")).to_be_disabled()
+    assert dashboard.http.get("/v1/files").json()["data"] == []  # checking stored nothing
+
     page.set_input_files("#file", str(good))
     expect(page.locator("#file-name")).to_have_text("requests.jsonl")
+    expect(page.locator("#validation")).to_contain_text("150 requests, no errors")
     expect(page.locator("#create")).to_be_enabled()
     page.click("#create")
     page.wait_for_url("**/batches/batch_*")
     page.evaluate(MARK)
     seen = watch_progress(page, "completed")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
 
     batch_id = page.url.rsplit("/", 1)[1]
     finished = dashboard.batch(batch_id)
@@ -71,6 +88,11 @@ def test_an_uploaded_file_becomes_a_batch_that_finishes_live(
     assert len(moving) >= 2, seen  # the bar moved while the batch ran, not only at the end
     assert any(state["rate"] not in (None, "—") for state in seen if state["done"] < 150)
     expect(page.locator("#progress [role=progressbar]")).to_have_attribute("aria-valuenow", "150")
+    cost = page.locator("#counts div", has=page.locator("dt", has_text="Cost")).locator("dd")
+    assert float(cost.inner_text().lstrip("$")) == pytest.approx(
+        finished["datamill"]["cost_usd"], rel=0.05
+    )
+    assert finished["datamill"]["cost_usd"] > 0
     expect(page.locator("#cancel")).to_be_hidden()
 
     # Its errors, grouped by category, with examples.
@@ -106,6 +128,7 @@ def test_the_batch_list_shows_new_batches_and_their_progress_live(
     expect(row).to_contain_text("from the API")
     expect(row).to_have_attribute("data-status", "completed", timeout=30_000)
     expect(row.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "60")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
     assert page.evaluate(SAME_DOCUMENT)
 
     # Filters narrow the list without asking the server again.
@@ -163,8 +186,17 @@ def test_the_deployments_page_shows_a_circuit_open_and_close(
     expect(card.locator(".circuit")).to_have_text("circuit closed")
     opens = card.locator("div", has=page.locator("dt", has_text="Circuit opens")).locator("dd")
     assert int(opens.inner_text()) >= 1
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
     assert page.evaluate(SAME_DOCUMENT)
     dashboard.wait_for(batch["id"], "completed")
+
+
+def test_an_unknown_batch_says_so(browse: Any):
+    page = browse(allow=("404 (Not Found)",)).open("/batches/batch_nope")
+
+    expect(page.locator("#notice")).to_have_text("No such batch: batch_nope")
+    expect(page.locator("#chart-title")).to_be_hidden()
+    expect(page.locator("#cancel")).to_be_hidden()
 
 
 def test_the_api_reference_works_offline(browse: Any):
@@ -181,7 +213,9 @@ def test_every_page_fits_the_width_and_is_screenshotted(
     batch = dashboard.submit(requests(30, rejected={3, 11}), description="nightly eval")
     dashboard.wait_for(batch["id"], "completed")
     bad = tmp_path / "bad.jsonl"
-    bad.write_bytes(b'{"custom_id": "a", "method": "POST"}\nnot json\n')
+    bad.write_bytes(
+        jsonl([*requests(2), "not json", {**requests(1, prefix="x")[0], "url": "/v1/x"}])
+    )
     browsing = browse(width=width)
 
     shots = {
@@ -204,7 +238,7 @@ def test_every_page_fits_the_width_and_is_screenshotted(
         expect(page.locator(ready).first).to_be_visible()
         if name == "upload":
             page.set_input_files("#file", str(bad))
-            expect(page.locator("#validation")).not_to_be_empty()
+            expect(page.locator("#validation .line-errors tbody tr")).to_have_count(2)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} is {overflow} px wider than {width} px"
         assert screenshot(page, name, width).stat().st_size > 10_000
