@@ -58,6 +58,8 @@ def test_an_uploaded_file_becomes_a_batch_that_finishes_live(
     good = tmp_path / "requests.jsonl"
     good.write_bytes(jsonl(requests(150, rejected={7, 70, 140})))
     page = browse().open("/upload")
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
 
     # A bad file: its errors by line, before anything is stored; no batch can be created.
     page.set_input_files("#file", str(bad))
@@ -84,6 +86,9 @@ def test_an_uploaded_file_becomes_a_batch_that_finishes_live(
     finished = dashboard.batch(batch_id)
     assert finished["request_counts"] == {"total": 150, "completed": 147, "failed": 3}
     assert page.evaluate(SAME_DOCUMENT)
+    # Read once, then pushed by the event stream: not polled.
+    assert sum(url.endswith(f"/v1/batches/{batch_id}") for url in fetched) == 1, fetched
+    assert any(f"/api/events?topic=batch&batch_id={batch_id}" in url for url in fetched)
     moving = {state["done"] for state in seen if 0 < state["done"] < 150}
     assert len(moving) >= 2, seen  # the bar moved while the batch ran, not only at the end
     assert any(state["rate"] not in (None, "—") for state in seen if state["done"] < 150)
