@@ -27,6 +27,7 @@ from datamill.clock import Clock
 from datamill.engine.worker import Worker
 from datamill.runtime import Runtime
 from datamill.settings import Settings
+from datamill.web import install_dashboard
 
 log = logging.getLogger("datamill.api")
 
@@ -94,7 +95,7 @@ def create_app(
         version=__version__,
         description="An OpenAI-compatible Batch API on any provider, durable by design.",
         lifespan=lifespan,
-        # The default docs pages load from a CDN, which offline machines cannot reach.
+        # FastAPI's docs pages load from a CDN; the dashboard serves /docs from vendored assets.
         docs_url=None,
         redoc_url=None,
     )
@@ -115,4 +116,5 @@ def create_app(
         datasets,
     ):
         app.include_router(module.router)
+    install_dashboard(app)
     return app
