@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint bench bench-quick install postgres clean
+.PHONY: run test lint bench bench-quick install postgres chromium dashboard-images clean
 
 # The virtualenv, reinstalled whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -28,8 +28,24 @@ postgres:
 	    echo "PostgreSQL server binaries (initdb, pg_ctl) are missing: install PostgreSQL 15+"; \
 	  fi; }
 
-test: $(STAMP) postgres
+# The browser tests (tests/web) drive Debian's Chromium: never a browser that playwright
+# downloads (no `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium for the browser tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium (/usr/bin/chromium) is missing: install it, or the browser tests are skipped"; \
+	  fi; }
+
+test: $(STAMP) postgres chromium
 	$(BIN)/pytest
+
+# Refresh the screenshots docs/dashboard.md shows: the browser tests take them, after the
+# module's other tests have filled the server with batches.
+dashboard-images: $(STAMP) chromium
+	UPDATE_DOC_IMAGES=1 $(BIN)/pytest -q -p no:cacheprovider tests/web/test_dashboard.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check datamill tests bench
@@ -50,6 +66,7 @@ bench: $(STAMP) postgres peers
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/events.py
 
 bench-quick: $(STAMP) postgres
 	$(BIN)/python bench/mock_ceiling.py
@@ -57,6 +74,7 @@ bench-quick: $(STAMP) postgres
 	$(BIN)/python bench/engine_throughput.py --store postgresql
 	$(BIN)/python bench/overhead.py --only ceiling,sdk,batch-run-sqlite,batch-run-postgresql,server-sqlite,server-postgresql
 	$(BIN)/python bench/gateway.py --seconds 10 --stream-requests 10000
+	$(BIN)/python bench/events.py --repeats 1
 
 # The peers that need their own virtualenv (LiteLLM in bench/.venvs/litellm); idempotent.
 .PHONY: peers

@@ -29,6 +29,7 @@ from datamill.engine.worker import Worker
 from datamill.generation.supervisor import GenerationSupervisor
 from datamill.runtime import Runtime
 from datamill.settings import Settings
+from datamill.web import install_dashboard
 
 log = logging.getLogger("datamill.api")
 
@@ -107,7 +108,7 @@ def create_app(
         version=__version__,
         description="An OpenAI-compatible Batch API on any provider, durable by design.",
         lifespan=lifespan,
-        # The default docs pages load from a CDN, which offline machines cannot reach.
+        # FastAPI's docs pages load from a CDN; the dashboard serves /docs from vendored assets.
         docs_url=None,
         redoc_url=None,
     )
@@ -129,4 +130,5 @@ def create_app(
         generation,
     ):
         app.include_router(module.router)
+    install_dashboard(app)
     return app

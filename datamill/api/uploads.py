@@ -5,6 +5,7 @@ length, and while it is read when it does not."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
@@ -15,6 +16,20 @@ from datamill.errors import InvalidRequest, PayloadTooLarge
 _READ_SIZE = 1024 * 1024
 # Multipart framing and the other form fields, on top of the file itself.
 _FORM_OVERHEAD = 64 * 1024
+
+
+def multipart_body(required: list[str], **fields: Any) -> dict[str, Any]:
+    """The ``openapi_extra`` describing a multipart body with a binary ``file`` and
+    ``fields``: the upload routes read their bodies themselves (streamed, with a size limit),
+    so FastAPI cannot describe them for /openapi.json."""
+    properties = {"file": {"type": "string", "format": "binary"}, **fields}
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schema}},
+        }
+    }
 
 
 async def read_upload(upload: UploadFile, *, limit: int | None = None) -> AsyncIterator[bytes]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datamill.engine.context import EngineContext
-from datamill.engine.files import file_too_large, too_many_lines
+from datamill.engine.files import UploadMeter, too_many_lines
 from datamill.engine.validation import ValidationReport, check_lines, report_duplicate
 from datamill.protocol.batches import BatchMode
 from datamill.providers.base import Endpoint
@@ -81,18 +81,12 @@ async def _upload_limits(
     """The file as an upload would take it: refused past DATAMILL_MAX_FILE_BYTES or
     DATAMILL_MAX_FILE_LINES (counted as an upload counts them: every line, blank or not)."""
     settings = context.settings
-    size = newlines = 0
-    last = b""
+    meter = UploadMeter(settings.max_file_bytes)
     async for chunk in chunks:
         if not chunk:
             continue
-        size += len(chunk)
-        if size > settings.max_file_bytes:
-            raise file_too_large(settings.max_file_bytes)
-        newlines += chunk.count(b"\n")
-        last = chunk[-1:]
-        if newlines <= settings.max_file_lines:
+        meter.take(chunk)
+        if meter.newlines <= settings.max_file_lines:
             yield chunk  # past the limit, only counted: the error names the file's lines
-    lines = newlines + (1 if size and last != b"\n" else 0)
-    if lines > settings.max_file_lines:
-        raise too_many_lines(lines, settings.max_file_lines)
+    if meter.lines > settings.max_file_lines:
+        raise too_many_lines(meter.lines, settings.max_file_lines)

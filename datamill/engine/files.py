@@ -38,6 +38,31 @@ def too_many_lines(lines: int, limit: int) -> InvalidRequest:
     )
 
 
+class UploadMeter:
+    """An upload's size and lines, counted as its chunks stream by; refused with
+    `file_too_large` past ``max_bytes``. Lines are counted as an upload counts them: every
+    line, blank or not, the last one with or without its newline."""
+
+    __slots__ = ("_last", "_max_bytes", "newlines", "size")
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._last = b""
+        self.size = 0
+        self.newlines = 0
+
+    def take(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self._max_bytes:
+            raise file_too_large(self._max_bytes)
+        self.newlines += chunk.count(b"\n")
+        self._last = chunk[-1:]
+
+    @property
+    def lines(self) -> int:
+        return self.newlines + (1 if self.size and self._last != b"\n" else 0)
+
+
 class FileService:
     """Stores and serves files. Contents are streamed: never held whole in memory."""
 
@@ -74,25 +99,17 @@ class FileService:
         settings = self._settings
         file_id = new_file_id()
         digest = hashlib.sha256()
-        size = 0
-        newlines = 0
-        last = b""
+        meter = UploadMeter(settings.max_file_bytes)
 
         async def measured() -> AsyncIterator[bytes]:
-            nonlocal size, newlines, last
             async for chunk in data:
-                if not chunk:
-                    continue
-                size += len(chunk)
-                if size > settings.max_file_bytes:
-                    raise file_too_large(settings.max_file_bytes)
-                newlines += chunk.count(b"\n")
-                last = chunk[-1:]
-                digest.update(chunk)
-                yield chunk
+                if chunk:
+                    meter.take(chunk)
+                    digest.update(chunk)
+                    yield chunk
 
         await self._blobs.write(file_id, measured(), project_id=project_id)
-        lines = newlines + (1 if size and last != b"\n" else 0)
+        size, lines = meter.size, meter.lines
         if purpose == FilePurpose.batch and lines > settings.max_file_lines:
             await self._blobs.delete(file_id)
             raise too_many_lines(lines, settings.max_file_lines)

@@ -43,7 +43,7 @@ async def test_a_batch_s_progress_is_coalesced_and_never_goes_back(make_runtime,
     events = await payloads(runtime, "batch", batch_ids=[batch.id])
     # At most one progress event per 0.5 s, plus one per status change: never one per result.
     assert len(events) <= elapsed / 0.5 + 6, (len(events), elapsed)
-    assert events[0]["status"] == "validating"
+    assert events[0]["status"] in {"validating", "in_progress"}  # a few ms may fold
     assert events[-1]["status"] == "completed"
     assert events[-1]["request_counts"] == {"total": 2000, "completed": 2000, "failed": 0}
     # Each event was read when written: a later one never shows an older state.

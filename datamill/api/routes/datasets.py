@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.render import dataset_object, sample_object
-from datamill.api.uploads import form_file, parse_form, read_upload
+from datamill.api.uploads import form_file, multipart_body, parse_form, read_upload
 from datamill.curation.service import SampleQuery
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
@@ -181,20 +181,7 @@ async def restore_sample(
     return sample_object(record)
 
 
-_IMPORT_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
+_IMPORT_SCHEMA = multipart_body(["file"])
 
 
 @router.post("/{dataset_id}/import", response_model=ImportReport, openapi_extra=_IMPORT_SCHEMA)

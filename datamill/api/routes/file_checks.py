@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request
 
 from datamill.api.deps import RuntimeDep
-from datamill.api.uploads import form_file, form_text, parse_form, read_upload
+from datamill.api.uploads import form_file, form_text, multipart_body, parse_form, read_upload
 from datamill.engine.file_check import check_batch_file
 from datamill.errors import InvalidRequest
 from datamill.protocol.batches import BatchMode
@@ -18,25 +18,12 @@ router = APIRouter(prefix="/api/files", tags=["files"])
 E = TypeVar("E", Endpoint, BatchMode)
 
 
-_VALIDATE_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "endpoint"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "endpoint": {"type": "string", "enum": [e.value for e in Endpoint]},
-                        "mode": {"type": "string", "enum": [m.value for m in BatchMode]},
-                        "purpose": {"type": "string", "enum": ["batch"]},
-                    },
-                }
-            }
-        },
-    }
-}
+_VALIDATE_SCHEMA = multipart_body(
+    ["file", "endpoint"],
+    endpoint={"type": "string", "enum": [e.value for e in Endpoint]},
+    mode={"type": "string", "enum": [m.value for m in BatchMode]},
+    purpose={"type": "string", "enum": ["batch"]},
+)
 
 
 @router.post("/validate", openapi_extra=_VALIDATE_SCHEMA)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
-from datamill.api.uploads import form_file, form_text, parse_form, read_upload
+from datamill.api.uploads import form_file, form_text, multipart_body, parse_form, read_upload
 from datamill.engine.render import file_object
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
@@ -48,29 +48,14 @@ def _content_disposition(filename: str) -> str:
 
 # The route reads the multipart body itself (to stream it with a size limit), so its fields
 # are described here for /openapi.json.
-_UPLOAD_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "purpose"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "purpose": {"type": "string", "examples": ["batch"]},
-                        "expires_after[anchor]": {"type": "string", "enum": ["created_at"]},
-                        "expires_after[seconds]": {
-                            "type": "integer",
-                            "minimum": 3600,
-                            "maximum": 2592000,
-                        },
-                    },
-                }
-            }
-        },
-    }
-}
+_UPLOAD_SCHEMA = multipart_body(
+    ["file", "purpose"],
+    purpose={"type": "string", "examples": ["batch"]},
+    **{
+        "expires_after[anchor]": {"type": "string", "enum": ["created_at"]},
+        "expires_after[seconds]": {"type": "integer", "minimum": 3600, "maximum": 2592000},
+    },
+)
 
 
 @router.post("", response_model=FileObject, openapi_extra=_UPLOAD_SCHEMA)
