@@ -200,6 +200,8 @@ class JobRunner:
             job = await repo.get_job(conn, self.job.id)
         if job is not None:
             self.job = job
+        if self._changed:
+            await self._publish_progress(force=True)  # the last answers' cells
         self._publish_status()
 
     # -- answers ----------------------------------------------------------------------------
@@ -612,9 +614,9 @@ class JobRunner:
             return None
         return max(0.0, target - job.accepted) / (done / ran)
 
-    async def _publish_progress(self) -> None:
+    async def _publish_progress(self, *, force: bool = False) -> None:
         now = self.deps.clock.now()
-        if now - self._last_progress_event < self.options.progress_interval:
+        if not force and now - self._last_progress_event < self.options.progress_interval:
             return
         self._last_progress_event = now
         async with self.deps.database.read() as conn:

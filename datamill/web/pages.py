@@ -38,4 +38,5 @@ PAGES: tuple[Page, ...] = (
     Page("upload", "Upload", "/upload"),
     Page("deployments", "Deployments", "/deployments"),
     Page("workers", "Workers", "/workers"),
+    Page("generation", "Generation", "/generation"),
 )

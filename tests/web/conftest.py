@@ -109,7 +109,16 @@ def _start(home: Path, mock: MockProviderProcess) -> Dashboard:
                 "max_concurrency": 2,
                 "input_price": 2.5,
                 "output_price": 10.0,
-            }
+            },
+            # Generation jobs need schema-valid JSON answers: the simulator gives them.
+            {
+                "name": "sim",
+                "provider": "sim",
+                "model": "sim-model",
+                "options": {"latency_ms": 5},
+                "input_price": 0.5,
+                "output_price": 1.5,
+            },
         ],
     )
     port = free_port()
@@ -290,6 +299,34 @@ def screenshot(page: Page, name: str, width: int) -> Path:
     if os.environ.get("UPDATE_DOC_IMAGES") == "1":
         shutil.copyfile(path, ROOT / "docs" / "images" / f"dashboard-{name}-{width}.png")
     return path
+
+
+def generation_spec(*, per_cell: int = 3, topics: int = 3) -> dict[str, Any]:
+    """A small generation spec on the server's `sim` deployment."""
+    return {
+        "name": "support-faq",
+        "model": "sim-model",
+        "topics": {"items": ["billing", "shipping", "returns", "accounts"][:topics]},
+        "sample_types": [
+            {
+                "name": name,
+                "template": "A {{ sample_type }} on {{ topic }} for {{ variation.parties }}",
+                "schema": {
+                    "type": "object",
+                    "required": ["question", "answer"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "question": {"type": "string", "minLength": 20},
+                        "answer": {"type": "string", "minLength": 60},
+                    },
+                },
+            }
+            for name in ("qa", "troubleshooting")
+        ],
+        "target": {"per_cell": per_cell},
+        "dedup": {"near": False},
+        "loop": {"batch_size": 20},
+    }
 
 
 def requests(

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from datamill.web.pages import PAGES
 from tests.helpers import jsonl
-from tests.web.conftest import WIDTHS, Dashboard, requests, screenshot
+from tests.web.conftest import WIDTHS, Dashboard, generation_spec, requests, screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -221,6 +221,11 @@ def test_every_page_fits_the_width_and_is_screenshotted(
     bad.write_bytes(
         jsonl([*requests(2), "not json", {**requests(1, prefix="x")[0], "url": "/v1/x"}])
     )
+    job = dashboard.http.post("/api/generation/jobs", json={"spec": generation_spec()}).json()
+    deadline = time.monotonic() + 60
+    while dashboard.http.get(f"/api/generation/jobs/{job['id']}").json()["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     browsing = browse(width=width)
 
     shots = {
@@ -229,6 +234,7 @@ def test_every_page_fits_the_width_and_is_screenshotted(
         "upload": "/upload",
         "deployments": "/deployments",
         "workers": "/workers",
+        "generation": f"/generation#{job['id']}",
     }
     assert set(shots) == {page.name for page in PAGES}  # a new page is screenshotted too
     for name, path in shots.items():
@@ -239,6 +245,7 @@ def test_every_page_fits_the_width_and_is_screenshotted(
             "upload": "#create",
             "deployments": ".deployment",
             "workers": "#workers tbody tr",
+            "generation": "#coverage td.cell.full",
         }[name]
         expect(page.locator(ready).first).to_be_visible()
         if name == "upload":
