@@ -391,3 +391,37 @@ async def test_the_judge_and_both_duplicate_filters_run_in_the_loop(make_api):
     ]
     assert sum(near) > 0
     assert jobs[2]["accepted"] <= 2  # at the default threshold all 6 would be
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("budget", "reason"), [({"usd": 0.002}, "budget_usd"), ({"seconds": 0.3}, "budget_seconds")]
+)
+async def test_a_cost_or_time_budget_stops_the_job_cleanly(make_api, budget, reason):
+    priced = [
+        {
+            "name": "sim",
+            "provider": "sim",
+            "model": "sim-model",
+            "options": {"latency_ms": 20},
+            "input_price": 5.0,
+            "output_price": 15.0,
+        }
+    ]
+    api = await make_api(priced, workers=1)
+    body = spec(target={"per_cell": 200}, loop={"batch_size": 10})
+    async with running(api):
+        created = (
+            await api.client.post("/api/generation/jobs", json={"spec": body, "budget": budget})
+        ).json()
+        job = await wait_for_job(api, created["id"], {"budget_exhausted", "completed", "failed"})
+
+    assert job["status"] == "budget_exhausted", job
+    assert job["stop_reason"] == reason
+    assert 0 < job["accepted"] < 800
+    assert all(c["in_flight"] == 0 for c in job["cells"])  # what was out was recorded first
+    if reason == "budget_usd":
+        # Spending stops at the budget, give or take the requests that were out.
+        assert 0.002 <= job["cost"] < 0.002 + 10 * 4 * 0.001
+    dataset = (await api.client.get(f"/api/datasets/{job['dataset_id']}")).json()
+    assert dataset["sample_count"] == job["accepted"]
