@@ -48,12 +48,14 @@ class _Strict(BaseModel):
 
 
 class GeneratedTopics(_Strict):
-    """Topics asked of a model once, when the job starts (then kept with the job)."""
+    """A topic tree asked of a model once, when the job is created (then kept with the
+    job): ``depth`` levels under ``root``; its first ``count`` leaves are the topics."""
 
     root: str = Field(min_length=1, description="what the topics are about")
-    count: int = Field(ge=1, le=1000, description="how many topics")
+    count: int = Field(ge=1, le=1000, description="how many topics (the tree's leaves)")
+    depth: int = Field(default=1, ge=1, le=3, description="levels of the tree below root")
     model: str | None = Field(default=None, description="default: the spec's model")
-    prompt: str | None = Field(default=None, description="Jinja template; root and count")
+    prompt: str | None = Field(default=None, description="Jinja template: root, count, path")
 
 
 class TopicsFile(_Strict):

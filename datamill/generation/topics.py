@@ -7,6 +7,7 @@ The job stores what came back, so a resumed job keeps its topics.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -20,14 +21,16 @@ from datamill.generation.spec import GenerationSpec
 from datamill.providers.base import Endpoint
 
 DEFAULT_PROMPT = (
-    "List {{ count }} distinct, specific subtopics of {{ root }} that training examples "
-    'could be written about. Answer with JSON: an object whose key "topics" holds the '
-    "list of names, each a short noun phrase."
+    "List {{ count }} distinct, specific subtopics of {{ path | join(' > ') }} that training "
+    'examples could be written about. Answer with JSON: an object whose key "topics" holds '
+    "the list of names, each a short noun phrase."
 )
 
 
 async def resolve_topics(spec: GenerationSpec, gateway: GatewayService) -> list[str]:
-    """The spec's topics; a ``generate`` spec calls its model once."""
+    """The spec's topics; a ``generate`` spec asks its model for a topic tree, level by
+    level (one call per inner node), and takes its first ``count`` leaves, each named by
+    its path (``Contracts > Formation > Offer and acceptance``)."""
     if spec.topics.items is not None:
         return list(spec.topics.items)
     generate = spec.topics.generate
@@ -37,10 +40,31 @@ async def resolve_topics(spec: GenerationSpec, gateway: GatewayService) -> list[
             param="spec.topics.file",
             code="invalid_spec",
         )
+    # Children per node, so that the leaves are at least `count`.
+    branching = max(1, math.ceil(generate.count ** (1 / generate.depth)))
+    level: list[list[str]] = [[generate.root]]
+    for depth in range(generate.depth):
+        wanted = generate.count if generate.depth == 1 else branching
+        children: list[list[str]] = []
+        for path in level:
+            names = await _ask(spec, gateway, path, wanted)
+            children += [[*path, name] for name in names]
+            if depth == generate.depth - 1 and len(children) >= generate.count:
+                break
+        level = children
+    leaves = [" > ".join(path[1:]) for path in level]
+    return list(dict.fromkeys(leaf[:200] for leaf in leaves))[: generate.count]
+
+
+async def _ask(
+    spec: GenerationSpec, gateway: GatewayService, path: list[str], count: int
+) -> list[str]:
+    generate = spec.topics.generate
+    assert generate is not None
     prompt = (
         SandboxedEnvironment()
         .from_string(generate.prompt or DEFAULT_PROMPT)
-        .render(root=generate.root, count=generate.count)
+        .render(root=generate.root, count=count, path=path)
     )
     schema = {
         "type": "object",
@@ -49,10 +73,10 @@ async def resolve_topics(spec: GenerationSpec, gateway: GatewayService) -> list[
         "properties": {
             "topics": {
                 "type": "array",
-                "minItems": generate.count,
-                "maxItems": generate.count,
+                "minItems": count,
+                "maxItems": count,
                 "uniqueItems": True,
-                "items": {"type": "string", "minLength": 3, "maxLength": 120},
+                "items": {"type": "string", "minLength": 3, "maxLength": 60},
             }
         },
     }
@@ -79,12 +103,13 @@ async def resolve_topics(spec: GenerationSpec, gateway: GatewayService) -> list[
     items = value.get("topics") if isinstance(value, dict) else value
     topics: list[str] = []
     for item in items if isinstance(items, list) else []:
-        if isinstance(item, str) and item.strip() and item.strip() not in topics:
-            topics.append(item.strip()[:200])
+        name = item.strip().replace(" > ", " - ") if isinstance(item, str) else ""
+        if name and name not in topics:
+            topics.append(name)
     if not topics:
         raise InvalidRequest(
             "spec.topics.generate: the model's answer held no topics",
             param="spec.topics.generate",
             code="topics_not_generated",
         )
-    return topics[: generate.count]
+    return topics[:count]

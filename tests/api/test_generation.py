@@ -211,6 +211,13 @@ async def test_preview_listings_and_schema(make_api):
     assert "sim-model" in {m["id"] for m in models["data"]}
     providers = (await api.client.get("/api/generation/providers")).json()
     assert {"name": "sim", "deployments": ["sim"]} in providers["data"]
+    tree = spec(topics={"generate": {"root": "consumer law", "count": 5, "depth": 2}})
+    generated = await api.client.post("/api/generation/describe", json={"spec": tree})
+    assert generated.status_code == 200, generated.text
+    topics = generated.json()["topics"]
+    assert len(topics) == 5
+    assert len(set(topics)) == 5
+    assert all(len(topic.split(" > ")) == 2 for topic in topics)  # leaves, named by their path
     nothing = await api.client.get("/api/generation/stuck")
     assert nothing.json()["data"] == []
 
