@@ -38,7 +38,7 @@ from datamill.engine.events.publisher import EventPublisher
 from datamill.engine.events.topics import Topic
 from datamill.engine.files import FileService
 from datamill.engine.service import BatchService
-from datamill.errors import Conflict, DatamillError
+from datamill.errors import Conflict, DatamillError, StorageError
 from datamill.generation.grounding import Chunk, chunk_documents, chunks_for
 from datamill.generation.prompts import judge_body, request_body, variation
 from datamill.generation.quality import Rejection, check_candidate, judge_score, sample_text
@@ -110,23 +110,26 @@ class JobRunner:
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> str:
-        """Returns how the run ended: completed, budget_exhausted, stopped, lost or failed."""
-        outcome = "failed"
+        """Returns how the run ended: completed, budget_exhausted, stopped, released, lost,
+        failed, or interrupted (the store failed: the job stays running, and its lease runs
+        out for a runner to take it again)."""
         try:
             outcome = await self._run()
+        except StorageError:
+            # A restart or a failover of the store is not the job's fault.
+            log.exception("generation job %s: the store failed; left running", self.job.id)
+            return "interrupted"
         except Exception as exc:
             log.exception("generation job %s failed", self.job.id)
-            message = f"{type(exc).__name__}: {exc}"[:2000]
-            await self._finish("failed", error=message)
+            await self._finish("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             outcome = "failed"
-        finally:
-            await repo.release_job(
-                self.deps.database,
-                self.job.id,
-                runner=self.runner_id,
-                now=self.deps.clock.now(),
-                outcome=outcome,
-            )
+        await repo.release_job(
+            self.deps.database,
+            self.job.id,
+            runner=self.runner_id,
+            now=self.deps.clock.now(),
+            outcome=outcome,
+        )
         return outcome
 
     async def _run(self) -> str:
