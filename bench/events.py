@@ -13,6 +13,12 @@ median with: the target is at most 1.05) and the median of each repeat's own rat
 runs ran back to back: steadier on a shared machine), the server's CPU per request,
 events delivered per client, and the events the server wrote during the batch and the
 transactions that wrote them (a few a second, whatever the load).
+
+``--fan-out EVENTS`` measures the stream's own cost instead, with no batch running: the
+clients follow an idle server while another process writes EVENTS batch events to its
+SQLite store (``--chunk`` of them every 0.5 s, read by the server's hub as a worker's
+would be: a batch's own server writes about 4 a second, one at a time); prints the
+server's CPU per delivered event (one event to one client), its idle CPU subtracted.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -143,6 +150,62 @@ def _get_json(url: str) -> dict[str, Any]:
     return result
 
 
+def fan_out(events: int, clients: int, chunk: int) -> None:
+    """The server's CPU per event delivered to one client, with nothing else running."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    payload = json.dumps({"object": "batch", "status": "in_progress", "pad": "x" * 600})
+    with mock_provider() as mock, store("sqlite") as (database_url, home):
+        env = datamill_env(database_url, home, mock)
+        server = subprocess.Popen(
+            datamill_command("serve", "--port", str(port)),
+            env={**os.environ, **env},
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        listeners = None
+        try:
+            wait_ready(f"{url}/readyz", server)
+            listeners = _start_listeners(url, clients)
+            idle_start, idle_cpu = time.monotonic(), process_cpu(server.pid)
+            time.sleep(5)
+            idle_per_s = (process_cpu(server.pid) - idle_cpu) / (time.monotonic() - idle_start)
+            start, before = time.monotonic(), process_cpu(server.pid)
+            with sqlite3.connect(home / "datamill.db") as db:
+                for _ in range(0, events, chunk):
+                    db.executemany(
+                        "INSERT INTO events (topic, batch_id, payload, created_at)"
+                        " VALUES ('batch', 'batch_bench', ?, ?)",
+                        [(payload, time.time())] * chunk,
+                    )
+                    db.commit()
+                    time.sleep(0.5)
+            time.sleep(2)  # the last events reach the clients
+            cpu = process_cpu(server.pid) - before - idle_per_s * (time.monotonic() - start)
+            delivered = _stop_listeners(listeners)
+        finally:
+            if listeners is not None and listeners.poll() is None:
+                listeners.kill()
+            server.terminate()
+            server.wait(timeout=30)
+    deliveries = sum(delivered["events"])
+    print(
+        line(
+            "events_fan_out",
+            events=events,
+            chunk=chunk,
+            clients=clients,
+            machine=machine().replace(" ", "_"),
+            deliveries=deliveries,
+            server_cpu_s=round(cpu, 3),
+            idle_cpu_per_s=round(idle_per_s, 4),
+            us_per_delivery=round(cpu / max(1, deliveries) * 1e6, 2),
+            clients_ended_early=delivered["ended"],
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
@@ -150,7 +213,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--fan-out", type=int, metavar="EVENTS", default=0)
+    parser.add_argument("--chunk", type=int, default=50, help="--fan-out: events per write")
     args = parser.parse_args()
+    if args.fan_out:
+        fan_out(args.fan_out, args.clients, args.chunk)
+        return
     n, kind = args.requests, args.store
     runs: dict[int, list[dict[str, float]]] = {0: [], args.clients: []}
     with tempfile.TemporaryDirectory() as tmp, mock_provider() as mock:

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the runtime and the caller's project."""
+"""FastAPI dependencies: the runtime and the caller's project.
+
+They are coroutines: FastAPI runs a plain function dependency in its thread pool, a thread
+hop on every request for what is an attribute read."""
 
 from __future__ import annotations
 
@@ -10,12 +13,12 @@ from datamill.runtime import Runtime
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_project_id() -> str:
+async def get_project_id() -> str:
     """The caller's project; one default project until API keys arrive."""
     return DEFAULT_PROJECT_ID
 

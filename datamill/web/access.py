@@ -25,7 +25,7 @@ class Viewer:
 
 async def page_access(request: Request) -> Viewer:
     """Let the request see dashboard pages, or refuse it (the auth work raises here)."""
-    return Viewer(project_id=get_project_id())
+    return Viewer(project_id=await get_project_id())
 
 
 ViewerDep = Annotated[Viewer, Depends(page_access)]

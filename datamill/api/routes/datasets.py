@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 Time = Annotated[float | None, Query(ge=0, allow_inf_nan=False)]
 
 
-def sample_query(
+async def sample_query(
     topic: str | None = None,
     sample_type: str | None = None,
     status: SampleStatus | None = None,
