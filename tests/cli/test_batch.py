@@ -85,7 +85,8 @@ def test_submit_wait_status_list_download(
 def test_cancel_a_running_batch(invoke: RunCli, start_server: StartServer, tmp_path: Path):
     write_config(
         tmp_path / "datamill.toml",
-        [{"name": "slow", "provider": "sim", "options": {"latency_ms": 100}}],
+        # 200 calls two at a time take 20 s: the cancel comes long before, even under load.
+        [{"name": "slow", "provider": "sim", "options": {"latency_ms": 200}}],
     )
     start_server(env={"DATAMILL_CONCURRENCY": "2"})
     write_requests(tmp_path / "in.jsonl", 200)

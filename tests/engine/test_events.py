@@ -81,9 +81,22 @@ async def test_busy_deployments_are_published_each_second_and_once_when_quiet(
     runtime = await make_runtime([mock_deployment(mock)])
     runtime.deployment_monitor._interval = 0.2
     await run_batch(runtime, jsonl(chat_line(f"r{i}") for i in range(4)))
-    await asyncio.sleep(0.6)  # two more ticks: one for the quiet state, then silence
-    count = len(await payloads(runtime, "deployment"))
-    await asyncio.sleep(0.5)
+
+    # The tick that sees the last answer publishes it, the next one publishes the quiet state
+    # once more (later on a loaded machine), then nothing while the deployment stays quiet.
+    def ended(state: dict) -> bool:
+        return state["live"]["in_flight"] == 0 and state["live"]["calls"] == 4
+
+    deadline = time.monotonic() + 10
+    while not (
+        len(states := await payloads(runtime, "deployment")) >= 2
+        and ended(states[-2])
+        and ended(states[-1])
+    ):
+        assert time.monotonic() < deadline, states[-2:]
+        await asyncio.sleep(0.05)
+    count = len(states)
+    await asyncio.sleep(0.6)  # three ticks
 
     states = await payloads(runtime, "deployment")
     assert len(states) == count >= 2
@@ -96,7 +109,11 @@ async def test_busy_deployments_are_published_each_second_and_once_when_quiet(
 async def test_workers_publish_their_lives(make_runtime):
     runtime = await make_runtime(heartbeat_interval=0.1)
     async with running_worker(runtime) as worker:
-        await asyncio.sleep(0.35)
+        # Heartbeats every 0.1 s; on a loaded machine the first may come late.
+        deadline = time.monotonic() + 10
+        while sum(e["event"] == "heartbeat" for e in await payloads(runtime, "worker")) < 2:
+            assert time.monotonic() < deadline, "no heartbeat was published"
+            await asyncio.sleep(0.05)
     events = await payloads(runtime, "worker")
 
     kinds = [e["event"] for e in events if e["worker"]["id"] == worker.id]
