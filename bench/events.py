@@ -24,6 +24,7 @@ server's CPU per delivered event (one event to one client), its idle CPU subtrac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -32,6 +33,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,49 +63,36 @@ def run_once(
     concurrency: int,
     clients: int,
 ) -> dict[str, float]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with store(kind) as (database_url, home):
-        env = datamill_env(database_url, home, mock, DATAMILL_CONCURRENCY=str(concurrency))
-        server = subprocess.Popen(
-            datamill_command("serve", "--port", str(port)),
-            env={**os.environ, **env},
-            cwd=home,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    with (
+        store(kind) as (database_url, home),
+        _serving(
+            datamill_env(database_url, home, mock, DATAMILL_CONCURRENCY=str(concurrency)),
+            home,
+            clients,
+        ) as (url, server, listeners),
+    ):
+        before = process_cpu(server.pid)
+        events_before = _get_json(f"{url}/api/info")["events"]
+        output = work / f"events-{kind}-{clients}.jsonl"
+        client = run_process(
+            [
+                PYTHON,
+                str(ROOT / "bench" / "server_client.py"),
+                "--base-url",
+                f"{url}/v1",
+                "--input",
+                str(work / "in.jsonl"),
+                "--output",
+                str(output),
+                "--poll",
+                "0.05",
+            ]
         )
-        listeners = None
-        try:
-            wait_ready(f"{url}/readyz", server)
-            if clients:
-                listeners = _start_listeners(url, clients)
-            before = process_cpu(server.pid)
-            events_before = _get_json(f"{url}/api/info")["events"]
-            output = work / f"events-{kind}-{clients}.jsonl"
-            client = run_process(
-                [
-                    PYTHON,
-                    str(ROOT / "bench" / "server_client.py"),
-                    "--base-url",
-                    f"{url}/v1",
-                    "--input",
-                    str(work / "in.jsonl"),
-                    "--output",
-                    str(output),
-                    "--poll",
-                    "0.05",
-                ]
-            )
-            server_cpu = process_cpu(server.pid) - before
-            events_after = _get_json(f"{url}/api/info")["events"]
-            # The last events (the batch's end, the deployment going quiet) reach the clients.
-            time.sleep(1.5 if clients else 0)
-            delivered = _stop_listeners(listeners) if listeners else None
-        finally:
-            if listeners is not None and listeners.poll() is None:
-                listeners.kill()
-            server.terminate()
-            server.wait(timeout=30)
+        server_cpu = process_cpu(server.pid) - before
+        events_after = _get_json(f"{url}/api/info")["events"]
+        # The last events (the batch's end, the deployment going quiet) reach the clients.
+        time.sleep(1.5 if clients else 0)
+        delivered = _stop_listeners(listeners) if listeners else None
     if client.returncode != 0 or not _ok(requests, output):
         raise SystemExit(f"the batch failed with {clients} clients:\n{client.output[-2000:]}")
     wall = _client_wall(client.output)
@@ -123,6 +112,33 @@ def run_once(
             "clients_ended_early": delivered["ended"],
         }
     return result
+
+
+@contextlib.contextmanager
+def _serving(
+    env: dict[str, str], home: Path, clients: int
+) -> Iterator[tuple[str, subprocess.Popen[bytes], subprocess.Popen[str] | None]]:
+    """`datamill serve` on a free port, ready, with ``clients`` following its event stream
+    (none for 0): (its URL, its process, the clients' process)."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        datamill_command("serve", "--port", str(port)),
+        env={**os.environ, **env},
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    listeners = None
+    try:
+        wait_ready(f"{url}/readyz", server)
+        listeners = _start_listeners(url, clients) if clients else None
+        yield url, server, listeners
+    finally:
+        if listeners is not None and listeners.poll() is None:
+            listeners.kill()
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _start_listeners(url: str, clients: int) -> subprocess.Popen[str]:
@@ -152,43 +168,29 @@ def _get_json(url: str) -> dict[str, Any]:
 
 def fan_out(events: int, clients: int, chunk: int) -> None:
     """The server's CPU per event delivered to one client, with nothing else running."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     payload = json.dumps({"object": "batch", "status": "in_progress", "pad": "x" * 600})
-    with mock_provider() as mock, store("sqlite") as (database_url, home):
-        env = datamill_env(database_url, home, mock)
-        server = subprocess.Popen(
-            datamill_command("serve", "--port", str(port)),
-            env={**os.environ, **env},
-            cwd=home,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        listeners = None
-        try:
-            wait_ready(f"{url}/readyz", server)
-            listeners = _start_listeners(url, clients)
-            idle_start, idle_cpu = time.monotonic(), process_cpu(server.pid)
-            time.sleep(5)
-            idle_per_s = (process_cpu(server.pid) - idle_cpu) / (time.monotonic() - idle_start)
-            start, before = time.monotonic(), process_cpu(server.pid)
-            with sqlite3.connect(home / "datamill.db") as db:
-                for _ in range(0, events, chunk):
-                    db.executemany(
-                        "INSERT INTO events (topic, batch_id, payload, created_at)"
-                        " VALUES ('batch', 'batch_bench', ?, ?)",
-                        [(payload, time.time())] * chunk,
-                    )
-                    db.commit()
-                    time.sleep(0.5)
-            time.sleep(2)  # the last events reach the clients
-            cpu = process_cpu(server.pid) - before - idle_per_s * (time.monotonic() - start)
-            delivered = _stop_listeners(listeners)
-        finally:
-            if listeners is not None and listeners.poll() is None:
-                listeners.kill()
-            server.terminate()
-            server.wait(timeout=30)
+    with (
+        mock_provider() as mock,
+        store("sqlite") as (database_url, home),
+        _serving(datamill_env(database_url, home, mock), home, clients) as (_, server, listeners),
+    ):
+        assert listeners is not None
+        idle_start, idle_cpu = time.monotonic(), process_cpu(server.pid)
+        time.sleep(5)
+        idle_per_s = (process_cpu(server.pid) - idle_cpu) / (time.monotonic() - idle_start)
+        start, before = time.monotonic(), process_cpu(server.pid)
+        with sqlite3.connect(home / "datamill.db") as db:
+            for _ in range(0, events, chunk):
+                db.executemany(
+                    "INSERT INTO events (topic, batch_id, payload, created_at)"
+                    " VALUES ('batch', 'batch_bench', ?, ?)",
+                    [(payload, time.time())] * chunk,
+                )
+                db.commit()
+                time.sleep(0.5)
+        time.sleep(2)  # the last events reach the clients
+        cpu = process_cpu(server.pid) - before - idle_per_s * (time.monotonic() - start)
+        delivered = _stop_listeners(listeners)
     deliveries = sum(delivered["events"])
     print(
         line(
