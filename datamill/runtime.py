@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datamill.clock import Clock, SystemClock
 from datamill.curation.service import DatasetService
@@ -25,9 +26,6 @@ from datamill.engine.worker import Worker, WorkerOptions
 from datamill.errors import StorageError
 from datamill.gateway.accounting import CallLog
 from datamill.gateway.service import GatewayService
-from datamill.generation.job import RunnerDeps, RunnerOptions
-from datamill.generation.service import GenerationService
-from datamill.generation.supervisor import GenerationSupervisor
 from datamill.plugins import create_provider
 from datamill.providers.base import ProviderContext
 from datamill.providers.http import HttpPool
@@ -37,6 +35,10 @@ from datamill.settings import Settings
 from datamill.storage import migrate
 from datamill.storage.blobs import DatabaseBlobStore
 from datamill.storage.database import Database
+
+if TYPE_CHECKING:
+    from datamill.generation.service import GenerationService
+    from datamill.generation.supervisor import GenerationSupervisor
 
 
 class Runtime:
@@ -74,14 +76,6 @@ class Runtime:
         self.deployments = DeploymentService(database, router, clock, self.process_info)
         self.operations = OperationsService(self.engine)
         self.datasets = DatasetService(database, clock, max_line_bytes=settings.max_line_bytes)
-        self.generation = GenerationService(
-            RunnerDeps(database, self.batches, self.files, self.events, clock),
-            self.gateway,
-            router,
-            RunnerOptions(
-                lease_ttl=max(settings.worker_ttl, 5.0), stuck_after=settings.stuck_after
-            ),
-        )
 
     @classmethod
     async def open(
@@ -128,8 +122,27 @@ class Runtime:
         self._workers.append(worker)
         return worker
 
+    @functools.cached_property
+    def generation(self) -> GenerationService:
+        """Generation jobs; built on first use, so processes that never generate (`batch
+        run`) do not import Jinja2, jsonschema and PyYAML at start-up."""
+        from datamill.generation.job import RunnerDeps, RunnerOptions
+        from datamill.generation.service import GenerationService
+
+        settings = self.settings
+        return GenerationService(
+            RunnerDeps(self.database, self.batches, self.files, self.events, self.clock),
+            self.gateway,
+            self.router,
+            RunnerOptions(
+                lease_ttl=max(settings.worker_ttl, 5.0), stuck_after=settings.stuck_after
+            ),
+        )
+
     def new_generation_supervisor(self, runner_id: str) -> GenerationSupervisor:
         """The generation side task of a worker: drives jobs whose lease is free."""
+        from datamill.generation.supervisor import GenerationSupervisor
+
         return GenerationSupervisor(self.generation, runner_id)
 
     async def close(self) -> None:

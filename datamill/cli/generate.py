@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -30,11 +30,12 @@ from datamill.cli.common import (
 )
 from datamill.engine.worker import WorkerOptions
 from datamill.errors import InvalidRequest
-from datamill.generation.service import BudgetOverride
-from datamill.generation.spec import read_spec_file, spec_hash
 from datamill.runtime import Runtime
 from datamill.settings import Settings
 from datamill.storage.generation import CellRecord, JobRecord
+
+if TYPE_CHECKING:
+    from datamill.generation.service import BudgetOverride
 
 # Cells shown with their own bar at once (the short ones first); the total is always shown.
 MAX_BARS = 12
@@ -84,6 +85,11 @@ def run(
     Exit status: 0 every target met, 1 stopped by a budget (or stopped) short of a target,
     3 could not run, 130 interrupted.
     """
+    # Generation's modules (Jinja2, jsonschema, PyYAML) load when a generate command runs,
+    # not with every datamill command.
+    from datamill.generation.service import BudgetOverride
+    from datamill.generation.spec import read_spec_file, spec_hash
+
     settings = settings_from_env(concurrency=concurrency)
     configure_logging("warning" if settings.log_level == "info" else settings.log_level)
     try:
@@ -254,12 +260,12 @@ def preview_command(
 ) -> None:
     """Run one request per sample type now and show the prompt, the answer, the sample, why
     it would be rejected, and the estimated cost of the whole job."""
+    from datamill.generation.spec import inline_files, read_spec_file
+
     settings = settings_from_env()
     configure_logging("warning" if settings.log_level == "info" else settings.log_level)
     try:
         _, data = read_spec_file(spec)
-        from datamill.generation.spec import inline_files
-
         data = inline_files(data, spec.parent)
     except InvalidRequest as exc:
         fail(exc.message)
