@@ -172,7 +172,12 @@ def build_router(settings: Settings, http: HttpPool, clock: Clock) -> Router:
         DeploymentHandle(
             config=config,
             provider=create_provider(config, context),
-            gate=DeploymentGate(config, clock, default_concurrency=settings.concurrency),
+            gate=DeploymentGate(
+                config,
+                clock,
+                default_concurrency=settings.concurrency,
+                concurrency_told="concurrency" in settings.model_fields_set,
+            ),
         )
         for config in settings.deployments
     ]

@@ -75,15 +75,18 @@ class DeploymentGate:
         clock: Clock,
         *,
         default_concurrency: int,
+        concurrency_told: bool = False,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 2.0,
     ) -> None:
         self._clock = clock
         now = clock.monotonic()
         self.max_concurrency = config.max_concurrency or default_concurrency
-        # A configured maximum is what the provider takes: no slow start towards it.
+        # A maximum the user gave (the deployment's, or the command's --concurrency) is what
+        # the provider takes: no slow start towards it.
+        told = config.max_concurrency is not None or concurrency_told
         self.latency_limit = LatencyLimit(
-            self.max_concurrency, initial=config.max_concurrency or INITIAL
+            self.max_concurrency, initial=self.max_concurrency if told else INITIAL
         )
         self.concurrency = AdjustableLimit(self.latency_limit.limit)
         self.breaker = CircuitBreaker(clock, threshold=breaker_threshold, cooldown=breaker_cooldown)
