@@ -72,6 +72,21 @@ def test_some_fail_exit_1_with_failures_in_output_or_errors(
     assert "28 succeeded, 2 failed of 30" in split.output
 
 
+@pytest.mark.slow
+def test_a_given_concurrency_is_used_from_the_first_call(
+    run_cli: RunCli, mock_env: MockProviderProcess, tmp_path: Path
+):
+    # Answers slow enough that the first round is still out when the next would be sent: with
+    # a slow start (64, doubling per round trip) the provider would never see 100 at once.
+    mock_env.control(latency_ms=1500)
+    write_requests(tmp_path / "in.jsonl", 100)
+
+    done = run_cli("batch", "run", "in.jsonl", "-o", "out.jsonl", "--concurrency", "100")
+
+    assert done.code == 0, done.stderr
+    assert mock_env.stats()["peak_in_flight"] == 100
+
+
 def test_builtin_sim_with_nothing_configured(invoke: RunCli, tmp_path: Path):
     ids = write_requests(tmp_path / "in.jsonl", 20, rejected={5}, model="gpt-4o-mini")
 
