@@ -55,6 +55,7 @@ PARSED = [
     ("sqlite_synchronous", "FULL", "FULL"),
     ("postgres_synchronous_commit", "true", True),
     ("log_level", "debug", "debug"),
+    ("progress_interval", "0.5", 0.5),
 ]
 
 # (field, a value it refuses)
@@ -77,6 +78,7 @@ REFUSED = [
     ("sqlite_synchronous", "EXTRA"),
     ("postgres_synchronous_commit", "sometimes"),
     ("log_level", "loud"),
+    ("progress_interval", "0"),
 ]
 
 

@@ -90,7 +90,7 @@ async def _submit(settings: Settings, file: Path, request: BatchCreate, wait: bo
             )
         if not wait:
             return ExitCode.ok
-        batch = await watch_batch(runtime, batch.id)
+        batch = await watch_batch(runtime, batch.id, plain_every=settings.progress_interval)
         if batch.status == BatchStatus.failed:
             print_validation_errors(batch)
         console.print(summary(batch))

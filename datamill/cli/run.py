@@ -54,7 +54,7 @@ def run(
 
     Exit status: 0 all succeeded, 1 some requests failed, 3 could not run, 130 interrupted.
     """
-    settings = settings_from_env(concurrency=concurrency, max_retries=max_retries)
+    settings = local_limits(settings_from_env(concurrency=concurrency, max_retries=max_retries))
     configure_logging("warning" if settings.log_level == "info" else settings.log_level)
     chosen = detect_endpoint(input, endpoint)
     try:
@@ -63,6 +63,17 @@ def run(
         console.print("[yellow]interrupted[/]: run the same command again to resume")
         code = ExitCode.interrupted
     raise typer.Exit(int(code))
+
+
+# A local file is the user's own: OpenAI's upload limits (200 MB, 50,000 lines), the server's
+# defaults, apply to `batch run` only when set in the environment.
+_LOCAL_LIMITS = {"max_file_bytes": 2**62, "max_file_lines": 2**62}
+
+
+def local_limits(settings: Settings) -> Settings:
+    """``settings`` with no upload limit on a local file, unless the environment sets one."""
+    unset = {k: v for k, v in _LOCAL_LIMITS.items() if k not in settings.model_fields_set}
+    return settings.model_copy(update=unset)
 
 
 async def _run(
@@ -173,7 +184,9 @@ async def _execute(
         loop.add_signal_handler(sig, on_signal)
     task = asyncio.create_task(worker.run())
     try:
-        await watch_batch(runtime, batch.id, stop=interrupted)
+        await watch_batch(
+            runtime, batch.id, stop=interrupted, plain_every=settings.progress_interval
+        )
     finally:
         worker.stop()
         await task

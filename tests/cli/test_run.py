@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from datamill.cli.run import local_limits
 from datamill.engine.worker import WorkerOptions
+from datamill.settings import load_settings
 from datamill.testing.mock_process import MockProviderProcess
 from tests.cli.conftest import (
     CliEnv,
@@ -316,3 +318,49 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(
     # A graceful stop records every answer it got: nothing is sent twice.
     assert stats["ok_repeats"] == 0
     assert stats["completed_keys"] == 600
+
+
+@pytest.mark.slow
+def test_a_log_gets_plain_progress_lines(
+    run_cli: RunCli, mock_env: MockProviderProcess, tmp_path: Path
+):
+    # 40 calls of 300 ms, 4 at a time: at least 3 s, so several lines at 0.5 s apart.
+    mock_env.control(latency_ms=300)
+    write_requests(tmp_path / "in.jsonl", 40)
+
+    done = run_cli(
+        "batch",
+        "run",
+        "in.jsonl",
+        "-o",
+        "out.jsonl",
+        "--concurrency",
+        "4",
+        env={"DATAMILL_PROGRESS_INTERVAL": "0.5"},
+    )
+
+    assert done.code == 0, done.stderr
+    lines = done.stderr.splitlines()
+    running = [line for line in lines if line.startswith("in_progress: ")]
+    assert len(running) >= 2, done.stderr
+    assert all("/40 done" in line and "req/s" in line for line in running)
+    assert any(line.startswith("completed: 40/40 done, 0 failed") for line in lines)
+    assert "━" not in done.stderr  # no progress bar drawn into a log
+
+
+def test_a_local_file_is_not_held_to_upload_limits_unless_they_are_set(
+    invoke: RunCli, tmp_path: Path
+):
+    write_requests(tmp_path / "in.jsonl", 20, model="gpt-4o-mini")
+    defaults = local_limits(load_settings({}))
+    assert defaults.max_file_lines > 1_000_000_000
+    assert defaults.max_file_bytes > 1024**4
+
+    told = invoke(
+        "batch", "run", "in.jsonl", "-o", "out.jsonl", env={"DATAMILL_MAX_FILE_LINES": "10"}
+    )
+    assert told.code == 3, told.output
+    assert "at most 10 (DATAMILL_MAX_FILE_LINES)" in told.output
+
+    untold = invoke("batch", "run", "in.jsonl", "-o", "out.jsonl", "--fresh")
+    assert untold.code == 0, untold.output
