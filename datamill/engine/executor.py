@@ -19,12 +19,13 @@ from dataclasses import dataclass, replace
 import orjson
 
 from datamill.clock import Clock
+from datamill.engine.budgets import BudgetLedger, Reservation
 from datamill.engine.deadlines import CallDeadlines
 from datamill.engine.outcomes import answered, failed
 from datamill.engine.retry import backoff_delay
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens
-from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse
+from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse, Usage
 from datamill.scheduler.limits import AdjustableLimit
 from datamill.scheduler.pricing import call_cost
 from datamill.scheduler.router import Attempts, Route, Router
@@ -65,6 +66,7 @@ class RequestExecutor:
         unrecorded: AdjustableLimit,
         closing: BatchCheck,
         record: Recorder,
+        budgets: BudgetLedger | None = None,
     ) -> None:
         """Run ``request`` to its one final result and ``record`` it.
 
@@ -72,7 +74,8 @@ class RequestExecutor:
         the call is out; ``unrecorded`` bounds the requests sent whose result is not stored
         yet, and is held from before the call until its result is recorded. After a crash
         the providers see again at most ``unrecorded.limit`` requests, while the next calls
-        go out as soon as answers arrive, not once they are committed."""
+        go out as soon as answers arrive, not once they are committed. ``budgets`` holds
+        each call of a budgeted batch until its estimated cost fits (see `budgets.py`)."""
         try:
             body = orjson.loads(request.body)
             model = body["model"]
@@ -106,7 +109,6 @@ class RequestExecutor:
                     # batch was cancelled or expired must not be sent.
                     code = closing(request.batch_id)
                     if code is None:
-                        tries += 1
                         route = attempts.next()
                         call = built.get(route.handle.name)
                         if call is None:
@@ -114,12 +116,24 @@ class RequestExecutor:
                             built[route.handle.name] = call
                         if tokens is None and route.handle.gate.counts_tokens:
                             tokens = sum(estimate_request_tokens(body))
-                        outcome = await self._call_once(
-                            route,
-                            call,
-                            tokens or 0,
-                            ready=lambda: closing(request.batch_id) is None,
-                        )
+                        reservation = await self._reserve(budgets, request.batch_id, body, route)
+                        if reservation is None:
+                            code = "budget_exhausted"
+                        elif (code := closing(request.batch_id)) is not None:
+                            reservation.settle(None)  # closed while it waited: never sent
+                        else:
+                            tries += 1
+                            outcome = None
+                            try:
+                                outcome = await self._call_once(
+                                    route,
+                                    call,
+                                    tokens or 0,
+                                    ready=lambda: closing(request.batch_id) is None,
+                                )
+                            finally:
+                                cost = _cost(route, outcome)
+                                reservation.settle(cost)
                 finally:
                     calls.release()
                 if code is not None:
@@ -132,7 +146,9 @@ class RequestExecutor:
                     await record(self._closed(request, code, tries - 1))
                     return
                 if isinstance(outcome, ProviderResponse):
-                    await record(self._success(request, route, outcome, tries, model=str(model)))
+                    await record(
+                        self._success(request, route, outcome, tries, model=str(model), cost=cost)
+                    )
                     return
                 # A 429 says "later", not "failed": like a wait at an open circuit, it spends
                 # no retry. The batch's completion window bounds how long a request waits.
@@ -151,6 +167,17 @@ class RequestExecutor:
 
     async def aclose(self) -> None:
         await self._deadlines.aclose()
+
+    @staticmethod
+    async def _reserve(
+        budgets: BudgetLedger | None, batch_id: str, body: dict[str, object], route: Route
+    ) -> Reservation | None:
+        """The call's share of its batch's budget (None: the budget is spent)."""
+        if budgets is None or not budgets.budgeted(batch_id):
+            return Reservation.free(batch_id)
+        prompt, output = estimate_request_tokens(body)
+        usage = Usage(input_tokens=prompt, output_tokens=output)
+        return await budgets.admit(batch_id, call_cost(route.handle.config, usage))
 
     def _build_call(
         self, request: LeasedRequest, body: dict[str, object], route: Route, policy: ExecutionPolicy
@@ -225,6 +252,7 @@ class RequestExecutor:
         tries: int,
         *,
         model: str,
+        cost: float | None,
     ) -> RequestResult:
         return answered(
             request,
@@ -233,7 +261,7 @@ class RequestExecutor:
             deployment=route.handle.name,
             attempts=tries,
             model=model,
-            cost=call_cost(route.handle.config, response.usage),
+            cost=cost or 0.0,
             now=self._clock.now(),
         )
 
@@ -262,6 +290,13 @@ class RequestExecutor:
     def _closed(self, request: LeasedRequest, code: str, tries: int) -> RequestResult:
         error = ProviderError(ErrorCategory.bad_request, CLOSING_MESSAGES.get(code, code))
         return replace(self._failure(request, None, error, tries=tries), error_code=code)
+
+
+def _cost(route: Route, outcome: ProviderResponse | ProviderError | None) -> float | None:
+    """What an answered call cost (None: no answer with a usage, so nothing)."""
+    if isinstance(outcome, ProviderResponse):
+        return call_cost(route.handle.config, outcome.usage)
+    return None
 
 
 def _bad_body() -> ProviderError:

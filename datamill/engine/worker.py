@@ -18,10 +18,11 @@ import socket
 from dataclasses import dataclass, replace
 
 from datamill import __version__
+from datamill.engine.budgets import BudgetLedger
 from datamill.engine.context import EngineContext
 from datamill.engine.events.workers import publish_worker
 from datamill.engine.executor import ExecutionPolicy, RequestExecutor
-from datamill.engine.maintenance import BatchView, Maintenance, over_budget
+from datamill.engine.maintenance import BatchView, Maintenance
 from datamill.engine.native.runner import NativeRunner
 from datamill.engine.writer import ResultWriter
 from datamill.ids import new_worker_id
@@ -56,6 +57,16 @@ class WorkerOptions:
         """Requests sent and not yet recorded, at most: what a crash can make a provider
         see twice."""
         return self.concurrency + self.commit_window
+
+
+def budgets_of(view: BatchView) -> dict[str, tuple[float, float]]:
+    """``{batch id: (budget, cost)}`` of the view's running batches that have a budget."""
+    found = {}
+    for batch_id, batch in view.running.items():
+        budget = (batch.options or {}).get("budget_usd")
+        if budget is not None:
+            found[batch_id] = (float(budget), batch.cost)
+    return found
 
 
 class Worker:
@@ -106,8 +117,8 @@ class Worker:
         self._view = BatchView()
         self._order: list[str] = []
         self._drained_until: dict[str, float] = {}
-        # USD recorded per budgeted batch since the last sweep read the batches' costs.
-        self._spent: dict[str, float] = {}
+        # What budgeted batches spent and reserved (calls wait here when near the budget).
+        self._budgets = BudgetLedger(on_exhausted=self._out_of_budget)
         self._current_batch: str | None = None
         self.completed = 0
         self.failed = 0
@@ -273,6 +284,7 @@ class Worker:
                 unrecorded=self._unrecorded,
                 closing=self._closing_code,
                 record=self._writer.record,
+                budgets=self._budgets,
             )
         except Exception as exc:
             log.exception(
@@ -284,6 +296,12 @@ class Worker:
             # Wake the lease loop only once there is room for a lease, not on every answer.
             if self._capacity - len(self._in_flight) >= self._lease_at:
                 self._room.set()
+
+    def _out_of_budget(self, batch_id: str) -> None:
+        """Nothing more of the batch is sent from now on; the sweep, woken at once rather
+        than at its next interval, closes the rest in the store."""
+        self._close_now(batch_id, "budget_exhausted")
+        self.ctx.signal.notify()
 
     def _close_now(self, batch_id: str, code: str) -> None:
         """Stop sending the batch's requests at once: those still leased end with ``code``."""
@@ -304,16 +322,8 @@ class Worker:
             self.ctx.events.batch_moved(batch_id)
             self.completed += tally.completed
             self.failed += tally.failed
-            batch = self._view.running.get(batch_id)
-            if batch is not None and tally.cost and (batch.options or {}).get("budget_usd"):
-                # The sweep stops a batch that spent its budget; wake it at once rather than
-                # spend up to a sweep interval more.
-                spent = self._spent.get(batch_id, 0.0) + tally.cost
-                self._spent[batch_id] = spent
-                if over_budget(batch, spent):
-                    # Nothing more is sent from now on; the sweep closes the rest in the store.
-                    self._close_now(batch_id, "budget_exhausted")
-                    self.ctx.signal.notify()
+            if tally.cost:
+                self._budgets.flushed(batch_id, tally.cost)
         # Only a batch with nothing left to lease can have just finished; checking those
         # alone keeps two queries off every flush. The sweep catches the rest.
         drained = [batch_id for batch_id in outcome.by_batch if batch_id in self._drained_until]
@@ -354,7 +364,7 @@ class Worker:
         while True:
             try:
                 self._view = await self._maintenance.sweep()
-                self._spent.clear()  # the fresh view's costs include it
+                self._budgets.refresh(budgets_of(self._view))
                 for batch_id in self._view.running:
                     if batch_id not in self._order:
                         self._order.append(batch_id)
