@@ -11,6 +11,7 @@ import typer
 
 from datamill import __version__
 from datamill.cli import batch, dataset, generate, server
+from datamill.cli.common import quiet_gc
 
 app = typer.Typer(
     name="datamill",
@@ -34,6 +35,8 @@ def version() -> None:
 
 
 def main() -> None:
+    """The `datamill` process: the command, then an exit without teardown."""
+    quiet_gc()  # only here: in a test runner's process, freezing would keep its garbage
     try:
         app()
     except SystemExit as done:
