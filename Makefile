@@ -52,13 +52,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check datamill tests bench
 	$(BIN)/mypy
 
-# Every benchmark of docs/benchmarks.md, one line of figures each (about 30 minutes; the
+# Every benchmark of docs/benchmarks.md, one line of figures each (about an hour; the
 # PostgreSQL cases start their own throwaway server). `make bench-quick` skips the peers'
 # install and the long runs.
 bench: $(STAMP) postgres peers
 	$(BIN)/python bench/mock_ceiling.py
-	$(BIN)/python bench/overhead.py
-	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/overhead.py --concurrency 256 --repeats 5
+	$(BIN)/python bench/overhead.py --concurrency 64 --repeats 5
+	$(BIN)/python bench/latency.py --repeats 3
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/crash.py --mode batch-run
