@@ -25,6 +25,7 @@ from datamill.engine.retry import backoff_delay
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens
 from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse
+from datamill.providers.responses import respond
 from datamill.scheduler.limits import AdjustableLimit
 from datamill.scheduler.pricing import call_cost
 from datamill.scheduler.router import Attempts, Route, Router
@@ -176,6 +177,8 @@ class RequestExecutor:
         try:
             if call.endpoint is Endpoint.embeddings:
                 response = await provider.embed(call)
+            elif call.endpoint is Endpoint.responses:
+                response = await respond(provider, call)
             else:
                 response = await provider.complete(call)
         except asyncio.CancelledError:

@@ -23,6 +23,7 @@ from datamill.clock import Clock
 from datamill.errors import ErrorCategory, NotFound, ProviderError, UpstreamFailed
 from datamill.gateway.requests import GatewayRequest
 from datamill.nlp.tokens import estimate_request_tokens
+from datamill.protocol.responses import FINAL_EVENTS
 from datamill.providers.base import (
     ChatChunk,
     Endpoint,
@@ -31,7 +32,8 @@ from datamill.providers.base import (
     ProviderStream,
     Usage,
 )
-from datamill.providers.sse import DONE, encode_data
+from datamill.providers.responses import respond, stream_response
+from datamill.providers.sse import DONE, encode_data, encode_event
 from datamill.scheduler.gate import Permit
 from datamill.scheduler.router import Attempts, Route, Router
 
@@ -134,7 +136,13 @@ class GatewayService:
             answer: ProviderResponse | ProviderStream
             try:
                 async with asyncio.timeout(call.timeout):
-                    if request.stream:
+                    if request.endpoint is Endpoint.responses:
+                        answer = await (
+                            stream_response(handle.provider, call)
+                            if request.stream
+                            else respond(handle.provider, call)
+                        )
+                    elif request.stream:
                         answer = await handle.provider.stream(call)
                     elif request.endpoint is Endpoint.embeddings:
                         answer = await handle.provider.embed(call)
@@ -175,10 +183,20 @@ class GatewayService:
         first_token: float | None = None
         error: ProviderError | None = None
         finished = False
+        responses = request.endpoint is Endpoint.responses
+        sequence = 0
         try:
             async for chunk in stream.chunks:
                 if first_token is None:
                     first_token = time.monotonic() - started
+                if responses:
+                    # Responses events go on as they are; the last one carries the usage.
+                    sequence = int(chunk.get("sequence_number") or sequence) + 1
+                    final = chunk.get("response") if chunk.get("type") in FINAL_EVENTS else None
+                    if isinstance(final, dict) and final.get("usage"):
+                        usage = Usage.of(final)
+                    yield encode_event(str(chunk.get("type")), chunk)
+                    continue
                 reported = chunk.get("usage")
                 if reported:
                     usage = Usage.of(chunk)
@@ -188,10 +206,14 @@ class GatewayService:
                     chunk = _without_usage(chunk)
                 yield encode_data(chunk)
             finished = True
-            yield DONE
+            if not responses:
+                yield DONE
         except ProviderError as exc:
             error = exc
             log.warning("stream from %s failed midway: %s", route.handle.name, exc.message)
+            if responses:
+                yield encode_event("error", _error_event(exc, sequence))
+                return
             yield encode_data(
                 {
                     "error": {
@@ -271,6 +293,17 @@ def _call_for(request: GatewayRequest, route: Route) -> ProviderCall:
     if route.upstream_model == request.model and not request.stream:
         return ProviderCall(request.endpoint, request.body, timeout, raw=request.raw)
     return ProviderCall(request.endpoint, {**request.body, "model": route.upstream_model}, timeout)
+
+
+def _error_event(error: ProviderError, sequence: int) -> dict[str, Any]:
+    """Responses' ``error`` event, for a stream that failed midway."""
+    return {
+        "type": "error",
+        "code": error.category.value,
+        "message": error.message,
+        "param": None,
+        "sequence_number": sequence,
+    }
 
 
 def _without_usage(chunk: ChatChunk) -> ChatChunk:
