@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from datamill.errors import ErrorCategory, ProviderError
-from datamill.providers.fields import NO, YES, FieldTable, partial
+from datamill.providers.fields import NO, YES, FieldSupport, FieldTable, Support, partial
+
+
+def _as(note: str) -> FieldSupport:
+    return FieldSupport(Support.yes, note)
+
 
 # OpenAI's Responses request body ("Create a model response"), and what translation makes
 # of each field.
@@ -21,13 +26,13 @@ RESPONSE_FIELDS: FieldTable = {
         "text, messages (input_text, input_image, input_file with file_data), function_call "
         "and function_call_output items; reasoning items are skipped; item_reference rejected"
     ),
-    "instructions": partial("as a leading system message"),
+    "instructions": _as("as a leading system message"),
     "background": NO,
     "conversation": NO,
     "include": partial("reasoning.encrypted_content only (there is none to include)"),
-    "max_output_tokens": partial("as max_completion_tokens"),
+    "max_output_tokens": _as("as max_completion_tokens"),
     "max_tool_calls": NO,
-    "metadata": partial("kept on the response, not sent"),
+    "metadata": _as("kept on the response, not sent"),
     "parallel_tool_calls": YES,
     "previous_response_id": NO,
     "prompt": NO,
@@ -35,9 +40,9 @@ RESPONSE_FIELDS: FieldTable = {
     "reasoning": partial("effort as reasoning_effort; summary rejected"),
     "safety_identifier": YES,
     "service_tier": YES,
-    "store": partial("decides whether datamill keeps the response (GET /v1/responses/{id})"),
+    "store": _as("decides whether datamill keeps the response (GET /v1/responses/{id})"),
     "stream": YES,
-    "stream_options": partial("accepted, nothing to obfuscate"),
+    "stream_options": _as("accepted, nothing to obfuscate"),
     "temperature": YES,
     "text": partial("format json_schema and json_object as response_format; verbosity"),
     "tool_choice": partial("auto, none, required and a named function"),
