@@ -22,6 +22,7 @@ class StoredResponse:
     model: str  # what the client asked for
     deployment: str | None  # who answered
     body: bytes  # the response object as JSON
+    input: bytes  # the input items that led to it, earlier turns included, as a JSON array
     created_at: float
 
 
@@ -36,6 +37,7 @@ async def save_response(database: Database, response: StoredResponse) -> None:
             model=response.model,
             deployment=response.deployment,
             body=response.body,
+            input=response.input,
             created_at=response.created_at,
         )
         .on_conflict_do_nothing(index_elements=["id"])
@@ -44,11 +46,23 @@ async def save_response(database: Database, response: StoredResponse) -> None:
         await conn.execute(statement)
 
 
-async def get_response(database: Database, response_id: str, *, project_id: str) -> bytes | None:
-    """The stored body of ``response_id``, or None."""
-    query = select(stored_responses.c.body).where(
+async def get_response(
+    database: Database, response_id: str, *, project_id: str
+) -> StoredResponse | None:
+    """The stored response ``response_id``, or None."""
+    query = select(stored_responses).where(
         stored_responses.c.id == response_id, stored_responses.c.project_id == project_id
     )
     async with database.read() as conn:
-        body = await conn.scalar(query)
-    return bytes(body) if body is not None else None
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return StoredResponse(
+        id=row.id,
+        project_id=row.project_id,
+        model=row.model,
+        deployment=row.deployment,
+        body=bytes(row.body),
+        input=bytes(row.input),
+        created_at=row.created_at,
+    )

@@ -243,7 +243,8 @@ gateway_calls = Table(
 )
 
 # A response object the gateway answered on /v1/responses with ``store`` true, kept verbatim
-# for GET /v1/responses/{id}.
+# for GET /v1/responses/{id}; with the input items that led to it (the earlier turns' too),
+# so that a request naming it as ``previous_response_id`` continues the conversation.
 stored_responses = Table(
     "stored_responses",
     metadata,
@@ -252,6 +253,7 @@ stored_responses = Table(
     Column("model", String(256), nullable=False),
     Column("deployment", String(128), nullable=True),
     Column("body", LargeBinary, nullable=False),
+    Column("input", LargeBinary, nullable=False),  # a JSON array of input items
     Column("created_at", Float, nullable=False),
     Index(None, "created_at"),
 )

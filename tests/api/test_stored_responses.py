@@ -6,6 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from datamill.storage.responses import get_response
+from datamill.storage.schema import DEFAULT_PROJECT_ID
 from tests.api.conftest import assert_error
 
 SIM = {
@@ -105,3 +107,54 @@ async def test_bad_requests_are_400s_naming_the_field(make_api, body, param):
     answer = await api.client.post("/v1/responses", json=body)
 
     assert_error(answer, 400, param=param)
+
+
+async def test_previous_response_id_continues_a_kept_response(make_api):
+    api = await make_api([SIM])
+    first = await api.client.post(
+        "/v1/responses",
+        json={"model": "cheap", "instructions": "Be brief.", "input": "My name is Ada."},
+    )
+    first_id = first.json()["id"]
+
+    second = await api.client.post(
+        "/v1/responses",
+        json={"model": "cheap", "input": "What is my name?", "previous_response_id": first_id},
+    )
+    third = await api.client.post(
+        "/v1/responses",
+        json={
+            "model": "cheap",
+            "input": [{"role": "user", "content": "And again?"}],
+            "previous_response_id": second.json()["id"],
+            "stream": True,
+        },
+    )
+
+    assert second.status_code == 200, second.text
+    assert third.status_code == 200, third.text
+    final = events_of(third.text)[-1]["response"]
+    stored = await get_response(api.runtime.database, final["id"], project_id=DEFAULT_PROJECT_ID)
+    turns = orjson.loads(stored.input)
+    assert [(t.get("type", "message"), t["role"]) for t in turns] == [
+        ("message", "user"),
+        ("message", "assistant"),
+        ("message", "user"),
+        ("message", "assistant"),
+        ("message", "user"),
+    ]
+    assert turns[0]["content"] == "My name is Ada."
+    assert turns[1]["content"] == first.json()["output"][0]["content"]
+    assert turns[-1]["content"] == "And again?"
+
+
+async def test_a_previous_response_id_not_kept_here_cannot_be_translated(make_api):
+    api = await make_api([SIM])
+
+    answer = await api.client.post(
+        "/v1/responses",
+        json={"model": "cheap", "input": "x", "previous_response_id": "resp_elsewhere"},
+    )
+
+    error = assert_error(answer, 400, param="previous_response_id")
+    assert "no response with this id is kept here" in error["message"]

@@ -34,7 +34,9 @@ RESPONSE_FIELDS: FieldTable = {
     "max_tool_calls": NO,
     "metadata": _as("kept on the response, not sent"),
     "parallel_tool_calls": YES,
-    "previous_response_id": NO,
+    "previous_response_id": partial(
+        "gateway calls naming a response kept here (store true): its turns are sent as input"
+    ),
     "prompt": NO,
     "prompt_cache_key": YES,
     "reasoning": partial("effort as reasoning_effort; summary rejected"),
@@ -78,8 +80,8 @@ _WHY = {
     "the foreground",
     "conversation": "conversations are state datamill does not keep",
     "max_tool_calls": "chat completions cannot cap built-in tool calls",
-    "previous_response_id": "datamill keeps no conversation state for translated responses; "
-    "send the earlier turns in input",
+    "previous_response_id": "no response with this id is kept here (the gateway keeps those "
+    "it answered with store true; batches keep none); send the earlier turns in input",
     "prompt": "stored prompt templates live at OpenAI",
     "top_logprobs": "logprobs are not translated",
     "truncation": "only truncation 'disabled' can be expressed",

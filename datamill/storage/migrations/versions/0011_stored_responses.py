@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("model", sa.String(256), nullable=False),
         sa.Column("deployment", sa.String(128), nullable=True),
         sa.Column("body", sa.LargeBinary, nullable=False),
+        sa.Column("input", sa.LargeBinary, nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stored_responses")),
     )
