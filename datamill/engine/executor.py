@@ -15,6 +15,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 
@@ -23,7 +24,7 @@ from datamill.engine.deadlines import CallDeadlines
 from datamill.engine.outcomes import answered, failed
 from datamill.engine.retry import backoff_delay
 from datamill.errors import ErrorCategory, ProviderError
-from datamill.nlp.tokens import estimate_request_tokens
+from datamill.nlp.tokens import estimate_request_tokens, estimate_response_tokens
 from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse
 from datamill.providers.responses import respond
 from datamill.scheduler.limits import AdjustableLimit
@@ -114,7 +115,7 @@ class RequestExecutor:
                             call = self._build_call(request, body, route, policy)
                             built[route.handle.name] = call
                         if tokens is None and route.handle.gate.counts_tokens:
-                            tokens = sum(estimate_request_tokens(body))
+                            tokens = sum(_estimate(policy.endpoint)(body))
                         outcome = await self._call_once(
                             route,
                             call,
@@ -265,6 +266,13 @@ class RequestExecutor:
     def _closed(self, request: LeasedRequest, code: str, tries: int) -> RequestResult:
         error = ProviderError(ErrorCategory.bad_request, CLOSING_MESSAGES.get(code, code))
         return replace(self._failure(request, None, error, tries=tries), error_code=code)
+
+
+def _estimate(endpoint: Endpoint) -> Callable[[dict[str, Any]], tuple[int, int]]:
+    """How a call's tokens are estimated for token budgets."""
+    if endpoint is Endpoint.responses:
+        return estimate_response_tokens
+    return estimate_request_tokens
 
 
 def _bad_body() -> ProviderError:

@@ -22,7 +22,7 @@ from typing import Any
 from datamill.clock import Clock
 from datamill.errors import ErrorCategory, NotFound, ProviderError, UpstreamFailed
 from datamill.gateway.requests import GatewayRequest
-from datamill.nlp.tokens import estimate_request_tokens
+from datamill.nlp.tokens import estimate_request_tokens, estimate_response_tokens
 from datamill.protocol.responses import FINAL_EVENTS
 from datamill.providers.base import (
     ChatChunk,
@@ -130,7 +130,9 @@ class GatewayService:
             route = attempts.next()
             handle = route.handle
             if tokens is None and handle.gate.counts_tokens:
-                tokens = sum(estimate_request_tokens(request.body))
+                responses = request.endpoint is Endpoint.responses
+                estimate = estimate_response_tokens if responses else estimate_request_tokens
+                tokens = sum(estimate(request.body))
             call = _call_for(request, route)
             permit = await handle.gate.acquire(tokens or 0, interactive=True)
             answer: ProviderResponse | ProviderStream

@@ -1,6 +1,7 @@
 """The Responses API end to end: the official `openai` SDK (and LangChain) against `datamill
 serve`, passed through to a mock upstream that has /v1/responses, and translated to chat
-completions for one that does not, for Anthropic's wire format, and for the `sim` provider."""
+completions for one that does not, for Anthropic's and Gemini's wire formats, and for the
+`sim` provider."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ MODELS = {
     "gpt-pass": ("oa-pass", True),
     "gpt-chat": ("oa-chat", False),
     "claude-mock": ("claude", False),
+    "gemini-mock": ("gem", False),
     "sim-mock": ("sim", False),
 }
 TOOL = {
@@ -42,6 +44,7 @@ def mocks() -> Iterator[dict[str, MockProviderProcess]]:
     started = {
         "openai": MockProviderProcess().start(),
         "anthropic": MockProviderProcess(module="datamill.testing.mock_anthropic").start(),
+        "gemini": MockProviderProcess(module="datamill.testing.mock_gemini").start(),
     }
     try:
         yield started
@@ -74,6 +77,14 @@ def server(
                 "base_url": mocks["anthropic"].url,
                 "model": "claude-sonnet-4-5",
                 "alias": "claude-mock",
+            },
+            {
+                "name": "gem",
+                "provider": "gemini",
+                "api_key_env": "MOCK_PROVIDER_KEY",
+                "base_url": mocks["gemini"].url,
+                "model": "gemini-2.5-flash",
+                "alias": "gemini-mock",
             },
             {"name": "sim", "provider": "sim", "model": "sim-1", "alias": "sim-mock"},
         ],
