@@ -255,3 +255,31 @@ def test_a_stream_cut_by_length_ends_incomplete():
 
     assert events[-1]["type"] == "response.incomplete"
     assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert events[-1]["response"]["output"][0]["status"] == "incomplete"
+
+
+def test_a_streamed_refusal_is_its_own_content_part():
+    builder = ResponseEvents({"model": "m", "input": "x"}, created_at=1.0)
+    events = builder.feed(chunk({"content": "Well"}))
+    events += builder.feed(chunk({"refusal": "I can't"}))
+    events += builder.feed(chunk({"refusal": " help."}, "stop")) + builder.finish()
+
+    kinds = [e["type"] for e in events]
+    assert kinds[2:] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.content_part.added",
+        "response.refusal.delta",
+        "response.refusal.delta",
+        "response.refusal.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.get("content_index") for e in events[3:12]] == [0, 0, 0, 0, 1, 1, 1, 1, 1]
+    assert events[-4]["refusal"] == "I can't help."
+    [message] = events[-1]["response"]["output"]
+    assert message["content"][1] == {"type": "refusal", "refusal": "I can't help."}

@@ -18,6 +18,7 @@ from datamill.protocol.responses import (
     FunctionCall,
     OutputItem,
     OutputMessage,
+    OutputRefusal,
     OutputText,
     ResponseObject,
     ResponseStatus,
@@ -41,6 +42,7 @@ class ResponseEvents:
     _sequence: int = 0
     _output: list[OutputItem] = field(default_factory=list)
     _text: OutputMessage | None = None  # the message item being streamed, if any
+    _open_part: int = 0  # the message's parts before this one are done
     _calls: dict[int, _Call] = field(default_factory=dict)  # by the chunk's tool call index
     _finish: str | None = None
     _usage: dict[str, Any] | None = None
@@ -61,7 +63,9 @@ class ResponseEvents:
                 continue
             delta = choice.get("delta") or {}
             if delta.get("content"):
-                events += self._text_delta(str(delta["content"]))
+                events += self._part_delta("output_text", str(delta["content"]))
+            if delta.get("refusal"):
+                events += self._part_delta("refusal", str(delta["refusal"]))
             for call in delta.get("tool_calls") or ():
                 events += self._call_delta(call)
             if choice.get("finish_reason"):
@@ -71,7 +75,8 @@ class ResponseEvents:
     def finish(self) -> list[Event]:
         """The closing events, once the chat stream ended."""
         events = [] if self._response is not None else self.feed({})
-        events += self._close_text()
+        cut = self._finish in ("length", "content_filter")
+        events += self._close_text(ResponseStatus.incomplete if cut else ResponseStatus.completed)
         for call in self._calls.values():
             item = call.item
             events.append(
@@ -99,50 +104,57 @@ class ResponseEvents:
 
     # -- items -----------------------------------------------------------------------------
 
-    def _text_delta(self, text: str) -> list[Event]:
+    def _part_delta(self, kind: str, text: str) -> list[Event]:
+        """``text`` added to the message's open part of ``kind`` (output_text or refusal),
+        opening the message, or a new part, as needed."""
         events: list[Event] = []
         if self._text is None:
             self._text = OutputMessage(id=new_response_item_id("msg"), status="in_progress")
             self._output.append(self._text)
             events.append(self._item_event("response.output_item.added", self._text))
-            events.append(self._part_event("response.content_part.added", OutputText(text="")))
-            self._text.content.append(OutputText(text=""))
-        part = self._text.content[0]
-        assert isinstance(part, OutputText)
-        part.text += text
-        events.append(
-            self._event(
-                "response.output_text.delta",
-                item_id=self._text.id,
-                output_index=self._output.index(self._text),
-                content_index=0,
-                delta=text,
-                logprobs=[],
+        parts = self._text.content
+        if not parts or parts[-1].type != kind:
+            events += self._close_part()
+            part: OutputText | OutputRefusal = (
+                OutputText(text="") if kind == "output_text" else OutputRefusal(refusal="")
             )
-        )
+            events.append(self._part_event("response.content_part.added", part))
+            parts.append(part)
+        fields: dict[str, Any] = {"delta": text}
+        current = parts[-1]
+        if isinstance(current, OutputText):
+            current.text += text
+            fields["logprobs"] = []
+        else:
+            current.refusal += text
+        delta = "response.output_text.delta" if kind == "output_text" else "response.refusal.delta"
+        events.append(self._event(delta, **self._where(), **fields))
         return events
 
-    def _close_text(self) -> list[Event]:
+    def _close_part(self) -> list[Event]:
+        """The done events of the message's open part, if it has one."""
+        assert self._text is not None
+        if self._open_part == len(self._text.content):
+            return []
+        part = self._text.content[-1]
+        self._open_part = len(self._text.content)
+        if isinstance(part, OutputText):
+            done = self._event(
+                "response.output_text.done", **self._where(), text=part.text, logprobs=[]
+            )
+        else:
+            done = self._event("response.refusal.done", **self._where(), refusal=part.refusal)
+        return [done, self._part_event("response.content_part.done", part)]
+
+    def _close_text(self, status: ResponseStatus = ResponseStatus.completed) -> list[Event]:
         message = self._text
         if message is None:
             return []
-        part = message.content[0]
-        assert isinstance(part, OutputText)
-        index = self._output.index(message)
-        events = [
-            self._event(
-                "response.output_text.done",
-                item_id=message.id,
-                output_index=index,
-                content_index=0,
-                text=part.text,
-                logprobs=[],
-            ),
-            self._part_event("response.content_part.done", part),
-        ]
-        message.status = ResponseStatus.completed
-        events.append(self._item_event("response.output_item.done", message, index))
+        events = self._close_part()
+        message.status = status
+        events.append(self._item_event("response.output_item.done", message))
         self._text = None
+        self._open_part = 0
         return events
 
     def _call_delta(self, call: dict[str, Any]) -> list[Event]:
@@ -186,12 +198,18 @@ class ResponseEvents:
         position = self._output.index(item) if index is None else index
         return self._event(kind, output_index=position, item=item.model_dump(mode="json"))
 
-    def _part_event(self, kind: str, part: OutputText) -> Event:
+    def _where(self) -> dict[str, Any]:
+        """Where the message's last part is: item, output index, content index."""
         assert self._text is not None
-        return self._event(
-            kind,
-            item_id=self._text.id,
-            output_index=self._output.index(self._text),
-            content_index=0,
-            part=part.model_dump(mode="json"),
-        )
+        return {
+            "item_id": self._text.id,
+            "output_index": self._output.index(self._text),
+            "content_index": max(0, len(self._text.content) - 1),
+        }
+
+    def _part_event(self, kind: str, part: OutputText | OutputRefusal) -> Event:
+        assert self._text is not None
+        where = self._where()
+        if kind == "response.content_part.added":
+            where["content_index"] = len(self._text.content)  # the part is not in it yet
+        return self._event(kind, **where, part=part.model_dump(mode="json"))
