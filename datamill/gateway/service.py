@@ -94,8 +94,8 @@ class GatewayService:
         self._rng = rng or random.Random()
 
     async def complete(self, request: GatewayRequest) -> GatewayAnswer:
-        """A chat completion (not streamed) or embeddings, from the first deployment of the
-        plan that answers."""
+        """A chat completion or a response (not streamed), or embeddings, from the first
+        deployment of the plan that answers."""
         started = time.monotonic()
         response, route, _ = await self._first_answer(request, started)
         assert isinstance(response, ProviderResponse)
@@ -103,7 +103,8 @@ class GatewayService:
         return GatewayAnswer(response.body, route.handle.name, response.request_id)
 
     async def open_stream(self, request: GatewayRequest) -> GatewayStream:
-        """A streamed chat completion, once a deployment accepted it."""
+        """A streamed chat completion (chunks) or response (Responses events), once a
+        deployment accepted it."""
         started = time.monotonic()
         stream, route, permit = await self._first_answer(request, started)
         assert isinstance(stream, ProviderStream)

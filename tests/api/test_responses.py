@@ -316,6 +316,26 @@ def test_a_batch_on_the_responses_endpoint(client, model):
         assert body["usage"]["total_tokens"] > 0
 
 
+def test_a_responses_batch_cannot_run_natively(client):
+    line = {
+        "custom_id": "n",
+        "method": "POST",
+        "url": "/v1/responses",
+        "body": {"model": "gpt-chat", "input": "x"},
+    }
+    file = client.files.create(file=("input.jsonl", orjson.dumps(line)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=file.id,
+        endpoint="/v1/responses",
+        completion_window="24h",
+        extra_body={"datamill": {"mode": "native"}},
+    )
+
+    done = wait_for(client, batch.id)
+    assert done.status == "failed"
+    assert [e.code for e in done.errors.data] == ["native_batch_unsupported"]
+
+
 def test_a_batch_line_translation_refuses_ends_in_the_error_file(client):
     line = {
         "custom_id": "bad",
