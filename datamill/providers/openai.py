@@ -1,6 +1,8 @@
 """The `openai` provider: any OpenAI-compatible API (OpenAI, Groq, Cerebras, OpenRouter,
 Together, vLLM, Ollama, llama.cpp). Request bodies go through unchanged (only ``model`` is
-rewritten when the deployment names an upstream model); answers come back verbatim."""
+rewritten when the deployment names an upstream model); answers come back verbatim.
+Responses calls go to ``/responses`` when the options say the server has it; otherwise
+providers/responses translates them to chat completions before they get here."""
 
 from __future__ import annotations
 
