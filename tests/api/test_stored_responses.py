@@ -6,6 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from datamill.errors import ErrorCategory, ProviderError
+from datamill.providers.base import ProviderCall, ProviderStream
 from datamill.storage.responses import get_response
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from tests.api.conftest import assert_error
@@ -158,3 +160,35 @@ async def test_a_previous_response_id_not_kept_here_cannot_be_translated(make_ap
 
     error = assert_error(answer, 400, param="previous_response_id")
     assert "no response with this id is kept here" in error["message"]
+
+
+async def test_a_stream_that_fails_midway_ends_with_an_error_event(make_api, monkeypatch):
+    api = await make_api([SIM])
+    provider = api.runtime.router.get("sim").provider
+
+    async def failing_stream(call: ProviderCall) -> ProviderStream:
+        async def chunks():
+            yield {"model": "sim-1", "choices": [{"index": 0, "delta": {"content": "Hel"}}]}
+            raise ProviderError(ErrorCategory.connection, "the upstream went away")
+
+        async def close() -> None:
+            return None
+
+        return ProviderStream(chunks=chunks(), request_id="req_1", close=close)
+
+    monkeypatch.setattr(provider, "stream", failing_stream)
+
+    answer = await api.client.post(
+        "/v1/responses", json={"model": "cheap", "input": "hi", "stream": True}
+    )
+
+    events = events_of(answer.text)
+    assert events[-1] == {
+        "type": "error",
+        "code": "connection",
+        "message": "the upstream went away",
+        "param": None,
+        "sequence_number": len(events) - 1,
+    }
+    assert "response.output_text.delta" in [e["type"] for e in events]
+    assert not any(e["type"] == "response.completed" for e in events)
