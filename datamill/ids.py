@@ -37,6 +37,16 @@ def new_sample_id() -> str:
     return f"smp_{secrets.token_hex(12)}"
 
 
+def new_response_id() -> str:
+    """A response object the gateway made by translating a chat completion."""
+    return f"resp_{secrets.token_hex(24)}"
+
+
+def new_response_item_id(kind: str) -> str:
+    """An output item of such a response: ``msg`` (message) or ``fc`` (function call)."""
+    return f"{kind}_{secrets.token_hex(24)}"
+
+
 def new_provider_request_id() -> str:
     """Used when a provider answered without a request id of its own."""
     return f"req_{secrets.token_hex(16)}"

@@ -25,6 +25,7 @@ from datamill.engine.service import BatchService
 from datamill.engine.worker import Worker, WorkerOptions
 from datamill.errors import StorageError
 from datamill.gateway.accounting import CallLog
+from datamill.gateway.responses import ResponsesService
 from datamill.gateway.service import GatewayService
 from datamill.plugins import create_provider
 from datamill.providers.base import ProviderContext
@@ -70,6 +71,7 @@ class Runtime:
         self.files = FileService(database, self.blobs, settings, clock)
         self.call_log = CallLog(database, router)
         self.gateway = GatewayService(router, clock, on_call=self.call_log.record)
+        self.responses = ResponsesService(self.gateway, database, clock)
         self.batches = BatchService(self.engine)
         self.event_stream = EventStreamService(self.event_hub, self.batches)
         self.insights = BatchInsights(database, self.batches)

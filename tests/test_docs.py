@@ -516,6 +516,14 @@ def test_the_field_table_is_the_adapters_own():
     assert markdown_table(embedders, EMBEDDING_FIELDS) in text
 
 
+def test_the_responses_translation_table_is_the_code_s_own():
+    from datamill.providers.fields import markdown_table
+    from datamill.providers.responses import RESPONSE_FIELDS
+
+    text = section(read("docs/providers.md"), "### The Responses API")
+    assert markdown_table({"translated": RESPONSE_FIELDS}, tuple(RESPONSE_FIELDS)) in text
+
+
 # -- dedup.md -------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from datamill.api.routes import (
     generation,
     health,
     operations,
+    responses,
 )
 from datamill.clock import Clock
 from datamill.engine.worker import Worker
@@ -122,6 +123,7 @@ def create_app(
         batches,
         batch_insights,
         chat,
+        responses,
         health,
         operations,
         deployments,

@@ -15,7 +15,9 @@ from datamill.storage.records import BatchRecord
 
 EndpointOption = Annotated[
     str | None,
-    typer.Option(help="/v1/chat/completions or /v1/embeddings (default: the first line's url)"),
+    typer.Option(
+        help="/v1/chat/completions, /v1/embeddings or /v1/responses (default: the first line's url)"
+    ),
 ]
 
 ModeOption = Annotated[

@@ -15,6 +15,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 
@@ -24,8 +25,9 @@ from datamill.engine.deadlines import CallDeadlines
 from datamill.engine.outcomes import answered, failed
 from datamill.engine.retry import backoff_delay
 from datamill.errors import ErrorCategory, ProviderError
-from datamill.nlp.tokens import estimate_request_tokens
+from datamill.nlp.tokens import estimate_request_tokens, estimate_response_tokens
 from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse, Usage
+from datamill.providers.responses import respond
 from datamill.scheduler.limits import AdjustableLimit
 from datamill.scheduler.pricing import call_cost
 from datamill.scheduler.router import Attempts, Route, Router
@@ -115,8 +117,10 @@ class RequestExecutor:
                             call = self._build_call(request, body, route, policy)
                             built[route.handle.name] = call
                         if tokens is None and route.handle.gate.counts_tokens:
-                            tokens = sum(estimate_request_tokens(body))
-                        reservation = await self._reserve(budgets, request.batch_id, body, route)
+                            tokens = sum(_estimate(policy.endpoint)(body))
+                        reservation = await self._reserve(
+                            budgets, request.batch_id, body, route, policy.endpoint
+                        )
                         if reservation is None:
                             code = "budget_exhausted"
                         elif (code := closing(request.batch_id)) is not None:
@@ -170,12 +174,16 @@ class RequestExecutor:
 
     @staticmethod
     async def _reserve(
-        budgets: BudgetLedger | None, batch_id: str, body: dict[str, object], route: Route
+        budgets: BudgetLedger | None,
+        batch_id: str,
+        body: dict[str, Any],
+        route: Route,
+        endpoint: Endpoint,
     ) -> Reservation | None:
         """The call's share of its batch's budget (None: the budget is spent)."""
         if budgets is None or not budgets.budgeted(batch_id):
             return Reservation.free(batch_id)
-        prompt, output = estimate_request_tokens(body)
+        prompt, output = _estimate(endpoint)(body)
         usage = Usage(input_tokens=prompt, output_tokens=output)
         return await budgets.admit(batch_id, call_cost(route.handle.config, usage))
 
@@ -203,6 +211,8 @@ class RequestExecutor:
         try:
             if call.endpoint is Endpoint.embeddings:
                 response = await provider.embed(call)
+            elif call.endpoint is Endpoint.responses:
+                response = await respond(provider, call)
             else:
                 response = await provider.complete(call)
         except asyncio.CancelledError:
@@ -297,6 +307,13 @@ def _cost(route: Route, outcome: ProviderResponse | ProviderError | None) -> flo
     if isinstance(outcome, ProviderResponse):
         return call_cost(route.handle.config, outcome.usage)
     return None
+
+
+def _estimate(endpoint: Endpoint) -> Callable[[dict[str, Any]], tuple[int, int]]:
+    """How a call's tokens are estimated for token budgets."""
+    if endpoint is Endpoint.responses:
+        return estimate_response_tokens
+    return estimate_request_tokens
 
 
 def _bad_body() -> ProviderError:

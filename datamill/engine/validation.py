@@ -37,7 +37,13 @@ log = logging.getLogger("datamill.engine")
 MAX_REPORTED_ERRORS = 100
 _STAGE_CHUNK = 2000
 _YIELD_EVERY = 100
-_REQUIRED_BODY_FIELD = {Endpoint.chat_completions: "messages", Endpoint.embeddings: "input"}
+_REQUIRED_BODY_FIELD = {
+    Endpoint.chat_completions: "messages",
+    Endpoint.embeddings: "input",
+    Endpoint.responses: "input",
+}
+# Endpoints native batches can carry (every provider's batch API takes chat completions).
+_NATIVE_ENDPOINTS = frozenset({Endpoint.chat_completions, Endpoint.embeddings})
 
 
 @dataclass(slots=True)
@@ -200,15 +206,16 @@ async def check_lines(
         if checked is None:
             continue
         custom_id, model, body, plan = checked
-        route = native_route(plan)
+        route = native_route(plan) if endpoint in _NATIVE_ENDPOINTS else None
         handle = (route or plan.routes[0]).handle
         if native and route is None:
             report.add(
                 line.number,
                 "native_batch_unsupported",
                 f"model {model!r} is served by deployment {handle.name!r} (provider "
-                f"{handle.config.provider!r}), which has no native batch API; use mode "
-                "online or auto, or route this model to a deployment that has one",
+                f"{handle.config.provider!r}), which has no native batch API for "
+                f"{endpoint.value}; use mode online or auto, or route this model to a "
+                "deployment that has one",
                 "body.model",
             )
             continue
@@ -235,7 +242,8 @@ async def _check_and_stage(
     deployments: dict[str, DeploymentHandle] = {}
     chunks = context.blobs.read(file_id)
     async for checked in check_lines(context, chunks, endpoint, report, native=native):
-        deployments.setdefault(checked.handle.name, checked.handle)
+        if endpoint in _NATIVE_ENDPOINTS:  # the others always run online
+            deployments.setdefault(checked.handle.name, checked.handle)
         if first_model is None:
             first_model = checked.model
         if len(models) < 2:

@@ -43,7 +43,10 @@ def parse_request(raw: bytes, endpoint: Endpoint) -> GatewayRequest:
     if endpoint is Endpoint.embeddings:
         _check_input(body)
         return GatewayRequest(endpoint, body, raw, model)
-    _check_messages(body)
+    if endpoint is Endpoint.responses:
+        _check_input(body)
+    else:
+        _check_messages(body)
     stream = body.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise _invalid("stream", "a boolean")

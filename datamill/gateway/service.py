@@ -22,7 +22,8 @@ from typing import Any
 from datamill.clock import Clock
 from datamill.errors import ErrorCategory, NotFound, ProviderError, UpstreamFailed
 from datamill.gateway.requests import GatewayRequest
-from datamill.nlp.tokens import estimate_request_tokens
+from datamill.nlp.tokens import estimate_request_tokens, estimate_response_tokens
+from datamill.protocol.responses import FINAL_EVENTS
 from datamill.providers.base import (
     ChatChunk,
     Endpoint,
@@ -31,7 +32,8 @@ from datamill.providers.base import (
     ProviderStream,
     Usage,
 )
-from datamill.providers.sse import DONE, encode_data
+from datamill.providers.responses import respond, stream_response
+from datamill.providers.sse import DONE, encode_data, encode_event
 from datamill.scheduler.gate import Permit
 from datamill.scheduler.router import Attempts, Route, Router
 
@@ -92,8 +94,8 @@ class GatewayService:
         self._rng = rng or random.Random()
 
     async def complete(self, request: GatewayRequest) -> GatewayAnswer:
-        """A chat completion (not streamed) or embeddings, from the first deployment of the
-        plan that answers."""
+        """A chat completion or a response (not streamed), or embeddings, from the first
+        deployment of the plan that answers."""
         started = time.monotonic()
         response, route, _ = await self._first_answer(request, started)
         assert isinstance(response, ProviderResponse)
@@ -101,7 +103,8 @@ class GatewayService:
         return GatewayAnswer(response.body, route.handle.name, response.request_id)
 
     async def open_stream(self, request: GatewayRequest) -> GatewayStream:
-        """A streamed chat completion, once a deployment accepted it."""
+        """A streamed chat completion (chunks) or response (Responses events), once a
+        deployment accepted it."""
         started = time.monotonic()
         stream, route, permit = await self._first_answer(request, started)
         assert isinstance(stream, ProviderStream)
@@ -128,13 +131,21 @@ class GatewayService:
             route = attempts.next()
             handle = route.handle
             if tokens is None and handle.gate.counts_tokens:
-                tokens = sum(estimate_request_tokens(request.body))
+                responses = request.endpoint is Endpoint.responses
+                estimate = estimate_response_tokens if responses else estimate_request_tokens
+                tokens = sum(estimate(request.body))
             call = _call_for(request, route)
             permit = await handle.gate.acquire(tokens or 0, interactive=True)
             answer: ProviderResponse | ProviderStream
             try:
                 async with asyncio.timeout(call.timeout):
-                    if request.stream:
+                    if request.endpoint is Endpoint.responses:
+                        answer = await (
+                            stream_response(handle.provider, call)
+                            if request.stream
+                            else respond(handle.provider, call)
+                        )
+                    elif request.stream:
                         answer = await handle.provider.stream(call)
                     elif request.endpoint is Endpoint.embeddings:
                         answer = await handle.provider.embed(call)
@@ -175,10 +186,20 @@ class GatewayService:
         first_token: float | None = None
         error: ProviderError | None = None
         finished = False
+        responses = request.endpoint is Endpoint.responses
+        sequence = 0
         try:
             async for chunk in stream.chunks:
                 if first_token is None:
                     first_token = time.monotonic() - started
+                if responses:
+                    # Responses events go on as they are; the last one carries the usage.
+                    sequence = int(chunk.get("sequence_number") or sequence) + 1
+                    final = chunk.get("response") if chunk.get("type") in FINAL_EVENTS else None
+                    if isinstance(final, dict) and final.get("usage"):
+                        usage = Usage.of(final)
+                    yield encode_event(str(chunk.get("type")), chunk)
+                    continue
                 reported = chunk.get("usage")
                 if reported:
                     usage = Usage.of(chunk)
@@ -188,10 +209,14 @@ class GatewayService:
                     chunk = _without_usage(chunk)
                 yield encode_data(chunk)
             finished = True
-            yield DONE
+            if not responses:
+                yield DONE
         except ProviderError as exc:
             error = exc
             log.warning("stream from %s failed midway: %s", route.handle.name, exc.message)
+            if responses:
+                yield encode_event("error", _error_event(exc, sequence))
+                return
             yield encode_data(
                 {
                     "error": {
@@ -271,6 +296,17 @@ def _call_for(request: GatewayRequest, route: Route) -> ProviderCall:
     if route.upstream_model == request.model and not request.stream:
         return ProviderCall(request.endpoint, request.body, timeout, raw=request.raw)
     return ProviderCall(request.endpoint, {**request.body, "model": route.upstream_model}, timeout)
+
+
+def _error_event(error: ProviderError, sequence: int) -> dict[str, Any]:
+    """Responses' ``error`` event, for a stream that failed midway."""
+    return {
+        "type": "error",
+        "code": error.category.value,
+        "message": error.message,
+        "param": None,
+        "sequence_number": sequence,
+    }
 
 
 def _without_usage(chunk: ChatChunk) -> ChatChunk:

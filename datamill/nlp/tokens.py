@@ -165,3 +165,21 @@ def estimate_request_tokens(body: Mapping[str, Any]) -> tuple[int, int]:
                 total += 1
         return total, 0
     return 0, 0
+
+
+def estimate_response_tokens(body: Mapping[str, Any]) -> tuple[int, int]:
+    """Return (input estimate, output budget) for a Responses body (/v1/responses): its
+    ``instructions``, ``input`` (text or items) and ``tools`` are the prompt, items and tools
+    as their JSON (a close, slightly high proxy); the budget is ``max_output_tokens``, else
+    `DEFAULT_OUTPUT_BUDGET`."""
+    budget = body.get("max_output_tokens")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        budget = DEFAULT_OUTPUT_BUDGET
+    prompt = 0
+    for key in ("instructions", "input", "tools"):
+        value = body.get(key)
+        if isinstance(value, str):
+            prompt += estimate_tokens(value)
+        elif value:
+            prompt += estimate_tokens(orjson.dumps(value).decode())
+    return prompt, budget

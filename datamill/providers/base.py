@@ -27,6 +27,7 @@ class Endpoint(StrEnum):
 
     chat_completions = "/v1/chat/completions"  # chat.completion objects
     embeddings = "/v1/embeddings"  # embedding lists
+    responses = "/v1/responses"  # response objects (passed through or translated to chat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,9 @@ class Capabilities:
     embeddings: bool = False
     streaming: bool = False
     native_batch: bool = False
+    # The upstream has OpenAI's /v1/responses: Responses calls pass through instead of being
+    # translated to chat completions (providers/responses).
+    responses: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +74,18 @@ class Usage:
     @classmethod
     def of(cls, answer: Any) -> Usage:
         """The usage an OpenAI-format answer reports (a chat completion, its last streamed
-        chunk, or an embeddings list); zeros when it reports none."""
+        chunk, an embeddings list, or a response object); zeros when it reports none."""
         usage = answer.get("usage") if isinstance(answer, dict) else None
         if not isinstance(usage, dict):
             return cls()
         prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
         completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
-        prompt_details = usage.get("prompt_tokens_details") or {}
-        completion_details = usage.get("completion_tokens_details") or {}
+        prompt_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+        completion_details = usage.get("completion_tokens_details") or usage.get(
+            "output_tokens_details"
+        )
+        prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
+        completion_details = completion_details if isinstance(completion_details, dict) else {}
         return cls(
             input_tokens=int(prompt),
             output_tokens=int(completion),
@@ -116,7 +124,8 @@ ChatChunk = dict[str, Any]
 
 @dataclass(slots=True)
 class ProviderStream:
-    """A streaming chat completion the provider accepted (it answered 2xx).
+    """A streaming chat completion the provider accepted (it answered 2xx). (A stream of
+    ``Endpoint.responses`` yields Responses events instead, see providers/responses.)
 
     ``chunks`` yields OpenAI ``chat.completion.chunk`` objects, whatever the provider's own
     event format; when the provider reports token usage, the last chunk carries it (with

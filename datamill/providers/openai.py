@@ -1,11 +1,14 @@
 """The `openai` provider: any OpenAI-compatible API (OpenAI, Groq, Cerebras, OpenRouter,
 Together, vLLM, Ollama, llama.cpp). Request bodies go through unchanged (only ``model`` is
-rewritten when the deployment names an upstream model); answers come back verbatim."""
+rewritten when the deployment names an upstream model); answers come back verbatim.
+Responses calls go to ``/responses`` when the options say the server has it; otherwise
+providers/responses translates them to chat completions before they get here."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +50,10 @@ class OpenAIOptions(BaseModel):
     native_batches: bool = True
     batch_max_requests: int = Field(default=MAX_REQUESTS, ge=1, le=MAX_REQUESTS)
     batch_max_bytes: int = Field(default=MAX_BYTES, ge=1024, le=MAX_BYTES)
+    # Whether the server has OpenAI's /v1/responses (OpenAI does; vLLM and Groq do, many
+    # others do not): Responses calls then pass through instead of being translated to chat
+    # completions. Unset: true for OpenAI's own API only.
+    responses_api: bool | None = None
 
 
 class OpenAIProvider:
@@ -72,6 +79,8 @@ class OpenAIProvider:
             )
         else:
             self.capabilities = replace(self.capabilities, native_batch=False)
+        if _has_responses_api(deployment, options):
+            self.capabilities = replace(self.capabilities, responses=True)
         self._http = http
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if deployment.api_key is not None:
@@ -82,11 +91,15 @@ class OpenAIProvider:
                 f"{deployment.base_url}/chat/completions", headers
             ),
             Endpoint.embeddings: http.prepare(f"{deployment.base_url}/embeddings", headers),
+            Endpoint.responses: http.prepare(f"{deployment.base_url}/responses", headers),
         }
-        self._stream_target = http.prepare(
-            f"{deployment.base_url}/chat/completions",
-            {**headers, "Accept": "text/event-stream"},
-        )
+        streaming = {**headers, "Accept": "text/event-stream"}
+        self._stream_targets = {
+            Endpoint.chat_completions: http.prepare(
+                f"{deployment.base_url}/chat/completions", streaming
+            ),
+            Endpoint.responses: http.prepare(f"{deployment.base_url}/responses", streaming),
+        }
 
     async def complete(self, call: ProviderCall) -> ProviderResponse:
         return await self._send(call)
@@ -95,10 +108,15 @@ class OpenAIProvider:
         return await self._send(call)
 
     async def stream(self, call: ProviderCall) -> ProviderStream:
-        # Usage is always asked for: the gateway accounts for it even when the client did not
-        # ask, and drops the usage chunk then.
-        body = {**call.body, "stream": True, "stream_options": {"include_usage": True}}
-        answer = await self._http.open_stream(self._stream_target, data=orjson.dumps(body))
+        if call.endpoint is Endpoint.responses:
+            # Responses events, passed on as they come; response.completed carries the usage.
+            body = {**call.body, "stream": True}
+        else:
+            # Usage is always asked for: the gateway accounts for it even when the client did
+            # not ask, and drops the usage chunk then.
+            body = {**call.body, "stream": True, "stream_options": {"include_usage": True}}
+        target = self._stream_targets[call.endpoint]
+        answer = await self._http.open_stream(target, data=orjson.dumps(body))
 
         async def close() -> None:
             answer.close()
@@ -159,6 +177,8 @@ async def _chunks(events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ChatC
         if not isinstance(chunk, dict):
             continue
         error = chunk.get("error")
+        if chunk.get("type") == "error":  # a Responses stream failing midway
+            error = chunk
         if error is not None:
             message = error.get("message") if isinstance(error, dict) else str(error)
             raise ProviderError(
@@ -167,6 +187,12 @@ async def _chunks(events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ChatC
                 body=chunk,
             )
         yield chunk
+
+
+def _has_responses_api(deployment: DeploymentConfig, options: OpenAIOptions) -> bool:
+    if options.responses_api is not None:
+        return options.responses_api
+    return urlsplit(str(deployment.base_url)).hostname == "api.openai.com"
 
 
 def parse_options(deployment: DeploymentConfig) -> OpenAIOptions:

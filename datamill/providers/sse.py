@@ -95,4 +95,9 @@ def encode_data(payload: object) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+def encode_event(name: str, payload: object) -> bytes:
+    """One named event (``event:`` then ``data:``), as OpenAI streams Responses events."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
 DONE = b"data: [DONE]\n\n"

@@ -242,6 +242,22 @@ gateway_calls = Table(
     Index(None, "created_at"),
 )
 
+# A response object the gateway answered on /v1/responses with ``store`` true, kept verbatim
+# for GET /v1/responses/{id}; with the input items that led to it (the earlier turns' too),
+# so that a request naming it as ``previous_response_id`` continues the conversation.
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("deployment", String(128), nullable=True),
+    Column("body", LargeBinary, nullable=False),
+    Column("input", LargeBinary, nullable=False),  # a JSON array of input items
+    Column("created_at", Float, nullable=False),
+    Index(None, "created_at"),
+)
+
 # The part of a running batch's output (or error) file written before the batch ends: its
 # blob's complete chunks, and the rendered bytes after them (``carry``). Every line up to
 # ``through_line`` is in those; finalization continues from there instead of from line 1.

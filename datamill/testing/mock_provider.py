@@ -1,7 +1,7 @@
 """A mock OpenAI-compatible provider: real HTTP on loopback, fault switches, call counters.
 
-Besides chat completions and embeddings it serves OpenAI's Files and Batches API
-(`mock_batches`), for native batch delegation.
+Besides chat completions and embeddings it serves OpenAI's Responses API (`mock_responses`)
+and its Files and Batches API (`mock_batches`), for native batch delegation.
 
 Run it with ``python -m datamill.testing.mock_provider --port 0``: it prints one line
 ``READY port=<port>`` once listening. Tests change its behaviour at any time with
@@ -35,6 +35,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from datamill.testing.mock_batches import MockBatches
+from datamill.testing.mock_responses import (
+    responses_answer,
+    responses_key,
+    responses_problem,
+    stream_responses,
+)
 
 MODEL_ID = "mock-model"
 DEFAULT_DIMENSIONS = 8
@@ -387,6 +393,9 @@ class MockProvider:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, _chat_key, _chat_problem, _chat_answer)
 
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, responses_key, responses_problem, responses_answer)
+
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, _embeddings_key, _embeddings_problem, _embeddings_answer)
 
@@ -404,10 +413,12 @@ class MockProvider:
             response = await self._respond(raw, answer_id, key_of, problem_of, answer)
             counters.by_status[response.status] += 1
             response.headers["x-request-id"] = f"req_{answer_id}"
-            if response.status == 200 and b'"stream"' in raw and answer is _chat_answer:
+            if response.status == 200 and b'"stream"' in raw:
                 options = orjson.loads(raw)
-                if options.get("stream") is True:
+                if options.get("stream") is True and answer is _chat_answer:
                     return await self._stream(request, response, options)
+                if options.get("stream") is True and answer is responses_answer:
+                    return await stream_responses(request, response)
         finally:
             counters.in_flight -= 1
         return response
@@ -579,6 +590,7 @@ def build_app(config: MockConfig) -> web.Application:
     app[MOCK_PROVIDER] = provider
     app.router.add_post("/v1/chat/completions", provider.chat_completions)
     app.router.add_post("/v1/embeddings", provider.embeddings)
+    app.router.add_post("/v1/responses", provider.responses)
     app.router.add_get("/v1/models", provider.models)
     app.router.add_get("/health", provider.health)
     app.router.add_get("/control", provider.get_control)
@@ -589,6 +601,7 @@ def build_app(config: MockConfig) -> web.Application:
     answers = {
         "/v1/chat/completions": (_chat_key, _chat_problem, _chat_answer),
         "/v1/embeddings": (_embeddings_key, _embeddings_problem, _embeddings_answer),
+        "/v1/responses": (responses_key, responses_problem, responses_answer),
     }
     MockBatches(provider, answers).add_routes(app)
     return app

@@ -9,6 +9,7 @@ from datamill.nlp.tokens import (
     IMAGE_TOKENS,
     estimate_message_tokens,
     estimate_request_tokens,
+    estimate_response_tokens,
     estimate_tokens,
 )
 
@@ -167,3 +168,21 @@ def test_request_tokens_for_embeddings_bodies() -> None:
     assert estimate_request_tokens({"input": [[1, 2, 3], [4]]}) == (4, 0)
     assert estimate_request_tokens({"input": [1, 2, 3]}) == (3, 0)
     assert estimate_request_tokens({"model": "m"}) == (0, 0)
+
+
+def test_a_responses_body_counts_its_instructions_input_and_tools():
+    text_only = {"model": "m", "input": "Hello there, how are you?"}
+    items = {
+        "model": "m",
+        "instructions": "Be brief.",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hello"}]}],
+        "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+        "max_output_tokens": 64,
+    }
+
+    prompt, budget = estimate_response_tokens(text_only)
+    assert prompt == estimate_tokens("Hello there, how are you?")
+    assert budget == DEFAULT_OUTPUT_BUDGET
+    prompt, budget = estimate_response_tokens(items)
+    assert prompt > estimate_tokens("Be brief. Hello")
+    assert budget == 64

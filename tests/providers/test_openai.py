@@ -417,3 +417,43 @@ async def test_an_error_event_midway_is_a_server_error(upstream, http):
     assert "overloaded midway" in caught.value.message
     sent = orjson.loads(upstream.seen[0].body)
     assert (sent["stream"], sent["stream_options"]) == (True, {"include_usage": True})
+
+
+@pytest.mark.parametrize(
+    ("base_url", "options", "expected"),
+    [
+        ("https://api.openai.com/v1", {}, True),
+        ("http://127.0.0.1:9/v1", {}, False),
+        ("http://127.0.0.1:9/v1", {"responses_api": True}, True),
+        ("https://api.openai.com/v1", {"responses_api": False}, False),
+    ],
+)
+async def test_whether_responses_pass_through(http, base_url, options, expected):
+    provider = provider_for(base_url, http, options=options)
+
+    assert provider.capabilities.responses is expected
+
+
+async def test_responses_usage_details_are_read(upstream, http):
+    upstream.body = orjson.dumps(
+        {
+            "id": "resp_1",
+            "object": "response",
+            "usage": {
+                "input_tokens": 100,
+                "input_tokens_details": {"cached_tokens": 64},
+                "output_tokens": 40,
+                "output_tokens_details": {"reasoning_tokens": 30},
+                "total_tokens": 140,
+            },
+        }
+    )
+    provider = provider_for(upstream.base_url, http, options={"responses_api": True})
+    call = ProviderCall(Endpoint.responses, {"model": "m", "input": "x"}, timeout=5)
+
+    response = await provider.complete(call)
+
+    assert upstream.seen[-1].path == "/v1/responses"
+    assert response.usage == Usage(
+        input_tokens=100, output_tokens=40, cached_tokens=64, reasoning_tokens=30
+    )

@@ -117,6 +117,7 @@ async def test_migration_0008_builds_the_search_index_a_new_store_has(open_empty
         tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
         later = ("generation_runs", "generation_requests", "generation_rejections")
         later += ("generation_cells", "generation_jobs")  # 0010: they refer to datasets
+        later += ("stored_responses",)  # 0011
         for table in (*later, "events", "samples_fts", "samples", "datasets"):
             if table in tables:
                 await conn.execute(text(f"DROP TABLE {table}"))
