@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from datamill.clock import Clock, SystemClock
-from datamill.curation.service import DatasetService
 from datamill.engine.context import EngineContext, WorkSignal
 from datamill.engine.deployments import DeploymentService
 from datamill.engine.events import EventHub, EventPublisher
@@ -38,6 +37,7 @@ from datamill.storage.blobs import DatabaseBlobStore
 from datamill.storage.database import Database
 
 if TYPE_CHECKING:
+    from datamill.curation.service import DatasetService
     from datamill.generation.service import GenerationService
     from datamill.generation.supervisor import GenerationSupervisor
 
@@ -77,7 +77,6 @@ class Runtime:
         self.insights = BatchInsights(database, self.batches)
         self.deployments = DeploymentService(database, router, clock, self.process_info)
         self.operations = OperationsService(self.engine)
-        self.datasets = DatasetService(database, clock, max_line_bytes=settings.max_line_bytes)
 
     @classmethod
     async def open(
@@ -123,6 +122,16 @@ class Runtime:
         worker = Worker(self.engine, options)
         self._workers.append(worker)
         return worker
+
+    @functools.cached_property
+    def datasets(self) -> DatasetService:
+        """Datasets and samples; built on first use, like `generation`: `batch run` never
+        needs them, and their storage modules cost start-up time."""
+        from datamill.curation.service import DatasetService
+
+        return DatasetService(
+            self.database, self.clock, max_line_bytes=self.settings.max_line_bytes
+        )
 
     @functools.cached_property
     def generation(self) -> GenerationService:

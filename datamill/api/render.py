@@ -4,7 +4,8 @@ datasets and samples here."""
 
 from __future__ import annotations
 
-from datamill.curation.service import DatasetView
+from typing import TYPE_CHECKING
+
 from datamill.engine.render import (
     batch_datamill,
     batch_object,
@@ -19,7 +20,10 @@ from datamill.protocol.datasets import (
     DatasetStats,
     SampleObject,
 )
-from datamill.storage.samples import SampleRecord, SampleStats
+
+if TYPE_CHECKING:  # annotations only: `batch run` loads this module, never the datasets'
+    from datamill.curation.service import DatasetView
+    from datamill.storage.samples import SampleRecord, SampleStats
 
 __all__ = [
     "batch_datamill",

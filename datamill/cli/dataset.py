@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -28,7 +28,6 @@ from rich.progress import (
 from datamill.api.render import dataset_object, sample_object
 from datamill.cli.common import ExitCode, console, run_async, settings_from_env, stdout
 from datamill.cli.files import read_file, write_atomically
-from datamill.curation.service import DatasetView, SampleQuery
 from datamill.errors import InvalidLines, NotFound
 from datamill.protocol.datasets import (
     DatasetCreate,
@@ -37,6 +36,9 @@ from datamill.protocol.datasets import (
     Visibility,
 )
 from datamill.runtime import Runtime
+
+if TYPE_CHECKING:
+    from datamill.curation.service import DatasetView
 
 app = typer.Typer(help="Datasets of samples: import, export, search, curate.", no_args_is_help=True)
 
@@ -263,6 +265,8 @@ def export(
     """Write DATASET's samples (those matching the filters) as JSONL or Parquet."""
     if export_format is ExportFormat.parquet and output is None:
         raise typer.BadParameter("Parquet is binary: write it to a file", param_hint="--output")
+    from datamill.curation.service import SampleQuery  # loaded by the commands that use it
+
     filters = SampleQuery(
         topic=topic, sample_type=sample_type, status=status, model=model, q=query, deleted=deleted
     )
@@ -303,6 +307,8 @@ def search(
     """The newest samples of DATASET matching QUERY: id, topic, type and content."""
 
     async def work(runtime: Runtime) -> list[Any]:
+        from datamill.curation.service import SampleQuery
+
         dataset_id = await runtime.datasets.resolve(dataset)
         filters = SampleQuery(topic=topic, sample_type=sample_type, q=query)
         records, _ = await runtime.datasets.list_samples(dataset_id, filters, limit=limit)

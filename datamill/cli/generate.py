@@ -32,10 +32,10 @@ from datamill.engine.worker import WorkerOptions
 from datamill.errors import InvalidRequest
 from datamill.runtime import Runtime
 from datamill.settings import Settings
-from datamill.storage.generation import CellRecord, JobRecord
 
 if TYPE_CHECKING:
     from datamill.generation.service import BudgetOverride
+    from datamill.storage.generation import CellRecord, JobRecord
 
 # Cells shown with their own bar at once (the short ones first); the total is always shown.
 MAX_BARS = 12

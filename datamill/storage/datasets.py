@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.protocol.datasets import Visibility
+from datamill.storage.database import upsert_insert
 from datamill.storage.schema import datasets
 
 
@@ -68,7 +68,7 @@ async def insert_dataset(
     description: str | None,
     now: float,
 ) -> DatasetRecord:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = upsert_insert(conn.dialect.name)
     statement = (
         insert(datasets)
         .values(

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from datamill.storage.database import Database
+from datamill.storage.database import Database, upsert_insert
 from datamill.storage.records import from_row
 from datamill.storage.samples import NewSample, insert_samples, lock_dataset
 from datamill.storage.schema import (
@@ -774,7 +773,7 @@ async def _reject(
             .where(_cell(job_id, topic, sample_type))
             .values(rejected=generation_cells.c.rejected + 1)
         )
-    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert_ = upsert_insert(conn.dialect.name)
     statement = insert_(generation_rejections).values(
         job_id=job_id, topic=topic, sample_type=sample_type, reason=reason, count=1
     )

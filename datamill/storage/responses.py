@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from datamill.storage.database import Database
+from datamill.storage.database import Database, upsert_insert
 from datamill.storage.schema import stored_responses
 
 
@@ -28,7 +27,7 @@ class StoredResponse:
 
 async def save_response(database: Database, response: StoredResponse) -> None:
     """Keep ``response``; a second save of the same id changes nothing."""
-    insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
+    insert = upsert_insert(database.dialect)
     statement = (
         insert(stored_responses)
         .values(

@@ -24,14 +24,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, exists, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.ids import new_sample_id
 from datamill.nlp.canonical import normalized_hash, search_text
 from datamill.protocol.datasets import SampleStatus, Visibility
-from datamill.storage.database import Dialect
+from datamill.storage.database import Dialect, upsert_insert
 from datamill.storage.schema import samples
 from datamill.storage.search import SearchQuery, search_condition
 
@@ -186,7 +185,7 @@ async def insert_samples(
     await lock_dataset(conn, dataset_id)
     if not rows:
         return []
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = upsert_insert(conn.dialect.name)
     # DO NOTHING without a target: the live-hash index is partial, and a row that meets it
     # is the duplicate we skip. One statement for every row (SQLAlchemy's "insertmanyvalues"
     # sends them as multi-row VALUES, in order, compiled once).
