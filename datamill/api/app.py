@@ -22,6 +22,7 @@ from datamill.api.routes import (
     files,
     generation,
     health,
+    models,
     operations,
 )
 from datamill.clock import Clock
@@ -122,6 +123,7 @@ def create_app(
         batches,
         batch_insights,
         chat,
+        models,
         health,
         operations,
         deployments,

@@ -16,11 +16,13 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datamill.clock import Clock
 from datamill.errors import ErrorCategory, NotFound, ProviderError, UpstreamFailed
+from datamill.gateway.models import ModelCatalog
+from datamill.gateway.ratelimits import ratelimit_headers
 from datamill.gateway.requests import GatewayRequest
 from datamill.nlp.tokens import estimate_request_tokens
 from datamill.providers.base import (
@@ -62,6 +64,7 @@ class GatewayAnswer:
     body: bytes  # OpenAI-format JSON, as the provider's adapter made it
     deployment: str
     request_id: str
+    rate_limits: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class GatewayStream:
     events: AsyncIterator[bytes]
     deployment: str
     request_id: str
+    rate_limits: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* headers
 
     async def close(self) -> None:
         await self.events.aclose()  # type: ignore[attr-defined]
@@ -90,6 +94,7 @@ class GatewayService:
         self._clock = clock
         self._on_call = on_call or (lambda record: None)
         self._rng = rng or random.Random()
+        self.catalog = ModelCatalog(router, clock)
 
     async def complete(self, request: GatewayRequest) -> GatewayAnswer:
         """A chat completion (not streamed) or embeddings, from the first deployment of the
@@ -98,7 +103,9 @@ class GatewayService:
         response, route, _ = await self._first_answer(request, started)
         assert isinstance(response, ProviderResponse)
         self._report(request, route, started, ok=True, usage=response.usage)
-        return GatewayAnswer(response.body, route.handle.name, response.request_id)
+        return GatewayAnswer(
+            response.body, route.handle.name, response.request_id, self._rate_limits(route)
+        )
 
     async def open_stream(self, request: GatewayRequest) -> GatewayStream:
         """A streamed chat completion, once a deployment accepted it."""
@@ -106,7 +113,7 @@ class GatewayService:
         stream, route, permit = await self._first_answer(request, started)
         assert isinstance(stream, ProviderStream)
         events = self._relay(request, route, stream, permit, started)
-        return GatewayStream(events, route.handle.name, stream.request_id)
+        return GatewayStream(events, route.handle.name, stream.request_id, self._rate_limits(route))
 
     # -- walking the plan ------------------------------------------------------------------
 
@@ -159,7 +166,12 @@ class GatewayService:
             if error.category.retryable and attempts.advance():
                 continue
             self._report(request, route, started, ok=False, error_code=error.category.value)
-            raise UpstreamFailed(error, deployment=handle.name)
+            raise UpstreamFailed(
+                error, deployment=handle.name, rate_limits=self._rate_limits(route)
+            )
+
+    def _rate_limits(self, route: Route) -> dict[str, str]:
+        return ratelimit_headers(route.handle.gate, self._clock.monotonic())
 
     # -- streaming -------------------------------------------------------------------------
 
@@ -192,16 +204,8 @@ class GatewayService:
         except ProviderError as exc:
             error = exc
             log.warning("stream from %s failed midway: %s", route.handle.name, exc.message)
-            yield encode_data(
-                {
-                    "error": {
-                        "message": exc.message,
-                        "type": "upstream_error",
-                        "param": None,
-                        "code": exc.category.value,
-                    }
-                }
-            )
+            # The same error object a failed call answers, in the stream.
+            yield encode_data(UpstreamFailed(exc, deployment=route.handle.name).to_body())
         finally:
             await stream.close()
             route.handle.gate.release(permit, error=error, usage=usage if finished else None)
@@ -247,23 +251,10 @@ class GatewayService:
             log.exception("could not account for a gateway call")
 
     def models(self) -> list[dict[str, Any]]:
-        """What clients may ask for, in OpenAI's model-list shape: aliases, the names
-        deployments serve, and the pass-through deployments."""
-        entries: dict[str, dict[str, Any]] = {}
-        for alias in self._router.aliases.values():
-            entries[alias.name] = _model(alias.name, "alias", list(alias.members))
-        for handle in self._router.handles:
-            config = handle.config
-            name = config.public_alias
-            if name is None:
-                entry = _model(config.name, "passthrough", [config.name])
-                entry["datamill"]["models"] = list(config.models) if config.models else ["*"]
-                entries.setdefault(config.name, entry)
-            elif name in entries:
-                entries[name]["datamill"]["deployments"].append(config.name)
-            else:
-                entries[name] = _model(name, "deployment", [config.name])
-        return list(entries.values())
+        """The names configured in ``datamill.toml`` (aliases, deployments' models and
+        pass-through deployments), in OpenAI's model-list shape; `catalog` adds what
+        upstreams list."""
+        return self.catalog.configured_models()
 
 
 def _call_for(request: GatewayRequest, route: Route) -> ProviderCall:
@@ -275,13 +266,3 @@ def _call_for(request: GatewayRequest, route: Route) -> ProviderCall:
 
 def _without_usage(chunk: ChatChunk) -> ChatChunk:
     return {key: value for key, value in chunk.items() if key != "usage"}
-
-
-def _model(name: str, kind: str, deployments: list[str]) -> dict[str, Any]:
-    return {
-        "id": name,
-        "object": "model",
-        "created": 0,
-        "owned_by": "datamill",
-        "datamill": {"kind": kind, "deployments": deployments},
-    }

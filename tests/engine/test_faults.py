@@ -88,7 +88,9 @@ async def test_server_errors_past_max_retries_keep_the_upstream_answer(make_runt
     for line in errors:
         # The provider answered: its answer is the line's `response`, `error` stays null.
         assert (line["error"], line["datamill_category"]) == (None, "server_error")
-        assert line["response"]["body"]["error"]["message"] == "The server had an error (error_rate)."
+        assert (
+            line["response"]["body"]["error"]["message"] == "The server had an error (error_rate)."
+        )
         assert line["response"]["status_code"] == 500
         assert line["response"]["request_id"].startswith("req_")
         assert line["response"]["body"]["error"]["type"] == "server_error"
