@@ -6,6 +6,7 @@
     │   ├── InvalidRequest          400: bad input, names the parameter (and line) at fault
     │   │   └── InvalidLines        400: an uploaded JSONL with bad lines, each one located
     │   ├── NotFound                404: unknown id
+    │   ├── ModelNotFound           404: a model name no deployment serves
     │   ├── Conflict                409: the object is in a state that forbids the action
     │   └── PayloadTooLarge         413: over a configured size limit
     │   └── UpstreamFailed          a gateway call every deployment failed; status by category
@@ -128,8 +129,17 @@ class InvalidLines(InvalidRequest):
 class NotFound(ApiError):
     status_code = 404
 
-    def __init__(self, message: str, *, param: str | None = None, code: str = "not_found") -> None:
-        super().__init__(message, param=param, code=code)
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message, param=param, code="not_found")
+
+
+class ModelNotFound(ApiError):
+    """404 for a model name no deployment serves, as OpenAI answers an unknown model."""
+
+    status_code = 404
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model", code="model_not_found")
 
 
 class Conflict(ApiError):

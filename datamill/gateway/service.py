@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datamill.clock import Clock
-from datamill.errors import ErrorCategory, NotFound, ProviderError, UpstreamFailed
+from datamill.errors import ErrorCategory, ModelNotFound, ProviderError, UpstreamFailed
 from datamill.gateway.models import ModelCatalog
 from datamill.gateway.ratelimits import ratelimit_headers
 from datamill.gateway.requests import GatewayRequest
@@ -124,10 +124,9 @@ class GatewayService:
         held: the call is out until the stream ends."""
         plan = self._router.plan(request.model, request.endpoint)
         if plan is None:
-            raise NotFound(
+            raise ModelNotFound(
                 f"The model `{request.model}` is not served here on {request.endpoint.value}; "
-                "GET /v1/models lists what is",
-                param="model",
+                "GET /v1/models lists what is"
             )
         attempts = Attempts(plan, self._rng)
         tokens: int | None = None

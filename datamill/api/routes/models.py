@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from datamill.api.deps import RuntimeDep
-from datamill.errors import NotFound
+from datamill.errors import ModelNotFound
 
 router = APIRouter(tags=["gateway"])
 
@@ -28,9 +28,7 @@ async def retrieve_model(model: str, runtime: RuntimeDep) -> dict[str, Any]:
     """One model's Model object; 404 when no deployment serves the name."""
     found = await runtime.gateway.catalog.get_model(model)
     if found is None:
-        raise NotFound(
-            f"The model `{model}` does not exist here; GET /v1/models lists what is served",
-            param="model",
-            code="model_not_found",
+        raise ModelNotFound(
+            f"The model `{model}` does not exist here; GET /v1/models lists what is served"
         )
     return found
