@@ -70,6 +70,18 @@ async def test_answers_carry_the_configured_budget(make_api, mock):
         assert 0 <= (parse_duration(reset) or 0) <= 60
 
 
+async def test_a_stream_carries_them_too(make_api, mock):
+    api = await make_api([mock_deployment(mock, rpm=600)])
+
+    answer = await api.client.post(
+        "/v1/chat/completions", json={"model": "mock-model", "messages": HELLO, "stream": True}
+    )
+
+    assert answer.status_code == 200
+    assert answer.content.endswith(b"data: [DONE]\n\n")
+    assert limits(answer)["x-ratelimit-limit-requests"] == "600"
+
+
 async def test_a_budget_announced_upstream_is_passed_on(make_api, mock):
     mock.control(rpm=1200, tpm=500_000)  # the mock announces them in its own headers
     api = await make_api([mock_deployment(mock)])
