@@ -32,7 +32,7 @@ _PREFIX = "#/components/schemas/"
 
 def _strip(node: Any) -> Any:
     if isinstance(node, dict):
-        kept = {k: _strip(v) for k, v in node.items() if k not in _DROPPED or k == "properties"}
+        kept = {k: _strip(v) for k, v in node.items() if k not in _DROPPED}
         # A property may be named like a dropped keyword: keep those inside `properties`.
         if "properties" in node:
             kept["properties"] = {k: _strip(v) for k, v in node["properties"].items()}
