@@ -127,8 +127,8 @@ class ModelCatalog:
                 self._refreshing[handle.name] = task
             pending.append(task)
         if pending:
-            # Shielded: a refresh that outlives the wait still fills the cache.
-            await asyncio.wait([asyncio.shield(task) for task in pending], timeout=self._wait)
+            # `wait` never cancels: a refresh that outlives it still fills the cache.
+            await asyncio.wait(pending, timeout=self._wait)
 
     async def _refresh(self, handle: DeploymentHandle) -> None:
         provider = handle.provider
