@@ -4,9 +4,10 @@ The catalog lists, in OpenAI's Model shape with a ``datamill`` field saying why 
 served: the aliases of ``datamill.toml``, the model names deployments serve, the pass-through
 deployments (called as ``<deployment>/<model>``), and the models each pass-through deployment's
 upstream lists in its own ``GET /models`` (when its adapter can ask, `ModelLister`). Upstream
-lists are cached for ``ttl`` seconds; a listing waits at most ``wait`` seconds for a refresh,
-then answers with what it has (the refresh goes on in the background), and an upstream that
-fails is asked again only after ``retry`` seconds: a dead upstream never holds the listing.
+lists (at most `MAX_LISTED` names each) are cached for ``ttl`` seconds; a listing waits at
+most ``wait`` seconds for a refresh, then answers with what it has (the refresh goes on in
+the background), and an upstream that fails is asked again only after ``retry`` seconds: a
+dead upstream never holds the listing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ TTL = 300.0
 WAIT = 2.0
 RETRY = 30.0
 _LIST_TIMEOUT = 30.0  # seconds a refresh may take (in the background past `wait`)
+# An upstream is untrusted: what is kept of its list is bounded.
+MAX_LISTED = 5000
+MAX_ID_CHARS = 256
 
 
 @dataclass(slots=True)
@@ -135,7 +139,8 @@ class ModelCatalog:
         assert isinstance(provider, ModelLister)
         try:
             async with asyncio.timeout(min(handle.config.timeout, _LIST_TIMEOUT)):
-                models = await provider.list_models()
+                listed = await provider.list_models()
+            models = [m for m in listed if len(m["id"]) <= MAX_ID_CHARS][:MAX_LISTED]
             expires = self._clock.monotonic() + self._ttl
         except (DatamillError, TimeoutError) as exc:
             log.warning("could not list the models of %s: %s", handle.name, exc)
