@@ -103,3 +103,11 @@ async def test_a_slow_upstream_is_waited_for_a_bounded_time_once(clock):
     assert await ids(models) == ["up", "a"]
     assert lister.calls == 1
     await models.aclose()
+
+
+async def test_what_is_kept_of_an_upstream_list_is_bounded(clock, monkeypatch):
+    monkeypatch.setattr("datamill.gateway.models.MAX_LISTED", 3)
+    lister = Lister("x" * 257, *(f"m{i}" for i in range(10)))
+    models = catalog(clock, lister)
+
+    assert await ids(models) == ["up", "m0", "m1", "m2"]
