@@ -32,6 +32,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -83,7 +84,13 @@ def _failed_lines(output: Path) -> int:
     if not output.exists():
         return 0
     with output.open("rb") as handle:
-        return sum(1 for raw in handle if orjson.loads(raw).get("error") is not None)
+        return sum(1 for raw in handle if _failed(orjson.loads(raw)))
+
+
+def _failed(line: dict[str, Any]) -> bool:
+    """OpenAI's line format: an HTTP answer in `response` (any status), `error` otherwise."""
+    response = line.get("response") or {}
+    return line.get("error") is not None or response.get("status_code", 200) >= 300
 
 
 def run_case(case: str, *, requests: int, rpm: int, error_rate: float) -> str | None:

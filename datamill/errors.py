@@ -6,6 +6,7 @@
     │   ├── InvalidRequest          400: bad input, names the parameter (and line) at fault
     │   │   └── InvalidLines        400: an uploaded JSONL with bad lines, each one located
     │   ├── NotFound                404: unknown id
+    │   ├── ModelNotFound           404: a model name no deployment serves
     │   ├── Conflict                409: the object is in a state that forbids the action
     │   └── PayloadTooLarge         413: over a configured size limit
     │   └── UpstreamFailed          a gateway call every deployment failed; status by category
@@ -132,6 +133,15 @@ class NotFound(ApiError):
         super().__init__(message, param=param, code="not_found")
 
 
+class ModelNotFound(ApiError):
+    """404 for a model name no deployment serves, as OpenAI answers an unknown model."""
+
+    status_code = 404
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model", code="model_not_found")
+
+
 class Conflict(ApiError):
     status_code = 409
 
@@ -144,13 +154,23 @@ class UpstreamFailed(ApiError):
     """A gateway call that no deployment could answer, rendered with the status its
     category calls for: a 429 stays a 429 (with the provider's ``Retry-After``), an
     upstream server error or a dead connection is a 502, a timeout a 504, and a request the
-    provider refused keeps its 400 and the field at fault."""
+    provider refused keeps its 400. The upstream's own ``param`` and ``code`` are kept;
+    datamill's category is in ``datamill_category`` (docs/errors.md)."""
 
     error_type = "upstream_error"
 
-    def __init__(self, error: ProviderError, *, deployment: str | None) -> None:
+    def __init__(
+        self,
+        error: ProviderError,
+        *,
+        deployment: str | None,
+        rate_limits: dict[str, str] | None = None,
+    ) -> None:
         category = error.category
-        super().__init__(error.message, param=error.param, code=category.value)
+        self.rate_limits = rate_limits or {}
+        param, code = upstream_param_and_code(error)
+        super().__init__(error.message, param=param, code=code)
+        self.category = category
         self.status_code = _UPSTREAM_STATUS.get(category, 502)
         self.retry_after = error.retry_after if category is ErrorCategory.rate_limited else None
         self.deployment = deployment
@@ -159,8 +179,13 @@ class UpstreamFailed(ApiError):
         elif category is ErrorCategory.rate_limited:
             self.error_type = "rate_limit_error"
 
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        body["error"]["datamill_category"] = self.category.value
+        return body
+
     def headers(self) -> dict[str, str]:
-        headers = {}
+        headers = dict(self.rate_limits)
         if self.deployment is not None:
             headers["x-datamill-deployment"] = self.deployment
         if self.retry_after is not None:
@@ -202,6 +227,22 @@ class ProviderError(DatamillError):
         return (
             f"ProviderError({self.category.value!r}, {self.message!r}, status={self.status_code})"
         )
+
+
+def upstream_param_and_code(error: ProviderError) -> tuple[str | None, str | None]:
+    """The ``param`` and ``code`` of an upstream's error body, as OpenAI-style clients read
+    them: from its ``error`` object (OpenAI and the compatible servers; Gemini's ``status``
+    names its code), strings only; ``error.param`` when datamill named the field itself."""
+    detail = error.body.get("error") if isinstance(error.body, dict) else None
+    detail = detail if isinstance(detail, dict) else {}
+    param = detail.get("param")
+    code = detail.get("code")
+    if not isinstance(code, str):
+        code = detail.get("status")  # Gemini: {"code": 400, "status": "INVALID_ARGUMENT"}
+    return (
+        param if isinstance(param, str) else error.param,
+        code if isinstance(code, str) else None,
+    )
 
 
 _UPSTREAM_STATUS = {

@@ -22,6 +22,7 @@ from datamill.api.routes import (
     files,
     generation,
     health,
+    models,
     operations,
     responses,
 )
@@ -124,6 +125,7 @@ def create_app(
         batch_insights,
         chat,
         responses,
+        models,
         health,
         operations,
         deployments,

@@ -1,12 +1,16 @@
 """Finalizing a batch: writing its output and error files, then its final status.
 
-Lines follow OpenAI's BatchRequestOutput shape. A success goes to the output file with the
-provider's body verbatim. A failure goes to the error file: with ``response`` when the
-provider answered (its status code and error body kept) and with ``error.code`` always set
-to the datamill category (``rate_limited``, ``server_error``, ``timeout``, ``connection``,
-``auth``, ``bad_request``, ``content_filter``, ``not_found``) or the closing reason
-(``batch_cancelled``, ``batch_expired``). File ids derive from the batch id, so a
-finalization retried after a crash rewrites the same files instead of adding new ones.
+Lines follow OpenAI's BatchRequestOutput shape and its rule for ``response`` and ``error``.
+A success goes to the output file with the provider's body verbatim. A failure goes to the
+error file: when the provider answered over HTTP (any status), in ``response`` (its status
+code, request id and error body verbatim, ``param`` and ``code`` kept) with ``error: null``;
+only a failure that got no HTTP answer (timeout, connection, expired, cancelled, a request
+datamill refused) sets ``error`` ``{code, message}``. Every error line also carries
+``datamill_category``: the datamill category (``rate_limited``, ``server_error``,
+``timeout``, ``connection``, ``auth``, ``bad_request``, ``content_filter``, ``not_found``) or
+the closing reason (``batch_cancelled``, ``batch_expired``...). File ids derive from the
+batch id, so a finalization retried after a crash rewrites the same files instead of adding
+new ones.
 
 While a batch runs, `extend_drafts` writes the part of its files that is final already (every
 line before the first one still without a result, storage/drafts.py), so finalization only
@@ -45,6 +49,7 @@ def output_file_id(batch_id: str, kind: str) -> str:
 
 
 _LINE = b'{"id":"%s%08d","custom_id":%s,"response":%s,"error":%s}\n'
+_ERROR_LINE = b'{"id":"%s%08d","custom_id":%s,"response":%s,"error":%s,"datamill_category":%s}\n'
 _RESPONSE = b'{"status_code":%d,"request_id":%s,"body":%s}'
 
 
@@ -52,17 +57,29 @@ def render_line(id_prefix: bytes, row: Any, *, ok: bool) -> bytes:
     """One JSONL line of an output (``ok``) or error file, built from stored bytes.
 
     ``id_prefix`` is `batch_request_id_prefix`, encoded; the line number follows it."""
+    custom_id = orjson.dumps(row.custom_id)
+    error = b"null"
     if row.status_code is None:
+        # No HTTP answer: the only case where OpenAI sets ``error``.
         response = b"null"
+        error = orjson.dumps({"code": row.error_code, "message": row.error_message})
     else:
-        body = row.body if row.body is not None else b"null"
+        body = row.body if row.body is not None else _error_body(row, ok=ok)
         request_id = orjson.dumps(row.provider_request_id)
         response = _RESPONSE % (row.status_code, request_id, body)
     if ok:
-        error = b"null"
-    else:
-        error = orjson.dumps({"code": row.error_code, "message": row.error_message})
-    return _LINE % (id_prefix, row.line, orjson.dumps(row.custom_id), response, error)
+        return _LINE % (id_prefix, row.line, custom_id, response, error)
+    category = orjson.dumps(row.error_code)
+    return _ERROR_LINE % (id_prefix, row.line, custom_id, response, error, category)
+
+
+def _error_body(row: Any, *, ok: bool) -> bytes:
+    """The body of an HTTP answer datamill kept no body of (a 2xx it judged a failure, such as
+    a finish it cannot use): the failure in OpenAI's error shape, so no message is lost."""
+    if ok:
+        return b"null"
+    error = {"message": row.error_message, "type": "upstream_error", "param": None}
+    return orjson.dumps({"error": {**error, "code": row.error_code}})
 
 
 async def render_results(

@@ -16,11 +16,19 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datamill.clock import Clock
-from datamill.errors import ErrorCategory, NotFound, ProviderError, UpstreamFailed
+from datamill.errors import (
+    ErrorCategory,
+    ModelNotFound,
+    ProviderError,
+    UpstreamFailed,
+    upstream_param_and_code,
+)
+from datamill.gateway.models import ModelCatalog
+from datamill.gateway.ratelimits import ratelimit_headers
 from datamill.gateway.requests import GatewayRequest
 from datamill.nlp.tokens import estimate_request_tokens, estimate_response_tokens
 from datamill.protocol.responses import FINAL_EVENTS
@@ -64,6 +72,7 @@ class GatewayAnswer:
     body: bytes  # OpenAI-format JSON, as the provider's adapter made it
     deployment: str
     request_id: str
+    rate_limits: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +83,7 @@ class GatewayStream:
     events: AsyncIterator[bytes]
     deployment: str
     request_id: str
+    rate_limits: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* headers
 
     async def close(self) -> None:
         await self.events.aclose()  # type: ignore[attr-defined]
@@ -92,6 +102,7 @@ class GatewayService:
         self._clock = clock
         self._on_call = on_call or (lambda record: None)
         self._rng = rng or random.Random()
+        self.catalog = ModelCatalog(router, clock)
 
     async def complete(self, request: GatewayRequest) -> GatewayAnswer:
         """A chat completion or a response (not streamed), or embeddings, from the first
@@ -100,7 +111,9 @@ class GatewayService:
         response, route, _ = await self._first_answer(request, started)
         assert isinstance(response, ProviderResponse)
         self._report(request, route, started, ok=True, usage=response.usage)
-        return GatewayAnswer(response.body, route.handle.name, response.request_id)
+        return GatewayAnswer(
+            response.body, route.handle.name, response.request_id, self._rate_limits(route)
+        )
 
     async def open_stream(self, request: GatewayRequest) -> GatewayStream:
         """A streamed chat completion (chunks) or response (Responses events), once a
@@ -109,7 +122,7 @@ class GatewayService:
         stream, route, permit = await self._first_answer(request, started)
         assert isinstance(stream, ProviderStream)
         events = self._relay(request, route, stream, permit, started)
-        return GatewayStream(events, route.handle.name, stream.request_id)
+        return GatewayStream(events, route.handle.name, stream.request_id, self._rate_limits(route))
 
     # -- walking the plan ------------------------------------------------------------------
 
@@ -120,10 +133,9 @@ class GatewayService:
         held: the call is out until the stream ends."""
         plan = self._router.plan(request.model, request.endpoint)
         if plan is None:
-            raise NotFound(
+            raise ModelNotFound(
                 f"The model `{request.model}` is not served here on {request.endpoint.value}; "
-                "GET /v1/models lists what is",
-                param="model",
+                "GET /v1/models lists what is"
             )
         attempts = Attempts(plan, self._rng)
         tokens: int | None = None
@@ -170,7 +182,12 @@ class GatewayService:
             if error.category.retryable and attempts.advance():
                 continue
             self._report(request, route, started, ok=False, error_code=error.category.value)
-            raise UpstreamFailed(error, deployment=handle.name)
+            raise UpstreamFailed(
+                error, deployment=handle.name, rate_limits=self._rate_limits(route)
+            )
+
+    def _rate_limits(self, route: Route) -> dict[str, str]:
+        return ratelimit_headers(route.handle.gate, self._clock.monotonic())
 
     # -- streaming -------------------------------------------------------------------------
 
@@ -217,16 +234,8 @@ class GatewayService:
             if responses:
                 yield encode_event("error", _error_event(exc, sequence))
                 return
-            yield encode_data(
-                {
-                    "error": {
-                        "message": exc.message,
-                        "type": "upstream_error",
-                        "param": None,
-                        "code": exc.category.value,
-                    }
-                }
-            )
+            # The same error object a failed call answers, in the stream.
+            yield encode_data(UpstreamFailed(exc, deployment=route.handle.name).to_body())
         finally:
             await stream.close()
             route.handle.gate.release(permit, error=error, usage=usage if finished else None)
@@ -272,23 +281,10 @@ class GatewayService:
             log.exception("could not account for a gateway call")
 
     def models(self) -> list[dict[str, Any]]:
-        """What clients may ask for, in OpenAI's model-list shape: aliases, the names
-        deployments serve, and the pass-through deployments."""
-        entries: dict[str, dict[str, Any]] = {}
-        for alias in self._router.aliases.values():
-            entries[alias.name] = _model(alias.name, "alias", list(alias.members))
-        for handle in self._router.handles:
-            config = handle.config
-            name = config.public_alias
-            if name is None:
-                entry = _model(config.name, "passthrough", [config.name])
-                entry["datamill"]["models"] = list(config.models) if config.models else ["*"]
-                entries.setdefault(config.name, entry)
-            elif name in entries:
-                entries[name]["datamill"]["deployments"].append(config.name)
-            else:
-                entries[name] = _model(name, "deployment", [config.name])
-        return list(entries.values())
+        """The names configured in ``datamill.toml`` (aliases, deployments' models and
+        pass-through deployments), in OpenAI's model-list shape; `catalog` adds what
+        upstreams list."""
+        return self.catalog.configured_models()
 
 
 def _call_for(request: GatewayRequest, route: Route) -> ProviderCall:
@@ -299,25 +295,18 @@ def _call_for(request: GatewayRequest, route: Route) -> ProviderCall:
 
 
 def _error_event(error: ProviderError, sequence: int) -> dict[str, Any]:
-    """Responses' ``error`` event, for a stream that failed midway."""
+    """Responses' ``error`` event, for a stream that failed midway: the upstream's own
+    ``param`` and ``code`` where it sent them, as in every other error datamill relays."""
+    param, code = upstream_param_and_code(error)
     return {
         "type": "error",
-        "code": error.category.value,
+        "code": code,
         "message": error.message,
-        "param": None,
+        "param": param,
         "sequence_number": sequence,
+        "datamill_category": error.category.value,
     }
 
 
 def _without_usage(chunk: ChatChunk) -> ChatChunk:
     return {key: value for key, value in chunk.items() if key != "usage"}
-
-
-def _model(name: str, kind: str, deployments: list[str]) -> dict[str, Any]:
-    return {
-        "id": name,
-        "object": "model",
-        "created": 0,
-        "owned_by": "datamill",
-        "datamill": {"kind": kind, "deployments": deployments},
-    }

@@ -179,6 +179,16 @@ class ProviderContext:
     clock: Clock
 
 
+@runtime_checkable
+class ModelLister(Protocol):
+    """An adapter that can ask its upstream which models it serves (optional)."""
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """The upstream's models as OpenAI's Model objects (``id``, ``created``,
+        ``owned_by``); raises `ProviderError` when the upstream cannot say."""
+        ...
+
+
 class ProviderFactory(Protocol):
     """Builds the adapter of one deployment; registered under a provider type name."""
 

@@ -75,7 +75,7 @@ def completion_from_chunks(chunks: list[ChatChunk]) -> dict[str, Any]:
                 index,
                 {
                     "index": index,
-                    "message": {"role": "assistant", "content": None},
+                    "message": {"role": "assistant", "content": None, "refusal": None},
                     "logprobs": None,
                     "finish_reason": None,
                 },

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -100,6 +101,23 @@ class OpenAIProvider:
             ),
             Endpoint.responses: http.prepare(f"{deployment.base_url}/responses", streaming),
         }
+        self._models_target = http.prepare(f"{deployment.base_url}/models", headers, method="GET")
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """The server's ``GET /models`` (OpenAI's model list), its entries checked."""
+        answer = await self._http.send(self._models_target, data=b"")
+        if answer.status >= 300:
+            raise error_from_answer(answer)
+        try:
+            listed = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            listed = None
+        data = listed.get("data") if isinstance(listed, dict) else None
+        if not isinstance(data, list):
+            raise ProviderError(
+                ErrorCategory.server_error, "the model list is not OpenAI's {data: [...]}"
+            )
+        return [_model(item) for item in data if isinstance(item, dict) and _named(item)]
 
     async def complete(self, call: ProviderCall) -> ProviderResponse:
         return await self._send(call)
@@ -204,3 +222,19 @@ def create_openai_provider(
     deployment: DeploymentConfig, context: ProviderContext
 ) -> OpenAIProvider:
     return OpenAIProvider(deployment, context.http)
+
+
+def _named(item: dict[str, Any]) -> bool:
+    return isinstance(item.get("id"), str) and bool(item["id"])
+
+
+def _model(item: dict[str, Any]) -> dict[str, Any]:
+    """An upstream's model entry as OpenAI's Model object (its own fields kept)."""
+    created = item.get("created")
+    owned_by = item.get("owned_by")
+    return {
+        **item,
+        "object": "model",
+        "created": created if isinstance(created, int) else 0,
+        "owned_by": owned_by if isinstance(owned_by, str) else "unknown",
+    }

@@ -72,6 +72,9 @@ class MockConfig(BaseModel):
     fail_next: int = Field(0, ge=0, description="the next N requests answer error_status")
     stream_chunk_ms: float = Field(0.0, ge=0, description="delay between streamed chunks")
     force_status: int | None = Field(None, ge=400, le=599, description="answer this to all")
+    listed_models: list[str] = Field(
+        default_factory=lambda: [MODEL_ID], description="the ids GET /v1/models lists"
+    )
     # The Files/Batches API (mock_batches): how upstream batches behave.
     batch_polls: int = Field(1, ge=1, description="retrieves until an upstream batch ends")
     batch_fail_lines: int = Field(0, ge=0, description="the next N batch lines fail")
@@ -542,7 +545,14 @@ class MockProvider:
         return self._random.lognormvariate(math.log(config.latency_ms), config.latency_sigma) / 1000
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.Response(body=_MODELS, content_type="application/json")
+        """The model list; ``force_status`` fails it too."""
+        if self.config.force_status is not None:
+            return _injected(self.config.force_status, "force_status")
+        data = [
+            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "mock"}
+            for name in self.config.listed_models
+        ]
+        return _json({"object": "list", "data": data})
 
     async def health(self, request: web.Request) -> web.Response:
         return _json({"ok": True})
@@ -572,13 +582,6 @@ class MockProvider:
         self.counters.reset()
         return _json(self.counters.snapshot(per_key=False))
 
-
-_MODELS = orjson.dumps(
-    {
-        "object": "list",
-        "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "datamill"}],
-    }
-)
 
 MOCK_PROVIDER = web.AppKey("mock_provider", MockProvider)
 

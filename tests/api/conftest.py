@@ -139,7 +139,7 @@ def assert_error(
     body = response.json()
     assert set(body) == {"error"}, body
     error: dict[str, Any] = body["error"]
-    assert ERROR_FIELDS <= set(error) <= ERROR_FIELDS | {"line"}, error
+    assert ERROR_FIELDS <= set(error) <= ERROR_FIELDS | {"line", "datamill_category"}, error
     assert isinstance(error["message"], str)
     assert error["message"]
     assert "Value error" not in error["message"], error  # pydantic's noise is stripped

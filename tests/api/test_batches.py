@@ -123,7 +123,7 @@ async def test_batch_lifecycle_field_for_field(make_api, mock):
     assert error["custom_id"] == "bad"
     assert error["response"]["status_code"] == 400
     assert error["response"]["body"]["error"]["param"] == "messages"
-    assert error["error"]["code"] == "bad_request"
+    assert (error["error"], error["datamill_category"]) == (None, "bad_request")
 
     # The datamill extension serves the same lines once the batch is done.
     for kind, file_id in (("output", done["output_file_id"]), ("errors", done["error_file_id"])):
@@ -301,7 +301,7 @@ async def test_datamill_options_are_applied(make_api, mock):
     assert done["status"] == "completed"
     assert done["request_counts"] == {"total": 1, "completed": 0, "failed": 1}
     _, [error] = await api.lines(f"/v1/batches/{batch['id']}/errors")
-    assert error["error"]["code"] == "server_error"
+    assert (error["error"], error["datamill_category"]) == (None, "server_error")
     assert error["response"]["status_code"] == 500
     assert mock.stats()["total"] == 1
 

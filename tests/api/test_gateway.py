@@ -202,7 +202,9 @@ def test_a_rate_limit_stays_a_429_with_its_retry_hint(server, mocks):
     assert answer.headers["retry-after"] == "1"
     assert answer.headers["x-datamill-deployment"] == "oa"
     error = answer.json()["error"]
-    assert (error["code"], error["type"]) == ("rate_limited", "rate_limit_error")
+    # The upstream's code is kept; datamill's category has a field of its own.
+    assert (error["code"], error["type"]) == ("rate_limit_exceeded", "rate_limit_error")
+    assert error["datamill_category"] == "rate_limited"
 
 
 @pytest.mark.parametrize(
@@ -278,3 +280,13 @@ def test_models_lists_aliases_and_deployments(client):
         "deployments": ["oa-broken", "oa"],
     }
     assert listed[MODELS["anthropic"]].model_extra["datamill"]["deployments"] == ["claude"]
+
+
+def test_models_are_retrieved_one_by_one(client):
+    # Through `datamill serve`: client.models.retrieve, and OpenAI's 404 for a name not served.
+    claude = client.models.retrieve(MODELS["anthropic"])
+    assert (claude.id, claude.object) == (MODELS["anthropic"], "model")
+    assert claude.model_extra["datamill"] == {"kind": "deployment", "deployments": ["claude"]}
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.models.retrieve("nobody-serves-this")
+    assert (unknown.value.code, unknown.value.param) == ("model_not_found", "model")

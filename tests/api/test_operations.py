@@ -72,7 +72,7 @@ async def test_secrets_never_leave_the_process(make_api, mock, monkeypatch, capl
     assert deployment["api_key_env"] == "TEST_KEY_MOCK"  # ... and only its variable is shown
     _, [error] = await api.lines(f"/v1/batches/{batch['id']}/errors")
     assert error["response"]["status_code"] == 401
-    assert error["error"]["code"] == "auth"
+    assert (error["error"], error["datamill_category"]) == (None, "auth")
 
     file_id = batch["input_file_id"]
     responses = [stuck, workers, ready, info]

@@ -65,7 +65,8 @@ def test_some_fail_exit_1_with_failures_in_output_or_errors(
     assert custom_id_counts(tmp_path / "all.jsonl") == dict.fromkeys(ids, 1)
     failed = read_lines(tmp_path / "failed.jsonl")
     assert sorted(line["custom_id"] for line in failed) == ["r17", "r3"]
-    assert {line["error"]["code"] for line in failed} == {"bad_request"}
+    assert {line["datamill_category"] for line in failed} == {"bad_request"}
+    assert {line["error"] for line in failed} == {None}
     assert {line["response"]["status_code"] for line in failed} == {400}
     assert custom_id_counts(tmp_path / "ok.jsonl", tmp_path / "failed.jsonl") == dict.fromkeys(
         ids, 1
@@ -100,7 +101,7 @@ def test_builtin_sim_with_nothing_configured(invoke: RunCli, tmp_path: Path):
     assert answer["model"] == "gpt-4o-mini"
     assert answer["choices"][0]["message"]["content"].startswith("Simulated answer")
     [failed] = read_lines(tmp_path / "err.jsonl")
-    assert (failed["custom_id"], failed["error"]["code"]) == ("r5", "bad_request")
+    assert (failed["custom_id"], failed["datamill_category"]) == ("r5", "bad_request")
 
 
 def test_invalid_input_exits_3_naming_the_lines(invoke: RunCli, tmp_path: Path):

@@ -70,8 +70,9 @@ def assert_each_once(
         assert line["error"] is None
         assert line["response"]["status_code"] == 200
     for line in errors:
-        assert line["error"]["code"], line
+        assert line["datamill_category"], line
+        assert (line["error"] is None) != (line["response"] is None), line
 
 
 def error_codes(errors: list[dict[str, Any]]) -> Counter[str]:
-    return Counter(line["error"]["code"] for line in errors)
+    return Counter(line["datamill_category"] for line in errors)

@@ -23,7 +23,8 @@ async def test_every_request_ends_in_exactly_one_file(make_runtime, mock_provide
     assert error["custom_id"] == "r7"
     assert error["response"]["status_code"] == 400
     assert error["response"]["body"]["error"]["param"] == "model"
-    assert error["error"]["code"] == "bad_request"
+    # An HTTP answer goes in `response`, never in `error` (OpenAI's rule).
+    assert (error["error"], error["datamill_category"]) == (None, "bad_request")
     ok = outputs[0]
     assert ok["response"]["status_code"] == 200
     assert ok["error"] is None

@@ -84,5 +84,5 @@ async def test_final_errors_do_not_fall_back(make_runtime, make_mock):
     _, outputs, errors = await run_batch(runtime, jsonl([chat_line("only", model="smart")]))
 
     assert outputs == []
-    assert [line["error"]["code"] for line in errors] == ["bad_request"]
+    assert [line["datamill_category"] for line in errors] == ["bad_request"]
     assert second.stats()["total"] == 0

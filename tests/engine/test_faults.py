@@ -86,8 +86,11 @@ async def test_server_errors_past_max_retries_keep_the_upstream_answer(make_runt
     assert_each_once(outputs, errors, ids)
     assert outputs == []
     for line in errors:
-        assert line["error"]["code"] == "server_error"
-        assert line["error"]["message"] == "The server had an error (error_rate)."
+        # The provider answered: its answer is the line's `response`, `error` stays null.
+        assert (line["error"], line["datamill_category"]) == (None, "server_error")
+        assert (
+            line["response"]["body"]["error"]["message"] == "The server had an error (error_rate)."
+        )
         assert line["response"]["status_code"] == 500
         assert line["response"]["request_id"].startswith("req_")
         assert line["response"]["body"]["error"]["type"] == "server_error"
@@ -187,7 +190,7 @@ async def test_auth_and_not_found_are_final(make_runtime, mock_provider):
 
     assert batch.status == "completed"
     assert_each_once(outputs, errors, [line["custom_id"] for line in lines])
-    codes = {line["custom_id"]: line["error"]["code"] for line in errors}
+    codes = {line["custom_id"]: line["datamill_category"] for line in errors}
     assert codes == {
         **{f"auth{i}": "auth" for i in range(3)},
         **{f"gone{i}": "not_found" for i in range(3)},

@@ -12,7 +12,7 @@ COMPLETION = {
     "choices": [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": "Two  words\nand more. "},
+            "message": {"role": "assistant", "content": "Two  words\nand more. ", "refusal": None},
             "logprobs": None,
             "finish_reason": "stop",
         },
@@ -21,6 +21,7 @@ COMPLETION = {
             "message": {
                 "role": "assistant",
                 "content": None,
+                "refusal": None,
                 "tool_calls": [
                     {
                         "id": "call_1",

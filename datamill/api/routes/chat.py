@@ -1,5 +1,5 @@
-"""`/v1/chat/completions`, `/v1/embeddings` and `/v1/models`: OpenAI's interactive API on
-every configured provider (the gateway)."""
+"""`/v1/chat/completions` and `/v1/embeddings`: OpenAI's interactive API on every configured
+provider (the gateway). `/v1/models` is in routes/models.py."""
 
 from __future__ import annotations
 
@@ -35,7 +35,11 @@ async def chat_completions(request: Request, runtime: RuntimeDep) -> Response:
     return EventStreamResponse(
         stream.events,
         close=stream.close,
-        headers={"x-datamill-deployment": stream.deployment, "x-request-id": stream.request_id},
+        headers={
+            **stream.rate_limits,
+            "x-datamill-deployment": stream.deployment,
+            "x-request-id": stream.request_id,
+        },
     )
 
 
@@ -46,16 +50,13 @@ async def embeddings(request: Request, runtime: RuntimeDep) -> Response:
     return _answer(await runtime.gateway.complete(parsed))
 
 
-@router.get("/v1/models")
-async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
-    """The model names clients may ask for: aliases, the models deployments serve, and
-    pass-through deployments (called as ``<deployment>/<model>``)."""
-    return {"object": "list", "data": runtime.gateway.models()}
-
-
 def _answer(answer: GatewayAnswer) -> Response:
     return Response(
         answer.body,
         media_type="application/json",
-        headers={"x-datamill-deployment": answer.deployment, "x-request-id": answer.request_id},
+        headers={
+            **answer.rate_limits,
+            "x-datamill-deployment": answer.deployment,
+            "x-request-id": answer.request_id,
+        },
     )

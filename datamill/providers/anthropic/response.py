@@ -55,6 +55,7 @@ def chat_completion(message: Mapping[str, Any], *, created: int) -> dict[str, An
         "role": "assistant",
         # OpenAI's content is null for an answer that only calls tools.
         "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,  # required in OpenAI's ChatCompletionResponseMessage
     }
     if calls:
         reply["tool_calls"] = calls

@@ -87,6 +87,7 @@ async def test_a_chat_completion_and_its_wire_request(provider, anthropic):
     assert answer["choices"][0]["message"] == {
         "role": "assistant",
         "content": "mock answer to what is datamill?",
+        "refusal": None,
     }
     assert answer["choices"][0]["finish_reason"] == "stop"
     usage = answer["usage"]

@@ -52,7 +52,7 @@ def test_text_blocks_are_the_content():
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "Hello world"},
+                "message": {"role": "assistant", "content": "Hello world", "refusal": None},
                 "logprobs": None,
                 "finish_reason": "stop",
             }

@@ -128,11 +128,13 @@ async function failureGroups() {
   for (const raw of text.split("\n")) {
     if (!raw.trim()) continue;
     const line = JSON.parse(raw);
-    const code = line.error?.code || "unknown";
+    // An answered failure has `error: null` and the answer in `response` (OpenAI's rule).
+    const code = line.datamill_category || line.error?.code || "unknown";
     const group = groups.get(code) || { code, count: 0, examples: [] };
     group.count += 1;
     if (group.examples.length < EXAMPLES) {
-      group.examples.push({ custom_id: line.custom_id, message: line.error?.message });
+      const message = line.error?.message ?? line.response?.body?.error?.message;
+      group.examples.push({ custom_id: line.custom_id, message });
     }
     groups.set(code, group);
   }

@@ -1,0 +1,118 @@
+"""What OpenAI's clients read from gateway answers besides the body: an upstream's error
+with its own ``param`` and ``code`` (and datamill's category beside them), and the
+``x-ratelimit-*`` headers of the deployment's budget. The official `openai` SDK against the
+app served on 127.0.0.1, in front of the mock provider."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import openai
+import pytest
+
+from datamill.providers.http import parse_duration
+from tests.api.test_models import sdk
+from tests.conftest import mock_deployment
+
+HELLO = [{"role": "user", "content": "hello"}]
+RESET = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s|\d+ms)$")
+
+
+async def test_a_provider_400_keeps_its_param_and_code(make_api, serve, mock):
+    api = await make_api([mock_deployment(mock)])
+    served = await serve(api)
+
+    async with sdk(served.url) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(model="reject-me", messages=HELLO)
+
+    error = caught.value
+    assert (error.code, error.param, error.type) == (
+        "invalid_value",
+        "model",
+        "invalid_request_error",
+    )
+    assert isinstance(error.body, dict)
+    assert error.body["datamill_category"] == "bad_request"
+    assert "reject-me" in error.body["message"]
+
+
+async def post(api, model: str = "mock-model") -> httpx.Response:
+    return await api.client.post("/v1/chat/completions", json={"model": model, "messages": HELLO})
+
+
+def limits(answer: httpx.Response) -> dict[str, str]:
+    return {k: v for k, v in answer.headers.items() if k.startswith("x-ratelimit-")}
+
+
+async def test_answers_carry_the_configured_budget(make_api, mock):
+    api = await make_api([mock_deployment(mock, rpm=600, tpm=60_000)])
+
+    answer = await post(api)
+
+    assert answer.status_code == 200, answer.text
+    headers = limits(answer)
+    assert set(headers) == {
+        f"x-ratelimit-{what}-{kind}"
+        for what in ("limit", "remaining", "reset")
+        for kind in ("requests", "tokens")
+    }
+    assert (headers["x-ratelimit-limit-requests"], headers["x-ratelimit-limit-tokens"]) == (
+        "600",
+        "60000",
+    )
+    assert 0 <= int(headers["x-ratelimit-remaining-requests"]) < 600  # one call was just spent
+    assert 0 <= int(headers["x-ratelimit-remaining-tokens"]) <= 60_000
+    for kind in ("requests", "tokens"):
+        reset = headers[f"x-ratelimit-reset-{kind}"]
+        assert RESET.match(reset), reset
+        assert 0 <= (parse_duration(reset) or 0) <= 60
+
+
+async def test_a_stream_carries_them_too(make_api, mock):
+    api = await make_api([mock_deployment(mock, rpm=600)])
+
+    answer = await api.client.post(
+        "/v1/chat/completions", json={"model": "mock-model", "messages": HELLO, "stream": True}
+    )
+
+    assert answer.status_code == 200
+    assert answer.content.endswith(b"data: [DONE]\n\n")
+    assert limits(answer)["x-ratelimit-limit-requests"] == "600"
+
+
+async def test_a_budget_announced_upstream_is_passed_on(make_api, mock):
+    mock.control(rpm=1200, tpm=500_000)  # the mock announces them in its own headers
+    api = await make_api([mock_deployment(mock)])
+
+    first = await post(api)
+    second = await post(api)
+
+    assert first.status_code == second.status_code == 200
+    assert limits(second)["x-ratelimit-limit-requests"] == "1200"
+    assert limits(second)["x-ratelimit-limit-tokens"] == "500000"
+
+
+async def test_no_headers_for_a_budget_nobody_knows(make_api, mock):
+    api = await make_api([mock_deployment(mock)])
+
+    answer = await post(api)
+
+    assert answer.status_code == 200
+    assert limits(answer) == {}
+
+
+async def test_a_429_says_no_request_remains_until_the_pause_ends(make_api, mock):
+    api = await make_api([mock_deployment(mock, rpm=600)])
+    mock.control(force_status=429)
+
+    answer = await post(api)
+
+    assert answer.status_code == 429
+    assert answer.json()["error"]["datamill_category"] == "rate_limited"
+    headers = limits(answer)
+    # The 429 taught datamill a lower rate (scheduler/rate.py): that is the limit it says now.
+    assert 0 < int(headers["x-ratelimit-limit-requests"]) < 600
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert 0 < (parse_duration(headers["x-ratelimit-reset-requests"]) or 0) <= 1
