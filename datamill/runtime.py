@@ -29,6 +29,7 @@ from datamill.gateway.service import GatewayService
 from datamill.plugins import create_provider
 from datamill.providers.base import ProviderContext
 from datamill.providers.http import HttpPool
+from datamill.providers.network import network_for
 from datamill.scheduler.gate import DeploymentGate
 from datamill.scheduler.router import DeploymentHandle, Router
 from datamill.settings import Settings
@@ -167,11 +168,12 @@ class Runtime:
 
 
 def build_router(settings: Settings, http: HttpPool, clock: Clock) -> Router:
-    context = ProviderContext(http=http, clock=clock)
     handles = [
         DeploymentHandle(
             config=config,
-            provider=create_provider(config, context),
+            provider=create_provider(
+                config, ProviderContext(http=http.using(network_for(config)), clock=clock)
+            ),
             gate=DeploymentGate(config, clock, default_concurrency=settings.concurrency),
         )
         for config in settings.deployments

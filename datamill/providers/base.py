@@ -8,6 +8,7 @@ so the engine can decide retry or final without knowing the provider.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,12 +57,20 @@ class ProviderCall:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts as the provider reported them (OpenAI names)."""
+    """Token counts as the provider reported them (OpenAI names), each clamped to
+    ``0..MAX_TOKENS``: an upstream's absurd or negative figure must neither break the store
+    (its columns are 32-bit) nor make a negative cost that budgets never see."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in _USAGE_FIELDS:
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value <= MAX_TOKENS:
+                object.__setattr__(self, name, clamp_tokens(value))
 
     @property
     def total_tokens(self) -> int:
@@ -76,14 +85,41 @@ class Usage:
             return cls()
         prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
         completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
-        prompt_details = usage.get("prompt_tokens_details") or {}
-        completion_details = usage.get("completion_tokens_details") or {}
-        return cls(
-            input_tokens=int(prompt),
-            output_tokens=int(completion),
-            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        prompt_details = usage.get("prompt_tokens_details")
+        completion_details = usage.get("completion_tokens_details")
+        cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else 0
+        reasoning = (
+            completion_details.get("reasoning_tokens")
+            if isinstance(completion_details, dict)
+            else 0
         )
+        return cls(
+            input_tokens=clamp_tokens(prompt),
+            output_tokens=clamp_tokens(completion),
+            cached_tokens=clamp_tokens(cached),
+            reasoning_tokens=clamp_tokens(reasoning),
+        )
+
+
+MAX_TOKENS = 2**31 - 1  # more than any request can use, and what a 32-bit column holds
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
+
+
+def clamp_tokens(value: Any) -> int:
+    """A reported token count as an int in ``0..MAX_TOKENS``; 0 for what is not a number."""
+    number: int
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        number = int(value) if math.isfinite(value) else 0
+    else:
+        try:
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):
+            return 0
+    return min(max(number, 0), MAX_TOKENS)
 
 
 @dataclass(frozen=True, slots=True)
