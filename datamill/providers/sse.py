@@ -61,7 +61,7 @@ class EventDecoder:
                 self._pending.append(text)
                 self._pending_size += len(text)
                 if self._pending_size > self._max:
-                    raise _too_long("line", self._max)
+                    raise _too_long("a line", self._max)
             return []
         self._after_cr = text.endswith("\r")
         if self._pending:
@@ -72,7 +72,7 @@ class EventDecoder:
         tail = lines.pop()  # after the last line break: the start of the next line
         if tail:
             if len(tail) > self._max:
-                raise _too_long("line", self._max)
+                raise _too_long("a line", self._max)
             self._pending.append(tail)
             self._pending_size = len(tail)
         events = []
@@ -110,7 +110,7 @@ class EventDecoder:
         if name == "data":
             self._data_size += len(value)
             if self._data_size > self._max:
-                raise _too_long("event", self._max)
+                raise _too_long("an event", self._max)
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -121,15 +121,16 @@ class EventDecoder:
 
 def _too_long(what: str, limit: int) -> ProviderError:
     return ProviderError(
-        ErrorCategory.server_error, f"the provider streamed a {what} over {limit} characters"
+        ErrorCategory.server_error, f"the provider streamed {what} over {limit} characters"
     )
 
 
 async def read_events(
     chunks: AsyncIterable[bytes], *, max_chars: int = MAX_EVENT_CHARS
 ) -> AsyncIterator[ServerSentEvent]:
-    """The events of a stream of bytes."""
-    decoder = EventDecoder(max_chars=max_chars)
+    """The events of a stream of bytes; a line or an event may hold ``max_chars``
+    characters, and never more than `MAX_EVENT_CHARS`."""
+    decoder = EventDecoder(max_chars=min(max_chars, MAX_EVENT_CHARS))
     async for chunk in chunks:
         for event in decoder.feed(chunk):
             yield event

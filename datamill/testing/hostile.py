@@ -10,7 +10,7 @@ The first segment of the path picks the behaviour, so one server plays every par
 | ``endless-body`` | 200, a chunked body that never ends (as fast as the client reads) |
 | ``endless-line`` | 200 ``text/event-stream`` whose first line never ends |
 | ``silent-stream`` | 200 ``text/event-stream``, then nothing, ever |
-| ``huge-usage`` | a chat completion with ``prompt_tokens`` 2^70 and ``completion_tokens`` -5 |
+| ``huge-usage`` | a chat completion with ``prompt_tokens`` 2^64-1 and ``completion_tokens`` -5 |
 | ``negative-usage`` | a chat completion with every usage figure negative |
 | anything else | 404, recording the request line |
 
@@ -21,12 +21,11 @@ tell how much the client let in before it hung up.
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 import zlib
 from functools import cache
 from typing import Any
-
-import orjson
 
 _CHUNK = 64 * 1024
 
@@ -50,7 +49,8 @@ def gzip_bomb(gibibytes: int = 1) -> bytes:
 
 
 def _completion(usage: dict[str, Any]) -> bytes:
-    return orjson.dumps(
+    # json, not orjson: orjson refuses integers past 64 bits, and this one must send them.
+    return json.dumps(
         {
             "id": "chatcmpl-hostile",
             "object": "chat.completion",
@@ -65,7 +65,7 @@ def _completion(usage: dict[str, Any]) -> bytes:
             ],
             "usage": usage,
         }
-    )
+    ).encode()
 
 
 class HostileUpstream:
@@ -78,6 +78,8 @@ class HostileUpstream:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._closing = asyncio.Event()
 
     def url(self, behaviour: str) -> str:
         return f"http://127.0.0.1:{self.port}/{behaviour}/v1"
@@ -90,8 +92,10 @@ class HostileUpstream:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        # Hang up on every client: each handler then ends on its own (none is cancelled).
+        self._closing.set()
+        for writer in list(self._writers):
+            writer.transport.abort()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
 
@@ -99,6 +103,7 @@ class HostileUpstream:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -117,6 +122,7 @@ class HostileUpstream:
             pass
         finally:
             self._tasks.discard(task)
+            self._writers.discard(writer)
             writer.close()
 
     async def _answer(self, behaviour: str, writer: asyncio.StreamWriter) -> bool:
@@ -141,7 +147,8 @@ class HostileUpstream:
             )
             await writer.drain()
             if behaviour == "silent-stream":
-                await asyncio.Event().wait()  # until the client hangs up (or the test ends)
+                await self._closing.wait()  # silent until the test ends
+                return False
             line = b"%x\r\ndata: %s\r\n" % (_CHUNK + 6, b"a" * _CHUNK)
             await self._send(writer, line)
             piece = b"%x\r\n%s\r\n" % (_CHUNK, b"a" * _CHUNK)
@@ -150,7 +157,11 @@ class HostileUpstream:
         if behaviour in {"huge-usage", "negative-usage"}:
             usage: dict[str, Any]
             if behaviour == "huge-usage":
-                usage = {"prompt_tokens": 2**70, "completion_tokens": -5, "total_tokens": 2**70}
+                usage = {
+                    "prompt_tokens": 2**64 - 1,
+                    "completion_tokens": -5,
+                    "total_tokens": 2**70,
+                }
             else:
                 usage = {
                     "prompt_tokens": -5,

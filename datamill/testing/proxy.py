@@ -33,6 +33,8 @@ class ForwardProxy:
         self._refuse = refuse
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._closing = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -46,8 +48,10 @@ class ForwardProxy:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        # Hang up on every client: each handler then ends on its own (none is cancelled).
+        self._closing.set()
+        for writer in list(self._writers):
+            writer.transport.abort()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
 
@@ -55,6 +59,7 @@ class ForwardProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         upstream: asyncio.StreamWriter | None = None
         try:
             while True:
@@ -87,6 +92,7 @@ class ForwardProxy:
             if upstream is not None:
                 upstream.close()
             self._tasks.discard(task)
+            self._writers.discard(writer)
             writer.close()
 
     def _refusal(self, headers: dict[str, str]) -> bytes | None:
@@ -106,6 +112,7 @@ class ForwardProxy:
         host, _, port = target.rpartition(":")
         try:
             up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            self._writers.add(up_writer)
         except OSError:
             writer.write(_answer(502, "Bad Gateway"))
             await writer.drain()
@@ -132,6 +139,7 @@ class ForwardProxy:
         if upstream is None:
             host, _, port = authority.rpartition(":")
             up_reader, upstream = await asyncio.open_connection(host, int(port or 80))
+            self._writers.add(upstream)
             relay = asyncio.create_task(_pipe(up_reader, client[1]))
             self._tasks.add(relay)
             relay.add_done_callback(self._tasks.discard)
