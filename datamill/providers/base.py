@@ -67,10 +67,21 @@ class Usage:
     reasoning_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in _USAGE_FIELDS:
-            value = getattr(self, name)
-            if type(value) is not int or not 0 <= value <= MAX_TOKENS:
-                object.__setattr__(self, name, clamp_tokens(value))
+        # The usual case (four sane ints) costs four checks; anything else is clamped.
+        inputs, outputs = self.input_tokens, self.output_tokens
+        cached, reasoning = self.cached_tokens, self.reasoning_tokens
+        if not (
+            type(inputs) is int
+            and type(outputs) is int
+            and type(cached) is int
+            and type(reasoning) is int
+            and 0 <= inputs <= MAX_TOKENS
+            and 0 <= outputs <= MAX_TOKENS
+            and 0 <= cached <= MAX_TOKENS
+            and 0 <= reasoning <= MAX_TOKENS
+        ):
+            for name in _USAGE_FIELDS:
+                object.__setattr__(self, name, clamp_tokens(getattr(self, name)))
 
     @property
     def total_tokens(self) -> int:
@@ -93,11 +104,12 @@ class Usage:
             if isinstance(completion_details, dict)
             else 0
         )
+        # Whatever the upstream sent: `__post_init__` clamps what is not a sane count.
         return cls(
-            input_tokens=clamp_tokens(prompt),
-            output_tokens=clamp_tokens(completion),
-            cached_tokens=clamp_tokens(cached),
-            reasoning_tokens=clamp_tokens(reasoning),
+            input_tokens=prompt,
+            output_tokens=completion,
+            cached_tokens=cached or 0,
+            reasoning_tokens=reasoning or 0,
         )
 
 
