@@ -255,10 +255,18 @@ class _Connection(asyncio.Protocol):
         if self._stream is not None:
             self._stream.feed(body)
             return
-        if self._inflate is not None:
+        inflate = self._inflate
+        if inflate is not None:
+            if inflate.eof:
+                # Bytes after the compressed body: counted against the cap, never kept
+                # (zlib would pile them up in `unused_data`).
+                self._size += len(body)
+                if self._size > self._limit:
+                    self._too_large()
+                return
             # Inflate no more than the cap allows (one byte over tells it was exceeded).
-            body = self._inflate.decompress(body, self._limit - self._size + 1)
-            if self._inflate.unconsumed_tail:
+            body = inflate.decompress(body, self._limit - self._size + 1)
+            if inflate.unconsumed_tail:
                 self._too_large()
         self._size += len(body)
         if self._size > self._limit:
@@ -279,7 +287,9 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             inflate, self._inflate = self._inflate, None
             if inflate is not None and not inflate.eof and self._body:
-                raise zlib.error("the compressed body ends early")
+                waiter.set_exception(zlib.error("the compressed body ends early"))
+                self.close()
+                return
             body = b"".join(self._body)
             waiter.set_result(Response(self._parser.get_status_code(), self._headers, body))
 
@@ -430,6 +440,8 @@ class StreamedResponse:
             if not chunk:
                 raise StopAsyncIteration
             if inflate is not None:
+                if inflate.eof:
+                    continue  # past the compressed body: dropped, not piled up
                 chunk = inflate.decompress(chunk, _INFLATE_PIECE)
                 if not chunk:
                     continue
