@@ -4,8 +4,8 @@ Lines follow OpenAI's BatchRequestOutput shape. A success goes to the output fil
 provider's body verbatim. A failure goes to the error file: with ``response`` when the
 provider answered (its status code and error body kept) and with ``error.code`` always set
 to the datamill category (``rate_limited``, ``server_error``, ``timeout``, ``connection``,
-``auth``, ``bad_request``, ``content_filter``, ``not_found``) or the closing reason
-(``batch_cancelled``, ``batch_expired``). File ids derive from the batch id, so a
+``auth``, ``bad_request``, ``content_filter``, ``not_found``, ``network_setup``) or the
+closing reason (``batch_cancelled``, ``batch_expired``). File ids derive from the batch id, so a
 finalization retried after a crash rewrites the same files instead of adding new ones.
 
 While a batch runs, `extend_drafts` writes the part of its files that is final already (every

@@ -8,6 +8,7 @@ third of aiohttp's CPU per request, and an eighth of httpx's (docs/benchmarks.md
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import math
 import re
@@ -17,7 +18,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -33,9 +34,7 @@ from datamill.providers.http1 import (
     StreamStalled,
     Target,
 )
-
-if TYPE_CHECKING:
-    from datamill.providers.network import Network
+from datamill.providers.network import Network, default_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +54,6 @@ class HttpPool:
     the same with or without a proxy until it connects."""
 
     def __init__(self, *, idle_timeout: float = 4.0, ssl_context: ssl.SSLContext | None = None):
-        from datamill.providers.network import default_context
-
         self._pool = ConnectionPool(
             idle_timeout=idle_timeout, ssl_context=ssl_context or default_context
         )
@@ -64,8 +61,7 @@ class HttpPool:
 
     def using(self, network: Network) -> HttpPool:
         """A view of this pool whose targets go out through ``network``."""
-        view = object.__new__(HttpPool)
-        view._pool = self._pool
+        view = copy.copy(self)
         view._network = network
         return view
 
