@@ -307,3 +307,14 @@ def test_an_unknown_host_is_final_and_a_passing_dns_failure_is_retried():
     assert unknown.category is C.network_setup
     assert "unknown host no-such-host.invalid" in unknown.message
     assert passing.category is C.connection
+
+
+async def test_a_proxy_setting_stops_start_up_only_for_deployments_that_call_out(
+    make_runtime, monkeypatch
+):
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+
+    runtime = await make_runtime([{"name": "sim", "provider": "sim"}])
+    assert [handle.name for handle in runtime.router.handles] == ["sim"]
+    with pytest.raises(ConfigError, match="HTTPS_PROXY: socks5:// proxies are not supported"):
+        await make_runtime([{"name": "vllm", "base_url": "https://vllm.internal/v1"}])
