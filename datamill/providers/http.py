@@ -29,6 +29,7 @@ from datamill.providers.http1 import (
     AnswerTooLarge,
     ConnectionLost,
     ConnectionPool,
+    Proxy,
     ProxyRefused,
     StreamedResponse,
     StreamStalled,
@@ -89,6 +90,8 @@ class HttpPool:
             response = await self._pool.send(target, data)
         except (OSError, TimeoutError, zlib.error) as exc:
             raise transport_error(exc, target) from None
+        if response.status == 407 and target.origin.proxy is not None:
+            raise _proxy_refused(target.origin.proxy, response.status, response.headers)
         return HttpAnswer(response.status, response.headers, response.body)
 
     async def open_stream(
@@ -107,6 +110,9 @@ class HttpPool:
         except (OSError, TimeoutError, zlib.error) as exc:
             raise transport_error(exc, target) from None
         stream = HttpStream(response, target)
+        if response.status == 407 and target.origin.proxy is not None:
+            stream.close()
+            raise _proxy_refused(target.origin.proxy, response.status, response.headers)
         if response.status >= 300:
             try:
                 body = await stream.read()
@@ -236,6 +242,17 @@ def transport_error(exc: BaseException, target: Target) -> ProviderError:
             ErrorCategory.server_error, f"{where} sent a compressed answer that is corrupt: {exc}"
         )
     return ProviderError(ErrorCategory.connection, f"cannot connect to {where}: {exc}")
+
+
+def _proxy_refused(proxy: Proxy, status: int, headers: Mapping[str, str]) -> ProviderError:
+    """A plain-http request the proxy itself refused (407: it wants credentials)."""
+    challenge = headers.get("proxy-authenticate")
+    asked = f" (it asks for {challenge[:100]})" if challenge else ""
+    return ProviderError(
+        ErrorCategory.network_setup,
+        f"the proxy {proxy.url} refused the request: {status}{asked}{_proxy_fix(status)}",
+        status_code=status,
+    )
 
 
 def _proxy_fix(status: int) -> str:

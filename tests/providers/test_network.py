@@ -193,6 +193,16 @@ async def test_plain_http_goes_through_the_proxy_in_absolute_form(monkeypatch, h
     assert proxy.connects == []
 
 
+async def test_a_proxy_refusing_a_plain_http_request_is_named_too(monkeypatch, http, plain_mock):
+    async with ForwardProxy(credentials=("u", "p")) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)  # no credentials
+        error = await failure(provider_for(plain_mock, http))
+
+    assert error.category is C.network_setup
+    assert error.message.startswith(f"the proxy {proxy.url} refused the request: 407")
+    assert 'Basic realm="test"' in error.message
+
+
 async def test_a_deployment_proxy_overrides_the_environment(monkeypatch, http, ca, tls_mock):
     async with ForwardProxy(refuse=403) as refusing, ForwardProxy() as chosen:
         monkeypatch.setenv("HTTPS_PROXY", refusing.url)
