@@ -35,6 +35,9 @@ class ErrorCategory(StrEnum):
     bad_request = "bad_request"  # 400/422: final, the provider's message is kept
     content_filter = "content_filter"  # refused by the provider's safety system: final
     not_found = "not_found"  # unknown model or route: final
+    # The way to the provider is misconfigured (untrusted certificate, failed TLS handshake,
+    # unknown host, a proxy refusing): final, the message names the fix.
+    network_setup = "network_setup"
 
     @property
     def retryable(self) -> bool:

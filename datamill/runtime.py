@@ -29,9 +29,10 @@ from datamill.gateway.service import GatewayService
 from datamill.plugins import create_provider
 from datamill.providers.base import ProviderContext
 from datamill.providers.http import HttpPool
+from datamill.providers.network import network_for
 from datamill.scheduler.gate import DeploymentGate
 from datamill.scheduler.router import DeploymentHandle, Router
-from datamill.settings import Settings
+from datamill.settings import DeploymentConfig, Settings
 from datamill.storage import migrate
 from datamill.storage.blobs import DatabaseBlobStore
 from datamill.storage.database import Database
@@ -179,11 +180,12 @@ class Runtime:
 
 
 def build_router(settings: Settings, http: HttpPool, clock: Clock) -> Router:
-    context = ProviderContext(http=http, clock=clock)
     handles = [
         DeploymentHandle(
             config=config,
-            provider=create_provider(config, context),
+            provider=create_provider(
+                config, ProviderContext(http=_http_of(config, http), clock=clock)
+            ),
             gate=DeploymentGate(
                 config,
                 clock,
@@ -194,3 +196,9 @@ def build_router(settings: Settings, http: HttpPool, clock: Clock) -> Router:
         for config in settings.deployments
     ]
     return Router(handles, settings.aliases)
+
+
+def _http_of(config: DeploymentConfig, http: HttpPool) -> HttpPool:
+    """The pool as ``config``'s calls see it: through its proxy, trusting its CAs. The
+    simulator calls nothing, so a proxy setting it could not use never stops it."""
+    return http if config.provider == "sim" else http.using(network_for(config))

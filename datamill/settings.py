@@ -99,6 +99,18 @@ class DeploymentConfig(BaseModel):
     batch_input_price: float | None = Field(default=None, ge=0)
     batch_output_price: float | None = Field(default=None, ge=0)
     timeout: float = Field(default=600.0, gt=0, description="seconds for one provider call")
+    # The forward proxy of this deployment's calls, overriding HTTPS_PROXY / HTTP_PROXY /
+    # ALL_PROXY / NO_PROXY; "" calls directly. None: those variables decide.
+    proxy: str | None = None
+    # A CA bundle (PEM file, or a directory of hashed certificates) to trust instead of the
+    # system's (or SSL_CERT_FILE's); for a server behind a private CA.
+    ca_bundle: Path | None = None
+    # False skips certificate checks (logged as a warning at start-up): for tests only.
+    verify: bool = True
+    # Bytes an answer's body may have (decompressed); a larger one fails the call.
+    max_answer_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
+    # Seconds a streamed answer may stay silent once its head arrived.
+    stream_idle_timeout: float = Field(default=300.0, gt=0)
     # Provider-specific options (for `sim`: latency, error rate, rate limit, seed).
     options: dict[str, Any] = Field(default_factory=dict)
     # How it was registered: "config" (datamill.toml), "env" (a well-known key) or "builtin".
@@ -110,6 +122,23 @@ class DeploymentConfig(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_is_http(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        if not value.startswith("http://"):
+            raise ValueError(
+                'must be an http:// proxy URL (e.g. "http://proxy.internal:3128"), or "" to '
+                "call directly"
+            )
+        if "@" in value.partition("://")[2].partition("/")[0]:
+            raise ValueError(
+                "datamill.toml never holds secrets: put the proxy URL with its credentials in "
+                "HTTPS_PROXY (the environment) instead"
+            )
+        return value
 
     @property
     def passthrough(self) -> bool:

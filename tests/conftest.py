@@ -31,6 +31,17 @@ ISOLATED_PREFIXES = (
     "OPENROUTER_",
     "ANTHROPIC_",
     "GEMINI_",
+    # Provider calls read these (providers/network.py): a developer's proxy must not route
+    # the tests' loopback calls.
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+    "no_proxy",
+    "SSL_CERT_",
 )
 
 

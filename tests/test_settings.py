@@ -186,6 +186,11 @@ FULL_DEPLOYMENT: dict[str, Any] = {
     "batch_input_price": 0.025,
     "batch_output_price": 0.04,
     "timeout": 30.0,
+    "proxy": "http://proxy.internal:3128",
+    "ca_bundle": "/etc/ssl/private-ca.pem",
+    "verify": False,
+    "max_answer_bytes": 1024,
+    "stream_idle_timeout": 5.0,
     "options": {"region": "us"},
 }
 
@@ -199,6 +204,7 @@ def test_every_deployment_field_is_read_from_the_file(tmp_path: Path):
     for field, value in FULL_DEPLOYMENT.items():
         expected = value.rstrip("/") if field == "base_url" else value
         expected = tuple(expected) if isinstance(expected, list) else expected
+        expected = Path(expected) if field == "ca_bundle" else expected
         assert getattr(deployment, field) == expected, field
     assert deployment.api_key == SecretStr(SECRET)
     assert deployment.source == "config"

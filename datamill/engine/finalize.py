@@ -4,13 +4,13 @@ Lines follow OpenAI's BatchRequestOutput shape and its rule for ``response`` and
 A success goes to the output file with the provider's body verbatim. A failure goes to the
 error file: when the provider answered over HTTP (any status), in ``response`` (its status
 code, request id and error body verbatim, ``param`` and ``code`` kept) with ``error: null``;
-only a failure that got no HTTP answer (timeout, connection, expired, cancelled, a request
-datamill refused) sets ``error`` ``{code, message}``. Every error line also carries
-``datamill_category``: the datamill category (``rate_limited``, ``server_error``,
-``timeout``, ``connection``, ``auth``, ``bad_request``, ``content_filter``, ``not_found``) or
-the closing reason (``batch_cancelled``, ``batch_expired``...). File ids derive from the
-batch id, so a finalization retried after a crash rewrites the same files instead of adding
-new ones.
+only a failure that got no HTTP answer (timeout, connection, a network setup that cannot
+work, expired, cancelled, a request datamill refused) sets ``error`` ``{code, message}``.
+Every error line also carries ``datamill_category``: the datamill category
+(``rate_limited``, ``server_error``, ``timeout``, ``connection``, ``auth``, ``bad_request``,
+``content_filter``, ``not_found``, ``network_setup``) or the closing reason
+(``batch_cancelled``, ``batch_expired``...). File ids derive from the batch id, so a
+finalization retried after a crash rewrites the same files instead of adding new ones.
 
 While a batch runs, `extend_drafts` writes the part of its files that is final already (every
 line before the first one still without a result, storage/drafts.py), so finalization only

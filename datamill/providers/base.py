@@ -8,6 +8,7 @@ so the engine can decide retry or final without knowing the provider.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -60,12 +61,31 @@ class ProviderCall:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts as the provider reported them (OpenAI names)."""
+    """Token counts as the provider reported them (OpenAI names), each clamped to
+    ``0..MAX_TOKENS``: an upstream's absurd or negative figure must neither break the store
+    (its columns are 32-bit) nor make a negative cost that budgets never see."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        # The usual case (four sane ints) costs four checks; anything else is clamped.
+        inputs, outputs = self.input_tokens, self.output_tokens
+        cached, reasoning = self.cached_tokens, self.reasoning_tokens
+        if not (
+            type(inputs) is int
+            and type(outputs) is int
+            and type(cached) is int
+            and type(reasoning) is int
+            and 0 <= inputs <= MAX_TOKENS
+            and 0 <= outputs <= MAX_TOKENS
+            and 0 <= cached <= MAX_TOKENS
+            and 0 <= reasoning <= MAX_TOKENS
+        ):
+            for name in _USAGE_FIELDS:
+                object.__setattr__(self, name, clamp_tokens(getattr(self, name)))
 
     @property
     def total_tokens(self) -> int:
@@ -84,14 +104,40 @@ class Usage:
         completion_details = usage.get("completion_tokens_details") or usage.get(
             "output_tokens_details"
         )
-        prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
-        completion_details = completion_details if isinstance(completion_details, dict) else {}
-        return cls(
-            input_tokens=int(prompt),
-            output_tokens=int(completion),
-            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else 0
+        reasoning = (
+            completion_details.get("reasoning_tokens")
+            if isinstance(completion_details, dict)
+            else 0
         )
+        # Whatever the upstream sent: `__post_init__` clamps what is not a sane count.
+        return cls(
+            input_tokens=prompt,
+            output_tokens=completion,
+            cached_tokens=cached or 0,
+            reasoning_tokens=reasoning or 0,
+        )
+
+
+MAX_TOKENS = 2**31 - 1  # more than any request can use, and what a 32-bit column holds
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
+
+
+def clamp_tokens(value: Any) -> int:
+    """A reported token count as an int in ``0..MAX_TOKENS``; 0 for what is not a number."""
+    number: int
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        number = int(value) if math.isfinite(value) else 0
+    else:
+        try:
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):
+            return 0
+    return min(max(number, 0), MAX_TOKENS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,21 +8,34 @@ third of aiohttp's CPU per request, and an eighth of httpx's (docs/benchmarks.md
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import math
 import re
+import socket
 import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import orjson
 
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import RateLimitHints
-from datamill.providers.http1 import ConnectionLost, ConnectionPool, StreamedResponse, Target
+from datamill.providers.http1 import (
+    AnswerTooLarge,
+    ConnectionLost,
+    ConnectionPool,
+    Proxy,
+    ProxyRefused,
+    StreamedResponse,
+    StreamStalled,
+    Target,
+)
+from datamill.providers.network import Network, default_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +48,41 @@ class HttpAnswer:
 class HttpPool:
     """The process's provider connections. Adapters `prepare` each URL once (with its fixed
     headers) and `send` bodies to it, or `open_stream` for an answer read as it arrives;
-    `post` does both for a one-off call."""
+    `post` does both for a one-off call.
+
+    Each deployment's adapter gets a view of the one pool `using` the deployment's `Network`
+    (proxy, TLS trust, answer limits); the targets it prepares carry them, so a call costs
+    the same with or without a proxy until it connects."""
 
     def __init__(self, *, idle_timeout: float = 4.0, ssl_context: ssl.SSLContext | None = None):
-        self._pool = ConnectionPool(idle_timeout=idle_timeout, ssl_context=ssl_context)
+        self._pool = ConnectionPool(
+            idle_timeout=idle_timeout, ssl_context=ssl_context or default_context
+        )
+        self._network: Network | None = None
+
+    def using(self, network: Network) -> HttpPool:
+        """A view of this pool whose targets go out through ``network``."""
+        view = copy.copy(self)
+        view._network = network
+        return view
 
     def prepare(self, url: str, headers: Mapping[str, str], *, method: str = "POST") -> Target:
-        return Target.prepare(url, dict(headers), method=method)
+        network = self._network
+        if network is None:
+            return Target.prepare(url, dict(headers), method=method)
+        parts = urlsplit(url)
+        proxy = None
+        if network.proxies and parts.hostname:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            proxy = network.proxy_for(parts.scheme, parts.hostname, port)
+        return Target.prepare(
+            url,
+            dict(headers),
+            method=method,
+            proxy=proxy,
+            context=network.context,
+            limits=network.limits,
+        )
 
     async def send(self, target: Target, *, data: bytes) -> HttpAnswer:
         """Send ``data``; transport failures raise `ProviderError` (connection, timeout)."""
@@ -49,6 +90,8 @@ class HttpPool:
             response = await self._pool.send(target, data)
         except (OSError, TimeoutError, zlib.error) as exc:
             raise transport_error(exc, target) from None
+        if response.status == 407 and target.origin.proxy is not None:
+            raise _proxy_refused(target.origin.proxy, response.status, response.headers)
         return HttpAnswer(response.status, response.headers, response.body)
 
     async def open_stream(
@@ -67,8 +110,16 @@ class HttpPool:
         except (OSError, TimeoutError, zlib.error) as exc:
             raise transport_error(exc, target) from None
         stream = HttpStream(response, target)
+        if response.status == 407 and target.origin.proxy is not None:
+            stream.close()
+            raise _proxy_refused(target.origin.proxy, response.status, response.headers)
         if response.status >= 300:
-            body = await stream.read()
+            try:
+                body = await stream.read()
+            except ProviderError as exc:
+                raise ProviderError(
+                    exc.category, f"HTTP {response.status}; {exc.message}"
+                ) from None
             raise (error or error_from_answer)(HttpAnswer(response.status, response.headers, body))
         return stream
 
@@ -87,6 +138,7 @@ class HttpStream:
         self.headers: Mapping[str, str] = response.headers
         self._response = response
         self._target = target
+        self.max_body = target.limits.max_body  # what one line or the whole may hold
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -103,27 +155,112 @@ class HttpStream:
             yield chunk
 
     async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self])
+        """The rest of the body, at most the target's ``max_body`` bytes."""
+        try:
+            return await self._response.read()
+        except (OSError, TimeoutError, zlib.error) as exc:
+            raise transport_error(exc, self._target) from None
 
     def close(self) -> None:
         self._response.close()
 
 
+# Name resolution failures that asking again will not fix (EAI_AGAIN, a DNS hiccup, will).
+_UNKNOWN_HOST = {
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+}
+
+
+def line_too_long(limit: int) -> ProviderError:
+    """The error of a streamed file whose line never ends (or ends past ``limit`` bytes)."""
+    return ProviderError(
+        ErrorCategory.server_error,
+        f"the provider sent a line over {limit} bytes; raise the deployment's "
+        "max_answer_bytes if it is genuine",
+    )
+
+
+def url_segment(value: str) -> str:
+    """``value`` escaped as one URL path segment: nothing in it can reach another route
+    (``/``, ``?``, ``#``, ``:`` and ``%`` are escaped; ``.`` and ``..`` are refused)."""
+    if value in {"", ".", ".."}:
+        raise ProviderError(ErrorCategory.bad_request, f"{value!r} cannot name a resource")
+    return quote(value, safe="-._~")
+
+
 def transport_error(exc: BaseException, target: Target) -> ProviderError:
-    """The `ProviderError` for a failure of the connection itself (no HTTP answer)."""
+    """The `ProviderError` for a failure of the connection itself (no HTTP answer).
+
+    What retrying cannot fix (an untrusted certificate, a failed TLS handshake, an unknown
+    host, a proxy refusing the tunnel) is ``network_setup``: final, naming the fix."""
     origin = target.origin
     where = f"{origin.scheme}://{origin.host}:{origin.port}"
+    via = f" (through the proxy {origin.proxy.url})" if origin.proxy is not None else ""
+    if isinstance(exc, AnswerTooLarge):
+        return ProviderError(
+            ErrorCategory.server_error,
+            f"{where} sent an answer over the deployment's limit: {exc}; raise the "
+            "deployment's max_answer_bytes if the answer is genuine",
+        )
     if isinstance(exc, ConnectionLost):
         return ProviderError(ErrorCategory.connection, f"{where} closed the connection: {exc}")
+    if isinstance(exc, ProxyRefused):
+        if exc.status >= 500:  # the proxy could not reach the server: maybe later it will
+            return ProviderError(ErrorCategory.connection, f"{exc}{_proxy_fix(exc.status)}")
+        return ProviderError(ErrorCategory.network_setup, f"{exc}{_proxy_fix(exc.status)}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ProviderError(
+            ErrorCategory.network_setup,
+            f"certificate verify failed for {where}{via}: {exc.verify_message or exc}; "
+            "set ca_bundle in the deployment or SSL_CERT_FILE to trust its CA",
+        )
+    if isinstance(exc, ssl.SSLError) and not isinstance(
+        exc, ssl.SSLEOFError | ssl.SSLZeroReturnError
+    ):
+        return ProviderError(
+            ErrorCategory.network_setup,
+            f"TLS handshake with {where}{via} failed: {exc}; check that the base_url's "
+            "scheme and port are right (https:// to a plain-http server fails this way)",
+        )
     if isinstance(exc, ssl.SSLError):
         return ProviderError(ErrorCategory.connection, f"TLS with {where} failed: {exc}")
+    if isinstance(exc, socket.gaierror) and exc.errno in _UNKNOWN_HOST:
+        return ProviderError(
+            ErrorCategory.network_setup,
+            f"unknown host {origin.host} ({exc.strerror}); check the deployment's base_url, "
+            "or set HTTPS_PROXY if only a proxy can resolve it",
+        )
+    if isinstance(exc, StreamStalled):
+        return ProviderError(
+            ErrorCategory.timeout,
+            f"{where} stopped sending: {exc}; the deployment's stream_idle_timeout sets it",
+        )
     if isinstance(exc, TimeoutError):
-        return ProviderError(ErrorCategory.timeout, f"no connection to {where} in time")
+        return ProviderError(ErrorCategory.timeout, f"no connection to {where}{via} in time")
     if isinstance(exc, zlib.error):
         return ProviderError(
             ErrorCategory.server_error, f"{where} sent a compressed answer that is corrupt: {exc}"
         )
     return ProviderError(ErrorCategory.connection, f"cannot connect to {where}: {exc}")
+
+
+def _proxy_refused(proxy: Proxy, status: int, headers: Mapping[str, str]) -> ProviderError:
+    """A plain-http request the proxy itself refused (407: it wants credentials)."""
+    challenge = headers.get("proxy-authenticate")
+    asked = f" (it asks for {challenge[:100]})" if challenge else ""
+    return ProviderError(
+        ErrorCategory.network_setup,
+        f"the proxy {proxy.url} refused the request: {status}{asked}{_proxy_fix(status)}",
+        status_code=status,
+    )
+
+
+def _proxy_fix(status: int) -> str:
+    if status == 407:
+        return "; give the proxy's credentials in its URL (http://user:password@host:port)"
+    if status == 403:
+        return "; the proxy forbids this destination: ask its operator, or add it to NO_PROXY"
+    return ""
 
 
 def category_for_status(status: int, body: Any) -> ErrorCategory:

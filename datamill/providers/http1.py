@@ -4,8 +4,13 @@ Provider calls are the engine's hot path, and the HTTP client decides most of it
 spends about 100 µs per request here, this client about 30 (measured against the mock
 provider; see docs/benchmarks.md). It does what provider APIs need and nothing else: POST
 (and GET) with a body, keep-alive connections pooled per origin, TLS, chunked and
-gzip/deflate answers, and answers streamed as they arrive (server-sent events). No redirects,
-cookies, proxies or HTTP/2.
+gzip/deflate answers, answers streamed as they arrive (server-sent events), and forward
+proxies (CONNECT tunnels for https, absolute-form requests for http). No redirects, cookies or
+HTTP/2.
+
+Every upstream is untrusted: an answer's body is capped while it arrives, counted in
+decompressed bytes (a gzip bomb stops at the cap, it never inflates whole), its head is
+capped too, and a streamed answer that goes silent for ``Limits.stream_idle`` seconds fails.
 
 A pooled connection may have been closed by the server while idle (uvicorn closes after 5 s,
 nginx after 75 s). Connections idle longer than ``idle_timeout`` are dropped, and a request
@@ -20,13 +25,56 @@ import ssl
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["ConnectionLost", "ConnectionPool", "Origin", "Response", "StreamedResponse", "Target"]
+__all__ = [
+    "AnswerTooLarge",
+    "ConnectionLost",
+    "ConnectionPool",
+    "Limits",
+    "Origin",
+    "Proxy",
+    "ProxyRefused",
+    "Response",
+    "StreamStalled",
+    "StreamedResponse",
+    "Target",
+]
+
+_MAX_HEAD = 64 * 1024  # bytes of an answer's status line and headers
+_INFLATE_PIECE = 256 * 1024  # a streamed compressed chunk is inflated this much at a time
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one answer may cost: ``max_body`` bytes of (decompressed) body, and for a streamed
+    answer at most ``stream_idle`` seconds without a byte once its head arrived."""
+
+    max_body: int = 128 * 1024 * 1024
+    stream_idle: float = 300.0
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """A forward HTTP proxy; ``authorization`` is the ``Proxy-Authorization`` value (basic
+    auth from the proxy URL's userinfo)."""
+
+    host: str
+    port: int
+    authorization: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The proxy as messages name it (never its credentials)."""
+        return f"http://{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +86,14 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Origin:
+    """Where connections go, and how: the pool keeps connections per origin, so two
+    deployments with another proxy or another CA never share one."""
+
     scheme: str
     host: str
     port: int
+    proxy: Proxy | None = None
+    context: ssl.SSLContext | None = None  # None: the default one (system CAs)
 
     @property
     def tls(self) -> bool:
@@ -53,9 +106,19 @@ class Target:
 
     origin: Origin
     head: bytes  # request line and headers up to Content-Length, without it
+    limits: Limits = DEFAULT_LIMITS
 
     @classmethod
-    def prepare(cls, url: str, headers: dict[str, str], *, method: str = "POST") -> Target:
+    def prepare(
+        cls,
+        url: str,
+        headers: dict[str, str],
+        *,
+        method: str = "POST",
+        proxy: Proxy | None = None,
+        context: ssl.SSLContext | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> Target:
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -64,10 +127,24 @@ class Target:
         if parts.query:
             path += "?" + parts.query
         host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        if ":" in parts.hostname:  # an IPv6 literal keeps its brackets in the Host header
+            host = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Accept-Encoding: gzip, deflate"]
+        if proxy is not None and parts.scheme == "http":
+            # Plain http goes to the proxy itself, in absolute form (RFC 9112, 3.2.2).
+            lines[0] = f"{method} http://{host}{path} HTTP/1.1"
+            if proxy.authorization:
+                lines.append(f"Proxy-Authorization: {proxy.authorization}")
         lines += [f"{name}: {value}" for name, value in headers.items()]
         head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
-        return cls(Origin(parts.scheme, parts.hostname, port), head)
+        origin = Origin(
+            parts.scheme,
+            parts.hostname,
+            port,
+            proxy,
+            context if parts.scheme == "https" else None,
+        )
+        return cls(origin, head, limits)
 
 
 class ConnectionLost(ConnectionError):
@@ -76,6 +153,27 @@ class ConnectionLost(ConnectionError):
     def __init__(self, message: str, *, answered: bool) -> None:
         super().__init__(message)
         self.answered = answered  # some bytes of the answer had arrived
+
+
+class AnswerTooLarge(ConnectionLost):
+    """An answer's head or (decompressed) body went over its cap; the connection is closed."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message, answered=True)
+        self.limit = limit
+
+
+class StreamStalled(TimeoutError):
+    """A streamed answer sent nothing for ``Limits.stream_idle`` seconds."""
+
+
+class ProxyRefused(OSError):
+    """The proxy answered the CONNECT with something other than 2xx."""
+
+    def __init__(self, proxy: Proxy, target: str, status: int, reason: str) -> None:
+        super().__init__(f"the proxy {proxy.url} refused CONNECT {target}: {status} {reason}")
+        self.proxy = proxy
+        self.status = status
 
 
 class _Connection(asyncio.Protocol):
@@ -89,7 +187,11 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Response] | None = None
         self._headers: dict[str, str] = {}
+        self._head_size = 0
         self._body: list[bytes] = []
+        self._size = 0  # decompressed bytes of the body so far
+        self._limit = DEFAULT_LIMITS.max_body
+        self._inflate: zlib._Decompress | None = None
         self._received = False
         self._writable = asyncio.Event()
         self._writable.set()
@@ -107,7 +209,12 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(ConnectionLost(f"invalid HTTP answer: {exc}", answered=True))
+            # A callback's own exception (a cap, a corrupt compressed body) is the cause.
+            cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else None
+            if isinstance(cause, ConnectionLost | zlib.error):
+                self._fail(cause)
+            else:
+                self._fail(ConnectionLost(f"invalid HTTP answer: {exc}", answered=True))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -124,6 +231,9 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value)
+        if self._head_size > _MAX_HEAD:
+            raise AnswerTooLarge(f"the answer's headers exceed {_MAX_HEAD} bytes", limit=_MAX_HEAD)
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         previous = self._headers.get(key)
@@ -131,6 +241,10 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         if self._stream is None:
+            encoding = self._headers.get("content-encoding")
+            if encoding is not None and encoding.lower() in {"gzip", "deflate"}:
+                # zlib reads both: wbits 47 detects gzip or zlib headers.
+                self._inflate = zlib.decompressobj(47)
             return
         # A streamed answer is handed over at its head; its body follows through the stream.
         waiter, self._waiter = self._waiter, None
@@ -140,8 +254,27 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self._stream is not None:
             self._stream.feed(body)
-        else:
-            self._body.append(body)
+            return
+        inflate = self._inflate
+        if inflate is not None:
+            if inflate.eof:
+                # Bytes after the compressed body: counted against the cap, never kept
+                # (zlib would pile them up in `unused_data`).
+                self._size += len(body)
+                if self._size > self._limit:
+                    self._too_large()
+                return
+            # Inflate no more than the cap allows (one byte over tells it was exceeded).
+            body = inflate.decompress(body, self._limit - self._size + 1)
+            if inflate.unconsumed_tail:
+                self._too_large()
+        self._size += len(body)
+        if self._size > self._limit:
+            self._too_large()
+        self._body.append(body)
+
+    def _too_large(self) -> None:
+        raise AnswerTooLarge(f"the answer's body exceeds {self._limit} bytes", limit=self._limit)
 
     def on_message_complete(self) -> None:
         if not self._parser.should_keep_alive():
@@ -152,22 +285,29 @@ class _Connection(asyncio.Protocol):
             return
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
+            inflate, self._inflate = self._inflate, None
+            if inflate is not None and not inflate.eof and self._body:
+                waiter.set_exception(zlib.error("the compressed body ends early"))
+                self.close()
+                return
             body = b"".join(self._body)
-            encoding = self._headers.get("content-encoding", "").lower()
-            if encoding in {"gzip", "deflate"}:
-                # zlib reads both: wbits 47 detects gzip or zlib headers.
-                body = zlib.decompress(body, 47)
             waiter.set_result(Response(self._parser.get_status_code(), self._headers, body))
 
     # -- use
-    async def request(self, head: bytes, body: bytes, *, stream: bool = False) -> Response:
+    async def request(
+        self, head: bytes, body: bytes, *, stream: bool = False, limits: Limits = DEFAULT_LIMITS
+    ) -> Response:
         """Send one request; the whole answer, or with ``stream`` its head (the body then
         arrives through `body_stream`)."""
         assert self.transport is not None
         self._headers = {}
+        self._head_size = 0
         self._body = []
+        self._size = 0
+        self._limit = limits.max_body
+        self._inflate = None
         self._received = False
-        self._stream = self._last_stream = _BodyStream(self) if stream else None
+        self._stream = self._last_stream = _BodyStream(self, limits.stream_idle) if stream else None
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         length = b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
@@ -207,8 +347,9 @@ class _BodyStream:
 
     _HIGH_WATER = 1024 * 1024
 
-    def __init__(self, connection: _Connection) -> None:
+    def __init__(self, connection: _Connection, idle: float) -> None:
         self._connection = connection
+        self._idle = idle
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._done = False
@@ -245,7 +386,12 @@ class _BodyStream:
             if self._error is not None:
                 raise self._error
             self._ready.clear()
-            await self._ready.wait()
+            try:
+                async with asyncio.timeout(self._idle):
+                    await self._ready.wait()
+            except TimeoutError:
+                self._connection.close()
+                raise StreamStalled(f"the answer stalled: no byte for {self._idle:g} s") from None
         data = self._chunks.popleft()
         self._buffered -= len(data)
         if self._paused and self._buffered <= self._HIGH_WATER // 2:
@@ -263,12 +409,17 @@ class StreamedResponse:
     that drops the connection, which is how an upstream request is abandoned mid-answer."""
 
     def __init__(
-        self, pool: ConnectionPool, origin: Origin, connection: _Connection, head: Response
+        self,
+        pool: ConnectionPool,
+        target: Target,
+        connection: _Connection,
+        head: Response,
     ) -> None:
         self.status = head.status
         self.headers = head.headers
         self._pool = pool
-        self._origin = origin
+        self._origin = target.origin
+        self._max_body = target.limits.max_body
         self._connection = connection
         self._body = connection.body_stream
         self._closed = False
@@ -280,12 +431,18 @@ class StreamedResponse:
         return self
 
     async def __anext__(self) -> bytes:
+        inflate = self._inflate
         while True:
+            if inflate is not None and inflate.unconsumed_tail:
+                # A small compressed chunk may inflate to gigabytes: hand it out in pieces.
+                return inflate.decompress(inflate.unconsumed_tail, _INFLATE_PIECE)
             chunk = await self._read()
             if not chunk:
                 raise StopAsyncIteration
-            if self._inflate is not None:
-                chunk = self._inflate.decompress(chunk)
+            if inflate is not None:
+                if inflate.eof:
+                    continue  # past the compressed body: dropped, not piled up
+                chunk = inflate.decompress(chunk, _INFLATE_PIECE)
                 if not chunk:
                     continue
             return chunk
@@ -304,8 +461,19 @@ class StreamedResponse:
         return chunk
 
     async def read(self) -> bytes:
-        """The rest of the body, decoded."""
-        return b"".join([chunk async for chunk in self])
+        """The rest of the body, decoded; over ``Limits.max_body`` bytes raises
+        `AnswerTooLarge` (and drops the connection)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self:
+            size += len(chunk)
+            if size > self._max_body:
+                self.close()
+                raise AnswerTooLarge(
+                    f"the answer's body exceeds {self._max_body} bytes", limit=self._max_body
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def close(self) -> None:
         """Stop reading; an answer not read to its end closes its connection."""
@@ -318,6 +486,79 @@ class StreamedResponse:
             self._pool._release(self._origin, self._connection)
 
 
+class _TunnelOpener(asyncio.Protocol):
+    """Asks a proxy for a tunnel (``CONNECT host:port``) and reads its answer's head."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.answered: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self._head = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.answered.done():
+            return
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > _MAX_HEAD:
+                self._answer(
+                    ConnectionLost("the proxy's answer to CONNECT is too long", answered=True)
+                )
+            return
+        if len(self._head) > end + 4:
+            # A proxy talks only after the client's TLS hello: anything more is not a tunnel.
+            self._answer(
+                ConnectionLost("the proxy sent bytes after its CONNECT answer", answered=True)
+            )
+            return
+        status_line = self._head[: self._head.find(b"\r\n")].decode("latin-1")
+        version, _, rest = status_line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            self._answer(
+                ConnectionLost(
+                    f"the proxy answered CONNECT with {status_line[:200]!r}", answered=True
+                )
+            )
+            return
+        self.answered.set_result((int(code), reason.strip()[:200]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f": {exc}" if exc else ""
+        self._answer(ConnectionLost(f"the proxy closed the connection{reason}", answered=False))
+
+    def _answer(self, exc: Exception) -> None:
+        if not self.answered.done():
+            self.answered.set_exception(exc)
+
+
+async def _tunnel(origin: Origin, proxy: Proxy, context: ssl.SSLContext) -> _Connection:
+    """A connection to ``origin`` through a CONNECT tunnel of ``proxy``, TLS inside it."""
+    loop = asyncio.get_running_loop()
+    transport, opener = await loop.create_connection(_TunnelOpener, proxy.host, proxy.port)
+    try:
+        authority = f"[{origin.host}]" if ":" in origin.host else origin.host
+        authority = f"{authority}:{origin.port}"
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+        if proxy.authorization:
+            lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        status, reason = await opener.answered
+        if not 200 <= status < 300:
+            raise ProxyRefused(proxy, authority, status, reason)
+        connection = _Connection()
+        tls = await loop.start_tls(transport, connection, context, server_hostname=origin.host)
+    except BaseException:
+        transport.close()
+        raise
+    assert tls is not None
+    connection.connection_made(tls)
+    return connection
+
+
 class ConnectionPool:
     """Keep-alive connections by origin, opened as needed and never limited here: the
     scheduler's gates bound how many calls are out."""
@@ -327,7 +568,7 @@ class ConnectionPool:
         *,
         idle_timeout: float = 4.0,
         connect_timeout: float = 30.0,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
@@ -343,20 +584,21 @@ class ConnectionPool:
         """Send a request and return as soon as the answer's head arrived; its body is read
         from the `StreamedResponse`, which must be read to its end or closed."""
         connection, head = await self._exchange(target, body, stream=True)
-        return StreamedResponse(self, target.origin, connection, head)
+        return StreamedResponse(self, target, connection, head)
 
     async def _exchange(
         self, target: Target, body: bytes, *, stream: bool
     ) -> tuple[_Connection, Response]:
         connection = await self._acquire(target.origin)
+        limits = target.limits
         try:
-            response = await connection.request(target.head, body, stream=stream)
+            response = await connection.request(target.head, body, stream=stream, limits=limits)
         except ConnectionLost as lost:
             if not connection.reused or lost.answered:
                 raise
             # A pooled connection the server had already closed: it never saw the request.
             connection = await self._connect(target.origin)
-            response = await connection.request(target.head, body, stream=stream)
+            response = await connection.request(target.head, body, stream=stream, limits=limits)
         return connection, response
 
     async def _acquire(self, origin: Origin) -> _Connection:
@@ -373,15 +615,23 @@ class ConnectionPool:
 
     async def _connect(self, origin: Origin) -> _Connection:
         loop = asyncio.get_running_loop()
-        context = self._ssl_context() if origin.tls else None
+        context = (origin.context or self._ssl_context()) if origin.tls else None
         async with asyncio.timeout(self.connect_timeout):
-            _, connection = await loop.create_connection(
-                _Connection,
-                origin.host,
-                origin.port,
-                ssl=context,
-                server_hostname=origin.host if context else None,
-            )
+            if origin.proxy is None:
+                _, connection = await loop.create_connection(
+                    _Connection,
+                    origin.host,
+                    origin.port,
+                    ssl=context,
+                    server_hostname=origin.host if context else None,
+                )
+            elif context is None:
+                # Plain http through a proxy: requests go to it in absolute form.
+                _, connection = await loop.create_connection(
+                    _Connection, origin.proxy.host, origin.proxy.port
+                )
+            else:
+                connection = await _tunnel(origin, origin.proxy, context)
         return connection
 
     def _release(self, origin: Origin, connection: _Connection) -> None:
@@ -392,8 +642,9 @@ class ConnectionPool:
         self._idle.setdefault(origin, deque()).append(connection)
 
     def _ssl_context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context()
+        # Made on first use: a process that never calls https never loads the CAs.
+        if not isinstance(self._ssl, ssl.SSLContext):
+            self._ssl = self._ssl() if self._ssl is not None else ssl.create_default_context()
         return self._ssl
 
     def close(self) -> None:

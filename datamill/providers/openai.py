@@ -140,7 +140,7 @@ class OpenAIProvider:
             answer.close()
 
         return ProviderStream(
-            chunks=_chunks(read_events(answer)),
+            chunks=_chunks(read_events(answer, max_chars=answer.max_body)),
             request_id=answer.headers.get("x-request-id") or new_provider_request_id(),
             close=close,
             status_code=answer.status,

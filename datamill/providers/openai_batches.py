@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -28,7 +29,14 @@ from datamill.providers.base import (
     ProviderResponse,
     Usage,
 )
-from datamill.providers.http import HttpAnswer, HttpPool, category_for_status, error_from_answer
+from datamill.providers.http import (
+    HttpAnswer,
+    HttpPool,
+    category_for_status,
+    error_from_answer,
+    line_too_long,
+    url_segment,
+)
 from datamill.settings import DeploymentConfig
 
 LABEL_KEY = "datamill_job"  # the metadata key holding datamill's job id
@@ -148,14 +156,16 @@ class OpenAIBatches:
                     yield result
 
     async def cancel(self, batch_id: str) -> None:
-        target = self._http.prepare(f"{self._base}/batches/{batch_id}/cancel", self._json)
+        target = self._http.prepare(
+            f"{self._base}/batches/{url_segment(batch_id)}/cancel", self._json
+        )
         await self._call(await self._http.send(target, data=b"{}"))
 
     async def find(self, label: str) -> str | None:
         """The newest batch labelled ``label``, among the newest 1,000."""
         after: str | None = None
         for _ in range(_FIND_PAGES):
-            query = "limit=100" + (f"&after={after}" if after else "")
+            query = "limit=100" + (f"&after={quote(after, safe='')}" if after else "")
             target = self._http.prepare(f"{self._base}/batches?{query}", self._json, method="GET")
             page = await self._call(await self._http.send(target, data=b""))
             data = page.get("data") or []
@@ -169,13 +179,15 @@ class OpenAIBatches:
         return None
 
     async def _retrieve(self, batch_id: str) -> dict[str, Any]:
-        target = self._http.prepare(f"{self._base}/batches/{batch_id}", self._json, method="GET")
+        target = self._http.prepare(
+            f"{self._base}/batches/{url_segment(batch_id)}", self._json, method="GET"
+        )
         return await self._call(await self._http.send(target, data=b""))
 
     async def _lines(self, file_id: str) -> AsyncIterator[bytes]:
         """A file's lines, read as its content arrives."""
         target = self._http.prepare(
-            f"{self._base}/files/{file_id}/content", self._auth, method="GET"
+            f"{self._base}/files/{url_segment(file_id)}/content", self._auth, method="GET"
         )
         stream = await self._http.open_stream(target, data=b"")
         try:
@@ -184,6 +196,8 @@ class OpenAIBatches:
                 pending += chunk
                 end = pending.rfind(b"\n")
                 if end < 0:
+                    if len(pending) > stream.max_body:
+                        raise line_too_long(stream.max_body)
                     continue
                 for line in bytes(pending[:end]).split(b"\n"):
                     if line.strip():

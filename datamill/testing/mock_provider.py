@@ -24,6 +24,7 @@ import os
 import random
 import secrets
 import signal
+import ssl
 import time
 from array import array
 from collections import Counter
@@ -614,10 +615,16 @@ AppBuilder = Callable[[MockConfig], web.Application]
 
 
 async def start_mock(
-    host: str = "127.0.0.1", port: int = 0, *, build: AppBuilder = build_app, **config: Any
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    build: AppBuilder = build_app,
+    ssl_context: ssl.SSLContext | None = None,
+    **config: Any,
 ) -> tuple[web.AppRunner, int]:
     """Serve the mock in this event loop; returns the runner (``await runner.cleanup()``).
-    ``build`` makes the app: this OpenAI mock, or another provider's on the same core."""
+    ``build`` makes the app: this OpenAI mock, or another provider's on the same core; with
+    ``ssl_context`` it speaks https."""
     runner = web.AppRunner(
         build(MockConfig(**config)),
         access_log=None,
@@ -625,7 +632,9 @@ async def start_mock(
         shutdown_timeout=0.1,  # a mock needs no graceful drain: stop() stays fast
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=4096)
+    site = web.TCPSite(
+        runner, host, port, reuse_address=True, backlog=4096, ssl_context=ssl_context
+    )
     await site.start()
     return runner, int(runner.addresses[0][1])
 

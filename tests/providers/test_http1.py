@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from datamill.providers.http1 import ConnectionLost, ConnectionPool, Target
+from datamill.providers.http1 import (
+    AnswerTooLarge,
+    ConnectionLost,
+    ConnectionPool,
+    Limits,
+    StreamStalled,
+    Target,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -394,4 +401,117 @@ async def test_a_slow_reader_pauses_the_socket_and_loses_nothing(serve):
     await asyncio.sleep(0.3)  # let the server write while nobody reads
 
     assert len(await response.read()) == len(part) * 64
+    pool.close()
+
+
+# -- untrusted answers ------------------------------------------------------------------------
+
+
+def fixed(body: bytes, **headers: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers=headers)
+
+    return handler
+
+
+async def test_bodies_are_capped_counting_decompressed_bytes(serve):
+    small = gzip.compress(b"x" * 1000)
+    bomb = gzip.compress(bytes(8 * 1024 * 1024))  # 8 MiB of zeros in about 8 KiB
+    server = await serve(
+        {
+            "/small": fixed(small, **{"Content-Encoding": "gzip"}),
+            "/bomb": fixed(bomb, **{"Content-Encoding": "gzip"}),
+            "/plain": fixed(b"y" * 2048),
+        }
+    )
+    pool = ConnectionPool()
+    limits = Limits(max_body=1024 * 1024)
+
+    def target(path: str) -> Target:
+        return Target.prepare(server.url(path), {}, limits=limits)
+
+    assert (await pool.send(target("/small"), b"")).body == b"x" * 1000
+    with pytest.raises(AnswerTooLarge, match="exceeds 1048576 bytes"):
+        await pool.send(target("/bomb"), b"")
+    tight = Target.prepare(server.url("/plain"), {}, limits=Limits(max_body=2047))
+    with pytest.raises(AnswerTooLarge):
+        await pool.send(tight, b"")
+    assert (await pool.send(target("/plain"), b"")).body == b"y" * 2048  # the pool goes on
+    pool.close()
+
+
+async def test_bytes_after_a_compressed_body_are_counted_not_kept(serve):
+    member = gzip.compress(b'{"ok": true}')
+    server = await serve(
+        {
+            "/tail": fixed(member + b"junk" * 100, **{"Content-Encoding": "gzip"}),
+            "/flood": fixed(member + bytes(2 * 1024 * 1024), **{"Content-Encoding": "gzip"}),
+        }
+    )
+    pool = ConnectionPool()
+    limits = Limits(max_body=1024 * 1024)
+
+    answer = await pool.send(Target.prepare(server.url("/tail"), {}, limits=limits), b"")
+    assert answer.body == b'{"ok": true}'
+    with pytest.raises(AnswerTooLarge):
+        await pool.send(Target.prepare(server.url("/flood"), {}, limits=limits), b"")
+    pool.close()
+
+
+async def test_a_truncated_compressed_body_raises(serve):
+    server = await serve(
+        {"/cut": fixed(gzip.compress(b"z" * 5000)[:-20], **{"Content-Encoding": "gzip"})}
+    )
+    pool = ConnectionPool()
+
+    with pytest.raises(zlib.error, match="ends early"):
+        await pool.send(Target.prepare(server.url("/cut"), {}), b"")
+    pool.close()
+
+
+async def test_headers_are_capped(serve):
+    server = await serve({"/fat": fixed(b"", **{f"x-pad-{i}": "p" * 1000 for i in range(80)})})
+    pool = ConnectionPool()
+
+    with pytest.raises(AnswerTooLarge, match="headers exceed 65536 bytes"):
+        await pool.send(Target.prepare(server.url("/fat"), {}), b"")
+    pool.close()
+
+
+async def test_a_streamed_bomb_is_inflated_in_pieces_and_read_whole_only_to_the_cap(serve):
+    bomb = gzip.compress(bytes(16 * 1024 * 1024))
+    server = await serve({"/bomb": fixed(bomb, **{"Content-Encoding": "gzip"})})
+    pool = ConnectionPool()
+    target = Target.prepare(server.url("/bomb"), {}, limits=Limits(max_body=4 * 1024 * 1024))
+
+    response = await pool.open(target, b"")
+    sizes = [len(piece) async for piece in response]
+    assert sum(sizes) == 16 * 1024 * 1024
+    assert max(sizes) <= 256 * 1024
+    response = await pool.open(target, b"")
+    with pytest.raises(AnswerTooLarge):
+        await response.read()
+    pool.close()
+
+
+async def test_a_stream_silent_after_its_head_raises_stalled(serve):
+    release = asyncio.Event()
+
+    async def silent(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b"data: first\n\n")
+        await release.wait()
+        return response
+
+    server = await serve({"/silent": silent})
+    pool = ConnectionPool()
+    target = Target.prepare(server.url("/silent"), {}, limits=Limits(stream_idle=0.1))
+
+    response = await pool.open(target, b"")
+    assert await response.__anext__() == b"data: first\n\n"
+    with pytest.raises(StreamStalled, match=r"no byte for 0\.1 s"):
+        await response.__anext__()
+    release.set()
     pool.close()

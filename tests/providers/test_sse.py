@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from datamill.providers.sse import DONE, EventDecoder, ServerSentEvent, encode_data, read_events
+from datamill.errors import ProviderError
+from datamill.providers.sse import (
+    DONE,
+    MAX_EVENT_CHARS,
+    EventDecoder,
+    ServerSentEvent,
+    encode_data,
+    read_events,
+)
 
 
 def decode_in_pieces(stream: bytes, size: int) -> list[ServerSentEvent]:
@@ -68,3 +76,50 @@ async def test_read_events_over_an_async_stream():
 def test_encoding_round_trips():
     stream = encode_data({"text": "two\nlines"}) + DONE
     assert [e.data for e in decode_in_pieces(stream, 5)] == ['{"text":"two\\nlines"}', "[DONE]"]
+
+
+def test_only_cr_and_lf_end_lines():
+    # JSON carries U+2028 (and other characters str.splitlines splits at) unescaped.
+    data = '{"text": "a\u2028b\x0cc\x1ed\x85e"}'
+    events = decode_in_pieces(f"data: {data}\n\n".encode(), 3)
+
+    assert events == [ServerSentEvent(data)]
+
+
+def test_a_line_break_split_between_chunks_counts_once():
+    decoder = EventDecoder()
+
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\ndata: b\r") == []
+    assert decoder.feed(b"\n\r") == [ServerSentEvent("a\nb")]
+    assert decoder.feed(b"\n") == []  # the LF of that CRLF: no second blank line
+
+
+@pytest.mark.timeout(60)
+def test_an_endless_line_costs_linear_time_and_stops_at_the_cap():
+    # Quadratic splitting would copy the pending line at each of the 16k pieces: about
+    # 128 GB of copying, minutes. Linear splitting reads each byte once.
+    decoder = EventDecoder(max_chars=16 * 1024 * 1024)
+    decoder.feed(b"data: ")
+    piece = b"a" * 1024
+
+    def feed_forever() -> None:
+        for _ in range(17 * 1024):
+            decoder.feed(piece)
+
+    with pytest.raises(ProviderError, match=r"streamed a line over 16777216 characters"):
+        feed_forever()
+
+
+def test_an_event_of_many_lines_is_capped_too():
+    decoder = EventDecoder(max_chars=100)
+    with pytest.raises(ProviderError, match="streamed an event over 100 characters"):
+        decoder.feed(b"data: " + b"x" * 60 + b"\n" + b"data: " + b"y" * 60 + b"\n")
+
+
+async def test_read_events_never_allows_more_than_the_ceiling():
+    async def chunks():
+        yield b"data: " + b"z" * (MAX_EVENT_CHARS + 10)
+
+    with pytest.raises(ProviderError):
+        _ = [event async for event in read_events(chunks(), max_chars=2**40)]

@@ -38,7 +38,7 @@ from datamill.providers.base import (
     NativeRequest,
     NativeResult,
 )
-from datamill.providers.http import HttpPool
+from datamill.providers.http import HttpPool, line_too_long
 from datamill.providers.http1 import Target
 
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -196,6 +196,8 @@ class AnthropicBatches:
                     if result is not None:
                         yield result
                 pending += chunk[start:]
+                if len(pending) > stream.max_body:
+                    raise line_too_long(stream.max_body)
             result = self._result(bytes(pending))
             if result is not None:
                 yield result

@@ -111,7 +111,7 @@ class AnthropicProvider:
             answer.close()
 
         return ProviderStream(
-            chunks=chat_chunks(read_events(answer), created=int(now)),
+            chunks=chat_chunks(read_events(answer, max_chars=answer.max_body), created=int(now)),
             request_id=request_id(answer.headers) or new_provider_request_id(),
             close=close,
             status_code=answer.status,

@@ -19,7 +19,7 @@ import orjson
 
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.anthropic.table import JSON_TOOL
-from datamill.providers.base import ProviderResponse, RateLimitHints, Usage
+from datamill.providers.base import ProviderResponse, RateLimitHints, Usage, clamp_tokens
 
 # Anthropic's stop reasons as OpenAI finish reasons. ``tool_use`` depends on the calls (a
 # JSON answer is content, not a call) and unknown reasons end the answer normally.
@@ -89,7 +89,7 @@ def tool_call(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
 
 def _count(usage: Mapping[str, Any], key: str) -> int:
     value = usage.get(key)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+    return clamp_tokens(value) if isinstance(value, int | float) else 0
 
 
 def thinking_tokens(usage: Mapping[str, Any]) -> int:

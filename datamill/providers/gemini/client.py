@@ -9,15 +9,19 @@ import orjson
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.gemini.errors import error_from_answer
 from datamill.providers.gemini.options import DEFAULT_BASE_URL, GeminiOptions
-from datamill.providers.http import HttpPool, HttpStream
+from datamill.providers.http import HttpPool, HttpStream, url_segment
 from datamill.providers.http1 import Target
 from datamill.settings import DeploymentConfig
 
 
 def model_path(model: str) -> str:
     """``gemini-2.5-flash`` -> ``models/gemini-2.5-flash``; a full resource name
-    (``models/...``, ``tunedModels/...``) stays as it is."""
-    return model if "/" in model else f"models/{model}"
+    (``models/...``, ``tunedModels/...``) keeps its collection. The name is escaped: a
+    crafted one (``x:batchGenerateContent``, ``../files``) never reaches another route."""
+    collection, slash, name = model.partition("/")
+    if slash and collection in {"models", "tunedModels"}:
+        return f"{collection}/{url_segment(name)}"
+    return f"models/{url_segment(model)}"
 
 
 class GeminiClient:

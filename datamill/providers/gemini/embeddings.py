@@ -13,7 +13,7 @@ import struct
 from typing import Any
 
 from datamill.nlp.tokens import estimate_tokens
-from datamill.providers.base import Usage
+from datamill.providers.base import Usage, clamp_tokens
 from datamill.providers.fields import EMBEDDING_FIELDS, YES, FieldTable, partial, reject_unsupported
 from datamill.providers.gemini.errors import PROVIDER, refused
 from datamill.providers.gemini.options import GeminiOptions
@@ -83,7 +83,7 @@ def vectors(answer: Any, count: int) -> list[list[float]]:
 def reported_tokens(answer: Any) -> int | None:
     metadata = answer.get("usageMetadata") if isinstance(answer, dict) else None
     if isinstance(metadata, dict) and metadata.get("promptTokenCount") is not None:
-        return int(metadata["promptTokenCount"])
+        return clamp_tokens(metadata["promptTokenCount"])
     return None
 
 

@@ -60,7 +60,7 @@ class GeminiProvider:
         request = translate_chat(call.body, self.options)
         path = f"{model_path(model)}:streamGenerateContent?alt=sse"
         answer = await self._client.open_stream(path, request)
-        events = read_events(answer).__aiter__()
+        events = read_events(answer, max_chars=answer.max_body).__aiter__()
         translator = ChunkTranslator(model=model, created=int(self._clock.now()))
         # The first event is read here, so that a prompt Gemini blocks (it still answers
         # 200) or an immediate error is refused before the caller streams anything.

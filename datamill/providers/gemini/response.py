@@ -15,7 +15,7 @@ import orjson
 
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.ids import new_provider_request_id
-from datamill.providers.base import ProviderResponse, Usage
+from datamill.providers.base import ProviderResponse, Usage, clamp_tokens
 
 # Candidate.finishReason -> OpenAI finish_reason; STOP becomes tool_calls when the candidate
 # called functions. Reasons that mean the answer is unusable raise instead (`_FAILED`).
@@ -134,11 +134,11 @@ def usage(metadata: Any) -> tuple[dict[str, Any], Usage]:
     added there, and reported as reasoning tokens too. Cached tokens are part of the prompt
     in both."""
     metadata = metadata if isinstance(metadata, dict) else {}
-    prompt = int(metadata.get("promptTokenCount") or 0)
-    prompt += int(metadata.get("toolUsePromptTokenCount") or 0)
-    thoughts = int(metadata.get("thoughtsTokenCount") or 0)
-    completion = int(metadata.get("candidatesTokenCount") or 0) + thoughts
-    cached = int(metadata.get("cachedContentTokenCount") or 0)
+    prompt = clamp_tokens(metadata.get("promptTokenCount"))
+    prompt = clamp_tokens(prompt + clamp_tokens(metadata.get("toolUsePromptTokenCount")))
+    thoughts = clamp_tokens(metadata.get("thoughtsTokenCount"))
+    completion = clamp_tokens(clamp_tokens(metadata.get("candidatesTokenCount")) + thoughts)
+    cached = clamp_tokens(metadata.get("cachedContentTokenCount"))
     body = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

@@ -1,0 +1,155 @@
+"""How a deployment's calls reach their server: proxy, TLS trust and answer limits.
+
+Read once per deployment at start-up (`network_for`), from its configuration and the same
+environment variables urllib, httpx and the ``openai`` SDK read: ``HTTPS_PROXY``,
+``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (lowercase forms first), ``SSL_CERT_FILE`` and
+``SSL_CERT_DIR``. A deployment's ``proxy`` overrides the proxy variables (``""``: none), its
+``ca_bundle`` replaces the trusted CAs, and ``verify = false`` turns checks off, loudly.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import ssl
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from datamill.errors import ConfigError
+from datamill.providers.http1 import DEFAULT_LIMITS, Limits, Proxy
+from datamill.settings import DeploymentConfig
+
+log = logging.getLogger("datamill.providers")
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """One deployment's way out: proxies by URL scheme, hosts that bypass them, the TLS
+    context (None: the process default) and what an answer may cost."""
+
+    proxies: Mapping[str, Proxy] = field(default_factory=dict)
+    no_proxy: str = ""  # NO_PROXY's list, as urllib reads it
+    context: ssl.SSLContext | None = None
+    limits: Limits = DEFAULT_LIMITS
+
+    def proxy_for(self, scheme: str, host: str, port: int) -> Proxy | None:
+        """The proxy a call to ``scheme://host:port`` goes through, if any."""
+        proxy = self.proxies.get(scheme) or self.proxies.get("all")
+        if proxy is None or (self.no_proxy and _bypassed(host, port, self.no_proxy)):
+            return None
+        return proxy
+
+
+def network_for(deployment: DeploymentConfig, environ: Mapping[str, str] | None = None) -> Network:
+    """The `Network` of ``deployment``; `ConfigError` names the setting at fault."""
+    env = os.environ if environ is None else environ
+    key = f"deployments.{deployment.name}"
+    if deployment.proxy is not None:
+        proxies = {"all": parse_proxy(deployment.proxy, f"{key}.proxy")} if deployment.proxy else {}
+        no_proxy = ""
+    else:
+        proxies, no_proxy = _proxies_from_env(env)
+    return Network(
+        proxies=proxies,
+        no_proxy=no_proxy,
+        context=_context_for(deployment, key),
+        limits=Limits(
+            max_body=deployment.max_answer_bytes, stream_idle=deployment.stream_idle_timeout
+        ),
+    )
+
+
+def parse_proxy(url: str, where: str) -> Proxy:
+    """A proxy URL (``http://user:password@host:port``; no scheme means http)."""
+    if "://" not in url:
+        url = f"http://{url}"
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(
+            f"{where}: {parts.scheme}:// proxies are not supported; "
+            'use an http:// proxy (e.g. "http://proxy.internal:3128")'
+            if parts.hostname
+            else f"{where}: not a proxy URL; use http://host:port"
+        )
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise ConfigError(f"{where}: the proxy's port is not a number") from None
+    authorization = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return Proxy(parts.hostname, port, authorization)
+
+
+def _proxies_from_env(env: Mapping[str, str]) -> tuple[dict[str, Proxy], str]:
+    found: dict[str, Proxy] = {}
+    for scheme in ("https", "http", "all"):
+        name = f"{scheme}_proxy"
+        # Lowercase first, as urllib and curl read them.
+        value = env.get(name) or env.get(name.upper())
+        if value:
+            found[scheme] = parse_proxy(value, name.upper())
+    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
+    return found, no_proxy
+
+
+def _bypassed(host: str, port: int, no_proxy: str) -> bool:
+    # urllib's reading of NO_PROXY: "*", host names and domain suffixes, with optional ports.
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    return bool(bypass(f"{host}:{port}", {"no": no_proxy}))
+
+
+def _context_for(deployment: DeploymentConfig, key: str) -> ssl.SSLContext | None:
+    if not deployment.verify:
+        log.warning(
+            "deployment %s: TLS certificates are NOT verified (verify = false): anyone on the "
+            "path can read and change its calls, key included; set ca_bundle instead",
+            deployment.name,
+        )
+        return _unverified_context()
+    if deployment.ca_bundle is None:
+        return None
+    try:
+        return _trusting(deployment.ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"{key}.ca_bundle: cannot read CA certificates from {deployment.ca_bundle} ({exc}); "
+            "give the path of a PEM bundle or a directory of certificates"
+        ) from None
+
+
+def default_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """The process's TLS context: the system CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``."""
+    env = os.environ if environ is None else environ
+    cafile = env.get("SSL_CERT_FILE") or None
+    capath = env.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"SSL_CERT_FILE / SSL_CERT_DIR cannot be read ({exc}); fix the path or unset them"
+        ) from None
+
+
+@cache
+def _trusting(path: Path) -> ssl.SSLContext:
+    # One context per bundle: deployments trusting the same CA share their connections.
+    if path.is_dir():
+        return ssl.create_default_context(capath=str(path))
+    return ssl.create_default_context(cafile=str(path))
+
+
+@cache
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
