@@ -109,7 +109,7 @@ async def test_an_endless_body_stops_at_the_cap(upstream, http):
 async def test_a_streamed_answer_read_whole_is_capped_too(upstream, http):
     # An error status is read whole to report it: the same read stops at the cap.
     provider = provider_for(upstream.url("endless-body"), http, max_answer_bytes=MiB)
-    stream_target = provider._stream_target
+    stream_target = provider._stream_targets[Endpoint.chat_completions]
     stream = await http.open_stream(stream_target, data=b"{}")
     with pytest.raises(ProviderError) as caught:
         await stream.read()
