@@ -21,7 +21,9 @@ def test_openai_headers_are_per_minute():
         }
     )
     assert hints is not None
-    assert read_limits(hints) == HeaderLimits(requests_per_minute=3000, tokens_per_minute=250000)
+    assert read_limits(hints) == HeaderLimits(
+        requests_per_minute=3000, tokens_per_minute=250000, remaining_requests=2999
+    )
 
 
 def test_groq_requests_per_day_are_not_read_as_per_minute():

@@ -11,7 +11,7 @@ def took(rate: AdmittedRate, per_second: float, *, start: float, seconds: float)
     """The provider took ``per_second`` calls a second for ``seconds`` from ``start``."""
     n = int(per_second * seconds)
     for i in range(n):
-        rate.on_answer(start + i / per_second)
+        rate.on_sent(start + i / per_second)
 
 
 # -- the meter --------------------------------------------------------------------------------
