@@ -16,8 +16,9 @@ provider's bucket is empty (``x-ratelimit-remaining-requests`` of 0, a live leve
 its reset) cuts the rate as a 429 would, before any 429 comes.
 
 Every token a call reserved comes back unless its usage settles it (a 400, a timeout, an
-exception, a cancel), and no call reserves more than the token bucket holds: an estimate
-of 10^15 tokens waits for a full bucket, it does not empty it for good.
+exception, a cancel), and no call reserves more than a minute of the token budget (what
+the provider's own bucket holds): an estimate of 10^15 tokens waits for a full bucket and
+leaves at most a minute of debt, it does not hold the budget for good.
 
 Pacing holds half a second of burst. A provider's bucket and ours refill at the same rate;
 with a burst no larger than the provider's, ours empties first and the provider keeps the
@@ -29,6 +30,7 @@ each 429 widens the cushion too.
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -155,8 +157,9 @@ class DeploymentGate:
         clock = self._clock
         bucket = self.pacer.tokens
         if bucket is not None:
-            # More than a full bucket could never be there: wait for a full one instead.
-            tokens = min(tokens, int(bucket.capacity))
+            # No call reserves more than the provider's bucket holds (a minute's budget): a
+            # larger one could never be served, and its debt would hold the budget for good.
+            tokens = min(tokens, math.ceil(bucket.rate * 60))
         tokens = max(tokens, 0)
         while True:
             probe = await self.breaker.wait_ready()

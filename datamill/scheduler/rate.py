@@ -149,9 +149,10 @@ class AdmittedRate:
         self._last_limited = now
         if self.rate is None:
             # A tenth under what it took: at exactly its rate its bucket would stay empty.
-            taken = self.meter.rate(now, 1.0) * DECREASE
+            taken = self.meter.rate(now, 1.0)
             sent = self.meter.sent_rate(now, 1.0) * MAX_CUT
-            self.rate = max(MIN_RATE, taken, sent)
+            self.rate = max(MIN_RATE, taken * DECREASE, sent)
+            self.peak = taken or None  # about where the limit is, if it took anything
             self.source = "429s"
             self._set_at = now
             return True
