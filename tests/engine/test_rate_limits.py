@@ -159,8 +159,12 @@ async def test_an_untold_limit_is_learned_whatever_the_providers_convention(
     # The first wave (a round of the slow start) meets the provider's empty bucket; after it
     # the pace is known, from the headers or from those 429s.
     assert by_status.get("429", 0) <= INITIAL + 10
+    admitted = gate_of(runtime).snapshot()["admitted_rpm"]
     if convention == "vllm":
         assert by_status.get("429", 0) == 0  # it queues instead
+        assert admitted is None  # and nothing says to pace it
+    else:
+        assert admitted is not None and admitted >= rpm * 0.5  # no collapse to a floor
 
 
 # -- concurrency ------------------------------------------------------------------------------
