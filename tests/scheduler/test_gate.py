@@ -638,3 +638,17 @@ async def test_an_empty_remaining_count_under_an_announced_limit_is_caught_up_to
     permit = await gate.acquire(1)
     gate.release(permit, error=None, hints=openai_hints(rpm=3000, remaining=0, reset=0.0))
     assert gate.snapshot()["admitted_rpm"] == 3000.0
+
+
+async def test_a_call_waiting_out_a_long_pause_ends_with_a_cancel(clock):
+    # A worker stopping (SIGTERM) cancels its calls: none may hang behind a gate wait.
+    gate = make_gate(clock, rpm=60, tpm=600)
+    await call(gate, error(ErrorCategory.rate_limited, retry_after=300))
+    waiting = [asyncio.create_task(gate.acquire(10**15)) for _ in range(3)]
+    await asyncio.sleep(0)  # each is in its pause (the fake clock ends it on its next turn)
+    assert gate.snapshot()["paused_for"] > 0
+    for task in waiting:
+        task.cancel()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(result, asyncio.CancelledError) for result in results)
+    assert (gate.concurrency.held, gate.pacer.waiting, gate.sent) == (0, 0, 0)
