@@ -164,7 +164,8 @@ async def test_an_untold_limit_is_learned_whatever_the_providers_convention(
         assert by_status.get("429", 0) == 0  # it queues instead
         assert admitted is None  # and nothing says to pace it
     else:
-        assert admitted is not None and admitted >= rpm * 0.5  # no collapse to a floor
+        assert admitted is not None
+        assert admitted >= rpm * 0.5  # no collapse to a floor
 
 
 # -- concurrency ------------------------------------------------------------------------------

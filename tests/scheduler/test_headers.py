@@ -131,9 +131,7 @@ class _Bucket:
 def test_each_conventions_headers_are_read_for_what_they_mean(convention, expected):
     requests = _Bucket(50.0, 50.0, 0.4)  # empty: 0 left
     tokens = _Bucket(1500.0, 90000.0, 80000.0)
-    headers = ratelimit_headers(
-        convention, requests, tokens, rpm=3000, tpm=90000, used_today=6000
-    )
+    headers = ratelimit_headers(convention, requests, tokens, rpm=3000, tpm=90000, used_today=6000)
     hints = rate_limit_hints({name.lower(): value for name, value in headers.items()})
     assert hints is not None
     assert read_limits(hints) == expected
