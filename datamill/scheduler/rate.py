@@ -74,9 +74,10 @@ class AcceptanceMeter:
         """The call sent at ``sent_at`` was refused (429) or never reached the provider."""
         slot = int(sent_at * self._SLOTS_PER_SECOND)
         for entry in reversed(self._slots):
-            if entry[0] <= slot:
-                if entry[2] < entry[1]:
-                    entry[2] += 1
+            if entry[0] < slot:
+                return  # its slot is gone (older than what is kept)
+            if entry[0] == slot:
+                entry[2] = min(entry[2] + 1, entry[1])
                 return
 
     def _count(self, now: float, window: float) -> tuple[int, int, float]:
