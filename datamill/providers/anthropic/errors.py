@@ -19,9 +19,10 @@ import orjson
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import RateLimitHints
 from datamill.providers.http import HttpAnswer, category_for_status, retry_after_seconds
-from datamill.providers.ratelimit_headers import anthropic_hints as rate_limit_hints
+from datamill.providers.ratelimit_headers import anthropic_hints
 
 C = ErrorCategory
+rate_limit_hints = anthropic_hints  # the name this adapter has always read them by
 
 _CATEGORIES = {
     "invalid_request_error": C.bad_request,
