@@ -1,7 +1,7 @@
 """Rate limits: told (rpm in datamill.toml) and untold (learned from headers or from 429s).
 
     .venv/bin/python bench/ratelimit.py [--requests 6000] [--rpm 3000] [--error-rate 0.05]
-        [--case told|told-free-errors|untold-headers|untold-no-headers ...]
+        [--case told|told-free-errors|untold-headers|untold-no-headers|untold-CONVENTION ...]
 
 Each case runs ``datamill batch run`` as its own process on a fresh SQLite store against a
 fresh mock provider (a token bucket of ``rpm`` with one second of burst, ``error_rate``
@@ -19,6 +19,12 @@ early does, so that N / rate itself is reachable and the engine alone is measure
 with no result line; ``ok_repeats`` counts requests the mock answered 200 more than once.
 Targets (issue 4): told within 1.05x, under 1% 429s; untold within 1.15x, under 3% 429s;
 zero lost in every case.
+
+The ``untold-CONVENTION`` cases (issue 12) are the provider as real ones behave: 429s
+answered at once while successes take 200 ms, a bare ``Retry-After: 1`` (no
+``retry-after-ms``), and the rate-limit headers of one provider's convention
+(``datamill.testing.mock_ratelimits``: openai, openai-live, azure, groq, cerebras,
+anthropic, openrouter, together, vllm), nothing configured. Same targets as untold.
 
 The peers run the same way on the same mock (cases ``sdk``, ``sdk-told``, ``litellm``,
 ``litellm-told``; ``-told`` passes them ``--rpm``, applied as that tool's users would, see
@@ -38,6 +44,7 @@ import orjson
 
 from contenders import LITELLM_PYTHON, peer_command
 from datamill.testing.mock_process import MockProviderProcess
+from datamill.testing.mock_ratelimits import CONVENTIONS
 from harness import (
     PYTHON,
     count_custom_ids,
@@ -53,7 +60,16 @@ from harness import (
 
 # ``told-free-errors``: as ``told``, but the mock answers its injected 500s before its rate
 # limiter admits the call, so they spend none of the budget and N / rate is reachable.
-DATAMILL_CASES = ("told", "told-free-errors", "untold-headers", "untold-no-headers")
+CONVENTION_CASES = tuple(f"untold-{convention}" for convention in CONVENTIONS)
+DATAMILL_CASES = (
+    "told",
+    "told-free-errors",
+    "untold-headers",
+    "untold-no-headers",
+    *CONVENTION_CASES,
+)
+# The provider of the untold-CONVENTION cases: slow successes, 429s at once, no ms hint.
+SUCCESS_LATENCY_MS = 200.0
 PEER_CASES = ("sdk", "sdk-told", "litellm", "litellm-told")
 CASES = DATAMILL_CASES + PEER_CASES
 _PEER_PYTHON = {"sdk": Path(PYTHON), "litellm": LITELLM_PYTHON}
@@ -96,6 +112,14 @@ def _failed(line: dict[str, Any]) -> bool:
 def run_case(case: str, *, requests: int, rpm: int, error_rate: float) -> str | None:
     headers = case != "untold-no-headers"
     free_errors = case == "told-free-errors"
+    convention = case.removeprefix("untold-") if case in CONVENTION_CASES else None
+    behaviour: dict[str, object] = {}
+    if convention is not None:
+        behaviour = {
+            "ratelimit_convention": convention,
+            "latency_ms": SUCCESS_LATENCY_MS,
+            "retry_after_ms": False,
+        }
     peer = case.removesuffix("-told")
     if peer in _PEER_PYTHON and not _PEER_PYTHON[peer].exists():
         print(f"{case}: {_PEER_PYTHON[peer]} is missing (make peers); skipped", file=sys.stderr)
@@ -108,6 +132,7 @@ def run_case(case: str, *, requests: int, rpm: int, error_rate: float) -> str | 
             errors_spend_budget=not free_errors,
             ratelimit_headers=headers,
             seed=1,
+            **behaviour,
         ) as mock,
     ):
         home = Path(tmp)

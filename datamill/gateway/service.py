@@ -147,10 +147,24 @@ class GatewayService:
                 estimate = estimate_response_tokens if responses else estimate_request_tokens
                 tokens = sum(estimate(request.body))
             call = _call_for(request, route)
-            permit = await handle.gate.acquire(tokens or 0, interactive=True)
+            waited_from = time.monotonic()
             answer: ProviderResponse | ProviderStream
             try:
-                async with asyncio.timeout(call.timeout):
+                # The wait for the gate counts against the call's timeout; a client that
+                # leaves ends it (the cancel), with nothing taken.
+                permit = await handle.gate.acquire(
+                    tokens or 0, interactive=True, timeout=call.timeout
+                )
+            except ProviderError as exc:
+                if attempts.advance():
+                    continue
+                self._report(request, route, started, ok=False, error_code=exc.category.value)
+                raise UpstreamFailed(
+                    exc, deployment=handle.name, rate_limits=self._rate_limits(route)
+                ) from None
+            left = call.timeout - (time.monotonic() - waited_from)
+            try:
+                async with asyncio.timeout(max(left, 0.0)):
                     if request.endpoint is Endpoint.responses:
                         answer = await (
                             stream_response(handle.provider, call)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import email.utils
 import math
-import re
 import socket
 import ssl
 import time
@@ -24,7 +23,6 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from datamill.errors import ErrorCategory, ProviderError
-from datamill.providers.base import RateLimitHints
 from datamill.providers.http1 import (
     AnswerTooLarge,
     ConnectionLost,
@@ -36,6 +34,10 @@ from datamill.providers.http1 import (
     Target,
 )
 from datamill.providers.network import Network, default_context
+
+# Read in their own module; importable from here as before.
+from datamill.providers.ratelimit_headers import parse_duration as parse_duration
+from datamill.providers.ratelimit_headers import rate_limit_hints as rate_limit_hints
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,71 +348,3 @@ def _finite(value: str) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(value: str) -> float | None:
-    """OpenAI's reset durations: ``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``."""
-    total = 0.0
-    matched = False
-    for number, unit in _DURATION.findall(value):
-        matched = True
-        total += float(number) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-    if matched:
-        return total
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def _names(suffix: str) -> tuple[str, ...]:
-    return tuple(
-        f"x-ratelimit-{field}-{kind}{suffix}"
-        for kind in ("requests", "tokens")
-        for field in ("limit", "remaining", "reset")
-    )
-
-
-_OPENAI_NAMES = _names("")
-# Cerebras names the window of each figure. Its per-minute ones are what the hints carry; its
-# ``-day`` ones are left out: a daily cap says nothing about the pace a minute allows.
-_PER_MINUTE_NAMES = _names("-minute")
-
-
-def rate_limit_hints(headers: Mapping[str, str]) -> RateLimitHints | None:
-    """Read ``x-ratelimit-*`` headers (OpenAI's names, or Cerebras's ``-minute`` ones).
-
-    The figures are passed on as sent; what their window is (Groq sends requests per day
-    under OpenAI's per-minute name) is for the scheduler to judge."""
-    if "x-ratelimit-limit-requests" in headers or "x-ratelimit-limit-tokens" in headers:
-        names = _OPENAI_NAMES
-    elif "x-ratelimit-limit-tokens-minute" in headers or (
-        "x-ratelimit-limit-requests-minute" in headers
-    ):
-        names = _PER_MINUTE_NAMES
-    else:
-        return None
-
-    def number(name: str) -> int | None:
-        raw = headers.get(name)
-        try:
-            return int(float(raw)) if raw is not None else None
-        except (ValueError, OverflowError):  # garbage, NaN or infinity: no hint
-            return None
-
-    def duration(name: str) -> float | None:
-        raw = headers.get(name)
-        return parse_duration(raw) if raw else None
-
-    limit_r, remaining_r, reset_r, limit_t, remaining_t, reset_t = names
-    return RateLimitHints(
-        limit_requests=number(limit_r),
-        remaining_requests=number(remaining_r),
-        reset_requests=duration(reset_r),
-        limit_tokens=number(limit_t),
-        remaining_tokens=number(remaining_t),
-        reset_tokens=duration(reset_t),
-    )

@@ -34,9 +34,10 @@ from datamill.providers.fields import (
     YES,
     FieldTable,
 )
-from datamill.providers.http import HttpPool, error_from_answer, rate_limit_hints
+from datamill.providers.http import HttpPool, error_from_answer
 from datamill.providers.openai_batches import MAX_BYTES, MAX_REQUESTS, OpenAIBatches
 from datamill.providers.options import parse_options as parse_provider_options
+from datamill.providers.ratelimit_headers import rate_limit_hints
 from datamill.providers.sse import ServerSentEvent, read_events
 from datamill.settings import DeploymentConfig
 

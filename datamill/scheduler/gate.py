@@ -7,6 +7,19 @@ server queues), and its turn in the `pacing.Pacer` line, paced at the admitted r
 (`rate.AdmittedRate`: configured, announced in ``x-ratelimit-*`` headers, or learned from
 429s) and the tokens-per-minute budget (configured or announced).
 
+The rate is learned by what the provider takes, not by what it answers: a call counts from
+the moment it is sent, and a 429 takes it back off. 429s come back at once while successes
+take their time; counted by answers, the first 429 would read as "the provider takes
+nothing". The rate grows while calls wait for it (the pacer ticks the gate), never only on
+answers it lets through. Without an announced per-minute limit, an answer saying the
+provider's bucket is empty (``x-ratelimit-remaining-requests`` of 0, a live level whatever
+its reset) cuts the rate as a 429 would, before any 429 comes.
+
+Every token a call reserved comes back unless its usage settles it (a 400, a timeout, an
+exception, a cancel), and no call reserves more than a minute of the token budget (what
+the provider's own bucket holds): an estimate of 10^15 tokens waits for a full bucket and
+leaves at most a minute of debt, it does not hold the budget for good.
+
 Pacing holds half a second of burst. A provider's bucket and ours refill at the same rate;
 with a burst no larger than the provider's, ours empties first and the provider keeps the
 difference as a cushion, so a call that reaches it a little early (network, event loop)
@@ -17,6 +30,7 @@ each 429 widens the cushion too.
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +56,8 @@ BURST_SECONDS = 0.5
 # it per second (OpenAI documents such quantization), so more than a second's worth at once
 # would meet 429s.
 _REMAINING_MARGIN = 2
+# An answer with no more than this left in the provider's bucket says it is empty.
+_EMPTY = 0
 _CATCH_UP_SECONDS = 1.0
 # Providers whose token budget is charged the request's max_tokens when it is admitted
 # (OpenAI, Azure OpenAI, Cerebras): unused output tokens never come back to the budget.
@@ -91,6 +107,7 @@ class DeploymentGate:
         self.concurrency = AdjustableLimit(self.latency_limit.limit)
         self.breaker = CircuitBreaker(clock, threshold=breaker_threshold, cooldown=breaker_cooldown)
         self.pacer = Pacer(clock)
+        self.pacer.on_wait = self._tick
         self.rate = AdmittedRate(configured_rpm=config.rpm, now=now)
         self.configured_tpm = config.tpm
         self.announced_tpm: int | None = None
@@ -121,10 +138,32 @@ class DeploymentGate:
 
     # -- the way in -------------------------------------------------------------------------
 
-    async def acquire(self, tokens: int, *, interactive: bool = False) -> Permit:
+    async def acquire(
+        self, tokens: int, *, interactive: bool = False, timeout: float | None = None
+    ) -> Permit:
         """Wait until a call with about ``tokens`` tokens may go to this deployment. An
-        ``interactive`` call (the gateway's) goes ahead of waiting batch calls."""
+        ``interactive`` call (the gateway's) goes ahead of waiting batch calls. Past
+        ``timeout`` seconds of waiting it gives up with a ``timeout`` `ProviderError`
+        (having taken nothing); a cancel gives everything back too."""
+        if timeout is None:
+            return await self._acquire(tokens, interactive=interactive)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._acquire(tokens, interactive=interactive)
+        except TimeoutError:
+            raise ProviderError(
+                ErrorCategory.timeout,
+                f"waited {timeout:g} s for this deployment's rate limit or concurrency",
+            ) from None
+
+    async def _acquire(self, tokens: int, *, interactive: bool) -> Permit:
         clock = self._clock
+        bucket = self.pacer.tokens
+        if bucket is not None:
+            # No call reserves more than the provider's bucket holds (a minute's budget): a
+            # larger one could never be served, and its debt would hold the budget for good.
+            tokens = min(tokens, math.ceil(bucket.rate * 60))
+        tokens = max(tokens, 0)
         while True:
             probe = await self.breaker.wait_ready()
             pause = self.pacer.paused_until - clock.monotonic()
@@ -149,12 +188,14 @@ class DeploymentGate:
             raise
         self.sent += 1
         self.admitted += 1
+        self.rate.on_sent(sent_at)
         return Permit(tokens=tokens, probe=probe, sent_at=sent_at, admitted=self.admitted)
 
     def abandon(self, permit: Permit) -> None:
         """The call was never sent (the task was cancelled)."""
         self.sent -= 1
         self.pacer.refund(permit.tokens)
+        self.rate.on_refused(permit.sent_at)
         self.concurrency.release()
         if permit.probe:
             self.breaker.record_probe_abandoned()
@@ -176,27 +217,30 @@ class DeploymentGate:
         self.stats.record(now, now - permit.sent_at, ok=error is None, cost=cost)
         if usage is not None:
             self._settle_tokens(permit.tokens, usage)
+        elif error is not None and self.pacer.tokens is not None:
+            # A failure, with no usage to settle against (a 400, a 429, a timeout): the
+            # reservation comes back whole, or a huge estimate would hold the budget for good.
+            self.pacer.tokens.refund(permit.tokens)
         if hints is not None:
-            self._learn_from_headers(hints, now, admitted=permit.admitted)
+            self._learn_from_headers(hints, now, sent_at=permit.sent_at, admitted=permit.admitted)
         if error is None:
             self.breaker.record_success()
-            self.rate.on_answer(now)
-            if self.rate.maybe_grow(now, waiting=self.pacer.waiting > 0):
-                self._pace_requests(now)
+            self._tick(now)
             self._observe_latency(permit.sent_at, now)
         elif error.category is ErrorCategory.rate_limited:
             self.rate_limited += 1
             # A 429 proves the deployment is up; it is not a breaker failure.
             self.breaker.record_success()
+            self.rate.on_refused(permit.sent_at)
             self._on_rate_limited(error.retry_after, now, sent_at=permit.sent_at)
         else:
             if error.category.trips_breaker:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()
-            if error.category is not ErrorCategory.connection:
-                # It reached the provider, so it counts against the provider's limit.
-                self.rate.on_answer(now)
+            if error.category is ErrorCategory.connection:
+                # It never reached the provider, so it spent none of its limit.
+                self.rate.on_refused(permit.sent_at)
             if error.category is ErrorCategory.timeout:
                 # The far end of a silent queue: a latency sample like any other.
                 self._observe_latency(permit.sent_at, now)
@@ -217,8 +261,25 @@ class DeploymentGate:
         if self.rate.on_rate_limited(now, sent_at=sent_at):
             self._pace_requests(now)
 
-    def _learn_from_headers(self, hints: RateLimitHints, now: float, *, admitted: int) -> None:
+    def _tick(self, now: float) -> None:
+        """Grow the rate when calls have waited for it for a quiet second (`Pacer.on_wait`)."""
+        if self.rate.maybe_grow(now, waiting=self.pacer.waiting > 0):
+            self._pace_requests(now)
+
+    def _learn_from_headers(
+        self, hints: RateLimitHints, now: float, *, sent_at: float, admitted: int
+    ) -> None:
         limits = read_limits(hints)
+        if (
+            self.rate.ceiling is None
+            and limits.requests_per_minute is None
+            and limits.remaining_requests is not None
+            and limits.remaining_requests <= _EMPTY
+            and self.rate.on_rate_limited(now, sent_at=sent_at)
+        ):
+            # No limit to pace at, but the provider's bucket is empty: slow down now
+            # rather than at the 429 the next call would meet.
+            self._pace_requests(now)
         if limits.requests_per_minute is not None and self.rate.on_announced(
             limits.requests_per_minute, now
         ):

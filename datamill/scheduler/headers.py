@@ -8,6 +8,10 @@ a minute, so a reset well past a minute, or a reset that implies a window of hou
 to refill what was used, scaled to the whole limit), says the figure is not per minute.
 Such a figure is kept only for the snapshot: pacing a daily cap as if it were per minute
 would send 1,440 times too fast.
+
+A remaining count is a live level whatever the reset says (``0s`` with remaining 0 is a
+bucket that is empty right now, not a minute's budget spent); it is passed on unless it
+belongs to a long window, including when no limit comes with it (Azure OpenAI).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class HeaderLimits:
     tokens_per_minute: int | None = None
     long_window_requests: int | None = None  # e.g. Groq's requests per day
     long_window_tokens: int | None = None
+    remaining_requests: int | None = None  # left in a short (or unnamed) window
 
 
 def per_minute(limit: int, remaining: int | None, reset: float | None) -> bool:
@@ -63,4 +68,11 @@ def read_limits(hints: RateLimitHints) -> HeaderLimits:
             minute_tokens = tokens
         else:
             long_tokens = tokens
-    return HeaderLimits(minute_requests, minute_tokens, long_requests, long_tokens)
+    remaining = hints.remaining_requests
+    if remaining is not None and (
+        remaining < 0  # Azure sends -1 where it has no figure
+        or long_requests is not None
+        or (hints.limit_requests is not None and hints.limit_requests <= 0)
+    ):
+        remaining = None
+    return HeaderLimits(minute_requests, minute_tokens, long_requests, long_tokens, remaining)

@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from datamill.clock import Clock
 from datamill.scheduler.limits import TokenBucket
 
 # Waits shorter than this are rounding (float time), not a token still to come.
 EPSILON = 1e-6
+# The head of the line wakes at least this often to call ``on_wait``: a rate learned from
+# 429s grows while calls wait for it, whatever the answers do.
+TICK = 1.0
 
 
 class Pacer:
     """Requests per second and tokens per second for one deployment, and its pause.
 
     ``requests`` and ``tokens`` are None while there is no such limit; the gate sets and
-    retunes them as it learns.
+    retunes them as it learns. ``on_wait`` is called with the time whenever the head of the
+    line checks the buckets (at least every `TICK` seconds while it waits).
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -33,6 +38,7 @@ class Pacer:
         self.paused_until = float("-inf")
         self._line: deque[asyncio.Future[None]] = deque()
         self._first: set[asyncio.Future[None]] = set()  # interactive calls in the line
+        self.on_wait: Callable[[float], None] | None = None
 
     @property
     def waiting(self) -> int:
@@ -85,10 +91,12 @@ class Pacer:
             while True:
                 # Again after every sleep: the rate or the pause may have changed meanwhile.
                 now = clock.monotonic()
+                if self.on_wait is not None:
+                    self.on_wait(now)
                 delay = self._delay(tokens, now)
                 if delay <= EPSILON:
                     break
-                await clock.sleep(delay)
+                await clock.sleep(min(delay, TICK))
             self._take(tokens, now)
         finally:
             self._leave(future)

@@ -11,10 +11,21 @@ by AIMD on the *admitted rate*:
   about the new rate (the calls in flight when the limit is hit all come back 429);
 - while calls wait for the rate and no 429 comes, the rate grows each second, by 1% of
   itself after one quiet second, 2% after two, up to 10%: it creeps up near the limit where
-  a 429 was just seen and finds a far-away limit quickly.
+  a 429 was just seen and finds a far-away limit quickly. Growth is driven by the calls
+  waiting (`DeploymentGate` ticks it at least once a second), never by answers: a rate
+  that lets few calls through must still be able to climb back;
+- with no ceiling, the rate where the last 429 came is remembered: just under it the rate
+  creeps (`PLATEAU_STEP` a second) for up to `PLATEAU_SECONDS`, so a limit found by 429s is
+  not hit again every few seconds (each 429 also costs a ``Retry-After`` pause).
+
+What the provider *took* is counted by the time calls were sent: every call sent, less
+those it refused (429, or never reached). 429s come back at once while successes take
+their time, so counting answers would read the first 429 as "it takes nothing".
 
 With nothing configured or announced there is no pacing until the first 429; that 429 sets
-the rate a tenth under what the provider took in the last second.
+the rate a tenth under what the provider took in the last second, and never under half of
+what was sent in it: a 429 that comes back before anything else does says the provider
+takes less than that, not that it takes nothing.
 """
 
 from __future__ import annotations
@@ -30,38 +41,65 @@ MAX_CUT = 0.5
 STEP_INTERVAL = 1.0
 STEP_PER_QUIET_SECOND = 0.01
 MAX_STEP = 0.10
+# Just under the rate where the last 429 came (no ceiling known), the rate creeps.
+PLATEAU = 0.96
+PLATEAU_STEP = 0.002
+PLATEAU_SECONDS = 60.0
 MIN_RATE = 1 / 60  # one request a minute: a rate never reaches zero
 
 
 class AcceptanceMeter:
-    """Calls the provider took (answered other than 429), counted in tenth-of-a-second slots."""
+    """Calls sent, and calls refused among them, counted by the tenth of a second they
+    were sent in."""
 
     _SLOTS_PER_SECOND = 10
     KEEP = 30.0  # seconds of history: enough for the slowest window asked for
 
     def __init__(self) -> None:
-        self._slots: deque[list[int]] = deque()  # [slot number, count], oldest first
+        self._slots: deque[list[int]] = deque()  # [slot number, sent, refused], oldest first
 
-    def add(self, now: float) -> None:
-        slot = int(now * self._SLOTS_PER_SECOND)
+    def add(self, sent_at: float) -> None:
+        """A call was sent at ``sent_at`` (the latest call so far)."""
+        slot = int(sent_at * self._SLOTS_PER_SECOND)
         slots = self._slots
-        if slots and slots[-1][0] == slot:
+        if slots and slots[-1][0] >= slot:
             slots[-1][1] += 1
             return
-        slots.append([slot, 1])
+        slots.append([slot, 1, 0])
         oldest = slot - int(self.KEEP * self._SLOTS_PER_SECOND)
         while slots[0][0] < oldest:
             slots.popleft()
 
-    def rate(self, now: float, window: float) -> float:
-        """Calls per second over about the last ``window`` seconds (whole slots)."""
+    def refuse(self, sent_at: float) -> None:
+        """The call sent at ``sent_at`` was refused (429) or never reached the provider."""
+        slot = int(sent_at * self._SLOTS_PER_SECOND)
+        for entry in reversed(self._slots):
+            if entry[0] < slot:
+                return  # its slot is gone (older than what is kept)
+            if entry[0] == slot:
+                entry[2] = min(entry[2] + 1, entry[1])
+                return
+
+    def _count(self, now: float, window: float) -> tuple[int, int, float]:
         first = int((now - window) * self._SLOTS_PER_SECOND)
-        count = 0
-        for slot, n in reversed(self._slots):
+        sent = refused = 0
+        for slot, n, r in reversed(self._slots):
             if slot < first:
                 break
-            count += n
-        return count / max(now - first / self._SLOTS_PER_SECOND, 1e-9)
+            sent += n
+            refused += r
+        return sent, refused, max(now - first / self._SLOTS_PER_SECOND, 1e-9)
+
+    def rate(self, now: float, window: float) -> float:
+        """Calls taken (sent, not refused) per second over about the last ``window``
+        seconds (whole slots)."""
+        sent, refused, seconds = self._count(now, window)
+        return (sent - refused) / seconds
+
+    def sent_rate(self, now: float, window: float) -> float:
+        """Calls sent per second over about the last ``window`` seconds."""
+        sent, _, seconds = self._count(now, window)
+        return sent / seconds
 
 
 class AdmittedRate:
@@ -73,17 +111,23 @@ class AdmittedRate:
         self.rate = self.configured
         self.source: RateSource | None = "configured" if self.configured else None
         self.meter = AcceptanceMeter()
+        self.peak: float | None = None  # the rate when the last cut came
         self._set_at = float("-inf")  # when the rate was last cut or set from headers
-        self._last_429 = now
+        self._last_limited = now
         self._last_step = now
 
     @property
     def ceiling(self) -> float | None:
         return self.configured or self.announced
 
-    def on_answer(self, now: float) -> None:
-        """A call the provider took (it counts against its limit, whatever the answer)."""
-        self.meter.add(now)
+    def on_sent(self, sent_at: float) -> None:
+        """A call was sent (it counts as taken unless `on_refused` says otherwise)."""
+        self.meter.add(sent_at)
+
+    def on_refused(self, sent_at: float) -> None:
+        """The call sent at ``sent_at`` was refused with a 429, or never reached the
+        provider (or was never sent)."""
+        self.meter.refuse(sent_at)
 
     def on_announced(self, requests_per_minute: int, now: float) -> bool:
         """The headers announced a per-minute limit; True when the rate changed."""
@@ -101,18 +145,23 @@ class AdmittedRate:
         return False
 
     def on_rate_limited(self, now: float, *, sent_at: float) -> bool:
-        """A 429 came back for a call sent at ``sent_at``; True when the rate changed."""
-        self._last_429 = now
+        """A 429 came back for a call sent at ``sent_at`` (or an answer said the provider's
+        bucket is empty); True when the rate changed."""
+        self._last_limited = now
         if self.rate is None:
             # A tenth under what it took: at exactly its rate its bucket would stay empty.
-            self.rate = max(MIN_RATE, self.meter.rate(now, 1.0) * DECREASE)
+            taken = self.meter.rate(now, 1.0)
+            sent = self.meter.sent_rate(now, 1.0) * MAX_CUT
+            self.rate = max(MIN_RATE, taken * DECREASE, sent)
+            self.peak = taken or None  # about where the limit is, if it took anything
             self.source = "429s"
             self._set_at = now
             return True
         if sent_at <= self._set_at:
             return False
+        self.peak = self.rate
         target = self.rate * DECREASE
-        # Slow rates need a longer look to count a handful of answers.
+        # Slow rates need a longer look to count a handful of calls.
         taken = self.meter.rate(now, min(AcceptanceMeter.KEEP, max(1.0, 5 / self.rate)))
         if taken < target:
             target = max(taken, self.rate * MAX_CUT)
@@ -131,13 +180,27 @@ class AdmittedRate:
         ceiling = self.ceiling
         if ceiling is not None and rate >= ceiling:
             return False
-        if now - max(self._last_429, self._last_step) < STEP_INTERVAL:
+        if now - max(self._last_limited, self._last_step) < STEP_INTERVAL:
             return False
-        step = min(MAX_STEP, STEP_PER_QUIET_SECOND * (now - self._last_429))
+        quiet = now - self._last_limited
+        step = min(MAX_STEP, STEP_PER_QUIET_SECOND * quiet)
         grown = rate * (1 + step)
+        plateau = self._plateau(quiet)
+        if plateau is not None:
+            if rate >= plateau:
+                grown = rate * (1 + PLATEAU_STEP)
+            else:
+                grown = min(grown, plateau)
         self.rate = min(grown, ceiling) if ceiling is not None else grown
         self._last_step = now
         return True
+
+    def _plateau(self, quiet: float) -> float | None:
+        """Where growth slows to a creep: just under the last 429's rate, while it is
+        recent and no ceiling says where the limit is."""
+        if self.peak is None or self.ceiling is not None or quiet >= PLATEAU_SECONDS:
+            return None
+        return self.peak * PLATEAU
 
     @property
     def rpm(self) -> float | None:

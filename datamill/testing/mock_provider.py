@@ -36,6 +36,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from datamill.testing.mock_batches import MockBatches
+from datamill.testing.mock_ratelimits import Convention, ratelimit_headers
 from datamill.testing.mock_responses import (
     responses_answer,
     responses_key,
@@ -69,7 +70,11 @@ class MockConfig(BaseModel):
     burst_seconds: float = Field(1.0, gt=0, description="bucket capacity in seconds of rpm")
     tpm: int = Field(100_000_000, gt=0, description="tokens per minute (reported only)")
     max_concurrency: int = Field(0, ge=0, description="in-flight cap, 0 = unlimited")
-    ratelimit_headers: bool = Field(True, description="send x-ratelimit-* when rpm is set")
+    ratelimit_headers: bool = Field(True, description="send rate-limit headers when rpm is set")
+    ratelimit_convention: Convention = Field(
+        "openai", description="whose rate-limit headers and behaviour (mock_ratelimits)"
+    )
+    retry_after_ms: bool = Field(True, description="429s carry retry-after-ms besides Retry-After")
     fail_next: int = Field(0, ge=0, description="the next N requests answer error_status")
     stream_chunk_ms: float = Field(0.0, ge=0, description="delay between streamed chunks")
     force_status: int | None = Field(None, ge=400, le=599, description="answer this to all")
@@ -345,17 +350,7 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
-def reset_duration(seconds: float) -> str:
-    """OpenAI's reset format: ``"20ms"``, ``"1s"``, ``"6m0s"``."""
-    if seconds <= 0:
-        return "0s"
-    if seconds < 1:
-        return f"{math.ceil(seconds * 1000)}ms"
-    minutes, rest = divmod(seconds, 60)
-    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
-    return f"{int(minutes)}m{text}" if minutes else text
-
-
+_RATELIMIT_PREFIXES = ("x-ratelimit-", "x-tokenlimit-", "anthropic-ratelimit-")
 _Key = Callable[[dict[str, Any]], str | None]
 _Problem = Callable[[dict[str, Any]], web.Response | None]
 _Answer = Callable[[dict[str, Any], str, str], tuple[bytes, int]]
@@ -376,6 +371,7 @@ class MockProvider:
         if "seed" in changed:
             self._random = random.Random(config.seed)
         if changed & {"rpm", "burst_seconds", "tpm"}:
+            self._admitted = 0  # calls the rpm bucket let through (the daily figures)
             self._requests = None
             if config.rpm is not None:
                 capacity = max(1.0, config.rpm / 60 * config.burst_seconds)
@@ -385,14 +381,16 @@ class MockProvider:
     def _ratelimit_headers(self, requests: Bucket, now: float) -> dict[str, str]:
         tokens = self._tokens
         tokens.refill(now)
-        return {
-            "x-ratelimit-limit-requests": str(self.config.rpm),
-            "x-ratelimit-remaining-requests": str(int(requests.level)),
-            "x-ratelimit-reset-requests": reset_duration(requests.reset_after()),
-            "x-ratelimit-limit-tokens": str(self.config.tpm),
-            "x-ratelimit-remaining-tokens": str(int(tokens.level)),
-            "x-ratelimit-reset-tokens": reset_duration(tokens.reset_after()),
-        }
+        config = self.config
+        assert config.rpm is not None
+        return ratelimit_headers(
+            config.ratelimit_convention,
+            requests,
+            tokens,
+            rpm=config.rpm,
+            tpm=config.tpm,
+            used_today=self._admitted,
+        )
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, _chat_key, _chat_problem, _chat_answer)
@@ -443,7 +441,7 @@ class MockProvider:
             }
         )
         for name, value in answer.headers.items():
-            if name.lower().startswith("x-ratelimit-"):
+            if name.lower().startswith(_RATELIMIT_PREFIXES):
                 stream.headers[name] = value
         await stream.prepare(request)
         base = {key: completion[key] for key in ("id", "created", "model")}
@@ -504,11 +502,16 @@ class MockProvider:
         requests = self._requests
         if requests is not None:
             wait = requests.take(now)
+            if wait and config.ratelimit_convention == "vllm":
+                # No 429: the call waits its turn in the server's queue, then runs.
+                requests.level -= 1
+                await asyncio.sleep(-requests.level / requests.rate)
+                wait = 0.0
             if wait:
-                headers = {
-                    "Retry-After": str(max(1, math.ceil(wait))),
-                    "retry-after-ms": str(math.ceil(wait * 1000)),
-                }
+                # Answered at once, however slow the successes are.
+                headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+                if config.retry_after_ms:
+                    headers["retry-after-ms"] = str(math.ceil(wait * 1000))
                 if config.ratelimit_headers:
                     headers.update(self._ratelimit_headers(requests, now))
                 return _error(
@@ -518,6 +521,7 @@ class MockProvider:
                     code="rate_limit_exceeded",
                     headers=headers,
                 )
+            self._admitted += 1
         if config.errors_spend_budget and config.error_rate and draw() < config.error_rate:
             return _injected(config.error_status, "error_rate")
         if config.hang_rate and draw() < config.hang_rate:

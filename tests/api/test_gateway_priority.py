@@ -32,3 +32,25 @@ async def test_a_gateway_call_does_not_wait_behind_a_batch(make_api, make_mock):
     assert still_running
     # One batch call ahead of it at most, then its own: a few hundred ms, not the queue's 9 s.
     assert waited < 1.0
+
+
+async def test_a_wait_at_the_gate_counts_against_the_calls_timeout(make_api, make_mock):
+    # The deployment's only slot is held (a wedged call): the gateway's call gives up at its
+    # timeout with a clear error, and takes nothing from the gate.
+    mock = make_mock()
+    api = await make_api([mock_deployment(mock, max_concurrency=1, timeout=0.5)])
+    gate = api.runtime.router.get("mock").gate
+    held = await gate.acquire(0)
+    started = time.monotonic()
+    response = await api.client.post(
+        "/v1/chat/completions",
+        json={"model": "mock-model", "messages": [{"role": "user", "content": "now"}]},
+    )
+    waited = time.monotonic() - started
+
+    assert response.status_code >= 500
+    assert response.json()["error"]["code"] == "timeout"
+    assert waited < 5.0
+    assert mock.stats()["total"] == 0  # never sent
+    assert (gate.concurrency.held, gate.concurrency.waiting) == (1, 0)
+    gate.release(held, error=None)

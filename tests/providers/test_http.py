@@ -237,4 +237,7 @@ def test_rate_limit_hints_ignore_numbers_that_are_not_counts():
 
 def test_no_rate_limit_headers_means_no_hints():
     assert rate_limit_hints({}) is None
-    assert rate_limit_hints({"x-ratelimit-remaining-requests": "3"}) is None
+    # Azure OpenAI sends the remaining counts alone.
+    assert rate_limit_hints({"x-ratelimit-remaining-requests": "3"}) == RateLimitHints(
+        remaining_requests=3
+    )

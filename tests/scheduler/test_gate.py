@@ -544,3 +544,111 @@ async def test_cancelled_while_waiting_for_a_slot_leaks_nothing(clock):
     gate.release(held, error=None)
     assert gate.concurrency.held == 0
     await asyncio.wait_for(gate.acquire(1), 1)
+
+
+# -- guarantees: tokens always come back, waits end -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "category", [ErrorCategory.bad_request, ErrorCategory.timeout, ErrorCategory.server_error]
+)
+async def test_a_failed_call_gives_its_reserved_tokens_back(clock, category):
+    gate = make_gate(clock, tpm=1200)  # 20 tokens a second, 10 of burst
+    start = clock.monotonic()
+    await call(gate, error(category), tokens=10)
+    await call(gate, tokens=10)  # the first call's 10 came back: no wait
+    assert clock.monotonic() == start
+
+
+async def test_a_huge_estimate_cannot_wedge_the_deployment(clock):
+    # max_tokens 1e15, answered 400: nothing is held afterwards.
+    gate = make_gate(clock, tpm=600, base_url="https://api.openai.com/v1")
+    start = clock.monotonic()
+    await call(gate, error(ErrorCategory.bad_request), tokens=10**15)
+    await call(gate, tokens=1)
+    assert clock.monotonic() - start < 1.0
+
+    # Even answered 200 by a provider that charges the output budget, it reserved at most a
+    # minute of the budget: the next call waits a minute, not forever.
+    permit = await gate.acquire(10**15)
+    assert permit.tokens == 600
+    gate.release(permit, error=None, usage=Usage(input_tokens=1, output_tokens=1))
+    before = clock.monotonic()
+    await call(gate, tokens=1)
+    assert clock.monotonic() - before <= 61.0
+
+
+async def test_waiting_at_the_gate_counts_against_a_timeout_and_takes_nothing(clock):
+    gate = make_gate(clock, max_concurrency=1)
+    held = await gate.acquire(1)
+    with pytest.raises(ProviderError) as raised:
+        await gate.acquire(1, timeout=0.05)
+    assert raised.value.category is ErrorCategory.timeout
+    assert gate.concurrency.waiting == 0
+    gate.release(held, error=None)
+    assert gate.concurrency.held == 0
+    await asyncio.wait_for(gate.acquire(1, timeout=1.0), 1)
+
+
+async def test_the_rate_grows_while_calls_wait_even_if_no_answer_comes(clock):
+    # A 429 for the very first call: the provider took nothing yet. Calls then wait for the
+    # rate and none of those let through is answered: the rate must grow all the same.
+    gate = make_gate(clock, max_concurrency=1000)
+    await call(gate, error(ErrorCategory.rate_limited))
+    learned = gate.rate.rate
+    assert learned is not None
+    start = clock.monotonic()
+    held: list[Any] = []
+
+    async def one() -> None:
+        held.append(await gate.acquire(1))
+
+    tasks = [asyncio.create_task(one()) for _ in range(500)]
+    for _ in range(100_000):  # the fake clock moves as the head of the line sleeps
+        if clock.monotonic() >= start + 30:
+            break
+        await asyncio.sleep(0)
+    assert gate.rate.rate is not None
+    assert gate.rate.rate > 5 * learned
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert gate.pacer.waiting == 0
+
+
+async def test_an_empty_remaining_count_cuts_a_learned_rate_before_any_429(clock):
+    # Azure OpenAI: remaining counts without a limit. 0 left: slow down now.
+    gate = make_gate(clock)
+    for _ in range(20):
+        clock.advance(0.05)
+        await call(gate)
+    permit = await gate.acquire(1)
+    gate.release(permit, error=None, hints=RateLimitHints(remaining_requests=0))
+    snapshot = gate.snapshot()
+    assert snapshot["rpm_source"] == "429s"
+    assert snapshot["admitted_rpm"] == pytest.approx(20 * 60 * 0.9, rel=0.15)
+    assert gate.rate_limited == 0
+    assert snapshot["paused_for"] == 0.0  # no Retry-After: no pause
+
+
+async def test_an_empty_remaining_count_under_an_announced_limit_is_caught_up_to(clock):
+    # OpenAI's headers with the live level of a one-second bucket ("0s", remaining 0): the
+    # announced limit paces; the empty bucket is no reason to cut under it.
+    gate = make_gate(clock)
+    permit = await gate.acquire(1)
+    gate.release(permit, error=None, hints=openai_hints(rpm=3000, remaining=0, reset=0.0))
+    assert gate.snapshot()["admitted_rpm"] == 3000.0
+
+
+async def test_a_call_waiting_out_a_long_pause_ends_with_a_cancel(clock):
+    # A worker stopping (SIGTERM) cancels its calls: none may hang behind a gate wait.
+    gate = make_gate(clock, rpm=60, tpm=600)
+    await call(gate, error(ErrorCategory.rate_limited, retry_after=300))
+    waiting = [asyncio.create_task(gate.acquire(10**15)) for _ in range(3)]
+    await asyncio.sleep(0)  # each is in its pause (the fake clock ends it on its next turn)
+    assert gate.snapshot()["paused_for"] > 0
+    for task in waiting:
+        task.cancel()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(result, asyncio.CancelledError) for result in results)
+    assert (gate.concurrency.held, gate.pacer.waiting, gate.sent) == (0, 0, 0)

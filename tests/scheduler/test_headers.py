@@ -7,6 +7,7 @@ import pytest
 from datamill.providers.base import RateLimitHints
 from datamill.providers.http import rate_limit_hints
 from datamill.scheduler.headers import HeaderLimits, per_minute, read_limits
+from datamill.testing.mock_ratelimits import ratelimit_headers
 
 
 def test_openai_headers_are_per_minute():
@@ -21,7 +22,9 @@ def test_openai_headers_are_per_minute():
         }
     )
     assert hints is not None
-    assert read_limits(hints) == HeaderLimits(requests_per_minute=3000, tokens_per_minute=250000)
+    assert read_limits(hints) == HeaderLimits(
+        requests_per_minute=3000, tokens_per_minute=250000, remaining_requests=2999
+    )
 
 
 def test_groq_requests_per_day_are_not_read_as_per_minute():
@@ -96,3 +99,45 @@ def test_cerebras_names_its_windows_and_only_the_minute_ones_are_read():
 def test_zero_or_missing_limits_say_nothing():
     assert read_limits(RateLimitHints(limit_requests=0, remaining_requests=0)) == HeaderLimits()
     assert read_limits(RateLimitHints(remaining_tokens=5)) == HeaderLimits()
+
+
+# -- every provider's convention, as the mock provider sends it -------------------------------
+
+
+class _Bucket:
+    def __init__(self, rate: float, capacity: float, level: float) -> None:
+        self.rate, self.capacity, self.level = rate, capacity, level
+
+    def reset_after(self) -> float:
+        return (self.capacity - self.level) / self.rate
+
+
+@pytest.mark.parametrize(
+    ("convention", "expected"),
+    [
+        ("openai", HeaderLimits(3000, 90000, remaining_requests=0)),
+        ("openai-live", HeaderLimits(3000, 90000, remaining_requests=0)),
+        # Azure: remaining counts alone; no limit to pace at, a live level to heed.
+        ("azure", HeaderLimits(remaining_requests=0)),
+        # Groq: a day's requests (not a pace), tokens per minute.
+        ("groq", HeaderLimits(tokens_per_minute=90000, long_window_requests=3000 * 1440)),
+        ("cerebras", HeaderLimits(tokens_per_minute=90000)),
+        ("anthropic", HeaderLimits(3000, 90000, remaining_requests=0)),
+        # OpenRouter and Together: a window of seconds, unnamed: the remaining count only.
+        ("openrouter", HeaderLimits(remaining_requests=0)),
+        ("together", HeaderLimits(remaining_requests=0)),
+    ],
+)
+def test_each_conventions_headers_are_read_for_what_they_mean(convention, expected):
+    requests = _Bucket(50.0, 50.0, 0.4)  # empty: 0 left
+    tokens = _Bucket(1500.0, 90000.0, 80000.0)
+    headers = ratelimit_headers(convention, requests, tokens, rpm=3000, tpm=90000, used_today=6000)
+    hints = rate_limit_hints({name.lower(): value for name, value in headers.items()})
+    assert hints is not None
+    assert read_limits(hints) == expected
+
+
+def test_a_vllm_box_sends_no_headers():
+    bucket = _Bucket(50.0, 50.0, 10.0)
+    headers = ratelimit_headers("vllm", bucket, bucket, rpm=3000, tpm=90000, used_today=0)
+    assert rate_limit_hints(headers) is None

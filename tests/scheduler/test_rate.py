@@ -11,7 +11,7 @@ def took(rate: AdmittedRate, per_second: float, *, start: float, seconds: float)
     """The provider took ``per_second`` calls a second for ``seconds`` from ``start``."""
     n = int(per_second * seconds)
     for i in range(n):
-        rate.on_answer(start + i / per_second)
+        rate.on_sent(start + i / per_second)
 
 
 # -- the meter --------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_quiet_seconds_grow_the_rate_faster_and_faster_up_to_a_tenth():
     took(rate, 100, start=0.0, seconds=1)
     rate.on_rate_limited(1.0, sent_at=1.0)
     assert rate.rate == pytest.approx(90, abs=1)
-    rate.rate = 100.0
+    rate.rate, rate.peak = 100.0, None  # no plateau: far under where a 429 came
 
     rates = grow_each_second(rate, 1.0, 14)
 
@@ -178,3 +178,76 @@ def test_any_429_restarts_the_quiet_time():
     rate.on_rate_limited(1.8, sent_at=0.9)  # no cut (sent before it), but not quiet either
     assert not rate.maybe_grow(2.5, waiting=True)
     assert rate.maybe_grow(2.9, waiting=True)
+
+
+# -- 429s that come back first ----------------------------------------------------------------
+
+
+def test_a_429_that_comes_back_before_any_answer_is_not_read_as_nothing_taken():
+    # 64 calls sent at once to a provider with a bucket of 50: 14 are answered 429 at once,
+    # while the 50 it took are still running (its successes are slow).
+    rate = AdmittedRate(configured_rpm=None, now=0.0)
+    for i in range(64):
+        rate.on_sent(100 + i * 0.0001)
+    for i in range(50, 64):
+        rate.on_refused(100 + i * 0.0001)
+    assert rate.on_rate_limited(100.01, sent_at=100.0063)
+    assert rate.rate == pytest.approx(45, abs=3)  # a tenth under the 50 it took
+    assert rate.rate > 100 * MIN_RATE
+
+
+def test_a_provider_that_refused_everything_gets_half_of_what_was_sent():
+    rate = AdmittedRate(configured_rpm=None, now=0.0)
+    for i in range(20):
+        rate.on_sent(i * 0.01)
+        rate.on_refused(i * 0.01)
+    rate.on_rate_limited(0.2, sent_at=0.19)
+    assert rate.rate == pytest.approx(10, abs=1)
+    # Later 429s for calls sent after each cut halve it at most, down to the floor.
+    for i in range(1, 40):
+        rate.on_rate_limited(0.2 + i, sent_at=0.2 + i - 0.5)
+    assert rate.rate == MIN_RATE
+
+
+def test_the_meter_takes_refused_calls_off_by_the_time_they_were_sent():
+    meter = AcceptanceMeter()
+    for i in range(10):
+        meter.add(5.0 + i * 0.1)
+    meter.refuse(5.05)
+    meter.refuse(5.95)
+    meter.refuse(1.0)  # older than anything kept: nothing to take off
+    assert meter.sent_rate(6.0, 1.0) == pytest.approx(10, abs=1)
+    assert meter.rate(6.0, 1.0) == pytest.approx(8, abs=1)
+
+
+def test_the_floor_is_climbed_back_from_by_waiting_alone():
+    # Whatever cut the rate to its floor, calls waiting for it grow it back with no answer.
+    rate = AdmittedRate(configured_rpm=None, now=0.0)
+    rate.on_rate_limited(0.0, sent_at=0.0)
+    assert rate.rate == MIN_RATE
+    rates = grow_each_second(rate, 0.0, 120)
+    assert rates[-1] > 50  # from one a minute to more than 50 a second in two minutes
+
+
+# -- the plateau under the last 429 -----------------------------------------------------------
+
+
+def test_growth_creeps_just_under_where_the_last_429_came():
+    rate = AdmittedRate(configured_rpm=None, now=0.0)
+    took(rate, 50, start=0.0, seconds=1)
+    rate.on_rate_limited(1.0, sent_at=1.0)  # it took 50 a second: the limit is about there
+    assert rate.rate == pytest.approx(45, abs=1)
+    rates = grow_each_second(rate, 1.0, 30)
+    assert rates[4] == pytest.approx(48, abs=0.5)  # quickly back to just under it...
+    assert max(rates) < 51  # ...then a creep of 0.2% a second
+    rates = grow_each_second(rate, 31.0, 40)  # after a quiet minute, growth is fast again
+    assert rates[-1] > 60
+
+
+def test_no_plateau_under_an_announced_ceiling():
+    rate = AdmittedRate(configured_rpm=None, now=0.0)
+    rate.on_announced(3000, 0.0)
+    took(rate, 50, start=0.0, seconds=1)
+    rate.on_rate_limited(1.0, sent_at=1.0)
+    rates = grow_each_second(rate, 1.0, 6)
+    assert rates[-1] == 50.0

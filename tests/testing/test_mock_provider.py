@@ -176,6 +176,58 @@ async def test_rpm_limit_answers_429_with_retry_after(session, mock) -> None:
     assert not any(name.lower().startswith("x-ratelimit") for name in headers)
 
 
+async def test_429s_come_back_at_once_while_successes_are_slow(session, mock) -> None:
+    mock.control(rpm=60, latency_ms=1000, retry_after_ms=False)  # a burst of 1
+    finished: dict[str, float] = {}
+
+    async def one(key: str, after: float) -> Answer:
+        await asyncio.sleep(after)
+        answer = await chat(session, mock, key)
+        finished[key] = time.monotonic()
+        return answer
+
+    (ok, _, _), (limited, headers, _) = await asyncio.gather(one("a", 0), one("b", 0.2))
+    assert (ok, limited) == (200, 429)
+    assert finished["b"] < finished["a"]  # the 429 did not wait for the latency
+    assert headers["Retry-After"] == "1"
+    assert "retry-after-ms" not in headers
+
+
+@pytest.mark.parametrize(
+    ("convention", "names"),
+    [
+        ("openai-live", {"x-ratelimit-limit-requests", "x-ratelimit-reset-requests"}),
+        ("azure", {"x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"}),
+        ("groq", {"x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"}),
+        ("cerebras", {"x-ratelimit-limit-requests-day", "x-ratelimit-limit-tokens-minute"}),
+        (
+            "anthropic",
+            {"anthropic-ratelimit-requests-reset", "anthropic-ratelimit-output-tokens-limit"},
+        ),
+        ("openrouter", {"x-ratelimit-limit", "x-ratelimit-reset"}),
+        ("together", {"x-ratelimit-remaining", "x-tokenlimit-remaining"}),
+    ],
+)
+async def test_each_convention_sends_its_own_headers(session, mock, convention, names) -> None:
+    mock.control(rpm=600, ratelimit_convention=convention)
+    status, headers, _ = await chat(session, mock)
+    assert status == 200
+    assert names <= {name.lower() for name in headers}
+    if convention == "openai-live":
+        assert headers["x-ratelimit-reset-requests"] == "0s"
+    if convention == "azure":
+        assert "x-ratelimit-limit-requests" not in headers
+
+
+async def test_a_vllm_box_queues_instead_of_answering_429(session, mock) -> None:
+    mock.control(rpm=600, burst_seconds=0.2, ratelimit_convention="vllm")  # 10/s, 2 of burst
+    started = time.monotonic()
+    answers = await asyncio.gather(*(chat(session, mock, str(n)) for n in range(6)))
+    assert [status for status, _, _ in answers] == [200] * 6
+    assert time.monotonic() - started >= 0.3  # the 4 past the burst waited their turn
+    assert not any(name.lower().startswith("x-ratelimit") for name in answers[0][1])
+
+
 async def test_errors_spend_the_rpm_budget_unless_told_otherwise(session, mock) -> None:
     mock.control(rpm=120, error_rate=1)  # a burst of 2 requests
     spent = [(await chat(session, mock, str(n)))[0] for n in range(3)]

@@ -4,16 +4,14 @@ An error answer is ``{"type": "error", "error": {"type": ..., "message": ...}}``
 with ``error.details.error_code`` and a ``request_id``. Its ``error.type`` decides the
 category, the status when the type is unknown. The request id is the ``request-id`` header.
 
-Rate limits come as ``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}``, the
-reset an RFC 3339 time (turned into seconds from now). Where only the input and output token
-figures are sent, the input ones stand for the tokens.
+Rate limits come as ``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}``, read
+by `datamill.providers.ratelimit_headers.anthropic_hints` (re-exported as
+``rate_limit_hints``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -21,8 +19,10 @@ import orjson
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import RateLimitHints
 from datamill.providers.http import HttpAnswer, category_for_status, retry_after_seconds
+from datamill.providers.ratelimit_headers import anthropic_hints
 
 C = ErrorCategory
+rate_limit_hints = anthropic_hints  # the name this adapter has always read them by
 
 _CATEGORIES = {
     "invalid_request_error": C.bad_request,
@@ -137,42 +137,3 @@ def _exhausted_reset(hints: RateLimitHints | None) -> float | None:
         if remaining == 0 and reset is not None
     ]
     return max(resets) if resets else None
-
-
-def _reset_seconds(value: str | None, now: float) -> float | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:  # RFC 3339 always has an offset; a bare time is no hint
-        return None
-    return max(0.0, moment.timestamp() - now)
-
-
-def _number(value: str | None) -> int | None:
-    try:
-        number = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return int(number) if number is not None and math.isfinite(number) else None
-
-
-def rate_limit_hints(headers: Mapping[str, str], *, now: float) -> RateLimitHints | None:
-    """Read ``anthropic-ratelimit-*`` headers; None when there are none."""
-    prefix = "anthropic-ratelimit-"
-    requests = prefix + "requests-"
-    tokens = prefix + "tokens-"
-    if tokens + "limit" not in headers and prefix + "input-tokens-limit" in headers:
-        tokens = prefix + "input-tokens-"
-    if requests + "limit" not in headers and tokens + "limit" not in headers:
-        return None
-    return RateLimitHints(
-        limit_requests=_number(headers.get(requests + "limit")),
-        remaining_requests=_number(headers.get(requests + "remaining")),
-        reset_requests=_reset_seconds(headers.get(requests + "reset"), now),
-        limit_tokens=_number(headers.get(tokens + "limit")),
-        remaining_tokens=_number(headers.get(tokens + "remaining")),
-        reset_tokens=_reset_seconds(headers.get(tokens + "reset"), now),
-    )
