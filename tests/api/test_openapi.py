@@ -309,6 +309,25 @@ async def test_responses_match_openais_schemas(make_api, mock, provider_mocks, m
         assert expected <= seen, (provider, seen)
 
 
+async def test_a_responses_stream_failing_midway_ends_with_openais_error_event(
+    make_api, mock, provider_mocks, monkeypatch
+):
+    monkeypatch.setenv("TEST_KEY_MOCK", "mock-key-for-tests")
+    api = await make_api(_deployments(mock, provider_mocks))
+    provider_mocks["anthropic"].control(stream_error_after=4)
+    try:
+        answer = await api.client.post(
+            "/v1/responses", json={"model": "anthropic", "input": "hello", "stream": True}
+        )
+    finally:
+        provider_mocks["anthropic"].control(stream_error_after=None)
+
+    events = _responses_events(answer.content)
+    assert events[-1]["type"] == "error", events[-1]
+    for event in events:
+        assert_matches(event, _event_schemas()[event["type"]])
+
+
 # -- files and batches -----------------------------------------------------------------------
 
 
