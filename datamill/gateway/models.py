@@ -19,7 +19,7 @@ from typing import Any
 
 from datamill.clock import Clock
 from datamill.errors import DatamillError
-from datamill.providers.base import Endpoint, ModelLister
+from datamill.providers.base import MAX_LISTED_MODELS, Endpoint, ModelLister
 from datamill.scheduler.router import DeploymentHandle, Router
 
 log = logging.getLogger("datamill.gateway")
@@ -29,7 +29,7 @@ WAIT = 2.0
 RETRY = 30.0
 _LIST_TIMEOUT = 30.0  # seconds a refresh may take (in the background past `wait`)
 # An upstream is untrusted: what is kept of its list is bounded.
-MAX_LISTED = 5000
+MAX_LISTED = MAX_LISTED_MODELS
 MAX_ID_CHARS = 256
 
 

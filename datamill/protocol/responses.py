@@ -65,6 +65,7 @@ OutputItem = OutputMessage | FunctionCall
 
 class InputTokensDetails(_Wire):
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class OutputTokensDetails(_Wire):

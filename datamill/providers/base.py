@@ -225,6 +225,11 @@ class ProviderContext:
     clock: Clock
 
 
+# An upstream is untrusted: a model list is read for at most this many pages and models.
+MAX_LISTED_MODELS = 5000
+MAX_MODEL_PAGES = 50
+
+
 @runtime_checkable
 class ModelLister(Protocol):
     """An adapter that can ask its upstream which models it serves (optional)."""

@@ -1,4 +1,5 @@
-"""A mock of Anthropic's API: the Messages API (plain and streamed) and Message Batches, on
+"""A mock of Anthropic's API: the Messages API (plain and streamed), Message Batches and the
+model list (``GET /v1/models``, paginated; `listed_models` says what it lists), on
 the mock provider's core (its fault switches, counters, rate-limit bucket and process runner).
 
 Run it with ``python -m datamill.testing.mock_anthropic --port 0`` (``READY port=<port>``), or
@@ -61,6 +62,9 @@ class AnthropicMockConfig(MockConfig):
     )
     stream_error_after: int | None = Field(
         None, ge=0, description="send an overloaded_error event after this many events"
+    )
+    models_page_size: int = Field(
+        1000, ge=1, description="at most this many models per GET /v1/models page"
     )
 
 
@@ -469,6 +473,43 @@ class MockAnthropic:
 
     # -- control -------------------------------------------------------------------------
 
+    async def list_models(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/models``: `listed_models`, newest first, a page after ``after_id`` of
+        at most ``limit`` (1 to 1000, default 20) and `models_page_size` entries."""
+        _, refusal = await self._read(request)
+        if refusal is not None:
+            return self._finish(refusal)
+        try:
+            limit = int(request.query.get("limit", "20"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            return self._finish(anthropic_error(400, "limit: must be between 1 and 1000"))
+        names = self.config.listed_models
+        start = 0
+        after = request.query.get("after_id")
+        if after is not None:
+            if after not in names:
+                return self._finish(anthropic_error(404, f"model {after!r} not found"))
+            start = names.index(after) + 1
+        page = names[start : start + min(limit, self.config.models_page_size)]
+        data = [
+            {
+                "type": "model",
+                "id": name,
+                "display_name": name.replace("-", " ").title(),
+                "created_at": _rfc3339(1_740_000_000 - 86_400 * index),
+            }
+            for index, name in enumerate(page, start)
+        ]
+        body = {
+            "data": data,
+            "has_more": start + len(page) < len(names),
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        }
+        return self._finish(_json(body))
+
     async def health(self, request: web.Request) -> web.Response:
         return _json({"ok": True})
 
@@ -520,6 +561,7 @@ def build_app(config: MockConfig) -> web.Application:
     app.router.add_get("/v1/messages/batches/{batch_id}", mock.get_batch)
     app.router.add_post("/v1/messages/batches/{batch_id}/cancel", mock.cancel_batch)
     app.router.add_get("/v1/messages/batches/{batch_id}/results", mock.batch_results)
+    app.router.add_get("/v1/models", mock.list_models)
     app.router.add_get("/health", mock.health)
     app.router.add_get("/control", mock.get_control)
     app.router.add_post("/control", mock.post_control)

@@ -3,7 +3,9 @@
 Routes (under ``/v1beta``, or ``/v1``): ``models/{model}:generateContent``,
 ``:streamGenerateContent`` (``?alt=sse``: ``data: <GenerateContentResponse>`` events; without
 it, a JSON array), ``:embedContent``, ``:batchEmbedContents``, ``:batchGenerateContent``,
-``GET batches/{id}`` and ``POST batches/{id}:cancel``. Like the OpenAI mock it has ``/control``
+``GET batches/{id}`` and ``POST batches/{id}:cancel``, and ``GET models`` (the model list,
+paginated with ``pageToken``: `listed_models` as models that generate content, and
+``listed_embedding_models`` that only embed). Like the OpenAI mock it has ``/control``
 (every `MockConfig` switch, plus the batch switches of `GeminiSwitches`), ``/stats``,
 ``/stats/reset`` and ``/health``; ``GET /requests`` returns the last request bodies received,
 so tests can check the exact wire body. Requests are validated as Gemini validates them
@@ -19,6 +21,7 @@ in-process with ``start_mock(build=build_gemini_app)``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import math
 import random
@@ -74,6 +77,11 @@ class GeminiSwitches(BaseModel):
     batch_fail_every: int = Field(0, ge=0, description="every Nth request fails (0: none)")
     batch_expire_after: int = Field(0, ge=0, description="expired: requests that ran")
     embed_usage: bool = Field(False, description="report usageMetadata in embed answers")
+    listed_embedding_models: list[str] = Field(
+        default_factory=lambda: ["text-embedding-004"],
+        description="models GET models lists with embedContent only (beside listed_models)",
+    )
+    models_page_size: int = Field(1000, ge=1, description="at most this many models per page")
 
 
 def google_error(
@@ -438,6 +446,43 @@ class GeminiMock:
 
     # -- control ------------------------------------------------------------------------------
 
+    async def list_models(self, request: web.Request) -> web.Response:
+        """``GET models``: `listed_models` (generateContent) then the embedding-only ones, a
+        page of at most ``pageSize`` (default 50, at most 1000) and `models_page_size`;
+        ``nextPageToken`` is opaque (base64 with ``+``: it needs escaping in a URL)."""
+        self.requests.append({"path": request.path, "query": request.query_string, "body": None})
+        self.counters.total += 1
+        if not (request.headers.get("x-goog-api-key") or request.query.get("key")):
+            return google_error(403, "Method doesn't allow unregistered callers.")
+        if self.config.force_status is not None:
+            return _injected(self.config.force_status, "forced")
+        methods = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
+        models = [(name, methods) for name in self.config.listed_models] + [
+            (name, ["embedContent"]) for name in self.switches.listed_embedding_models
+        ]
+        try:
+            size = min(int(request.query.get("pageSize", "50")), 1000)
+            start = _page_start(request.query.get("pageToken"))
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            return google_error(400, "Invalid pageSize or pageToken.")
+        page = models[start : start + min(max(size, 1), self.switches.models_page_size)]
+        body: dict[str, Any] = {
+            "models": [
+                {
+                    "name": f"models/{name}",
+                    "version": "001",
+                    "displayName": name.replace("-", " ").title(),
+                    "inputTokenLimit": 1_048_576,
+                    "outputTokenLimit": 8192,
+                    "supportedGenerationMethods": supported,
+                }
+                for name, supported in page
+            ]
+        }
+        if start + len(page) < len(models):
+            body["nextPageToken"] = _page_token(start + len(page))
+        return _json(body)
+
     async def health(self, request: web.Request) -> web.Response:
         return _json({"ok": True})
 
@@ -474,6 +519,24 @@ class GeminiMock:
         return _json({"requests": list(self.requests)})
 
 
+_TOKEN_PREFIX = b"\xfb\xef\xbe"  # base64 "++++": a token sent unescaped reads as spaces
+
+
+def _page_token(start: int) -> str:
+    return base64.b64encode(_TOKEN_PREFIX + f"after {start}".encode()).decode()
+
+
+def _page_start(token: str | None) -> int:
+    """Where the page a ``pageToken`` asks for starts (ValueError if it is not ours)."""
+    if not token:
+        return 0
+    decoded = base64.b64decode(token, validate=True)
+    words = decoded.removeprefix(_TOKEN_PREFIX).decode().split(" ")
+    if not decoded.startswith(_TOKEN_PREFIX) or len(words) != 2 or words[0] != "after":
+        raise ValueError(token)
+    return int(words[1])
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -486,6 +549,7 @@ def build_gemini_app(config: MockConfig) -> web.Application:
     mock = GeminiMock(config)
     app = web.Application(client_max_size=64 * 1024**2)
     app[GEMINI_MOCK] = mock
+    app.router.add_get(r"/{version:v1beta|v1}/models", mock.list_models)
     app.router.add_post(r"/{version:v1beta|v1}/models/{target}", mock.models)
     app.router.add_get(r"/{version:v1beta|v1}/batches/{name}", mock.get_batch)
     app.router.add_post(r"/{version:v1beta|v1}/batches/{name}", mock.post_batch)

@@ -81,10 +81,13 @@ def responses_answer(body: dict[str, Any], key: str, answer_id: str) -> tuple[by
         "store": body.get("store", True),
         "text": body.get("text") or {"format": {"type": "text"}},
         "tool_choice": body.get("tool_choice", "auto"),
-        "tools": body.get("tools") or [],
+        "tools": [_echoed_tool(tool) for tool in body.get("tools") or ()],
+        "temperature": body.get("temperature", 1.0),
+        "top_p": body.get("top_p", 1.0),
+        "user": body.get("user"),
         "usage": {
             "input_tokens": input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": output_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": input_tokens + output_tokens,
@@ -123,17 +126,30 @@ async def stream_responses(request: web.Request, answer: web.Response) -> web.St
         await send("response.content_part.added", **ids, content_index=0, part=empty)
         for i, word in enumerate(part["text"].split(" ")):
             delta = word if i == 0 else " " + word
-            await send("response.output_text.delta", **ids, content_index=0, delta=delta)
-        await send("response.output_text.done", **ids, content_index=0, text=part["text"])
+            await send(
+                "response.output_text.delta", **ids, content_index=0, delta=delta, logprobs=[]
+            )
+        await send(
+            "response.output_text.done", **ids, content_index=0, text=part["text"], logprobs=[]
+        )
         await send("response.content_part.done", **ids, content_index=0, part=part)
     else:
         arguments = item["arguments"]
         await send("response.function_call_arguments.delta", **ids, delta=arguments)
-        await send("response.function_call_arguments.done", **ids, arguments=arguments)
+        await send(
+            "response.function_call_arguments.done", **ids, name=item["name"], arguments=arguments
+        )
     await send("response.output_item.done", output_index=0, item=item)
     await send("response.completed", response=final)
     await stream.write_eof()
     return stream
+
+
+def _echoed_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as OpenAI echoes it: a function's ``strict`` defaults to true."""
+    if tool.get("type") != "function":
+        return tool
+    return {"description": None, "strict": True, "parameters": None, **tool}
 
 
 def _error(message: str, param: str) -> web.Response:

@@ -1,7 +1,8 @@
 """datamill's answers checked against OpenAI's published OpenAPI document: files, batches,
 the lines of their output and error files, chat completions (and their streamed chunks),
-embeddings, models and errors, on every provider type datamill translates (the mock speaks
-OpenAI's, Anthropic's and Gemini's formats; `sim` is datamill's own).
+embeddings, responses (and their streamed events, and the stored response read back), models
+and errors, on every provider type datamill translates (the mock speaks OpenAI's, Anthropic's
+and Gemini's formats; `sim` is datamill's own) and on an upstream with the Responses API.
 
 The schemas are a trimmed copy in tests/openapi/ (README.md there names the source, its
 commit and its MIT license). OpenAPI 3.1 schemas are JSON Schema 2020-12; their extra
@@ -60,6 +61,10 @@ DOCUMENT_GAPS = {
             "cancelled_at",
         )
     },
+    ("Response", "usage"): "null until the response is finished (response.created and "
+    "response.in_progress events); the SDK types it Optional",
+    ("ModelResponseProperties", "user"): "the API answers null when the request set none; "
+    "the SDK types it Optional[str]",
 }
 
 
@@ -75,12 +80,21 @@ def _nullable(node: Any) -> Any:
     return converted
 
 
+def _properties_with(schema: dict[str, Any], prop: str) -> dict[str, Any]:
+    """The ``properties`` of ``schema`` (or of one of its ``allOf`` parts) naming ``prop``."""
+    for part in (schema, *schema.get("allOf", ())):
+        properties: dict[str, Any] = part.get("properties", {})
+        if prop in properties:
+            return properties
+    raise KeyError(prop)
+
+
 @functools.cache
 def _registry() -> Registry:
     document = _nullable(json.loads(_SCHEMAS.read_text()))
     schemas = document["components"]["schemas"]
     for schema, prop in DOCUMENT_GAPS:
-        properties = schemas[schema]["properties"]
+        properties = _properties_with(schemas[schema], prop)
         properties[prop] = {"anyOf": [properties[prop], {"type": "null"}]}
     return Registry().with_resource(_BASE, Resource.from_contents(document, DRAFT202012))
 
@@ -140,6 +154,13 @@ def _deployments(mock: MockProviderProcess, others: dict[str, MockProviderProces
     keyed = {"api_key_env": "TEST_KEY_MOCK"}
     return [
         {"name": "oa", "base_url": mock.base_url, "model": "mock-model", "alias": "openai"},
+        {
+            "name": "oa-pass",
+            "base_url": mock.base_url,
+            "model": "mock-model",
+            "alias": "openai-pass",
+            "options": {"responses_api": True},
+        },
         {
             "name": "claude",
             "provider": "anthropic",
@@ -214,6 +235,97 @@ async def test_models_and_errors_match_openais_schemas(make_api, mock):
     ):
         assert answer.status_code == status, answer.text
         assert_matches(answer.json(), "ErrorResponse")
+
+
+# -- the Responses API, passed through and translated ---------------------------------------
+
+TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+# (body without its model); each is sent plain and streamed.
+RESPONSES_CALLS: list[dict[str, Any]] = [
+    {"input": "hello", "instructions": "Be brief.", "max_output_tokens": 64},
+    {"input": "Weather in Paris?", "tools": [TOOL], "tool_choice": "required"},
+]
+RESPONSES_PROVIDERS = ("openai-pass", *PROVIDERS)  # "openai": translated to chat completions
+CALLING_TOOLS = {"openai-pass", "sim"}  # the other mocks answer every request with text
+
+
+@functools.cache
+def _event_schemas() -> dict[str, str]:
+    """Each streamed event's type, and the name of its schema (those in trim.py's ROOTS)."""
+    schemas = json.loads(_SCHEMAS.read_text())["components"]["schemas"]
+    return {
+        schema["properties"]["type"]["enum"][0]: name
+        for name, schema in schemas.items()
+        if name.startswith("Response") and name.endswith("Event")
+    }
+
+
+def _responses_events(data: bytes) -> list[Any]:
+    """A Responses stream's events: ``event: TYPE`` and ``data: {...}``, no ``[DONE]``."""
+    events = []
+    for block in data.decode().split("\n\n"):
+        if not block.strip():
+            continue
+        kind, payload = block.split("\n", 1)
+        event = orjson.loads(payload.removeprefix("data: "))
+        assert kind == f"event: {event['type']}", block
+        events.append(event)
+    return events
+
+
+async def test_responses_match_openais_schemas(make_api, mock, provider_mocks, monkeypatch):
+    monkeypatch.setenv("TEST_KEY_MOCK", "mock-key-for-tests")
+    api = await make_api(_deployments(mock, provider_mocks))
+    for provider in RESPONSES_PROVIDERS:
+        seen: set[str] = set()
+        for body in RESPONSES_CALLS:
+            where = f"{provider} {sorted(body)}"
+            answer = await api.client.post("/v1/responses", json={**body, "model": provider})
+            assert answer.status_code == 200, (where, answer.text)
+            assert_matches(answer.json(), "Response", where)
+
+            streamed = await api.client.post(
+                "/v1/responses", json={**body, "model": provider, "stream": True}
+            )
+            assert streamed.status_code == 200, (where, streamed.text)
+            events = _responses_events(streamed.content)
+            assert events[-1]["type"] == "response.completed", (where, events[-1])
+            for event in events:
+                assert_matches(event, _event_schemas()[event["type"]], where)
+            seen |= {event["type"] for event in events}
+
+            for kept in (answer.json(), events[-1]["response"]):
+                again = await api.client.get(f"/v1/responses/{kept['id']}")
+                assert again.status_code == 200, (where, again.text)
+                assert_matches(again.json(), "Response", f"{where} GET")
+        # Both kinds of output item were streamed (and checked) where the upstream calls tools.
+        expected = {"response.output_text.done"}
+        if provider in CALLING_TOOLS:
+            expected.add("response.function_call_arguments.done")
+        assert expected <= seen, (provider, seen)
+
+
+async def test_a_responses_stream_failing_midway_ends_with_openais_error_event(
+    make_api, mock, provider_mocks, monkeypatch
+):
+    monkeypatch.setenv("TEST_KEY_MOCK", "mock-key-for-tests")
+    api = await make_api(_deployments(mock, provider_mocks))
+    provider_mocks["anthropic"].control(stream_error_after=4)
+    try:
+        answer = await api.client.post(
+            "/v1/responses", json={"model": "anthropic", "input": "hello", "stream": True}
+        )
+    finally:
+        provider_mocks["anthropic"].control(stream_error_after=None)
+
+    events = _responses_events(answer.content)
+    assert events[-1]["type"] == "error", events[-1]
+    for event in events:
+        assert_matches(event, _event_schemas()[event["type"]])
 
 
 # -- files and batches -----------------------------------------------------------------------

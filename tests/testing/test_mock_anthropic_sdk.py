@@ -126,3 +126,15 @@ async def test_the_sdk_runs_a_message_batch(client):
 
     cancelled = await client.messages.batches.cancel(batch.id)
     assert cancelled.processing_status == "ended"
+
+
+async def test_the_sdk_pages_through_the_model_list(client, mock):
+    names = [f"claude-{n}" for n in range(5)]
+    mock[1].config.listed_models = names
+    mock[1].config.models_page_size = 2
+
+    listed = [model async for model in client.models.list(limit=3)]
+
+    assert [model.id for model in listed] == names
+    assert listed[0].type == "model"
+    assert listed[0].created_at.year >= 2025

@@ -198,3 +198,20 @@ async def test_the_mock_runs_in_process_too():
         await runner.cleanup()
     assert answer.json()["candidates"][0]["content"]["parts"] == [{"text": "mock answer to hi"}]
     assert stats["by_status"] == {"200": 1}
+
+
+def test_the_sdk_pages_through_the_model_list(client, mock):
+    mock.control(
+        listed_models=["gemini-2.5-pro", "gemini-2.5-flash"],
+        listed_embedding_models=["text-embedding-004"],
+        models_page_size=1,
+    )
+
+    listed = list(client.models.list())
+
+    assert [model.name for model in listed] == [
+        "models/gemini-2.5-pro",
+        "models/gemini-2.5-flash",
+        "models/text-embedding-004",
+    ]
+    assert listed[2].supported_actions == ["embedContent"]

@@ -1,7 +1,8 @@
 """The `anthropic` provider: Anthropic's Messages API behind OpenAI's chat completions.
 
 Requests are translated (`request`), answers translated back (`response`, `stream`), errors
-and rate-limit headers read (`errors`); Message Batches are `native_batches` (`native`).
+and rate-limit headers read (`errors`); Message Batches are `native_batches` (`native`); the
+model list is `list_models` (`models`).
 Anthropic has no embeddings API: embeddings are refused.
 """
 
@@ -15,6 +16,7 @@ import orjson
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.ids import new_provider_request_id
 from datamill.providers.anthropic.errors import error_from_answer, rate_limit_hints, request_id
+from datamill.providers.anthropic.models import list_models
 from datamill.providers.anthropic.native import AnthropicBatches
 from datamill.providers.anthropic.options import DEFAULT_BASE_URL, parse_options
 from datamill.providers.anthropic.request import messages_request
@@ -60,6 +62,8 @@ class AnthropicProvider:
             headers["x-api-key"] = deployment.api_key.get_secret_value()
         if self.options.beta:
             headers["anthropic-beta"] = ",".join(self.options.beta)
+        self._base_url = base_url
+        self._headers = headers
         # Rendered once: each call only adds its body.
         self._messages = context.http.prepare(f"{base_url}/v1/messages", headers)
         self._stream = context.http.prepare(
@@ -120,6 +124,12 @@ class AnthropicProvider:
 
     async def embed(self, call: ProviderCall) -> ProviderResponse:
         raise _no_embeddings()
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """Anthropic's model list (every page), as OpenAI's Model objects."""
+        return await list_models(
+            self._http, base_url=self._base_url, headers=self._headers, clock=self._clock
+        )
 
     async def aclose(self) -> None:
         return None

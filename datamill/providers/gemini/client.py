@@ -9,7 +9,7 @@ import orjson
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.gemini.errors import error_from_answer
 from datamill.providers.gemini.options import DEFAULT_BASE_URL, GeminiOptions
-from datamill.providers.http import HttpPool, HttpStream, url_segment
+from datamill.providers.http import HttpAnswer, HttpPool, HttpStream, url_segment
 from datamill.providers.http1 import Target
 from datamill.settings import DeploymentConfig
 
@@ -52,21 +52,31 @@ class GeminiClient:
         """Send a JSON body (or none) and return the parsed 2xx answer; an error status raises
         its `ProviderError`."""
         data = b"" if body is None else orjson.dumps(body)
-        answer = await self._http.send(self.target(path, method=method), data=data)
-        if answer.status >= 300:
-            raise error_from_answer(answer)
-        try:
-            return orjson.loads(answer.body) if answer.body else {}
-        except orjson.JSONDecodeError:
-            raise ProviderError(
-                ErrorCategory.server_error,
-                "Gemini answered 2xx with a body that is not JSON",
-                status_code=answer.status,
-                body={"error": {"message": answer.body[:500].decode("utf-8", "replace")}},
-            ) from None
+        return _parsed(await self._http.send(self.target(path, method=method), data=data))
+
+    async def get(self, path: str) -> Any:
+        """``GET {root}/{path}`` (a path with a query that rarely repeats: not kept), parsed
+        as `call` parses it."""
+        target = self._http.prepare(f"{self.root}/{path}", self._headers, method="GET")
+        return _parsed(await self._http.send(target, data=b""))
 
     async def open_stream(self, path: str, body: Any) -> HttpStream:
         target = self.target(path, accept="text/event-stream")
         return await self._http.open_stream(
             target, data=orjson.dumps(body), error=error_from_answer
         )
+
+
+def _parsed(answer: HttpAnswer) -> Any:
+    """A 2xx answer's JSON; an error status raises its `ProviderError`."""
+    if answer.status >= 300:
+        raise error_from_answer(answer)
+    try:
+        return orjson.loads(answer.body) if answer.body else {}
+    except orjson.JSONDecodeError:
+        raise ProviderError(
+            ErrorCategory.server_error,
+            "Gemini answered 2xx with a body that is not JSON",
+            status_code=answer.status,
+            body={"error": {"message": answer.body[:500].decode("utf-8", "replace")}},
+        ) from None

@@ -28,6 +28,7 @@ from datamill.providers.fields import FieldTable
 from datamill.providers.gemini import embeddings, response
 from datamill.providers.gemini.client import GeminiClient, model_path
 from datamill.providers.gemini.errors import refused
+from datamill.providers.gemini.models import list_models
 from datamill.providers.gemini.native import GeminiBatches
 from datamill.providers.gemini.options import parse_options
 from datamill.providers.gemini.request import CHAT_TABLE, translate_chat
@@ -121,6 +122,10 @@ class GeminiProvider:
         return ProviderResponse(
             body=orjson.dumps(result), usage=usage, request_id=new_provider_request_id()
         )
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """Gemini's models that generate content (every page), as OpenAI's Model objects."""
+        return await list_models(self._client)
 
     async def aclose(self) -> None:
         return None

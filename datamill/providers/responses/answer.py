@@ -44,6 +44,8 @@ def start_response(request: dict[str, Any], *, model: str, created_at: float) ->
         )
         if request.get(key) is not None
     }
+    if "tools" in echoed:
+        echoed["tools"] = [_echoed_tool(tool) for tool in echoed["tools"]]
     return ResponseObject(
         id=new_response_id(),
         created_at=created_at,
@@ -51,6 +53,14 @@ def start_response(request: dict[str, Any], *, model: str, created_at: float) ->
         model=model,
         **echoed,
     )
+
+
+def _echoed_tool(tool: Any) -> Any:
+    """A function tool as OpenAI echoes it: ``strict`` and ``parameters`` always there
+    (``null`` when the request left them out: the provider's default applies)."""
+    if isinstance(tool, dict) and tool.get("type") == "function":
+        return {"strict": None, "parameters": None, **tool}
+    return tool
 
 
 def finish_response(
@@ -81,7 +91,8 @@ def response_usage(usage: dict[str, Any]) -> ResponseUsage:
     return ResponseUsage(
         input_tokens=prompt,
         input_tokens_details=InputTokensDetails(
-            cached_tokens=int(prompt_details.get("cached_tokens") or 0)
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+            cache_write_tokens=int(prompt_details.get("cache_write_tokens") or 0),
         ),
         output_tokens=completion,
         output_tokens_details=OutputTokensDetails(

@@ -83,6 +83,7 @@ class ResponseEvents:
                 self._event(
                     "response.function_call_arguments.done",
                     item_id=item.id,
+                    name=item.name,
                     output_index=call.index,
                     arguments=item.arguments,
                 )
