@@ -40,7 +40,7 @@ def test_exit_codes_are_distinct():
         (["batch", "run", "in.jsonl", "-o", "out.jsonl", "--concurrency", "0"], "--concurrency"),
         (["batch", "run", "in.jsonl", "-o", "out.jsonl", "--timeout", "0"], "--timeout"),
         (["batch", "run", "in.jsonl", "-o", "o.jsonl", "--endpoint", "/v1/images"], "--endpoint"),
-        (["batch", "submit", "in.jsonl", "--endpoint", "/v1/responses"], "--endpoint"),
+        (["batch", "submit", "in.jsonl", "--endpoint", "/v1/audio"], "--endpoint"),
         (["batch", "list", "--limit", "101"], "--limit"),
         (["serve", "--port", "http"], "--port"),
         (["batch", "frobnicate"], "No such command"),
