@@ -27,6 +27,8 @@ import zlib
 from functools import cache
 from typing import Any
 
+from datamill.testing.loopback import LoopbackServer
+
 _CHUNK = 64 * 1024
 
 
@@ -68,62 +70,32 @@ def _completion(usage: dict[str, Any]) -> bytes:
     ).encode()
 
 
-class HostileUpstream:
+class HostileUpstream(LoopbackServer):
     """Serve with ``async with HostileUpstream() as upstream:``; ``upstream.url(behaviour)``
     is a ``base_url``."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.seen: list[str] = []
         self.sent = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._closing = asyncio.Event()
 
     def url(self, behaviour: str) -> str:
         return f"http://127.0.0.1:{self.port}/{behaviour}/v1"
 
-    async def __aenter__(self) -> HostileUpstream:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        # Hang up on every client: each handler then ends on its own (none is cancelled).
-        self._closing.set()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                self.seen.append(lines[0])
-                length = 0
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                await reader.readexactly(length)
-                path = lines[0].split(" ")[1]
-                if not await self._answer(path.split("/")[1], writer):
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            self._writers.discard(writer)
-            writer.close()
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            self.seen.append(lines[0])
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            path = lines[0].split(" ")[1]
+            if not await self._answer(path.split("/")[1], writer):
+                break
 
     async def _answer(self, behaviour: str, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection must end."""
@@ -147,7 +119,7 @@ class HostileUpstream:
             )
             await writer.drain()
             if behaviour == "silent-stream":
-                await self._closing.wait()  # silent until the test ends
+                await self.closing.wait()  # silent until the test ends
                 return False
             line = b"%x\r\ndata: %s\r\n" % (_CHUNK + 6, b"a" * _CHUNK)
             await self._send(writer, line)

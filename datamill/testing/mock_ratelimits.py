@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 Convention = Literal[
     "openai",
@@ -39,17 +39,7 @@ Convention = Literal[
     "together",
     "vllm",
 ]
-CONVENTIONS: tuple[Convention, ...] = (
-    "openai",
-    "openai-live",
-    "azure",
-    "groq",
-    "cerebras",
-    "anthropic",
-    "openrouter",
-    "together",
-    "vllm",
-)
+CONVENTIONS: tuple[Convention, ...] = get_args(Convention)
 
 
 class Level(Protocol):

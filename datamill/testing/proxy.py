@@ -14,52 +14,31 @@ import asyncio
 import base64
 import contextlib
 
+from datamill.testing.loopback import LoopbackServer
+
 _HEAD_LIMIT = 64 * 1024
 
 
-class ForwardProxy:
+class ForwardProxy(LoopbackServer):
     """Serve with ``async with ForwardProxy() as proxy:``; ``proxy.url`` is its address."""
 
     def __init__(
         self, *, credentials: tuple[str, str] | None = None, refuse: int | None = None
     ) -> None:
+        super().__init__()
         self.connects: list[str] = []  # CONNECT targets, host:port
         self.requests: list[str] = []  # absolute-form request targets
-        self.port = 0
         self._expected: str | None = None
         if credentials is not None:
             pair = f"{credentials[0]}:{credentials[1]}".encode()
             self._expected = "Basic " + base64.b64encode(pair).decode()
         self._refuse = refuse
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._closing = asyncio.Event()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> ForwardProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        # Hang up on every client: each handler then ends on its own (none is cancelled).
-        self._closing.set()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: asyncio.StreamWriter | None = None
         try:
             while True:
@@ -86,14 +65,9 @@ class ForwardProxy:
                 upstream = await self._forward(
                     method, target, head, headers, (reader, writer), upstream
                 )
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
         finally:
             if upstream is not None:
                 upstream.close()
-            self._tasks.discard(task)
-            self._writers.discard(writer)
-            writer.close()
 
     def _refusal(self, headers: dict[str, str]) -> bytes | None:
         if self._refuse is not None:

@@ -79,9 +79,10 @@ async def test_an_alias_totals_its_deployments(make_runtime, make_mock):
     assert (only["key"], only["cost_usd"]) == (batch.id, pytest.approx(batch.cost))
 
 
-async def test_a_budget_stops_a_batch_cleanly(make_runtime, make_mock):
-    mock = make_mock(latency_ms=30)
-    # About $0.01 per request at these prices: a $0.30 budget buys about 30 of 400.
+async def run_with_a_budget(make_runtime, make_mock, *, latency_ms: float):
+    """400 requests at about $0.01 each against a $0.30 budget, 4 calls at a time; checks
+    what every budgeted run must hold and returns the batch and its output lines."""
+    mock = make_mock(latency_ms=latency_ms)
     runtime = await make_runtime(
         [
             mock_deployment(
@@ -101,20 +102,26 @@ async def test_a_budget_stops_a_batch_cleanly(make_runtime, make_mock):
     assert batch.stop_reason == "budget_exhausted"
     assert_each_once(outputs, errors, ids)
     assert set(error_codes(errors)) == {"budget_exhausted"}
-    assert 20 <= len(outputs) < 100
     per_request = batch.cost / len(outputs)
     # Never more than the calls out when the budget was reached (4), however late results
     # are flushed: each call reserved its cost when it was sent.
     assert batch.cost <= 0.30 + 4 * per_request
     assert mock.stats()["completed_keys"] == len(outputs)  # nothing sent past the stop
+    return batch, outputs
+
+
+async def test_a_budget_stops_a_batch_cleanly(make_runtime, make_mock):
+    _, outputs = await run_with_a_budget(make_runtime, make_mock, latency_ms=30)
+
+    assert 20 <= len(outputs) < 100
 
 
 async def test_a_budget_holds_however_slowly_results_are_flushed(
     make_runtime, make_mock, monkeypatch
 ):
     """A store that takes a quarter of a second per commit (a loaded machine, a distant
-    PostgreSQL): every call reserves its cost when it is sent, so the overshoot is still at
-    most the calls in flight, not what was sent while a flush ran."""
+    PostgreSQL): the overshoot is still at most the calls in flight, not what was sent
+    while a flush ran."""
     from datamill.engine import writer
 
     original = writer.record_results
@@ -124,27 +131,8 @@ async def test_a_budget_holds_however_slowly_results_are_flushed(
         return await original(*args, **kwargs)
 
     monkeypatch.setattr(writer, "record_results", slow_record_results)
-    mock = make_mock(latency_ms=10)
-    runtime = await make_runtime(
-        [
-            mock_deployment(
-                mock, model="mock-model", alias="dear", input_price=1000.0, output_price=1000.0
-            )
-        ]
-    )
-    ids = [f"r{i}" for i in range(400)]
-    batch, outputs, errors = await run_batch(
-        runtime,
-        jsonl(chat_line(i, model="dear") for i in ids),
-        budget_usd=0.30,
-        worker={"concurrency": 4},
-    )
 
-    assert batch.stop_reason == "budget_exhausted"
-    assert_each_once(outputs, errors, ids)
-    per_request = batch.cost / len(outputs)
-    assert batch.cost <= 0.30 + 4 * per_request
-    assert mock.stats()["completed_keys"] == len(outputs)
+    await run_with_a_budget(make_runtime, make_mock, latency_ms=10)
 
 
 async def test_a_batch_without_a_budget_is_not_stopped(make_runtime, mock_provider):
