@@ -5,8 +5,9 @@ its capacity every extra call in flight only waits in its queue, and latency gro
 the calls in flight while throughput stays flat. The limit follows TCP Vegas and Netflix's
 gradient limiter, conservatively:
 
-- a `max_concurrency` set in the deployment's configuration is taken at its word: the limit
-  starts there, and only a queue (below) lowers it;
+- a concurrency the user gave (the deployment's `max_concurrency`, or `DATAMILL_CONCURRENCY`
+  / `--concurrency`) is taken at its word: the gate starts there and never consults this
+  limit (`DeploymentGate.concurrency_told`); what follows is for a limit nobody gave;
 - otherwise it starts at `INITIAL` (or the default maximum, if lower) and doubles each round trip
   until the maximum or the first sign of a queue, so an unknown provider never receives the
   whole concurrency in its first millisecond: what meets a rate limit before its first 429

@@ -99,10 +99,11 @@ class DeploymentGate:
         now = clock.monotonic()
         self.max_concurrency = config.max_concurrency or default_concurrency
         # A maximum the user gave (the deployment's, or the command's --concurrency) is what
-        # the provider takes: no slow start towards it.
-        told = config.max_concurrency is not None or concurrency_told
+        # the provider takes: no slow start towards it, and no cut from latency below it.
+        self.concurrency_told = config.max_concurrency is not None or concurrency_told
         self.latency_limit = LatencyLimit(
-            self.max_concurrency, initial=self.max_concurrency if told else INITIAL
+            self.max_concurrency,
+            initial=self.max_concurrency if self.concurrency_told else INITIAL,
         )
         self.concurrency = AdjustableLimit(self.latency_limit.limit)
         self.breaker = CircuitBreaker(clock, threshold=breaker_threshold, cooldown=breaker_cooldown)
@@ -309,6 +310,8 @@ class DeploymentGate:
         bucket.raise_to(level, now=now)
 
     def _observe_latency(self, sent_at: float, now: float) -> None:
+        if self.concurrency_told:
+            return  # the figure the user gave stands
         if self.latency_limit.on_latency(now - sent_at, sent_at=sent_at, now=now):
             self.concurrency.set_limit(self.latency_limit.limit)
 

@@ -652,3 +652,21 @@ async def test_a_call_waiting_out_a_long_pause_ends_with_a_cancel(clock):
     results = await asyncio.gather(*waiting, return_exceptions=True)
     assert all(isinstance(result, asyncio.CancelledError) for result in results)
     assert (gate.concurrency.held, gate.pacer.waiting, gate.sent) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("told", [True, False])
+async def test_only_a_concurrency_nobody_gave_is_cut_by_latency(clock, told):
+    # Answers ten times slower than the first ones: a queue, for a limit datamill chose; a
+    # concurrency the user gave (--concurrency, max_concurrency) stands as given.
+    gate = DeploymentGate(
+        DeploymentConfig(name="d"), clock, default_concurrency=64, concurrency_told=told
+    )
+    assert gate.concurrency.limit == 64
+    for latency in [0.1] * 64 + [1.0] * 96:
+        permit = await gate.acquire(1)
+        clock.advance(latency)
+        gate.release(permit, error=None)
+    if told:
+        assert gate.concurrency.limit == 64
+    else:
+        assert gate.concurrency.limit <= 32  # cut by at least half
