@@ -37,7 +37,6 @@ log = logging.getLogger("datamill.engine")
 
 
 _MIN_COMMIT_WINDOW = 64
-_MIN_HELD = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +57,6 @@ class WorkerOptions:
         made every commit hold up the calls behind it: 10% more CPU per request and a
         throughput that swung with the commit time (bench/overhead.py --concurrency 64)."""
         return max(self.concurrency // 4, min(self.concurrency, _MIN_COMMIT_WINDOW))
-
-    @property
-    def held(self) -> int:
-        """Requests leased at most (the next ones wait, leased, for a call slot): twice the
-        concurrency, and up to 512 at low concurrency, so leases come in chunks of 256
-        rather than one small transaction per handful of answers."""
-        return max(2 * self.concurrency, min(8 * self.concurrency, _MIN_HELD))
 
     @property
     def max_unrecorded(self) -> int:
@@ -122,9 +114,10 @@ class Worker:
         # Set by each sweep: an idle lease loop waits for a fresh view of the running batches
         # (a notify wakes the sweep, and the sweep then wakes the lease loop).
         self._refreshed = asyncio.Event()
-        # Requests held at most, leased in chunks once a chunk's worth of room is free.
-        self._capacity = self.options.held
-        self._chunk = max(1, min(256, self._capacity // 2))
+        # Requests held at most (twice the slots: the next ones wait, leased, for a free slot),
+        # leased in chunks once a chunk's worth of room is free.
+        self._capacity = self.options.concurrency * 2
+        self._chunk = max(1, min(256, self.options.concurrency))
         self._lease_at = min(self._chunk, self._capacity // 2)
         self._stopping = asyncio.Event()
         self._view = BatchView()
