@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 class _Account:
     budget: float
     stored: float = 0.0  # the batch's cost as the store last said
-    flushed: float = 0.0  # recorded by this worker's flushes since the store was read
+    flushed_total: float = 0.0  # recorded by this worker's flushes, ever
+    flushed_base: float = 0.0  # the part of flushed_total that ``stored`` may include
     unflushed: float = 0.0  # answered, not flushed yet
     reserved: float = 0.0  # estimates of the calls in flight
     in_flight: int = 0
@@ -36,7 +37,7 @@ class _Account:
 
     @property
     def spent(self) -> float:
-        return self.stored + self.flushed + self.unflushed
+        return self.stored + (self.flushed_total - self.flushed_base) + self.unflushed
 
     def mean_cost(self) -> float | None:
         return self.settled_cost / self.settled_calls if self.settled_calls else None
@@ -74,9 +75,19 @@ class BudgetLedger:
         self._accounts: dict[str, _Account] = {}
         self._on_exhausted = on_exhausted
 
-    def refresh(self, costs: dict[str, tuple[float, float]]) -> None:
-        """The store's view: ``{batch id: (budget, cost)}`` of the running budgeted batches.
-        Flushes before this read are in ``cost``; later ones are counted again from zero."""
+    def mark(self) -> dict[str, float]:
+        """What this worker's flushes recorded so far, per batch: take it just before the
+        store is read, and hand it to `refresh` with what was read."""
+        return {batch_id: account.flushed_total for batch_id, account in self._accounts.items()}
+
+    def refresh(
+        self, costs: dict[str, tuple[float, float]], marks: dict[str, float] | None = None
+    ) -> None:
+        """The store's view: ``{batch id: (budget, cost)}`` of the running budgeted batches,
+        read after ``marks`` was taken. Flushes counted before the mark are in ``cost``;
+        later ones may not be, and keep counting (a flush that reached the store just
+        before the read is then counted twice until the next refresh: never too little)."""
+        marks = marks or {}
         for batch_id in list(self._accounts):
             if batch_id not in costs and not self._accounts[batch_id].in_flight:
                 del self._accounts[batch_id]
@@ -87,7 +98,7 @@ class BudgetLedger:
                 continue
             account.budget = budget
             account.stored = cost
-            account.flushed = 0.0
+            account.flushed_base = marks.get(batch_id, account.flushed_base)
             account.changed.set()  # another worker's spend may change a waiting call's fate
 
     def budgeted(self, batch_id: str) -> bool:
@@ -144,7 +155,7 @@ class BudgetLedger:
         if account is None:
             return
         account.unflushed = max(0.0, account.unflushed - cost)
-        account.flushed += cost
+        account.flushed_total += cost
 
     def spent(self, batch_id: str) -> float:
         account = self._accounts.get(batch_id)

@@ -369,8 +369,9 @@ class Worker:
     async def _sweep_loop(self) -> None:
         while True:
             try:
+                marks = self._budgets.mark()  # before the store is read
                 self._view = await self._maintenance.sweep()
-                self._budgets.refresh(budgets_of(self._view))
+                self._budgets.refresh(budgets_of(self._view), marks)
                 for batch_id in self._view.running:
                     if batch_id not in self._order:
                         self._order.append(batch_id)

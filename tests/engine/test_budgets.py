@@ -55,5 +55,18 @@ async def test_flushed_costs_move_from_answered_to_stored():
     assert ledger.spent("b") == 3.0
     ledger.flushed("b", 2.0)
     assert ledger.spent("b") == 3.0
-    ledger.refresh({"b": (10.0, 3.0)})  # the store now holds it
+    marks = ledger.mark()
+    ledger.refresh({"b": (10.0, 3.0)}, marks)  # read after the flush: the store holds it
     assert ledger.spent("b") == 3.0
+
+
+async def test_a_flush_during_the_stores_read_is_never_lost():
+    ledger = BudgetLedger()
+    ledger.refresh({"b": (10.0, 1.0)})
+    reservation = await ledger.admit("b", 1.0)
+    assert reservation is not None
+    reservation.settle(2.0)
+    marks = ledger.mark()  # the sweep starts reading the store...
+    ledger.flushed("b", 2.0)  # ...a flush commits meanwhile, after the read saw 1.0
+    ledger.refresh({"b": (10.0, 1.0)}, marks)
+    assert ledger.spent("b") == 3.0  # not 1.0: the flush is still counted
