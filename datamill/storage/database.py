@@ -9,10 +9,11 @@ instead of spinning in SQLite's busy handler.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Table, event
 from sqlalchemy.engine import make_url
@@ -21,6 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from datamill.errors import StorageError
+from datamill.storage.sqlite_thread import SqliteThread, configure
+
+T = TypeVar("T")
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -31,11 +35,17 @@ class Database:
     """One store. Create with `Database.open(url)`; close with `dispose()`."""
 
     def __init__(
-        self, engine: AsyncEngine, dialect: Dialect, *, postgres_synchronous_commit: bool = False
+        self,
+        engine: AsyncEngine,
+        dialect: Dialect,
+        *,
+        postgres_synchronous_commit: bool = False,
+        sqlite_thread: SqliteThread | None = None,
     ) -> None:
         self.engine = engine
         self.dialect: Dialect = dialect
         self._write_lock = asyncio.Lock() if dialect == "sqlite" else None
+        self._sqlite = sqlite_thread
         self._relax_commits = dialect == "postgresql" and not postgres_synchronous_commit
 
     @classmethod
@@ -63,32 +73,26 @@ class Database:
 
     @classmethod
     def _open_sqlite(cls, url: str, path: str | None, synchronous: str) -> Database:
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if not path or path == ":memory:":
+            raise StorageError(
+                f"DATAMILL_DATABASE_URL {url!r} names no SQLite file: datamill's connections "
+                "share the store through a file, e.g. sqlite:///./datamill.db"
+            )
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _configure(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
             # Take transaction control away from the sqlite3 module; we emit BEGIN ourselves.
             dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            for pragma in (
-                "journal_mode=WAL",
-                f"synchronous={synchronous}",
-                "foreign_keys=ON",
-                "busy_timeout=30000",
-                "cache_size=-16384",
-                "temp_store=MEMORY",
-            ):
-                cursor.execute(f"PRAGMA {pragma}")
-            cursor.close()
+            configure(dbapi_connection, synchronous)
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:
             immediate = conn.get_execution_options().get(_IMMEDIATE, False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
-        return cls(engine, "sqlite")
+        return cls(engine, "sqlite", sqlite_thread=SqliteThread(path, synchronous=synchronous))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -123,6 +127,18 @@ class Database:
         except (OperationalError, OSError) as exc:
             raise _storage_error(exc) from exc
 
+    async def write_sqlite(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in one SQLite write transaction, run in one trip to the store's own
+        thread (`sqlite_thread.py`): for the engine's hot transactions, which would
+        otherwise pay a trip per driver call. Only on SQLite."""
+        if self._sqlite is None or self._write_lock is None:
+            raise RuntimeError("write_sqlite is for SQLite stores")
+        try:
+            async with self._write_lock:
+                return await self._sqlite.transaction(work)
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"the store is not usable: {exc}") from exc
+
     async def ping(self) -> None:
         from sqlalchemy import text
 
@@ -130,6 +146,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._sqlite is not None:
+            await asyncio.to_thread(self._sqlite.close)
         await self.engine.dispose()
 
     def describe(self) -> str:

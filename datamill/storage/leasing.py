@@ -77,13 +77,16 @@ async def lease_requests(
     database: Database, *, batch_id: str, worker_id: str, limit: int, now: float
 ) -> list[LeasedRequest]:
     """Lease up to ``limit`` due requests of one in-progress batch to ``worker_id``."""
-    params: dict[str, object] | tuple[object, ...]
+    rows: Sequence[Any]
     if database.dialect == "postgresql":
         params = (worker_id, now, batch_id, limit)
+        async with database.write(relaxed=True) as conn:
+            rows = list((await conn.exec_driver_sql(_LEASE["postgresql"], params)).all())
     else:
-        params = {"worker": worker_id, "now": now, "batch": batch_id, "limit": limit}
-    async with database.write(relaxed=True) as conn:
-        rows: Sequence[Any] = (await conn.exec_driver_sql(_LEASE[database.dialect], params)).all()
+        named = {"worker": worker_id, "now": now, "batch": batch_id, "limit": limit}
+        rows = await database.write_sqlite(
+            lambda conn: conn.execute(_LEASE["sqlite"], named).fetchall()
+        )
     leased = [LeasedRequest(row[0], row[1], row[2], row[3], bytes(row[4]), row[5]) for row in rows]
     leased.sort(key=lambda request: request.line)
     return leased

@@ -9,16 +9,17 @@ number of results.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import text
 
 from datamill.storage.database import Database
 from datamill.storage.records import RequestResult
+from datamill.storage.sqlite_thread import placeholders
 
 _RESULT_FIELDS = tuple(f.name for f in fields(RequestResult))
 _COLUMNS = ", ".join(_RESULT_FIELDS)
@@ -61,15 +62,9 @@ _PG_MARK_DONE = (
     "UPDATE requests SET state = 'done', lease_owner = NULL WHERE id = ANY($1::bigint[])"
 )
 
-_ALREADY_RECORDED = text("SELECT request_id FROM results WHERE request_id IN :ids").bindparams(
-    bindparam("ids", expanding=True)
-)
-_MARK_DONE = text(
-    "UPDATE requests SET state = 'done', lease_owner = NULL WHERE id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
+_MAX_IN = 10_000
 
-_COUNT = text(
-    """
+_COUNT_SQL = """
     UPDATE batches SET
         completed_count = completed_count + :completed,
         failed_count = failed_count + :failed,
@@ -80,8 +75,9 @@ _COUNT = text(
         cost = cost + :cost,
         progress_at = :now
     WHERE id = :batch
-    """
-)
+"""
+_COUNT = text(_COUNT_SQL)
+_SQLITE_COUNT = _COUNT_SQL  # the sqlite3 module takes the same named parameters
 
 
 @dataclass(slots=True)
@@ -130,41 +126,77 @@ async def record_results(
         firsts.setdefault(result.request_id, result)
     unique = sorted(firsts.values(), key=lambda result: result.request_id)
     ids = [result.request_id for result in unique]
-    async with database.write(relaxed=True) as conn:
-        inserted = await _insert(conn, database.dialect, unique, ids)
-        # Every request in the flush is done: either this flush or an earlier answer recorded it.
-        if database.dialect == "postgresql":
+    if database.dialect == "postgresql":
+        async with database.write(relaxed=True) as conn:
+            inserted = set((await conn.exec_driver_sql(_PG_INSERT, _columns(unique))).scalars())
+            # Every request in the flush is done: this flush or an earlier one recorded it.
             await conn.exec_driver_sql(_PG_MARK_DONE, (ids,))
-        else:
-            await conn.execute(_MARK_DONE, {"ids": ids})
-        tallies: dict[str, BatchTally] = defaultdict(BatchTally)
-        for result in unique:
-            if result.request_id in inserted:
-                tallies[result.batch_id].add(result)
-        if tallies:
-            await conn.execute(
-                _COUNT,
-                [{"batch": b, "now": now, **asdict(tallies[b])} for b in sorted(tallies)],
-            )
+            tallies = _tallies(unique, inserted)
+            if tallies:
+                await conn.execute(_COUNT, _count_rows(tallies, now))
+    else:
+        inserted, tallies = await database.write_sqlite(
+            lambda conn: _record_sqlite(conn, unique, ids, now)
+        )
     outcome.accepted = len(inserted)
     outcome.duplicates = len(batch) - len(inserted)
-    outcome.by_batch = dict(tallies)
+    outcome.by_batch = tallies
     return outcome
 
 
-async def _insert(
-    conn: AsyncConnection, dialect: str, unique: list[RequestResult], ids: list[int]
-) -> set[int]:
-    """Insert the results not recorded yet; return the ids this call inserted."""
-    if dialect == "postgresql":
-        columns = tuple([getattr(r, name) for r in unique] for name in _RESULT_FIELDS)
-        return set((await conn.exec_driver_sql(_PG_INSERT, columns)).scalars().all())
-    recorded = set((await conn.execute(_ALREADY_RECORDED, {"ids": ids})).scalars().all())
-    fresh = [r for r in unique if r.request_id not in recorded]
+def _record_sqlite(
+    conn: sqlite3.Connection, unique: list[RequestResult], ids: list[int], now: float
+) -> tuple[set[int], dict[str, BatchTally]]:
+    """SQLite's transaction (one trip to the store's thread): this transaction holds the
+    only write lock, so the results already recorded are read first and the rest inserted
+    with one executemany, without conflicts."""
+    recorded: set[int] = set()
+    for part in _parts(ids):
+        marks = placeholders(part)
+        recorded.update(
+            row[0]
+            for row in conn.execute(
+                f"SELECT request_id FROM results WHERE request_id IN ({marks})", part
+            )
+        )
+        conn.execute(
+            f"UPDATE requests SET state = 'done', lease_owner = NULL WHERE id IN ({marks})", part
+        )
+    fresh = [result for result in unique if result.request_id not in recorded]
     if fresh:
-        rows = [tuple(getattr(r, name) for name in _RESULT_FIELDS) for r in fresh]
-        await conn.exec_driver_sql(_SQLITE_INSERT, rows)
-    return {r.request_id for r in fresh}
+        conn.executemany(
+            _SQLITE_INSERT, [tuple(getattr(r, name) for name in _RESULT_FIELDS) for r in fresh]
+        )
+    inserted = {result.request_id for result in fresh}
+    tallies = _tallies(unique, inserted)
+    if tallies:
+        conn.executemany(_SQLITE_COUNT, _count_rows(tallies, now))
+    return inserted, tallies
+
+
+def _parts(ids: list[int]) -> Iterator[list[int]]:
+    """``ids`` in slices SQLite's limit on bound parameters (32,766) lets through."""
+    for start in range(0, len(ids), _MAX_IN):
+        yield ids[start : start + _MAX_IN]
+
+
+def _columns(unique: list[RequestResult]) -> tuple[list[Any], ...]:
+    """PostgreSQL's insert takes one array per column."""
+    return tuple([getattr(r, name) for r in unique] for name in _RESULT_FIELDS)
+
+
+def _tallies(unique: list[RequestResult], inserted: set[int]) -> dict[str, BatchTally]:
+    """What the rows inserted add to each batch's counters."""
+    tallies: dict[str, BatchTally] = defaultdict(BatchTally)
+    for result in unique:
+        if result.request_id in inserted:
+            tallies[result.batch_id].add(result)
+    return dict(tallies)
+
+
+def _count_rows(tallies: dict[str, BatchTally], now: float) -> list[dict[str, Any]]:
+    # In batch id order: concurrent flushes lock the batch rows in the same order.
+    return [{"batch": b, "now": now, **asdict(tallies[b])} for b in sorted(tallies)]
 
 
 _PAGE_SQL = """
