@@ -5,15 +5,21 @@ environment variables urllib, httpx and the ``openai`` SDK read: ``HTTPS_PROXY``
 ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (lowercase forms first), ``SSL_CERT_FILE`` and
 ``SSL_CERT_DIR``. A deployment's ``proxy`` overrides the proxy variables (``""``: none), its
 ``ca_bundle`` replaces the trusted CAs, and ``verify = false`` turns checks off, loudly.
+
+``NO_PROXY`` is read as curl (7.86+) and requests read it: ``*`` for every host; otherwise
+entries separated by commas or spaces, case-insensitive, each a host name matching itself and
+its subdomains (a leading ``.`` or ``*.`` changes nothing), optionally with ``:port``; an IP
+address (IPv6 bare or in brackets) or a CIDR range (``10.0.0.0/8``, ``fd00::/8``) matching the
+addresses it covers, when the call's host is an address.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import os
 import ssl
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,20 +33,102 @@ from datamill.settings import DeploymentConfig
 log = logging.getLogger("datamill.providers")
 
 
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_Range = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class NoProxy:
+    """The hosts of a ``NO_PROXY`` list, parsed once: called directly, never through a proxy."""
+
+    everything: bool = False  # "*"
+    names: frozenset[tuple[str, int | None]] = frozenset()  # (domain, port or None: any)
+    ranges: tuple[tuple[_Range, int | None], ...] = ()  # addresses and CIDR ranges, port
+
+    @classmethod
+    def parse(cls, value: str) -> NoProxy:
+        names: set[tuple[str, int | None]] = set()
+        ranges: list[tuple[_Range, int | None]] = []
+        entries = value.replace(",", " ").lower().split()
+        for entry in entries:
+            network = _network(entry.strip("[]"))
+            if network is not None:
+                ranges.append((network, None))
+                continue
+            host, port = _split_port(entry)
+            if host is None:
+                continue  # neither a name nor an address: ignored, as curl does
+            network = _network(host)
+            if network is not None:
+                ranges.append((network, port))
+                continue
+            domain = host.removeprefix("*").lstrip(".").rstrip(".")
+            if domain:
+                names.add((domain, port))
+        return cls("*" in entries, frozenset(names), tuple(ranges))
+
+    def bypasses(self, host: str, port: int) -> bool:
+        """Whether a call to ``host:port`` goes directly."""
+        if self.everything:
+            return True
+        host = host.strip("[]").lower().rstrip(".")
+        address = _address(host)
+        if address is not None:
+            return any(
+                address in network and wanted in (None, port) for network, wanted in self.ranges
+            )
+        # A name matches itself and its subdomains: "example.com" covers "api.example.com"
+        # but not "myexample.com".
+        labels = host.split(".")
+        for start in range(len(labels)):
+            domain = ".".join(labels[start:])
+            if (domain, None) in self.names or (domain, port) in self.names:
+                return True
+        return False
+
+
+def _split_port(entry: str) -> tuple[str | None, int | None]:
+    """``host``, ``host:port`` or ``[v6]:port`` as (host, port); (None, None) if malformed."""
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+    else:
+        return (entry, None) if ":" not in entry else (None, None)
+    if not port:
+        return host, None
+    return (host, int(port)) if port.isdigit() else (None, None)
+
+
+def _network(entry: str) -> _Range | None:
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return None
+
+
+def _address(host: str) -> _Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Network:
     """One deployment's way out: proxies by URL scheme, hosts that bypass them, the TLS
     context (None: the process default) and what an answer may cost."""
 
     proxies: Mapping[str, Proxy] = field(default_factory=dict)
-    no_proxy: str = ""  # NO_PROXY's list, as urllib reads it
+    no_proxy: NoProxy = NoProxy()  # nobody bypasses
     context: ssl.SSLContext | None = None
     limits: Limits = DEFAULT_LIMITS
 
     def proxy_for(self, scheme: str, host: str, port: int) -> Proxy | None:
         """The proxy a call to ``scheme://host:port`` goes through, if any."""
         proxy = self.proxies.get(scheme) or self.proxies.get("all")
-        if proxy is None or (self.no_proxy and _bypassed(host, port, self.no_proxy)):
+        if proxy is None or self.no_proxy.bypasses(host, port):
             return None
         return proxy
 
@@ -51,7 +139,7 @@ def network_for(deployment: DeploymentConfig, environ: Mapping[str, str] | None 
     key = f"deployments.{deployment.name}"
     if deployment.proxy is not None:
         proxies = {"all": parse_proxy(deployment.proxy, f"{key}.proxy")} if deployment.proxy else {}
-        no_proxy = ""
+        no_proxy = NoProxy()
     else:
         proxies, no_proxy = _proxies_from_env(env)
     return Network(
@@ -87,7 +175,7 @@ def parse_proxy(url: str, where: str) -> Proxy:
     return Proxy(parts.hostname, port, authorization)
 
 
-def _proxies_from_env(env: Mapping[str, str]) -> tuple[dict[str, Proxy], str]:
+def _proxies_from_env(env: Mapping[str, str]) -> tuple[dict[str, Proxy], NoProxy]:
     found: dict[str, Proxy] = {}
     for scheme in ("https", "http", "all"):
         name = f"{scheme}_proxy"
@@ -96,13 +184,7 @@ def _proxies_from_env(env: Mapping[str, str]) -> tuple[dict[str, Proxy], str]:
         if value:
             found[scheme] = parse_proxy(value, name.upper())
     no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
-    return found, no_proxy
-
-
-def _bypassed(host: str, port: int, no_proxy: str) -> bool:
-    # urllib's reading of NO_PROXY: "*", host names and domain suffixes, with optional ports.
-    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-    return bool(bypass(f"{host}:{port}", {"no": no_proxy}))
+    return found, NoProxy.parse(no_proxy)
 
 
 def _context_for(deployment: DeploymentConfig, key: str) -> ssl.SSLContext | None:

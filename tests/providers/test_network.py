@@ -18,7 +18,7 @@ from datamill.errors import ConfigError, ErrorCategory, ProviderError
 from datamill.providers.base import Endpoint, ProviderCall
 from datamill.providers.http import HttpPool, transport_error
 from datamill.providers.http1 import Target
-from datamill.providers.network import network_for
+from datamill.providers.network import NoProxy, network_for
 from datamill.providers.openai import OpenAIProvider
 from datamill.settings import DeploymentConfig
 from datamill.testing.mock_provider import start_mock
@@ -180,6 +180,79 @@ async def test_no_proxy_calls_its_hosts_directly(monkeypatch, http, ca, tls_mock
 
     assert answer.status_code == 200
     assert proxy.connects == []
+
+
+@pytest.mark.parametrize(
+    "no_proxy", ["127.0.0.0/8", "example.com 127.0.0.1", "LOCALHOST,::1,127.0.0.1/32"]
+)
+async def test_no_proxy_ranges_and_addresses_call_directly(
+    monkeypatch, http, ca, tls_mock, no_proxy
+):
+    async with ForwardProxy(refuse=403) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("no_proxy", no_proxy)
+        answer = await provider_for(tls_mock, http, ca_bundle=ca.ca_file).complete(chat_call())
+
+    assert answer.status_code == 200
+    assert proxy.connects == []
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "host", "port", "direct"),
+    [
+        ("*", "api.openai.com", 443, True),
+        ("", "api.openai.com", 443, False),
+        # names match themselves and their subdomains, case-insensitively
+        ("example.com", "example.com", 443, True),
+        ("example.com", "api.example.com", 443, True),
+        ("example.com", "myexample.com", 443, False),
+        ("example.com", "example.com.org", 443, False),
+        (".example.com", "api.example.com", 443, True),
+        (".example.com", "example.com", 443, True),  # a leading dot changes nothing (curl)
+        ("*.example.com", "api.example.com", 443, True),
+        ("Example.COM", "API.example.com", 443, True),
+        ("example.com", "example.com.", 443, True),  # the root's dot
+        # separators: commas, spaces, or both
+        ("a.test, b.test", "b.test", 443, True),
+        ("a.test b.test", "b.test", 443, True),
+        ("a.test,,  ,b.test", "b.test", 443, True),
+        # host:port entries match that port only
+        ("vllm.internal:8000", "vllm.internal", 8000, True),
+        ("vllm.internal:8000", "vllm.internal", 443, False),
+        # addresses, and CIDR ranges of IPv4 and IPv6
+        ("10.1.2.3", "10.1.2.3", 443, True),
+        ("10.1.2.3", "10.1.2.4", 443, False),
+        ("10.0.0.0/8", "10.200.3.4", 443, True),
+        ("10.0.0.0/8", "11.0.0.1", 443, False),
+        ("192.168.1.7/16", "192.168.200.1", 443, True),  # host bits ignored
+        ("10.1.2.3:8000", "10.1.2.3", 8000, True),
+        ("10.1.2.3:8000", "10.1.2.3", 443, False),
+        ("::1", "::1", 443, True),
+        ("::1", "[::1]", 443, True),
+        ("[::1]", "::1", 443, True),
+        ("[::1]:8000", "::1", 8000, True),
+        ("[::1]:8000", "::1", 443, False),
+        ("fd00::/8", "fd12:3456::1", 443, True),
+        ("fd00::/8", "fe80::1", 443, False),
+        # an address entry never matches a name, nor a name an address
+        ("10.0.0.0/8", "ten.internal", 443, False),
+        ("localhost", "127.0.0.1", 443, False),
+        # malformed entries are skipped, the others still count
+        ("host:port:x,good.test", "good.test", 443, True),
+        ("bad:port", "bad", 443, False),
+    ],
+)
+def test_no_proxy_reads_entries_as_curl_and_requests_do(no_proxy, host, port, direct):
+    assert NoProxy.parse(no_proxy).bypasses(host, port) is direct
+
+
+def test_a_proxy_from_the_environment_honours_no_proxy_ranges():
+    environ = {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "10.0.0.0/8,.corp"}
+    network = network_for(DeploymentConfig(name="d", base_url="https://x/v1"), environ)
+
+    assert network.proxy_for("https", "10.9.8.7", 443) is None
+    assert network.proxy_for("https", "vllm.corp", 443) is None
+    assert network.proxy_for("https", "api.openai.com", 443) is not None
 
 
 async def test_plain_http_goes_through_the_proxy_in_absolute_form(monkeypatch, http, plain_mock):
