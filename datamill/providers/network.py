@@ -4,6 +4,7 @@ Read once per deployment at start-up (`network_for`), from its configuration and
 environment variables urllib, httpx and the ``openai`` SDK read: ``HTTPS_PROXY``,
 ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (lowercase forms first), ``SSL_CERT_FILE`` and
 ``SSL_CERT_DIR``. A deployment's ``proxy`` overrides the proxy variables (``""``: none), its
+``proxy_env`` names a variable holding one with its credentials, its
 ``ca_bundle`` replaces the trusted CAs, and ``verify = false`` turns checks off, loudly.
 
 ``NO_PROXY`` is read as curl (7.86+) and requests read it: ``*`` for every host; otherwise
@@ -137,7 +138,14 @@ def network_for(deployment: DeploymentConfig, environ: Mapping[str, str] | None 
     """The `Network` of ``deployment``; `ConfigError` names the setting at fault."""
     env = os.environ if environ is None else environ
     key = f"deployments.{deployment.name}"
-    if deployment.proxy is not None:
+    if deployment.proxy_env is not None:
+        proxies = {
+            "all": parse_proxy(
+                _proxy_url(deployment, env), f"{key}.proxy_env ({deployment.proxy_env})"
+            )
+        }
+        no_proxy = NoProxy()
+    elif deployment.proxy is not None:
         proxies = {"all": parse_proxy(deployment.proxy, f"{key}.proxy")} if deployment.proxy else {}
         no_proxy = NoProxy()
     else:
@@ -152,11 +160,28 @@ def network_for(deployment: DeploymentConfig, environ: Mapping[str, str] | None 
     )
 
 
+def _proxy_url(deployment: DeploymentConfig, env: Mapping[str, str]) -> str:
+    """The proxy URL of ``proxy_env``: read at load, or now for a deployment made in code."""
+    if deployment.proxy_url is not None:
+        return deployment.proxy_url.get_secret_value()
+    variable = deployment.proxy_env
+    url = env.get(variable) if variable else None
+    if not url:
+        raise ConfigError(
+            f"deployments.{deployment.name}.proxy_env names {variable}, which is not set; "
+            f"export {variable}=http://user:password@proxy:3128 or remove proxy_env"
+        )
+    return url
+
+
 def parse_proxy(url: str, where: str) -> Proxy:
     """A proxy URL (``http://user:password@host:port``; no scheme means http)."""
     if "://" not in url:
         url = f"http://{url}"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed "[": the message never repeats the URL, a secret
+        raise ConfigError(f"{where}: not a proxy URL; use http://host:port") from None
     if parts.scheme != "http" or not parts.hostname:
         raise ConfigError(
             f"{where}: {parts.scheme}:// proxies are not supported; "

@@ -290,6 +290,81 @@ async def test_a_deployment_proxy_overrides_the_environment(monkeypatch, http, c
     assert refusing.connects == []
 
 
+async def test_a_batch_runs_through_the_proxy_named_by_proxy_env_and_logs_no_password(
+    make_runtime, monkeypatch, ca, tls_mock, caplog
+):
+    password = "pr0xy-s3cret:pw"
+    async with (
+        ForwardProxy(credentials=("team", password)) as chosen,
+        ForwardProxy(refuse=403) as refusing,
+    ):
+        monkeypatch.setenv("HTTPS_PROXY", refusing.url)  # proxy_env overrides the environment
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # ... and NO_PROXY, as proxy does
+        # Read at load, as make_settings hands TEST_KEY_* variables to load_settings.
+        monkeypatch.setenv(
+            "TEST_KEY_PROXY", f"http://team:pr0xy-s3cret%3Apw@127.0.0.1:{chosen.port}"
+        )
+        with caplog.at_level(logging.DEBUG):
+            runtime = await make_runtime(
+                [
+                    {
+                        "name": "vllm",
+                        "base_url": tls_mock,
+                        "ca_bundle": str(ca.ca_file),
+                        "proxy_env": "TEST_KEY_PROXY",
+                    }
+                ]
+            )
+            batch, _outputs, errors = await run_batch(
+                runtime, jsonl(chat_line(f"r{i}") for i in range(5))
+            )
+            shown = repr(runtime.settings) + repr(
+                [network_for(d) for d in runtime.settings.deployments]
+            )
+
+    assert (batch.status, batch.completed_count, errors) == ("completed", 5, [])
+    assert set(chosen.connects) == {authority(tls_mock)}
+    assert refusing.connects == []
+    assert "s3cret" not in caplog.text
+    assert "s3cret" not in shown
+    assert "dGVhbTpwcjB4eS1zM2NyZXQ6cHc" not in shown  # nor its base64 (team:password)
+
+
+async def test_wrong_credentials_in_proxy_env_fail_naming_the_proxy_never_the_password(
+    monkeypatch, http, ca, tls_mock
+):
+    async with ForwardProxy(credentials=("team", "right")) as proxy:
+        monkeypatch.setenv("CORP_PROXY", f"http://team:wr0ng-pass@127.0.0.1:{proxy.port}")
+        error = await failure(
+            provider_for(tls_mock, http, ca_bundle=ca.ca_file, proxy_env="CORP_PROXY")
+        )
+
+    assert error.category is C.network_setup
+    assert f"the proxy {proxy.url} refused CONNECT {authority(tls_mock)}: 407" in error.message
+    assert "wr0ng-pass" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "proxy_env names CORP_PROXY, which is not set"),
+        ("socks5://u:s3cret@proxy:1080", "socks5:// proxies are not supported"),
+        ("http://u:s3cret@[proxy:3128", "not a proxy URL"),
+        ("http://u:s3cret@proxy:port", "the proxy's port is not a number"),
+    ],
+)
+def test_a_bad_proxy_env_stops_start_up_naming_it_never_its_value(monkeypatch, value, problem):
+    if value is not None:
+        monkeypatch.setenv("CORP_PROXY", value)
+    deployment = DeploymentConfig(name="d", base_url="https://x/v1", proxy_env="CORP_PROXY")
+    with pytest.raises(ConfigError) as caught:
+        network_for(deployment)
+
+    assert str(caught.value).startswith("deployments.d.proxy_env")
+    assert problem in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
 def test_unsupported_proxies_stop_start_up_naming_the_variable(monkeypatch):
     monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
     with pytest.raises(ConfigError, match=r"ALL_PROXY: socks5:// proxies are not supported"):
@@ -297,7 +372,7 @@ def test_unsupported_proxies_stop_start_up_naming_the_variable(monkeypatch):
 
 
 def test_datamill_toml_never_holds_proxy_credentials():
-    with pytest.raises(ValueError, match="HTTPS_PROXY"):
+    with pytest.raises(ValueError, match="proxy_env"):
         DeploymentConfig(name="d", base_url="https://x/v1", proxy="http://u:secret@proxy:3128")
     with pytest.raises(ValueError, match="http://"):
         DeploymentConfig(name="d", base_url="https://x/v1", proxy="socks5://proxy:1080")
