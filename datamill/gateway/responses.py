@@ -55,8 +55,7 @@ class ResponsesService:
         stream = await self._gateway.open_stream(request)
         if not _stored(request):
             return stream
-        events = self._keeping(request, turns, stream)
-        return GatewayStream(events, stream.deployment, stream.request_id)
+        return replace(stream, events=self._keeping(request, turns, stream))
 
     async def retrieve(self, response_id: str) -> bytes:
         """The stored response object, or `NotFound` in OpenAI's error shape."""
