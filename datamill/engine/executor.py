@@ -132,7 +132,7 @@ class RequestExecutor:
                         route = attempts.next()
                         call = built.get(route.handle.name)
                         if call is None:
-                            call = self._build_call(raw, body, route, policy)
+                            call = self._build_call(request, body, route, policy, raw=raw)
                             built[route.handle.name] = call
                         if tokens is None and route.handle.gate.counts_tokens:
                             tokens = sum(_estimate(policy.endpoint)(body))
@@ -223,8 +223,16 @@ class RequestExecutor:
         )
 
     def _build_call(
-        self, raw: bytes | None, body: dict[str, object], route: Route, policy: ExecutionPolicy
+        self,
+        request: LeasedRequest,
+        body: dict[str, object],
+        route: Route,
+        policy: ExecutionPolicy,
+        *,
+        raw: bytes | None,
     ) -> ProviderCall:
+        """The call of ``request`` to ``route``; ``raw`` is ``body`` as bytes, when it is
+        the line's own (None: datamill changed it)."""
         timeout = policy.timeout or route.handle.config.timeout
         if route.upstream_model == body["model"]:
             return ProviderCall(policy.endpoint, body, timeout, raw=raw)
