@@ -39,6 +39,8 @@ _URL_PASSWORD = re.compile(r"(?P<head>://[^/@:]*:)[^/@]*@")
 _NOT_IN_CONFIG_FILE = {
     "api_key": "datamill.toml never holds keys; export the key in an environment variable "
     'and name that variable here, e.g. api_key_env = "GROQ_API_KEY"',
+    "proxy_url": "datamill.toml never holds secrets; export the proxy URL in an environment "
+    'variable and name that variable here, e.g. proxy_env = "CORP_PROXY"',
     "source": "unknown key; check the spelling against docs/configuration.md",
 }
 
@@ -102,6 +104,10 @@ class DeploymentConfig(BaseModel):
     # The forward proxy of this deployment's calls, overriding HTTPS_PROXY / HTTP_PROXY /
     # ALL_PROXY / NO_PROXY; "" calls directly. None: those variables decide.
     proxy: str | None = None
+    # Instead of `proxy`: the variable holding this deployment's proxy URL, credentials
+    # included (http://user:password@host:port); read at load into `proxy_url`.
+    proxy_env: str | None = None
+    proxy_url: SecretStr | None = Field(default=None, exclude=True)
     # A CA bundle (PEM file, or a directory of hashed certificates) to trust instead of the
     # system's (or SSL_CERT_FILE's); for a server behind a private CA.
     ca_bundle: Path | None = None
@@ -135,10 +141,19 @@ class DeploymentConfig(BaseModel):
             )
         if "@" in value.partition("://")[2].partition("/")[0]:
             raise ValueError(
-                "datamill.toml never holds secrets: put the proxy URL with its credentials in "
-                "HTTPS_PROXY (the environment) instead"
+                "datamill.toml never holds secrets: export the proxy URL with its credentials "
+                'in a variable and name it in proxy_env (e.g. proxy_env = "CORP_PROXY")'
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_proxy(self) -> DeploymentConfig:
+        if self.proxy is not None and self.proxy_env is not None:
+            raise ValueError(
+                "set proxy or proxy_env, not both: proxy_env names the variable holding a "
+                "proxy URL with credentials, proxy is one without"
+            )
+        return self
 
     @property
     def passthrough(self) -> bool:
@@ -423,7 +438,7 @@ def _read_config_file(path: Path, env: Mapping[str, str]) -> ConfigFile:
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc, tables=tables)}") from None
     return parsed.model_copy(
-        update={"deployments": [_with_key(d, env, path) for d in parsed.deployments]}
+        update={"deployments": [_with_secrets(d, env, path) for d in parsed.deployments]}
     )
 
 
@@ -448,23 +463,35 @@ def _reject_internal_keys(entries: list[Any], path: Path) -> None:
         raise ConfigError(f"{path}: " + "; ".join(problems))
 
 
-def _with_key(deployment: DeploymentConfig, env: Mapping[str, str], path: Path) -> DeploymentConfig:
+def _with_secrets(
+    deployment: DeploymentConfig, env: Mapping[str, str], path: Path
+) -> DeploymentConfig:
     # Only `openai` needs an address from the file; `sim` and plugins check their own options.
     if deployment.provider == "openai" and deployment.base_url is None:
         raise ConfigError(
             f"{path}: deployments.{deployment.name}.base_url is missing; "
             'set the provider\'s API address, e.g. base_url = "https://api.groq.com/openai/v1"'
         )
-    if deployment.api_key_env is None:
-        return deployment
-    key = env.get(deployment.api_key_env)
-    if not key:
-        raise ConfigError(
-            f"{path}: deployments.{deployment.name}.api_key_env names "
-            f"{deployment.api_key_env}, which is not set; export {deployment.api_key_env}=... "
-            "or remove api_key_env for a server that needs no key"
-        )
-    return deployment.model_copy(update={"api_key": SecretStr(key)})
+    secrets: dict[str, SecretStr] = {}
+    if deployment.api_key_env is not None:
+        key = env.get(deployment.api_key_env)
+        if not key:
+            raise ConfigError(
+                f"{path}: deployments.{deployment.name}.api_key_env names "
+                f"{deployment.api_key_env}, which is not set; export {deployment.api_key_env}=... "
+                "or remove api_key_env for a server that needs no key"
+            )
+        secrets["api_key"] = SecretStr(key)
+    if deployment.proxy_env is not None:
+        url = env.get(deployment.proxy_env)
+        if not url:
+            raise ConfigError(
+                f"{path}: deployments.{deployment.name}.proxy_env names "
+                f"{deployment.proxy_env}, which is not set; export "
+                f"{deployment.proxy_env}=http://user:password@proxy:3128 or remove proxy_env"
+            )
+        secrets["proxy_url"] = SecretStr(url)
+    return deployment.model_copy(update=secrets) if secrets else deployment
 
 
 def _deployments_from_env(env: Mapping[str, str]) -> list[DeploymentConfig]:

@@ -113,11 +113,11 @@ def test_the_alias_example_loads(tmp_path: Path):
 def test_every_deployment_field_is_documented():
     text = read("docs/configuration.md")
     rows = table_rows(section(text, "## `datamill.toml`: deployments"))
-    settable = set(DeploymentConfig.model_fields) - {"api_key", "source"}
+    settable = set(DeploymentConfig.model_fields) - {"api_key", "proxy_url", "source"}
 
     assert set(rows) - {"key", "variable"} >= settable
     assert {"key", *settable} >= set(rows) - {"variable"}  # no documented field that is gone
-    for internal in ("api_key", "source"):
+    for internal in ("api_key", "proxy_url", "source"):
         assert f"`{internal}`" in text
 
 

@@ -196,7 +196,9 @@ FULL_DEPLOYMENT: dict[str, Any] = {
 
 
 def test_every_deployment_field_is_read_from_the_file(tmp_path: Path):
-    assert set(FULL_DEPLOYMENT) == set(DeploymentConfig.model_fields) - {"api_key", "source"}
+    # proxy_env is the other way to give a proxy (tested below); the rest datamill sets.
+    unset = {"api_key", "proxy_url", "source", "proxy_env"}
+    assert set(FULL_DEPLOYMENT) == set(DeploymentConfig.model_fields) - unset
     write_config(tmp_path / "datamill.toml", [FULL_DEPLOYMENT])
 
     [deployment] = load({"TEST_GROQ_KEY": SECRET}).deployments
@@ -326,7 +328,7 @@ def test_an_unset_key_variable_names_deployment_variable_and_fix(tmp_path: Path)
     assert config_error({"MY_GROQ": ""}) == message  # empty is unset
 
 
-@pytest.mark.parametrize("key", ["api_key", "source"])
+@pytest.mark.parametrize("key", ["api_key", "proxy_url", "source"])
 def test_keys_datamill_sets_itself_are_refused_in_the_file(tmp_path: Path, key: str):
     write_config(
         tmp_path / "datamill.toml",
@@ -337,6 +339,55 @@ def test_keys_datamill_sets_itself_are_refused_in_the_file(tmp_path: Path, key: 
 
     assert f"deployments.groq.{key}: " in message
     assert SECRET not in message
+
+
+def test_proxy_env_reads_the_proxy_url_with_its_credentials_at_load(tmp_path: Path):
+    proxy = f"http://team:{SECRET}@proxy.internal:3128"
+    write_config(
+        tmp_path / "datamill.toml",
+        [{"name": "groq", "base_url": "https://api.groq.com/openai/v1", "proxy_env": "CORP"}],
+    )
+
+    settings = load({"CORP": proxy})
+    [deployment] = settings.deployments
+
+    assert deployment.proxy_env == "CORP"
+    assert deployment.proxy_url == SecretStr(proxy)
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(deployment.public_view())
+
+
+def test_an_unset_proxy_env_stops_start_up_naming_deployment_variable_and_fix(tmp_path: Path):
+    write_config(
+        tmp_path / "datamill.toml",
+        [{"name": "groq", "base_url": "https://api.groq.com/openai/v1", "proxy_env": "CORP"}],
+    )
+
+    message = config_error()
+
+    assert "deployments.groq.proxy_env names CORP, which is not set" in message
+    assert "export CORP=http://user:password@proxy:3128" in message
+    assert config_error({"CORP": ""}) == message  # empty is unset
+
+
+def test_proxy_credentials_in_the_file_are_refused_never_shown(tmp_path: Path):
+    proxy = f"http://team:{SECRET}@proxy.internal:3128"
+    write_config(tmp_path / "datamill.toml", [{"name": "g", "provider": "sim", "proxy": proxy}])
+
+    message = config_error()
+
+    assert "deployments.g.proxy: datamill.toml never holds secrets" in message
+    assert 'proxy_env = "CORP_PROXY"' in message
+    assert SECRET not in message
+
+
+def test_proxy_and_proxy_env_exclude_each_other(tmp_path: Path):
+    write_config(
+        tmp_path / "datamill.toml",
+        [{"name": "g", "provider": "sim", "proxy": "http://p:3128", "proxy_env": "CORP"}],
+    )
+
+    assert "set proxy or proxy_env, not both" in config_error({"CORP": "http://p:3128"})
 
 
 def test_a_literal_key_in_the_file_points_to_api_key_env(tmp_path: Path):

@@ -26,13 +26,17 @@ from datamill.engine.outcomes import answered, failed
 from datamill.engine.retry import backoff_delay
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens, estimate_response_tokens
+from datamill.protocol.responses import continue_response
 from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse, Usage
 from datamill.providers.responses import respond
 from datamill.scheduler.limits import AdjustableLimit
 from datamill.scheduler.pricing import call_cost
 from datamill.scheduler.router import Attempts, Route, Router
+from datamill.storage.database import Database
 from datamill.storage.records import LeasedRequest, RequestResult
 from datamill.storage.requests import CLOSING_MESSAGES
+from datamill.storage.responses import get_response
+from datamill.storage.schema import DEFAULT_PROJECT_ID
 
 log = logging.getLogger("datamill.engine")
 
@@ -44,6 +48,7 @@ class ExecutionPolicy:
     endpoint: Endpoint
     max_retries: int
     timeout: float | None  # None: the deployment's own timeout
+    project_id: str = DEFAULT_PROJECT_ID  # whose stored responses its lines may continue
 
 
 # Returns the closing code ("batch_cancelled", "batch_expired") once a batch stops running.
@@ -53,9 +58,17 @@ Recorder = Callable[[RequestResult], Awaitable[None]]
 
 
 class RequestExecutor:
-    def __init__(self, router: Router, clock: Clock, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        clock: Clock,
+        *,
+        rng: random.Random | None = None,
+        database: Database | None = None,
+    ) -> None:
         self._router = router
         self._clock = clock
+        self._database = database  # where the gateway keeps responses (None: none kept)
         self._rng = rng or random.Random()
         self._deadlines = CallDeadlines(clock)
 
@@ -93,6 +106,11 @@ class RequestExecutor:
             )
             await record(self._failure(request, None, error, tries=0))
             return
+        raw: bytes | None = request.body
+        if policy.endpoint is Endpoint.responses and body.get("previous_response_id"):
+            continued = await self._continued(body, policy.project_id)
+            if continued is not body:
+                body, raw = continued, None
         attempts = Attempts(plan, self._rng)
         built: dict[str, ProviderCall] = {}  # one call body per deployment, built once
         tokens: int | None = None  # estimated when first needed: only a token budget does
@@ -114,7 +132,7 @@ class RequestExecutor:
                         route = attempts.next()
                         call = built.get(route.handle.name)
                         if call is None:
-                            call = self._build_call(request, body, route, policy)
+                            call = self._build_call(request, body, route, policy, raw=raw)
                             built[route.handle.name] = call
                         if tokens is None and route.handle.gate.counts_tokens:
                             tokens = sum(_estimate(policy.endpoint)(body))
@@ -187,12 +205,37 @@ class RequestExecutor:
         usage = Usage(input_tokens=prompt, output_tokens=output)
         return await budgets.admit(batch_id, call_cost(route.handle.config, usage))
 
+    async def _continued(self, body: dict[str, Any], project_id: str) -> dict[str, Any]:
+        """A Responses line continuing a response the gateway kept (in the batch's project),
+        as one that stands alone, as the gateway sends it; ``body`` itself otherwise: an
+        upstream with the API may know the id, and translation refuses it, failing the line
+        with ``param`` ``previous_response_id``."""
+        previous = body["previous_response_id"]
+        if self._database is None or not isinstance(previous, str):
+            return body
+        stored = await get_response(self._database, previous, project_id=project_id)
+        if stored is None:
+            return body
+        return continue_response(
+            body,
+            earlier_input=orjson.loads(stored.input),
+            earlier_response=orjson.loads(stored.body),
+        )
+
     def _build_call(
-        self, request: LeasedRequest, body: dict[str, object], route: Route, policy: ExecutionPolicy
+        self,
+        request: LeasedRequest,
+        body: dict[str, object],
+        route: Route,
+        policy: ExecutionPolicy,
+        *,
+        raw: bytes | None,
     ) -> ProviderCall:
+        """The call of ``request`` to ``route``; ``raw`` is ``body`` as bytes, when it is
+        the line's own (None: datamill changed it)."""
         timeout = policy.timeout or route.handle.config.timeout
         if route.upstream_model == body["model"]:
-            return ProviderCall(policy.endpoint, body, timeout, raw=request.body)
+            return ProviderCall(policy.endpoint, body, timeout, raw=raw)
         return ProviderCall(policy.endpoint, {**body, "model": route.upstream_model}, timeout)
 
     async def _call_once(

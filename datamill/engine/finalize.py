@@ -62,7 +62,9 @@ def render_line(id_prefix: bytes, row: Any, *, ok: bool) -> bytes:
     if row.status_code is None:
         # No HTTP answer: the only case where OpenAI sets ``error``.
         response = b"null"
-        error = orjson.dumps({"code": row.error_code, "message": row.error_message})
+        error = orjson.dumps(
+            {"code": row.error_code, "message": row.error_message, **_param(row.body)}
+        )
     else:
         body = row.body if row.body is not None else _error_body(row, ok=ok)
         request_id = orjson.dumps(row.provider_request_id)
@@ -71,6 +73,17 @@ def render_line(id_prefix: bytes, row: Any, *, ok: bool) -> bytes:
         return _LINE % (id_prefix, row.line, custom_id, response, error)
     category = orjson.dumps(row.error_code)
     return _ERROR_LINE % (id_prefix, row.line, custom_id, response, error, category)
+
+
+def _param(body: bytes | None) -> dict[str, str]:
+    """``{"param": ...}`` when a failure without an HTTP answer names the field at fault (a
+    request refused before it was sent), as OpenAI's errors do; else nothing."""
+    if body is None:
+        return {}
+    decoded = orjson.loads(body)
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    param = error.get("param") if isinstance(error, dict) else None
+    return {"param": param} if isinstance(param, str) else {}
 
 
 def _error_body(row: Any, *, ok: bool) -> bytes:

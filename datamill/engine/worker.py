@@ -80,7 +80,7 @@ class Worker:
         self.ctx = context
         self.options = options or WorkerOptions()
         self.id = new_worker_id()
-        self._executor = RequestExecutor(context.router, context.clock)
+        self._executor = RequestExecutor(context.router, context.clock, database=context.database)
         # Calls out at the providers: the concurrency. Requests sent and not yet recorded: the
         # concurrency plus one commit window, so answers wait for their commit without
         # holding a call's slot, and a crash makes the providers see again at most that many.
@@ -279,6 +279,7 @@ class Worker:
             endpoint=Endpoint(batch.endpoint),
             max_retries=int(options.get("max_retries", self.options.max_retries)),
             timeout=options.get("timeout", self.options.timeout),
+            project_id=batch.project_id,
         )
 
     async def _execute(self, request: LeasedRequest, policy: ExecutionPolicy) -> None:

@@ -25,7 +25,7 @@ from datamill.clock import Clock
 from datamill.errors import NotFound
 from datamill.gateway.requests import GatewayRequest
 from datamill.gateway.service import GatewayAnswer, GatewayService, GatewayStream
-from datamill.protocol.responses import FINAL_EVENTS
+from datamill.protocol.responses import FINAL_EVENTS, continue_response, input_items
 from datamill.storage.database import Database
 from datamill.storage.responses import StoredResponse, get_response, save_response
 from datamill.storage.schema import DEFAULT_PROJECT_ID
@@ -55,8 +55,7 @@ class ResponsesService:
         stream = await self._gateway.open_stream(request)
         if not _stored(request):
             return stream
-        events = self._keeping(request, turns, stream)
-        return GatewayStream(events, stream.deployment, stream.request_id)
+        return replace(stream, events=self._keeping(request, turns, stream))
 
     async def retrieve(self, response_id: str) -> bytes:
         """The stored response object, or `NotFound` in OpenAI's error shape."""
@@ -73,16 +72,17 @@ class ResponsesService:
         """The request with the turns of the response it continues put before its input
         (when that response is kept here), and its input items from the first turn on."""
         body = request.body
-        items = _input_items(body["input"])
         previous = body.get("previous_response_id")
         if not isinstance(previous, str) or not previous:
-            return request, items
+            return request, input_items(body["input"])
         stored = await get_response(self._database, previous, project_id=DEFAULT_PROJECT_ID)
         if stored is None:
-            return request, items
-        earlier = orjson.loads(stored.input) + _as_input(orjson.loads(stored.body))
-        body = {k: v for k, v in body.items() if k != "previous_response_id"}
-        body["input"] = earlier + items
+            return request, input_items(body["input"])
+        body = continue_response(
+            body,
+            earlier_input=orjson.loads(stored.input),
+            earlier_response=orjson.loads(stored.body),
+        )
         return replace(request, body=body, raw=orjson.dumps(body)), body["input"]
 
     async def _keeping(
@@ -124,15 +124,3 @@ class ResponsesService:
 
 def _stored(request: GatewayRequest) -> bool:
     return request.body.get("store") is not False
-
-
-def _input_items(given: Any) -> list[Any]:
-    if isinstance(given, str):
-        return [{"role": "user", "content": given}]
-    return list(given)
-
-
-def _as_input(response: dict[str, Any]) -> list[Any]:
-    """A response's output as input items of the next turn (OpenAI takes them as they are)."""
-    output = response.get("output")
-    return [item for item in output if isinstance(item, dict)] if isinstance(output, list) else []

@@ -136,3 +136,25 @@ RESPONSE_EVENTS = (
 )
 # The events that carry the final response object: the last event of a stream.
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def input_items(given: Any) -> list[Any]:
+    """A request's ``input`` as items: a string is one user message (anything else but a
+    list is one item, for the provider to judge)."""
+    if isinstance(given, str):
+        return [{"role": "user", "content": given}]
+    return list(given) if isinstance(given, list) else [given]
+
+
+def continue_response(
+    body: dict[str, Any], *, earlier_input: list[Any], earlier_response: dict[str, Any]
+) -> dict[str, Any]:
+    """``body`` (a Responses request naming ``previous_response_id``) as one that stands
+    alone: the earlier response's turns (its input items, its own earlier turns included,
+    and its output, which OpenAI takes back as input as it is) before ``body``'s input. Its
+    ``instructions`` do not carry over, as at OpenAI."""
+    output = earlier_response.get("output")
+    answered = [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
+    continued = {k: v for k, v in body.items() if k != "previous_response_id"}
+    continued["input"] = earlier_input + answered + input_items(body.get("input"))
+    return continued

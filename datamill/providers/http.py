@@ -259,7 +259,10 @@ def _proxy_refused(proxy: Proxy, status: int, headers: Mapping[str, str]) -> Pro
 
 def _proxy_fix(status: int) -> str:
     if status == 407:
-        return "; give the proxy's credentials in its URL (http://user:password@host:port)"
+        return (
+            "; give the proxy's credentials in its URL (http://user:password@host:port), in "
+            "HTTPS_PROXY or in the variable the deployment's proxy_env names"
+        )
     if status == 403:
         return "; the proxy forbids this destination: ask its operator, or add it to NO_PROXY"
     return ""

@@ -26,7 +26,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -69,7 +69,8 @@ class Proxy:
 
     host: str
     port: int
-    authorization: str | None = None
+    # Base64 is not a mask: the credentials stay out of repr, hence out of logs and tracebacks.
+    authorization: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:

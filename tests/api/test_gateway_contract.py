@@ -116,3 +116,49 @@ async def test_a_429_says_no_request_remains_until_the_pause_ends(make_api, mock
     assert 0 < int(headers["x-ratelimit-limit-requests"]) < 600
     assert headers["x-ratelimit-remaining-requests"] == "0"
     assert 0 < (parse_duration(headers["x-ratelimit-reset-requests"]) or 0) <= 1
+
+
+def sdk_limits(headers: httpx.Headers) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.startswith("x-ratelimit-")}
+
+
+@pytest.mark.parametrize("store", [True, False])
+async def test_responses_carry_the_same_headers_as_chat_completions(make_api, serve, mock, store):
+    api = await make_api([mock_deployment(mock, rpm=600, tpm=60_000)])
+    served = await serve(api)
+
+    async with sdk(served.url) as client:
+        chat = await client.chat.completions.with_raw_response.create(
+            model="mock-model", messages=HELLO
+        )
+        raw = await client.responses.with_raw_response.create(
+            model="mock-model", input="hello", store=store
+        )
+        response = raw.parse()
+
+    assert response.object == "response"
+    assert response.output_text
+    assert set(sdk_limits(raw.headers)) == set(sdk_limits(chat.headers))
+    assert len(sdk_limits(raw.headers)) == 6
+    assert raw.headers["x-ratelimit-limit-requests"] == "600"
+    assert raw.headers["x-ratelimit-limit-tokens"] == "60000"
+    assert 0 <= int(raw.headers["x-ratelimit-remaining-requests"]) < 600
+    assert RESET.match(raw.headers["x-ratelimit-reset-tokens"])
+    assert raw.headers["x-datamill-deployment"] == chat.headers["x-datamill-deployment"]
+    assert raw.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("store", [True, False])
+async def test_a_streamed_response_carries_them_too(make_api, serve, mock, store):
+    api = await make_api([mock_deployment(mock, rpm=600)])
+    served = await serve(api)
+
+    async with sdk(served.url) as client:
+        raw = await client.responses.with_raw_response.create(
+            model="mock-model", input="hello", stream=True, store=store
+        )
+        events = [event.type async for event in raw.parse()]
+
+    assert events[-1] == "response.completed"
+    assert raw.headers["x-ratelimit-limit-requests"] == "600"
+    assert raw.headers["x-datamill-deployment"]

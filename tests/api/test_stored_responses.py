@@ -8,9 +8,10 @@ import pytest
 
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import ProviderCall, ProviderStream
-from datamill.storage.responses import get_response
+from datamill.storage.responses import StoredResponse, get_response, save_response
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from tests.api.conftest import assert_error
+from tests.helpers import jsonl, run_batch
 
 SIM = {
     "name": "sim",
@@ -194,3 +195,79 @@ async def test_a_stream_that_fails_midway_ends_with_an_error_event(make_api, mon
     }
     assert "response.output_text.delta" in [e["type"] for e in events]
     assert not any(e["type"] == "response.completed" for e in events)
+
+
+def responses_line(custom_id: str, text: str, **body: object) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/responses",
+        "body": {"model": "cheap", "input": text, **body},
+    }
+
+
+async def test_batch_lines_continue_responses_the_gateway_kept(make_api, monkeypatch):
+    api = await make_api([SIM])
+    first = await api.client.post(
+        "/v1/responses",
+        json={"model": "cheap", "instructions": "Be brief.", "input": "My name is Ada."},
+    )
+    first_id = first.json()["id"]
+    # A response of another project is not this batch's to continue.
+    await save_response(
+        api.runtime.database,
+        StoredResponse(
+            id="resp_of_another_project",
+            project_id="proj_other",
+            model="cheap",
+            deployment="sim",
+            body=first.content,
+            input=b"[]",
+            created_at=0.0,
+        ),
+    )
+    provider = api.runtime.router.get("sim").provider
+    sent: list[dict] = []
+    complete = provider.complete
+
+    async def recording(call: ProviderCall):
+        sent.append(call.body)
+        return await complete(call)
+
+    monkeypatch.setattr(provider, "complete", recording)
+
+    batch, outputs, errors = await run_batch(
+        api.runtime,
+        jsonl(
+            [
+                responses_line("chained", "What is my name?", previous_response_id=first_id),
+                responses_line("unknown", "x", previous_response_id="resp_never_kept"),
+                responses_line("foreign", "x", previous_response_id="resp_of_another_project"),
+                responses_line("alone", "Hello."),
+            ]
+        ),
+        endpoint="/v1/responses",
+    )
+
+    assert (batch.status, batch.completed_count, batch.failed_count) == ("completed", 2, 2)
+    assert {line["custom_id"] for line in outputs} == {"chained", "alone"}
+    chained = next(body for body in sent if body["messages"][-1]["content"] == "What is my name?")
+    assert [(m["role"], m["content"]) for m in chained["messages"]] == [
+        ("user", "My name is Ada."),
+        ("assistant", first.json()["output"][0]["content"][0]["text"]),
+        ("user", "What is my name?"),
+    ]  # the earlier instructions do not carry over, as at OpenAI
+    assert {line["custom_id"] for line in errors} == {"unknown", "foreign"}
+    for line in errors:  # refused before anything was sent: no HTTP answer, OpenAI's error
+        assert line["response"] is None
+        assert (line["error"]["code"], line["error"]["param"]) == (
+            "bad_request",
+            "previous_response_id",
+        )
+        assert "no response with this id is kept here" in line["error"]["message"]
+    # The batch's results are not kept as responses.
+    [answer] = [line for line in outputs if line["custom_id"] == "chained"]
+    kept = await get_response(
+        api.runtime.database, answer["response"]["body"]["id"], project_id=DEFAULT_PROJECT_ID
+    )
+    assert kept is None

@@ -18,7 +18,7 @@ from datamill.errors import ConfigError, ErrorCategory, ProviderError
 from datamill.providers.base import Endpoint, ProviderCall
 from datamill.providers.http import HttpPool, transport_error
 from datamill.providers.http1 import Target
-from datamill.providers.network import network_for
+from datamill.providers.network import NoProxy, network_for
 from datamill.providers.openai import OpenAIProvider
 from datamill.settings import DeploymentConfig
 from datamill.testing.mock_provider import start_mock
@@ -182,6 +182,79 @@ async def test_no_proxy_calls_its_hosts_directly(monkeypatch, http, ca, tls_mock
     assert proxy.connects == []
 
 
+@pytest.mark.parametrize(
+    "no_proxy", ["127.0.0.0/8", "example.com 127.0.0.1", "LOCALHOST,::1,127.0.0.1/32"]
+)
+async def test_no_proxy_ranges_and_addresses_call_directly(
+    monkeypatch, http, ca, tls_mock, no_proxy
+):
+    async with ForwardProxy(refuse=403) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("no_proxy", no_proxy)
+        answer = await provider_for(tls_mock, http, ca_bundle=ca.ca_file).complete(chat_call())
+
+    assert answer.status_code == 200
+    assert proxy.connects == []
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "host", "port", "direct"),
+    [
+        ("*", "api.openai.com", 443, True),
+        ("", "api.openai.com", 443, False),
+        # names match themselves and their subdomains, case-insensitively
+        ("example.com", "example.com", 443, True),
+        ("example.com", "api.example.com", 443, True),
+        ("example.com", "myexample.com", 443, False),
+        ("example.com", "example.com.org", 443, False),
+        (".example.com", "api.example.com", 443, True),
+        (".example.com", "example.com", 443, True),  # a leading dot changes nothing (curl)
+        ("*.example.com", "api.example.com", 443, True),
+        ("Example.COM", "API.example.com", 443, True),
+        ("example.com", "example.com.", 443, True),  # the root's dot
+        # separators: commas, spaces, or both
+        ("a.test, b.test", "b.test", 443, True),
+        ("a.test b.test", "b.test", 443, True),
+        ("a.test,,  ,b.test", "b.test", 443, True),
+        # host:port entries match that port only
+        ("vllm.internal:8000", "vllm.internal", 8000, True),
+        ("vllm.internal:8000", "vllm.internal", 443, False),
+        # addresses, and CIDR ranges of IPv4 and IPv6
+        ("10.1.2.3", "10.1.2.3", 443, True),
+        ("10.1.2.3", "10.1.2.4", 443, False),
+        ("10.0.0.0/8", "10.200.3.4", 443, True),
+        ("10.0.0.0/8", "11.0.0.1", 443, False),
+        ("192.168.1.7/16", "192.168.200.1", 443, True),  # host bits ignored
+        ("10.1.2.3:8000", "10.1.2.3", 8000, True),
+        ("10.1.2.3:8000", "10.1.2.3", 443, False),
+        ("::1", "::1", 443, True),
+        ("::1", "[::1]", 443, True),
+        ("[::1]", "::1", 443, True),
+        ("[::1]:8000", "::1", 8000, True),
+        ("[::1]:8000", "::1", 443, False),
+        ("fd00::/8", "fd12:3456::1", 443, True),
+        ("fd00::/8", "fe80::1", 443, False),
+        # an address entry never matches a name, nor a name an address
+        ("10.0.0.0/8", "ten.internal", 443, False),
+        ("localhost", "127.0.0.1", 443, False),
+        # malformed entries are skipped, the others still count
+        ("host:port:x,good.test", "good.test", 443, True),
+        ("bad:port", "bad", 443, False),
+    ],
+)
+def test_no_proxy_reads_entries_as_curl_and_requests_do(no_proxy, host, port, direct):
+    assert NoProxy.parse(no_proxy).bypasses(host, port) is direct
+
+
+def test_a_proxy_from_the_environment_honours_no_proxy_ranges():
+    environ = {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "10.0.0.0/8,.corp"}
+    network = network_for(DeploymentConfig(name="d", base_url="https://x/v1"), environ)
+
+    assert network.proxy_for("https", "10.9.8.7", 443) is None
+    assert network.proxy_for("https", "vllm.corp", 443) is None
+    assert network.proxy_for("https", "api.openai.com", 443) is not None
+
+
 async def test_plain_http_goes_through_the_proxy_in_absolute_form(monkeypatch, http, plain_mock):
     async with ForwardProxy(credentials=("u", "p")) as proxy:
         monkeypatch.setenv("HTTP_PROXY", f"http://u:p@127.0.0.1:{proxy.port}")
@@ -217,6 +290,81 @@ async def test_a_deployment_proxy_overrides_the_environment(monkeypatch, http, c
     assert refusing.connects == []
 
 
+async def test_a_batch_runs_through_the_proxy_named_by_proxy_env_and_logs_no_password(
+    make_runtime, monkeypatch, ca, tls_mock, caplog
+):
+    password = "pr0xy-s3cret:pw"
+    async with (
+        ForwardProxy(credentials=("team", password)) as chosen,
+        ForwardProxy(refuse=403) as refusing,
+    ):
+        monkeypatch.setenv("HTTPS_PROXY", refusing.url)  # proxy_env overrides the environment
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # ... and NO_PROXY, as proxy does
+        # Read at load, as make_settings hands TEST_KEY_* variables to load_settings.
+        monkeypatch.setenv(
+            "TEST_KEY_PROXY", f"http://team:pr0xy-s3cret%3Apw@127.0.0.1:{chosen.port}"
+        )
+        with caplog.at_level(logging.DEBUG):
+            runtime = await make_runtime(
+                [
+                    {
+                        "name": "vllm",
+                        "base_url": tls_mock,
+                        "ca_bundle": str(ca.ca_file),
+                        "proxy_env": "TEST_KEY_PROXY",
+                    }
+                ]
+            )
+            batch, _outputs, errors = await run_batch(
+                runtime, jsonl(chat_line(f"r{i}") for i in range(5))
+            )
+            shown = repr(runtime.settings) + repr(
+                [network_for(d) for d in runtime.settings.deployments]
+            )
+
+    assert (batch.status, batch.completed_count, errors) == ("completed", 5, [])
+    assert set(chosen.connects) == {authority(tls_mock)}
+    assert refusing.connects == []
+    assert "s3cret" not in caplog.text
+    assert "s3cret" not in shown
+    assert "dGVhbTpwcjB4eS1zM2NyZXQ6cHc" not in shown  # nor its base64 (team:password)
+
+
+async def test_wrong_credentials_in_proxy_env_fail_naming_the_proxy_never_the_password(
+    monkeypatch, http, ca, tls_mock
+):
+    async with ForwardProxy(credentials=("team", "right")) as proxy:
+        monkeypatch.setenv("CORP_PROXY", f"http://team:wr0ng-pass@127.0.0.1:{proxy.port}")
+        error = await failure(
+            provider_for(tls_mock, http, ca_bundle=ca.ca_file, proxy_env="CORP_PROXY")
+        )
+
+    assert error.category is C.network_setup
+    assert f"the proxy {proxy.url} refused CONNECT {authority(tls_mock)}: 407" in error.message
+    assert "wr0ng-pass" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "proxy_env names CORP_PROXY, which is not set"),
+        ("socks5://u:s3cret@proxy:1080", "socks5:// proxies are not supported"),
+        ("http://u:s3cret@[proxy:3128", "not a proxy URL"),
+        ("http://u:s3cret@proxy:port", "the proxy's port is not a number"),
+    ],
+)
+def test_a_bad_proxy_env_stops_start_up_naming_it_never_its_value(monkeypatch, value, problem):
+    if value is not None:
+        monkeypatch.setenv("CORP_PROXY", value)
+    deployment = DeploymentConfig(name="d", base_url="https://x/v1", proxy_env="CORP_PROXY")
+    with pytest.raises(ConfigError) as caught:
+        network_for(deployment)
+
+    assert str(caught.value).startswith("deployments.d.proxy_env")
+    assert problem in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
 def test_unsupported_proxies_stop_start_up_naming_the_variable(monkeypatch):
     monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
     with pytest.raises(ConfigError, match=r"ALL_PROXY: socks5:// proxies are not supported"):
@@ -224,7 +372,7 @@ def test_unsupported_proxies_stop_start_up_naming_the_variable(monkeypatch):
 
 
 def test_datamill_toml_never_holds_proxy_credentials():
-    with pytest.raises(ValueError, match="HTTPS_PROXY"):
+    with pytest.raises(ValueError, match="proxy_env"):
         DeploymentConfig(name="d", base_url="https://x/v1", proxy="http://u:secret@proxy:3128")
     with pytest.raises(ValueError, match="http://"):
         DeploymentConfig(name="d", base_url="https://x/v1", proxy="socks5://proxy:1080")

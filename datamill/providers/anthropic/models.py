@@ -13,8 +13,8 @@ import orjson
 from datamill.clock import Clock
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.anthropic.errors import error_from_answer
-from datamill.providers.base import MAX_LISTED_MODELS, MAX_MODEL_PAGES
 from datamill.providers.http import HttpPool
+from datamill.providers.model_pages import Page, list_pages
 
 _PAGE = 1000  # Anthropic's largest page
 
@@ -22,26 +22,21 @@ _PAGE = 1000  # Anthropic's largest page
 async def list_models(
     http: HttpPool, *, base_url: str, headers: Mapping[str, str], clock: Clock
 ) -> list[dict[str, Any]]:
-    """Every page of the list (at most `MAX_MODEL_PAGES` pages, `MAX_LISTED_MODELS` models);
-    an error answer raises its `ProviderError`, a body that is not Anthropic's list a
-    ``server_error``."""
-    models: list[dict[str, Any]] = []
-    after: str | None = None
-    for _ in range(MAX_MODEL_PAGES):
+    """Every page of the list (bounded by `list_pages`); an error answer raises its
+    `ProviderError`, a body that is not Anthropic's list a ``server_error``."""
+
+    async def fetch(after: str | None) -> Page:
         query = f"limit={_PAGE}" + (f"&after_id={quote(after, safe='')}" if after else "")
         target = http.prepare(f"{base_url}/v1/models?{query}", headers, method="GET")
         answer = await http.send(target, data=b"")
         if answer.status >= 300:
             raise error_from_answer(answer, now=clock.now())
         page = _page(answer.body)
-        models += [_model(item) for item in page["data"] if _named(item)]
         last = page.get("last_id")
-        if len(models) >= MAX_LISTED_MODELS or page.get("has_more") is not True:
-            break
-        if not isinstance(last, str) or not last or last == after:
-            break  # no way on (or the same page again)
-        after = last
-    return models[:MAX_LISTED_MODELS]
+        following = last if page.get("has_more") is True and isinstance(last, str) else None
+        return [_model(item) for item in page["data"] if _named(item)], following
+
+    return await list_pages(fetch)
 
 
 def _page(body: bytes) -> dict[str, Any]:

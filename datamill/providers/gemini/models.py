@@ -8,20 +8,18 @@ from typing import Any
 from urllib.parse import quote
 
 from datamill.errors import ErrorCategory, ProviderError
-from datamill.providers.base import MAX_LISTED_MODELS, MAX_MODEL_PAGES
 from datamill.providers.gemini.client import GeminiClient
+from datamill.providers.model_pages import Page, list_pages
 
 _PAGE = 1000  # Gemini's largest page
 _PREFIX = "models/"
 
 
 async def list_models(client: GeminiClient) -> list[dict[str, Any]]:
-    """Every page of the list (at most `MAX_MODEL_PAGES` pages, `MAX_LISTED_MODELS` models);
-    an error answer raises its `ProviderError`, a body that is not Gemini's list a
-    ``server_error``."""
-    models: list[dict[str, Any]] = []
-    token: str | None = None
-    for _ in range(MAX_MODEL_PAGES):
+    """Every page of the list (bounded by `list_pages`); an error answer raises its
+    `ProviderError`, a body that is not Gemini's list a ``server_error``."""
+
+    async def fetch(token: str | None) -> Page:
         query = f"pageSize={_PAGE}" + (f"&pageToken={quote(token, safe='')}" if token else "")
         page = await client.get(f"models?{query}")
         listed = page.get("models", []) if isinstance(page, dict) else None
@@ -29,14 +27,11 @@ async def list_models(client: GeminiClient) -> list[dict[str, Any]]:
             raise ProviderError(
                 ErrorCategory.server_error, "the model list is not Gemini's {models: [...]}"
             )
-        models += [_model(item) for item in listed if _generates(item)]
         following = page.get("nextPageToken")
-        if len(models) >= MAX_LISTED_MODELS or not isinstance(following, str) or not following:
-            break
-        if following == token:
-            break  # the same page again
-        token = following
-    return models[:MAX_LISTED_MODELS]
+        models = [_model(item) for item in listed if _generates(item)]
+        return models, following if isinstance(following, str) else None
+
+    return await list_pages(fetch)
 
 
 def _generates(item: Any) -> bool:

@@ -11,9 +11,9 @@ response object (`answer.to_response`), a stream's chunks to Responses events
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -31,6 +31,8 @@ from datamill.providers.responses.events import ResponseEvents
 from datamill.providers.responses.request import RESPONSE_FIELDS, refused, to_chat
 
 __all__ = ["RESPONSE_FIELDS", "refused", "respond", "stream_response"]
+
+Answer = TypeVar("Answer", ProviderResponse, ProviderStream)
 
 # Chat fields a provider may refuse, by the Responses field the client set.
 _RESPONSE_NAMES = {
@@ -51,11 +53,7 @@ async def respond(provider: Provider, call: ProviderCall) -> ProviderResponse:
     """A (not streamed) Responses call: passed through, or translated to chat and back."""
     if provider.capabilities.responses:
         return await provider.complete(call)
-    chat = _chat_call(call)
-    try:
-        answer = await provider.complete(chat)
-    except ProviderError as exc:
-        raise _renamed(exc) from None
+    answer = await _as_chat(provider.complete, call)
     completion = orjson.loads(answer.body)
     body = orjson.dumps(to_response(completion, call.body).wire())
     return replace(answer, body=body)
@@ -65,17 +63,18 @@ async def stream_response(provider: Provider, call: ProviderCall) -> ProviderStr
     """A streamed Responses call: its ``chunks`` are Responses events (dicts with ``type``)."""
     if provider.capabilities.responses:
         return await provider.stream(call)
-    chat = _chat_call(call)
-    try:
-        stream = await provider.stream(chat)
-    except ProviderError as exc:
-        raise _renamed(exc) from None
+    stream = await _as_chat(provider.stream, call)
     builder = ResponseEvents(call.body, created_at=time.time())
     return replace(stream, chunks=_events(stream.chunks, builder))
 
 
-def _chat_call(call: ProviderCall) -> ProviderCall:
-    return ProviderCall(Endpoint.chat_completions, to_chat(call.body), call.timeout)
+async def _as_chat(send: Callable[[ProviderCall], Awaitable[Answer]], call: ProviderCall) -> Answer:
+    """``call`` translated to a chat completion and sent; a chat field the provider refuses
+    is named as the Responses field the client set."""
+    try:
+        return await send(ProviderCall(Endpoint.chat_completions, to_chat(call.body), call.timeout))
+    except ProviderError as exc:
+        raise _renamed(exc) from None
 
 
 async def _events(chunks: AsyncIterator[ChatChunk], builder: ResponseEvents) -> AsyncIterator[Any]:

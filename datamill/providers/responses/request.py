@@ -35,7 +35,8 @@ RESPONSE_FIELDS: FieldTable = {
     "metadata": _as("kept on the response, not sent"),
     "parallel_tool_calls": YES,
     "previous_response_id": partial(
-        "gateway calls naming a response kept here (store true): its turns are sent as input"
+        "gateway calls and batch lines naming a response kept here (store true): its turns "
+        "are sent as input"
     ),
     "prompt": NO,
     "prompt_cache_key": YES,
@@ -81,7 +82,8 @@ _WHY = {
     "conversation": "conversations are state datamill does not keep",
     "max_tool_calls": "chat completions cannot cap built-in tool calls",
     "previous_response_id": "no response with this id is kept here (the gateway keeps those "
-    "it answered with store true; batches keep none); send the earlier turns in input",
+    "it answered with store true, in their project; batch results are not kept); send the "
+    "earlier turns in input",
     "prompt": "stored prompt templates live at OpenAI",
     "top_logprobs": "logprobs are not translated",
     "truncation": "only truncation 'disabled' can be expressed",
