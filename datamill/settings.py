@@ -473,24 +473,21 @@ def _with_secrets(
             'set the provider\'s API address, e.g. base_url = "https://api.groq.com/openai/v1"'
         )
     secrets: dict[str, SecretStr] = {}
-    if deployment.api_key_env is not None:
-        key = env.get(deployment.api_key_env)
-        if not key:
+    wanted = (
+        ("api_key", "api_key_env", "... or remove api_key_env for a server that needs no key"),
+        ("proxy_url", "proxy_env", "http://user:password@proxy:3128 or remove proxy_env"),
+    )
+    for secret, field, fix in wanted:
+        variable = getattr(deployment, field)
+        if variable is None:
+            continue
+        value = env.get(variable)
+        if not value:
             raise ConfigError(
-                f"{path}: deployments.{deployment.name}.api_key_env names "
-                f"{deployment.api_key_env}, which is not set; export {deployment.api_key_env}=... "
-                "or remove api_key_env for a server that needs no key"
+                f"{path}: deployments.{deployment.name}.{field} names {variable}, which is "
+                f"not set; export {variable}={fix}"
             )
-        secrets["api_key"] = SecretStr(key)
-    if deployment.proxy_env is not None:
-        url = env.get(deployment.proxy_env)
-        if not url:
-            raise ConfigError(
-                f"{path}: deployments.{deployment.name}.proxy_env names "
-                f"{deployment.proxy_env}, which is not set; export "
-                f"{deployment.proxy_env}=http://user:password@proxy:3128 or remove proxy_env"
-            )
-        secrets["proxy_url"] = SecretStr(url)
+        secrets[secret] = SecretStr(value)
     return deployment.model_copy(update=secrets) if secrets else deployment
 
 
