@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_mock_engine, inspect, text
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.util import await_only
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 from datamill.storage.database import Database
 from datamill.storage.schema import POSTGRES_BLOB_COMPRESSION, metadata
-from datamill.storage.search import create_search_objects
+from datamill.storage.search import POSTGRES_SEARCH_DDL, create_search_objects
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant: serialises concurrent `migrate` runs (a server and workers starting together).
@@ -68,21 +69,40 @@ def _upgrade(sync: Connection) -> None:
         create_at_head(sync)
 
 
+_STAMP = [
+    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
+    f"INSERT INTO alembic_version (version_num) VALUES ('{SCHEMA_HEAD}')",
+]
+
+
 def create_at_head(sync: Connection) -> None:
-    """Create the newest schema in an empty store and stamp it, as Alembic would."""
-    metadata.create_all(sync)
-    create_search_objects(sync)
+    """Create the newest schema in an empty store and stamp it, as Alembic would.
+
+    On PostgreSQL the whole script goes in one round trip (the simple query protocol runs
+    several statements): statement by statement, a first `batch run` on a fresh store spent
+    0.2-0.5 s of its start-up creating the schema."""
     if sync.dialect.name == "postgresql":
-        sync.execute(text(POSTGRES_BLOB_COMPRESSION))
-    sync.execute(
-        text(
-            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-        )
-    )
-    sync.execute(
-        text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": SCHEMA_HEAD}
-    )
+        script = [*schema_ddl(sync.dialect), *POSTGRES_SEARCH_DDL, POSTGRES_BLOB_COMPRESSION]
+        driver = sync.connection.driver_connection
+        assert driver is not None
+        await_only(driver.execute(";\n".join([*script, *_STAMP])))
+        return
+    metadata.create_all(sync, checkfirst=False)  # the store is empty: nothing to look for
+    create_search_objects(sync)
+    for statement in _STAMP:
+        sync.exec_driver_sql(statement)
+
+
+def schema_ddl(dialect: Dialect) -> list[str]:
+    """The statements `metadata.create_all` sends to an empty store, as text."""
+    statements: list[str] = []
+
+    def collect(sql: Any, *_args: Any, **_kwargs: Any) -> None:
+        statements.append(str(sql.compile(dialect=dialect)).strip())
+
+    metadata.create_all(create_mock_engine(f"{dialect.name}://", collect), checkfirst=False)
+    return statements
 
 
 def run_migrations(sync: Connection) -> None:
