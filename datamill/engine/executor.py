@@ -24,6 +24,7 @@ from datamill.engine.budgets import BudgetLedger, Reservation
 from datamill.engine.deadlines import CallDeadlines
 from datamill.engine.outcomes import answered, failed
 from datamill.engine.retry import backoff_delay
+from datamill.engine.waits import CallWaits
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens, estimate_response_tokens
 from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse, Usage
@@ -58,6 +59,9 @@ class RequestExecutor:
         self._clock = clock
         self._rng = rng or random.Random()
         self._deadlines = CallDeadlines(clock)
+        # The calls waiting at a gate or in a backoff: the worker ends those of a batch that
+        # closes, and all of them when it stops.
+        self.waits = CallWaits()
 
     async def execute(
         self,
@@ -133,6 +137,7 @@ class RequestExecutor:
                                     route,
                                     call,
                                     tokens or 0,
+                                    batch_id=request.batch_id,
                                     ready=lambda: closing(request.batch_id) is None,
                                 )
                             finally:
@@ -163,14 +168,28 @@ class RequestExecutor:
                     return
             finally:
                 unrecorded.release()
-            if not attempts.advance():
+            if not attempts.advance() and closing(request.batch_id) is None:
                 # Every deployment of the plan failed this round: wait before the next one.
-                await self._clock.sleep(
-                    backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng)
+                await self._back_off(
+                    request.batch_id,
+                    backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng),
                 )
 
     async def aclose(self) -> None:
         await self._deadlines.aclose()
+
+    async def _back_off(self, batch_id: str, seconds: float) -> None:
+        """Sleep before the next round of tries; cut short when the batch closes (the
+        caller then finds it closed)."""
+        waits = self.waits
+        task = waits.enter(batch_id)
+        try:
+            await self._clock.sleep(seconds)
+        except asyncio.CancelledError:
+            if not waits.leave(task) or task.cancelling():
+                raise
+            return
+        waits.leave(task)
 
     @staticmethod
     async def _reserve(
@@ -196,13 +215,27 @@ class RequestExecutor:
         return ProviderCall(policy.endpoint, {**body, "model": route.upstream_model}, timeout)
 
     async def _call_once(
-        self, route: Route, call: ProviderCall, tokens: int, *, ready: Callable[[], bool]
+        self,
+        route: Route,
+        call: ProviderCall,
+        tokens: int,
+        *,
+        batch_id: str,
+        ready: Callable[[], bool],
     ) -> ProviderResponse | ProviderError | None:
-        """One call through the deployment's gate; None when ``ready()`` turned false while
-        the gate held it (then nothing was sent)."""
+        """One call through the deployment's gate; None when the batch closed while the gate
+        held it (then nothing was sent). The wait ends as soon as the batch closes."""
         gate = route.handle.gate
-        permit = await gate.acquire(tokens)
-        if not ready():
+        waits = self.waits
+        waiting = waits.enter(batch_id)
+        try:
+            permit = await gate.acquire(tokens)
+        except asyncio.CancelledError:
+            # The gate gave back whatever it had taken.
+            if not waits.leave(waiting) or waiting.cancelling():
+                raise
+            return None
+        if waits.leave(waiting) or not ready():
             gate.abandon(permit)
             return None
         provider = route.handle.provider
