@@ -211,8 +211,11 @@ class DeploymentGate:
         usage: Usage | None = None,
         hints: RateLimitHints | None = None,
     ) -> None:
-        """Hand back a permit with the call's outcome and what the answer's headers said."""
+        """Hand back a permit with the call's outcome and what the answer's headers said
+        (an error answer's are in ``error.rate_limits``: a 429 teaches as a success does)."""
         now = self._clock.monotonic()
+        if hints is None and error is not None:
+            hints = error.rate_limits
         self.sent -= 1
         cost = self._prices.cost(usage) if usage is not None and self._prices else 0.0
         self.stats.record(now, now - permit.sent_at, ok=error is None, cost=cost)
@@ -223,7 +226,13 @@ class DeploymentGate:
             # reservation comes back whole, or a huge estimate would hold the budget for good.
             self.pacer.tokens.refund(permit.tokens)
         if hints is not None:
-            self._learn_from_headers(hints, now, sent_at=permit.sent_at, admitted=permit.admitted)
+            self._learn_from_headers(
+                hints,
+                now,
+                sent_at=permit.sent_at,
+                admitted=permit.admitted,
+                refused=error is not None and error.category is ErrorCategory.rate_limited,
+            )
         if error is None:
             self.breaker.record_success()
             self._tick(now)
@@ -268,11 +277,14 @@ class DeploymentGate:
             self._pace_requests(now)
 
     def _learn_from_headers(
-        self, hints: RateLimitHints, now: float, *, sent_at: float, admitted: int
+        self, hints: RateLimitHints, now: float, *, sent_at: float, admitted: int, refused: bool
     ) -> None:
+        """Learn from an answer's headers; ``refused``: the answer is a 429, which cuts the
+        rate itself when nothing announces the limit."""
         limits = read_limits(hints)
         if (
-            self.rate.ceiling is None
+            not refused
+            and self.rate.ceiling is None
             and limits.requests_per_minute is None
             and limits.remaining_requests is not None
             and limits.remaining_requests <= _EMPTY
