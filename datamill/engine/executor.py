@@ -4,8 +4,11 @@ The executor routes the request, passes the deployment's gate, calls the provide
 timeout, and retries what is retryable while the lease is held: up to ``max_retries``
 failures, not counting 429s. A retryable failure moves the request to the next deployment of
 its plan at once (an alias with several deployments, or fallbacks); once every deployment
-was tried, it backs off (obeying ``Retry-After``) and starts again from the first. It always
-records a `RequestResult`; no provider failure escapes it.
+was tried, it backs off (obeying ``Retry-After``) and starts again from the first. A failed
+network setup (``network_setup``: an untrusted certificate, an unknown host) takes the
+deployment out of the request's plan and moves on at once, spending no retry; it is final
+only when no deployment is left. It always records a `RequestResult`; no provider failure
+escapes it.
 """
 
 from __future__ import annotations
@@ -159,6 +162,10 @@ class RequestExecutor:
                         self._success(request, route, outcome, tries, model=str(model), cost=cost)
                     )
                     return
+                if outcome.category is ErrorCategory.network_setup and attempts.drop():
+                    # That deployment cannot be reached as configured (its gate sets it aside
+                    # for the other requests too): the plan's next one, now, spending no retry.
+                    continue
                 # A 429 says "later", not "failed": like a wait at an open circuit, it spends
                 # no retry. The batch's completion window bounds how long a request waits.
                 if outcome.category is not ErrorCategory.rate_limited:
