@@ -133,7 +133,7 @@ class DeploymentGate:
         self.admitted = 0  # calls let through since the start
         self.rate_limited = 0
         # Until when calls go to another deployment of their plan if they can (monotonic).
-        self.set_aside_until = float("-inf")
+        self.set_aside_until: float | None = None
 
     @property
     def counts_tokens(self) -> bool:
@@ -150,7 +150,8 @@ class DeploymentGate:
         """Whether the deployment failed its network setup lately (`SET_ASIDE_SECONDS`):
         a call with another deployment to go to goes there. Nothing waits for it, unlike an
         open circuit: a call with nowhere else to go fails at once, saying why."""
-        return self.set_aside_until > self._clock.monotonic()
+        until = self.set_aside_until  # read on every call's routing: no clock unless set
+        return until is not None and until > self._clock.monotonic()
 
     # -- the way in -------------------------------------------------------------------------
 
@@ -250,7 +251,7 @@ class DeploymentGate:
             )
         if error is None:
             self.breaker.record_success()
-            self.set_aside_until = float("-inf")
+            self.set_aside_until = None
             self._tick(now)
             self._observe_latency(permit.sent_at, now)
         elif error.category is ErrorCategory.rate_limited:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
+from datamill.engine.waits import CallWaits
 from datamill.engine.worker import Worker
 from datamill.runtime import Runtime
 from datamill.testing.mock_process import MockProviderProcess
@@ -111,3 +114,34 @@ async def test_a_cancel_reaches_calls_queued_behind_the_waiting_ones(make_runtim
     assert batch.status == "cancelled"
     assert (batch.completed_count, batch.failed_count) == (1, 5)
     assert mock.stats()["total"] == sent
+
+
+async def test_a_closing_batch_ends_its_own_waits_and_a_stop_ends_every_one():
+    waits = CallWaits()
+    ended: dict[str, bool] = {}
+
+    async def wait(batch_id: str) -> None:
+        task = waits.enter(batch_id)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            ended[batch_id] = waits.leave(task)
+            if not ended[batch_id] or task.cancelling():
+                raise
+
+    cancelled, running = asyncio.create_task(wait("a")), asyncio.create_task(wait("b"))
+    await asyncio.sleep(0)
+    assert waits.waiting == 2
+
+    waits.close(lambda batch_id: "batch_cancelled" if batch_id == "a" else None)
+    await cancelled  # ended as closed: the cancel withdrawn, the task goes on
+    assert ended == {"a": True}
+    assert not running.done()
+
+    waits.stop()
+    with pytest.raises(asyncio.CancelledError):
+        await running  # a stop stays a cancel: the lease goes back
+    assert ended == {"a": True, "b": False}
+    assert waits.waiting == 0
+    with pytest.raises(asyncio.CancelledError):
+        waits.enter("c")  # no wait begins once stopped
