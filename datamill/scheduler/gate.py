@@ -402,6 +402,7 @@ class DeploymentGate:
             "long_window_requests": self.long_window_requests,
             "waiting": self.pacer.waiting,
             "paused_for": round(max(0.0, self.pacer.paused_until - now), 3),
+            "set_aside_for": round(max(0.0, (self.set_aside_until or now) - now), 3),
             "rate_limited": self.rate_limited,
             "breaker_opens": self.breaker.opens,
         }

@@ -431,6 +431,7 @@ async def test_the_snapshot_says_what_was_learned(clock):
         "long_window_requests": None,
         "waiting": 0,
         "paused_for": 0.0,
+        "set_aside_for": 0.0,
         "rate_limited": 0,
         "breaker_opens": 0,
     }
