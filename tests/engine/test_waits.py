@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 import pytest
 
 from datamill.engine.waits import CallWaits
 from datamill.engine.worker import Worker
 from datamill.runtime import Runtime
+from datamill.storage import events as event_repo
 from datamill.testing.mock_process import MockProviderProcess
 from tests.conftest import mock_deployment
 from tests.engine.conftest import assert_each_once, error_codes, wait_until
@@ -61,6 +63,16 @@ async def test_a_cancel_ends_the_calls_waiting_out_a_retry_after_pause(make_runt
     assert (batch.completed_count, batch.failed_count) == (1, 19)
     # Nothing was sent after the first wave: the waiting calls ended unsent.
     assert mock.stats()["total"] == 4
+    # What the batch's watchers were told: cancelling, then cancelled with every request.
+    await runtime.events.flush()
+    rows = await event_repo.read_events(
+        runtime.database, after=0, topics=["batch"], batch_ids=[batch.id], limit=1000
+    )
+    published = [orjson.loads(row.payload) for row in rows]
+    statuses = [event["status"] for event in published]
+    assert "cancelling" in statuses
+    assert statuses[-1] == "cancelled"
+    assert published[-1]["request_counts"] == {"total": 20, "completed": 1, "failed": 19}
 
 
 async def test_a_stopping_worker_ends_its_waiting_calls_and_gives_them_back(
