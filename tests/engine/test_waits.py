@@ -106,9 +106,11 @@ async def test_a_stopping_worker_ends_its_waiting_calls_and_gives_them_back(
     assert error_codes(errors) == {"batch_cancelled": 19}
 
 
-async def test_a_cancel_reaches_calls_queued_behind_the_waiting_ones(make_runtime, make_mock):
+async def test_a_cancel_ends_a_call_waiting_for_a_slow_rate_and_those_behind_it(
+    make_runtime, make_mock
+):
     # One call slot: after the first answer (which announces one request a minute), the next
-    # call waits for its turn at the gate and the calls behind it queue for the slot.
+    # call waits a minute for its turn at the gate and the calls behind it queue for the slot.
     mock = make_mock(rpm=1)
     runtime = await make_runtime([mock_deployment(mock)])
     ids = [f"r{i}" for i in range(6)]
@@ -119,9 +121,14 @@ async def test_a_cancel_reaches_calls_queued_behind_the_waiting_ones(make_runtim
             return mock.stats()["total"] >= 1 and worker.waiting == 1
 
         await wait_until(one_waits)
+        gate = runtime.router.handles[0].gate
+        # A slow rate, not a pause: the call waits for its turn in the pacer's line.
+        assert gate.snapshot()["paused_for"] == 0.0
+        assert gate.pacer.waiting == 1
+        assert gate.snapshot()["admitted_rpm"] == 1.0
         sent = mock.stats()["total"]
         await runtime.batches.cancel(batch.id)
-        batch = await asyncio.wait_for(runtime.batches.wait(batch.id, poll=0.02), timeout=PAUSE / 2)
+        batch = await runtime.batches.wait(batch.id, timeout=PAUSE / 2, poll=0.02)
 
     assert batch.status == "cancelled"
     assert (batch.completed_count, batch.failed_count) == (1, 5)
