@@ -23,6 +23,8 @@ import math
 from enum import StrEnum
 from typing import Any
 
+from datamill.ratelimit_hints import RateLimitHints
+
 
 class ErrorCategory(StrEnum):
     """What went wrong with a provider call; decides retry or final (DESIGN.md, Errors)."""
@@ -203,7 +205,8 @@ class ProviderError(DatamillError):
     ``status_code`` and ``body`` are the upstream's answer when there was one (kept verbatim in
     the error line); ``retry_after`` is the server's hint in seconds, when it gave one;
     ``param`` names the request field at fault, when one is (a field the provider cannot
-    express, say).
+    express, say); ``rate_limits`` is what the answer's rate-limit headers said (a 429's
+    limit, remaining count and reset teach the scheduler as a success's do).
     """
 
     def __init__(
@@ -216,6 +219,7 @@ class ProviderError(DatamillError):
         retry_after: float | None = None,
         request_id: str | None = None,
         param: str | None = None,
+        rate_limits: RateLimitHints | None = None,
     ) -> None:
         super().__init__(message)
         self.category = category
@@ -225,6 +229,7 @@ class ProviderError(DatamillError):
         self.retry_after = retry_after
         self.request_id = request_id
         self.param = param
+        self.rate_limits = rate_limits
 
     def __repr__(self) -> str:
         return (

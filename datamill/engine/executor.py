@@ -4,8 +4,11 @@ The executor routes the request, passes the deployment's gate, calls the provide
 timeout, and retries what is retryable while the lease is held: up to ``max_retries``
 failures, not counting 429s. A retryable failure moves the request to the next deployment of
 its plan at once (an alias with several deployments, or fallbacks); once every deployment
-was tried, it backs off (obeying ``Retry-After``) and starts again from the first. It always
-records a `RequestResult`; no provider failure escapes it.
+was tried, it backs off (obeying ``Retry-After``) and starts again from the first. A failed
+network setup (``network_setup``: an untrusted certificate, an unknown host) takes the
+deployment out of the request's plan and moves on at once, spending no retry; it is final
+only when no deployment is left. It always records a `RequestResult`; no provider failure
+escapes it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from datamill.engine.budgets import BudgetLedger, Reservation
 from datamill.engine.deadlines import CallDeadlines
 from datamill.engine.outcomes import answered, failed
 from datamill.engine.retry import backoff_delay
+from datamill.engine.waits import CallWaits
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens, estimate_response_tokens
 from datamill.protocol.responses import continue_response
@@ -71,6 +75,9 @@ class RequestExecutor:
         self._database = database  # where the gateway keeps responses (None: none kept)
         self._rng = rng or random.Random()
         self._deadlines = CallDeadlines(clock)
+        # The calls waiting at a gate or in a backoff: the worker ends those of a batch that
+        # closes, and all of them when it stops.
+        self.waits = CallWaits()
 
     async def execute(
         self,
@@ -151,6 +158,7 @@ class RequestExecutor:
                                     route,
                                     call,
                                     tokens or 0,
+                                    batch_id=request.batch_id,
                                     ready=lambda: closing(request.batch_id) is None,
                                 )
                             finally:
@@ -172,6 +180,10 @@ class RequestExecutor:
                         self._success(request, route, outcome, tries, model=str(model), cost=cost)
                     )
                     return
+                if outcome.category is ErrorCategory.network_setup and attempts.drop():
+                    # That deployment cannot be reached as configured (its gate sets it aside
+                    # for the other requests too): the plan's next one, now, spending no retry.
+                    continue
                 # A 429 says "later", not "failed": like a wait at an open circuit, it spends
                 # no retry. The batch's completion window bounds how long a request waits.
                 if outcome.category is not ErrorCategory.rate_limited:
@@ -181,14 +193,28 @@ class RequestExecutor:
                     return
             finally:
                 unrecorded.release()
-            if not attempts.advance():
+            if not attempts.advance() and closing(request.batch_id) is None:
                 # Every deployment of the plan failed this round: wait before the next one.
-                await self._clock.sleep(
-                    backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng)
+                await self._back_off(
+                    request.batch_id,
+                    backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng),
                 )
 
     async def aclose(self) -> None:
         await self._deadlines.aclose()
+
+    async def _back_off(self, batch_id: str, seconds: float) -> None:
+        """Sleep before the next round of tries; cut short when the batch closes (the
+        caller then finds it closed)."""
+        waits = self.waits
+        task = waits.enter(batch_id)
+        try:
+            await self._clock.sleep(seconds)
+        except asyncio.CancelledError:
+            if not waits.leave(task) or task.cancelling():
+                raise
+            return
+        waits.leave(task)
 
     @staticmethod
     async def _reserve(
@@ -239,13 +265,27 @@ class RequestExecutor:
         return ProviderCall(policy.endpoint, {**body, "model": route.upstream_model}, timeout)
 
     async def _call_once(
-        self, route: Route, call: ProviderCall, tokens: int, *, ready: Callable[[], bool]
+        self,
+        route: Route,
+        call: ProviderCall,
+        tokens: int,
+        *,
+        batch_id: str,
+        ready: Callable[[], bool],
     ) -> ProviderResponse | ProviderError | None:
-        """One call through the deployment's gate; None when ``ready()`` turned false while
-        the gate held it (then nothing was sent)."""
+        """One call through the deployment's gate; None when the batch closed while the gate
+        held it (then nothing was sent). The wait ends as soon as the batch closes."""
         gate = route.handle.gate
-        permit = await gate.acquire(tokens)
-        if not ready():
+        waits = self.waits
+        waiting = waits.enter(batch_id)
+        try:
+            permit = await gate.acquire(tokens)
+        except asyncio.CancelledError:
+            # The gate gave back whatever it had taken.
+            if not waits.leave(waiting) or waiting.cancelling():
+                raise
+            return None
+        if waits.leave(waiting) or not ready():
             gate.abandon(permit)
             return None
         provider = route.handle.provider

@@ -171,8 +171,15 @@ class Worker:
         finally:
             await self._shutdown(side)
 
+    @property
+    def waiting(self) -> int:
+        """Calls waiting at a deployment's gate or in a backoff, not sent yet."""
+        return self._executor.waits.waiting
+
     def stop(self) -> None:
         self._stopping.set()
+        # Calls waiting at a gate or in a backoff end now; those out at a provider drain.
+        self._executor.waits.stop()
         self._room.set()
         self._refreshed.set()
         self.ctx.signal.notify()
@@ -314,6 +321,7 @@ class Worker:
         """Stop sending the batch's requests at once: those still leased end with ``code``."""
         self._view.running.pop(batch_id, None)
         self._view.closing[batch_id] = code
+        self._executor.waits.close(self._closing_code)
 
     def _closing_code(self, batch_id: str) -> str | None:
         # Read the view at each check: every sweep replaces it, and a call that started before
@@ -372,6 +380,9 @@ class Worker:
             try:
                 marks = self._budgets.mark()  # before the store is read
                 self._view = await self._maintenance.sweep()
+                # A batch cancelled (or ended elsewhere) since the last sweep: the waits of
+                # its calls end now, not when a gate lets them through.
+                self._executor.waits.close(self._closing_code)
                 self._budgets.refresh(budgets_of(self._view), marks)
                 for batch_id in self._view.running:
                     if batch_id not in self._order:

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from datamill.clock import Clock
 from datamill.errors import ProviderError
 
+# Lives beside errors.py (a ProviderError carries the hints of its answer); importable from here.
+from datamill.ratelimit_hints import RateLimitHints as RateLimitHints
+
 if TYPE_CHECKING:
     from datamill.providers.fields import FieldTable
     from datamill.providers.http import HttpPool
@@ -138,18 +141,6 @@ def clamp_tokens(value: Any) -> int:
         except (TypeError, ValueError, OverflowError):
             return 0
     return min(max(number, 0), MAX_TOKENS)
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitHints:
-    """What the provider's ``x-ratelimit-*`` headers said, when it sent them."""
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    reset_requests: float | None = None  # seconds until the request window resets
-    limit_tokens: int | None = None
-    remaining_tokens: int | None = None
-    reset_tokens: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -288,7 +288,8 @@ def category_for_status(status: int, body: Any) -> ErrorCategory:
 
 
 def error_from_answer(answer: HttpAnswer) -> ProviderError:
-    """A `ProviderError` carrying the upstream's status, error body and retry hint."""
+    """A `ProviderError` carrying the upstream's status, error body, retry hint and
+    rate-limit headers."""
     try:
         body: Any = orjson.loads(answer.body) if answer.body else None
     except orjson.JSONDecodeError:
@@ -301,6 +302,7 @@ def error_from_answer(answer: HttpAnswer) -> ProviderError:
         body=body,
         retry_after=retry_after_seconds(answer.headers),
         request_id=answer.headers.get("x-request-id"),
+        rate_limits=rate_limit_hints(answer.headers),
     )
 
 

@@ -15,6 +15,9 @@ answers it lets through. Without an announced per-minute limit, an answer saying
 provider's bucket is empty (``x-ratelimit-remaining-requests`` of 0, a live level whatever
 its reset) cuts the rate as a 429 would, before any 429 comes.
 
+A deployment whose network setup failed (``network_setup``) is set aside for a while: the
+router sends calls that have another deployment to go to there, and nothing waits for it.
+
 Every token a call reserved comes back unless its usage settles it (a 400, a timeout, an
 exception, a cancel), and no call reserves more than a minute of the token budget (what
 the provider's own bucket holds): an estimate of 10^15 tokens waits for a full bucket and
@@ -50,6 +53,9 @@ from datamill.settings import DeploymentConfig
 
 # The longest server hint (Retry-After) obeyed; a longer one is treated as this long.
 MAX_PAUSE = 300.0
+# How long a deployment that failed its network setup (an untrusted certificate, an unknown
+# host, a refusing proxy) is set aside: a misconfiguration does not mend itself in seconds.
+SET_ASIDE_SECONDS = 60.0
 BURST_SECONDS = 0.5
 # Calls kept in the provider's bucket when catching up to its announced remaining count,
 # and the most burst a catch-up grants: providers announce a minute's budget but may enforce
@@ -126,6 +132,8 @@ class DeploymentGate:
         self.sent = 0  # calls out at the provider (admitted, not yet answered)
         self.admitted = 0  # calls let through since the start
         self.rate_limited = 0
+        # Until when calls go to another deployment of their plan if they can (monotonic).
+        self.set_aside_until: float | None = None
 
     @property
     def counts_tokens(self) -> bool:
@@ -136,6 +144,14 @@ class DeploymentGate:
     @property
     def paused_until(self) -> float:
         return self.pacer.paused_until
+
+    @property
+    def set_aside(self) -> bool:
+        """Whether the deployment failed its network setup lately (`SET_ASIDE_SECONDS`):
+        a call with another deployment to go to goes there. Nothing waits for it, unlike an
+        open circuit: a call with nowhere else to go fails at once, saying why."""
+        until = self.set_aside_until  # read on every call's routing: no clock unless set
+        return until is not None and until > self._clock.monotonic()
 
     # -- the way in -------------------------------------------------------------------------
 
@@ -211,8 +227,11 @@ class DeploymentGate:
         usage: Usage | None = None,
         hints: RateLimitHints | None = None,
     ) -> None:
-        """Hand back a permit with the call's outcome and what the answer's headers said."""
+        """Hand back a permit with the call's outcome and what the answer's headers said
+        (an error answer's are in ``error.rate_limits``: a 429 teaches as a success does)."""
         now = self._clock.monotonic()
+        if hints is None and error is not None:
+            hints = error.rate_limits
         self.sent -= 1
         cost = self._prices.cost(usage) if usage is not None and self._prices else 0.0
         self.stats.record(now, now - permit.sent_at, ok=error is None, cost=cost)
@@ -223,9 +242,16 @@ class DeploymentGate:
             # reservation comes back whole, or a huge estimate would hold the budget for good.
             self.pacer.tokens.refund(permit.tokens)
         if hints is not None:
-            self._learn_from_headers(hints, now, sent_at=permit.sent_at, admitted=permit.admitted)
+            self._learn_from_headers(
+                hints,
+                now,
+                sent_at=permit.sent_at,
+                admitted=permit.admitted,
+                refused=error is not None and error.category is ErrorCategory.rate_limited,
+            )
         if error is None:
             self.breaker.record_success()
+            self.set_aside_until = None
             self._tick(now)
             self._observe_latency(permit.sent_at, now)
         elif error.category is ErrorCategory.rate_limited:
@@ -239,9 +265,11 @@ class DeploymentGate:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()
-            if error.category is ErrorCategory.connection:
+            if error.category in (ErrorCategory.connection, ErrorCategory.network_setup):
                 # It never reached the provider, so it spent none of its limit.
                 self.rate.on_refused(permit.sent_at)
+            if error.category is ErrorCategory.network_setup:
+                self.set_aside_until = now + SET_ASIDE_SECONDS
             if error.category is ErrorCategory.timeout:
                 # The far end of a silent queue: a latency sample like any other.
                 self._observe_latency(permit.sent_at, now)
@@ -268,11 +296,14 @@ class DeploymentGate:
             self._pace_requests(now)
 
     def _learn_from_headers(
-        self, hints: RateLimitHints, now: float, *, sent_at: float, admitted: int
+        self, hints: RateLimitHints, now: float, *, sent_at: float, admitted: int, refused: bool
     ) -> None:
+        """Learn from an answer's headers; ``refused``: the answer is a 429, which cuts the
+        rate itself when nothing announces the limit."""
         limits = read_limits(hints)
         if (
-            self.rate.ceiling is None
+            not refused
+            and self.rate.ceiling is None
             and limits.requests_per_minute is None
             and limits.remaining_requests is not None
             and limits.remaining_requests <= _EMPTY
@@ -371,6 +402,7 @@ class DeploymentGate:
             "long_window_requests": self.long_window_requests,
             "waiting": self.pacer.waiting,
             "paused_for": round(max(0.0, self.pacer.paused_until - now), 3),
+            "set_aside_for": round(max(0.0, (self.set_aside_until or now) - now), 3),
             "rate_limited": self.rate_limited,
             "breaker_opens": self.breaker.opens,
         }

@@ -11,8 +11,9 @@ A model name resolves to a `RoutePlan`, in order of precedence:
    patterns wins over one that takes any name).
 
 Only deployments whose provider supports the endpoint are in a plan. `Attempts` walks one
-request through its plan: a retryable failure moves it to the next deployment, and a
-deployment whose circuit is open is skipped while another one can take the call.
+request through its plan: a retryable failure moves it to the next deployment, a failed
+network setup takes the deployment out of its plan, and a deployment set aside (its circuit
+open, its network setup failed lately) is skipped while another one can take the call.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ class DeploymentHandle:
     def circuit_open(self) -> bool:
         """A call would wait at its circuit breaker now (see `CircuitBreaker.blocking`)."""
         return self.gate.breaker.blocking
+
+    @property
+    def set_aside(self) -> bool:
+        """A call should go to another deployment if it can: this one's circuit is open,
+        or it failed its network setup lately (`DeploymentGate.set_aside`)."""
+        gate = self.gate
+        return gate.breaker.blocking or gate.set_aside
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +103,31 @@ class Attempts:
         self._tried = 0
 
     def next(self) -> Route:
-        """The route to call now: the current one, unless its circuit is open and a later
-        one of this round is closed (then that one, and the round goes on from it)."""
+        """The route to call now: the current one, unless it is set aside (its circuit is
+        open, or its network setup failed) and a later one of this round is not (then that
+        one, and the round goes on from it)."""
         order = self._order
         for offset in range(len(order) - self._tried):
             index = (self._position + offset) % len(order)
-            if not order[index].handle.circuit_open:
+            if not order[index].handle.set_aside:
                 self._position = index
                 return order[index]
         return order[self._position]  # every one is open: wait at the current one's gate
+
+    def drop(self) -> bool:
+        """Take the current deployment out of this request's order for good (it cannot be
+        reached as configured) and go on at the one after it; False when it was the last."""
+        order = self._order
+        if len(order) == 1:
+            return False
+        position = self._position
+        self._order = order[:position] + order[position + 1 :]
+        if position >= len(self._order):
+            self._position = 0
+        # The round goes on over the deployments left; a round over starts a new one.
+        if self._tried >= len(self._order):
+            self._tried = 0
+        return True
 
     def advance(self) -> bool:
         """Move to the next deployment; False when every one was tried this round (the

@@ -1,13 +1,20 @@
-"""Aliases over several deployments in a batch: a deployment that fails, or whose circuit
-is open, hands its requests to the next one; nothing is lost or answered twice."""
+"""Aliases over several deployments in a batch: a deployment that fails, whose circuit
+is open, or that cannot be reached as configured hands its requests to the next one;
+nothing is lost or answered twice."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from datamill.storage.schema import results
+from datamill.testing.mock_provider import start_mock
+from datamill.testing.tls import make_private_ca
 from tests.conftest import mock_deployment
 from tests.engine.conftest import assert_each_once
 from tests.helpers import chat_line, jsonl, run_batch
@@ -86,3 +93,73 @@ async def test_final_errors_do_not_fall_back(make_runtime, make_mock):
     assert outputs == []
     assert [line["datamill_category"] for line in errors] == ["bad_request"]
     assert second.stats()["total"] == 0
+
+
+# -- a deployment that cannot be reached as configured ----------------------------------------
+
+
+@pytest.fixture
+async def untrusted_mock(tmp_path: Path) -> AsyncIterator[str]:
+    """The mock provider over https, its certificate signed by a CA nobody trusts here."""
+    ca = make_private_ca(tmp_path / "ca")
+    runner, port = await start_mock(ssl_context=ca.server_context())
+    yield f"https://127.0.0.1:{port}/v1"
+    await runner.cleanup()
+
+
+async def test_a_deployment_with_an_untrusted_certificate_hands_its_requests_on(
+    make_runtime, make_mock, untrusted_mock
+):
+    healthy = make_mock()
+    deployments = [
+        {"name": "untrusted", "base_url": untrusted_mock, "model": "mock-model"},
+        mock_deployment(healthy, name="healthy", model="mock-model"),
+    ]
+    aliases = [{"name": "smart", "deployments": ["untrusted", "healthy"]}]  # half the first tries
+    runtime = await make_runtime(deployments, aliases=aliases)
+    ids = [f"r{i}" for i in range(40)]
+
+    # No retry to spend: a request that met the certificate moved on without counting a
+    # failure, so it never waited for a backoff either.
+    batch, outputs, errors = await run_batch(
+        runtime, jsonl(chat_line(i, model="smart") for i in ids), worker={"max_retries": 0}
+    )
+
+    assert batch.status == "completed"
+    assert_each_once(outputs, errors, ids)
+    assert errors == []
+    assert await deployments_that_answered(runtime, batch.id) == Counter({"healthy": 40})
+    stats = healthy.stats()
+    assert (stats["completed_keys"], stats["ok_repeats"]) == (40, 0)
+    untrusted = runtime.router.get("untrusted")
+    assert untrusted.gate.stats.errors >= 1  # some requests went there first
+    # Once it failed, the others were sent to the healthy one first.
+    assert untrusted.set_aside
+    assert untrusted.gate.breaker.opens == 0  # set aside, not a circuit anyone waits for
+
+
+@pytest.mark.parametrize("members", [["untrusted"], ["untrusted", "untrusted-too"]])
+async def test_with_no_deployment_left_the_batch_fails_fast_naming_the_cause(
+    make_runtime, untrusted_mock, members
+):
+    deployments = [
+        {"name": name, "base_url": untrusted_mock, "model": "mock-model"}
+        for name in ("untrusted", "untrusted-too")
+    ]
+    runtime = await make_runtime(deployments, aliases=[{"name": "smart", "deployments": members}])
+    ids = [f"r{i}" for i in range(20)]
+
+    start = time.monotonic()
+    batch, outputs, errors = await run_batch(
+        runtime, jsonl(chat_line(i, model="smart") for i in ids)
+    )
+    elapsed = time.monotonic() - start
+
+    assert (batch.status, batch.failed_count, outputs) == ("completed", 20, [])
+    assert_each_once(outputs, errors, ids)
+    assert {line["datamill_category"] for line in errors} == {"network_setup"}
+    for line in errors:
+        assert "certificate verify failed" in line["error"]["message"]
+        assert "ca_bundle" in line["error"]["message"]
+    # Fast: no backoff, and no wait for the deployment set aside (a minute).
+    assert elapsed < 20

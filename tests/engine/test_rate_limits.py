@@ -23,8 +23,8 @@ from datamill.testing.mock_process import MockProviderProcess
 from datamill.testing.mock_provider import MockConfig
 from datamill.testing.mock_ratelimits import CONVENTIONS
 from tests.conftest import mock_deployment
-from tests.engine.conftest import assert_each_once
-from tests.helpers import chat_line, jsonl, run_batch
+from tests.engine.conftest import assert_each_once, wait_until
+from tests.helpers import chat_line, jsonl, output_lines, run_batch, running_worker, submit
 
 RPM = 3000
 MOCK_BURST_SECONDS = MockConfig().burst_seconds
@@ -123,6 +123,37 @@ async def test_an_untold_rpm_is_learned_from_429s(make_runtime, make_mock):
     snapshot = gate_of(runtime).snapshot()
     assert snapshot["rpm_source"] == "429s"
     assert RPM * 0.7 <= snapshot["admitted_rpm"] <= RPM * 1.3
+
+
+async def test_a_429s_headers_teach_the_limit_before_any_success_comes_back(
+    make_runtime, make_mock
+):
+    # 600 rpm with a second of burst, successes answered in 3 s: of the first wave, 10 calls
+    # are taken and the rest meet 429s at once. Those 429s announce the limit, so the rate
+    # is the provider's 600 from them on, not a guess from what it took.
+    mock = make_mock(rpm=600, latency_ms=3000)
+    runtime = await make_runtime([mock_deployment(mock)])
+    gate = gate_of(runtime)
+    ids = [f"r{i}" for i in range(30)]
+    batch = await submit(runtime, jsonl(chat_line(i) for i in ids))
+    async with running_worker(runtime):
+
+        async def limited() -> bool:
+            return gate.rate_limited > 0
+
+        await wait_until(limited)
+        snapshot = gate.snapshot()
+        assert gate.stats.calls == gate.stats.errors  # no success has come back yet
+        batch = await runtime.batches.wait(batch.id, timeout=60, poll=0.05)
+
+    assert (snapshot["admitted_rpm"], snapshot["rpm_source"]) == (600, "headers")
+    assert snapshot["rpm_ceiling"] == 600
+    assert batch.status == "completed"
+    outputs = await output_lines(runtime, batch.output_file_id)
+    errors = await output_lines(runtime, batch.error_file_id)
+    assert_each_once(outputs, errors, ids)
+    assert errors == []
+    check_mock(mock, 30)
 
 
 # -- every provider's convention: 429s at once, successes slow --------------------------------

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from typing import Any
 
 import pytest
 
 from datamill.errors import ErrorCategory, ProviderError
+from datamill.providers.anthropic.errors import error_from_answer as anthropic_error_from_answer
 from datamill.providers.base import RateLimitHints, Usage
+from datamill.providers.http import HttpAnswer, error_from_answer
 from datamill.scheduler.breaker import BreakerState
 from datamill.scheduler.concurrency import INITIAL
 from datamill.scheduler.gate import BURST_SECONDS, DeploymentGate
 from datamill.settings import DeploymentConfig
+from datamill.testing.mock_ratelimits import Convention, ratelimit_headers
 from tests.scheduler.conftest import FakeClock
 
 
@@ -427,6 +431,7 @@ async def test_the_snapshot_says_what_was_learned(clock):
         "long_window_requests": None,
         "waiting": 0,
         "paused_for": 0.0,
+        "set_aside_for": 0.0,
         "rate_limited": 0,
         "breaker_opens": 0,
     }
@@ -638,6 +643,114 @@ async def test_an_empty_remaining_count_under_an_announced_limit_is_caught_up_to
     permit = await gate.acquire(1)
     gate.release(permit, error=None, hints=openai_hints(rpm=3000, remaining=0, reset=0.0))
     assert gate.snapshot()["admitted_rpm"] == 3000.0
+
+
+# -- 429s that say what the limit is -------------------------------------------------------
+
+
+async def test_a_429_announcing_a_limit_teaches_that_limit(clock):
+    # The same 429 without its headers would set the rate from what was taken (1,080 rpm
+    # here, "429s"); with them it is the announced 600, as a success's headers would say.
+    gate = make_gate(clock)
+    for _ in range(20):  # 20 calls answered in the last second
+        clock.advance(0.04)
+        await call(gate)
+    permit = await gate.acquire(1)
+    limited = ProviderError(
+        ErrorCategory.rate_limited,
+        "Rate limit reached",
+        retry_after=20.0,
+        rate_limits=openai_hints(rpm=600, remaining=0, reset=20.0),
+    )
+    gate.release(permit, error=limited)
+
+    snapshot = gate.snapshot()
+    assert (snapshot["admitted_rpm"], snapshot["rpm_source"]) == (600.0, "headers")
+    assert snapshot["rpm_ceiling"] == 600.0
+    assert (snapshot["admitted_tpm"], snapshot["tpm_source"]) == (1_000_000, "headers")
+    assert snapshot["paused_for"] == 20.0  # the Retry-After still pauses the deployment
+    assert gate.rate_limited == 1
+
+
+class _Level:
+    """A mock bucket's state, as `mock_ratelimits.ratelimit_headers` reads it."""
+
+    def __init__(self, rate: float, capacity: float, level: float) -> None:
+        self.rate, self.capacity, self.level = rate, capacity, level
+
+    def reset_after(self) -> float:
+        return (self.capacity - self.level) / self.rate
+
+
+def mock_429(convention: Convention) -> ProviderError:
+    """The `ProviderError` the adapters make of the mock's 429 under ``convention``: an
+    empty bucket of 3,000 rpm, 90,000 tpm."""
+    requests = _Level(50.0, 50.0, 0.4)
+    tokens = _Level(1500.0, 90000.0, 80000.0)
+    headers = ratelimit_headers(convention, requests, tokens, rpm=3000, tpm=90000, used_today=6000)
+    answer = HttpAnswer(
+        429,
+        {"retry-after": "1", **{name.lower(): value for name, value in headers.items()}},
+        b'{"error": {"message": "Rate limit reached", "type": "requests"}}',
+    )
+    if convention == "anthropic":
+        return anthropic_error_from_answer(answer, now=time.time())
+    return error_from_answer(answer)
+
+
+@pytest.mark.parametrize(
+    ("convention", "announced_rpm", "announced_tpm", "long_window"),
+    [
+        ("openai", 3000, 90000, None),
+        ("openai-live", 3000, 90000, None),
+        ("anthropic", 3000, 90000, None),
+        ("groq", None, 90000, 3000 * 1440),  # a day's requests: shown, never a pace
+        ("cerebras", None, 90000, None),
+        ("azure", None, None, None),  # remaining counts alone
+        ("openrouter", None, None, None),
+        ("together", None, None, None),
+        ("vllm", None, None, None),  # no headers (and it never answers 429)
+    ],
+)
+async def test_a_429s_headers_teach_what_a_successes_would(
+    convention, announced_rpm, announced_tpm, long_window
+):
+    limited = mock_429(convention)
+    assert limited.category is ErrorCategory.rate_limited
+    assert (limited.rate_limits is None) == (convention == "vllm")
+    gates = []
+    for _ in range(2):  # the same past for both: 20 calls answered in the last second
+        gate_clock = FakeClock()
+        gate = make_gate(gate_clock)
+        for _ in range(20):
+            gate_clock.advance(0.04)
+            await call(gate)
+        gates.append(gate)
+    told, bare = gates
+    permit = await told.acquire(1)
+    told.release(permit, error=limited)
+    permit = await bare.acquire(1)
+    bare.release(permit, error=error(ErrorCategory.rate_limited, retry_after=1.0))
+
+    learned, cut = told.snapshot(), bare.snapshot()
+    if announced_rpm is not None:
+        assert (learned["admitted_rpm"], learned["rpm_source"]) == (announced_rpm, "headers")
+    else:
+        # Nothing announced: the 429 cuts the rate as it does without headers, and only
+        # once (its empty remaining count is that same 429, not a second reason to cut).
+        assert (learned["admitted_rpm"], learned["rpm_source"]) == (cut["admitted_rpm"], "429s")
+    assert learned["admitted_tpm"] == announced_tpm
+    assert learned["long_window_requests"] == long_window
+
+
+async def test_a_success_after_a_429_keeps_what_the_429_taught(clock):
+    gate = make_gate(clock)
+    await call(gate, mock_429("openai"))
+    assert gate.snapshot()["admitted_rpm"] == 3000.0
+    permit = await gate.acquire(1)
+    gate.release(permit, error=None, hints=openai_hints(rpm=3000, remaining=10, reset=0.2))
+    snapshot = gate.snapshot()
+    assert (snapshot["admitted_rpm"], snapshot["rpm_source"]) == (3000.0, "headers")
 
 
 async def test_a_call_waiting_out_a_long_pause_ends_with_a_cancel(clock):

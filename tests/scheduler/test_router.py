@@ -7,10 +7,11 @@ import random
 from collections import Counter
 from typing import Any
 
+from datamill.errors import ErrorCategory, ProviderError
 from datamill.providers.base import Capabilities, Endpoint, ProviderCall, ProviderResponse
 from datamill.providers.http import HttpPool
 from datamill.providers.openai import OpenAIProvider
-from datamill.scheduler.gate import DeploymentGate
+from datamill.scheduler.gate import SET_ASIDE_SECONDS, DeploymentGate
 from datamill.scheduler.router import Attempts, DeploymentHandle, Router
 from datamill.settings import AliasConfig, DeploymentConfig
 from tests.scheduler.conftest import FakeClock
@@ -233,3 +234,45 @@ def test_attempts_wait_at_the_current_deployment_when_every_circuit_cools_down()
     assert attempts.next().handle.name == "a"
     assert attempts.advance()
     assert attempts.next().handle.name == "b"
+
+
+# -- a deployment that cannot be reached as configured ----------------------------------------
+
+
+def test_a_dropped_deployment_leaves_the_requests_order_for_good():
+    alias = AliasConfig(name="x", deployments=["a"], fallbacks=["b", "c"])
+    router = Router([handle(n, model=n) for n in "abc"], [alias])
+    attempts = Attempts(router.plan("x", CHAT), random.Random(0))
+
+    assert attempts.next().handle.name == "a"
+    assert attempts.drop()  # a's certificate is not trusted, say
+    assert attempts.next().handle.name == "b"
+    assert attempts.advance()  # b failed with a 500: on to c
+    assert attempts.next().handle.name == "c"
+    assert not attempts.advance()  # the round is over: back off, then b and c again
+    seen = [attempts.next().handle.name]
+    while attempts.advance():
+        seen.append(attempts.next().handle.name)
+    assert seen == ["b", "c"]
+    assert attempts.next().handle.name == "b"  # a new round
+    assert attempts.drop()  # b cannot be reached either
+    assert attempts.next().handle.name == "c"
+    assert not attempts.drop()  # the last one: the request ends with its error
+
+
+async def test_a_deployment_whose_network_setup_failed_is_set_aside_for_other_requests():
+    clock = FakeClock()
+    handles = [handle(n, model=n, clock=clock) for n in "ab"]
+    router = Router(handles, [AliasConfig(name="x", deployments=["a"], fallbacks=["b"])])
+    gate = handles[0].gate
+    permit = await gate.acquire(1)
+    gate.release(
+        permit, error=ProviderError(ErrorCategory.network_setup, "certificate verify failed")
+    )
+
+    assert handles[0].set_aside
+    assert not handles[0].circuit_open  # nothing waits for it
+    assert gate.snapshot()["set_aside_for"] == SET_ASIDE_SECONDS  # the dashboard shows it
+    assert Attempts(router.plan("x", CHAT), random.Random(0)).next().handle.name == "b"
+    clock.advance(SET_ASIDE_SECONDS + 1)  # a while later it is tried again
+    assert Attempts(router.plan("x", CHAT), random.Random(0)).next().handle.name == "a"

@@ -87,6 +87,7 @@ def error_from_body(
     status: int | None = None,
     retry_after: float | None = None,
     request_id: str | None = None,
+    rate_limits: RateLimitHints | None = None,
 ) -> ProviderError:
     """The `ProviderError` of an Anthropic error body, kept as the error's ``body``."""
     kind, message, code = _error_fields(body)
@@ -99,24 +100,28 @@ def error_from_body(
         body=body,
         retry_after=retry_after,
         request_id=request_id,
+        rate_limits=rate_limits,
     )
 
 
 def error_from_answer(answer: HttpAnswer, *, now: float) -> ProviderError:
-    """The `ProviderError` of an error answer, with its retry hint and request id."""
+    """The `ProviderError` of an error answer, with its retry hint, request id and
+    rate-limit headers."""
     try:
         body: Any = orjson.loads(answer.body) if answer.body else None
     except orjson.JSONDecodeError:
         text = answer.body[:2000].decode("utf-8", "replace")
         body = {"type": "error", "error": {"type": None, "message": text}}
+    hints = rate_limit_hints(answer.headers, now=now)
     retry_after = retry_after_seconds(answer.headers)
     if retry_after is None and answer.status == 429:
-        retry_after = _exhausted_reset(rate_limit_hints(answer.headers, now=now))
+        retry_after = _exhausted_reset(hints)
     return error_from_body(
         body,
         status=answer.status,
         retry_after=retry_after,
         request_id=request_id(answer.headers),
+        rate_limits=hints,
     )
 
 

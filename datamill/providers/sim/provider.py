@@ -236,6 +236,7 @@ class SimProvider:
             body=body,
             retry_after=wait,
             request_id=request_id,
+            rate_limits=self._bucket.hints(),
         )
 
     async def _delay(self, timeout: float, request_id: str) -> None:
