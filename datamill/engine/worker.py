@@ -384,6 +384,11 @@ class Worker:
                 # its calls end now, not when a gate lets them through.
                 self._executor.waits.close(self._closing_code)
                 self._budgets.refresh(budgets_of(self._view), marks)
+                # A batch this worker knows to be spent stays closed while the store, its
+                # last flush still on the way, says otherwise: else its remaining requests
+                # would all be leased and closed here before a sweep stopped it in the store.
+                for batch_id in [b for b in self._view.running if self._budgets.exhausted(b)]:
+                    self._close_now(batch_id, "budget_exhausted")
                 for batch_id in self._view.running:
                     if batch_id not in self._order:
                         self._order.append(batch_id)
