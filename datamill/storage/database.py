@@ -9,6 +9,8 @@ instead of spinning in SQLite's busy handler.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +27,29 @@ from datamill.errors import StorageError
 Dialect = Literal["sqlite", "postgresql"]
 
 _IMMEDIATE = "datamill_immediate"
+_BUSY_TIMEOUT = 30.0  # seconds a SQLite connection waits for another's lock
+_WAL_RETRY = 0.01
+
+
+async def _enter_wal(driver: Any, *, in_memory: bool) -> None:
+    """Put a SQLite connection's store in WAL mode (it stays so: once per file in effect).
+
+    While another connection opens the same new file (two processes starting on a new
+    store), SQLite refuses the switch at once, "database is locked", without waiting in its
+    busy handler (or answers the old mode): so it is retried here, for as long as any other
+    lock is waited for."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        try:
+            async with driver.execute("PRAGMA journal_mode=WAL") as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        else:
+            if in_memory or str(row[0]).lower() == "wal" or time.monotonic() > deadline:
+                return
+        await asyncio.sleep(_WAL_RETRY)
 
 
 class Database:
@@ -65,18 +90,19 @@ class Database:
     def _open_sqlite(cls, url: str, path: str | None, synchronous: str) -> Database:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": _BUSY_TIMEOUT})
+        in_memory = not path or path == ":memory:"
 
         @event.listens_for(engine.sync_engine, "connect")
         def _configure(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
             # Take transaction control away from the sqlite3 module; we emit BEGIN ourselves.
             dbapi_connection.isolation_level = None
+            dbapi_connection.run_async(lambda driver: _enter_wal(driver, in_memory=in_memory))
             cursor = dbapi_connection.cursor()
             for pragma in (
-                "journal_mode=WAL",
                 f"synchronous={synchronous}",
                 "foreign_keys=ON",
-                "busy_timeout=30000",
+                f"busy_timeout={int(_BUSY_TIMEOUT * 1000)}",
                 "cache_size=-16384",
                 "temp_store=MEMORY",
             ):
