@@ -25,7 +25,10 @@ their time, so counting answers would read the first 429 as "it takes nothing".
 With nothing configured or announced there is no pacing until the first 429; that 429 sets
 the rate a tenth under what the provider took in the last second, and never under half of
 what was sent in it: a 429 that comes back before anything else does says the provider
-takes less than that, not that it takes nothing.
+takes less than that, not that it takes nothing. The calls of its wave still out count as
+taken until their own 429s come back, so each of those lowers the figure again (the first
+429 alone, on a loaded machine, could count twice what the provider took): the rate starts
+from what the whole wave taught.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ class AdmittedRate:
         self.meter = AcceptanceMeter()
         self.peak: float | None = None  # the rate when the last cut came
         self._set_at = float("-inf")  # when the rate was last cut or set from headers
+        self._first_wave = False  # the rate is the first 429's: its wave's 429s refine it
         self._last_limited = now
         self._last_step = now
 
@@ -138,6 +142,7 @@ class AdmittedRate:
         if self.configured is not None:
             return False  # what the user configured wins; the announcement is shown only
         self.source = "headers"
+        self._first_wave = False
         if self.rate is None or self.rate > limit:
             self.rate = limit
             self._set_at = now
@@ -149,16 +154,15 @@ class AdmittedRate:
         bucket is empty); True when the rate changed."""
         self._last_limited = now
         if self.rate is None:
-            # A tenth under what it took: at exactly its rate its bucket would stay empty.
-            taken = self.meter.rate(now, 1.0)
-            sent = self.meter.sent_rate(now, 1.0) * MAX_CUT
-            self.rate = max(MIN_RATE, taken * DECREASE, sent)
-            self.peak = taken or None  # about where the limit is, if it took anything
             self.source = "429s"
             self._set_at = now
-            return True
+            self._first_wave = True
+            return self._learn(now)
         if sent_at <= self._set_at:
-            return False
+            # The rest of the first wave refines what the provider took; a later wave's 429s
+            # say nothing about the new rate.
+            return self._first_wave and self._learn(now)
+        self._first_wave = False
         self.peak = self.rate
         target = self.rate * DECREASE
         # Slow rates need a longer look to count a handful of calls.
@@ -167,6 +171,19 @@ class AdmittedRate:
             target = max(taken, self.rate * MAX_CUT)
         self.rate = max(MIN_RATE, target)
         self._set_at = now
+        return True
+
+    def _learn(self, now: float) -> bool:
+        """Set the rate a tenth under what the provider took in the last second (at exactly
+        its rate its bucket would stay empty), never under half of what was sent in it;
+        True if that lowered it. Calls of the first wave still out count as taken until
+        their 429s come back, so each of those 429s refines the figure."""
+        taken = self.meter.rate(now, 1.0)
+        rate = max(MIN_RATE, taken * DECREASE, self.meter.sent_rate(now, 1.0) * MAX_CUT)
+        if self.rate is not None and rate >= self.rate:
+            return False
+        self.rate = rate
+        self.peak = taken or None  # about where the limit is, if it took anything
         return True
 
     def maybe_grow(self, now: float, *, waiting: bool) -> bool:

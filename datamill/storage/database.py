@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,13 +23,36 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from datamill.errors import StorageError
-from datamill.storage.sqlite_thread import SqliteThread, configure
+from datamill.storage.sqlite_thread import (
+    BUSY_TIMEOUT,
+    WAL_RETRY,
+    SqliteThread,
+    configure,
+    wal_refused,
+)
 
 T = TypeVar("T")
 
 Dialect = Literal["sqlite", "postgresql"]
 
 _IMMEDIATE = "datamill_immediate"
+
+
+async def _enter_wal(driver: Any) -> None:
+    """`sqlite_thread.enter_wal` on aiosqlite's connection, waiting without blocking the
+    event loop."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            async with driver.execute("PRAGMA journal_mode=WAL") as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.OperationalError as exc:
+            if not wal_refused(exc, deadline):
+                raise
+        else:
+            if str(row[0]).lower() == "wal" or time.monotonic() > deadline:
+                return
+        await asyncio.sleep(WAL_RETRY)
 
 
 class Database:
@@ -79,12 +103,13 @@ class Database:
                 "share the store through a file, e.g. sqlite:///./datamill.db"
             )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _configure(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
             # Take transaction control away from the sqlite3 module; we emit BEGIN ourselves.
             dbapi_connection.isolation_level = None
+            dbapi_connection.run_async(_enter_wal)
             configure(dbapi_connection, synchronous)
 
         @event.listens_for(engine.sync_engine, "begin")

@@ -21,6 +21,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -28,16 +29,44 @@ T = TypeVar("T")
 
 _Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]] | None
 
+BUSY_TIMEOUT = 30.0  # seconds a SQLite connection waits for another's lock
+WAL_RETRY = 0.01
+
+
+def enter_wal(connection: sqlite3.Connection) -> None:
+    """Put the connection's store in WAL mode (it stays so: once per file in effect).
+
+    While another connection opens the same new file (two processes starting on a new
+    store), SQLite refuses the switch at once, "database is locked", without waiting in its
+    busy handler (or answers the old mode): so it is retried, for as long as any other lock
+    is waited for."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            row = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if not wal_refused(exc, deadline):
+                raise
+        else:
+            if str(row[0]).lower() == "wal" or time.monotonic() > deadline:
+                return
+        time.sleep(WAL_RETRY)
+
+
+def wal_refused(error: sqlite3.OperationalError, deadline: float) -> bool:
+    """Whether a refused switch to WAL is worth trying again."""
+    return "locked" in str(error) and time.monotonic() <= deadline
+
 
 def configure(connection: Any, synchronous: str) -> None:
-    """The pragmas every datamill connection to a SQLite store runs with (``connection``: a
-    `sqlite3.Connection`, or the DB-API adapter SQLAlchemy puts around aiosqlite's)."""
+    """The pragmas every datamill connection to a SQLite store runs with, WAL aside
+    (``connection``: a `sqlite3.Connection`, or the DB-API adapter SQLAlchemy puts around
+    aiosqlite's)."""
     cursor = connection.cursor()
     for pragma in (
-        "journal_mode=WAL",
         f"synchronous={synchronous}",
         "foreign_keys=ON",
-        "busy_timeout=30000",
+        f"busy_timeout={int(BUSY_TIMEOUT * 1000)}",
         "cache_size=-16384",
         "temp_store=MEMORY",
     ):
@@ -106,8 +135,9 @@ class SqliteThread:
     def _connect(self) -> sqlite3.Connection:
         # isolation_level None: the module opens no transaction of its own; we BEGIN.
         connection = sqlite3.connect(
-            self._path, timeout=30, isolation_level=None, check_same_thread=False
+            self._path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
         )
+        enter_wal(connection)
         configure(connection, self._synchronous)
         return connection
 

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from datamill.errors import ErrorCategory, ProviderError
 from datamill.runtime import Runtime
 from datamill.scheduler.concurrency import INITIAL
-from datamill.scheduler.gate import DeploymentGate
+from datamill.scheduler.gate import DeploymentGate, Permit
 from datamill.testing.mock_process import MockProviderProcess
 from datamill.testing.mock_provider import MockConfig
 from datamill.testing.mock_ratelimits import CONVENTIONS
@@ -54,6 +55,34 @@ def check_mock(mock: MockProviderProcess, n: int) -> dict[str, int]:
     assert stats["completed_keys"] == n
     assert stats["ok_repeats"] == 0
     return {status: int(count) for status, count in stats["by_status"].items()}
+
+
+class Waves:
+    """A spy on a gate's way out: splits the 429s into the first wave (calls sent before the
+    first 429 came back) and those sent after it, and keeps the concurrency limit at the
+    first 429. It changes nothing the gate does."""
+
+    def __init__(self, gate: DeploymentGate) -> None:
+        self.first_429_at: float | None = None
+        self.limit_then = 0
+        self._refused: list[float] = []  # when each 429'd call was sent
+        release = gate.release
+
+        def spy(permit: Permit, *, error: ProviderError | None, **answer: Any) -> None:
+            if error is not None and error.category is ErrorCategory.rate_limited:
+                self._refused.append(permit.sent_at)
+                if self.first_429_at is None:
+                    self.first_429_at = gate._clock.monotonic()
+                    self.limit_then = gate.concurrency.limit
+            release(permit, error=error, **answer)
+
+        gate.release = spy  # type: ignore[method-assign]
+
+    def split(self) -> tuple[int, int]:
+        """429s (in the first wave, after it)."""
+        first = self.first_429_at
+        wave = sum(1 for sent_at in self._refused if first is None or sent_at < first)
+        return wave, len(self._refused) - wave
 
 
 async def test_a_told_rpm_drains_at_the_limit_without_429s(make_runtime, make_mock):
@@ -113,13 +142,25 @@ async def test_an_untold_rpm_is_read_from_the_headers(make_runtime, make_mock):
 async def test_an_untold_rpm_is_learned_from_429s(make_runtime, make_mock):
     mock = make_mock(rpm=RPM, error_rate=0.05, seed=1, ratelimit_headers=False)
     runtime = await make_runtime([mock_deployment(mock)])
+    waves = Waves(gate_of(runtime))
 
     await run(runtime, 150)
 
     by_status = check_mock(mock, 150)
+    wave, later = waves.split()
+    assert wave + later == by_status.get("429", 0)
     # The first wave: a round of the slow start, and the calls sent as its first answers
-    # came back, before its 429s did. After that the learned rate paces everything.
-    assert by_status.get("429", 0) <= INITIAL + 10
+    # came back, before its 429s did. How many of those there are depends on how busy the
+    # event loop is (a loaded machine reads many answers before the first 429), but never
+    # more than the calls allowed out at once: each call sent past the first round replaced
+    # one the provider took. (The limit is INITIAL, or twice it when a whole round of
+    # successes was read before any 429.)
+    assert waves.limit_then in (INITIAL, 2 * INITIAL)
+    assert wave <= waves.limit_then
+    # After it, the rate learned from the whole wave paces everything, a tenth under what
+    # the provider took: a later 429 is a rare cut as the rate grows back, and the calls
+    # already out then.
+    assert later <= 5
     snapshot = gate_of(runtime).snapshot()
     assert snapshot["rpm_source"] == "429s"
     assert RPM * 0.7 <= snapshot["admitted_rpm"] <= RPM * 1.3
@@ -206,10 +247,15 @@ async def test_an_untold_limit_is_learned_whatever_the_providers_convention(
 async def test_a_steady_slow_provider_keeps_the_whole_concurrency(make_runtime, make_mock):
     # Slow start doubles from 64 each round trip; on a loaded machine a round may end before
     # all its calls went out, so the batch keeps several rounds' worth after 256 is reached.
-    mock = make_mock(latency_ms=300)
+    # The latency the gate judges is read by this process: answers waiting for a busy event
+    # loop look like a queue at the provider. At 300 ms and 256 in flight (850 answers a
+    # second) a loaded 2-core machine fell that far behind (3 runs in 5 with three CPU hogs:
+    # a median of twice the baseline, a cut); at 1 s (256 a second) it must fall a whole
+    # second behind, and kept 256 in 6 runs of 6 under the same load.
+    mock = make_mock(latency_ms=1000)
     runtime = await make_runtime([mock_deployment(mock)])
 
-    await run(runtime, 1536, concurrency=256)
+    await run(runtime, 1024, concurrency=256)
 
     assert mock.stats()["peak_in_flight"] == 256
     gate = gate_of(runtime)

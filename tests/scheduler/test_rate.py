@@ -196,6 +196,31 @@ def test_a_429_that_comes_back_before_any_answer_is_not_read_as_nothing_taken():
     assert rate.rate > 100 * MIN_RATE
 
 
+def test_the_rest_of_the_first_wave_refines_the_first_429s_figure():
+    # The same wave, but the first 429 is read while the other 13 are still on their way
+    # (a busy event loop): the calls still out count as taken, 63 a second. Each 429 of the
+    # wave that comes back after it lowers the figure; the whole wave says 50.
+    rate = AdmittedRate(configured_rpm=None, now=0.0)
+    for i in range(64):
+        rate.on_sent(100 + i * 0.0001)
+    rate.on_refused(100.0050)
+    assert rate.on_rate_limited(100.01, sent_at=100.0050)
+    assert rate.rate == pytest.approx(0.9 * 63, abs=3)
+    for i in range(51, 64):
+        rate.on_refused(100 + i * 0.0001)
+        rate.on_rate_limited(100.02, sent_at=100 + i * 0.0001)
+    assert rate.rate == pytest.approx(45, abs=3)
+    assert rate.peak == pytest.approx(50, abs=3)
+    # Once a call sent after it met a 429 (a cut), the wave is over: late 429s of calls
+    # sent before that cut change nothing.
+    took(rate, 45, start=100.1, seconds=1)
+    assert rate.on_rate_limited(101.2, sent_at=101.0)
+    cut = rate.rate
+    rate.on_refused(100.5)
+    assert not rate.on_rate_limited(101.3, sent_at=100.5)
+    assert rate.rate == cut
+
+
 def test_a_provider_that_refused_everything_gets_half_of_what_was_sent():
     rate = AdmittedRate(configured_rpm=None, now=0.0)
     for i in range(20):

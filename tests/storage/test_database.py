@@ -1,8 +1,10 @@
-"""The store's write transactions: relaxed commits on PostgreSQL, only where asked."""
+"""The store's connections: relaxed commits on PostgreSQL, only where asked; SQLite in WAL mode
+however many connections open a new store at once."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 
 import asyncpg
@@ -65,4 +67,29 @@ async def test_relaxed_writes_commit_on_sqlite(tmp_path):
         async with database.read() as conn:
             assert (await conn.exec_driver_sql("SELECT x FROM t")).scalar() == 1
     finally:
+        await database.dispose()
+
+
+async def test_a_new_sqlite_store_another_connection_is_making_is_waited_for(tmp_path):
+    # Another process opened the new store first and holds its write lock (its own switch to
+    # WAL, or its tables): SQLite refuses our switch to WAL at once ("database is locked"),
+    # without waiting in its busy handler. A server and its workers starting together on a
+    # new store, or two racing `migrate` runs, failed so in about 1 start of 20.
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE made_by_the_other (x integer)")
+    database = Database.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        ping = asyncio.create_task(database.ping())
+        # Without waiting for the lock, the ping fails at once; with it, it waits for the
+        # commit however long this takes.
+        await asyncio.wait({ping}, timeout=0.5)
+        other.execute("COMMIT")
+        await ping
+        async with database.read() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+            await conn.exec_driver_sql("SELECT x FROM made_by_the_other")
+    finally:
+        other.close()
         await database.dispose()
