@@ -195,6 +195,10 @@ class GatewayService:
             handle.gate.release(permit, error=error)
             if error.category.retryable and attempts.advance():
                 continue
+            # A deployment that cannot be reached as configured (its certificate, its
+            # proxy, its host): the alias's next one answers instead, as in batches.
+            if error.category is ErrorCategory.network_setup and attempts.drop():
+                continue
             self._report(request, route, started, ok=False, error_code=error.category.value)
             raise UpstreamFailed(
                 error, deployment=handle.name, rate_limits=self._rate_limits(route)

@@ -9,9 +9,12 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import select
 
+from datamill.gateway.requests import GatewayRequest
+from datamill.providers.base import Endpoint
 from datamill.storage.schema import results
 from datamill.testing.mock_provider import start_mock
 from datamill.testing.tls import make_private_ca
@@ -163,3 +166,25 @@ async def test_with_no_deployment_left_the_batch_fails_fast_naming_the_cause(
         assert "ca_bundle" in line["error"]["message"]
     # Fast: no backoff, and no wait for the deployment set aside (a minute).
     assert elapsed < 20
+
+
+async def test_the_gateway_hands_a_call_on_from_an_untrusted_certificate(
+    make_runtime, make_mock, untrusted_mock
+):
+    healthy = make_mock()
+    deployments = [
+        {"name": "untrusted", "base_url": untrusted_mock, "model": "mock-model"},
+        mock_deployment(healthy, name="healthy", model="mock-model"),
+    ]
+    # The untrusted one first, always: without the hand-over every call would fail.
+    aliases = [{"name": "smart", "deployments": ["untrusted"], "fallbacks": ["healthy"]}]
+    runtime = await make_runtime(deployments, aliases=aliases)
+    body = {"model": "smart", "messages": [{"role": "user", "content": "hi"}]}
+
+    answer = await runtime.gateway.complete(
+        GatewayRequest(Endpoint.chat_completions, body, orjson.dumps(body), "smart")
+    )
+
+    assert answer.deployment == "healthy"
+    assert healthy.stats()["completed_keys"] == 1
+    assert runtime.router.get("untrusted").set_aside
