@@ -92,11 +92,18 @@ async def test_expired_files_are_deleted_with_their_blobs(make_runtime, offset_c
     )
     offset_clock.jump(2 * 3600)
 
+    async def gone() -> bool:
+        # The row goes first, then the blob, in a transaction of its own: wait for both, or
+        # the worker could be stopped in between.
+        if await file_repo.get_file(runtime.database, short.id, project_id=PROJECT) is not None:
+            return False
+        try:
+            await read_all(runtime.blobs.read(short.id))
+        except StorageError:
+            return True
+        return False
+
     async with running_worker(runtime):
-
-        async def gone() -> bool:
-            return await file_repo.get_file(runtime.database, short.id, project_id=PROJECT) is None
-
         await wait_until(gone)
 
     with pytest.raises(StorageError):
