@@ -230,6 +230,7 @@ async def queueing_server(slots: int, service: float) -> AsyncIterator[tuple[str
         await runner.cleanup()
 
 
+@pytest.mark.serial  # a throughput bound: 1,000 calls within 1.5x of the server's pace
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_a_server_that_queues_silently_gets_fewer_calls(make_runtime):
     # 8 slots of 50 ms: 160 answers a second. 256 calls in flight would wait 1.6 s each.

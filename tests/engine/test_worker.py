@@ -180,6 +180,7 @@ async def test_answers_waiting_for_their_commit_do_not_hold_call_slots(
     assert options.concurrency < worst <= options.max_unrecorded
 
 
+@pytest.mark.serial  # a latency bound: the batch is done within 2 s
 async def test_an_idle_worker_starts_a_new_batch_at_once_not_at_its_next_poll(
     make_runtime, mock_provider
 ):
