@@ -45,8 +45,17 @@ chromium:
 	    echo "Chromium (/usr/bin/chromium) is missing: install it, or the browser tests are skipped"; \
 	  fi; }
 
+# The suite in parallel (pytest-xdist): `-n auto` is sized in tests/conftest.py, and a test
+# file stays on one worker (--dist loadfile) so its module fixtures (a server, a browser) start
+# once. Then the tests marked `serial` (timing bounds) run alone. Both parts always run.
+# TEST_WORKERS=0 runs the first part serially too.
+TEST_WORKERS ?= auto
+
 test: $(STAMP) bytecode postgres chromium
-	$(BIN)/pytest
+	@status=0; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial" || status=$$?; \
+	$(BIN)/pytest -m serial || status=$$?; \
+	exit $$status
 
 # Refresh the screenshots docs/dashboard.md shows: the browser tests take them, after the
 # module's other tests have filled the server with batches.

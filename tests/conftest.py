@@ -4,6 +4,9 @@ PostgreSQL: one throwaway server per session (``initdb`` in a temporary director
 auth, a free port on 127.0.0.1), one migrated template database, and a fresh database per
 test cloned from it. With ``CI=true`` a test that needs PostgreSQL fails when the server
 cannot start; elsewhere it is skipped with the reason.
+
+In parallel (pytest-xdist, ``make test``) every worker is a session of its own: its own
+PostgreSQL server, mock provider and temporary directories, so workers share nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ ISOLATED_PREFIXES = (
     "no_proxy",
     "SSL_CERT_",
 )
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers per CPU this process may use, at most 8. Most of a test's time
+    is spent waiting (for a subprocess, a server, a poll): run serially, the suite keeps one
+    core 40% busy. On 2 busy cores, 4 workers ran the suite in 7.6 minutes where 2 took 9.3."""
+    return min(2 * len(os.sched_getaffinity(0)), 8)
 
 
 @pytest.fixture(autouse=True)
