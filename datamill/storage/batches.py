@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, case, delete, exists, func, select, update
 
 from datamill.protocol.batches import BatchStatus
 from datamill.storage.database import Database
 from datamill.storage.files import file_values
 from datamill.storage.pagination import fetch_page
 from datamill.storage.records import BatchRecord, FileRecord, from_row
-from datamill.storage.schema import batches, files
+from datamill.storage.schema import batches, files, results
 
 S = BatchStatus
 _finished = batches.c.completed_count + batches.c.failed_count
@@ -180,6 +180,21 @@ async def request_cancel(database: Database, batch_id: str, *, now: float) -> bo
     return bool(result.rowcount)
 
 
+# A batch some of whose requests a worker closed for its budget was stopped by it, whoever
+# got to mark it first: the sweep (`requests.stop_for_budget`), or nobody, when the worker
+# closed the last requests before a sweep saw the store's cost reach the budget.
+_BUDGET_CLOSED = case(
+    (
+        exists().where(
+            results.c.batch_id == batches.c.id,
+            results.c.ok.is_(False),
+            results.c.error_code == "budget_exhausted",
+        ),
+        "budget_exhausted",
+    ),
+)
+
+
 async def claim_finalization(
     database: Database, batch_id: str, *, worker_id: str, now: float
 ) -> bool:
@@ -202,6 +217,7 @@ async def claim_finalization(
                 finalizing_at=now,
                 target_status="completed",
                 claimed_by=worker_id,
+                stop_reason=func.coalesce(batches.c.stop_reason, _BUDGET_CLOSED),
             )
         )
         if not result.rowcount:

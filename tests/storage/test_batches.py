@@ -105,6 +105,24 @@ async def test_a_batch_cancelled_while_validating_keeps_its_count(database, make
     assert (record.status, record.total_count, record.model) == ("cancelling", 4, "m")
 
 
+@pytest.mark.parametrize(
+    ("closed_for_budget", "stop_reason"), [(True, "budget_exhausted"), (False, None)]
+)
+async def test_a_batch_whose_requests_were_closed_for_its_budget_finalizes_as_stopped(
+    database, make_batch, closed_for_budget, stop_reason
+):
+    # The worker closed its last requests itself before any sweep marked the batch stopped.
+    batch = await make_batch(2)
+    code = "budget_exhausted" if closed_for_budget else "server_error"
+    closed = make_result(batch, 1, ok=False, status_code=None, error_code=code)
+    await record_results(database, [make_result(batch, 0), closed], now=NOW)
+
+    assert await batch_repo.claim_finalization(database, batch.id, worker_id="w", now=NOW)
+
+    record = await batch_repo.get_batch(database, batch.id)
+    assert (record.status, record.stop_reason) == ("finalizing", stop_reason)
+
+
 async def test_claim_finalization_only_when_every_request_has_a_result(database, make_batch):
     batch = await make_batch(3)
     await record_results(database, [make_result(batch, 0), make_result(batch, 1)], now=NOW)
