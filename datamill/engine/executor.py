@@ -206,15 +206,7 @@ class RequestExecutor:
     async def _back_off(self, batch_id: str, seconds: float) -> None:
         """Sleep before the next round of tries; cut short when the batch closes (the
         caller then finds it closed)."""
-        waits = self.waits
-        task = waits.enter(batch_id)
-        try:
-            await self._clock.sleep(seconds)
-        except asyncio.CancelledError:
-            if not waits.leave(task) or task.cancelling():
-                raise
-            return
-        waits.leave(task)
+        await self.waits.wait(batch_id, lambda: self._clock.sleep(seconds))
 
     @staticmethod
     async def _reserve(
@@ -276,16 +268,12 @@ class RequestExecutor:
         """One call through the deployment's gate; None when the batch closed while the gate
         held it (then nothing was sent). The wait ends as soon as the batch closes."""
         gate = route.handle.gate
-        waits = self.waits
-        waiting = waits.enter(batch_id)
-        try:
-            permit = await gate.acquire(tokens)
-        except asyncio.CancelledError:
-            # The gate gave back whatever it had taken.
-            if not waits.leave(waiting) or waiting.cancelling():
-                raise
+        # A cancelled wait leaves nothing taken at the gate; a permit granted as the batch
+        # closed is given back.
+        permit = await self.waits.wait(batch_id, lambda: gate.acquire(tokens), discard=gate.abandon)
+        if permit is None:
             return None
-        if waits.leave(waiting) or not ready():
+        if not ready():
             gate.abandon(permit)
             return None
         provider = route.handle.provider

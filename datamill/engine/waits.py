@@ -6,7 +6,7 @@ minutes, and a batch's cancel (or expiry, or spent budget) or its worker's stop 
 wait for it to end. `CallWaits` knows which calls wait, by batch, and cancels the waits of
 a batch that closed, or every wait when the worker stops.
 
-As with `deadlines.py`, a wait is cancelled only while it is registered: the caller
+As with `deadlines.py`, a wait is cancelled only while it is registered: `CallWaits.wait`
 registers just before it and unregisters synchronously after it, so the cancel never lands
 on a call out at a provider or on a result being recorded.
 """
@@ -14,7 +14,10 @@ on a call out at a provider or on a result being recorded.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class CallWaits:
@@ -28,9 +31,32 @@ class CallWaits:
         """How many calls wait now."""
         return len(self._waiting)
 
-    def enter(self, batch_id: str) -> asyncio.Task[object]:
-        """Register the current task's wait for a call of ``batch_id``. Once the worker
-        stops no wait begins: this raises `asyncio.CancelledError`, as the stop would have."""
+    async def wait(
+        self,
+        batch_id: str,
+        start: Callable[[], Awaitable[T]],
+        *,
+        discard: Callable[[T], None] | None = None,
+    ) -> T | None:
+        """What ``start()`` gives, awaited as a wait of a call of ``batch_id``; None when the
+        batch closed first (a result that came in that same instant goes to ``discard``).
+        A worker's stop cancels it, and no wait begins once the worker stopped: both raise
+        `asyncio.CancelledError`."""
+        task = self._enter(batch_id)
+        try:
+            result = await start()
+        except asyncio.CancelledError:
+            if not self._leave(task) or task.cancelling():
+                raise
+            return None
+        if self._leave(task):
+            if discard is not None:
+                discard(result)
+            return None
+        return result
+
+    def _enter(self, batch_id: str) -> asyncio.Task[object]:
+        """Register the current task's wait for a call of ``batch_id``."""
         if self._stopped:
             raise asyncio.CancelledError
         task = asyncio.current_task()
@@ -38,7 +64,7 @@ class CallWaits:
         self._waiting[task] = batch_id
         return task
 
-    def leave(self, task: asyncio.Task[object]) -> bool:
+    def _leave(self, task: asyncio.Task[object]) -> bool:
         """Unregister the wait; True when it was ended because its batch closed (that
         cancel is then withdrawn: the caller records the request as closed). A wait ended
         by the worker's stop stays cancelled."""

@@ -140,13 +140,12 @@ async def test_a_closing_batch_ends_its_own_waits_and_a_stop_ends_every_one():
     ended: dict[str, bool] = {}
 
     async def wait(batch_id: str) -> None:
-        task = waits.enter(batch_id)
         try:
-            await asyncio.sleep(3600)
+            slept = await waits.wait(batch_id, lambda: asyncio.sleep(3600, result="slept"))
         except asyncio.CancelledError:
-            ended[batch_id] = waits.leave(task)
-            if not ended[batch_id] or task.cancelling():
-                raise
+            ended[batch_id] = False
+            raise
+        ended[batch_id] = slept is None  # None: ended because the batch closed
 
     cancelled, running = asyncio.create_task(wait("a")), asyncio.create_task(wait("b"))
     await asyncio.sleep(0)
@@ -162,5 +161,7 @@ async def test_a_closing_batch_ends_its_own_waits_and_a_stop_ends_every_one():
         await running  # a stop stays a cancel: the lease goes back
     assert ended == {"a": True, "b": False}
     assert waits.waiting == 0
+    started = []
     with pytest.raises(asyncio.CancelledError):
-        waits.enter("c")  # no wait begins once stopped
+        await waits.wait("c", lambda: started.append("c") or asyncio.sleep(0))
+    assert started == []  # no wait begins once stopped
