@@ -463,6 +463,30 @@ def _reject_internal_keys(entries: list[Any], path: Path) -> None:
         raise ConfigError(f"{path}: " + "; ".join(problems))
 
 
+# A deployment's secrets from the environment: the field naming the variable, the field that
+# receives its value, and how to set the variable.
+_SECRETS = {"api_key_env": "api_key", "proxy_env": "proxy_url"}
+_SECRET_FIXES = {
+    "api_key_env": "... or remove api_key_env for a server that needs no key",
+    "proxy_env": "http://user:password@proxy:3128 or remove proxy_env",
+}
+
+
+def secret_from_env(
+    deployment: DeploymentConfig, variable_field: str, env: Mapping[str, str]
+) -> str:
+    """The value of the variable ``variable_field`` (``api_key_env``, ``proxy_env``) names;
+    `ConfigError` saying how to set it when it is unset or empty."""
+    variable = getattr(deployment, variable_field)
+    value = env.get(variable) if variable else None
+    if not value:
+        raise ConfigError(
+            f"deployments.{deployment.name}.{variable_field} names {variable}, which is not "
+            f"set; export {variable}={_SECRET_FIXES[variable_field]}"
+        )
+    return value
+
+
 def _with_secrets(
     deployment: DeploymentConfig, env: Mapping[str, str], path: Path
 ) -> DeploymentConfig:
@@ -473,21 +497,13 @@ def _with_secrets(
             'set the provider\'s API address, e.g. base_url = "https://api.groq.com/openai/v1"'
         )
     secrets: dict[str, SecretStr] = {}
-    wanted = (
-        ("api_key", "api_key_env", "... or remove api_key_env for a server that needs no key"),
-        ("proxy_url", "proxy_env", "http://user:password@proxy:3128 or remove proxy_env"),
-    )
-    for secret, field, fix in wanted:
-        variable = getattr(deployment, field)
-        if variable is None:
-            continue
-        value = env.get(variable)
-        if not value:
-            raise ConfigError(
-                f"{path}: deployments.{deployment.name}.{field} names {variable}, which is "
-                f"not set; export {variable}={fix}"
-            )
-        secrets[secret] = SecretStr(value)
+    for variable_field, secret in _SECRETS.items():
+        if getattr(deployment, variable_field) is not None:
+            try:
+                value = secret_from_env(deployment, variable_field, env)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+            secrets[secret] = SecretStr(value)
     return deployment.model_copy(update=secrets) if secrets else deployment
 
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from datamill.errors import ConfigError
 from datamill.providers.http1 import DEFAULT_LIMITS, Limits, Proxy
-from datamill.settings import DeploymentConfig
+from datamill.settings import DeploymentConfig, secret_from_env
 
 log = logging.getLogger("datamill.providers")
 
@@ -164,14 +164,7 @@ def _proxy_url(deployment: DeploymentConfig, env: Mapping[str, str]) -> str:
     """The proxy URL of ``proxy_env``: read at load, or now for a deployment made in code."""
     if deployment.proxy_url is not None:
         return deployment.proxy_url.get_secret_value()
-    variable = deployment.proxy_env
-    url = env.get(variable) if variable else None
-    if not url:
-        raise ConfigError(
-            f"deployments.{deployment.name}.proxy_env names {variable}, which is not set; "
-            f"export {variable}=http://user:password@proxy:3128 or remove proxy_env"
-        )
-    return url
+    return secret_from_env(deployment, "proxy_env", env)
 
 
 def parse_proxy(url: str, where: str) -> Proxy:

@@ -46,11 +46,6 @@ class DeploymentHandle:
         return capabilities.embeddings if endpoint is Endpoint.embeddings else capabilities.chat
 
     @property
-    def circuit_open(self) -> bool:
-        """A call would wait at its circuit breaker now (see `CircuitBreaker.blocking`)."""
-        return self.gate.breaker.blocking
-
-    @property
     def set_aside(self) -> bool:
         """A call should go to another deployment if it can: this one's circuit is open,
         or it failed its network setup lately (`DeploymentGate.set_aside`)."""

@@ -64,7 +64,7 @@ _PG_MARK_DONE = (
 
 _MAX_IN = 10_000
 
-_COUNT_SQL = """
+_TALLY_SQL = """
     UPDATE batches SET
         completed_count = completed_count + :completed,
         failed_count = failed_count + :failed,
@@ -76,8 +76,7 @@ _COUNT_SQL = """
         progress_at = :now
     WHERE id = :batch
 """
-_COUNT = text(_COUNT_SQL)
-_SQLITE_COUNT = _COUNT_SQL  # the sqlite3 module takes the same named parameters
+_COUNT = text(_TALLY_SQL)  # the sqlite3 module takes the same named parameters as it is
 
 
 @dataclass(slots=True)
@@ -170,7 +169,7 @@ def _record_sqlite(
     inserted = {result.request_id for result in fresh}
     tallies = _tallies(unique, inserted)
     if tallies:
-        conn.executemany(_SQLITE_COUNT, _count_rows(tallies, now))
+        conn.executemany(_TALLY_SQL, _count_rows(tallies, now))
     return inserted, tallies
 
 

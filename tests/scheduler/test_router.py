@@ -271,7 +271,7 @@ async def test_a_deployment_whose_network_setup_failed_is_set_aside_for_other_re
     )
 
     assert handles[0].set_aside
-    assert not handles[0].circuit_open  # nothing waits for it
+    assert not handles[0].gate.breaker.blocking  # nothing waits for it
     assert gate.snapshot()["set_aside_for"] == SET_ASIDE_SECONDS  # the dashboard shows it
     assert Attempts(router.plan("x", CHAT), random.Random(0)).next().handle.name == "b"
     clock.advance(SET_ASIDE_SECONDS + 1)  # a while later it is tried again
