@@ -2,15 +2,15 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml testing/pyproject.toml | sha1sum | cut -c1-12)
 
 .PHONY: run test lint bench bench-quick install bytecode postgres chromium dashboard-images clean
 
 # The virtualenv, reinstalled whenever pyproject.toml changes.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml testing/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,embeddings]'
+	$(BIN)/pip install --quiet -e '.[dev,embeddings]' -e ./testing
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP) bytecode
@@ -19,7 +19,7 @@ install: $(STAMP) bytecode
 # editable checkout, and where PYTHONDONTWRITEBYTECODE is set every `datamill` process would
 # otherwise compile its sources again (0.1-0.2 s of each start). Only changed files recompile.
 bytecode: $(STAMP)
-	@$(BIN)/python -m compileall -q -j 0 datamill
+	@$(BIN)/python -m compileall -q -j 0 datamill testing
 
 run: $(STAMP) bytecode
 	$(BIN)/datamill serve
@@ -63,8 +63,8 @@ dashboard-images: $(STAMP) chromium
 	UPDATE_DOC_IMAGES=1 $(BIN)/pytest -q -p no:cacheprovider tests/web/test_dashboard.py
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check datamill tests bench
-	$(BIN)/ruff check datamill tests bench
+	$(BIN)/ruff format --check datamill testing tests bench
+	$(BIN)/ruff check datamill testing tests bench
 	$(BIN)/mypy
 
 # Every benchmark of docs/benchmarks.md, one line of figures each (about an hour; the

@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from harness import (
     PYTHON,
     ROOT,

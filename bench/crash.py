@@ -32,7 +32,7 @@ from openai import OpenAI
 
 from contenders import wait_ready
 from datamill.engine.worker import WorkerOptions
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from harness import datamill_command, datamill_env, line, mock_provider, store, write_chat_input
 
 

@@ -27,8 +27,8 @@ from datamill.engine.worker import WorkerOptions
 from datamill.protocol.batches import BatchCreate
 from datamill.runtime import Runtime
 from datamill.settings import load_settings
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.postgres import TemporaryPostgres
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.postgres import TemporaryPostgres
 
 try:
     import uvloop

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from contenders import _client_wall, _free_port, _ok, wait_ready
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from harness import (
     PYTHON,
     ROOT,

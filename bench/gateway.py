@@ -34,7 +34,7 @@ import aiohttp
 import orjson
 
 from contenders import _free_port, wait_ready
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from harness import datamill_command, datamill_env, line, mock_provider, process_rss_mb, store
 
 BODY = {"model": "mock-model", "messages": [{"role": "user", "content": "Say something nice."}]}

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import orjson
 
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.postgres import TemporaryPostgres
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.postgres import TemporaryPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -40,11 +40,14 @@ def datamill_command(*args: str) -> list[str]:
 
 @functools.cache
 def _compile_datamill() -> None:
-    """datamill's bytecode, as `make install` leaves it: an editable checkout has none, and
-    with PYTHONDONTWRITEBYTECODE set every timed process would compile its sources again."""
+    """datamill's bytecode and its mocks', as `make install` leaves them: an editable checkout
+    has none, and with PYTHONDONTWRITEBYTECODE set every timed process would compile its
+    sources again."""
     import datamill
+    import datamill_testing
 
-    compileall.compile_dir(Path(datamill.__file__).parent, quiet=1)
+    for package in (datamill, datamill_testing):
+        compileall.compile_dir(Path(package.__file__).parent, quiet=1)
 
 
 def write_chat_input(path: Path, requests: int, *, model: str = "mock-model") -> Path:

@@ -14,7 +14,7 @@ import time
 import aiohttp
 import orjson
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 
 try:
     import uvloop

@@ -25,7 +25,7 @@ zero lost in every case.
 The ``untold-CONVENTION`` cases (issue 12) are the provider as real ones behave: 429s
 answered at once while successes take 200 ms, a bare ``Retry-After: 1`` (no
 ``retry-after-ms``), and the rate-limit headers of one provider's convention
-(``datamill.testing.mock_ratelimits``: openai, openai-live, azure, groq, cerebras,
+(``datamill_testing.mock_ratelimits``: openai, openai-live, azure, groq, cerebras,
 anthropic, openrouter, together, vllm), nothing configured. Same targets as untold.
 
 The peers run the same way on the same mock (cases ``sdk``, ``sdk-told``, ``litellm``,
@@ -45,8 +45,8 @@ from typing import Any
 import orjson
 
 from contenders import LITELLM_PYTHON, peer_command
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.mock_ratelimits import CONVENTIONS
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.mock_ratelimits import CONVENTIONS
 from harness import (
     PYTHON,
     count_custom_ids,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from harness import datamill_command, datamill_env, line, mock_provider, store
 
 _PADDING = "Summarise the case and its outcome in two sentences, citing the statute."

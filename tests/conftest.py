@@ -23,8 +23,8 @@ import pytest
 
 from datamill.runtime import Runtime
 from datamill.settings import Settings, load_settings
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.postgres import PostgresUnavailable, TemporaryPostgres
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.postgres import PostgresUnavailable, TemporaryPostgres
 
 ISOLATED_PREFIXES = (
     "DATAMILL_",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for the harness
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from harness import PYTHON, ROOT, count_custom_ids, line, run_process, write_chat_input
 
 PEERS = ROOT / "bench" / "peers"

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 
 from datamill.api.app import create_app
 from datamill.runtime import Runtime
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.mock_provider import MockConfig
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.mock_provider import MockConfig
 from tests.helpers import CHAT
 
 TERMINAL = frozenset({"failed", "completed", "expired", "cancelled"})

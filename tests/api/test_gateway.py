@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.api.test_openai_sdk import Server, start_server, stop_cleanly
 from tests.conftest import write_config
 
@@ -30,8 +30,8 @@ def mocks() -> Iterator[dict[str, MockProviderProcess]]:
     started = {
         "openai": MockProviderProcess().start(),
         "openai-broken": MockProviderProcess(force_status=500).start(),
-        "anthropic": MockProviderProcess(module="datamill.testing.mock_anthropic").start(),
-        "gemini": MockProviderProcess(module="datamill.testing.mock_gemini").start(),
+        "anthropic": MockProviderProcess(module="datamill_testing.mock_anthropic").start(),
+        "gemini": MockProviderProcess(module="datamill_testing.mock_gemini").start(),
     }
     try:
         yield started

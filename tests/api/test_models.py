@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.conftest import mock_deployment
 
 
@@ -129,8 +129,8 @@ GEMINIS = ["gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.0-flash"]
 @pytest.fixture(scope="module")
 def native_mocks() -> Iterator[dict[str, MockProviderProcess]]:
     started = {
-        "anthropic": MockProviderProcess(module="datamill.testing.mock_anthropic").start(),
-        "gemini": MockProviderProcess(module="datamill.testing.mock_gemini").start(),
+        "anthropic": MockProviderProcess(module="datamill_testing.mock_anthropic").start(),
+        "gemini": MockProviderProcess(module="datamill_testing.mock_gemini").start(),
     }
     try:
         yield started

@@ -20,8 +20,8 @@ import openai
 import orjson
 import pytest
 
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.postgres import TemporaryPostgres
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.postgres import TemporaryPostgres
 from tests.conftest import ISOLATED_PREFIXES, fresh_postgres_database
 from tests.helpers import CHAT, chat_line, jsonl
 

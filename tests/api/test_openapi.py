@@ -28,7 +28,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.api.conftest import Api
 from tests.conftest import mock_deployment
 from tests.helpers import chat_line, jsonl, running_worker
@@ -135,8 +135,8 @@ GATEWAY_CALLS: list[tuple[str, dict[str, Any], str]] = [
 ]
 PROVIDERS = ("openai", "anthropic", "gemini", "sim")
 _MOCKS = {
-    "anthropic": "datamill.testing.mock_anthropic",
-    "gemini": "datamill.testing.mock_gemini",
+    "anthropic": "datamill_testing.mock_anthropic",
+    "gemini": "datamill_testing.mock_gemini",
 }
 
 

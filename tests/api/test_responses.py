@@ -12,7 +12,7 @@ import openai
 import orjson
 import pytest
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.api.test_openai_sdk import Server, lines_of, start_server, stop_cleanly, wait_for
 from tests.conftest import write_config
 
@@ -43,8 +43,8 @@ TOOL = {
 def mocks() -> Iterator[dict[str, MockProviderProcess]]:
     started = {
         "openai": MockProviderProcess().start(),
-        "anthropic": MockProviderProcess(module="datamill.testing.mock_anthropic").start(),
-        "gemini": MockProviderProcess(module="datamill.testing.mock_gemini").start(),
+        "anthropic": MockProviderProcess(module="datamill_testing.mock_anthropic").start(),
+        "gemini": MockProviderProcess(module="datamill_testing.mock_gemini").start(),
     }
     try:
         yield started

@@ -26,7 +26,7 @@ import pytest
 from typer.testing import CliRunner
 
 from datamill.cli.main import app
-from datamill.testing.postgres import TemporaryPostgres
+from datamill_testing.postgres import TemporaryPostgres
 from tests.conftest import fresh_postgres_database
 from tests.helpers import chat_line, jsonl
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.api.sse import SseReader
 from tests.cli.conftest import StartCli, StartServer
 from tests.conftest import mock_deployment, write_config

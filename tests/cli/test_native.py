@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.cli.conftest import CliEnv, RunCli, StartCli, custom_id_counts, write_requests
 
 

@@ -12,7 +12,7 @@ import pytest
 from datamill.cli.run import local_limits
 from datamill.engine.worker import WorkerOptions
 from datamill.settings import load_settings
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.cli.conftest import (
     CliEnv,
     RunCli,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.cli.conftest import RunCli, StartServer, free_port, http_get
 from tests.conftest import write_config
 

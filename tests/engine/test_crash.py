@@ -22,7 +22,7 @@ import pytest
 from datamill.engine.worker import WorkerOptions
 from datamill.runtime import Runtime
 from datamill.settings import load_settings
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.conftest import fresh_postgres_database, write_config
 from tests.engine.conftest import assert_each_once, closed_port, wait_until
 from tests.helpers import CHAT, chat_line, jsonl, output_lines, submit

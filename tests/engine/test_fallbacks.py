@@ -16,8 +16,8 @@ from sqlalchemy import select
 from datamill.gateway.requests import GatewayRequest
 from datamill.providers.base import Endpoint
 from datamill.storage.schema import results
-from datamill.testing.mock_provider import start_mock
-from datamill.testing.tls import make_private_ca
+from datamill_testing.mock_provider import start_mock
+from datamill_testing.tls import make_private_ca
 from tests.conftest import mock_deployment
 from tests.engine.conftest import assert_each_once
 from tests.helpers import chat_line, jsonl, run_batch

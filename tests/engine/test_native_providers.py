@@ -14,7 +14,7 @@ from datamill.engine.native.outcomes import request_key
 from datamill.engine.validation import validate_batch
 from datamill.storage import native_jobs as job_repo
 from datamill.storage.schema import requests
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.engine.conftest import assert_each_once, wait_until
 from tests.helpers import chat_line, jsonl, output_lines, running_worker, submit
 
@@ -29,13 +29,13 @@ def mock_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def anthropic() -> Iterator[MockProviderProcess]:
-    with MockProviderProcess(module="datamill.testing.mock_anthropic") as process:
+    with MockProviderProcess(module="datamill_testing.mock_anthropic") as process:
         yield process
 
 
 @pytest.fixture
 def gemini() -> Iterator[MockProviderProcess]:
-    with MockProviderProcess(module="datamill.testing.mock_gemini") as process:
+    with MockProviderProcess(module="datamill_testing.mock_gemini") as process:
         yield process
 
 

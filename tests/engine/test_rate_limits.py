@@ -20,9 +20,9 @@ from datamill.errors import ErrorCategory, ProviderError
 from datamill.runtime import Runtime
 from datamill.scheduler.concurrency import INITIAL
 from datamill.scheduler.gate import DeploymentGate, Permit
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.mock_provider import MockConfig
-from datamill.testing.mock_ratelimits import CONVENTIONS
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.mock_provider import MockConfig
+from datamill_testing.mock_ratelimits import CONVENTIONS
 from tests.conftest import mock_deployment
 from tests.engine.conftest import assert_each_once, wait_until
 from tests.helpers import chat_line, jsonl, output_lines, run_batch, running_worker, submit

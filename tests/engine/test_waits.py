@@ -14,7 +14,7 @@ from datamill.engine.waits import CallWaits
 from datamill.engine.worker import Worker
 from datamill.runtime import Runtime
 from datamill.storage import events as event_repo
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_process import MockProviderProcess
 from tests.conftest import mock_deployment
 from tests.engine.conftest import assert_each_once, error_codes, wait_until
 from tests.helpers import chat_line, jsonl, output_lines, running_worker, submit

@@ -1,4 +1,4 @@
-"""Hostile upstreams (datamill.testing.hostile): memory stays bounded, nothing wedges, and the
+"""Hostile upstreams (datamill_testing.hostile): memory stays bounded, nothing wedges, and the
 other batches keep running."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from datamill.providers.http import HttpPool
 from datamill.providers.network import network_for
 from datamill.providers.openai import OpenAIProvider
 from datamill.settings import DeploymentConfig
-from datamill.testing.hostile import HostileUpstream
-from datamill.testing.mock_provider import start_mock
+from datamill_testing.hostile import HostileUpstream
+from datamill_testing.mock_provider import start_mock
 from tests.helpers import chat_line, jsonl, running_worker, submit
 
 C = ErrorCategory

@@ -21,9 +21,9 @@ from datamill.providers.http1 import Target
 from datamill.providers.network import NoProxy, network_for
 from datamill.providers.openai import OpenAIProvider
 from datamill.settings import DeploymentConfig
-from datamill.testing.mock_provider import start_mock
-from datamill.testing.proxy import ForwardProxy
-from datamill.testing.tls import PrivateCA, make_private_ca
+from datamill_testing.mock_provider import start_mock
+from datamill_testing.proxy import ForwardProxy
+from datamill_testing.tls import PrivateCA, make_private_ca
 from tests.helpers import chat_line, jsonl, run_batch
 
 C = ErrorCategory

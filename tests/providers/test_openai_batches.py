@@ -23,7 +23,7 @@ from datamill.providers.http import HttpPool
 from datamill.providers.openai import OpenAIProvider
 from datamill.providers.openai_batches import OpenAIBatches
 from datamill.settings import DeploymentConfig
-from datamill.testing.mock_provider import MOCK_PROVIDER, start_mock
+from datamill_testing.mock_provider import MOCK_PROVIDER, start_mock
 
 CHAT = Endpoint.chat_completions
 

@@ -18,7 +18,7 @@ from datamill.scheduler.breaker import BreakerState
 from datamill.scheduler.concurrency import INITIAL
 from datamill.scheduler.gate import BURST_SECONDS, DeploymentGate
 from datamill.settings import DeploymentConfig
-from datamill.testing.mock_ratelimits import Convention, ratelimit_headers
+from datamill_testing.mock_ratelimits import Convention, ratelimit_headers
 from tests.scheduler.conftest import FakeClock
 
 

@@ -7,7 +7,7 @@ import pytest
 from datamill.providers.base import RateLimitHints
 from datamill.providers.http import rate_limit_hints
 from datamill.scheduler.headers import HeaderLimits, per_minute, read_limits
-from datamill.testing.mock_ratelimits import ratelimit_headers
+from datamill_testing.mock_ratelimits import ratelimit_headers
 
 
 def test_openai_headers_are_per_minute():

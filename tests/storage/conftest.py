@@ -19,7 +19,7 @@ from datamill.storage.batches import get_batch, insert_batch, request_cancel, st
 from datamill.storage.database import Database
 from datamill.storage.records import BatchRecord, RequestResult
 from datamill.storage.schema import DEFAULT_PROJECT_ID, requests
-from datamill.testing.postgres import TemporaryPostgres
+from datamill_testing.postgres import TemporaryPostgres
 from tests.conftest import fresh_postgres_database
 
 NOW = 1_700_000_000.0

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from datamill.testing.mock_anthropic import MOCK_ANTHROPIC, MockAnthropic, build_app
-from datamill.testing.mock_provider import start_mock
+from datamill_testing.mock_anthropic import MOCK_ANTHROPIC, MockAnthropic, build_app
+from datamill_testing.mock_provider import start_mock
 
 HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
 USER = {"role": "user", "content": "hello"}

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import anthropic
 import pytest
 
-from datamill.testing.mock_anthropic import MOCK_ANTHROPIC, MockAnthropic, start_anthropic_mock
+from datamill_testing.mock_anthropic import MOCK_ANTHROPIC, MockAnthropic, start_anthropic_mock
 
 TOOL = {
     "name": "get_weather",

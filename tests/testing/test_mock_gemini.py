@@ -12,16 +12,16 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from datamill.testing.mock_gemini import build_gemini_app
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.mock_provider import start_mock
+from datamill_testing.mock_gemini import build_gemini_app
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.mock_provider import start_mock
 
 KEY = {"x-goog-api-key": "test-key"}
 
 
 @pytest.fixture(scope="module")
 def process() -> Iterator[MockProviderProcess]:
-    with MockProviderProcess(module="datamill.testing.mock_gemini") as process:
+    with MockProviderProcess(module="datamill_testing.mock_gemini") as process:
         yield process
 
 

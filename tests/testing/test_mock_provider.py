@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.mock_provider import MOCK_PROVIDER, MockConfig, start_mock
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.mock_provider import MOCK_PROVIDER, MockConfig, start_mock
 
 DEFAULTS = MockConfig().model_dump()
 

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.mock_provider import MockConfig
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.mock_provider import MockConfig
 from tests.conftest import write_config
 from tests.helpers import CHAT, chat_line, jsonl
 

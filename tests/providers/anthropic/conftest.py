@@ -16,8 +16,8 @@ from datamill.providers.anthropic import AnthropicProvider
 from datamill.providers.base import Endpoint, ProviderCall, ProviderContext
 from datamill.providers.http import HttpPool
 from datamill.settings import DeploymentConfig
-from datamill.testing.mock_anthropic import AnthropicMockConfig
-from datamill.testing.mock_process import MockProviderProcess
+from datamill_testing.mock_anthropic import AnthropicMockConfig
+from datamill_testing.mock_process import MockProviderProcess
 
 API_KEY = "sk-ant-test-d4t4m1ll-very-secret"
 DEFAULTS = AnthropicMockConfig().model_dump()
@@ -26,7 +26,7 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @pytest.fixture(scope="module")
 def mock_anthropic() -> Iterator[MockProviderProcess]:
-    with MockProviderProcess(module="datamill.testing.mock_anthropic") as process:
+    with MockProviderProcess(module="datamill_testing.mock_anthropic") as process:
         yield process
 
 

@@ -16,9 +16,9 @@ from datamill.providers.base import Endpoint, ProviderCall, ProviderContext
 from datamill.providers.gemini import GeminiProvider
 from datamill.providers.http import HttpPool
 from datamill.settings import DeploymentConfig
-from datamill.testing.mock_gemini import GeminiSwitches
-from datamill.testing.mock_process import MockProviderProcess
-from datamill.testing.mock_provider import MockConfig
+from datamill_testing.mock_gemini import GeminiSwitches
+from datamill_testing.mock_process import MockProviderProcess
+from datamill_testing.mock_provider import MockConfig
 
 API_KEY = "AIza-test-d4t4m1ll-very-secret"
 _DEFAULTS = {**MockConfig().model_dump(), **GeminiSwitches().model_dump()}
@@ -26,7 +26,7 @@ _DEFAULTS = {**MockConfig().model_dump(), **GeminiSwitches().model_dump()}
 
 @pytest.fixture(scope="module")
 def gemini_process() -> Iterator[MockProviderProcess]:
-    with MockProviderProcess(module="datamill.testing.mock_gemini") as process:
+    with MockProviderProcess(module="datamill_testing.mock_gemini") as process:
         yield process
 
 

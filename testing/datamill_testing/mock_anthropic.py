@@ -2,7 +2,7 @@
 model list (``GET /v1/models``, paginated; `listed_models` says what it lists), on
 the mock provider's core (its fault switches, counters, rate-limit bucket and process runner).
 
-Run it with ``python -m datamill.testing.mock_anthropic --port 0`` (``READY port=<port>``), or
+Run it with ``python -m datamill_testing.mock_anthropic --port 0`` (``READY port=<port>``), or
 in-process with ``start_mock(build=build_app)``. Besides ``/control`` (`AnthropicMockConfig`:
 the mock provider's switches plus the batch ones), ``/stats``, ``/stats/reset`` and
 ``/health``, it answers ``GET /requests`` with the last requests it received (method, path,
@@ -31,8 +31,8 @@ import orjson
 from aiohttp import web
 from pydantic import Field, ValidationError
 
-from datamill.testing import anthropic_wire as wire
-from datamill.testing.mock_provider import Bucket, Counters, MockConfig, main, start_mock
+from datamill_testing import anthropic_wire as wire
+from datamill_testing.mock_provider import Bucket, Counters, MockConfig, main, start_mock
 
 _ERROR_TYPES = {
     400: "invalid_request_error",

@@ -14,7 +14,7 @@ so tests can check the exact wire body. Requests are validated as Gemini validat
 prompt is blocked), ``[safety]`` (the answer stops for safety), ``[cached]`` (cached tokens),
 ``[parallel]`` (every allowed function is called).
 
-Run it with ``python -m datamill.testing.mock_gemini --port 0`` (``READY port=<port>``), or
+Run it with ``python -m datamill_testing.mock_gemini --port 0`` (``READY port=<port>``), or
 in-process with ``start_mock(build=build_gemini_app)``.
 """
 
@@ -36,9 +36,9 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from datamill.testing import mock_provider
-from datamill.testing.gemini_answers import candidate, key_of, prompt_text, stream_events
-from datamill.testing.gemini_checks import (
+from datamill_testing import mock_provider
+from datamill_testing.gemini_answers import candidate, key_of, prompt_text, stream_events
+from datamill_testing.gemini_checks import (
     Invalid,
     camel_case,
     check_batch,
@@ -46,7 +46,7 @@ from datamill.testing.gemini_checks import (
     check_embed_batch,
     check_generate,
 )
-from datamill.testing.mock_provider import Bucket, Counters, MockConfig
+from datamill_testing.mock_provider import Bucket, Counters, MockConfig
 
 DEFAULT_DIMENSIONS = 16
 _STATUS_NAMES = {

@@ -14,7 +14,7 @@ import asyncio
 import base64
 import contextlib
 
-from datamill.testing.loopback import LoopbackServer
+from datamill_testing.loopback import LoopbackServer
 
 _HEAD_LIMIT = 64 * 1024
 

@@ -20,7 +20,7 @@ import urllib.request
 from types import TracebackType
 from typing import IO, Any, Self
 
-from datamill.testing.mock_provider import MockConfig
+from datamill_testing.mock_provider import MockConfig
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -30,7 +30,7 @@ _RUNNING: set[MockProviderProcess] = set()
 
 
 class MockProviderProcess:
-    """The mock provider (``datamill.testing.mock_provider``) in a child process.
+    """The mock provider (``datamill_testing.mock_provider``) in a child process.
 
     Guarantees: ``start()`` returns once the server listens; ``restart()`` comes back on the
     same port; the child never outlives this process (``stop()`` on exit and at interpreter
@@ -38,7 +38,7 @@ class MockProviderProcess:
     """
 
     def __init__(
-        self, port: int = 0, *, module: str = "datamill.testing.mock_provider", **config: Any
+        self, port: int = 0, *, module: str = "datamill_testing.mock_provider", **config: Any
     ) -> None:
         MockConfig(**config)  # fail here, not in the child, on an unknown or invalid option
         self.port = port

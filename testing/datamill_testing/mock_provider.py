@@ -3,7 +3,7 @@
 Besides chat completions and embeddings it serves OpenAI's Responses API (`mock_responses`)
 and its Files and Batches API (`mock_batches`), for native batch delegation.
 
-Run it with ``python -m datamill.testing.mock_provider --port 0``: it prints one line
+Run it with ``python -m datamill_testing.mock_provider --port 0``: it prints one line
 ``READY port=<port>`` once listening. Tests change its behaviour at any time with
 ``POST /control`` (partial :class:`MockConfig` updates) and read what it saw at ``GET /stats``.
 
@@ -35,9 +35,9 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from datamill.testing.mock_batches import MockBatches
-from datamill.testing.mock_ratelimits import Convention, ratelimit_headers
-from datamill.testing.mock_responses import (
+from datamill_testing.mock_batches import MockBatches
+from datamill_testing.mock_ratelimits import Convention, ratelimit_headers
+from datamill_testing.mock_responses import (
     responses_answer,
     responses_key,
     responses_problem,
@@ -644,7 +644,7 @@ async def start_mock(
 
 
 def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, MockConfig]:
-    parser = argparse.ArgumentParser(prog="python -m datamill.testing.mock_provider")
+    parser = argparse.ArgumentParser(prog="python -m datamill_testing.mock_provider")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--parent-pid", type=int, help="exit when this parent process is gone")

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from datamill.providers.sim.schema_instance import instance_for_schema
-from datamill.testing.gemini_checks import declared_functions
+from datamill_testing.gemini_checks import declared_functions
 
 
 def prompt_text(body: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ import zlib
 from functools import cache
 from typing import Any
 
-from datamill.testing.loopback import LoopbackServer
+from datamill_testing.loopback import LoopbackServer
 
 _CHUNK = 64 * 1024
 

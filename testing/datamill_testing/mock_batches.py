@@ -28,7 +28,7 @@ import orjson
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from datamill.testing.mock_provider import MockProvider
+    from datamill_testing.mock_provider import MockProvider
 
 # (key of a body, its problem as an error answer, its answer body and tokens)
 Answers = tuple[

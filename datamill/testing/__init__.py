@@ -1,1 +1,0 @@
-"""Test and benchmark aids that ship with datamill (a mock OpenAI-compatible provider)."""
