@@ -26,19 +26,13 @@ import orjson
 
 from datamill.clock import Clock
 from datamill.engine.events.topics import Topic
-from datamill.engine.render import batch_object
+from datamill.render.batches import batch_event
 from datamill.storage.database import Database
 from datamill.storage.events import NewEvent, write_events
-from datamill.storage.records import BatchRecord
 
 log = logging.getLogger("datamill.events")
 
 _STALE_ENTRIES = 1024  # progress times kept before the expired ones are dropped
-
-
-def render_batch_event(record: BatchRecord) -> str:
-    """A batch event's payload: the Batch object of `GET /v1/batches/{batch_id}`."""
-    return batch_object(record).model_dump_json()
 
 
 class EventPublisher:
@@ -143,7 +137,7 @@ class EventPublisher:
                 self._database,
                 new,
                 batch_ids=batch_ids,
-                render_batch=render_batch_event,
+                render_batch=batch_event,
                 now=self._clock.now(),
             )
         except BaseException:

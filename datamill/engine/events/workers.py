@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from datamill.engine.context import EngineContext
 from datamill.engine.events.topics import Topic
-from datamill.engine.render import worker_object
+from datamill.render.workers import WorkerEvent, worker_event
 from datamill.storage.records import WorkerRecord
-
-WorkerEvent = Literal["started", "heartbeat", "stopped", "dead"]
 
 
 def publish_worker(context: EngineContext, event: WorkerEvent, record: WorkerRecord) -> None:
     """Publish ``{"event": ..., "worker": ...}``, the worker as `GET /api/workers` lists it."""
-    alive = event in ("started", "heartbeat")
     context.events.publish(
-        Topic.worker,
-        {"event": event, "worker": worker_object(record, alive=alive)},
-        batch_id=record.current_batch_id,
+        Topic.worker, worker_event(event, record), batch_id=record.current_batch_id
     )
