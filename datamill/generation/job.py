@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from datamill.clock import Clock
-from datamill.engine.events.publisher import EventPublisher
-from datamill.engine.events.topics import Topic
 from datamill.engine.files import FileService
 from datamill.engine.service import BatchService
 from datamill.errors import Conflict, DatamillError, StorageError
+from datamill.events.publisher import EventPublisher
+from datamill.events.topics import Topic
 from datamill.generation.grounding import Chunk, chunk_documents, chunks_for
 from datamill.generation.prompts import judge_body, request_body, variation
 from datamill.generation.quality import Rejection, check_candidate, judge_score, sample_text

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from datamill.clock import Clock
-from datamill.engine.events.topics import Topic
+from datamill.events.topics import Topic
 from datamill.render.batches import batch_event
 from datamill.storage.database import Database
 from datamill.storage.events import NewEvent, write_events
