@@ -70,7 +70,7 @@ class Runtime:
         self._workers: list[Worker] = []
         self.deployment_monitor = DeploymentMonitor(router, self.events, self.process_info)
         self.files = FileService(database, self.blobs, settings, clock)
-        self.call_log = CallLog(database, router)
+        self.call_log = CallLog(database, router, clock)
         self.gateway = GatewayService(router, clock, on_call=self.call_log.record)
         self.responses = ResponsesService(self.gateway, database, clock)
         self.batches = BatchService(self.engine)
