@@ -7,8 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from datamill.protocol.generation import GenerationCellObject, GenerationJobObject
-from datamill.storage.generation import CellRecord, JobRecord
+from datamill.protocol.generation import (
+    GenerationCellObject,
+    GenerationJobObject,
+    GenerationRunObject,
+)
+from datamill.storage.generation import CellRecord, JobRecord, RunRecord
 
 
 def cell_object(cell: CellRecord) -> GenerationCellObject:
@@ -60,6 +64,18 @@ def job_object(
         finished_at=job.finished_at,
         progress_at=job.progress_at,
         cells=[cell_object(c) for c in cells] if cells is not None else None,
+    )
+
+
+def run_object(run: RunRecord) -> GenerationRunObject:
+    """One run of a job (`GET /api/generation/jobs/{job_id}/history`)."""
+    return GenerationRunObject(
+        runner=run.runner,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        outcome=run.outcome,
+        accepted_before=run.accepted_before,
+        accepted_after=run.accepted_after,
     )
 
 

@@ -23,7 +23,7 @@ from datamill.protocol.generation import (
     GenerationPreviewRequest,
     GenerationRunObject,
 )
-from datamill.render.generation import job_object
+from datamill.render.generation import job_object, run_object
 
 router = APIRouter(prefix="/api/generation", tags=["generation"])
 
@@ -150,17 +150,7 @@ async def job_history(
 ) -> ListObject[GenerationRunObject]:
     """The job's runs, oldest first: who drove it, when, and how each ended."""
     runs = await runtime.generation.history(job_id, project_id=project_id)
-    data = [
-        GenerationRunObject(
-            runner=r.runner,
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            outcome=r.outcome,
-            accepted_before=r.accepted_before,
-            accepted_after=r.accepted_after,
-        )
-        for r in runs
-    ]
+    data = [run_object(run) for run in runs]
     return ListObject[GenerationRunObject].page(data, has_more=False)
 
 
