@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 from datamill.clock import Clock, SystemClock
 from datamill.engine.context import EngineContext, WorkSignal
 from datamill.engine.deployments import DeploymentService
-from datamill.engine.events import EventHub, EventPublisher
-from datamill.engine.events.monitor import DeploymentMonitor
-from datamill.engine.events.service import EventStreamService
 from datamill.engine.files import FileService
 from datamill.engine.insights import BatchInsights
 from datamill.engine.operations import OperationsService
 from datamill.engine.service import BatchService
 from datamill.engine.worker import Worker, WorkerOptions
 from datamill.errors import StorageError
+from datamill.events import EventHub, EventPublisher
+from datamill.events.monitor import DeploymentMonitor
+from datamill.events.service import EventStreamService
 from datamill.gateway.accounting import CallLog
 from datamill.gateway.responses import ResponsesService
 from datamill.gateway.service import GatewayService
@@ -70,11 +70,11 @@ class Runtime:
         self._workers: list[Worker] = []
         self.deployment_monitor = DeploymentMonitor(router, self.events, self.process_info)
         self.files = FileService(database, self.blobs, settings, clock)
-        self.call_log = CallLog(database, router)
+        self.call_log = CallLog(database, router, clock)
         self.gateway = GatewayService(router, clock, on_call=self.call_log.record)
         self.responses = ResponsesService(self.gateway, database, clock)
         self.batches = BatchService(self.engine)
-        self.event_stream = EventStreamService(self.event_hub, self.batches)
+        self.event_stream = EventStreamService(self.event_hub, self.batches.get)
         self.insights = BatchInsights(database, self.batches)
         self.deployments = DeploymentService(database, router, clock, self.process_info)
         self.operations = OperationsService(self.engine)

@@ -26,8 +26,8 @@ from datamill.cli.reporting import (
     summary,
 )
 from datamill.cli.run import run
-from datamill.engine.render import batch_datamill, batch_object
 from datamill.protocol.batches import BatchCreate, BatchMode, BatchOptions, BatchStatus
+from datamill.render.batches import batch_datamill, batch_object
 from datamill.runtime import Runtime
 from datamill.settings import Settings
 

@@ -25,7 +25,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from datamill.api.render import dataset_object, sample_object
 from datamill.cli.common import ExitCode, console, run_async, settings_from_env, stdout
 from datamill.cli.files import read_file, write_atomically
 from datamill.errors import InvalidLines, NotFound
@@ -35,6 +34,7 @@ from datamill.protocol.datasets import (
     SampleStatus,
     Visibility,
 )
+from datamill.render.datasets import dataset_object, sample_object
 from datamill.runtime import Runtime
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from datamill.clock import Clock
-from datamill.engine.events.publisher import EventPublisher
+from datamill.events.publisher import EventPublisher
 from datamill.scheduler.router import Router
 from datamill.settings import Settings
 from datamill.storage.blobs import BlobStore

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from datamill.clock import Clock
-from datamill.engine.events.monitor import ProcessInfo
-from datamill.engine.events.topics import Topic
+from datamill.events.monitor import ProcessInfo
+from datamill.events.topics import Topic
 from datamill.scheduler.router import Router
 from datamill.storage import events as event_repo
 from datamill.storage.database import Database

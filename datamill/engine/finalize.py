@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from datamill.clock import Clock
-from datamill.engine.events.publisher import EventPublisher
+from datamill.events.publisher import EventPublisher
 from datamill.ids import batch_request_id_prefix
 from datamill.protocol.batches import BatchStatus
 from datamill.protocol.files import FilePurpose

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from datamill.engine.context import EngineContext
-from datamill.engine.events.workers import publish_worker
 from datamill.engine.finalize import extend_drafts, finalize_batch
 from datamill.engine.validation import give_up_validation, validate_batch
 from datamill.errors import StorageError
+from datamill.events.workers import publish_worker
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
 from datamill.storage import events as event_repo
@@ -161,7 +161,7 @@ class Maintenance:
         log.warning("took over from dead workers %s: %d requests back", ", ".join(dead), recovered)
         ctx.signal.notify()
         for record in await worker_repo.get_workers(ctx.database, dead):
-            publish_worker(ctx, "dead", record)
+            publish_worker(ctx.events, "dead", record)
 
     async def _delete_expired_files(self, now: float) -> None:
         """Files past their ``expires_at`` are already invisible; free their rows and blobs.

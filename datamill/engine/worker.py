@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 from datamill import __version__
 from datamill.engine.budgets import BudgetLedger
 from datamill.engine.context import EngineContext
-from datamill.engine.events.workers import publish_worker
 from datamill.engine.executor import ExecutionPolicy, RequestExecutor
 from datamill.engine.maintenance import BatchView, Maintenance
 from datamill.engine.native.runner import NativeRunner
 from datamill.engine.writer import ResultWriter
+from datamill.events.workers import publish_worker
 from datamill.ids import new_worker_id
 from datamill.providers.base import Endpoint
 from datamill.scheduler.limits import AdjustableLimit
@@ -152,7 +152,7 @@ class Worker:
             failed=0,
         )
         await worker_repo.register_worker(ctx.database, self._record)
-        publish_worker(ctx, "started", self._record)
+        publish_worker(ctx.events, "started", self._record)
         side = [
             asyncio.create_task(self._writer.run(), name=f"{self.id}-writer"),
             asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}-heartbeat"),
@@ -225,7 +225,7 @@ class Worker:
             completed=self.completed,
             failed=self.failed,
         )
-        publish_worker(ctx, "stopped", stopped)
+        publish_worker(ctx.events, "stopped", stopped)
         log.info("worker %s stopped (%d leases given back)", self.id, released)
 
     # -- leasing and execution -------------------------------------------------------------
@@ -371,7 +371,7 @@ class Worker:
                 )
                 if not alive:
                     log.warning("worker %s was declared dead; its leases were taken over", self.id)
-                publish_worker(ctx, "heartbeat", beat)
+                publish_worker(ctx.events, "heartbeat", beat)
             except Exception:
                 log.exception("heartbeat of worker %s failed", self.id)
 

@@ -1,17 +1,17 @@
 """Writing the gateway's calls to the store, off the request path.
 
-`CallLog.record` only queues; a background task writes what piled up in one transaction every
-quarter second (or at 500 calls). A store that is briefly down delays the writes, and beyond
-``max_pending`` queued calls the oldest are dropped with a warning: accounting must never
-slow down or fail the calls it accounts for.
+`CallLog.record` only queues; a background task (`background.BackgroundWriter`) writes what
+piled up in one transaction every quarter second (or at 500 calls). A store that is briefly
+down delays the writes, and beyond ``max_pending`` queued calls the oldest are dropped with a
+warning: accounting must never slow down or fail the calls it accounts for.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import deque
 
+from datamill.background import BackgroundWriter, WriterTiming
+from datamill.clock import Clock
 from datamill.gateway.service import CallRecord
 from datamill.scheduler.pricing import call_cost
 from datamill.scheduler.router import Router
@@ -21,33 +21,40 @@ from datamill.storage.usage import GatewayCallRow, record_gateway_calls
 
 log = logging.getLogger("datamill.gateway")
 
+_ROWS_PER_WRITE = 5000
 
-class CallLog:
+
+class CallLog(BackgroundWriter[GatewayCallRow]):
     def __init__(
         self,
         database: Database,
         router: Router,
+        clock: Clock,
         *,
         interval: float = 0.25,
         flush_size: int = 500,
         max_pending: int = 100_000,
     ) -> None:
+        # Written every interval, or at once when flush_size calls wait; a failed write is
+        # tried again each second.
+        timing = WriterTiming(interval=interval, retry_first=1.0, retry_most=1.0)
+        super().__init__(
+            clock,
+            timing,
+            name="gateway-call-log",
+            items="gateway calls",
+            log=log,
+            max_pending=max_pending,
+        )
         self._database = database
         self._router = router
-        self._interval = interval
         self._flush_size = flush_size
-        self._pending: deque[GatewayCallRow] = deque(maxlen=max_pending)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
 
     def record(self, call: CallRecord) -> None:
         """Queue a call (its cost at its deployment's prices); never blocks."""
         handle = self._router.get(call.deployment) if call.deployment else None
         cost = call_cost(handle.config, call.usage) if handle is not None else 0.0
-        if len(self._pending) == self._pending.maxlen:
-            log.warning("gateway accounting is behind: dropping the oldest unwritten call")
-        self._pending.append(
+        self._enqueue(
             GatewayCallRow(
                 project_id=DEFAULT_PROJECT_ID,
                 model=call.model,
@@ -66,43 +73,16 @@ class CallLog:
                 created_at=call.started_at,
             )
         )
-        if len(self._pending) >= self._flush_size:
-            self._wake.set()
-        if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run(), name="gateway-call-log")
+        if self.pending >= self._flush_size:
+            self._wake()
+        else:
+            self._start()
 
-    async def flush(self) -> None:
-        """Write everything queued now."""
-        while self._pending:
-            rows = [self._pending.popleft() for _ in range(min(len(self._pending), 5000))]
+    async def _write(self) -> None:
+        while self.pending:
+            rows = self._take(_ROWS_PER_WRITE)
             try:
                 await record_gateway_calls(self._database, rows)
             except Exception:
-                self._pending.extendleft(reversed(rows))
+                self._put_back(rows)
                 raise
-
-    async def _run(self) -> None:
-        while not self._closed:
-            try:
-                async with asyncio.timeout(self._interval):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("could not record gateway calls; retrying")
-                await asyncio.sleep(1.0)
-
-    async def aclose(self) -> None:
-        """Stop the background writer and write what is left."""
-        self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        try:
-            await self.flush()
-        except Exception:
-            log.exception("could not record the last %d gateway calls", len(self._pending))

@@ -34,17 +34,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from datamill.clock import Clock
-from datamill.engine.events.publisher import EventPublisher
-from datamill.engine.events.topics import Topic
 from datamill.engine.files import FileService
 from datamill.engine.service import BatchService
 from datamill.errors import Conflict, DatamillError, StorageError
+from datamill.events.publisher import EventPublisher
+from datamill.events.topics import Topic
 from datamill.generation.grounding import Chunk, chunk_documents, chunks_for
 from datamill.generation.prompts import judge_body, request_body, variation
 from datamill.generation.quality import Rejection, check_candidate, judge_score, sample_text
 from datamill.generation.spec import GenerationSpec, parse_spec
 from datamill.nlp.canonical import normalized_hash
 from datamill.protocol.batches import BatchCreate, BatchOptions
+from datamill.render.generation import progress_event, status_event, stuck_event
 from datamill.storage import generation as repo
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
@@ -59,6 +60,8 @@ log = logging.getLogger("datamill.generation")
 # Answers recorded per transaction.
 PAGE = 500
 _NO_VERDICT = frozenset({Rejection.not_sent.value, Rejection.surplus.value})
+# Outcomes of a run that end the job (or find it stopped): each publishes its status.
+_ENDED = frozenset({"completed", "budget_exhausted", "failed", "stopped"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,12 @@ class JobRunner:
             now=self.deps.clock.now(),
             outcome=outcome,
         )
+        if outcome in _ENDED:
+            # After the release: the event shows the job as it stays (no runner, its time).
+            try:
+                await publish_status(self.deps, self.job.id)
+            except StorageError:
+                log.exception("generation job %s: its status event was not published", self.job.id)
         return outcome
 
     async def _run(self) -> str:
@@ -137,7 +146,7 @@ class JobRunner:
         self._positions = {c.position: (c.topic, c.sample_type) for c in cells}
         await self._adopt_orphans()
         await self._fill_index()
-        self._publish_status()
+        await publish_status(self.deps, self.job.id)
         while True:
             if self._stopping.is_set():
                 return "released"
@@ -178,7 +187,6 @@ class JobRunner:
         if job is not None and job.status != repo.RUNNABLE:
             await self._cancel_batches()
             self.job = job
-            self._publish_status()
             return "stopped"
         return "lost"
 
@@ -205,7 +213,6 @@ class JobRunner:
             self.job = job
         if self._changed:
             await self._publish_progress(force=True)  # the last answers' cells
-        self._publish_status()
 
     # -- answers ----------------------------------------------------------------------------
 
@@ -598,13 +605,9 @@ class JobRunner:
             self._stuck_reported = True
             self.deps.events.publish(
                 Topic.generation,
-                {
-                    "type": "stuck",
-                    "job_id": self.job.id,
-                    "status": self.job.status,
-                    "since": last,
-                    "message": f"no answer recorded for {now - last:.0f} s",
-                },
+                stuck_event(
+                    self.job, since=last, message=f"no answer recorded for {now - last:.0f} s"
+                ),
             )
         elif not stuck:
             self._stuck_reported = False
@@ -632,62 +635,15 @@ class JobRunner:
         self._changed.clear()
         self.deps.events.publish(
             Topic.generation,
-            progress_payload(job, cells, changed, self.eta(job, sum(c.target for c in cells))),
+            progress_event(job, cells, changed, self.eta(job, sum(c.target for c in cells))),
         )
 
-    def _publish_status(self) -> None:
-        self.deps.events.publish(Topic.generation, {"type": "status", **job_summary(self.job)})
 
-
-def job_summary(job: repo.JobRecord) -> dict[str, Any]:
-    return {
-        "job_id": job.id,
-        "name": job.name,
-        "status": job.status,
-        "stop_reason": job.stop_reason,
-        "dataset_id": job.dataset_id,
-        "accepted": job.accepted,
-        "rejected": job.rejected,
-        "duplicates": job.duplicates,
-        "surplus": job.surplus,
-        "requests": job.requests,
-        "cost": round(job.cost, 6),
-    }
-
-
-def cell_summary(cell: repo.CellRecord) -> dict[str, Any]:
-    return {
-        "topic": cell.topic,
-        "sample_type": cell.sample_type,
-        "target": cell.target,
-        "accepted": cell.accepted,
-        "in_flight": cell.in_flight,
-        "rejected": cell.rejections,
-        "duplicates": cell.duplicates,
-        "surplus": cell.surplus,
-        "requests": cell.requests,
-        "cost": round(cell.cost, 6),
-    }
-
-
-def progress_payload(
-    job: repo.JobRecord,
-    cells: Sequence[repo.CellRecord],
-    changed: Sequence[repo.CellRecord],
-    eta: float | None,
-) -> dict[str, Any]:
-    rejected: dict[str, int] = {}
-    for cell in cells:
-        for reason, count in cell.rejections.items():
-            rejected[reason] = rejected.get(reason, 0) + count
-    return {
-        "type": "progress",
-        **job_summary(job),
-        "target": sum(c.target for c in cells),
-        "cells_full": sum(c.accepted >= c.target for c in cells),
-        "cells": len(cells),
-        "in_flight": sum(c.in_flight for c in cells),
-        "rejected_by_reason": rejected,
-        "eta_seconds": None if eta is None else round(eta, 1),
-        "changed_cells": [cell_summary(c) for c in changed],
-    }
+async def publish_status(deps: RunnerDeps, job_id: str) -> None:
+    """Publish the job's ``status`` event: the job as `GET /api/generation/jobs/{job_id}`
+    returns it, read now."""
+    async with deps.database.read() as conn:
+        job = await repo.get_job(conn, job_id)
+        cells = await repo.list_cells(conn, job_id)
+    if job is not None:
+        deps.events.publish(Topic.generation, status_event(job, cells))

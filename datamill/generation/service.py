@@ -15,11 +15,10 @@ from typing import Any
 
 import orjson
 
-from datamill.engine.events.topics import Topic
 from datamill.errors import Conflict, InvalidRequest, NotFound
 from datamill.gateway.service import GatewayService
 from datamill.generation.coverage import add_diversity, dataset_coverage, job_coverage
-from datamill.generation.job import JobRunner, RunnerDeps, RunnerOptions, job_summary
+from datamill.generation.job import JobRunner, RunnerDeps, RunnerOptions, publish_status
 from datamill.generation.preview import preview
 from datamill.generation.spec import (
     SPEC_VERSION,
@@ -139,7 +138,7 @@ class GenerationService:
                 updated_at=now,
                 idempotency_key=idempotency_key,
             )
-        self._publish(job)
+        await publish_status(self.deps, job.id)
         return job
 
     async def get(self, job_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> JobView:
@@ -196,7 +195,7 @@ class GenerationService:
         for batch_id in batch_ids:
             with contextlib.suppress(Conflict, NotFound):
                 await self.deps.batches.cancel(batch_id, project_id=project_id)
-        self._publish(job)
+        await publish_status(self.deps, job.id)
         return job
 
     async def resume(
@@ -217,7 +216,7 @@ class GenerationService:
                     conn, job_id, repo.RUNNABLE, now=self.deps.clock.now(), only_from=RESUMABLE
                 )
             job = await self._job(conn, job_id, project_id)
-        self._publish(job)
+        await publish_status(self.deps, job.id)
         return job
 
     async def history(
@@ -329,9 +328,6 @@ class GenerationService:
         if job is None:
             raise NotFound(f"No such generation job: {job_id}", param="job_id")
         return job
-
-    def _publish(self, job: repo.JobRecord) -> None:
-        self.deps.events.publish(Topic.generation, {"type": "status", **job_summary(job)})
 
 
 def _check_embeddings() -> None:

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
-from datamill.engine.render import batch_object
 from datamill.protocol.batches import BatchCreate, BatchObject, BatchStatus
 from datamill.protocol.common import ListObject
+from datamill.render.batches import batch_object
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 

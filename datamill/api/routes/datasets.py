@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
-from datamill.api.render import dataset_object, sample_object
 from datamill.api.uploads import form_file, multipart_body, parse_form, read_upload
 from datamill.curation.service import SampleQuery
 from datamill.errors import InvalidRequest
@@ -26,6 +25,7 @@ from datamill.protocol.datasets import (
     SampleStatus,
     Visibility,
 )
+from datamill.render.datasets import dataset_object, sample_object
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 

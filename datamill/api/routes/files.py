@@ -10,10 +10,10 @@ from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.uploads import form_file, form_text, multipart_body, parse_form, read_upload
-from datamill.engine.render import file_object
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
 from datamill.protocol.files import FileDeleted, FileObject
+from datamill.render.files import file_object
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 

@@ -11,78 +11,23 @@ from pydantic import BaseModel, ValidationError
 
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.errors import InvalidRequest
-from datamill.generation.service import BudgetOverride, JobView, spec_summary
+from datamill.generation.service import BudgetOverride, spec_summary
 from datamill.generation.spec import parse_spec, spec_json_schema
 from datamill.plugins import provider_references
 from datamill.protocol.common import ListObject
 from datamill.protocol.generation import (
     BudgetBody,
-    GenerationCellObject,
     GenerationJobCreate,
     GenerationJobObject,
     GenerationJobResume,
     GenerationPreviewRequest,
     GenerationRunObject,
 )
-from datamill.storage.generation import CellRecord, JobRecord
+from datamill.render.generation import job_object, run_object
 
 router = APIRouter(prefix="/api/generation", tags=["generation"])
 
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
-
-
-def cell_object(cell: CellRecord) -> GenerationCellObject:
-    return GenerationCellObject(
-        topic=cell.topic,
-        sample_type=cell.sample_type,
-        target=cell.target,
-        accepted=cell.accepted,
-        in_flight=cell.in_flight,
-        rejected=cell.rejections,
-        duplicates=cell.duplicates,
-        surplus=cell.surplus,
-        requests=cell.requests,
-        cost=round(cell.cost, 8),
-    )
-
-
-def job_object(
-    job: JobRecord, cells: list[CellRecord] | None = None, *, target: int | None = None
-) -> GenerationJobObject:
-    return GenerationJobObject(
-        id=job.id,
-        name=job.name,
-        status=job.status,
-        stop_reason=job.stop_reason,
-        error=job.error,
-        dataset_id=job.dataset_id,
-        spec_hash=job.spec_hash,
-        spec_version=job.spec_version,
-        topics=job.topics,
-        target=sum(c.target for c in cells) if cells is not None else (target or 0),
-        accepted=job.accepted,
-        rejected=job.rejected,
-        duplicates=job.duplicates,
-        surplus=job.surplus,
-        requests=job.requests,
-        cost=round(job.cost, 8),
-        budget={
-            "usd": job.budget_usd,
-            "requests": job.budget_requests,
-            "seconds": job.budget_seconds,
-        },
-        elapsed=job.elapsed,
-        runner=job.runner,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-        finished_at=job.finished_at,
-        progress_at=job.progress_at,
-        cells=[cell_object(c) for c in cells] if cells is not None else None,
-    )
-
-
-def _view_object(view: JobView) -> GenerationJobObject:
-    return job_object(view.job, view.cells)
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
@@ -150,7 +95,8 @@ async def create_job(
         budget=_budget(body.budget),
         project_id=project_id,
     )
-    return _view_object(await runtime.generation.get(job.id, project_id=project_id))
+    view = await runtime.generation.get(job.id, project_id=project_id)
+    return job_object(view.job, view.cells)
 
 
 @router.get("/jobs", response_model=ListObject[GenerationJobObject])
@@ -174,13 +120,15 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=GenerationJobObject)
 async def get_job(job_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> GenerationJobObject:
-    return _view_object(await runtime.generation.get(job_id, project_id=project_id))
+    view = await runtime.generation.get(job_id, project_id=project_id)
+    return job_object(view.job, view.cells)
 
 
 @router.post("/jobs/{job_id}/stop", response_model=GenerationJobObject)
 async def stop_job(job_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> GenerationJobObject:
     await runtime.generation.stop(job_id, project_id=project_id)
-    return _view_object(await runtime.generation.get(job_id, project_id=project_id))
+    view = await runtime.generation.get(job_id, project_id=project_id)
+    return job_object(view.job, view.cells)
 
 
 @router.post("/jobs/{job_id}/resume", response_model=GenerationJobObject)
@@ -192,7 +140,8 @@ async def resume_job(
     if (await request.body()).strip():
         body = await _body(request, GenerationJobResume)
     await runtime.generation.resume(job_id, budget=_budget(body.budget), project_id=project_id)
-    return _view_object(await runtime.generation.get(job_id, project_id=project_id))
+    view = await runtime.generation.get(job_id, project_id=project_id)
+    return job_object(view.job, view.cells)
 
 
 @router.get("/jobs/{job_id}/history", response_model=ListObject[GenerationRunObject])
@@ -201,17 +150,7 @@ async def job_history(
 ) -> ListObject[GenerationRunObject]:
     """The job's runs, oldest first: who drove it, when, and how each ended."""
     runs = await runtime.generation.history(job_id, project_id=project_id)
-    data = [
-        GenerationRunObject(
-            runner=r.runner,
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            outcome=r.outcome,
-            accepted_before=r.accepted_before,
-            accepted_after=r.accepted_after,
-        )
-        for r in runs
-    ]
+    data = [run_object(run) for run in runs]
     return ListObject[GenerationRunObject].page(data, has_more=False)
 
 

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 
 from datamill import __version__
 from datamill.api.deps import ProjectDep, RuntimeDep
-from datamill.engine.render import batch_object, worker_object
+from datamill.render.batches import batch_object
+from datamill.render.workers import worker_object
 from datamill.storage.usage import UsageGroup
 
 router = APIRouter(prefix="/api", tags=["operations"])

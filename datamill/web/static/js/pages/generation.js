@@ -119,27 +119,29 @@ async function loadJobs() {
 
 /** A `generation` event: status, progress (with the cells that changed) or stuck. */
 function update(event) {
-  const known = jobs.get(event.job_id) || { id: event.job_id, created_at: Date.now() / 1000 };
+  const known = jobs.get(event.id) || { id: event.id, created_at: Date.now() / 1000 };
   if (event.type === "stuck") {
-    if (selected?.id === event.job_id) {
+    if (selected?.id === event.id) {
       const box = byId("stuck");
       box.hidden = false;
       box.textContent = `Stuck: ${event.message}.`;
     }
     return;
   }
-  const merged = { ...known, ...event, id: event.job_id, updated_at: Date.now() / 1000 };
+  // The event carries the job as the API renders it (a progress event without its cells).
+  const merged = { ...known, ...event };
   delete merged.cells;
-  jobs.set(event.job_id, merged);
-  if (selected?.id === event.job_id) {
+  delete merged.type;
+  jobs.set(event.id, merged);
+  if (selected?.id === event.id) {
     const cells = new Map(selected.cells.map((c) => [`${c.topic}\u0000${c.sample_type}`, c]));
     for (const cell of event.changed_cells || []) cells.set(`${cell.topic}\u0000${cell.sample_type}`, cell);
     selected = { ...selected, ...merged, cells: [...cells.values()] };
     renderJob();
   }
-  if (!jobs.get(event.job_id).target) loadJobs().catch(() => {});
+  if (!jobs.get(event.id).target) loadJobs().catch(() => {});
   // A status change: read the job whole (its cells as they ended).
-  if (event.type === "status" && selected?.id === event.job_id) select(event.job_id).catch(() => {});
+  if (event.type === "status" && selected?.id === event.id) select(event.id).catch(() => {});
   renderList();
 }
 

@@ -1,18 +1,9 @@
-"""Wire objects for the routes. Files, batches and workers are rendered in
-`datamill.engine.render` (the engine renders the same objects for the event stream);
-datasets and samples here."""
+"""Datasets and samples (`/api/datasets`), for the API and the CLI."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from datamill.engine.render import (
-    batch_datamill,
-    batch_object,
-    file_object,
-    timestamp,
-    worker_object,
-)
 from datamill.protocol.datasets import (
     CellCount,
     CountByValue,
@@ -20,20 +11,22 @@ from datamill.protocol.datasets import (
     DatasetStats,
     SampleObject,
 )
+from datamill.render.timestamps import timestamp
 
-if TYPE_CHECKING:  # annotations only: `batch run` loads this module, never the datasets'
-    from datamill.curation.service import DatasetView
+if TYPE_CHECKING:  # annotations only: loading the datasets' storage costs start-up time
+    from datamill.storage.datasets import DatasetRecord
     from datamill.storage.samples import SampleRecord, SampleStats
 
-__all__ = [
-    "batch_datamill",
-    "batch_object",
-    "dataset_object",
-    "dataset_stats",
-    "file_object",
-    "sample_object",
-    "worker_object",
-]
+
+class DatasetView(Protocol):
+    """A dataset as the dataset service reads it: its row, live samples, stats if asked."""
+
+    @property
+    def record(self) -> DatasetRecord: ...
+    @property
+    def sample_count(self) -> int: ...
+    @property
+    def stats(self) -> SampleStats | None: ...
 
 
 def dataset_object(view: DatasetView) -> DatasetObject:

@@ -1,12 +1,13 @@
 """Publishing events: the one way the engine tells the event stream that something changed.
 
 `EventPublisher.publish()` never blocks and never fails: the event waits in memory and a
-background task writes what piled up in one transaction, at once when idle and then at most
-every ``min_gap`` seconds, so a burst of events costs one commit. A batch's events are
-rendered inside that write (`storage.events.write_events`), from the batch row as it is
-then: `batch_changed` (a status change) queues one at once, `batch_moved` (its counts moved)
-at most every ``progress_interval`` seconds per batch, so a batch of a million results makes
-a few events a second, never one per result, and the result flushes never wait for them.
+background task (`background.BackgroundWriter`) writes what piled up in one transaction, at
+once when idle and then at most every ``min_gap`` seconds, so a burst of events costs one
+commit. A batch's events are rendered inside that write (`storage.events.write_events`),
+from the batch row as it is then: `batch_changed` (a status change) queues one at once,
+`batch_moved` (its counts moved) at most every ``progress_interval`` seconds per batch, so a
+batch of a million results makes a few events a second, never one per result, and the
+result flushes never wait for them.
 
 Events are notifications of changes already committed: a process killed between a change
 and its event's write loses that event (the next event of the same batch carries its whole
@@ -18,30 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
+from datamill.background import BackgroundWriter, WriterTiming
 from datamill.clock import Clock
-from datamill.engine.events.topics import Topic
-from datamill.engine.render import batch_object
+from datamill.events.topics import Topic
+from datamill.render.batches import batch_event
 from datamill.storage.database import Database
 from datamill.storage.events import NewEvent, write_events
-from datamill.storage.records import BatchRecord
 
 log = logging.getLogger("datamill.events")
 
 _STALE_ENTRIES = 1024  # progress times kept before the expired ones are dropped
 
 
-def render_batch_event(record: BatchRecord) -> str:
-    """A batch event's payload: the Batch object of `GET /v1/batches/{batch_id}`."""
-    return batch_object(record).model_dump_json()
-
-
-class EventPublisher:
+class EventPublisher(BackgroundWriter[NewEvent]):
     def __init__(
         self,
         database: Database,
@@ -51,19 +46,16 @@ class EventPublisher:
         progress_interval: float = 0.5,
         max_pending: int = 10_000,
     ) -> None:
+        # Written when woken (each publish), then at most every min_gap seconds.
+        timing = WriterTiming(min_gap=min_gap, retry_first=0.1, retry_most=5.0)
+        super().__init__(
+            clock, timing, name="event-publisher", items="events", log=log, max_pending=max_pending
+        )
         self._database = database
-        self._clock = clock
-        self._min_gap = min_gap
         self._progress_interval = progress_interval
-        self._events: deque[NewEvent] = deque(maxlen=max_pending)
         self._batches: dict[str, None] = {}  # batches to render at the next write, in order
         self._last_progress: dict[str, float] = {}  # loop time each batch was last queued
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._wake = asyncio.Event()
-        # One write at a time: this process's events are stored in the order published.
-        self._writing = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
         # Called after each write (this process's hub reads at once instead of polling).
         self.on_written: Callable[[], None] | None = None
         self.written = 0  # events stored
@@ -76,10 +68,8 @@ class EventPublisher:
     ) -> None:
         """Queue an event; its payload is serialised now, so later changes to it do not
         leak in."""
-        if len(self._events) == self._events.maxlen:
-            log.warning("events are not being written: dropping the oldest waiting event")
-        self._events.append(NewEvent(str(topic), orjson.dumps(payload).decode(), batch_id))
-        self._start()
+        self._enqueue(NewEvent(str(topic), orjson.dumps(payload).decode(), batch_id))
+        self._wake()
 
     def batch_changed(self, batch_id: str) -> None:
         """A batch's status changed: its event goes in the next write."""
@@ -113,41 +103,30 @@ class EventPublisher:
             self._last_progress = {b: t for b, t in self._last_progress.items() if t > cutoff}
         self._last_progress[batch_id] = now
         self._batches[batch_id] = None
-        self._start()
-
-    def _start(self) -> None:
-        self._wake.set()
-        if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run(), name="event-publisher")
+        self._wake()
 
     # -- writing ------------------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
-        return len(self._events) + len(self._batches)
-
-    async def flush(self) -> None:
-        """Write everything queued now (raises when the store refuses it; nothing is lost)."""
-        async with self._writing:
-            await self._write()
+        return super().pending + len(self._batches)
 
     async def _write(self) -> None:
         if not self.pending:
             return
-        new = list(self._events)
+        new = self._take()
         batch_ids = list(self._batches)
-        self._events.clear()
         self._batches.clear()
         try:
             written = await write_events(
                 self._database,
                 new,
                 batch_ids=batch_ids,
-                render_batch=render_batch_event,
+                render_batch=batch_event,
                 now=self._clock.now(),
             )
         except BaseException:
-            self._events.extendleft(reversed(new))
+            self._put_back(new)
             self._batches = dict.fromkeys(batch_ids) | self._batches
             raise
         self.written += written
@@ -155,35 +134,9 @@ class EventPublisher:
         if self.on_written is not None:
             self.on_written()
 
-    async def _run(self) -> None:
-        delay = 0.1
-        while not self._closed:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.flush()
-                delay = 0.1
-            except Exception:
-                log.exception("could not write %d events; retrying in %.1f s", self.pending, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                self._wake.set()
-                continue
-            # Events arriving meanwhile go together in the next write.
-            await asyncio.sleep(self._min_gap)
-
-    async def aclose(self) -> None:
-        """Stop the background writer and write what is left (progress timers included)."""
-        self._closed = True
+    def _before_close(self) -> None:
+        # Progress waiting for its interval goes in the last write.
         for batch_id, timer in list(self._timers.items()):
             timer.cancel()
             self._batches[batch_id] = None
         self._timers.clear()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        try:
-            await self.flush()
-        except Exception:
-            log.exception("could not write the last %d events", self.pending)

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from datamill.engine.events.publisher import EventPublisher
-from datamill.engine.events.topics import Topic
+from datamill.events.publisher import EventPublisher
+from datamill.events.topics import Topic
 from datamill.scheduler.breaker import BreakerState
 from datamill.scheduler.router import DeploymentHandle, Router
 

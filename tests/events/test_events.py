@@ -1,4 +1,4 @@
-"""Events from the engine on both stores: a batch's progress coalesced and never going back,
+"""Events on both stores: a batch's progress coalesced and never going back,
 a circuit opening, workers' lives, the hub across processes (polling on SQLite, LISTEN on
 PostgreSQL), a subscriber that falls behind, and a store refusing a write."""
 
@@ -10,7 +10,7 @@ import time
 
 import orjson
 
-from datamill.engine.events import EventFilter, publisher
+from datamill.events import EventFilter, publisher
 from datamill.storage import events as event_repo
 from datamill.storage import workers as worker_repo
 from datamill.storage.records import WorkerRecord

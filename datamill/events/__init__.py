@@ -5,8 +5,8 @@ API process) reads each new event once and fans it out to every `GET /api/events
 `DeploymentMonitor` publishes the deployments' live state. See docs/architecture.md.
 """
 
-from datamill.engine.events.hub import EventFilter, EventHub
-from datamill.engine.events.publisher import EventPublisher
-from datamill.engine.events.topics import Topic
+from datamill.events.hub import EventFilter, EventHub
+from datamill.events.publisher import EventPublisher
+from datamill.events.topics import Topic
 
 __all__ = ["EventFilter", "EventHub", "EventPublisher", "Topic"]

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from typing import Protocol
 
-from datamill.engine.events.hub import EventFilter, EventHub
-from datamill.engine.events.topics import Topic
-from datamill.engine.service import BatchService
 from datamill.errors import InvalidRequest
+from datamill.events.hub import EventFilter, EventHub
+from datamill.events.topics import Topic
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 
 MAX_BATCH_FILTERS = 100
 
 
+class BatchLookup(Protocol):
+    """Finds a batch of a project, raising `NotFound` (a 404 naming ``batch_id``) for an
+    unknown one: `BatchService.get`, passed in so events import nothing of the engine."""
+
+    async def __call__(self, batch_id: str, *, project_id: str) -> object: ...
+
+
 class EventStreamService:
-    def __init__(self, hub: EventHub, batches: BatchService) -> None:
+    def __init__(self, hub: EventHub, find_batch: BatchLookup) -> None:
         self._hub = hub
-        self._batches = batches
+        self._find_batch = find_batch
 
     async def open(
         self,
@@ -45,7 +52,7 @@ class EventStreamService:
                 code="invalid_value",
             )
         for batch_id in dict.fromkeys(batch_ids):
-            await self._batches.get(batch_id, project_id=project_id)  # 404 for an unknown one
+            await self._find_batch(batch_id, project_id=project_id)  # 404 for an unknown one
         after = None if last_event_id is None else _event_id(*last_event_id)
         event_filter = EventFilter(
             topics=frozenset(topics) or None, batch_ids=frozenset(batch_ids) or None

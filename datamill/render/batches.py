@@ -1,11 +1,7 @@
-"""Records to wire objects: the only place that turns stored rows into API shapes.
-
-The API answers with them and the engine publishes them on the event stream, so a batch in
-an event is exactly the Batch object `GET /v1/batches/{batch_id}` answers."""
+"""Batch objects (`GET /v1/batches/{batch_id}`), for the API, the CLI and the ``batch``
+events alike: a batch in an event is exactly the Batch object the API answers."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from datamill.protocol.batches import (
     BatchDatamill,
@@ -19,25 +15,8 @@ from datamill.protocol.batches import (
     InputTokensDetails,
     OutputTokensDetails,
 )
-from datamill.protocol.files import FileObject
-from datamill.storage.records import BatchRecord, FileRecord, WorkerRecord
-
-
-def timestamp(value: float | None) -> int | None:
-    """A stored time (seconds, float) as the wire writes it: whole seconds, or None."""
-    return int(value) if value is not None else None
-
-
-def file_object(record: FileRecord) -> FileObject:
-    return FileObject(
-        id=record.id,
-        bytes=record.bytes,
-        created_at=int(record.created_at),
-        filename=record.filename,
-        purpose=record.purpose,
-        status="processed",
-        expires_at=timestamp(record.expires_at),
-    )
+from datamill.render.timestamps import timestamp
+from datamill.storage.records import BatchRecord
 
 
 def batch_object(record: BatchRecord) -> BatchObject:
@@ -97,21 +76,6 @@ def batch_datamill(record: BatchRecord) -> BatchDatamill:
     )
 
 
-def worker_object(record: WorkerRecord, *, alive: bool) -> dict[str, Any]:
-    """A worker as `GET /api/workers` lists it; ``alive``: running with a fresh heartbeat."""
-    return {
-        "id": record.id,
-        "kind": record.kind,
-        "host": record.host,
-        "pid": record.pid,
-        "version": record.version,
-        "status": record.status,
-        "alive": alive,
-        "current_batch_id": record.current_batch_id,
-        "in_flight": record.in_flight,
-        "completed": record.completed,
-        "failed": record.failed,
-        "started_at": int(record.started_at),
-        "last_heartbeat_at": record.heartbeat_at,
-        "stopped_at": int(record.stopped_at) if record.stopped_at else None,
-    }
+def batch_event(record: BatchRecord) -> str:
+    """A ``batch`` event's payload: the Batch object, as JSON."""
+    return batch_object(record).model_dump_json()
