@@ -140,8 +140,8 @@ class Dispatcher:
         if deadline is None:
             return await gate.acquire(tokens, interactive=interactive)
         # The wait at the gate counts against the deadline; past it, a ``timeout`` with
-        # nothing taken.
-        left = max(deadline - self._clock.monotonic(), 0.0)
+        # nothing taken. (To the millisecond: the error says how long it waited.)
+        left = max(round(deadline - self._clock.monotonic(), 3), 0.0)
         return await gate.acquire(tokens, interactive=interactive, timeout=left)
 
     def _left(self, call: ProviderCall, deadline: float) -> float:
