@@ -94,7 +94,7 @@ class Dispatcher:
                 if permit is None:
                     return None
             else:
-                permit = await self._admit(gate, tokens, interactive, deadline)
+                permit = await self._admit(gate, tokens, interactive=interactive, deadline=deadline)
         if ready is not None and not ready():
             gate.abandon(permit)
             return None
@@ -124,7 +124,7 @@ class Dispatcher:
         """`call_deployment` for an interactive stream: returns once the deployment accepted
         it, with the permit still held: the call is out until the stream ends, and whoever
         relays it hands the permit back (`DeploymentGate.release`) with its outcome."""
-        permit = await self._admit(route.handle.gate, tokens, True, deadline)
+        permit = await self._admit(route.handle.gate, tokens, interactive=True, deadline=deadline)
         stream = await self.call_deployment(
             route, call, tokens, send=opened, deadline=deadline, permit=permit
         )
@@ -135,7 +135,7 @@ class Dispatcher:
         await self._deadlines.aclose()
 
     async def _admit(
-        self, gate: DeploymentGate, tokens: int, interactive: bool, deadline: float | None
+        self, gate: DeploymentGate, tokens: int, *, interactive: bool, deadline: float | None
     ) -> Permit:
         if deadline is None:
             return await gate.acquire(tokens, interactive=interactive)
