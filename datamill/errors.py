@@ -11,6 +11,7 @@
     │   └── PayloadTooLarge         413: over a configured size limit
     │   └── UpstreamFailed          a gateway call every deployment failed; status by category
     ├── ProviderError               a failed call to a provider; carries category and retry hint
+    │   └── AdapterFailed           an adapter raised something else (a bug): a server_error
     └── StorageError                the store is unreachable or not migrated
 
 Foreign exceptions (aiohttp, asyncpg, sqlite3) are translated at their boundary:
@@ -235,6 +236,16 @@ class ProviderError(DatamillError):
         return (
             f"ProviderError({self.category.value!r}, {self.message!r}, status={self.status_code})"
         )
+
+
+class AdapterFailed(ProviderError):
+    """An adapter raised something other than `ProviderError` (a bug in it): a
+    ``server_error``, retried and counted by the breaker in batches like a 5xx, while the
+    gateway answers it as the internal error it is (500, ``internal_error``). Made in one
+    place, `scheduler.dispatch`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCategory.server_error, message)
 
 
 def upstream_param_and_code(error: ProviderError) -> tuple[str | None, str | None]:

@@ -162,7 +162,7 @@ class Runtime:
         await self.event_hub.aclose()
         await self.events.aclose()
         await self.call_log.aclose()
-        await self.gateway.catalog.aclose()
+        await self.gateway.aclose()
         await self.router.aclose()
         await self.http.aclose()
         await self.database.dispose()

@@ -1,20 +1,16 @@
 """Running one leased request to its final result.
 
-The executor routes the request, passes the deployment's gate, calls the provider under a
-timeout, and retries what is retryable while the lease is held: up to ``max_retries``
-failures, not counting 429s. A retryable failure moves the request to the next deployment of
-its plan at once (an alias with several deployments, or fallbacks); once every deployment
-was tried, it backs off (obeying ``Retry-After``) and starts again from the first. A failed
-network setup (``network_setup``: an untrusted certificate, an unknown host) takes the
-deployment out of the request's plan and moves on at once, spending no retry; it is final
-only when no deployment is left. It always records a `RequestResult`; no provider failure
-escapes it.
+The executor routes the request, calls the deployment (`scheduler.dispatch`: its gate, the
+timeout, the bookkeeping) and retries what is retryable while the lease is held, as the
+retry decision says (`scheduler.retry`): up to ``max_retries`` failures, not counting 429s,
+the next deployment of the plan at once, a backoff (obeying ``Retry-After``) once every
+deployment was tried, and a deployment whose network setup failed dropped from the plan
+without spending a retry. It always records a `RequestResult`; no provider failure escapes
+it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -24,25 +20,22 @@ import orjson
 
 from datamill.clock import Clock
 from datamill.engine.budgets import BudgetLedger, Reservation
-from datamill.engine.deadlines import CallDeadlines
 from datamill.engine.outcomes import answered, failed
-from datamill.engine.retry import backoff_delay
 from datamill.engine.waits import CallWaits
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.nlp.tokens import estimate_request_tokens, estimate_response_tokens
 from datamill.protocol.responses import continue_response
 from datamill.providers.base import Endpoint, ProviderCall, ProviderResponse, Usage
-from datamill.providers.responses import respond
+from datamill.scheduler.dispatch import Dispatcher, answer
 from datamill.scheduler.limits import AdjustableLimit
 from datamill.scheduler.pricing import call_cost
+from datamill.scheduler.retry import RetryAction, RetryDecision
 from datamill.scheduler.router import Attempts, Route, Router
 from datamill.storage.database import Database
 from datamill.storage.records import LeasedRequest, RequestResult
 from datamill.storage.requests import CLOSING_MESSAGES
 from datamill.storage.responses import get_response
 from datamill.storage.schema import DEFAULT_PROJECT_ID
-
-log = logging.getLogger("datamill.engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +67,10 @@ class RequestExecutor:
         self._clock = clock
         self._database = database  # where the gateway keeps responses (None: none kept)
         self._rng = rng or random.Random()
-        self._deadlines = CallDeadlines(clock)
         # The calls waiting at a gate or in a backoff: the worker ends those of a batch that
         # closes, and all of them when it stops.
         self.waits = CallWaits()
+        self._dispatch = Dispatcher(clock, waits=self.waits)
 
     async def execute(
         self,
@@ -122,7 +115,7 @@ class RequestExecutor:
         built: dict[str, ProviderCall] = {}  # one call body per deployment, built once
         tokens: int | None = None  # estimated when first needed: only a token budget does
         tries = 0
-        failures = 0
+        retries: RetryDecision | None = None  # made at the first failure
         while True:
             code = closing(request.batch_id)
             if code is not None:
@@ -152,15 +145,19 @@ class RequestExecutor:
                             reservation.settle(None)  # closed while it waited: never sent
                         else:
                             tries += 1
-                            outcome = None
+                            outcome: ProviderResponse | ProviderError | None = None
                             try:
-                                outcome = await self._call_once(
+                                outcome = await self._dispatch.call_deployment(
                                     route,
                                     call,
                                     tokens or 0,
+                                    send=answer,
                                     batch_id=request.batch_id,
                                     ready=lambda: closing(request.batch_id) is None,
                                 )
+                            except ProviderError as exc:
+                                # Kept as a value: no traceback holding this frame.
+                                outcome = exc.with_traceback(None)
                             finally:
                                 cost = _cost(route, outcome)
                                 reservation.settle(cost)
@@ -180,28 +177,20 @@ class RequestExecutor:
                         self._success(request, route, outcome, tries, model=str(model), cost=cost)
                     )
                     return
-                if outcome.category is ErrorCategory.network_setup and attempts.drop():
-                    # That deployment cannot be reached as configured (its gate sets it aside
-                    # for the other requests too): the plan's next one, now, spending no retry.
-                    continue
-                # A 429 says "later", not "failed": like a wait at an open circuit, it spends
-                # no retry. The batch's completion window bounds how long a request waits.
-                if outcome.category is not ErrorCategory.rate_limited:
-                    failures += 1
-                if not outcome.category.retryable or failures > policy.max_retries:
+                if retries is None:
+                    retries = RetryDecision(attempts, max_retries=policy.max_retries, rng=self._rng)
+                action = retries.after(outcome, tries=tries)
+                if action is RetryAction.give_up:
                     await record(self._failure(request, route, outcome, tries=tries))
                     return
             finally:
                 unrecorded.release()
-            if not attempts.advance() and closing(request.batch_id) is None:
+            if action is RetryAction.back_off and closing(request.batch_id) is None:
                 # Every deployment of the plan failed this round: wait before the next one.
-                await self._back_off(
-                    request.batch_id,
-                    backoff_delay(tries, retry_after=outcome.retry_after, rng=self._rng),
-                )
+                await self._back_off(request.batch_id, retries.delay())
 
     async def aclose(self) -> None:
-        await self._deadlines.aclose()
+        await self._dispatch.aclose()
 
     async def _back_off(self, batch_id: str, seconds: float) -> None:
         """Sleep before the next round of tries; cut short when the batch closes (the
@@ -255,75 +244,6 @@ class RequestExecutor:
         if route.upstream_model == body["model"]:
             return ProviderCall(policy.endpoint, body, timeout, raw=raw)
         return ProviderCall(policy.endpoint, {**body, "model": route.upstream_model}, timeout)
-
-    async def _call_once(
-        self,
-        route: Route,
-        call: ProviderCall,
-        tokens: int,
-        *,
-        batch_id: str,
-        ready: Callable[[], bool],
-    ) -> ProviderResponse | ProviderError | None:
-        """One call through the deployment's gate; None when the batch closed while the gate
-        held it (then nothing was sent). The wait ends as soon as the batch closes."""
-        gate = route.handle.gate
-        # A cancelled wait leaves nothing taken at the gate; a permit granted as the batch
-        # closed is given back.
-        permit = await self.waits.wait(batch_id, lambda: gate.acquire(tokens), discard=gate.abandon)
-        if permit is None:
-            return None
-        if not ready():
-            gate.abandon(permit)
-            return None
-        provider = route.handle.provider
-        task = self._deadlines.start(call.timeout)
-        error: ProviderError
-        try:
-            if call.endpoint is Endpoint.embeddings:
-                response = await provider.embed(call)
-            elif call.endpoint is Endpoint.responses:
-                response = await respond(provider, call)
-            else:
-                response = await provider.complete(call)
-        except asyncio.CancelledError:
-            # Our deadline, and no cancel from outside besides: a timeout. Otherwise (the
-            # worker stopping) the cancel goes on and the call was never answered.
-            if not self._settle(task) or task.cancelling():
-                gate.abandon(permit)
-                raise
-            error = self._timed_out(route, call)
-        except Exception as exc:  # a bug in an adapter must not kill the worker either
-            timed_out = self._settle(task)
-            if timed_out or isinstance(exc, TimeoutError):
-                error = self._timed_out(route, call)
-            elif isinstance(exc, ProviderError):
-                error = exc
-            else:
-                log.exception("provider %s raised unexpectedly", route.handle.name)
-                error = ProviderError(
-                    ErrorCategory.server_error, f"{route.handle.name} adapter failed: {exc!r}"
-                )
-        else:
-            self._settle(task)
-            gate.release(permit, error=None, usage=response.usage, hints=response.rate_limits)
-            return response
-        gate.release(permit, error=error)
-        return error
-
-    def _settle(self, task: asyncio.Task[object]) -> bool:
-        """Unregister the call's deadline; True (and the deadline's cancel withdrawn) when
-        the deadline had passed."""
-        expired = self._deadlines.finish(task)
-        if expired:
-            task.uncancel()
-        return expired
-
-    @staticmethod
-    def _timed_out(route: Route, call: ProviderCall) -> ProviderError:
-        return ProviderError(
-            ErrorCategory.timeout, f"no answer from {route.handle.name} in {call.timeout:g} s"
-        )
 
     def _success(
         self,

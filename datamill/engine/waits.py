@@ -6,9 +6,9 @@ minutes, and a batch's cancel (or expiry, or spent budget) or its worker's stop 
 wait for it to end. `CallWaits` knows which calls wait, by batch, and cancels the waits of
 a batch that closed, or every wait when the worker stops.
 
-As with `deadlines.py`, a wait is cancelled only while it is registered: `CallWaits.wait`
-registers just before it and unregisters synchronously after it, so the cancel never lands
-on a call out at a provider or on a result being recorded.
+As with `scheduler/deadlines.py`, a wait is cancelled only while it is registered:
+`CallWaits.wait` registers just before it and unregisters synchronously after it, so the
+cancel never lands on a call out at a provider or on a result being recorded.
 """
 
 from __future__ import annotations

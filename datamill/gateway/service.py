@@ -1,17 +1,19 @@
 """The chat gateway: interactive calls through the same deployments, gates and fallbacks as
 batch work.
 
-`GatewayService` routes a checked request (gateway/requests.py) to its plan, passes each
-deployment's gate as an interactive call (ahead of waiting batch calls), and walks the plan
-on retryable failures: a 429, a 5xx, a timeout, a dead connection or an open circuit moves
-the call to the next deployment, as long as nothing was sent to the client yet. Once a stream
-has started, a failure ends it with an error event. Every call, answered or not, is reported
-to ``on_call`` (usage, cost and latency accounting).
+`GatewayService` routes a checked request (gateway/requests.py) to its plan and calls each
+deployment as an interactive call (`scheduler.dispatch`: ahead of waiting batch calls, its
+wait at the gate counted against its timeout). It walks the plan as the retry decision says
+(`scheduler.retry`, one round, no backoff): a 429, a 5xx, a timeout, a dead connection or an
+open circuit moves the call to the next deployment, as long as nothing was sent to the
+client yet, and a deployment whose network setup failed is dropped for the next one. Once a
+stream has started, a failure ends it with an error event. An adapter that raises
+unexpectedly (`AdapterFailed`) is answered as the internal error it is. Every call, answered
+or not, is reported to ``on_call`` (usage, cost and latency accounting).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -21,7 +23,7 @@ from typing import Any
 
 from datamill.clock import Clock
 from datamill.errors import (
-    ErrorCategory,
+    AdapterFailed,
     ModelNotFound,
     ProviderError,
     UpstreamFailed,
@@ -40,9 +42,10 @@ from datamill.providers.base import (
     ProviderStream,
     Usage,
 )
-from datamill.providers.responses import respond, stream_response
 from datamill.providers.sse import DONE, encode_data, encode_event
+from datamill.scheduler.dispatch import Dispatcher, answer
 from datamill.scheduler.gate import Permit
+from datamill.scheduler.retry import RetryAction, RetryDecision
 from datamill.scheduler.router import Attempts, Route, Router
 
 log = logging.getLogger("datamill.gateway")
@@ -102,6 +105,7 @@ class GatewayService:
         self._clock = clock
         self._on_call = on_call or (lambda record: None)
         self._rng = rng or random.Random()
+        self._dispatch = Dispatcher(clock)
         self.catalog = ModelCatalog(router, clock)
 
     async def complete(self, request: GatewayRequest) -> GatewayAnswer:
@@ -121,6 +125,7 @@ class GatewayService:
         started = time.monotonic()
         stream, route, permit = await self._first_answer(request, started)
         assert isinstance(stream, ProviderStream)
+        assert permit is not None
         events = self._relay(request, route, stream, permit, started)
         return GatewayStream(events, route.handle.name, stream.request_id, self._rate_limits(route))
 
@@ -128,7 +133,7 @@ class GatewayService:
 
     async def _first_answer(
         self, request: GatewayRequest, started: float
-    ) -> tuple[ProviderResponse | ProviderStream, Route, Permit]:
+    ) -> tuple[ProviderResponse | ProviderStream, Route, Permit | None]:
         """The first deployment's answer (or open stream). A stream's permit is returned
         held: the call is out until the stream ends."""
         plan = self._router.plan(request.model, request.endpoint)
@@ -138,7 +143,9 @@ class GatewayService:
                 "GET /v1/models lists what is"
             )
         attempts = Attempts(plan, self._rng)
+        retries: RetryDecision | None = None  # made at the first failure
         tokens: int | None = None
+        tries = 0
         while True:
             route = attempts.next()
             handle = route.handle
@@ -147,62 +154,33 @@ class GatewayService:
                 estimate = estimate_response_tokens if responses else estimate_request_tokens
                 tokens = sum(estimate(request.body))
             call = _call_for(request, route)
-            waited_from = time.monotonic()
-            answer: ProviderResponse | ProviderStream
+            # The wait for the gate counts against the call's timeout; a client that leaves
+            # ends it (the cancel), with nothing taken.
+            deadline = self._clock.monotonic() + call.timeout
+            tries += 1
             try:
-                # The wait for the gate counts against the call's timeout; a client that
-                # leaves ends it (the cancel), with nothing taken.
-                permit = await handle.gate.acquire(
-                    tokens or 0, interactive=True, timeout=call.timeout
+                if request.stream:
+                    stream, permit = await self._dispatch.open_stream(
+                        route, call, tokens or 0, deadline=deadline
+                    )
+                    return stream, route, permit
+                response = await self._dispatch.call_deployment(
+                    route, call, tokens or 0, send=answer, interactive=True, deadline=deadline
                 )
-            except ProviderError as exc:
-                if attempts.advance():
-                    continue
-                self._report(request, route, started, ok=False, error_code=exc.category.value)
-                raise UpstreamFailed(
-                    exc, deployment=handle.name, rate_limits=self._rate_limits(route)
-                ) from None
-            left = call.timeout - (time.monotonic() - waited_from)
-            try:
-                async with asyncio.timeout(max(left, 0.0)):
-                    if request.endpoint is Endpoint.responses:
-                        answer = await (
-                            stream_response(handle.provider, call)
-                            if request.stream
-                            else respond(handle.provider, call)
-                        )
-                    elif request.stream:
-                        answer = await handle.provider.stream(call)
-                    elif request.endpoint is Endpoint.embeddings:
-                        answer = await handle.provider.embed(call)
-                    else:
-                        answer = await handle.provider.complete(call)
-            except TimeoutError:
-                error = ProviderError(
-                    ErrorCategory.timeout, f"no answer from {handle.name} in {call.timeout:g} s"
-                )
+                assert response is not None  # only a batch call's wait is withdrawn
+                return response, route, None
+            except AdapterFailed:
+                raise  # a bug, not the upstream's answer: a 500, as any bug
             except ProviderError as exc:
                 error = exc
-            except BaseException:
-                handle.gate.abandon(permit)  # the client went away (or a bug): no answer
-                raise
-            else:
-                if isinstance(answer, ProviderResponse):
-                    handle.gate.release(
-                        permit, error=None, usage=answer.usage, hints=answer.rate_limits
-                    )
-                return answer, route, permit
-            handle.gate.release(permit, error=error)
-            if error.category.retryable and attempts.advance():
-                continue
-            # A deployment that cannot be reached as configured (its certificate, its
-            # proxy, its host): the alias's next one answers instead, as in batches.
-            if error.category is ErrorCategory.network_setup and attempts.drop():
+            if retries is None:
+                retries = RetryDecision(attempts, max_retries=None, rng=self._rng)
+            if retries.after(error, tries=tries) is not RetryAction.give_up:
                 continue
             self._report(request, route, started, ok=False, error_code=error.category.value)
             raise UpstreamFailed(
                 error, deployment=handle.name, rate_limits=self._rate_limits(route)
-            )
+            ) from None
 
     def _rate_limits(self, route: Route) -> dict[str, str]:
         return ratelimit_headers(route.handle.gate, self._clock.monotonic())
@@ -297,6 +275,11 @@ class GatewayService:
             )
         except Exception:  # accounting must never fail a call
             log.exception("could not account for a gateway call")
+
+    async def aclose(self) -> None:
+        """End the model catalog's refreshes and the watcher of the calls' deadlines."""
+        await self.catalog.aclose()
+        await self._dispatch.aclose()
 
     def models(self) -> list[dict[str, Any]]:
         """The names configured in ``datamill.toml`` (aliases, deployments' models and

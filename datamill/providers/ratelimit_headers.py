@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 
-from datamill.providers.base import RateLimitHints
+from datamill.ratelimit_hints import RateLimitHints
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 

@@ -40,7 +40,8 @@ from urllib.parse import urlsplit
 
 from datamill.clock import Clock
 from datamill.errors import ErrorCategory, ProviderError
-from datamill.providers.base import RateLimitHints, Usage
+from datamill.providers.types import Usage
+from datamill.ratelimit_hints import RateLimitHints
 from datamill.scheduler.breaker import BreakerState, CircuitBreaker
 from datamill.scheduler.concurrency import INITIAL, LatencyLimit
 from datamill.scheduler.headers import read_limits

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datamill.providers.base import RateLimitHints
+from datamill.ratelimit_hints import RateLimitHints
 
 # A per-minute window never takes longer than a minute to reset; the margin absorbs
 # rounding and clock skew on the provider's side.

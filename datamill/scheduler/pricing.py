@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datamill.providers.base import Usage
+from datamill.providers.types import Usage
 from datamill.settings import DeploymentConfig
 
 _PER_TOKEN = 1e-6

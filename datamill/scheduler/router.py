@@ -21,10 +21,14 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from datamill.providers.base import Endpoint, Provider
+from datamill.providers.types import Endpoint
 from datamill.scheduler.gate import DeploymentGate
 from datamill.settings import AliasConfig, DeploymentConfig
+
+if TYPE_CHECKING:
+    from datamill.providers.base import Provider
 
 _CACHE_SIZE = 4096
 

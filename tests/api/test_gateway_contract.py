@@ -162,3 +162,29 @@ async def test_a_streamed_response_carries_them_too(make_api, serve, mock, store
     assert events[-1] == "response.completed"
     assert raw.headers["x-ratelimit-limit-requests"] == "600"
     assert raw.headers["x-datamill-deployment"]
+
+
+async def test_an_adapter_that_raises_unexpectedly_is_an_internal_error(make_api, mock):
+    """A bug in an adapter (`AdapterFailed` from the dispatch) is answered as any bug is:
+    a 500 that shows nothing of it, not an upstream's error; the deployment's gate is left
+    with nothing out."""
+    api = await make_api([mock_deployment(mock)])
+    handle = api.runtime.router.get("mock")
+    assert handle is not None
+
+    async def broken(call: object) -> object:
+        raise KeyError("internal detail: sk-never-shown")
+
+    handle.provider.complete = broken  # type: ignore[method-assign]
+    # Starlette re-raises after answering; a real server logs it and the client sees the 500.
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://datamill.test") as client:
+        answer = await client.post(
+            "/v1/chat/completions", json={"model": "mock-model", "messages": HELLO}
+        )
+
+    assert answer.status_code == 500, answer.text
+    error = answer.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "internal_error")
+    assert "sk-never-shown" not in answer.text
+    assert handle.gate.sent == 0

@@ -26,7 +26,7 @@ import logging
 from datamill.engine.context import EngineContext
 from datamill.engine.native import outcomes
 from datamill.engine.native.submit import Submitter
-from datamill.engine.native.support import bounded, native_api, upstream_call
+from datamill.engine.native.support import native_api
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.protocol.batches import BatchStatus
 from datamill.providers.base import (
@@ -35,6 +35,7 @@ from datamill.providers.base import (
     NativeBatchState,
     NativeBatchStatus,
 )
+from datamill.scheduler.dispatch import bounded_upstream, call_upstream
 from datamill.scheduler.pricing import call_cost
 from datamill.scheduler.router import DeploymentHandle
 from datamill.storage import batches as batch_repo
@@ -102,7 +103,7 @@ class JobSteps:
         if isinstance(api, NativeBatchLookup):
             # An error here leaves the job for a later try: giving its requests back while
             # the upstream may hold them is what the lookup is there to avoid.
-            found = await upstream_call(
+            found = await call_upstream(
                 api.find(job.id), timeout=handle.config.timeout, what="looking up a batch"
             )
         if found is not None:
@@ -133,7 +134,7 @@ class JobSteps:
         now = ctx.clock.now()
         interval = ctx.settings.native_poll_interval
         try:
-            status = await upstream_call(
+            status = await call_upstream(
                 api.poll(job.upstream_id), timeout=handle.config.timeout, what="polling a batch"
             )
         except ProviderError as error:
@@ -227,7 +228,7 @@ class JobSteps:
             )
             return batch.id
         seen: set[int] = set()
-        results = bounded(
+        results = bounded_upstream(
             api.results(job.upstream_id),
             timeout=handle.config.timeout,
             what="reading a batch's results",
@@ -300,7 +301,7 @@ class JobSteps:
         """Ask the upstream to stop; its refusal (already finished, say) changes nothing: the
         job is polled until it stops either way."""
         try:
-            await upstream_call(
+            await call_upstream(
                 api.cancel(upstream_id), timeout=handle.config.timeout, what="cancel"
             )
         except ProviderError as error:

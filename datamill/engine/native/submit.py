@@ -27,12 +27,13 @@ import orjson
 
 from datamill.engine.context import EngineContext
 from datamill.engine.native import outcomes
-from datamill.engine.native.support import native_api, native_route, upstream_call
-from datamill.engine.retry import backoff_delay
+from datamill.engine.native.support import native_api, native_route
 from datamill.errors import ErrorCategory, ProviderError
 from datamill.ids import new_native_job_id
 from datamill.providers.base import Endpoint, NativeBatchAPI, NativeBatchLookup, NativeRequest
 from datamill.providers.fields import Support, is_neutral, unsupported
+from datamill.scheduler.dispatch import call_upstream
+from datamill.scheduler.retry import backoff_delay
 from datamill.scheduler.router import DeploymentHandle
 from datamill.storage import native_jobs as job_repo
 from datamill.storage.records import BatchRecord, NativeMember, NativeRequestRow, RequestResult
@@ -223,7 +224,7 @@ class Submitter:
                 call = api.submit(requests, endpoint=endpoint, label=job_id)
             else:
                 call = api.submit(requests, endpoint=endpoint)
-            upstream_id = await upstream_call(call, timeout=handle.config.timeout, what=what)
+            upstream_id = await call_upstream(call, timeout=handle.config.timeout, what=what)
         except ProviderError as error:
             return await self._submit_failed(batch, handle, api, job_id, items, error)
         await self._record_upstream(handle, api, job_id, upstream_id)
@@ -257,7 +258,7 @@ class Submitter:
                 "job %s lost its claim while submitting; cancelling %s", job_id, upstream_id
             )
             try:
-                await upstream_call(
+                await call_upstream(
                     api.cancel(upstream_id), timeout=handle.config.timeout, what="cancel"
                 )
             except ProviderError as error:
@@ -345,7 +346,7 @@ class Submitter:
         if not isinstance(api, NativeBatchLookup):
             return None
         try:
-            return await upstream_call(
+            return await call_upstream(
                 api.find(job_id), timeout=handle.config.timeout, what="looking up a batch"
             )
         except ProviderError as error:

@@ -9,20 +9,13 @@ of them lower. With prices left at zero nothing is cheaper, so ``auto`` stays on
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Awaitable, Iterable
-from typing import TypeVar
+from collections.abc import Iterable
 
-from datamill.errors import ErrorCategory, ProviderError
 from datamill.protocol.batches import BatchMode
 from datamill.providers.base import NativeBatchAPI
 from datamill.scheduler.pricing import batch_prices, online_prices
 from datamill.scheduler.router import DeploymentHandle, Route, RoutePlan
 from datamill.settings import DeploymentConfig
-
-log = logging.getLogger("datamill.engine")
-T = TypeVar("T")
 
 
 def native_api(handle: DeploymentHandle) -> NativeBatchAPI | None:
@@ -60,42 +53,3 @@ def resolve_mode(requested: BatchMode, handles: Iterable[DeploymentHandle]) -> B
     if used and all(native_api(h) is not None and native_is_cheaper(h.config) for h in used):
         return BatchMode.native
     return BatchMode.online
-
-
-async def upstream_call(call: Awaitable[T], *, timeout: float, what: str) -> T:
-    """Await one call to a native batch API, translating what it may raise into
-    `ProviderError`: no answer in ``timeout`` seconds is a ``timeout``, and an adapter that
-    fails unexpectedly (a bug) a ``server_error``, as the online executor does."""
-    try:
-        async with asyncio.timeout(timeout):
-            return await call
-    except (ProviderError, StopAsyncIteration):
-        raise
-    except TimeoutError:
-        raise ProviderError(
-            ErrorCategory.timeout, f"no answer to {what} in {timeout:g} s"
-        ) from None
-    except Exception as exc:
-        log.exception("%s failed unexpectedly", what)
-        raise ProviderError(ErrorCategory.server_error, f"{what} failed: {exc!r}") from None
-
-
-def bounded(iterator: AsyncIterator[T], *, timeout: float, what: str) -> AsyncIterator[T]:
-    """``iterator`` with each item due within ``timeout`` seconds (a stalled download must
-    not hold a job forever), failures translated as by `upstream_call`."""
-
-    async def items() -> AsyncIterator[T]:
-        source = aiter(iterator)
-        try:
-            while True:
-                try:
-                    item = await upstream_call(anext(source), timeout=timeout, what=what)
-                except StopAsyncIteration:
-                    return
-                yield item
-        finally:
-            close = getattr(source, "aclose", None)
-            if close is not None:
-                await close()
-
-    return items()

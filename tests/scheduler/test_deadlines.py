@@ -8,7 +8,7 @@ import time
 import pytest
 
 from datamill.clock import SystemClock
-from datamill.engine.deadlines import CallDeadlines
+from datamill.scheduler.deadlines import CallDeadlines
 
 
 async def _call(deadlines: CallDeadlines, timeout: float, work: float) -> str:
