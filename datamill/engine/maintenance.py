@@ -242,13 +242,19 @@ class Maintenance:
             except Exception:
                 log.exception("%s of batch %s failed; it will be retried", job, batch.id)
                 # Let another sweep (or worker) try again.
-                await batch_repo.release_claims(
-                    self._ctx.database, self._worker_id, batch_id=batch.id
-                )
+                await self._release(batch.id)
+            except asyncio.CancelledError:
+                # The worker is stopping: a claim it kept would outlive it (only a dead
+                # worker's claims are released for it), so give it back now.
+                await self._release(batch.id)
+                raise
             finally:
                 self._jobs.pop(key, None)
 
         self._jobs[key] = asyncio.create_task(guarded(), name=f"{job}-{batch.id}")
+
+    async def _release(self, batch_id: str) -> None:
+        await batch_repo.release_claims(self._ctx.database, self._worker_id, batch_id=batch_id)
 
     async def wait_jobs(self) -> None:
         """Wait for running validations and finalizations (a worker stopping)."""

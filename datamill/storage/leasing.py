@@ -87,7 +87,11 @@ def claim_rows(
 ) -> Update:
     """A claim in SQLAlchemy Core: the rows of ``table`` whose id ``candidates`` selects
     (locked and skipped per `skips_locked`) and that still meet ``still`` get ``values``
-    (the owner among them); returns them whole."""
+    (the owner among them); returns them whole.
+
+    A claim of one named row (a batch to validate or finalize) is built the same way: on
+    PostgreSQL, while another transaction holds that row the claim takes nothing, at once,
+    rather than waiting; every such claim is tried again by the next sweep."""
     if skips_locked(dialect):
         candidates = candidates.with_for_update(skip_locked=True)
     # Never correlated to the UPDATE: the subquery reads the table afresh.

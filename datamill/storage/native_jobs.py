@@ -10,8 +10,8 @@ new job) or are closed (the batch was cancelled or expired).
 One worker acts on a job at a time: `claim_jobs` claims due jobs atomically (through
 `leasing.claim_rows`), a step releases its claim when it ends, a worker stopping releases
 its own (`release_claims`), and the claims of a dead worker are released with all it held
-(`leasing.release_dead_workers`). Results are recorded through `storage.results` (idempotent), so a
-job collected twice after a crash records each result once.
+(`leasing.release_dead_workers`). Results are recorded through `storage.results`
+(idempotent), so a job collected twice after a crash records each result once.
 
 Request ids travel as JSON arrays on SQLite (``json_each``) and as arrays on PostgreSQL: a
 job may hold 50,000 requests, more than either driver takes as separate parameters.

@@ -3,6 +3,7 @@ back through the one call (`storage.leasing.release_dead_workers`)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -64,3 +65,26 @@ async def test_a_sweep_releases_everything_a_dead_worker_held_in_one_call(
     # Declared once: the next sweep has nothing to release.
     await sweep.sweep()
     assert len(calls) == 1
+
+
+async def test_a_validation_cancelled_by_a_stopping_worker_gives_its_claim_back(
+    make_runtime, database, make_batch
+):
+    runtime = await make_runtime()
+    batch = await make_batch(1, status=BatchStatus.validating, now=time.time())
+    sweep = Maintenance(runtime.engine, worker_id="stopping", batch_ids=frozenset())
+    claimed = asyncio.Event()
+
+    async def validate() -> None:  # claims, then never ends by itself
+        assert await claim_batch(
+            database, batch.id, worker_id="stopping", status=BatchStatus.validating
+        )
+        claimed.set()
+        await asyncio.Event().wait()
+
+    sweep._spawn("validate", batch.record, validate)
+    await claimed.wait()
+    sweep.cancel_jobs()
+    await sweep.wait_jobs()
+
+    assert (await get_batch(database, batch.id)).claimed_by is None
