@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, case, delete, exists, func, select, update
 
 from datamill.protocol.batches import BatchStatus
 from datamill.storage.database import Database
 from datamill.storage.files import file_values
-from datamill.storage.leasing import claim_rows
+from datamill.storage.leasing import claim_row
 from datamill.storage.pagination import fetch_page
 from datamill.storage.records import BatchRecord, FileRecord, from_row
 from datamill.storage.schema import batches, files, results
@@ -107,12 +107,8 @@ async def claim_batch(
 ) -> bool:
     """Make ``worker_id`` the one worker validating or finalizing the batch."""
     free = [batches.c.status == status.value, batches.c.claimed_by.is_(None)]
-    statement = claim_rows(
-        database.dialect,
-        batches,
-        candidates=select(batches.c.id).where(batches.c.id == batch_id, *free),
-        still=free,
-        values={"claimed_by": worker_id},
+    statement = claim_row(
+        database.dialect, batches, batch_id, still=free, values={"claimed_by": worker_id}
     )
     async with database.write() as conn:
         return (await conn.execute(statement)).first() is not None
@@ -204,41 +200,29 @@ async def claim_finalization(
     stays cancelling until its files are written.
     """
     ready = [batches.c.claimed_by.is_(None), _finished >= batches.c.total_count]
-    running = [*ready, batches.c.status == S.in_progress.value]
-    # A validator holds its claim until every row is staged and counted.
-    closing = [*ready, batches.c.status.in_([S.finalizing.value, S.cancelling.value])]
-    dialect = database.dialect
+    tries: list[tuple[list[ColumnElement[bool]], dict[str, Any]]] = [
+        (
+            [*ready, batches.c.status == S.in_progress.value],
+            {
+                "status": S.finalizing.value,
+                "finalizing_at": now,
+                "target_status": "completed",
+                "claimed_by": worker_id,
+                "stop_reason": func.coalesce(batches.c.stop_reason, _BUDGET_CLOSED),
+            },
+        ),
+        (
+            # A validator holds its claim until every row is staged and counted.
+            [*ready, batches.c.status.in_([S.finalizing.value, S.cancelling.value])],
+            {"claimed_by": worker_id},
+        ),
+    ]
     async with database.write() as conn:
-        row = (
-            await conn.execute(
-                claim_rows(
-                    dialect,
-                    batches,
-                    candidates=select(batches.c.id).where(batches.c.id == batch_id, *running),
-                    still=running,
-                    values={
-                        "status": S.finalizing.value,
-                        "finalizing_at": now,
-                        "target_status": "completed",
-                        "claimed_by": worker_id,
-                        "stop_reason": func.coalesce(batches.c.stop_reason, _BUDGET_CLOSED),
-                    },
-                )
-            )
-        ).first()
-        if row is None:
-            row = (
-                await conn.execute(
-                    claim_rows(
-                        dialect,
-                        batches,
-                        candidates=select(batches.c.id).where(batches.c.id == batch_id, *closing),
-                        still=closing,
-                        values={"claimed_by": worker_id},
-                    )
-                )
-            ).first()
-    return row is not None
+        for still, values in tries:
+            statement = claim_row(database.dialect, batches, batch_id, still=still, values=values)
+            if (await conn.execute(statement)).first() is not None:
+                return True
+    return False
 
 
 async def finish_batch(

@@ -17,12 +17,12 @@ hottest table for no change in behaviour, so the code calls the owner ``worker_i
 everywhere instead.)
 
 **One claim statement.** Every claim is one ``UPDATE ... WHERE id IN (candidates) ...
-RETURNING`` built here, by `claim_rows` (SQLAlchemy Core) or `claim_sql` (driver SQL, for
-the hot paths). The one difference between the stores is decided in `skips_locked`:
-PostgreSQL's candidate subquery ends with ``FOR UPDATE SKIP LOCKED``, so claimers never
-wait on each other and never take the same row; SQLite has one writer (``BEGIN
-IMMEDIATE``), so its plain subquery is already atomic. The UPDATE re-checks the claim's
-condition, so a candidate taken meanwhile is never taken twice.
+RETURNING`` built here, by `claim_rows` (SQLAlchemy Core; `claim_row` for one named row)
+or `claim_sql` (driver SQL, for the hot paths). The one difference between the stores is
+decided in `skips_locked`: PostgreSQL's candidate subquery ends with ``FOR UPDATE SKIP
+LOCKED``, so claimers never wait on each other and never take the same row; SQLite has
+one writer (``BEGIN IMMEDIATE``), so its plain subquery is already atomic. The UPDATE
+re-checks the claim's condition, so a candidate taken meanwhile is never taken twice.
 
 **One recovery model: heartbeats.** A worker's heartbeat (``workers.heartbeat_at``) renews
 every claim it holds at once; nothing is renewed row by row. A worker whose heartbeat is
@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, Update, bindparam, text, update
+from sqlalchemy import ColumnElement, Select, Table, Update, bindparam, select, text, update
 
 from datamill.storage.database import Database, Dialect
 from datamill.storage.records import LeasedRequest
@@ -87,16 +87,27 @@ def claim_rows(
 ) -> Update:
     """A claim in SQLAlchemy Core: the rows of ``table`` whose id ``candidates`` selects
     (locked and skipped per `skips_locked`) and that still meet ``still`` get ``values``
-    (the owner among them); returns them whole.
-
-    A claim of one named row (a batch to validate or finalize) is built the same way: on
-    PostgreSQL, while another transaction holds that row the claim takes nothing, at once,
-    rather than waiting; every such claim is tried again by the next sweep."""
+    (the owner among them); returns them whole."""
     if skips_locked(dialect):
         candidates = candidates.with_for_update(skip_locked=True)
     # Never correlated to the UPDATE: the subquery reads the table afresh.
     chosen = candidates.correlate(None).scalar_subquery()
     return update(table).where(table.c.id.in_(chosen), *still).values(**values).returning(*table.c)
+
+
+def claim_row(
+    dialect: str,
+    table: Table,
+    row_id: str,
+    *,
+    still: Sequence[ColumnElement[bool]],
+    values: Mapping[str, Any],
+) -> Update:
+    """`claim_rows` of one named row (a batch to validate or finalize). On PostgreSQL, while
+    another transaction holds that row, the claim takes nothing, at once, rather than
+    waiting: every such claim is tried again by the next sweep."""
+    candidates = select(table.c.id).where(table.c.id == row_id, *still)
+    return claim_rows(dialect, table, candidates=candidates, still=still, values=values)
 
 
 # -- requests ---------------------------------------------------------------------------------
