@@ -85,7 +85,7 @@ async def run(args: argparse.Namespace, url: str, home: Path) -> str:
         worker_task = asyncio.create_task(worker.run())
         started = time.perf_counter()
         job = await runtime.generation.create(spec_data(args.per_cell, args.near))
-        outcome = await runtime.generation.run_job(job.id, worker_id=worker.id)
+        outcome = await runtime.generation.run_job(job.id, runner_id=worker.id)
         wall = time.perf_counter() - started
         worker.stop()
         await worker_task

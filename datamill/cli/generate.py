@@ -170,7 +170,7 @@ async def _drive(runtime: Runtime, settings: Settings, job: JobRecord) -> str:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     worker_task = asyncio.create_task(worker.run())
-    runner = asyncio.create_task(runtime.generation.run_job(job.id, worker_id=worker.id, stop=stop))
+    runner = asyncio.create_task(runtime.generation.run_job(job.id, runner_id=worker.id, stop=stop))
     try:
         await _watch(runtime, job.id, runner)
         outcome = await runner

@@ -289,15 +289,15 @@ class GenerationService:
     # -- running ----------------------------------------------------------------------------
 
     async def run_job(
-        self, job_id: str, *, worker_id: str, stop: asyncio.Event | None = None
+        self, job_id: str, *, runner_id: str, stop: asyncio.Event | None = None
     ) -> str:
-        """Drive ``job_id`` in this process, as worker ``worker_id``, until it ends (or
+        """Drive ``job_id`` in this process, as worker ``runner_id``, until it ends (or
         ``stop`` is set); waits while another running worker holds it (until that one is
         declared dead). Returns the run's outcome."""
         while True:
             job = await repo.claim_job(
                 self.deps.database,
-                worker_id=worker_id,
+                worker_id=runner_id,
                 now=self.deps.clock.now(),
                 job_id=job_id,
             )
@@ -309,7 +309,7 @@ class GenerationService:
             if stop is not None and stop.is_set():
                 return "released"
             await asyncio.sleep(self.options.poll)
-        runner = JobRunner(self.deps, job, worker_id, self.options)
+        runner = JobRunner(self.deps, job, runner_id, self.options)
         if stop is None:
             return await runner.run()
         waiter = asyncio.create_task(stop.wait())
