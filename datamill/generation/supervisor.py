@@ -32,7 +32,7 @@ class GenerationSupervisor:
             for job_id, (_, task) in list(self._runners.items()):
                 if task.done():
                     del self._runners[job_id]
-                    if task.cancelled() or task.exception() or task.result() == "interrupted":
+                    if self._left_claimed(job_id, task):
                         self._interrupted.add(job_id)
             if len(self._runners) < self.max_jobs:
                 job = await self._claim()
@@ -47,6 +47,17 @@ class GenerationSupervisor:
         for runner, _ in self._runners.values():
             runner.stop()
         await asyncio.gather(*(task for _, task in self._runners.values()), return_exceptions=True)
+
+    @staticmethod
+    def _left_claimed(job_id: str, task: asyncio.Task[str]) -> bool:
+        """Whether the ended run may have left the job claimed by this worker."""
+        if task.cancelled():
+            return True
+        error = task.exception()
+        if error is not None:
+            log.error("generation job %s: its runner ended with %r", job_id, error)
+            return True
+        return task.result() == "interrupted"
 
     async def _claim(self) -> repo.JobRecord | None:
         """A job this worker's runner left claimed (asked for by name), else a free one."""
