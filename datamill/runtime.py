@@ -146,16 +146,14 @@ class Runtime:
             RunnerDeps(self.database, self.batches, self.files, self.events, self.clock),
             self.gateway,
             self.router,
-            RunnerOptions(
-                lease_ttl=max(settings.worker_ttl, 5.0), stuck_after=settings.stuck_after
-            ),
+            RunnerOptions(stuck_after=settings.stuck_after),
         )
 
-    def new_generation_supervisor(self, runner_id: str) -> GenerationSupervisor:
-        """The generation side task of a worker: drives jobs whose lease is free."""
+    def new_generation_supervisor(self, worker_id: str) -> GenerationSupervisor:
+        """The generation side task of a worker: drives jobs no running worker holds."""
         from datamill.generation.supervisor import GenerationSupervisor
 
-        return GenerationSupervisor(self.generation, runner_id)
+        return GenerationSupervisor(self.generation, worker_id)
 
     async def close(self) -> None:
         await self.deployment_monitor.aclose()

@@ -275,7 +275,7 @@ class Settings(BaseModel):
     max_retries: int = Field(default=5, ge=0, description="retries of a retryable failure")
     heartbeat_interval: float = Field(default=2.0, gt=0, description="worker heartbeat seconds")
     worker_ttl: float = Field(
-        default=15.0, gt=0, description="seconds without heartbeat before leases are taken over"
+        default=15.0, gt=0, description="seconds without heartbeat before its claims are taken over"
     )
     stuck_after: float = Field(
         default=300.0, gt=0, description="seconds without progress before a batch is stuck"

@@ -26,7 +26,6 @@ from datamill.storage import batches as batch_repo
 from datamill.storage import events as event_repo
 from datamill.storage import files as file_repo
 from datamill.storage import leasing
-from datamill.storage import native_jobs as native_repo
 from datamill.storage import requests as request_repo
 from datamill.storage import workers as worker_repo
 from datamill.storage.records import BatchRecord
@@ -155,10 +154,18 @@ class Maintenance:
         )
         if not dead:
             return
-        recovered = await leasing.recover_leases(ctx.database, worker_ids=dead)
-        await batch_repo.release_claims(ctx.database, dead)
-        await native_repo.release_claims(ctx.database, dead)
-        log.warning("took over from dead workers %s: %d requests back", ", ".join(dead), recovered)
+        # Everything they held, of every kind, in one call: requests, validations and
+        # finalizations, native jobs, generation jobs.
+        released = await leasing.release_dead_workers(ctx.database, dead, now=now)
+        log.warning(
+            "took over from dead workers %s: %d requests, %d batches, %d native jobs and "
+            "%d generation jobs back",
+            ", ".join(dead),
+            released.requests,
+            released.batches,
+            released.native_jobs,
+            released.generation_jobs,
+        )
         ctx.signal.notify()
         for record in await worker_repo.get_workers(ctx.database, dead):
             publish_worker(ctx.events, "dead", record)
@@ -235,13 +242,19 @@ class Maintenance:
             except Exception:
                 log.exception("%s of batch %s failed; it will be retried", job, batch.id)
                 # Let another sweep (or worker) try again.
-                await batch_repo.release_claims(
-                    self._ctx.database, [self._worker_id], batch_id=batch.id
-                )
+                await self._release(batch.id)
+            except asyncio.CancelledError:
+                # The worker is stopping: a claim it kept would outlive it (only a dead
+                # worker's claims are released for it), so give it back now.
+                await self._release(batch.id)
+                raise
             finally:
                 self._jobs.pop(key, None)
 
         self._jobs[key] = asyncio.create_task(guarded(), name=f"{job}-{batch.id}")
+
+    async def _release(self, batch_id: str) -> None:
+        await batch_repo.release_claims(self._ctx.database, self._worker_id, batch_id=batch_id)
 
     async def wait_jobs(self) -> None:
         """Wait for running validations and finalizations (a worker stopping)."""

@@ -1,6 +1,6 @@
 """The generation loop: one job driven by one runner until its targets are met.
 
-Each round, the runner (holding the job's lease):
+Each round, the runner (its worker holding the job's claim):
 
 1. records the answers its batches have recorded so far (partial results): each is parsed,
    filtered (`quality`), checked against the near-duplicate index, and recorded with
@@ -67,7 +67,6 @@ _ENDED = frozenset({"completed", "budget_exhausted", "failed", "stopped"})
 @dataclass(frozen=True, slots=True)
 class RunnerOptions:
     poll: float = 0.25  # seconds between rounds when nothing happened
-    lease_ttl: float = 30.0  # a runner silent this long loses its job
     stuck_after: float = 300.0  # no answer recorded for this long: reported stuck
     progress_interval: float = 0.5  # at most one progress event per this many seconds
 
@@ -82,15 +81,15 @@ class RunnerDeps:
 
 
 class JobRunner:
-    """Drives one job (`run`) while it holds the job's lease; `stop()` ends the run at the
-    next round, leaving the job running for another runner (or this one, later)."""
+    """Drives one job (`run`) while its worker holds the job's claim; `stop()` ends the run
+    at the next round, leaving the job running for another runner (or this one, later)."""
 
     def __init__(
-        self, deps: RunnerDeps, job: repo.JobRecord, runner_id: str, options: RunnerOptions
+        self, deps: RunnerDeps, job: repo.JobRecord, worker_id: str, options: RunnerOptions
     ) -> None:
         self.deps = deps
         self.job = job
-        self.runner_id = runner_id
+        self.worker_id = worker_id  # the worker whose claim on the job this run is
         self.options = options
         self.spec: GenerationSpec = parse_spec(job.spec)
         self._positions: dict[int, tuple[str, str]] = {}
@@ -114,8 +113,8 @@ class JobRunner:
 
     async def run(self) -> str:
         """Returns how the run ended: completed, budget_exhausted, stopped, released, lost,
-        failed, or interrupted (the store failed: the job stays running, and its lease runs
-        out for a runner to take it again)."""
+        failed, or interrupted (the store failed: the job stays running and claimed, for the
+        worker's supervisor to take again, or any worker once this one stops or dies)."""
         try:
             outcome = await self._run()
         except StorageError:
@@ -129,7 +128,7 @@ class JobRunner:
         await repo.release_job(
             self.deps.database,
             self.job.id,
-            runner=self.runner_id,
+            worker_id=self.worker_id,
             now=self.deps.clock.now(),
             outcome=outcome,
         )
@@ -151,16 +150,10 @@ class JobRunner:
             if self._stopping.is_set():
                 return "released"
             now = self.deps.clock.now()
-            renewed = await repo.renew_lease(
-                self.deps.database,
-                self.job.id,
-                runner=self.runner_id,
-                now=now,
-                ttl=self.options.lease_ttl,
-            )
-            if renewed is None:
+            held = await repo.claimed_job(self.deps.database, self.job.id, worker_id=self.worker_id)
+            if held is None:
                 return await self._lost_or_stopped()
-            self.job = renewed
+            self.job = held
             moved = await self._consume()
             cells = await self._cells()
             if all(c.accepted >= c.target for c in cells):

@@ -290,14 +290,14 @@ class GenerationService:
     async def run_job(
         self, job_id: str, *, runner_id: str, stop: asyncio.Event | None = None
     ) -> str:
-        """Drive ``job_id`` in this process until it ends (or ``stop`` is set); waits for a
-        lease held by a dead runner to expire. Returns the run's outcome."""
+        """Drive ``job_id`` in this process, as worker ``runner_id``, until it ends (or
+        ``stop`` is set); waits while another running worker holds it (until that one is
+        declared dead). Returns the run's outcome."""
         while True:
             job = await repo.claim_job(
                 self.deps.database,
-                runner=runner_id,
+                worker_id=runner_id,
                 now=self.deps.clock.now(),
-                ttl=self.options.lease_ttl,
                 job_id=job_id,
             )
             if job is not None:

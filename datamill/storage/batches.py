@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, case, delete, exists, func, select, update
 
 from datamill.protocol.batches import BatchStatus
 from datamill.storage.database import Database
 from datamill.storage.files import file_values
+from datamill.storage.leasing import claim_row
 from datamill.storage.pagination import fetch_page
 from datamill.storage.records import BatchRecord, FileRecord, from_row
 from datamill.storage.schema import batches, files, results
@@ -105,17 +106,12 @@ async def claim_batch(
     database: Database, batch_id: str, *, worker_id: str, status: BatchStatus
 ) -> bool:
     """Make ``worker_id`` the one worker validating or finalizing the batch."""
+    free = [batches.c.status == status.value, batches.c.claimed_by.is_(None)]
+    statement = claim_row(
+        database.dialect, batches, batch_id, still=free, values={"claimed_by": worker_id}
+    )
     async with database.write() as conn:
-        result = await conn.execute(
-            update(batches)
-            .where(
-                batches.c.id == batch_id,
-                batches.c.status == status.value,
-                batches.c.claimed_by.is_(None),
-            )
-            .values(claimed_by=worker_id)
-        )
-    return bool(result.rowcount)
+        return (await conn.execute(statement)).first() is not None
 
 
 async def fail_batch(
@@ -203,34 +199,30 @@ async def claim_finalization(
     in_progress -> finalizing; an expired batch is already finalizing; a cancelling batch
     stays cancelling until its files are written.
     """
-    ready = and_(
-        batches.c.id == batch_id,
-        batches.c.claimed_by.is_(None),
-        _finished >= batches.c.total_count,
-    )
+    ready = [batches.c.claimed_by.is_(None), _finished >= batches.c.total_count]
+    tries: list[tuple[list[ColumnElement[bool]], dict[str, Any]]] = [
+        (
+            [*ready, batches.c.status == S.in_progress.value],
+            {
+                "status": S.finalizing.value,
+                "finalizing_at": now,
+                "target_status": "completed",
+                "claimed_by": worker_id,
+                "stop_reason": func.coalesce(batches.c.stop_reason, _BUDGET_CLOSED),
+            },
+        ),
+        (
+            # A validator holds its claim until every row is staged and counted.
+            [*ready, batches.c.status.in_([S.finalizing.value, S.cancelling.value])],
+            {"claimed_by": worker_id},
+        ),
+    ]
     async with database.write() as conn:
-        result = await conn.execute(
-            update(batches)
-            .where(ready, batches.c.status == S.in_progress.value)
-            .values(
-                status=S.finalizing.value,
-                finalizing_at=now,
-                target_status="completed",
-                claimed_by=worker_id,
-                stop_reason=func.coalesce(batches.c.stop_reason, _BUDGET_CLOSED),
-            )
-        )
-        if not result.rowcount:
-            result = await conn.execute(
-                update(batches)
-                .where(
-                    ready,
-                    # A validator holds its claim until every row is staged and counted.
-                    batches.c.status.in_([S.finalizing.value, S.cancelling.value]),
-                )
-                .values(claimed_by=worker_id)
-            )
-    return bool(result.rowcount)
+        for still, values in tries:
+            statement = claim_row(database.dialect, batches, batch_id, still=still, values=values)
+            if (await conn.execute(statement)).first() is not None:
+                return True
+    return False
 
 
 async def finish_batch(
@@ -307,12 +299,12 @@ async def stuck_batches(database: Database, *, now: float, stuck_after: float) -
     return [from_row(BatchRecord, row) for row in rows]
 
 
-async def release_claims(
-    database: Database, worker_ids: Sequence[str], *, batch_id: str | None = None
-) -> None:
-    """Free the validations and finalizations of workers that died (or one that failed)."""
-    query = update(batches).where(batches.c.claimed_by.in_(list(worker_ids)))
-    if batch_id is not None:
-        query = query.where(batches.c.id == batch_id)
+async def release_claims(database: Database, worker_id: str, *, batch_id: str) -> None:
+    """Free a validation or finalization of ``worker_id`` that failed, for another try.
+    (What dead workers held is released by `leasing.release_dead_workers`.)"""
     async with database.write() as conn:
-        await conn.execute(query.values(claimed_by=None))
+        await conn.execute(
+            update(batches)
+            .where(batches.c.claimed_by == worker_id, batches.c.id == batch_id)
+            .values(claimed_by=None)
+        )

@@ -9,9 +9,9 @@ Guarantees:
   dataset) cannot both take a cell's last place: the row lock makes the second re-check.
 - **Each answer is used once.** An outcome counts only if its request row was still open
   (``UPDATE ... WHERE state != 'done' RETURNING``), in the same transaction.
-- **One runner drives a job**: `claim_job` takes a lease with one conditional UPDATE; a
-  runner that stops renewing it (`renew_lease`), or whose worker is declared dead, loses
-  the job to the next claimant.
+- **One worker drives a job**: `claim_job` claims it with one claim statement
+  (`leasing.claim_rows`); the worker's heartbeat keeps the claim, and a worker declared
+  dead loses it (`leasing.release_dead_workers`) to the next claimant.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.storage.database import Database, upsert_insert
+from datamill.storage.leasing import claim_rows
 from datamill.storage.records import from_row
 from datamill.storage.samples import NewSample, insert_samples, lock_dataset
 from datamill.storage.schema import (
@@ -66,8 +67,7 @@ class JobRecord:
     duplicates: int
     surplus: int
     elapsed: float
-    runner: str | None
-    lease_expires_at: float | None
+    runner: str | None  # the id of the worker driving the job (its claim)
     run_started_at: float | None
     created_at: float
     updated_at: float
@@ -280,55 +280,48 @@ async def update_budget(conn: AsyncConnection, job_id: str, **budget: Any) -> No
         )
 
 
-# -- leases and runs --------------------------------------------------------------------------
+# -- claims and runs --------------------------------------------------------------------------
 
 
 async def claim_job(
     database: Database,
     *,
-    runner: str,
+    worker_id: str,
     now: float,
-    ttl: float,
     job_id: str | None = None,
     job_ids: Sequence[str] | None = None,
 ) -> JobRecord | None:
-    """Make ``runner`` the one driving a running job whose lease is free or expired (or
-    ``job_id``'s): one conditional UPDATE. Opens a run in `generation_runs`."""
-    # A runner is a worker: one declared dead (no heartbeat, or its process gone on this
-    # host) or stopped frees its jobs at once, without waiting for the lease to run out.
+    """Make ``worker_id`` the one driving a running job that no running worker holds (or
+    ``job_id``'s): one claim statement (`leasing.claim_rows`). Opens a run in
+    `generation_runs`. The claim lasts while the worker's heartbeat does."""
+    # Normally `leasing.release_dead_workers` freed a dead worker's jobs already; a worker
+    # that stopped (cleanly, or its runner lost the store first) frees them here at once.
     gone = select(workers.c.id).where(workers.c.status != "running")
-    conditions = [
+    conditions: list[ColumnElement[bool]] = [
         generation_jobs.c.runner.is_(None),
-        generation_jobs.c.lease_expires_at < now,
         generation_jobs.c.runner.in_(gone.scalar_subquery()),
     ]
     if job_id is not None:
-        # Asked for by name: a job this runner holds already is taken again (a restart).
-        conditions.append(generation_jobs.c.runner == runner)
-    free = or_(*conditions)
-    candidates = select(generation_jobs.c.id).where(generation_jobs.c.status == RUNNABLE, free)
+        # Asked for by name: a job this worker holds already is taken again (a restart).
+        conditions.append(generation_jobs.c.runner == worker_id)
+    free = [generation_jobs.c.status == RUNNABLE, or_(*conditions)]
+    candidates = select(generation_jobs.c.id).where(*free)
     if job_id is not None:
         candidates = candidates.where(generation_jobs.c.id == job_id)
     if job_ids is not None:
         candidates = candidates.where(generation_jobs.c.id.in_(list(job_ids)))
     candidates = candidates.order_by(generation_jobs.c.seq).limit(1)
-    probe = candidates
-    if database.dialect == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
-        update(generation_jobs)
-        .where(
-            generation_jobs.c.id.in_(candidates.scalar_subquery()),
-            generation_jobs.c.status == RUNNABLE,
-            free,
-        )
-        .values(runner=runner, lease_expires_at=now + ttl, run_started_at=now, updated_at=now)
-        .returning(*generation_jobs.c)
+    statement = claim_rows(
+        database.dialect,
+        generation_jobs,
+        candidates=candidates,
+        still=free,
+        values={"runner": worker_id, "run_started_at": now, "updated_at": now},
     )
     # A read first: workers ask every second, and most of the time there is nothing to
     # claim; a write transaction each time would hold SQLite's one write lock for nothing.
     async with database.read() as conn:
-        if (await conn.execute(probe)).first() is None:
+        if (await conn.execute(candidates)).first() is None:
             return None
     async with database.write() as conn:
         row = (await conn.execute(statement)).first()
@@ -342,49 +335,42 @@ async def claim_job(
         )
         await conn.execute(
             insert(generation_runs).values(
-                job_id=job.id, runner=runner, started_at=now, accepted_before=job.accepted
+                job_id=job.id, runner=worker_id, started_at=now, accepted_before=job.accepted
             )
         )
     return job
 
 
-async def renew_lease(
-    database: Database, job_id: str, *, runner: str, now: float, ttl: float
-) -> JobRecord | None:
-    """Extend the lease; None when the runner lost the job (taken over, or not running)."""
-    async with database.write() as conn:
-        row = (
-            await conn.execute(
-                update(generation_jobs)
-                .where(
-                    generation_jobs.c.id == job_id,
-                    generation_jobs.c.runner == runner,
-                    generation_jobs.c.status == RUNNABLE,
-                )
-                .values(lease_expires_at=now + ttl)
-                .returning(*generation_jobs.c)
-            )
-        ).first()
+async def claimed_job(database: Database, job_id: str, *, worker_id: str) -> JobRecord | None:
+    """The job, while ``worker_id`` still holds it and it runs; None when the worker lost it
+    (declared dead and taken over) or the job was stopped. Nothing to renew: the worker's
+    heartbeat keeps the claim."""
+    query = select(generation_jobs).where(
+        generation_jobs.c.id == job_id,
+        generation_jobs.c.runner == worker_id,
+        generation_jobs.c.status == RUNNABLE,
+    )
+    async with database.read() as conn:
+        row = (await conn.execute(query)).first()
     return from_row(JobRecord, row) if row else None
 
 
 async def release_job(
-    database: Database, job_id: str, *, runner: str, now: float, outcome: str
+    database: Database, job_id: str, *, worker_id: str, now: float, outcome: str
 ) -> None:
-    """End this runner's run: give the lease back and add the run's time to ``elapsed``."""
+    """End this worker's run: give the claim back and add the run's time to ``elapsed``."""
     async with database.write() as conn:
         job = await get_job(conn, job_id)
         if job is None:
             return
-        mine = job.runner == runner
+        mine = job.runner == worker_id
         if mine:
             ran = max(0.0, now - (job.run_started_at or now))
             await conn.execute(
                 update(generation_jobs)
-                .where(generation_jobs.c.id == job_id, generation_jobs.c.runner == runner)
+                .where(generation_jobs.c.id == job_id, generation_jobs.c.runner == worker_id)
                 .values(
                     runner=None,
-                    lease_expires_at=None,
                     run_started_at=None,
                     elapsed=generation_jobs.c.elapsed + ran,
                     updated_at=now,
@@ -394,7 +380,7 @@ async def release_job(
             update(generation_runs)
             .where(
                 generation_runs.c.job_id == job_id,
-                generation_runs.c.runner == runner,
+                generation_runs.c.runner == worker_id,
                 generation_runs.c.ended_at.is_(None),
             )
             .values(ended_at=now, outcome=outcome, accepted_after=job.accepted)

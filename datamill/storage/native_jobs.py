@@ -7,10 +7,11 @@ stores the upstream id right after the submit (``running``); `finish_job` ends i
 transaction (``done``): the requests that got no final result go back to ``pending`` (to a
 new job) or are closed (the batch was cancelled or expired).
 
-One worker acts on a job at a time: `claim_jobs` claims due jobs atomically, a step
-releases its claim when it ends, and the claims of a dead worker are released with its
-leases (`release_claims`). Results are recorded through `storage.results` (idempotent), so a
-job collected twice after a crash records each result once.
+One worker acts on a job at a time: `claim_jobs` claims due jobs atomically (through
+`leasing.claim_rows`), a step releases its claim when it ends, a worker stopping releases
+its own (`release_claims`), and the claims of a dead worker are released with all it held
+(`leasing.release_dead_workers`). Results are recorded through `storage.results`
+(idempotent), so a job collected twice after a crash records each result once.
 
 Request ids travel as JSON arrays on SQLite (``json_each``) and as arrays on PostgreSQL: a
 job may hold 50,000 requests, more than either driver takes as separate parameters.
@@ -24,7 +25,8 @@ from typing import Any
 import orjson
 from sqlalchemy import and_, delete, or_, select, text, update
 
-from datamill.storage.database import Database
+from datamill.storage.database import Database, Dialect
+from datamill.storage.leasing import claim_rows, claim_sql
 from datamill.storage.records import (
     NativeJobRecord,
     NativeMember,
@@ -34,28 +36,29 @@ from datamill.storage.records import (
 from datamill.storage.requests import CLOSING_MESSAGES
 from datamill.storage.schema import batches, native_jobs
 
-# The few statements that differ: how a list of ids is passed, and PostgreSQL skipping rows
-# another transaction holds.
-_CLAIM_REQUESTS = {
-    "sqlite": """
-        UPDATE requests SET state = 'native', native_job_id = ?, attempts = attempts + 1
-        WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending'
-        AND EXISTS (
-            SELECT 1 FROM batches WHERE id = ? AND status = 'in_progress' AND mode = 'native'
-        )
-        RETURNING id
-    """,
-    "postgresql": """
-        UPDATE requests SET state = 'native', native_job_id = $1, attempts = attempts + 1
-        WHERE id IN (
-            SELECT id FROM requests WHERE id = ANY($2::bigint[]) AND state = 'pending'
-            FOR UPDATE SKIP LOCKED
-        )
-        AND EXISTS (
-            SELECT 1 FROM batches WHERE id = $3 AND status = 'in_progress' AND mode = 'native'
-        )
-        RETURNING id
-    """,
+
+def _claim_requests_sql(dialect: Dialect) -> str:
+    job, ids, batch = ("?", "?", "?") if dialect == "sqlite" else ("$1", "$2", "$3")
+    listed = (
+        f"id IN (SELECT value FROM json_each({ids}))"
+        if dialect == "sqlite"
+        else f"id = ANY({ids}::bigint[])"
+    )
+    return claim_sql(
+        dialect,
+        table="requests",
+        values=f"state = 'native', native_job_id = {job}, attempts = attempts + 1",
+        candidates=f"SELECT id FROM requests WHERE {listed} AND state = 'pending'",
+        where=f"EXISTS (SELECT 1 FROM batches WHERE id = {batch} AND status = 'in_progress' "
+        "AND mode = 'native')",
+        returning="id",
+    )
+
+
+# The few statements that differ: how a list of ids is passed, and the claim's lock
+# (`leasing.claim_sql`).
+_CLAIM_REQUESTS: dict[Dialect, str] = {
+    dialect: _claim_requests_sql(dialect) for dialect in ("sqlite", "postgresql")
 }
 # Failures that count toward max_retries keep their attempt; the others give it back.
 _REQUEUE_COUNTED = {
@@ -226,11 +229,12 @@ async def claim_jobs(
     closing = select(batches.c.id).where(
         batches.c.status.in_(["cancelling", "finalizing", "completed", "expired", "cancelled"])
     )
+    free = [native_jobs.c.claimed_by.is_(None)]
     due = (
         select(native_jobs.c.id)
         .where(
             native_jobs.c.state.in_(["submitting", "running"]),
-            native_jobs.c.claimed_by.is_(None),
+            *free,
             or_(
                 native_jobs.c.next_poll_at <= now,
                 and_(
@@ -241,15 +245,15 @@ async def claim_jobs(
         )
         .order_by(native_jobs.c.next_poll_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
     if batch_ids is not None:
         due = due.where(native_jobs.c.batch_id.in_(list(batch_ids)))
-    statement = (
-        update(native_jobs)
-        .where(native_jobs.c.id.in_(due.scalar_subquery()), native_jobs.c.claimed_by.is_(None))
-        .values(claimed_by=worker_id, claimed_at=now)
-        .returning(*native_jobs.c)
+    statement = claim_rows(
+        database.dialect,
+        native_jobs,
+        candidates=due,
+        still=free,
+        values={"claimed_by": worker_id, "claimed_at": now},
     )
     async with database.write() as conn:
         rows = (await conn.execute(statement)).all()
@@ -268,14 +272,11 @@ async def release_job(database: Database, job_id: str, *, worker_id: str, **valu
     return bool(result.rowcount)
 
 
-async def release_claims(
-    database: Database, worker_ids: Sequence[str], *, keep: Sequence[str] = ()
-) -> int:
-    """Free the jobs of workers that died or stopped (another worker takes them over), or
-    those of a live worker that no step of it holds any more, but ``keep``."""
-    if not worker_ids:
-        return 0
-    query = update(native_jobs).where(native_jobs.c.claimed_by.in_(list(worker_ids)))
+async def release_claims(database: Database, worker_id: str, *, keep: Sequence[str] = ()) -> int:
+    """Free the jobs ``worker_id`` holds (it is stopping), or those no step of it holds any
+    more, but ``keep``. (What dead workers held is released by
+    `leasing.release_dead_workers`.)"""
+    query = update(native_jobs).where(native_jobs.c.claimed_by == worker_id)
     if keep:
         query = query.where(native_jobs.c.id.not_in(list(keep)))
     async with database.write() as conn:

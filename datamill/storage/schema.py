@@ -149,7 +149,7 @@ requests = Table(
     # native batches go pending -> native (in an upstream job) -> done, or back to pending.
     Column("state", String(8), nullable=False, server_default=text("'pending'")),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
-    Column("lease_owner", String(64), nullable=True),
+    Column("lease_owner", String(64), nullable=True),  # the claiming worker's id
     Column("leased_at", Float, nullable=True),
     Column("not_before", Float, nullable=False, server_default=text("0")),
     # The native job holding the request while its state is 'native'.
@@ -463,7 +463,9 @@ generation_jobs = Table(
     Column("surplus", BigInteger, nullable=False, server_default=text("0")),
     # Seconds of running time of the runs that ended (the time budget counts it).
     Column("elapsed", Float, nullable=False, server_default=text("0")),
+    # The id of the worker driving the job (its claim, kept by its heartbeat: leasing.py).
     Column("runner", String(64), nullable=True),
+    # Unused since claims are kept by heartbeats; left in place rather than rebuilt away.
     Column("lease_expires_at", Float, nullable=True),
     Column("run_started_at", Float, nullable=True),
     Column("created_at", Float, nullable=False),

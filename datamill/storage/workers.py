@@ -1,8 +1,9 @@
-"""The workers registry: who is alive, what it holds, and taking over from the dead.
+"""The workers registry: who is alive, and declaring the dead.
 
-A worker's heartbeat renews every lease it holds at once. A worker is dead when its heartbeat
-is older than the TTL, or, on the same host, when its process no longer exists (so a crashed
-`batch run` resumes at once instead of waiting for the TTL).
+A worker's heartbeat renews every claim it holds at once (`storage.leasing`). A worker is
+dead when its heartbeat is older than the TTL, or, on the same host, when its process no
+longer exists (so a crashed `batch run` resumes at once instead of waiting for the TTL);
+what it held is then released by `leasing.release_dead_workers`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async def heartbeat(
     failed: int,
     current_batch_id: str | None,
 ) -> bool:
-    """Renew the worker's leases. False when it had been declared dead (leases lost)."""
+    """Renew the worker's claims. False when it had been declared dead (claims lost)."""
     async with database.write() as conn:
         result = await conn.execute(
             update(workers)
@@ -50,7 +51,7 @@ async def heartbeat(
             )
         )
         if not result.rowcount:
-            # Declared dead by a peer: come back to life with no leases held.
+            # Declared dead by a peer: come back to life with no claims held.
             await conn.execute(
                 update(workers)
                 .where(workers.c.id == worker_id)

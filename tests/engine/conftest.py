@@ -12,6 +12,10 @@ from typing import Any
 
 import pytest
 
+# The storage fixtures (a store on `store_url`, batches with staged requests), for tests
+# that set up claims directly.
+from tests.storage.conftest import database, make_batch, open_database  # noqa: F401
+
 
 class OffsetClock:
     """Real time plus an offset the test controls: ``jump()`` moves the wall clock

@@ -146,7 +146,7 @@ async def test_a_finalization_that_failed_midway_is_redone_from_the_draft(
         await finalize_batch(database, runtime.blobs, runtime.clock, record, worker_id="f1")
     assert calls == 1
     monkeypatch.setattr(runtime.blobs, "append", original)
-    await release_claims(database, ["f1"], batch_id=batch.id)
+    await release_claims(database, "f1", batch_id=batch.id)
 
     record = await runtime.batches.get(batch.id)
     assert await finalize_batch(database, runtime.blobs, runtime.clock, record, worker_id="f2")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,13 @@ from datamill.storage import migrate
 from datamill.storage import requests as request_repo
 from datamill.storage.batches import get_batch, insert_batch, request_cancel, start_batch
 from datamill.storage.database import Database
-from datamill.storage.records import BatchRecord, RequestResult
+from datamill.storage.records import BatchRecord, RequestResult, WorkerRecord
 from datamill.storage.schema import DEFAULT_PROJECT_ID, requests
 from datamill_testing.postgres import TemporaryPostgres
 from tests.conftest import fresh_postgres_database
 
 NOW = 1_700_000_000.0
+WORKER_HOST = "this-host"  # the host `declare_dead_workers` is told it runs on
 
 OpenDatabase = Callable[[], Awaitable[Database]]
 
@@ -159,3 +161,24 @@ def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         yield url
     finally:
         drop()
+
+
+def worker(
+    worker_id: str, *, host: str = WORKER_HOST, pid: int | None = None, at: float = NOW
+) -> WorkerRecord:
+    """A running worker registered at ``at`` on ``host``, by default this process."""
+    return WorkerRecord(
+        id=worker_id,
+        kind="worker",
+        host=host,
+        pid=os.getpid() if pid is None else pid,
+        version="0.1.0",
+        status="running",
+        started_at=at,
+        heartbeat_at=at,
+        stopped_at=None,
+        current_batch_id=None,
+        in_flight=0,
+        completed=0,
+        failed=0,
+    )

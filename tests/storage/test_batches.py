@@ -12,6 +12,7 @@ from datamill.ids import new_batch_id
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
 from datamill.storage.files import get_file
+from datamill.storage.leasing import release_dead_workers
 from datamill.storage.records import FileRecord
 from datamill.storage.requests import cancel_pending_requests, expire_batch
 from datamill.storage.results import record_results
@@ -70,9 +71,9 @@ async def test_released_claims_can_be_taken_again(database, make_batch):
             database, batch.id, worker_id="dead", status=S.validating
         )
 
-    await batch_repo.release_claims(database, ["dead"], batch_id=first.id)
+    await batch_repo.release_claims(database, "dead", batch_id=first.id)
     assert (await batch_repo.get_batch(database, second.id)).claimed_by == "dead"
-    await batch_repo.release_claims(database, ["dead"])
+    await release_dead_workers(database, ["dead"], now=NOW)
 
     for batch in (first, second):
         assert await batch_repo.claim_batch(

@@ -8,9 +8,11 @@ import asyncio
 from datamill.storage import datasets as dataset_repo
 from datamill.storage import generation as repo
 from datamill.storage.database import Database
+from datamill.storage.leasing import release_dead_workers
 from datamill.storage.samples import NewSample, count_cells
 from datamill.storage.schema import DEFAULT_PROJECT_ID
-from tests.storage.conftest import NOW, OpenDatabase
+from datamill.storage.workers import declare_dead_workers, mark_stopped, register_worker
+from tests.storage.conftest import NOW, OpenDatabase, worker
 
 
 async def make_job(database: Database, *, target: int, requests: int) -> tuple[str, list[int]]:
@@ -130,17 +132,23 @@ async def test_duplicates_give_the_place_back_and_rejections_count_by_reason(dat
     assert [q[3] for q in queued] == [{"content": {"q": "x"}}]
 
 
-async def test_one_runner_holds_a_job_until_its_lease_expires(database: Database):
+async def test_one_worker_holds_a_job_until_it_is_declared_dead(database: Database):
     job_id, _ = await make_job(database, target=1, requests=0)
-    assert await repo.claim_job(database, runner="r1", now=NOW, ttl=10) is not None
-    assert await repo.claim_job(database, runner="r2", now=NOW + 5, ttl=10) is None
-    assert await repo.renew_lease(database, job_id, runner="r1", now=NOW + 8, ttl=10) is not None
-    assert await repo.claim_job(database, runner="r2", now=NOW + 17, ttl=10) is None
-    taken = await repo.claim_job(database, runner="r2", now=NOW + 19, ttl=10)
+    await register_worker(database, worker("r1", at=NOW))
+    await register_worker(database, worker("r2", at=NOW + 15))
+    assert await repo.claim_job(database, worker_id="r1", now=NOW) is not None
+    assert await repo.claim_job(database, worker_id="r2", now=NOW + 5) is None
+    assert await repo.claimed_job(database, job_id, worker_id="r1") is not None
+    # No timer on the claim: a stale heartbeat frees it only once the worker is declared dead.
+    assert await repo.claim_job(database, worker_id="r2", now=NOW + 17) is None
+    dead = await declare_dead_workers(database, now=NOW + 17, ttl=10, host="here", caller="r2")
+    assert dead == ["r1"]
+    assert (await release_dead_workers(database, dead, now=NOW + 17)).generation_jobs == 1
+    taken = await repo.claim_job(database, worker_id="r2", now=NOW + 19)
     assert taken is not None
     assert taken.runner == "r2"
-    assert await repo.renew_lease(database, job_id, runner="r1", now=NOW + 20, ttl=10) is None
-    await repo.release_job(database, job_id, runner="r2", now=NOW + 25, outcome="stopped")
+    assert await repo.claimed_job(database, job_id, worker_id="r1") is None
+    await repo.release_job(database, job_id, worker_id="r2", now=NOW + 25, outcome="stopped")
     async with database.read() as conn:
         runs = await repo.list_runs(conn, job_id)
         job = await repo.get_job(conn, job_id)
@@ -148,3 +156,22 @@ async def test_one_runner_holds_a_job_until_its_lease_expires(database: Database
     assert job is not None
     assert job.runner is None
     assert job.elapsed == 6
+
+
+async def test_a_stopped_workers_job_is_free_at_once_and_its_holder_takes_it_again(
+    database: Database,
+):
+    job_id, _ = await make_job(database, target=1, requests=0)
+    for worker_id in ("r1", "r2"):
+        await register_worker(database, worker(worker_id, at=NOW))
+    assert await repo.claim_job(database, worker_id="r1", now=NOW) is not None
+    # Asked for by name, the holder takes its job again (its runner lost the store).
+    again = await repo.claim_job(database, worker_id="r1", now=NOW + 1, job_id=job_id)
+    assert again is not None
+    assert again.runner == "r1"
+    assert await repo.claim_job(database, worker_id="r2", now=NOW + 2, job_id=job_id) is None
+    # A worker that stopped holding it (its runner could not release it) frees it at once.
+    await mark_stopped(database, "r1", now=NOW + 3)
+    taken = await repo.claim_job(database, worker_id="r2", now=NOW + 4)
+    assert taken is not None
+    assert taken.runner == "r2"

@@ -1,21 +1,34 @@
-"""Leasing: the atomic claim of pending requests, and giving leases back."""
+"""Leasing: the atomic claim of pending requests, giving leases back, the one claim
+statement, and releasing every kind of claim a dead worker held."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+import datamill
 from datamill.protocol.batches import BatchStatus
+from datamill.storage import generation as generation_repo
+from datamill.storage.batches import claim_batch
 from datamill.storage.leasing import (
+    Released,
+    claim_rows,
     lease_requests,
-    recover_leases,
+    lock_clause,
     recover_stale_leases,
+    release_dead_workers,
     release_leases,
+    skips_locked,
 )
+from datamill.storage.native_jobs import claim_jobs
 from datamill.storage.results import record_results
-from datamill.storage.schema import requests
-from tests.storage.conftest import NOW, make_result, request_rows
+from datamill.storage.schema import batches, requests
+from datamill.storage.workers import declare_dead_workers, register_worker
+from tests.storage.conftest import NOW, WORKER_HOST, make_result, request_rows, worker
+from tests.storage.test_generation import make_job
+from tests.storage.test_native_jobs import native_batch, new_job
 
 
 async def test_leases_pending_requests_in_id_order(database, make_batch):
@@ -139,13 +152,13 @@ async def test_release_gives_back_only_the_callers_leases(database, make_batch):
     assert [rows[line].lease_owner for line in range(6)] == [None] * 3 + ["them"] * 3
 
 
-async def test_recover_leases_puts_back_what_dead_workers_held(database, make_batch):
+async def test_dead_workers_leases_go_back_to_pending(database, make_batch):
     batch = await make_batch(9)
-    for worker in ("dead1", "dead2", "alive"):
-        await lease_requests(database, batch_id=batch.id, worker_id=worker, limit=3, now=NOW)
+    for owner in ("dead1", "dead2", "alive"):
+        await lease_requests(database, batch_id=batch.id, worker_id=owner, limit=3, now=NOW)
 
-    assert await recover_leases(database, worker_ids=[]) == 0
-    assert await recover_leases(database, worker_ids=["dead1", "dead2"]) == 6
+    assert (await release_dead_workers(database, [], now=NOW)).requests == 0
+    assert (await release_dead_workers(database, ["dead1", "dead2"], now=NOW)).requests == 6
 
     rows = await request_rows(database, batch.id)
     assert [rows[line].state for line in range(9)] == ["pending"] * 6 + ["leased"] * 3
@@ -167,3 +180,78 @@ async def test_recover_stale_leases_takes_back_only_old_leases_of_that_batch(dat
     rows = await request_rows(database, batch.id)
     assert [rows[line].state for line in range(4)] == ["pending", "pending", "leased", "leased"]
     assert {row.state for row in (await request_rows(database, other.id)).values()} == {"leased"}
+
+
+async def test_one_call_releases_every_kind_of_claim_a_dead_worker_held(database, make_batch):
+    online = await make_batch(4)
+    validating = await make_batch(1, status=BatchStatus.validating)
+    native = await native_batch(database, make_batch, 2)
+    job_id, _ = await make_job(database, target=1, requests=0)
+    await register_worker(database, worker("dead", host="elsewhere", at=NOW))
+    await register_worker(database, worker("alive", host="elsewhere", at=NOW + 50))
+    # "dead" holds one claim of each kind; "alive" holds leases of its own.
+    await lease_requests(database, batch_id=online.id, worker_id="dead", limit=2, now=NOW)
+    await lease_requests(database, batch_id=online.id, worker_id="alive", limit=2, now=NOW)
+    assert await claim_batch(
+        database, validating.id, worker_id="dead", status=BatchStatus.validating
+    )
+    await new_job(database, native, native.request_ids, worker="dead")
+    assert await generation_repo.claim_job(database, worker_id="dead", now=NOW) is not None
+
+    dead = await declare_dead_workers(database, now=NOW + 60, ttl=30, host=WORKER_HOST)
+    assert dead == ["dead"]
+    released = await release_dead_workers(database, dead, now=NOW + 60)
+
+    assert released == Released(requests=2, batches=1, native_jobs=1, generation_jobs=1)
+    assert released.total == 5
+    rows = await request_rows(database, online.id)
+    assert [(rows[line].state, rows[line].lease_owner) for line in range(4)] == [
+        ("pending", None),
+        ("pending", None),
+        ("leased", "alive"),
+        ("leased", "alive"),
+    ]
+    # Each kind is free for the next claimant.
+    again = await lease_requests(database, batch_id=online.id, worker_id="alive", limit=9, now=NOW)
+    assert [r.line for r in again] == [0, 1]
+    assert await claim_batch(
+        database, validating.id, worker_id="alive", status=BatchStatus.validating
+    )
+    [job] = await claim_jobs(database, worker_id="alive", now=NOW + 60, limit=5)
+    assert job.batch_id == native.id
+    taken = await generation_repo.claim_job(database, worker_id="alive", now=NOW + 61)
+    assert taken is not None
+    assert taken.id == job_id
+    async with database.read() as conn:
+        runs = await generation_repo.list_runs(conn, job_id)
+    assert [(r.runner, r.outcome, r.ended_at) for r in runs] == [
+        ("dead", "lost", NOW + 60),
+        ("alive", None, None),
+    ]
+    # Nothing left to release a second time.
+    assert await release_dead_workers(database, dead, now=NOW + 62) == Released()
+
+
+async def test_claim_statements_skip_locked_rows_on_postgresql_only(database):
+    """The one place that decides it: PostgreSQL claimers skip what another is claiming."""
+    candidates = select(batches.c.id).limit(1)
+    statement = claim_rows(
+        database.dialect, batches, candidates=candidates, still=[], values={"claimed_by": "w"}
+    )
+    sql = str(statement.compile(dialect=database.engine.dialect))
+    expected = database.dialect == "postgresql"
+    assert ("FOR UPDATE SKIP LOCKED" in sql) is expected
+    assert skips_locked(database.dialect) is expected
+    assert ("SKIP LOCKED" in lock_clause(database.dialect)) is expected
+
+
+def test_only_the_leasing_module_decides_on_locks():
+    package = Path(datamill.__file__).parent
+    deciding = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if any(
+            word in path.read_text() for word in ("SKIP LOCKED", "with_for_update", "skip_locked")
+        )
+    )
+    assert deciding == ["storage/leasing.py"]

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from datamill.storage import native_jobs as job_repo
 from datamill.storage.batches import get_batch, request_cancel, stuck_batches
-from datamill.storage.leasing import lease_requests, recover_leases, recover_stale_leases
+from datamill.storage.leasing import lease_requests, recover_stale_leases, release_dead_workers
 from datamill.storage.results import record_results
 from datamill.storage.schema import batches, native_jobs, results
 from tests.storage.conftest import NOW, make_result, request_rows
@@ -84,7 +84,7 @@ async def test_online_leasing_and_recovery_never_touch_a_native_batch(database, 
 
     leased = await lease_requests(database, batch_id=batch.id, worker_id="w", limit=10, now=NOW)
     assert leased == []
-    assert await recover_leases(database, worker_ids=["w1"]) == 0
+    assert (await release_dead_workers(database, ["w1"], now=NOW)).requests == 0
     assert await recover_stale_leases(database, batch_id=batch.id, leased_before=NOW + 1e9) == 0
     rows = await request_rows(database, batch.id)
     assert [rows[i].state for i in range(6)] == ["native"] * 3 + ["pending"] * 3
@@ -149,9 +149,9 @@ async def test_due_jobs_are_claimed_by_one_worker(database, make_batch):
     [job] = await job_repo.claim_jobs(database, worker_id="w9", now=NOW + 10, limit=5)
     assert job.id == "njob_2"
     # A live worker keeps the claims its steps hold; the others go back.
-    assert await job_repo.release_claims(database, ["w9"], keep=["njob_2"]) == 0
+    assert await job_repo.release_claims(database, "w9", keep=["njob_2"]) == 0
     # Claims of a dead worker go back.
-    assert await job_repo.release_claims(database, ["w9"]) == 1
+    assert (await release_dead_workers(database, ["w9"], now=NOW)).native_jobs == 1
     assert (await job_row(database, "njob_2")).claimed_by is None
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from datamill.storage.leasing import lease_requests, recover_leases
+from datamill.storage.leasing import lease_requests, release_dead_workers
 from datamill.storage.records import WorkerRecord
 from datamill.storage.workers import (
     declare_dead_workers,
@@ -18,27 +18,9 @@ from datamill.storage.workers import (
     mark_stopped,
     register_worker,
 )
-from tests.storage.conftest import NOW, request_rows
+from tests.storage.conftest import NOW, WORKER_HOST, request_rows, worker
 
-HOST = "this-host"
-
-
-def worker(worker_id: str, *, host: str = HOST, pid: int | None = None, at: float = NOW):
-    return WorkerRecord(
-        id=worker_id,
-        kind="worker",
-        host=host,
-        pid=os.getpid() if pid is None else pid,
-        version="0.1.0",
-        status="running",
-        started_at=at,
-        heartbeat_at=at,
-        stopped_at=None,
-        current_batch_id=None,
-        in_flight=0,
-        completed=0,
-        failed=0,
-    )
+HOST = WORKER_HOST
 
 
 @pytest.fixture
@@ -139,7 +121,7 @@ async def test_a_dead_workers_heartbeat_returns_false_and_revives_it(database, m
     await lease_requests(database, batch_id=batch.id, worker_id="w1", limit=2, now=NOW)
     dead = await declare_dead_workers(database, now=NOW + 100, ttl=30, host=HOST)
     assert dead == ["w1"]
-    assert await recover_leases(database, worker_ids=dead) == 2
+    assert (await release_dead_workers(database, dead, now=NOW + 100)).requests == 2
 
     assert not await beat(database, "w1", NOW + 101, in_flight=2)
 

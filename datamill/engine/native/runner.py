@@ -125,7 +125,7 @@ class NativeRunner:
         claim behind; while this worker lives nobody else would take that job."""
         held = [key.removeprefix("job:") for key in self._tasks if key.startswith("job:")]
         held += self.submitter.active
-        released = await job_repo.release_claims(self._ctx.database, [self._worker_id], keep=held)
+        released = await job_repo.release_claims(self._ctx.database, self._worker_id, keep=held)
         if released:
             log.warning("worker %s released %d native jobs left claimed", self._worker_id, released)
 
@@ -165,4 +165,4 @@ class NativeRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await job_repo.release_claims(self._ctx.database, [self._worker_id])
+        await job_repo.release_claims(self._ctx.database, self._worker_id)
