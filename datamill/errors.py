@@ -85,6 +85,9 @@ class SideTaskFailed(DatamillError):
         self.name = name
         self.cause = cause
         self.failures = failures
+        if isinstance(cause, SideTaskFailed):  # a worker stopped by one of its own side tasks
+            super().__init__(f"side task {name!r} stopped: {cause}")
+            return
         times = f" {failures} times in a row" if failures > 1 else ""
         super().__init__(f"side task {name!r} failed{times}: {type(cause).__name__}: {cause}")
 
