@@ -60,6 +60,29 @@ async def test_signal_wait_times_out_and_wakes_on_notify():
     await asyncio.wait_for(waiter, timeout=2)
 
 
+async def test_signal_wait_follows_the_injected_clock():
+    # The sweep's interval is the clock's time: a test clock that holds its sleeps holds the
+    # wait, however long it really takes, and lets it go when the test says time has passed.
+    release = asyncio.Event()
+
+    class HeldClock:
+        def now(self) -> float:
+            return 0.0
+
+        def monotonic(self) -> float:
+            return 0.0
+
+        async def sleep(self, seconds: float) -> None:
+            await release.wait()
+
+    signal = WorkSignal(HeldClock())
+    waiter = asyncio.create_task(signal.wait(0.001))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    release.set()
+    await asyncio.wait_for(waiter, timeout=10)
+
+
 async def test_a_store_error_while_leasing_does_not_stop_the_worker(
     make_runtime, mock_provider, monkeypatch
 ):
