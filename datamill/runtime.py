@@ -69,7 +69,7 @@ class Runtime:
         # Events: this process's publisher, and the hub its API clients subscribe to (which
         # reads at once after this process's own writes).
         self.events = EventPublisher(database, clock)
-        self.event_hub = EventHub(database)
+        self.event_hub = EventHub(database, clock=clock)
         self.events.on_written = self.event_hub.wake
         self.engine = EngineContext(
             database=database,
