@@ -41,7 +41,7 @@ class GenerationSupervisor:
                     task = asyncio.create_task(runner.run(), name=f"generation-{job.id}")
                     self._runners[job.id] = (runner, task)
                     continue
-            await wait_event(deps.clock, self._stopping, 1.0)
+            await wait_event(self.service.deps.clock, self._stopping, 1.0)
         for runner, _ in self._runners.values():
             runner.stop()
         await asyncio.gather(*(task for _, task in self._runners.values()), return_exceptions=True)
