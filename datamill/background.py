@@ -17,14 +17,13 @@ refuses it), and calls `_wake()` (write now) or `_start()` (the task runs, writi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from datamill.clock import Clock
+from datamill.clock import Clock, wait_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +116,7 @@ class BackgroundWriter(ABC, Generic[Item]):
         timing = self._timing
         delay = timing.retry_first
         while not self._closed:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timing.interval):
-                    await self._wake_event.wait()
+            await wait_event(self._clock, self._wake_event, timing.interval)
             self._wake_event.clear()
             try:
                 await self.flush()

@@ -12,7 +12,9 @@
     │   └── UpstreamFailed          a gateway call every deployment failed; status by category
     ├── ProviderError               a failed call to a provider; carries category and retry hint
     │   └── AdapterFailed           an adapter raised something else (a bug): a server_error
-    └── StorageError                the store is unreachable or not migrated
+    ├── StorageError                the store is unreachable or not migrated
+    └── SideTaskFailed              a critical side task failed, or one kept failing;
+                                    its owner (a worker, the process) stops
 
 Foreign exceptions (aiohttp, asyncpg, sqlite3) are translated at their boundary:
 providers/http.py for provider calls, storage/database.py for the store.
@@ -73,6 +75,21 @@ class ConfigError(DatamillError):
 
 class StorageError(DatamillError):
     """The store cannot be used (unreachable, not migrated, corrupt)."""
+
+
+class SideTaskFailed(DatamillError):
+    """A side task (supervisor.py) that was critical failed, or one kept failing: its owner
+    stops, and a command exits with this message."""
+
+    def __init__(self, name: str, cause: BaseException, *, failures: int = 1) -> None:
+        self.name = name
+        self.cause = cause
+        self.failures = failures
+        if isinstance(cause, SideTaskFailed):  # a worker stopped by one of its own side tasks
+            super().__init__(f"side task {name!r} stopped: {cause}")
+            return
+        times = f" {failures} times in a row" if failures > 1 else ""
+        super().__init__(f"side task {name!r} failed{times}: {type(cause).__name__}: {cause}")
 
 
 class ApiError(DatamillError):

@@ -1,6 +1,8 @@
 """The composition root: builds the store, the deployments and the services from `Settings`.
 
-`serve`, `worker`, `batch run` and the tests all start from `Runtime.open(settings)`.
+`serve`, `worker`, `batch run` and the tests all start from `Runtime.open(settings)`, and
+the three commands start their side tasks in one place, `Runtime.start_side_tasks(role)`:
+each by name under the process's one `Supervisor` (`side_tasks`).
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from dataclasses import replace
+from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +40,20 @@ from datamill.settings import DeploymentConfig, Settings
 from datamill.storage import migrate
 from datamill.storage.blobs import DatabaseBlobStore
 from datamill.storage.database import Database
+from datamill.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from datamill.curation.service import DatasetService
     from datamill.generation.service import GenerationService
     from datamill.generation.supervisor import GenerationSupervisor
+
+
+class Role(StrEnum):
+    """What a process runs beside its command (`WorkerOptions.kind` of its workers)."""
+
+    serve = "serve"  # the API, with `settings.workers` in-process workers
+    worker = "worker"  # one standalone worker (scaled mode)
+    run = "run"  # `batch run`: one worker restricted to its own batch
 
 
 class Runtime:
@@ -56,7 +69,7 @@ class Runtime:
         # Events: this process's publisher, and the hub its API clients subscribe to (which
         # reads at once after this process's own writes).
         self.events = EventPublisher(database, clock)
-        self.event_hub = EventHub(database)
+        self.event_hub = EventHub(database, clock=clock)
         self.events.on_written = self.event_hub.wake
         self.engine = EngineContext(
             database=database,
@@ -65,10 +78,15 @@ class Runtime:
             settings=settings,
             clock=clock,
             events=self.events,
-            signal=WorkSignal(),
+            signal=WorkSignal(clock),
         )
         self._workers: list[Worker] = []
-        self.deployment_monitor = DeploymentMonitor(router, self.events, self.process_info)
+        # Every side task of this process, by name: the deployment monitor, and the workers
+        # and generation supervisors of its role (`start_side_tasks`).
+        self.side_tasks = Supervisor(clock, owner="datamill")
+        self.deployment_monitor = DeploymentMonitor(
+            router, self.events, self.process_info, clock=clock
+        )
         self.files = FileService(database, self.blobs, settings, clock)
         self.call_log = CallLog(database, router, clock)
         self.gateway = GatewayService(router, clock, on_call=self.call_log.record)
@@ -102,7 +120,8 @@ class Runtime:
             await database.dispose()
             raise
         runtime = cls(settings, database, clock, http, router)
-        runtime.deployment_monitor.start()
+        runtime.deployment_monitor.listen()
+        runtime.side_tasks.start("deployment-monitor", runtime.deployment_monitor.run)
         return runtime
 
     def process_info(self) -> dict[str, Any]:
@@ -155,7 +174,44 @@ class Runtime:
 
         return GenerationSupervisor(self.generation, worker_id)
 
+    def start_side_tasks(
+        self, role: Role, *, workers: int | None = None, options: WorkerOptions | None = None
+    ) -> list[Worker]:
+        """Start what a process in ``role`` runs beside its command, under `side_tasks`.
+
+        serve: ``workers`` workers (default ``settings.workers``); worker: one; run: one,
+        with ``options`` (its batch, its polls). Each worker of serve and worker also drives
+        generation jobs (their batches run on the workers): side task ``generation-<id>``.
+        A worker is critical: one that fails stops the process (`SideTaskFailed`)."""
+        settings = self.settings
+        count = 1 if role is not Role.serve else settings.workers if workers is None else workers
+        options = replace(
+            options
+            or WorkerOptions(concurrency=settings.concurrency, max_retries=settings.max_retries),
+            kind=role.value,
+        )
+        started = []
+        for _ in range(count):
+            worker = self.new_worker(options)
+            self.side_tasks.start(worker.id, worker.run, stop=worker.stop, critical=True)
+            if role is not Role.run:
+                generation = self.new_generation_supervisor(worker.id)
+                self.side_tasks.start(
+                    f"generation-{worker.id}", generation.run, stop=generation.stop
+                )
+            started.append(worker)
+        return started
+
+    async def stop_side_tasks(self) -> None:
+        """Stop the role's side tasks: the generation supervisors first (their jobs' batches
+        run on the workers), then the workers, which drain and give their leases back."""
+        names = self.side_tasks.names
+        await self.side_tasks.stop(*[n for n in names if n.startswith("generation-")])
+        await self.side_tasks.stop(*[w.id for w in self._workers if w.id in names])
+
     async def close(self) -> None:
+        await self.stop_side_tasks()
+        await self.side_tasks.stop_all()  # the deployment monitor
         await self.deployment_monitor.aclose()
         await self.event_hub.aclose()
         await self.events.aclose()

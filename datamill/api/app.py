@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,53 +26,32 @@ from datamill.api.routes import (
 )
 from datamill.clock import Clock
 from datamill.engine.worker import Worker
-from datamill.generation.supervisor import GenerationSupervisor
-from datamill.runtime import Runtime
+from datamill.runtime import Role, Runtime
 from datamill.settings import Settings
+from datamill.supervisor import Supervisor
 from datamill.web import install_dashboard
 
-log = logging.getLogger("datamill.api")
 
-
-class WorkerSupervisor:
-    """The workers this process runs: started with the app, stopped cleanly with it."""
+class LocalWorkers:
+    """The in-process workers this app expects, for readiness: they run as side tasks of
+    the runtime (`Runtime.start_side_tasks`), started with the app and stopped with it."""
 
     def __init__(self, count: int) -> None:
         self.count = count
         self.workers: list[Worker] = []
-        self.tasks: list[asyncio.Task[None]] = []
-        self.generation: list[GenerationSupervisor] = []
-        self.generation_tasks: list[asyncio.Task[None]] = []
-
-    async def start(self, runtime: Runtime) -> None:
-        for _ in range(self.count):
-            worker = runtime.new_worker()
-            self.workers.append(worker)
-            self.tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.id}"))
-            # Each worker also drives generation jobs (their batches run on the workers).
-            side = runtime.new_generation_supervisor(worker.id)
-            self.generation.append(side)
-            self.generation_tasks.append(
-                asyncio.create_task(side.run(), name=f"generation-{worker.id}")
-            )
+        self.side_tasks: Supervisor | None = None
 
     def alive(self) -> bool | None:
         """None when this process runs no workers."""
         if not self.count:
             return None
         # Workers that were never started (no lifespan, or start failed) are not alive.
-        return len(self.tasks) == self.count and all(not task.done() for task in self.tasks)
-
-    async def stop(self) -> None:
-        for side in self.generation:
-            side.stop()
-        await asyncio.gather(*self.generation_tasks, return_exceptions=True)
-        for worker in self.workers:
-            worker.stop()
-        results = await asyncio.gather(*self.tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                log.error("worker ended with an error: %r", result)
+        side = self.side_tasks
+        return (
+            side is not None
+            and len(self.workers) == self.count
+            and all(side.running(worker.id) for worker in self.workers)
+        )
 
 
 def create_app(
@@ -90,18 +67,19 @@ def create_app(
     if settings is None and runtime is None:
         raise ValueError("create_app needs settings or a runtime")
     worker_count = workers if workers is not None else (settings or runtime.settings).workers  # type: ignore[union-attr]
-    supervisor = WorkerSupervisor(worker_count)
+    local = LocalWorkers(worker_count)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         active = runtime or await Runtime.open(settings, clock=clock)  # type: ignore[arg-type]
         app.state.runtime = active
-        await supervisor.start(active)
+        local.side_tasks = active.side_tasks
+        local.workers = active.start_side_tasks(Role.serve, workers=worker_count)
         try:
             yield
         finally:
-            await supervisor.stop()
+            await active.stop_side_tasks()
             if owned:
                 await active.close()
 
@@ -114,7 +92,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.workers = supervisor
+    app.state.workers = local
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the runtime and the caller's project.
+"""FastAPI dependencies: the runtime and the caller's project (`datamill.callers`).
 
 They are coroutines: FastAPI runs a plain function dependency in its thread pool, a thread
 hop on every request for what is an attribute read."""
@@ -9,18 +9,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from datamill.callers import get_project_id
 from datamill.runtime import Runtime
-from datamill.storage.schema import DEFAULT_PROJECT_ID
+
+__all__ = ["ProjectDep", "RuntimeDep", "get_project_id", "get_runtime"]
 
 
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
-
-
-async def get_project_id() -> str:
-    """The caller's project; one default project until API keys arrive."""
-    return DEFAULT_PROJECT_ID
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from datamill.errors import ApiError, ConfigError, StorageError
+from datamill.errors import ApiError, ConfigError, SideTaskFailed, StorageError
 from datamill.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -97,3 +97,5 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
         fail(str(exc), hint="check DATAMILL_DATABASE_URL, or run `datamill migrate`")
     except ApiError as exc:
         fail(exc.message)
+    except SideTaskFailed as exc:
+        fail(str(exc), hint="its traceback is in the log above")

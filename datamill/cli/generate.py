@@ -207,7 +207,7 @@ async def _watch(runtime: Runtime, job_id: str, runner: asyncio.Task[str]) -> No
             _cell_bars(progress, bars, cells)
             if runner.done():
                 return
-            await asyncio.sleep(0.2)
+            await runtime.clock.sleep(0.2)
 
 
 def _cell_bars(

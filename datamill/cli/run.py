@@ -29,7 +29,7 @@ from datamill.cli.reporting import (
 from datamill.engine.worker import WorkerOptions
 from datamill.errors import Conflict
 from datamill.protocol.batches import BatchCreate, BatchMode, BatchOptions, BatchStatus
-from datamill.runtime import Runtime
+from datamill.runtime import Role, Runtime
 from datamill.settings import Settings
 from datamill.storage.records import BatchRecord
 
@@ -159,16 +159,16 @@ async def _execute(
     runtime: Runtime, batch: BatchRecord, settings: Settings, timeout: float | None
 ) -> bool:
     """Run a worker on this batch until it ends; True when interrupted by a signal."""
-    worker = runtime.new_worker(
-        WorkerOptions(
-            kind="run",
+    (worker,) = runtime.start_side_tasks(
+        Role.run,
+        options=WorkerOptions(
             concurrency=settings.concurrency,
             max_retries=settings.max_retries,
             timeout=timeout,
             batch_ids=frozenset({batch.id}),
             idle_poll=0.1,
             sweep_interval=0.25,
-        )
+        ),
     )
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -182,16 +182,23 @@ async def _execute(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    task = asyncio.create_task(worker.run())
+    watch = asyncio.create_task(
+        watch_batch(runtime, batch.id, stop=interrupted, plain_every=settings.progress_interval)
+    )
+    # A critical side task failing (the worker) ends the run too, with its message.
+    failed = asyncio.create_task(runtime.side_tasks.wait_failed())
     try:
-        await watch_batch(
-            runtime, batch.id, stop=interrupted, plain_every=settings.progress_interval
-        )
+        await asyncio.wait({watch, failed}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        worker.stop()
-        await task
+        failed.cancel()
+        watch.cancel()
+        await asyncio.gather(watch, failed, return_exceptions=True)
+        await runtime.stop_side_tasks()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    if runtime.side_tasks.failure is not None:
+        raise runtime.side_tasks.failure
+    watch.result()  # its own error, if it had one
     return interrupted.is_set()
 
 

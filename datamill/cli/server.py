@@ -13,7 +13,7 @@ import typer
 
 from datamill import __version__
 from datamill.cli.common import configure_logging, console, run_async, settings_from_env
-from datamill.runtime import Runtime
+from datamill.runtime import Role, Runtime
 from datamill.settings import Settings
 from datamill.storage import migrate as migrations
 
@@ -119,7 +119,16 @@ async def _serve(settings: Settings) -> None:
             url=f"http://{settings.host}:{settings.port}",
             workers=settings.workers,
         )
-        await server.serve()
+        # A critical side task that fails (an in-process worker) stops the server, and the
+        # process exits with its message.
+        watch = asyncio.create_task(runtime.side_tasks.wait_failed())
+        watch.add_done_callback(lambda _: setattr(server, "should_exit", True))
+        try:
+            await server.serve()
+        finally:
+            watch.cancel()
+        if runtime.side_tasks.failure is not None:
+            raise runtime.side_tasks.failure
     finally:
         await runtime.close()
 
@@ -136,29 +145,28 @@ def worker(
 
 
 async def _worker(settings: Settings) -> None:
-    from datamill.engine.worker import WorkerOptions
-
     runtime = await Runtime.open(settings, run_migrations=False)
     try:
         print_banner(settings, runtime, url=None, workers=1)
-        worker = runtime.new_worker(
-            WorkerOptions(
-                kind="worker", concurrency=settings.concurrency, max_retries=settings.max_retries
-            )
-        )
-        generation = runtime.new_generation_supervisor(worker.id)
-
-        def stop() -> None:
-            generation.stop()
-            worker.stop()
-
+        (worker,) = runtime.start_side_tasks(Role.worker)
+        stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop)
-        side = asyncio.create_task(generation.run())
-        await worker.run()
-        generation.stop()
-        await side
+            loop.add_signal_handler(sig, stopping.set)
+        # Until a signal, or a critical side task failing (the worker's own run included).
+        waits = {
+            asyncio.create_task(stopping.wait()),
+            asyncio.create_task(runtime.side_tasks.wait_failed()),
+            asyncio.create_task(runtime.side_tasks.wait(worker.id)),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        await runtime.stop_side_tasks()
+        if runtime.side_tasks.failure is not None:
+            raise runtime.side_tasks.failure
     finally:
         await runtime.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from datamill.clock import Clock
+from datamill.clock import Clock, SystemClock, wait_event
 from datamill.events.publisher import EventPublisher
 from datamill.scheduler.router import Router
 from datamill.settings import Settings
@@ -18,22 +18,19 @@ class WorkSignal:
 
     Workers in other processes notice within their poll interval instead."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self._event = asyncio.Event()
+        self._clock = clock or SystemClock()
 
     def notify(self) -> None:
         self._event.set()
         self._event = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
-        event = self._event
+        """Return on the next `notify()`, or after ``timeout`` seconds of the clock."""
         # Not asyncio.wait_for: on 3.11 it swallows a cancel that lands as the event is set
         # (stop() notifies, then cancels the sweep), and the sweep loop would never end.
-        try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-        except TimeoutError:
-            pass
+        await wait_event(self._clock, self._event, timeout)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ creating a 50,000-line batch answers at once, as OpenAI's API does.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -191,13 +190,17 @@ class BatchService:
         poll: float = 0.2,
         timeout: float | None = None,
     ) -> BatchRecord:
-        """Return the batch once it reaches a terminal status."""
-        async with asyncio.timeout(timeout):
-            while True:
-                batch = await self.get(batch_id, project_id=project_id)
-                if BatchStatus(batch.status).terminal:
-                    return batch
-                await asyncio.sleep(poll)
+        """Return the batch once it reaches a terminal status; `TimeoutError` after
+        ``timeout`` seconds of the clock."""
+        clock = self._ctx.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
+        while True:
+            batch = await self.get(batch_id, project_id=project_id)
+            if BatchStatus(batch.status).terminal:
+                return batch
+            if deadline is not None and clock.monotonic() >= deadline:
+                raise TimeoutError(f"batch {batch_id} is still {batch.status}")
+            await clock.sleep(poll)
 
     async def results(
         self, batch_id: str, *, ok: bool, project_id: str = DEFAULT_PROJECT_ID

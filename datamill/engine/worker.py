@@ -1,23 +1,26 @@
 """The worker: leases requests, executes them concurrently, records results in batches.
 
-Lifecycle: `run()` registers the worker, starts its side tasks (heartbeat, maintenance
-sweep, result writer) and leases until `stop()`. Stopping lets calls in flight finish for
-``drain_timeout`` seconds, records every result it has, and gives the remaining leases back,
-so another worker picks them up at once. A worker that is killed instead loses only its
-in-flight calls: its leases return to pending when its heartbeat goes stale (or at once when
-a worker on the same host sees its process is gone).
+Lifecycle: `run()` registers the worker, starts its side tasks under its own `Supervisor`
+(result writer, heartbeat, native runner, maintenance sweep) and leases until `stop()`, or
+until a critical side task fails (then `run()` raises `SideTaskFailed`). Stopping lets calls
+in flight finish for ``drain_timeout`` seconds, stops its side tasks by name (the sweep and
+the native runner first, the writer once nothing can record any more, the heartbeat last),
+records every result it has, and gives the remaining leases back, so another worker picks
+them up at once. A worker that is killed instead loses only its in-flight calls: its leases
+return to pending when its heartbeat goes stale (or at once when a worker on the same host
+sees its process is gone).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 from dataclasses import dataclass, replace
 
 from datamill import __version__
+from datamill.clock import wait_done, wait_event
 from datamill.engine.budgets import BudgetLedger
 from datamill.engine.context import EngineContext
 from datamill.engine.executor import ExecutionPolicy, RequestExecutor
@@ -32,6 +35,7 @@ from datamill.storage import leasing
 from datamill.storage import workers as worker_repo
 from datamill.storage.records import BatchRecord, LeasedRequest, WorkerRecord
 from datamill.storage.results import RecordOutcome
+from datamill.supervisor import SideTaskFailed, Supervisor
 
 log = logging.getLogger("datamill.engine")
 
@@ -129,6 +133,9 @@ class Worker:
         self.completed = 0
         self.failed = 0
         self.started = asyncio.Event()
+        self._side = Supervisor(
+            context.clock, owner=f"worker {self.id}", on_failure=self._side_task_failed
+        )
         self._record: WorkerRecord  # registered by run()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -153,12 +160,13 @@ class Worker:
         )
         await worker_repo.register_worker(ctx.database, self._record)
         publish_worker(ctx.events, "started", self._record)
-        side = [
-            asyncio.create_task(self._writer.run(), name=f"{self.id}-writer"),
-            asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}-heartbeat"),
-            asyncio.create_task(self._native.run(), name=f"{self.id}-native"),
-            asyncio.create_task(self._sweep_loop(), name=f"{self.id}-sweep"),
-        ]
+        # The side tasks, by name; the result writer is critical: without it nothing is
+        # recorded, so its failure stops the worker (run() then raises it).
+        side = self._side
+        side.start("writer", self._writer.run, stop=self._writer.close, critical=True)
+        side.start("heartbeat", self._heartbeat_loop)
+        side.start("native", self._native.run)
+        side.start("sweep", self._sweep_loop)
         log.info(
             "worker %s started (%s, concurrency %d)",
             self.id,
@@ -169,7 +177,9 @@ class Worker:
         try:
             await self._lease_loop()
         finally:
-            await self._shutdown(side)
+            await self._shutdown()
+        if side.failure is not None:
+            raise side.failure
 
     @property
     def waiting(self) -> int:
@@ -184,19 +194,22 @@ class Worker:
         self._refreshed.set()
         self.ctx.signal.notify()
 
-    async def _shutdown(self, side: list[asyncio.Task[None]]) -> None:
+    def _side_task_failed(self, failure: SideTaskFailed) -> None:
+        """A critical side task failed: stop as on `stop()`; `run()` raises ``failure``."""
+        log.error("worker %s stops: %s", self.id, failure)
+        self.stop()
+
+    async def _shutdown(self) -> None:
         ctx = self.ctx
         if self._in_flight:
-            await asyncio.wait(list(self._in_flight.values()), timeout=self.options.drain_timeout)
+            await wait_done(ctx.clock, self._in_flight.values(), self.options.drain_timeout)
         for task in list(self._in_flight.values()):
             task.cancel()
         if self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
         await self._executor.aclose()
-        sweep, native = side.pop(), side.pop()
-        sweep.cancel()
-        native.cancel()
-        await asyncio.gather(sweep, native, return_exceptions=True)
+        side = self._side
+        await side.stop("sweep", "native")
         try:
             # Before the maintenance jobs end: a native step may still start a finalization.
             await self._native.stop()
@@ -204,15 +217,10 @@ class Worker:
             log.exception("worker %s could not give its native jobs back", self.id)
         self._maintenance.cancel_jobs()
         await self._maintenance.wait_jobs()
-        self._writer.close()
-        writer = side[0]
-        try:
-            await asyncio.wait_for(asyncio.shield(writer), timeout=30)
-        except TimeoutError:
+        # The writer records what it holds, then ends (30 s at most).
+        if not await side.stop("writer", grace=30):
             log.error("worker %s could not record its last results; they will be redone", self.id)
-        for task in side:
-            task.cancel()
-        await asyncio.gather(*side, return_exceptions=True)
+        await side.stop_all()  # the heartbeat
         released = await leasing.release_leases(ctx.database, worker_id=self.id)
         now = ctx.clock.now()
         await worker_repo.mark_stopped(ctx.database, self.id, now=now)
@@ -241,9 +249,7 @@ class Worker:
             batch = self._next_batch()
             if batch is None:
                 self._refreshed.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.options.idle_poll):
-                        await self._refreshed.wait()
+                await wait_event(self.ctx.clock, self._refreshed, self.options.idle_poll)
                 continue
             try:
                 leased = await leasing.lease_requests(

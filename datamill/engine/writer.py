@@ -24,7 +24,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import fields, replace
 
-from datamill.clock import Clock
+from datamill.clock import Clock, wait_event
 from datamill.providers.base import clamp_tokens
 from datamill.storage.database import Database
 from datamill.storage.records import RequestResult
@@ -82,11 +82,7 @@ class ResultWriter:
                 await self._arrived.wait()
                 continue
             if len(self._buffer) < self._flush_size and not self._closing:
-                try:
-                    async with asyncio.timeout(self._max_delay):
-                        await self._full.wait()
-                except TimeoutError:
-                    pass
+                await wait_event(self._clock, self._full, self._max_delay)
             await self._flush()
 
     async def _flush(self) -> None:
@@ -105,7 +101,7 @@ class ResultWriter:
                 outcome = apart
                 break
             log.warning("the store refuses results; retrying in %.2f s", delay)
-            await asyncio.sleep(delay)
+            await self._clock.sleep(delay)
             delay = min(delay * 2, 5.0)
         for waiter in waiters:
             if not waiter.done():

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from datamill.clock import Clock, SystemClock, wait_event
 from datamill.storage import events as event_repo
 from datamill.storage.database import Database
 from datamill.storage.events import EventListener, EventRow
@@ -81,8 +82,10 @@ class EventHub:
         listen_poll_interval: float = 5.0,
         ping_interval: float = 15.0,
         queue_limit: int = 2000,
+        clock: Clock | None = None,
     ) -> None:
         self._database = database
+        self._clock = clock or SystemClock()
         self.poll_interval = poll_interval
         self.listen_poll_interval = listen_poll_interval
         self.ping_interval = ping_interval
@@ -202,10 +205,7 @@ class EventHub:
                 log.warning("an event stream client fell behind; it was ended to resume")
                 return
             subscriber.ready.clear()
-            try:
-                async with asyncio.timeout(self.ping_interval):
-                    await subscriber.ready.wait()
-            except TimeoutError:
+            if not await wait_event(self._clock, subscriber.ready, self.ping_interval):
                 yield PING
 
     # -- the one reader -------------------------------------------------------------------------
@@ -220,13 +220,8 @@ class EventHub:
                 continue
             await self._ensure_listener(loop.time())
             live = self._listener is not None and not self._listener.closed
-            try:
-                async with asyncio.timeout(
-                    self.listen_poll_interval if live else self.poll_interval
-                ):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            interval = self.listen_poll_interval if live else self.poll_interval
+            await wait_event(self._clock, self._wake, interval)
             self._wake.clear()
             try:
                 await self._read_new()
@@ -234,7 +229,7 @@ class EventHub:
             except Exception:
                 failures += 1
                 log.exception("reading new events failed")
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                await self._clock.sleep(min(0.1 * 2**failures, 5.0))
 
     async def _read_new(self) -> None:
         async with self._lock:

@@ -3,16 +3,17 @@
 A deployment's gate lives in each process that calls it (the server for the gateway, every
 worker for batches), so each process publishes its own: about once a second while the
 deployment has calls out or waiting (and once more when it goes quiet), and at once when its
-circuit opens, half-opens or closes.
+circuit opens, half-opens or closes. Its loop, `run()`, is a side task of the process
+(`Runtime.side_tasks`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from datamill.clock import Clock, SystemClock
 from datamill.events.publisher import EventPublisher
 from datamill.events.topics import Topic
 from datamill.scheduler.breaker import BreakerState
@@ -43,6 +44,7 @@ class DeploymentMonitor:
         process: ProcessInfo,
         *,
         interval: float = 1.0,
+        clock: Clock | None = None,
     ) -> None:
         self._router = router
         self._publisher = publisher
@@ -50,12 +52,12 @@ class DeploymentMonitor:
         self._interval = interval
         self._active: set[str] = set()  # deployments active at the last tick
         self._calls: dict[str, int] = {}  # calls answered, at the last tick
-        self._task: asyncio.Task[None] | None = None
+        self._clock = clock or SystemClock()
 
-    def start(self) -> None:
+    def listen(self) -> None:
+        """Publish a deployment at once when its circuit changes state."""
         for handle in self._router.handles:
             handle.gate.breaker.on_change = self._circuit_listener(handle)
-        self._task = asyncio.create_task(self._run(), name="deployment-monitor")
 
     def _circuit_listener(self, handle: DeploymentHandle) -> Callable[[BreakerState], None]:
         def changed(_state: BreakerState) -> None:
@@ -79,18 +81,16 @@ class DeploymentMonitor:
             self._calls[handle.name] = gate.stats.calls
         self._active = active
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Tick every ``interval`` seconds, until cancelled."""
         while True:
-            await asyncio.sleep(self._interval)
+            await self._clock.sleep(self._interval)
             try:
                 self.tick()
             except Exception:
                 log.exception("publishing the deployments' state failed")
 
     async def aclose(self) -> None:
+        """Stop listening to the circuits (the loop is stopped by its supervisor)."""
         for handle in self._router.handles:
             handle.gate.breaker.on_change = None
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None

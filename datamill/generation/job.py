@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from datamill.clock import Clock
+from datamill.clock import Clock, wait_event
 from datamill.engine.files import FileService
 from datamill.engine.service import BatchService
 from datamill.errors import Conflict, DatamillError, StorageError
@@ -170,9 +170,7 @@ class JobRunner:
                 await self._issue(cells)
             self._check_stuck(now)
             if not moved:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.options.poll):
-                        await self._stopping.wait()
+                await wait_event(self.deps.clock, self._stopping, self.options.poll)
 
     async def _lost_or_stopped(self) -> str:
         async with self.deps.database.read() as conn:

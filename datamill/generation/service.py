@@ -307,7 +307,7 @@ class GenerationService:
                 return view.job.status
             if stop is not None and stop.is_set():
                 return "released"
-            await asyncio.sleep(self.options.poll)
+            await self.deps.clock.sleep(self.options.poll)
         runner = JobRunner(self.deps, job, runner_id, self.options)
         if stop is None:
             return await runner.run()

@@ -7,9 +7,9 @@ heartbeat); when that worker dies, the sweep that declares it dead releases the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from datamill.clock import wait_event
 from datamill.generation.job import JobRunner
 from datamill.generation.service import GenerationService
 from datamill.storage import generation as repo
@@ -41,9 +41,7 @@ class GenerationSupervisor:
                     task = asyncio.create_task(runner.run(), name=f"generation-{job.id}")
                     self._runners[job.id] = (runner, task)
                     continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._stopping.wait()
+            await wait_event(self.service.deps.clock, self._stopping, 1.0)
         for runner, _ in self._runners.values():
             runner.stop()
         await asyncio.gather(*(task for _, task in self._runners.values()), return_exceptions=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from datamill.clock import Clock
+from datamill.clock import Clock, wait_event
 
 
 class CallDeadlines:
@@ -59,9 +59,7 @@ class CallDeadlines:
                 self._earliest = min(self._deadlines.values())
                 if self._earliest > now:
                     self._changed.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self._earliest - now):
-                            await self._changed.wait()
+                    await wait_event(self._clock, self._changed, self._earliest - now)
                     continue
                 for task, deadline in list(self._deadlines.items()):
                     if deadline <= now:

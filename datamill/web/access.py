@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from datamill.api.deps import get_project_id
+from datamill.callers import get_project_id
 
 
 @dataclass(frozen=True, slots=True)

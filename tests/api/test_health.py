@@ -59,9 +59,10 @@ async def test_not_ready_when_in_process_workers_are_not_running(make_api):
     async with api.app.router.lifespan_context(api.app):
         status, body = await readiness(api)
         assert status == 200, body
-        supervisor = api.app.state.workers
-        supervisor.workers[0].stop()
-        await asyncio.wait_for(asyncio.gather(*supervisor.tasks), timeout=30)
+        local = api.app.state.workers
+        worker = local.workers[0]
+        worker.stop()
+        await asyncio.wait_for(api.runtime.side_tasks.wait(worker.id), timeout=30)
         status, body = await readiness(api)
         assert status == 503
         assert body["checks"]["workers"] == "an in-process worker has stopped"

@@ -60,6 +60,29 @@ async def test_signal_wait_times_out_and_wakes_on_notify():
     await asyncio.wait_for(waiter, timeout=2)
 
 
+async def test_signal_wait_follows_the_injected_clock():
+    # The sweep's interval is the clock's time: a test clock that holds its sleeps holds the
+    # wait, however long it really takes, and lets it go when the test says time has passed.
+    release = asyncio.Event()
+
+    class HeldClock:
+        def now(self) -> float:
+            return 0.0
+
+        def monotonic(self) -> float:
+            return 0.0
+
+        async def sleep(self, seconds: float) -> None:
+            await release.wait()
+
+    signal = WorkSignal(HeldClock())
+    waiter = asyncio.create_task(signal.wait(0.001))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    release.set()
+    await asyncio.wait_for(waiter, timeout=10)
+
+
 async def test_a_store_error_while_leasing_does_not_stop_the_worker(
     make_runtime, mock_provider, monkeypatch
 ):
@@ -231,3 +254,25 @@ async def test_a_validation_that_keeps_failing_inside_datamill_fails_its_batch(
     assert "RuntimeError('a bug')" in error["message"]
     assert "report it" in error["message"]
     assert mock_provider.stats()["total"] == 1  # only the fine batch's request was sent
+
+
+async def test_a_failed_result_writer_stops_the_worker_loudly_and_gives_its_leases_back(
+    make_runtime, mock_provider, monkeypatch
+):
+    # The writer is the worker's one critical side task: without it nothing is recorded, so
+    # the worker stops (rather than executing requests whose results it cannot keep) and
+    # run() raises the failure, naming the task.
+    from datamill.engine.writer import ResultWriter
+    from datamill.errors import SideTaskFailed
+
+    async def broken(self: ResultWriter) -> None:
+        raise OSError("the writer broke")
+
+    monkeypatch.setattr(ResultWriter, "run", broken)
+    runtime = await make_runtime([mock_deployment(mock_provider)])
+    batch = await submit(runtime, jsonl(chat_line(f"r{n}") for n in range(20)))
+    worker = runtime.new_worker()
+    with pytest.raises(SideTaskFailed, match="side task 'writer' failed: OSError: the writer"):
+        await asyncio.wait_for(worker.run(), timeout=60)
+    assert await leasing.release_leases(runtime.database, worker_id=worker.id) == 0
+    assert (await runtime.batches.get(batch.id)).completed_count == 0
