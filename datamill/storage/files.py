@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from datamill.storage.database import Database
 from datamill.storage.pagination import fetch_page
@@ -76,6 +76,12 @@ async def delete_file(database: Database, file_id: str, *, project_id: str) -> b
             delete(files).where(files.c.id == file_id, files.c.project_id == project_id)
         )
     return bool(result.rowcount)
+
+
+async def count_files(database: Database) -> int:
+    """Files of every project, expired ones not yet deleted included."""
+    async with database.read() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(files)) or 0)
 
 
 async def expired_file_ids(database: Database, *, now: float, limit: int) -> list[str]:
