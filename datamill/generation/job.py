@@ -382,15 +382,14 @@ class JobRunner:
     async def _dataset_texts(self) -> AsyncIterator[tuple[str, str]]:
         after: int | None = None
         while True:
-            async with self.deps.database.read() as conn:
-                page, more = await sample_repo.list_samples(
-                    conn,
-                    self.job.dataset_id,
-                    SampleFilter(),
-                    after_seq=after,
-                    limit=1000,
-                    order="asc",
-                )
+            page, more = await sample_repo.list_samples(
+                self.deps.database,
+                self.job.dataset_id,
+                SampleFilter(),
+                after_seq=after,
+                limit=1000,
+                order="asc",
+            )
             for sample in page:
                 yield sample.id, sample_text(sample.content)
             if not more or not page:

@@ -28,9 +28,7 @@ from datamill.generation.spec import (
     spec_hash,
 )
 from datamill.generation.topics import resolve_topics
-from datamill.ids import new_dataset_id
 from datamill.scheduler.router import Router
-from datamill.storage import datasets as dataset_repo
 from datamill.storage import generation as repo
 from datamill.storage.samples import count_cells
 from datamill.storage.schema import DEFAULT_PROJECT_ID
@@ -103,41 +101,27 @@ class GenerationService:
         targets = cell_targets(spec, topics)
         overrides = budget.values() if budget else {}
         now = self.deps.clock.now()
-        name = dataset or spec.dataset_name
-        job_id = new_job_id()
-        async with self.deps.database.write() as conn:
-            record = await dataset_repo.find_dataset_by_name(conn, name, project_id=project_id)
-            if record is None:
-                record = await dataset_repo.insert_dataset(
-                    conn,
-                    dataset_id=new_dataset_id(),
-                    project_id=project_id,
-                    name=name,
-                    description=spec.description,
-                    now=now,
-                )
-            have = await count_cells(conn, record.id)
-            cells = {key: (target, have.get(key, 0)) for key, target in targets.items()}
-            job = await repo.insert_job(
-                conn,
-                cells=cells,
-                id=job_id,
-                project_id=project_id,
-                name=spec.name,
-                dataset_id=record.id,
-                status=repo.RUNNABLE,
-                spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-                spec_text=spec_input if isinstance(spec_input, str) else None,
-                spec_hash=spec_hash(spec),
-                spec_version=SPEC_VERSION,
-                topics=topics,
-                budget_usd=overrides.get("usd", spec.budget.usd),
-                budget_requests=overrides.get("requests", spec.budget.requests),
-                budget_seconds=overrides.get("seconds", spec.budget.seconds),
-                created_at=now,
-                updated_at=now,
-                idempotency_key=idempotency_key,
-            )
+        job = await repo.create_job(
+            self.deps.database,
+            dataset_name=dataset or spec.dataset_name,
+            dataset_description=spec.description,
+            targets=targets,
+            id=new_job_id(),
+            project_id=project_id,
+            name=spec.name,
+            status=repo.RUNNABLE,
+            spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+            spec_text=spec_input if isinstance(spec_input, str) else None,
+            spec_hash=spec_hash(spec),
+            spec_version=SPEC_VERSION,
+            topics=topics,
+            budget_usd=overrides.get("usd", spec.budget.usd),
+            budget_requests=overrides.get("requests", spec.budget.requests),
+            budget_seconds=overrides.get("seconds", spec.budget.seconds),
+            created_at=now,
+            updated_at=now,
+            idempotency_key=idempotency_key,
+        )
         await publish_status(self.deps, job.id)
         return job
 
@@ -255,8 +239,7 @@ class GenerationService:
 
     async def dataset_coverage(self, dataset_id: str, *, diversity: bool = True) -> dict[str, Any]:
         """Samples per topic x type of a dataset (no targets), with diversity if asked."""
-        async with self.deps.database.read() as conn:
-            counts = await count_cells(conn, dataset_id)
+        counts = await count_cells(self.deps.database, dataset_id)
         report = dataset_coverage(dataset_id, counts)
         if diversity:
             report = await add_diversity(report, self.deps.database, dataset_id)

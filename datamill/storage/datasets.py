@@ -1,8 +1,9 @@
 """The datasets repository: named collections of samples, soft-deleted.
 
-Every function takes a connection, so the caller decides the transaction. A name belongs to
-at most one live dataset per project: creating, renaming or restoring onto a live name
-raises `DatasetNameTaken` and changes nothing.
+Every public function takes the `Database` and runs in a transaction of its own (the
+helpers taking a connection are composed by `storage.generation.create_job`). A name
+belongs to at most one live dataset per project: creating, renaming or restoring onto a live
+name raises `DatasetNameTaken` and changes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.protocol.datasets import Visibility
-from datamill.storage.database import upsert_insert
+from datamill.storage.database import Database, upsert_insert
 from datamill.storage.schema import datasets
 
 
@@ -60,6 +61,26 @@ def _visible(visibility: Visibility) -> list[ColumnElement[bool]]:
 
 
 async def insert_dataset(
+    database: Database,
+    *,
+    dataset_id: str,
+    project_id: str,
+    name: str,
+    description: str | None,
+    now: float,
+) -> DatasetRecord:
+    async with database.write() as conn:
+        return await _insert_dataset(
+            conn,
+            dataset_id=dataset_id,
+            project_id=project_id,
+            name=name,
+            description=description,
+            now=now,
+        )
+
+
+async def _insert_dataset(
     conn: AsyncConnection,
     *,
     dataset_id: str,
@@ -90,7 +111,7 @@ async def insert_dataset(
 
 
 async def get_dataset(
-    conn: AsyncConnection,
+    database: Database,
     dataset_id: str,
     *,
     project_id: str,
@@ -99,18 +120,30 @@ async def get_dataset(
     query = select(datasets).where(
         datasets.c.id == dataset_id, datasets.c.project_id == project_id, *_visible(visibility)
     )
-    row = (await conn.execute(query)).first()
+    async with database.read() as conn:
+        row = (await conn.execute(query)).first()
     return _record(row) if row else None
 
 
 async def find_dataset_by_name(
-    conn: AsyncConnection,
+    database: Database,
     name: str,
     *,
     project_id: str,
     visibility: Visibility = Visibility.exclude,
 ) -> DatasetRecord | None:
     """The live dataset with this name (or the newest deleted one, or either)."""
+    async with database.read() as conn:
+        return await _find_dataset_by_name(conn, name, project_id=project_id, visibility=visibility)
+
+
+async def _find_dataset_by_name(
+    conn: AsyncConnection,
+    name: str,
+    *,
+    project_id: str,
+    visibility: Visibility = Visibility.exclude,
+) -> DatasetRecord | None:
     query = (
         select(datasets)
         .where(datasets.c.name == name, datasets.c.project_id == project_id, *_visible(visibility))
@@ -122,7 +155,7 @@ async def find_dataset_by_name(
 
 
 async def list_datasets(
-    conn: AsyncConnection,
+    database: Database,
     *,
     project_id: str,
     after: str | None,
@@ -137,12 +170,13 @@ async def list_datasets(
             datasets.c.id == after, datasets.c.project_id == project_id
         )
         query = query.where(datasets.c.seq < cursor.scalar_subquery())
-    rows = (await conn.execute(query.order_by(datasets.c.seq.desc()).limit(limit + 1))).all()
+    async with database.read() as conn:
+        rows = (await conn.execute(query.order_by(datasets.c.seq.desc()).limit(limit + 1))).all()
     return [_record(row) for row in rows[:limit]], len(rows) > limit
 
 
 async def update_dataset(
-    conn: AsyncConnection,
+    database: Database,
     dataset_id: str,
     *,
     project_id: str,
@@ -160,28 +194,30 @@ async def update_dataset(
         .values(**values, updated_at=now)
         .returning(*datasets.c)
     )
-    row = await _guard_name(conn, statement, values.get("name"))
+    async with database.write() as conn:
+        row = await _guard_name(conn, statement, values.get("name"))
     return _record(row) if row else None
 
 
 async def delete_dataset(
-    conn: AsyncConnection, dataset_id: str, *, project_id: str, now: float
+    database: Database, dataset_id: str, *, project_id: str, now: float
 ) -> bool:
     """Hide a live dataset (its samples stay as they are); False when there is none."""
-    result = await conn.execute(
-        update(datasets)
-        .where(
-            datasets.c.id == dataset_id,
-            datasets.c.project_id == project_id,
-            datasets.c.deleted_at.is_(None),
+    async with database.write() as conn:
+        result = await conn.execute(
+            update(datasets)
+            .where(
+                datasets.c.id == dataset_id,
+                datasets.c.project_id == project_id,
+                datasets.c.deleted_at.is_(None),
+            )
+            .values(deleted_at=now, updated_at=now)
         )
-        .values(deleted_at=now, updated_at=now)
-    )
     return bool(result.rowcount)
 
 
 async def restore_dataset(
-    conn: AsyncConnection, dataset_id: str, *, project_id: str, now: float
+    database: Database, dataset_id: str, *, project_id: str, now: float
 ) -> DatasetRecord | None:
     """Bring a deleted dataset back; None when it is not deleted (or unknown)."""
     statement = (
@@ -194,8 +230,9 @@ async def restore_dataset(
         .values(deleted_at=None, updated_at=now)
         .returning(*datasets.c)
     )
-    name = await conn.scalar(select(datasets.c.name).where(datasets.c.id == dataset_id))
-    row = await _guard_name(conn, statement, name)
+    async with database.write() as conn:
+        name = await conn.scalar(select(datasets.c.name).where(datasets.c.id == dataset_id))
+        row = await _guard_name(conn, statement, name)
     return _record(row) if row else None
 
 

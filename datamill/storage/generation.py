@@ -4,7 +4,7 @@ Guarantees:
 
 - **A cell's target is never exceeded by a stored sample.** `record_outcomes` accepts a
   sample only through ``UPDATE generation_cells SET accepted = accepted + 1 WHERE ... AND
-  accepted < target`` and inserts it in the same transaction (after `lock_dataset`); an
+  accepted < target`` and inserts it in the same transaction (after `samples._lock_dataset`); an
   exact duplicate gives the place back. Two runners racing on one job (or two jobs on one
   dataset) cannot both take a cell's last place: the row lock makes the second re-check.
 - **Each answer is used once.** An outcome counts only if its request row was still open
@@ -23,10 +23,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from datamill.ids import new_dataset_id
 from datamill.storage.database import Database, upsert_insert
+from datamill.storage.datasets import _find_dataset_by_name, _insert_dataset
 from datamill.storage.leasing import claim_rows
 from datamill.storage.records import from_row
-from datamill.storage.samples import NewSample, insert_samples, lock_dataset
+from datamill.storage.samples import NewSample, _count_cells, _insert_samples, _lock_dataset
 from datamill.storage.schema import (
     batches,
     generation_cells,
@@ -170,7 +172,36 @@ class Recorded:
 # -- jobs -------------------------------------------------------------------------------------
 
 
-async def insert_job(
+async def create_job(
+    database: Database,
+    *,
+    dataset_name: str,
+    dataset_description: str | None,
+    targets: dict[tuple[str, str], int],
+    **values: Any,
+) -> JobRecord:
+    """A new job (``values``: its columns) filling the project's live dataset named
+    ``dataset_name``, created when there is none, with a cell per (topic, type) of
+    ``targets``: the accepted samples the dataset holds already count toward them. One
+    transaction."""
+    project_id = values["project_id"]
+    async with database.write() as conn:
+        dataset = await _find_dataset_by_name(conn, dataset_name, project_id=project_id)
+        if dataset is None:
+            dataset = await _insert_dataset(
+                conn,
+                dataset_id=new_dataset_id(),
+                project_id=project_id,
+                name=dataset_name,
+                description=dataset_description,
+                now=values["created_at"],
+            )
+        have = await _count_cells(conn, dataset.id)
+        cells = {key: (target, have.get(key, 0)) for key, target in targets.items()}
+        return await _insert_job(conn, cells=cells, dataset_id=dataset.id, **values)
+
+
+async def _insert_job(
     conn: AsyncConnection, *, cells: dict[tuple[str, str], tuple[int, int]], **values: Any
 ) -> JobRecord:
     """A new job with its cells: ``{(topic, type): (target, accepted already)}``."""
@@ -649,7 +680,7 @@ async def record_outcomes(
     ``stale`` and changes nothing."""
     if not outcomes:
         return []
-    await lock_dataset(conn, dataset_id)
+    await _lock_dataset(conn, dataset_id)
     ids = [o.request_id for o in outcomes]
     still_open: set[int] = set()
     for start in range(0, len(ids), 500):
@@ -728,7 +759,7 @@ async def _record_one(
             update(generation_cells).where(cell).values(surplus=generation_cells.c.surplus + 1)
         )
         return Recorded(outcome.request_id, "surplus", reason="surplus")
-    (sample_id,) = await insert_samples(conn, dataset_id, [outcome.sample], now=now)
+    (sample_id,) = await _insert_samples(conn, dataset_id, [outcome.sample], now=now)
     if sample_id is None:
         # The dataset holds this content already: the place goes back.
         await conn.execute(

@@ -16,30 +16,32 @@ from tests.storage.conftest import NOW, OpenDatabase, worker
 
 
 async def make_job(database: Database, *, target: int, requests: int) -> tuple[str, list[int]]:
+    await dataset_repo.insert_dataset(
+        database,
+        dataset_id="ds_gen",
+        project_id=DEFAULT_PROJECT_ID,
+        name="gen",
+        description=None,
+        now=NOW,
+    )
+    job = await repo.create_job(
+        database,
+        dataset_name="gen",
+        dataset_description=None,
+        targets={("law", "qa"): target, ("tax", "qa"): target},
+        id="gen_test",
+        project_id=DEFAULT_PROJECT_ID,
+        name="t",
+        status="running",
+        spec={},
+        spec_hash="h",
+        spec_version=1,
+        topics=["law", "tax"],
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    assert job.dataset_id == "ds_gen"
     async with database.write() as conn:
-        await dataset_repo.insert_dataset(
-            conn,
-            dataset_id="ds_gen",
-            project_id=DEFAULT_PROJECT_ID,
-            name="gen",
-            description=None,
-            now=NOW,
-        )
-        await repo.insert_job(
-            conn,
-            cells={("law", "qa"): (target, 0), ("tax", "qa"): (target, 0)},
-            id="gen_test",
-            project_id=DEFAULT_PROJECT_ID,
-            name="t",
-            dataset_id="ds_gen",
-            status="running",
-            spec={},
-            spec_hash="h",
-            spec_version=1,
-            topics=["law", "tax"],
-            created_at=NOW,
-            updated_at=NOW,
-        )
         issued = [
             repo.IssuedRequest("law", "qa", "sample", custom_id=f"c{n}") for n in range(requests)
         ]
@@ -90,8 +92,8 @@ async def test_racing_runners_never_exceed_a_target(open_database: OpenDatabase)
     assert results.count("stale") == 40
     async with first.read() as conn:
         cells = {(c.topic, c.sample_type): c for c in await repo.list_cells(conn, job_id)}
-        stored = await count_cells(conn, "ds_gen")
         job = await repo.get_job(conn, job_id)
+    stored = await count_cells(first, "ds_gen")
     assert cells[("law", "qa")].accepted == 5
     assert cells[("law", "qa")].surplus == 35
     assert cells[("law", "qa")].in_flight == 0
