@@ -1,10 +1,14 @@
 """The generation jobs repository: jobs, their cells, the requests in flight, and runs.
 
+Every public function takes the `Database` and runs in a transaction of its own; what must
+be atomic is one function (`create_job`, `record_outcomes`, `stop_job`, `resume_job`,
+`finish_job`, `add_batch_requests`), composed of the helpers taking a connection.
+
 Guarantees:
 
 - **A cell's target is never exceeded by a stored sample.** `record_outcomes` accepts a
   sample only through ``UPDATE generation_cells SET accepted = accepted + 1 WHERE ... AND
-  accepted < target`` and inserts it in the same transaction (after `samples._lock_dataset`); an
+  accepted < target`` and inserts it in the same transaction (after the dataset's insert lock); an
   exact duplicate gives the place back. Two runners racing on one job (or two jobs on one
   dataset) cannot both take a cell's last place: the row lock makes the second re-check.
 - **Each answer is used once.** An outcome counts only if its request row was still open
@@ -235,6 +239,13 @@ async def _insert_job(
 
 
 async def get_job(
+    database: Database, job_id: str, *, project_id: str | None = None
+) -> JobRecord | None:
+    async with database.read() as conn:
+        return await _get_job(conn, job_id, project_id=project_id)
+
+
+async def _get_job(
     conn: AsyncConnection, job_id: str, *, project_id: str | None = None
 ) -> JobRecord | None:
     query = select(generation_jobs).where(generation_jobs.c.id == job_id)
@@ -244,16 +255,17 @@ async def get_job(
     return from_row(JobRecord, row) if row else None
 
 
-async def find_job_by_key(conn: AsyncConnection, key: str, *, project_id: str) -> JobRecord | None:
+async def find_job_by_key(database: Database, key: str, *, project_id: str) -> JobRecord | None:
     query = select(generation_jobs).where(
         generation_jobs.c.project_id == project_id, generation_jobs.c.idempotency_key == key
     )
-    row = (await conn.execute(query)).first()
+    async with database.read() as conn:
+        row = (await conn.execute(query)).first()
     return from_row(JobRecord, row) if row else None
 
 
 async def list_jobs(
-    conn: AsyncConnection,
+    database: Database,
     *,
     project_id: str,
     after: str | None = None,
@@ -264,17 +276,95 @@ async def list_jobs(
     query = select(generation_jobs).where(generation_jobs.c.project_id == project_id)
     if status is not None:
         query = query.where(generation_jobs.c.status == status)
-    if after is not None:
-        cursor = select(generation_jobs.c.seq).where(generation_jobs.c.id == after)
-        seq = await conn.scalar(cursor)
-        if seq is None:
-            return [], False
-        query = query.where(generation_jobs.c.seq < seq)
-    rows = (await conn.execute(query.order_by(generation_jobs.c.seq.desc()).limit(limit + 1))).all()
+    async with database.read() as conn:
+        if after is not None:
+            cursor = select(generation_jobs.c.seq).where(generation_jobs.c.id == after)
+            seq = await conn.scalar(cursor)
+            if seq is None:
+                return [], False
+            query = query.where(generation_jobs.c.seq < seq)
+        query = query.order_by(generation_jobs.c.seq.desc()).limit(limit + 1)
+        rows = (await conn.execute(query)).all()
     return [from_row(JobRecord, r) for r in rows[:limit]], len(rows) > limit
 
 
-async def set_status(
+async def finish_job(
+    database: Database,
+    job_id: str,
+    status: str,
+    *,
+    now: float,
+    stop_reason: str | None = None,
+    error: str | None = None,
+) -> JobRecord | None:
+    """End a running job with ``status`` (a completed one has its open requests closed);
+    the job as it is now, which is unchanged when it was not running."""
+    async with database.write() as conn:
+        await _set_status(
+            conn,
+            job_id,
+            status,
+            now=now,
+            only_from=[RUNNABLE],
+            stop_reason=stop_reason,
+            error=error,
+        )
+        if status == "completed":
+            await _close_open_requests(conn, job_id)
+        return await _get_job(conn, job_id)
+
+
+@dataclass(frozen=True, slots=True)
+class JobStop:
+    """What `stop_job` did: the job as it is now; ``stopped`` when this call stopped it,
+    and then the batches holding its open requests (to cancel)."""
+
+    job: JobRecord
+    stopped: bool
+    batch_ids: list[str] = field(default_factory=list)
+
+
+async def stop_job(
+    database: Database, job_id: str, *, project_id: str, now: float
+) -> JobStop | None:
+    """Stop a running job of the project; a job not running is left as it is. None when the
+    project has no such job."""
+    async with database.write() as conn:
+        job = await _get_job(conn, job_id, project_id=project_id)
+        if job is None or job.status != RUNNABLE:
+            return None if job is None else JobStop(job, stopped=False)
+        await _set_status(
+            conn, job_id, "stopped", now=now, only_from=[RUNNABLE], stop_reason="stopped"
+        )
+        batch_ids = await _open_batches(conn, job_id)
+        job = await _get_job(conn, job_id, project_id=project_id)
+    assert job is not None  # jobs are never deleted
+    return JobStop(job, stopped=True, batch_ids=batch_ids)
+
+
+async def resume_job(
+    database: Database,
+    job_id: str,
+    *,
+    project_id: str,
+    budget: dict[str, Any],
+    resumable: Sequence[str],
+    now: float,
+) -> JobRecord | None:
+    """Give a job of the project the ``budget`` fields set (``usd``, ``requests``,
+    ``seconds``) and run it again if its status is one of ``resumable``; the job as it is
+    now, None when the project has no such job."""
+    async with database.write() as conn:
+        job = await _get_job(conn, job_id, project_id=project_id)
+        if job is None:
+            return None
+        await _update_budget(conn, job_id, **budget)
+        if job.status in resumable:
+            await _set_status(conn, job_id, RUNNABLE, now=now, only_from=resumable)
+        return await _get_job(conn, job_id, project_id=project_id)
+
+
+async def _set_status(
     conn: AsyncConnection,
     job_id: str,
     status: str,
@@ -303,7 +393,7 @@ async def set_status(
     return bool(result.rowcount)
 
 
-async def update_budget(conn: AsyncConnection, job_id: str, **budget: Any) -> None:
+async def _update_budget(conn: AsyncConnection, job_id: str, **budget: Any) -> None:
     values = {f"budget_{name}": value for name, value in budget.items()}
     if values:
         await conn.execute(
@@ -391,7 +481,7 @@ async def release_job(
 ) -> None:
     """End this worker's run: give the claim back and add the run's time to ``elapsed``."""
     async with database.write() as conn:
-        job = await get_job(conn, job_id)
+        job = await _get_job(conn, job_id)
         if job is None:
             return
         mine = job.runner == worker_id
@@ -418,27 +508,30 @@ async def release_job(
         )
 
 
-async def list_runs(conn: AsyncConnection, job_id: str) -> list[RunRecord]:
+async def list_runs(database: Database, job_id: str) -> list[RunRecord]:
     query = (
         select(generation_runs)
         .where(generation_runs.c.job_id == job_id)
         .order_by(generation_runs.c.seq)
     )
-    return [from_row(RunRecord, row) for row in await conn.execute(query)]
+    async with database.read() as conn:
+        return [from_row(RunRecord, row) for row in await conn.execute(query)]
 
 
 # -- cells ------------------------------------------------------------------------------------
 
 
-async def list_cells(conn: AsyncConnection, job_id: str) -> list[CellRecord]:
+async def list_cells(database: Database, job_id: str) -> list[CellRecord]:
     """Every cell of the job in spec order, with its requests in flight and rejections."""
-    open_counts = await in_flight(conn, job_id)
     reasons: dict[tuple[str, str], dict[str, int]] = {}
     query = select(generation_rejections).where(generation_rejections.c.job_id == job_id)
-    for row in await conn.execute(query):
-        cell = reasons.setdefault((row.topic, row.sample_type), {})
-        cell[row.reason] = int(row._mapping["count"])
     cells = select(generation_cells).where(generation_cells.c.job_id == job_id)
+    async with database.read() as conn:
+        open_counts = await _in_flight(conn, job_id)
+        for row in await conn.execute(query):
+            cell = reasons.setdefault((row.topic, row.sample_type), {})
+            cell[row.reason] = int(row._mapping["count"])
+        rows = (await conn.execute(cells.order_by(generation_cells.c.position))).all()
     return [
         CellRecord(
             topic=row.topic,
@@ -454,11 +547,11 @@ async def list_cells(conn: AsyncConnection, job_id: str) -> list[CellRecord]:
             in_flight=open_counts.get((row.topic, row.sample_type), 0),
             rejections=reasons.get((row.topic, row.sample_type), {}),
         )
-        for row in await conn.execute(cells.order_by(generation_cells.c.position))
+        for row in rows
     ]
 
 
-async def job_targets(conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str, int]:
+async def job_targets(database: Database, job_ids: Sequence[str]) -> dict[str, int]:
     """Each job's total target (the sum over its cells)."""
     if not job_ids:
         return {}
@@ -467,10 +560,11 @@ async def job_targets(conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str
         .where(generation_cells.c.job_id.in_(list(job_ids)))
         .group_by(generation_cells.c.job_id)
     )
-    return {row[0]: int(row[1] or 0) for row in await conn.execute(query)}
+    async with database.read() as conn:
+        return {row[0]: int(row[1] or 0) for row in await conn.execute(query)}
 
 
-async def in_flight(conn: AsyncConnection, job_id: str) -> dict[tuple[str, str], int]:
+async def _in_flight(conn: AsyncConnection, job_id: str) -> dict[tuple[str, str], int]:
     """Requests of the job not done yet, per cell (queued judge requests included)."""
     query = (
         select(generation_requests.c.topic, generation_requests.c.sample_type, func.count())
@@ -483,7 +577,24 @@ async def in_flight(conn: AsyncConnection, job_id: str) -> dict[tuple[str, str],
 # -- requests ---------------------------------------------------------------------------------
 
 
-async def add_requests(
+async def add_batch_requests(
+    database: Database,
+    job_id: str,
+    batch_id: str,
+    *,
+    issued: Sequence[IssuedRequest] = (),
+    judged: Sequence[tuple[int, str]] = (),
+) -> None:
+    """Record as the job's, in one transaction, the requests of a batch it created:
+    ``issued`` new ones, and ``judged`` queued judge requests now in it (`open_judgements`)."""
+    async with database.write() as conn:
+        if issued:
+            await _add_requests(conn, job_id, batch_id, issued)
+        if judged:
+            await _open_judgements(conn, job_id, batch_id, judged)
+
+
+async def _add_requests(
     conn: AsyncConnection, job_id: str, batch_id: str, issued: Sequence[IssuedRequest]
 ) -> None:
     """Record the requests of a batch the job just created, as open; counts them."""
@@ -519,7 +630,7 @@ async def add_requests(
 
 
 async def queued_judgements(
-    conn: AsyncConnection, job_id: str, limit: int
+    database: Database, job_id: str, limit: int
 ) -> list[tuple[int, str, str, dict[str, Any]]]:
     """Candidates waiting for a judge's batch: (request id, topic, type, candidate)."""
     query = (
@@ -533,10 +644,11 @@ async def queued_judgements(
         .order_by(generation_requests.c.id)
         .limit(limit)
     )
-    return [(r.id, r.topic, r.sample_type, r.candidate) for r in await conn.execute(query)]
+    async with database.read() as conn:
+        return [(r.id, r.topic, r.sample_type, r.candidate) for r in await conn.execute(query)]
 
 
-async def open_judgements(
+async def _open_judgements(
     conn: AsyncConnection, job_id: str, batch_id: str, rows: Sequence[tuple[int, str]]
 ) -> None:
     """Queued judge requests now in ``batch_id``: (request id, custom id) each."""
@@ -553,7 +665,17 @@ async def open_judgements(
     )
 
 
-async def answered(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
+async def new_answers(database: Database, job_id: str, *, limit: int) -> list[Answer]:
+    """Up to ``limit`` answers to use: the job's open requests whose batch recorded a
+    result (`_answered`), then those whose batch ended without one (`_lost_requests`)."""
+    async with database.read() as conn:
+        answers = await _answered(conn, job_id, limit=limit)
+        if len(answers) < limit:
+            answers += await _lost_requests(conn, job_id, limit=limit - len(answers))
+    return answers
+
+
+async def _answered(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
     """Open requests of the job whose batch has recorded their result, oldest first."""
     query = (
         select(
@@ -592,7 +714,7 @@ async def answered(conn: AsyncConnection, job_id: str, *, limit: int) -> list[An
     return [from_row(Answer, row) for row in result]
 
 
-async def lost_requests(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
+async def _lost_requests(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
     """Open requests whose batch ended (or is gone) without a result for them: a batch
     cancelled or expired, or failed in validation. Reported as failed answers."""
     ended = ("completed", "failed", "expired", "cancelled")
@@ -642,8 +764,13 @@ async def lost_requests(conn: AsyncConnection, job_id: str, *, limit: int) -> li
     ]
 
 
-async def open_batches(conn: AsyncConnection, job_id: str) -> list[str]:
+async def open_batches(database: Database, job_id: str) -> list[str]:
     """The batches holding the job's open requests."""
+    async with database.read() as conn:
+        return await _open_batches(conn, job_id)
+
+
+async def _open_batches(conn: AsyncConnection, job_id: str) -> list[str]:
     query = (
         select(generation_requests.c.batch_id)
         .where(
@@ -668,6 +795,25 @@ def _cell(job_id: str, topic: str, sample_type: str) -> Any:
 
 
 async def record_outcomes(
+    database: Database,
+    *,
+    job_id: str,
+    dataset_id: str,
+    outcomes: Sequence[Outcome],
+    now: float,
+) -> list[Recorded]:
+    """Record what became of answers, in one transaction (see the module's guarantees). An
+    outcome whose request is done already (another runner recorded it) is ``stale`` and
+    changes nothing."""
+    if not outcomes:
+        return []
+    async with database.write() as conn:
+        return await _record_outcomes(
+            conn, job_id=job_id, dataset_id=dataset_id, outcomes=outcomes, now=now
+        )
+
+
+async def _record_outcomes(
     conn: AsyncConnection,
     *,
     job_id: str,
@@ -675,11 +821,6 @@ async def record_outcomes(
     outcomes: Sequence[Outcome],
     now: float,
 ) -> list[Recorded]:
-    """Record what became of answers, in the caller's transaction (see the module's
-    guarantees). An outcome whose request is done already (another runner recorded it) is
-    ``stale`` and changes nothing."""
-    if not outcomes:
-        return []
     await _lock_dataset(conn, dataset_id)
     ids = [o.request_id for o in outcomes]
     still_open: set[int] = set()
@@ -803,7 +944,7 @@ async def _reject(
 
 
 async def stuck_jobs(
-    conn: AsyncConnection, *, project_id: str, now: float, stuck_after: float
+    database: Database, *, project_id: str, now: float, stuck_after: float
 ) -> list[JobRecord]:
     """Running jobs with no accepted or rejected answer for ``stuck_after`` seconds (since
     their creation when they never had one)."""
@@ -813,10 +954,11 @@ async def stuck_jobs(
         generation_jobs.c.status == RUNNABLE,
         last < now - stuck_after,
     )
-    return [from_row(JobRecord, row) for row in await conn.execute(query)]
+    async with database.read() as conn:
+        return [from_row(JobRecord, row) for row in await conn.execute(query)]
 
 
-async def orphan_batches(conn: AsyncConnection, job_id: str, *, project_id: str) -> list[str]:
+async def orphan_batches(database: Database, job_id: str, *, project_id: str) -> list[str]:
     """Batches created for the job (idempotency key ``gen:<job>:...``) whose requests were
     never recorded as the job's: a runner died between creating one and recording it."""
     prefix = f"gen:{job_id}:"
@@ -830,15 +972,17 @@ async def orphan_batches(conn: AsyncConnection, job_id: str, *, project_id: str)
         )
         .order_by(batches.c.seq)
     )
-    return [row[0] for row in await conn.execute(query)]
+    async with database.read() as conn:
+        return [row[0] for row in await conn.execute(query)]
 
 
-async def batch_custom_ids(conn: AsyncConnection, batch_id: str) -> list[str]:
+async def batch_custom_ids(database: Database, batch_id: str) -> list[str]:
     query = select(requests.c.custom_id).where(requests.c.batch_id == batch_id)
-    return [row[0] for row in await conn.execute(query.order_by(requests.c.line))]
+    async with database.read() as conn:
+        return [row[0] for row in await conn.execute(query.order_by(requests.c.line))]
 
 
-async def close_open_requests(conn: AsyncConnection, job_id: str) -> int:
+async def _close_open_requests(conn: AsyncConnection, job_id: str) -> int:
     """Mark every request of a finished job done (their answers are no longer needed)."""
     result = await conn.execute(
         update(generation_requests)

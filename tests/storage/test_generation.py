@@ -41,11 +41,9 @@ async def make_job(database: Database, *, target: int, requests: int) -> tuple[s
         updated_at=NOW,
     )
     assert job.dataset_id == "ds_gen"
-    async with database.write() as conn:
-        issued = [
-            repo.IssuedRequest("law", "qa", "sample", custom_id=f"c{n}") for n in range(requests)
-        ]
-        await repo.add_requests(conn, "gen_test", "batch_x", issued)
+    issued = [repo.IssuedRequest("law", "qa", "sample", custom_id=f"c{n}") for n in range(requests)]
+    await repo.add_batch_requests(database, "gen_test", "batch_x", issued=issued)
+    async with database.read() as conn:
         ids = [
             row[0]
             for row in (
@@ -73,14 +71,13 @@ async def test_racing_runners_never_exceed_a_target(open_database: OpenDatabase)
     async def runner(database: Database, mine: list[int]) -> list[repo.Recorded]:
         done: list[repo.Recorded] = []
         for request_id in mine:  # one transaction per answer: the most interleaving
-            async with database.write() as conn:
-                done += await repo.record_outcomes(
-                    conn,
-                    job_id=job_id,
-                    dataset_id="ds_gen",
-                    outcomes=[accept(request_id, f"s{request_id}")],
-                    now=NOW,
-                )
+            done += await repo.record_outcomes(
+                database,
+                job_id=job_id,
+                dataset_id="ds_gen",
+                outcomes=[accept(request_id, f"s{request_id}")],
+                now=NOW,
+            )
         return done
 
     # Both runners got every answer (a lease taken over mid-flight): each counts once.
@@ -90,9 +87,8 @@ async def test_racing_runners_never_exceed_a_target(open_database: OpenDatabase)
     assert results.count("accepted") == 5
     assert results.count("surplus") == 35
     assert results.count("stale") == 40
-    async with first.read() as conn:
-        cells = {(c.topic, c.sample_type): c for c in await repo.list_cells(conn, job_id)}
-        job = await repo.get_job(conn, job_id)
+    cells = {(c.topic, c.sample_type): c for c in await repo.list_cells(first, job_id)}
+    job = await repo.get_job(first, job_id)
     stored = await count_cells(first, "ds_gen")
     assert cells[("law", "qa")].accepted == 5
     assert cells[("law", "qa")].surplus == 35
@@ -113,10 +109,9 @@ async def test_duplicates_give_the_place_back_and_rejections_count_by_reason(dat
         repo.Outcome(ids[4], "law", "qa", "judge", candidate={"content": {"q": "x"}}),
         accept(ids[5], "other"),
     ]
-    async with database.write() as conn:
-        done = await repo.record_outcomes(
-            conn, job_id=job_id, dataset_id="ds_gen", outcomes=outcomes, now=NOW
-        )
+    done = await repo.record_outcomes(
+        database, job_id=job_id, dataset_id="ds_gen", outcomes=outcomes, now=NOW
+    )
     assert [r.result for r in done] == [
         "accepted",
         "duplicate",
@@ -125,9 +120,8 @@ async def test_duplicates_give_the_place_back_and_rejections_count_by_reason(dat
         "judge",
         "accepted",
     ]
-    async with database.read() as conn:
-        (cell,) = [c for c in await repo.list_cells(conn, job_id) if c.topic == "law"]
-        queued = await repo.queued_judgements(conn, job_id, 10)
+    (cell,) = [c for c in await repo.list_cells(database, job_id) if c.topic == "law"]
+    queued = await repo.queued_judgements(database, job_id, 10)
     assert (cell.accepted, cell.duplicates, cell.rejected) == (2, 1, 2)
     assert cell.rejections == {"schema": 2, "duplicate": 1}
     assert cell.in_flight == 1  # the candidate waiting for its judge
@@ -151,9 +145,8 @@ async def test_one_worker_holds_a_job_until_it_is_declared_dead(database: Databa
     assert taken.runner == "r2"
     assert await repo.claimed_job(database, job_id, worker_id="r1") is None
     await repo.release_job(database, job_id, worker_id="r2", now=NOW + 25, outcome="stopped")
-    async with database.read() as conn:
-        runs = await repo.list_runs(conn, job_id)
-        job = await repo.get_job(conn, job_id)
+    runs = await repo.list_runs(database, job_id)
+    job = await repo.get_job(database, job_id)
     assert [(r.runner, r.outcome) for r in runs] == [("r1", "lost"), ("r2", "stopped")]
     assert job is not None
     assert job.runner is None
