@@ -16,7 +16,7 @@ from datamill.protocol.batches import BatchStatus
 from datamill.storage.database import Database
 from datamill.storage.files import file_values
 from datamill.storage.leasing import claim_row
-from datamill.storage.pagination import fetch_page
+from datamill.storage.pagination import _fetch_page
 from datamill.storage.records import BatchRecord, FileRecord, from_row
 from datamill.storage.schema import batches, files, results
 
@@ -91,7 +91,7 @@ async def list_batches(
     database: Database, *, project_id: str, after: str | None, limit: int
 ) -> tuple[list[BatchRecord], bool]:
     async with database.read() as conn:
-        rows, has_more = await fetch_page(
+        rows, has_more = await _fetch_page(
             conn,
             batches,
             where=[batches.c.project_id == project_id],

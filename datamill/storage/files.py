@@ -8,7 +8,7 @@ from typing import Literal
 from sqlalchemy import delete, func, select
 
 from datamill.storage.database import Database
-from datamill.storage.pagination import fetch_page
+from datamill.storage.pagination import _fetch_page
 from datamill.storage.records import FileRecord, from_row
 from datamill.storage.schema import files
 
@@ -45,7 +45,7 @@ async def list_files(
     if purpose is not None:
         where.append(files.c.purpose == purpose)
     async with database.read() as conn:
-        rows, has_more = await fetch_page(
+        rows, has_more = await _fetch_page(
             conn, files, where=where, after=after, limit=limit, order=order
         )
     return [from_row(FileRecord, row) for row in rows], has_more

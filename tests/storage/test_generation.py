@@ -170,3 +170,35 @@ async def test_a_stopped_workers_job_is_free_at_once_and_its_holder_takes_it_aga
     taken = await repo.claim_job(database, worker_id="r2", now=NOW + 4)
     assert taken is not None
     assert taken.runner == "r2"
+
+
+async def test_stop_resume_and_finish_a_job(database: Database):
+    job_id, _ = await make_job(database, target=2, requests=3)
+
+    assert await repo.stop_job(database, "gen_nope", project_id=DEFAULT_PROJECT_ID, now=NOW) is None
+    assert await repo.stop_job(database, job_id, project_id="proj_other", now=NOW) is None
+    stop = await repo.stop_job(database, job_id, project_id=DEFAULT_PROJECT_ID, now=NOW + 1)
+    assert stop is not None
+    assert (stop.stopped, stop.job.status, stop.job.stop_reason) == (True, "stopped", "stopped")
+    assert stop.batch_ids == ["batch_x"]  # its open requests' batch, to cancel
+    again = await repo.stop_job(database, job_id, project_id=DEFAULT_PROJECT_ID, now=NOW + 2)
+    assert again is not None
+    assert (again.stopped, again.batch_ids, again.job) == (False, [], stop.job)
+
+    resumed = await repo.resume_job(
+        database,
+        job_id,
+        project_id=DEFAULT_PROJECT_ID,
+        budget={"requests": 50},
+        resumable=["stopped"],
+        now=NOW + 3,
+    )
+    assert resumed is not None
+    assert (resumed.status, resumed.budget_requests, resumed.finished_at) == ("running", 50, None)
+
+    finished = await repo.finish_job(database, job_id, "completed", now=NOW + 4)
+    assert finished is not None
+    assert (finished.status, finished.finished_at) == ("completed", NOW + 4)
+    assert all(cell.in_flight == 0 for cell in await repo.list_cells(database, job_id))
+    # Only a running job is finished: a second end changes nothing.
+    assert await repo.finish_job(database, job_id, "failed", now=NOW + 5, error="x") == finished

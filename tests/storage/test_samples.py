@@ -271,6 +271,78 @@ async def test_restore_skips_content_that_is_live_again(database: Database):
     assert await listed(database, dataset) == [old]
 
 
+async def test_restore_sample_names_the_live_sample_holding_its_content(database: Database):
+    dataset = await new_dataset(database)
+    [old] = await insert(database, dataset, [sample("same")])
+    await repo.delete_samples(database, dataset, SampleFilter(ids=(old,)), now=NOW)
+    [new] = await insert(database, dataset, [sample("same")])
+
+    refused = await repo.restore_sample(database, dataset, old)
+    assert refused is not None
+    assert (refused.record.id, refused.live_duplicate) == (old, new)
+    assert refused.record.deleted_at == NOW
+
+    await repo.delete_samples(database, dataset, SampleFilter(ids=(new,)), now=NOW)
+    restored = await repo.restore_sample(database, dataset, old)
+    assert restored is not None
+    assert (restored.record.deleted_at, restored.live_duplicate) == (None, None)
+    live = await repo.restore_sample(database, dataset, old)  # live already: left as it is
+    assert live == restored
+    assert await repo.restore_sample(database, dataset, "smp_nope") is None
+
+
+async def test_an_import_is_one_transaction(database: Database):
+    dataset = await new_dataset(database)
+    [held] = await insert(database, dataset, [sample("held")])
+
+    async def chunks(*groups: list[NewSample], fail: bool = False) -> Any:
+        for group in groups:
+            yield group
+        if fail:
+            raise RuntimeError("a bad line after the first chunk")
+
+    with pytest.raises(RuntimeError, match="bad line"):
+        await repo.import_samples(
+            database,
+            dataset,
+            chunks([sample("a")], fail=True),
+            project_id=DEFAULT_PROJECT_ID,
+            now=NOW,
+        )
+    assert await listed(database, dataset) == [held]  # the first chunk was rolled back
+
+    imported = await repo.import_samples(
+        database,
+        dataset,
+        chunks([sample("a"), sample("held")], [sample("A ")]),
+        project_id=DEFAULT_PROJECT_ID,
+        now=NOW,
+    )
+    assert imported is not None
+    assert imported.ids[0] is not None
+    assert imported.ids[1:] == [None, None]
+    assert sorted(imported.holders.values()) == sorted([held, imported.ids[0]])
+    assert await listed(database, dataset) == [held, imported.ids[0]]
+
+
+async def test_an_import_into_no_live_dataset_reads_nothing(database: Database):
+    dataset = await new_dataset(database)
+    read: list[bool] = []
+
+    async def chunks() -> Any:
+        read.append(True)
+        yield [sample("a")]
+
+    for dataset_id, project_id in ((dataset, "proj_other"), ("ds_nope", DEFAULT_PROJECT_ID)):
+        assert (
+            await repo.import_samples(
+                database, dataset_id, chunks(), project_id=project_id, now=NOW
+            )
+            is None
+        )
+    assert read == []
+
+
 async def test_random_samples_match_the_filter_and_reach_every_sample(database: Database):
     dataset = await new_dataset(database)
     ids = await insert(
