@@ -60,6 +60,12 @@ def _visible(visibility: Visibility) -> list[ColumnElement[bool]]:
     return []
 
 
+def _the_dataset(
+    dataset_id: str, project_id: str, visibility: Visibility
+) -> list[ColumnElement[bool]]:
+    return [datasets.c.id == dataset_id, datasets.c.project_id == project_id, *_visible(visibility)]
+
+
 async def insert_dataset(
     database: Database,
     *,
@@ -70,35 +76,29 @@ async def insert_dataset(
     now: float,
 ) -> DatasetRecord:
     async with database.write() as conn:
-        return await _insert_dataset(
-            conn,
-            dataset_id=dataset_id,
-            project_id=project_id,
-            name=name,
-            description=description,
-            now=now,
-        )
+        return await _insert_dataset(conn, _new(dataset_id, project_id, name, description, now))
 
 
-async def _insert_dataset(
-    conn: AsyncConnection,
-    *,
-    dataset_id: str,
-    project_id: str,
-    name: str,
-    description: str | None,
-    now: float,
+def _new(
+    dataset_id: str, project_id: str, name: str, description: str | None, now: float
 ) -> DatasetRecord:
+    # Created and updated now, not deleted.
+    return DatasetRecord(dataset_id, project_id, name, description, now, now, None)
+
+
+async def _insert_dataset(conn: AsyncConnection, new: DatasetRecord) -> DatasetRecord:
+    """`insert_dataset` in the caller's transaction: ``new`` is the dataset to store
+    (`_new`)."""
     insert = upsert_insert(conn.dialect.name)
     statement = (
         insert(datasets)
         .values(
-            id=dataset_id,
-            project_id=project_id,
-            name=name,
-            description=description,
-            created_at=now,
-            updated_at=now,
+            id=new.id,
+            project_id=new.project_id,
+            name=new.name,
+            description=new.description,
+            created_at=new.created_at,
+            updated_at=new.updated_at,
         )
         # The live-name index decides between two racing creates; the loser inserts nothing.
         .on_conflict_do_nothing()
@@ -106,7 +106,7 @@ async def _insert_dataset(
     )
     row = (await conn.execute(statement)).first()
     if row is None:
-        raise DatasetNameTaken(name)
+        raise DatasetNameTaken(new.name)
     return _record(row)
 
 
@@ -117,9 +117,7 @@ async def get_dataset(
     project_id: str,
     visibility: Visibility = Visibility.exclude,
 ) -> DatasetRecord | None:
-    query = select(datasets).where(
-        datasets.c.id == dataset_id, datasets.c.project_id == project_id, *_visible(visibility)
-    )
+    query = select(datasets).where(*_the_dataset(dataset_id, project_id, visibility))
     async with database.read() as conn:
         row = (await conn.execute(query)).first()
     return _record(row) if row else None
@@ -186,11 +184,7 @@ async def update_dataset(
     """Change a live dataset's ``name`` and/or ``description``; None when there is none."""
     statement = (
         update(datasets)
-        .where(
-            datasets.c.id == dataset_id,
-            datasets.c.project_id == project_id,
-            datasets.c.deleted_at.is_(None),
-        )
+        .where(*_the_dataset(dataset_id, project_id, Visibility.exclude))
         .values(**values, updated_at=now)
         .returning(*datasets.c)
     )
@@ -206,11 +200,7 @@ async def delete_dataset(
     async with database.write() as conn:
         result = await conn.execute(
             update(datasets)
-            .where(
-                datasets.c.id == dataset_id,
-                datasets.c.project_id == project_id,
-                datasets.c.deleted_at.is_(None),
-            )
+            .where(*_the_dataset(dataset_id, project_id, Visibility.exclude))
             .values(deleted_at=now, updated_at=now)
         )
     return bool(result.rowcount)
@@ -222,11 +212,7 @@ async def restore_dataset(
     """Bring a deleted dataset back; None when it is not deleted (or unknown)."""
     statement = (
         update(datasets)
-        .where(
-            datasets.c.id == dataset_id,
-            datasets.c.project_id == project_id,
-            datasets.c.deleted_at.is_not(None),
-        )
+        .where(*_the_dataset(dataset_id, project_id, Visibility.only))
         .values(deleted_at=None, updated_at=now)
         .returning(*datasets.c)
     )

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.ids import new_dataset_id
 from datamill.storage.database import Database, upsert_insert
-from datamill.storage.datasets import _find_dataset_by_name, _insert_dataset
+from datamill.storage.datasets import _find_dataset_by_name, _insert_dataset, _new
 from datamill.storage.leasing import claim_rows
 from datamill.storage.records import from_row
 from datamill.storage.samples import NewSample, _count_cells, _insert_samples, _lock_dataset
@@ -192,14 +192,14 @@ async def create_job(
     async with database.write() as conn:
         dataset = await _find_dataset_by_name(conn, dataset_name, project_id=project_id)
         if dataset is None:
-            dataset = await _insert_dataset(
-                conn,
-                dataset_id=new_dataset_id(),
-                project_id=project_id,
-                name=dataset_name,
-                description=dataset_description,
-                now=values["created_at"],
+            new = _new(
+                new_dataset_id(),
+                project_id,
+                dataset_name,
+                dataset_description,
+                values["created_at"],
             )
+            dataset = await _insert_dataset(conn, new)
         have = await _count_cells(conn, dataset.id)
         cells = {key: (target, have.get(key, 0)) for key, target in targets.items()}
         return await _insert_job(conn, cells=cells, dataset_id=dataset.id, **values)

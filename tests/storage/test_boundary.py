@@ -24,12 +24,9 @@ def outside_storage() -> Iterator[tuple[str, ast.Module]]:
             yield str(path.relative_to(PACKAGE.parent)), ast.parse(path.read_text(), str(path))
 
 
-def imported_modules(tree: ast.Module) -> Iterator[tuple[int, str]]:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from ((node.lineno, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            yield node.lineno, node.module
+def nodes_outside_storage() -> Iterator[tuple[str, ast.AST]]:
+    for name, tree in outside_storage():
+        yield from ((f"{name}:{getattr(node, 'lineno', 0)}", node) for node in ast.walk(tree))
 
 
 def test_the_walk_sees_the_package():
@@ -39,42 +36,38 @@ def test_the_walk_sees_the_package():
 
 
 def test_no_module_outside_storage_imports_sqlalchemy_or_a_driver():
-    found = [
-        f"{name}:{line} imports {module}"
-        for name, tree in outside_storage()
-        for line, module in imported_modules(tree)
-        if module.split(".")[0] in FOREIGN
-    ]
+    found = []
+    for where, node in nodes_outside_storage():
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules = [node.module]
+        else:
+            continue
+        found += [f"{where} imports {m}" for m in modules if m.split(".")[0] in FOREIGN]
     assert found == []
 
 
 def test_no_module_outside_storage_takes_a_private_storage_helper():
-    found = [
-        f"{name}:{node.lineno} imports {node.module}.{alias.name}"
-        for name, tree in outside_storage()
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("datamill.storage")
-        for alias in node.names
-        if alias.name.startswith("_")
-    ]
-    found += [
-        f"{name}:{node.lineno} calls {ast.unparse(node.func)}"
-        for name, tree in outside_storage()
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr.startswith("_")
-        and ast.unparse(node.func.value).endswith("repo")
-    ]
+    found = []
+    for where, node in nodes_outside_storage():
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("datamill.storage"):
+            found += [f"{where} imports {a.name}" for a in node.names if a.name.startswith("_")]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr.startswith("_")
+            and ast.unparse(node.func.value).endswith("repo")
+        ):
+            found.append(f"{where} calls {ast.unparse(node.func)}")
     assert found == []
 
 
 def test_no_module_outside_storage_opens_a_transaction():
     """Services call repository functions, each of which owns its transaction."""
     found = [
-        f"{name}:{node.lineno} {ast.unparse(item.context_expr)}"
-        for name, tree in outside_storage()
-        for node in ast.walk(tree)
+        f"{where} {ast.unparse(item.context_expr)}"
+        for where, node in nodes_outside_storage()
         if isinstance(node, ast.AsyncWith)
         for item in node.items
         if isinstance(item.context_expr, ast.Call)
