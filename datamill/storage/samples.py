@@ -8,7 +8,7 @@ generation job's quota transaction in `storage.generation`). Guarantees:
 - A dataset holds at most one live sample per `normalized_hash` of content (a partial
   unique index). `insert_samples` inserts the others and answers None for duplicates,
   also between two transactions racing with the same content: writers into one dataset
-  take turns (`lock_dataset`), so a transaction that counts its quota and then inserts
+  take turns (`_lock_dataset`), so a transaction that counts its quota and then inserts
   sees every sample committed before it.
 - Deleting only sets ``deleted_at``; restoring clears it, except where a live sample has
   the same content meanwhile (that one is kept, the deleted one stays deleted).
