@@ -592,10 +592,10 @@ class JobRunner:
         if not force and now - self._last_progress_event < self.options.progress_interval:
             return
         self._last_progress_event = now
-        job = await repo.get_job(self.deps.database, self.job.id)
-        cells = await self._cells()
-        if job is None:
+        found = await repo.get_job_with_cells(self.deps.database, self.job.id)
+        if found is None:
             return
+        job, cells = found
         self.job = job
         changed = [c for c in cells if (c.topic, c.sample_type) in self._changed]
         self._changed.clear()
@@ -608,7 +608,6 @@ class JobRunner:
 async def publish_status(deps: RunnerDeps, job_id: str) -> None:
     """Publish the job's ``status`` event: the job as `GET /api/generation/jobs/{job_id}`
     returns it, read now."""
-    job = await repo.get_job(deps.database, job_id)
-    cells = await repo.list_cells(deps.database, job_id)
-    if job is not None:
-        deps.events.publish(Topic.generation, status_event(job, cells))
+    found = await repo.get_job_with_cells(deps.database, job_id)
+    if found is not None:
+        deps.events.publish(Topic.generation, status_event(*found))

@@ -127,9 +127,12 @@ class GenerationService:
         return job
 
     async def get(self, job_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> JobView:
-        job = await self._job(job_id, project_id)
-        cells = await repo.list_cells(self.deps.database, job_id)
-        return JobView(job, cells)
+        found = None
+        if _storable(job_id):
+            found = await repo.get_job_with_cells(self.deps.database, job_id, project_id=project_id)
+        if found is None:
+            raise _no_job(job_id)
+        return JobView(*found)
 
     async def list_jobs(
         self,

@@ -523,15 +523,28 @@ async def list_runs(database: Database, job_id: str) -> list[RunRecord]:
 
 async def list_cells(database: Database, job_id: str) -> list[CellRecord]:
     """Every cell of the job in spec order, with its requests in flight and rejections."""
+    async with database.read() as conn:
+        return await _list_cells(conn, job_id)
+
+
+async def get_job_with_cells(
+    database: Database, job_id: str, *, project_id: str | None = None
+) -> tuple[JobRecord, list[CellRecord]] | None:
+    """A job and its cells (`list_cells`), read in one snapshot, so they agree."""
+    async with database.read() as conn:
+        job = await _get_job(conn, job_id, project_id=project_id)
+        return None if job is None else (job, await _list_cells(conn, job_id))
+
+
+async def _list_cells(conn: AsyncConnection, job_id: str) -> list[CellRecord]:
     reasons: dict[tuple[str, str], dict[str, int]] = {}
     query = select(generation_rejections).where(generation_rejections.c.job_id == job_id)
     cells = select(generation_cells).where(generation_cells.c.job_id == job_id)
-    async with database.read() as conn:
-        open_counts = await _in_flight(conn, job_id)
-        for row in await conn.execute(query):
-            cell = reasons.setdefault((row.topic, row.sample_type), {})
-            cell[row.reason] = int(row._mapping["count"])
-        rows = (await conn.execute(cells.order_by(generation_cells.c.position))).all()
+    open_counts = await _in_flight(conn, job_id)
+    for row in await conn.execute(query):
+        cell = reasons.setdefault((row.topic, row.sample_type), {})
+        cell[row.reason] = int(row._mapping["count"])
+    rows = (await conn.execute(cells.order_by(generation_cells.c.position))).all()
     return [
         CellRecord(
             topic=row.topic,
