@@ -102,27 +102,34 @@ class GenerationService:
         targets = cell_targets(spec, topics)
         overrides = budget.values() if budget else {}
         now = self.deps.clock.now()
-        job = await repo.create_job(
-            self.deps.database,
-            dataset_name=dataset or spec.dataset_name,
-            dataset_description=spec.description,
-            targets=targets,
-            id=new_job_id(),
-            project_id=project_id,
-            name=spec.name,
-            status=repo.RUNNABLE,
-            spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-            spec_text=spec_input if isinstance(spec_input, str) else None,
-            spec_hash=spec_hash(spec),
-            spec_version=SPEC_VERSION,
-            topics=topics,
-            budget_usd=overrides.get("usd", spec.budget.usd),
-            budget_requests=overrides.get("requests", spec.budget.requests),
-            budget_seconds=overrides.get("seconds", spec.budget.seconds),
-            created_at=now,
-            updated_at=now,
-            idempotency_key=idempotency_key,
-        )
+        try:
+            job = await repo.create_job(
+                self.deps.database,
+                dataset_name=dataset or spec.dataset_name,
+                dataset_description=spec.description,
+                targets=targets,
+                id=new_job_id(),
+                project_id=project_id,
+                name=spec.name,
+                status=repo.RUNNABLE,
+                spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+                spec_text=spec_input if isinstance(spec_input, str) else None,
+                spec_hash=spec_hash(spec),
+                spec_version=SPEC_VERSION,
+                topics=topics,
+                budget_usd=overrides.get("usd", spec.budget.usd),
+                budget_requests=overrides.get("requests", spec.budget.requests),
+                budget_seconds=overrides.get("seconds", spec.budget.seconds),
+                created_at=now,
+                updated_at=now,
+                idempotency_key=idempotency_key,
+            )
+        except repo.JobKeyTaken as taken:
+            # Another request created the job with this key first.
+            found = await repo.find_job_by_key(self.deps.database, taken.key, project_id=project_id)
+            if found is None:
+                raise
+            return found
         await publish_status(self.deps, job.id)
         return job
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.ids import new_dataset_id
@@ -47,6 +48,14 @@ from datamill.storage.schema import (
 
 # Job statuses in which a runner may drive the job.
 RUNNABLE = "running"
+
+
+class JobKeyTaken(Exception):
+    """Another job of the project was created with this idempotency key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +196,8 @@ async def create_job(
     """A new job (``values``: its columns) filling the project's live dataset named
     ``dataset_name``, created when there is none, with a cell per (topic, type) of
     ``targets``: the accepted samples the dataset holds already count toward them. One
-    transaction."""
+    transaction. `JobKeyTaken` when its ``idempotency_key`` is taken (the unique index
+    decides between two racing creates)."""
     project_id = values["project_id"]
     async with database.write() as conn:
         dataset = await _find_dataset_by_name(conn, dataset_name, project_id=project_id)
@@ -202,7 +212,13 @@ async def create_job(
             dataset = await _insert_dataset(conn, new)
         have = await _count_cells(conn, dataset.id)
         cells = {key: (target, have.get(key, 0)) for key, target in targets.items()}
-        return await _insert_job(conn, cells=cells, dataset_id=dataset.id, **values)
+        try:
+            return await _insert_job(conn, cells=cells, dataset_id=dataset.id, **values)
+        except IntegrityError:
+            key = values.get("idempotency_key")
+            if key is None:
+                raise
+            raise JobKeyTaken(key) from None
 
 
 async def _insert_job(

@@ -4,6 +4,9 @@ runners; duplicates give their place back; each answer counts once; one runner p
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from datamill.storage import datasets as dataset_repo
 from datamill.storage import generation as repo
@@ -202,3 +205,32 @@ async def test_stop_resume_and_finish_a_job(database: Database):
     assert all(cell.in_flight == 0 for cell in await repo.list_cells(database, job_id))
     # Only a running job is finished: a second end changes nothing.
     assert await repo.finish_job(database, job_id, "failed", now=NOW + 5, error="x") == finished
+
+
+async def test_a_taken_idempotency_key_is_job_key_taken(database: Database):
+    def job(job_id: str, key: str | None) -> dict[str, Any]:
+        return {
+            "dataset_name": "keyed",
+            "dataset_description": None,
+            "targets": {("law", "qa"): 1},
+            "id": job_id,
+            "project_id": DEFAULT_PROJECT_ID,
+            "name": "t",
+            "status": "running",
+            "spec": {},
+            "spec_hash": "h",
+            "spec_version": 1,
+            "topics": ["law"],
+            "created_at": NOW,
+            "updated_at": NOW,
+            "idempotency_key": key,
+        }
+
+    first = await repo.create_job(database, **job("gen_1", "k"))
+    with pytest.raises(repo.JobKeyTaken) as taken:
+        await repo.create_job(database, **job("gen_2", "k"))
+    assert taken.value.key == "k"
+    assert await repo.get_job(database, "gen_2") is None
+    assert await repo.find_job_by_key(database, "k", project_id=DEFAULT_PROJECT_ID) == first
+    await repo.create_job(database, **job("gen_3", None))
+    await repo.create_job(database, **job("gen_4", None))  # no key: no clash
