@@ -17,7 +17,8 @@
                                     its owner (a worker, the process) stops
 
 Foreign exceptions (aiohttp, asyncpg, sqlite3) are translated at their boundary:
-providers/http.py for provider calls, storage/database.py for the store.
+providers/http.py for provider calls, storage/ for the store (database.py: the store not
+usable; a repository: a unique key taken, as its own error).
 """
 
 from __future__ import annotations

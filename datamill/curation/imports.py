@@ -1,6 +1,6 @@
 """A dataset import: JSONL lines, each checked as a `SampleLine`, every problem located by
-line number (1-based, blank lines counted) and field; the samples stored in the caller's
-transaction, exact duplicates skipped and reported."""
+line number (1-based, blank lines counted) and field; the samples stored in one
+transaction (`storage.samples.import_samples`), exact duplicates skipped and reported."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.errors import InvalidLines, InvalidRequest
 from datamill.nlp.canonical import normalized_hash
 from datamill.protocol.datasets import DuplicateLine, ImportReport, SampleLine
 from datamill.storage import samples as sample_repo
+from datamill.storage.database import Database
 from datamill.storage.samples import NewSample
 
 # Samples per insert.
@@ -114,69 +114,75 @@ def new_sample(line: SampleLine, *, source: str) -> NewSample:
 
 
 async def import_lines(
-    conn: AsyncConnection,
+    database: Database,
     dataset_id: str,
     data: AsyncIterable[bytes],
     *,
+    project_id: str,
     max_line_bytes: int,
     now: float,
-) -> ImportReport:
-    """Store the samples of a JSONL stream in ``conn``'s transaction, which the caller rolls
-    back on error: `InvalidLines` when any line is invalid (every line is still checked, to
-    report them all), `InvalidRequest` when there is no sample at all."""
-    lines = imported = invalid = 0
-    problems: list[LineProblem] = []
-    duplicates: list[tuple[int, str]] = []  # (line, content hash)
-    pending: list[tuple[int, NewSample]] = []
+) -> ImportReport | None:
+    """Store the samples of a JSONL stream in a live dataset of the project, in one
+    transaction that an error rolls back: `InvalidLines` when any line is invalid (every
+    line is still checked, to report them all), `InvalidRequest` when there is no sample at
+    all. None (and nothing read) when the project has no such live dataset."""
+    lines = 0
+    offered: list[tuple[int, str]] = []  # (line, content hash) per sample offered, in order
 
-    async def flush() -> None:
-        nonlocal imported
-        rows = [sample for _, sample in pending]
-        ids = await sample_repo.insert_samples(conn, dataset_id, rows, now=now)
-        for (number, sample), sample_id in zip(pending, ids, strict=True):
-            if sample_id is None:
-                duplicates.append((number, sample.content_hash or ""))
-            else:
-                imported += 1
-        pending.clear()
-
-    async for raw in split_lines(data, max_line_bytes=max_line_bytes):
-        lines += 1
-        parsed = parse_line(raw, max_line_bytes=max_line_bytes)
-        if isinstance(parsed, list):
-            invalid += 1
-            problems += parsed[: MAX_PROBLEMS - len(problems)]
-            continue
+    async def chunks() -> AsyncIterator[list[NewSample]]:
+        nonlocal lines
+        invalid = 0
+        problems: list[LineProblem] = []
+        pending: list[NewSample] = []
+        async for raw in split_lines(data, max_line_bytes=max_line_bytes):
+            lines += 1
+            parsed = parse_line(raw, max_line_bytes=max_line_bytes)
+            if isinstance(parsed, list):
+                invalid += 1
+                problems += parsed[: MAX_PROBLEMS - len(problems)]
+                continue
+            if invalid:
+                continue  # nothing will be stored; the rest is only checked
+            sample = new_sample(parsed, source="import")
+            # Hashed here, so a duplicate's report can name the sample holding its content.
+            content_hash = normalized_hash(sample.content)
+            pending.append(replace(sample, content_hash=content_hash))
+            offered.append((raw.number, content_hash))
+            if len(pending) >= IMPORT_CHUNK:
+                yield pending
+                pending = []
         if invalid:
-            continue  # nothing will be stored; the rest is only checked
-        sample = new_sample(parsed, source="import")
-        # Hashed here, so a duplicate's report can name the sample holding its content.
-        pending.append((raw.number, replace(sample, content_hash=normalized_hash(sample.content))))
-        if len(pending) >= IMPORT_CHUNK:
-            await flush()
-    if invalid:
-        raise InvalidLines(
-            f"{invalid} of {lines} lines are invalid; nothing was imported",
-            problems=[problem.as_dict() for problem in problems],
-            code="invalid_import",
-        )
-    if not lines:
-        raise InvalidRequest(
-            "the file has no samples: one JSON object per line", param="file", code="empty_file"
-        )
-    if pending:
-        await flush()
-    # Writers into the dataset take turns (insert_samples took its lock): each duplicate's
-    # holder is still live.
-    hashes = sorted({content_hash for _, content_hash in duplicates})
-    holders = await sample_repo.live_ids_by_hash(conn, dataset_id, hashes)
+            raise InvalidLines(
+                f"{invalid} of {lines} lines are invalid; nothing was imported",
+                problems=[problem.as_dict() for problem in problems],
+                code="invalid_import",
+            )
+        if not lines:
+            raise InvalidRequest(
+                "the file has no samples: one JSON object per line",
+                param="file",
+                code="empty_file",
+            )
+        if pending:
+            yield pending
+
+    stored = await sample_repo.import_samples(
+        database, dataset_id, chunks(), project_id=project_id, now=now
+    )
+    if stored is None:
+        return None
+    duplicates = [
+        (number, content_hash)
+        for (number, content_hash), sample_id in zip(offered, stored.ids, strict=True)
+        if sample_id is None
+    ]
     return ImportReport(
         dataset_id=dataset_id,
         lines=lines,
-        imported=imported,
+        imported=len(offered) - len(duplicates),
         duplicates=len(duplicates),
         duplicate_lines=[
-            DuplicateLine(line=number, duplicate_of=holders[content_hash])
+            DuplicateLine(line=number, duplicate_of=stored.holders[content_hash])
             for number, content_hash in duplicates[:MAX_DUPLICATES_LISTED]
         ],
     )

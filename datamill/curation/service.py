@@ -1,6 +1,7 @@
 """DatasetService: the one way to create, read, change, search, import and export datasets
-and their samples. The HTTP API and the CLI call it; generation jobs insert samples with
-`storage.samples.insert_samples` in transactions of their own.
+and their samples. The HTTP API and the CLI call it; generation jobs insert samples through
+`storage.generation.record_outcomes`. Every change is one repository call (`storage.datasets`,
+`storage.samples`), which owns its transaction.
 
 Guarantees: nothing is ever removed (deleting sets ``deleted_at``; restoring clears it); a
 dataset never holds two live samples with the same normalized content; an import is one
@@ -13,8 +14,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.clock import Clock
 from datamill.curation.exports import jsonl_chunks, load_pyarrow, parquet_chunks
@@ -83,15 +82,14 @@ class DatasetService:
         self, request: DatasetCreate, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> DatasetView:
         try:
-            async with self._db.write() as conn:
-                record = await dataset_repo.insert_dataset(
-                    conn,
-                    dataset_id=new_dataset_id(),
-                    project_id=project_id,
-                    name=request.name,
-                    description=request.description,
-                    now=self._clock.now(),
-                )
+            record = await dataset_repo.insert_dataset(
+                self._db,
+                dataset_id=new_dataset_id(),
+                project_id=project_id,
+                name=request.name,
+                description=request.description,
+                now=self._clock.now(),
+            )
         except DatasetNameTaken as taken:
             raise _name_taken(taken) from None
         return DatasetView(record, 0)
@@ -106,11 +104,10 @@ class DatasetService:
     ) -> tuple[list[DatasetView], bool]:
         """A page of datasets, newest first, with their live sample counts."""
         _plain(after, "after")
-        async with self._db.read() as conn:
-            records, has_more = await dataset_repo.list_datasets(
-                conn, project_id=project_id, after=after, limit=limit, visibility=deleted
-            )
-            counts = await sample_repo.count_live_samples(conn, [r.id for r in records])
+        records, has_more = await dataset_repo.list_datasets(
+            self._db, project_id=project_id, after=after, limit=limit, visibility=deleted
+        )
+        counts = await sample_repo.count_live_samples(self._db, [r.id for r in records])
         return [DatasetView(r, counts.get(r.id, 0)) for r in records], has_more
 
     async def get(
@@ -121,9 +118,8 @@ class DatasetService:
         deleted: Visibility = Visibility.exclude,
     ) -> DatasetView:
         """A dataset with its stats. ``deleted=include`` finds a deleted one too."""
-        async with self._db.read() as conn:
-            record = await self._dataset(conn, dataset_id, project_id, deleted)
-            stats = await sample_repo.sample_stats(conn, record.id)
+        record = await self._dataset(dataset_id, project_id, deleted)
+        stats = await sample_repo.sample_stats(self._db, record.id)
         return DatasetView(record, stats.samples, stats)
 
     async def resolve(
@@ -136,15 +132,14 @@ class DatasetService:
         """The id of the dataset ``reference`` names: its id (``ds_...``) or its name (with
         ``deleted=only``: the newest deleted dataset of that name)."""
         _plain(reference, "dataset")
-        async with self._db.read() as conn:
-            if reference.startswith("ds_"):
-                # By id, a dataset either way: restoring a live one is a no-op.
-                by_id = Visibility.exclude if deleted is Visibility.exclude else Visibility.include
-                record = await self._dataset(conn, reference, project_id, by_id)
-                return record.id
-            found = await dataset_repo.find_dataset_by_name(
-                conn, reference, project_id=project_id, visibility=deleted
-            )
+        if reference.startswith("ds_"):
+            # By id, a dataset either way: restoring a live one is a no-op.
+            by_id = Visibility.exclude if deleted is Visibility.exclude else Visibility.include
+            record = await self._dataset(reference, project_id, by_id)
+            return record.id
+        found = await dataset_repo.find_dataset_by_name(
+            self._db, reference, project_id=project_id, visibility=deleted
+        )
         if found is None:
             gone = " deleted" if deleted is Visibility.only else ""
             raise NotFound(f"No{gone} dataset named {reference!r}", param="dataset")
@@ -156,10 +151,9 @@ class DatasetService:
         """Change the fields ``request`` sets (``description: null`` clears it)."""
         values: dict[str, Any] = {name: getattr(request, name) for name in request.model_fields_set}
         try:
-            async with self._db.write() as conn:
-                record = await dataset_repo.update_dataset(
-                    conn, dataset_id, project_id=project_id, values=values, now=self._clock.now()
-                )
+            record = await dataset_repo.update_dataset(
+                self._db, dataset_id, project_id=project_id, values=values, now=self._clock.now()
+            )
         except DatasetNameTaken as taken:
             raise _name_taken(taken) from None
         if record is None:
@@ -168,10 +162,9 @@ class DatasetService:
 
     async def delete(self, dataset_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> None:
         """Hide a dataset and its samples (`restore` brings them back)."""
-        async with self._db.write() as conn:
-            done = await dataset_repo.delete_dataset(
-                conn, dataset_id, project_id=project_id, now=self._clock.now()
-            )
+        done = await dataset_repo.delete_dataset(
+            self._db, dataset_id, project_id=project_id, now=self._clock.now()
+        )
         if not done:
             raise _no_dataset(dataset_id)
 
@@ -180,12 +173,12 @@ class DatasetService:
     ) -> DatasetView:
         """Bring a deleted dataset back (a live one is left as it is); a 409 when a live
         dataset has taken its name meanwhile."""
+        # A dataset is never removed: once found, restoring it cannot miss it.
+        await self._dataset(dataset_id, project_id, Visibility.include)
         try:
-            async with self._db.write() as conn:
-                await self._dataset(conn, dataset_id, project_id, Visibility.include)
-                await dataset_repo.restore_dataset(
-                    conn, dataset_id, project_id=project_id, now=self._clock.now()
-                )
+            await dataset_repo.restore_dataset(
+                self._db, dataset_id, project_id=project_id, now=self._clock.now()
+            )
         except DatasetNameTaken as taken:
             raise _name_taken(taken, param="dataset_id") from None
         return await self.get(dataset_id, project_id=project_id)
@@ -204,11 +197,10 @@ class DatasetService:
     ) -> tuple[list[SampleRecord], bool]:
         where = self._filter(query)
         _plain(after, "after")
-        async with self._db.read() as conn:
-            await self._dataset(conn, dataset_id, project_id)
-            return await sample_repo.list_samples(
-                conn, dataset_id, where, after=after, limit=limit, order=order
-            )
+        await self._dataset(dataset_id, project_id)
+        return await sample_repo.list_samples(
+            self._db, dataset_id, where, after=after, limit=limit, order=order
+        )
 
     async def random_samples(
         self,
@@ -219,66 +211,57 @@ class DatasetService:
         project_id: str = DEFAULT_PROJECT_ID,
     ) -> list[SampleRecord]:
         where = self._filter(query)
-        async with self._db.read() as conn:
-            await self._dataset(conn, dataset_id, project_id)
-            return await sample_repo.random_samples(conn, dataset_id, where, count)
+        await self._dataset(dataset_id, project_id)
+        return await sample_repo.random_samples(self._db, dataset_id, where, count)
 
     async def count_samples(
         self, dataset_id: str, query: SampleQuery, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> int:
         where = self._filter(query)
-        async with self._db.read() as conn:
-            await self._dataset(conn, dataset_id, project_id)
-            return await sample_repo.count_samples(conn, dataset_id, where)
+        await self._dataset(dataset_id, project_id)
+        return await sample_repo.count_samples(self._db, dataset_id, where)
 
     async def get_sample(
         self, dataset_id: str, sample_id: str, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> SampleRecord:
         """A sample, deleted or not (``deleted_at`` says)."""
-        async with self._db.read() as conn:
-            return await self._sample(conn, dataset_id, sample_id, project_id)
+        return await self._sample(dataset_id, sample_id, project_id)
 
     async def delete_sample(
         self, dataset_id: str, sample_id: str, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> SampleRecord:
         """Delete one sample; deleting a deleted one changes nothing."""
-        async with self._db.write() as conn:
-            await self._sample(conn, dataset_id, sample_id, project_id)
-            where = SampleFilter(ids=(sample_id,))
-            await sample_repo.delete_samples(conn, dataset_id, where, now=self._clock.now())
-            return await self._sample(conn, dataset_id, sample_id, project_id)
+        await self._sample(dataset_id, sample_id, project_id)
+        where = SampleFilter(ids=(sample_id,))
+        await sample_repo.delete_samples(self._db, dataset_id, where, now=self._clock.now())
+        return await self._sample(dataset_id, sample_id, project_id)
 
     async def restore_sample(
         self, dataset_id: str, sample_id: str, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> SampleRecord:
         """Restore one sample; a 409 when a live sample of the dataset has its content."""
-        async with self._db.write() as conn:
-            record = await self._sample(conn, dataset_id, sample_id, project_id)
-            if record.deleted_at is None:
-                return record
-            outcome = await sample_repo.restore_samples(
-                conn, dataset_id, SampleFilter(ids=(sample_id,))
+        await self._sample(dataset_id, sample_id, project_id)
+        restore = await sample_repo.restore_sample(self._db, dataset_id, sample_id)
+        if restore is None:
+            raise _no_sample(dataset_id, sample_id)
+        if restore.record.deleted_at is not None:
+            raise Conflict(
+                f"sample {sample_id} has the same content as the live sample "
+                f"{restore.live_duplicate}; delete that one first",
+                param="sample_id",
+                code="duplicate_sample",
             )
-            if outcome.skipped:
-                live = await sample_repo.live_ids_by_hash(conn, dataset_id, [record.content_hash])
-                raise Conflict(
-                    f"sample {sample_id} has the same content as the live sample "
-                    f"{live.get(record.content_hash)}; delete that one first",
-                    param="sample_id",
-                    code="duplicate_sample",
-                )
-            return await self._sample(conn, dataset_id, sample_id, project_id)
+        return restore.record
 
     async def delete_samples(
         self, dataset_id: str, body: SampleFilterBody, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> SamplesChanged:
         """Delete the live samples ``body`` selects."""
         where = self._body_filter(body)
-        async with self._db.write() as conn:
-            await self._dataset(conn, dataset_id, project_id)
-            changed = await sample_repo.delete_samples(
-                conn, dataset_id, where, now=self._clock.now()
-            )
+        await self._dataset(dataset_id, project_id)
+        changed = await sample_repo.delete_samples(
+            self._db, dataset_id, where, now=self._clock.now()
+        )
         return SamplesChanged(changed=changed)
 
     async def restore_samples(
@@ -286,9 +269,8 @@ class DatasetService:
     ) -> SamplesChanged:
         """Restore the deleted samples ``body`` selects, but those whose content is live."""
         where = self._body_filter(body)
-        async with self._db.write() as conn:
-            await self._dataset(conn, dataset_id, project_id)
-            outcome = await sample_repo.restore_samples(conn, dataset_id, where)
+        await self._dataset(dataset_id, project_id)
+        outcome = await sample_repo.restore_samples(self._db, dataset_id, where)
         return SamplesChanged(changed=outcome.restored, skipped=outcome.skipped)
 
     # -- import and export ------------------------------------------------------------------
@@ -305,18 +287,20 @@ class DatasetService:
         stored. Exact duplicates (of a live sample, or of an earlier line) are skipped and
         reported."""
         # One transaction: the dataset stays as it was unless every line is good.
-        async with self._db.write() as conn:
-            await self._dataset(conn, dataset_id, project_id)
+        report = None
+        if _storable(dataset_id):
             report = await import_lines(
-                conn,
+                self._db,
                 dataset_id,
                 data,
+                project_id=project_id,
                 max_line_bytes=self._max_line_bytes,
                 now=self._clock.now(),
             )
+        if report is None:
+            raise _no_dataset(dataset_id)
         if report.imported >= ANALYZE_AFTER:
-            async with self._db.write() as conn:
-                await sample_repo.analyze_samples(conn)
+            await sample_repo.analyze_samples(self._db)
         return report
 
     async def export(
@@ -333,8 +317,7 @@ class DatasetService:
         library included). ``on_page`` hears how many samples each page read (progress)."""
         where = self._filter(query)
         parquet = load_pyarrow() if export_format is ExportFormat.parquet else None
-        async with self._db.read() as conn:
-            record = await self._dataset(conn, dataset_id, project_id)
+        record = await self._dataset(dataset_id, project_id)
         pages = self._pages(dataset_id, where, on_page)
         if parquet is not None:
             return record, parquet_chunks(pages, parquet)
@@ -346,10 +329,9 @@ class DatasetService:
         # A short read per page: a long export holds no snapshot and no connection.
         after_seq: int | None = None
         while True:
-            async with self._db.read() as conn:
-                page, more = await sample_repo.list_samples(
-                    conn, dataset_id, where, after_seq=after_seq, limit=EXPORT_PAGE, order="asc"
-                )
+            page, more = await sample_repo.list_samples(
+                self._db, dataset_id, where, after_seq=after_seq, limit=EXPORT_PAGE, order="asc"
+            )
             if on_page is not None:
                 on_page(len(page))
             yield page
@@ -361,7 +343,6 @@ class DatasetService:
 
     async def _dataset(
         self,
-        conn: AsyncConnection,
         dataset_id: str,
         project_id: str,
         deleted: Visibility = Visibility.exclude,
@@ -369,21 +350,19 @@ class DatasetService:
         record = None
         if _storable(dataset_id):
             record = await dataset_repo.get_dataset(
-                conn, dataset_id, project_id=project_id, visibility=deleted
+                self._db, dataset_id, project_id=project_id, visibility=deleted
             )
         if record is None:
             raise _no_dataset(dataset_id)
         return record
 
-    async def _sample(
-        self, conn: AsyncConnection, dataset_id: str, sample_id: str, project_id: str
-    ) -> SampleRecord:
-        await self._dataset(conn, dataset_id, project_id)
+    async def _sample(self, dataset_id: str, sample_id: str, project_id: str) -> SampleRecord:
+        await self._dataset(dataset_id, project_id)
         record = None
         if _storable(sample_id):
-            record = await sample_repo.get_sample(conn, dataset_id, sample_id)
+            record = await sample_repo.get_sample(self._db, dataset_id, sample_id)
         if record is None:
-            raise NotFound(f"No sample {sample_id} in dataset {dataset_id}", param="sample_id")
+            raise _no_sample(dataset_id, sample_id)
         return record
 
     def _filter(self, query: SampleQuery) -> SampleFilter:
@@ -441,6 +420,10 @@ def _plain(value: str | None, param: str) -> None:
 
 def _no_dataset(dataset_id: str) -> NotFound:
     return NotFound(f"No such dataset: {dataset_id}", param="dataset_id")
+
+
+def _no_sample(dataset_id: str, sample_id: str) -> NotFound:
+    return NotFound(f"No sample {sample_id} in dataset {dataset_id}", param="sample_id")
 
 
 def _name_taken(taken: DatasetNameTaken, *, param: str = "name") -> Conflict:

@@ -5,17 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
 from datamill.engine.context import EngineContext
 from datamill.errors import InvalidRequest
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
+from datamill.storage import files as file_repo
 from datamill.storage import migrate
 from datamill.storage import requests as request_repo
 from datamill.storage import workers as worker_repo
 from datamill.storage.records import BatchRecord, WorkerRecord
-from datamill.storage.schema import DEFAULT_PROJECT_ID, batches, files
+from datamill.storage.schema import DEFAULT_PROJECT_ID
 from datamill.storage.usage import UsageGroup, UsageRow, usage_totals
 
 
@@ -83,21 +82,12 @@ class OperationsService:
         return checks
 
     async def counts(self) -> dict[str, Any]:
-        async with self._ctx.database.read() as conn:
-            by_status: dict[str, int] = dict(
-                (
-                    await conn.execute(
-                        select(batches.c.status, func.count()).group_by(batches.c.status)
-                    )
-                ).all()
-            )
-            file_count = await conn.scalar(select(func.count()).select_from(files))
+        by_status = await batch_repo.count_batches_by_status(self._ctx.database)
+        file_count = await file_repo.count_files(self._ctx.database)
         workers = await self.workers(include_stopped=False)
         return {
-            "files": int(file_count or 0),
-            "batches": {
-                status.value: int(by_status.get(status.value, 0)) for status in BatchStatus
-            },
+            "files": file_count,
+            "batches": {status.value: by_status.get(status.value, 0) for status in BatchStatus},
             "live_workers": sum(1 for w in workers if self.is_alive(w)),
         }
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from datamill.engine.context import EngineContext
 from datamill.engine.finalize import render_results
 from datamill.engine.native.support import native_api
@@ -27,6 +25,7 @@ from datamill.protocol.batches import (
 from datamill.protocol.files import FilePurpose
 from datamill.storage import batches as batch_repo
 from datamill.storage import files as file_repo
+from datamill.storage.batches import BatchKeyTaken
 from datamill.storage.records import BatchRecord
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 
@@ -71,9 +70,9 @@ class BatchService:
             options["output_expires_after"] = request.output_expires_after.seconds
         try:
             batch = await self._insert(request, file.id, options, now, project_id, idempotency_key)
-        except IntegrityError:
+        except BatchKeyTaken as taken:
             # Another request created the batch with this key first.
-            existing = await self._by_key(request, idempotency_key or "", project_id)
+            existing = await self._by_key(request, taken.key, project_id)
             if existing is None:
                 raise
             return existing

@@ -90,10 +90,9 @@ async def add_diversity(
     texts: list[str] = []
     after: int | None = None
     while True:
-        async with database.read() as conn:
-            page, more = await sample_repo.list_samples(
-                conn, dataset_id, SampleFilter(), after_seq=after, limit=1000, order="asc"
-            )
+        page, more = await sample_repo.list_samples(
+            database, dataset_id, SampleFilter(), after_seq=after, limit=1000, order="asc"
+        )
         texts += [sample_text(s.content) for s in page]
         if not more or not page:
             break

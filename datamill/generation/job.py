@@ -173,8 +173,7 @@ class JobRunner:
                 await wait_event(self.deps.clock, self._stopping, self.options.poll)
 
     async def _lost_or_stopped(self) -> str:
-        async with self.deps.database.read() as conn:
-            job = await repo.get_job(conn, self.job.id)
+        job = await repo.get_job(self.deps.database, self.job.id)
         if job is not None and job.status != repo.RUNNABLE:
             await self._cancel_batches()
             self.job = job
@@ -187,19 +186,9 @@ class JobRunner:
         now = self.deps.clock.now()
         if status != "failed":
             await self._cancel_batches()
-        async with self.deps.database.write() as conn:
-            await repo.set_status(
-                conn,
-                self.job.id,
-                status,
-                now=now,
-                only_from=[repo.RUNNABLE],
-                stop_reason=stop_reason,
-                error=error,
-            )
-            if status == "completed":
-                await repo.close_open_requests(conn, self.job.id)
-            job = await repo.get_job(conn, self.job.id)
+        job = await repo.finish_job(
+            self.deps.database, self.job.id, status, now=now, stop_reason=stop_reason, error=error
+        )
         if job is not None:
             self.job = job
         if self._changed:
@@ -211,27 +200,19 @@ class JobRunner:
         """Record every answer recorded so far; True when there were any."""
         moved = False
         while True:
-            async with self.deps.database.read() as conn:
-                answers = await repo.answered(conn, self.job.id, limit=PAGE)
-                if len(answers) < PAGE:
-                    answers += await repo.lost_requests(
-                        conn, self.job.id, limit=PAGE - len(answers)
-                    )
-                cells = {
-                    (c.topic, c.sample_type): c for c in await repo.list_cells(conn, self.job.id)
-                }
+            answers = await repo.new_answers(self.deps.database, self.job.id, limit=PAGE)
             if not answers:
                 break
             moved = True
+            cells = {(c.topic, c.sample_type): c for c in await self._cells()}
             outcomes = await self._outcomes(answers, cells)
-            async with self.deps.database.write() as conn:
-                recorded = await repo.record_outcomes(
-                    conn,
-                    job_id=self.job.id,
-                    dataset_id=self.job.dataset_id,
-                    outcomes=outcomes,
-                    now=self.deps.clock.now(),
-                )
+            recorded = await repo.record_outcomes(
+                self.deps.database,
+                job_id=self.job.id,
+                dataset_id=self.job.dataset_id,
+                outcomes=outcomes,
+                now=self.deps.clock.now(),
+            )
             self._changed.update((o.topic, o.sample_type) for o in outcomes)
             self._learn(recorded)
             if len(answers) < PAGE:
@@ -382,15 +363,14 @@ class JobRunner:
     async def _dataset_texts(self) -> AsyncIterator[tuple[str, str]]:
         after: int | None = None
         while True:
-            async with self.deps.database.read() as conn:
-                page, more = await sample_repo.list_samples(
-                    conn,
-                    self.job.dataset_id,
-                    SampleFilter(),
-                    after_seq=after,
-                    limit=1000,
-                    order="asc",
-                )
+            page, more = await sample_repo.list_samples(
+                self.deps.database,
+                self.job.dataset_id,
+                SampleFilter(),
+                after_seq=after,
+                limit=1000,
+                order="asc",
+            )
             for sample in page:
                 yield sample.id, sample_text(sample.content)
             if not more or not page:
@@ -460,8 +440,9 @@ class JobRunner:
             await self._submit(lines, issued, judge_rows=[])
 
     async def _issue_judgements(self) -> None:
-        async with self.deps.database.read() as conn:
-            queued = await repo.queued_judgements(conn, self.job.id, self.spec.loop.batch_size)
+        queued = await repo.queued_judgements(
+            self.deps.database, self.job.id, self.spec.loop.batch_size
+        )
         if not queued:
             return
         lines = []
@@ -533,40 +514,36 @@ class JobRunner:
             project_id=self.job.project_id,
             idempotency_key=key,
         )
-        async with self.deps.database.write() as conn:
-            if issued:
-                await repo.add_requests(conn, self.job.id, batch.id, issued)
-            if judge_rows:
-                await repo.open_judgements(conn, self.job.id, batch.id, judge_rows)
+        await repo.add_batch_requests(
+            self.deps.database, self.job.id, batch.id, issued=issued, judged=judge_rows
+        )
 
     async def _adopt_orphans(self) -> None:
         """Record as the job's the requests of batches a dead runner created but did not
         record (see the module's docstring)."""
-        async with self.deps.database.read() as conn:
-            orphans = await repo.orphan_batches(conn, self.job.id, project_id=self.job.project_id)
+        database = self.deps.database
+        orphans = await repo.orphan_batches(database, self.job.id, project_id=self.job.project_id)
         for batch_id in orphans:
-            async with self.deps.database.write() as conn:
-                custom_ids = await repo.batch_custom_ids(conn, batch_id)
-                issued = []
-                judged = []
-                for custom_id in custom_ids:
-                    if custom_id.startswith("j"):
-                        judged.append((int(custom_id[1:]), custom_id))
-                        continue
-                    position = int(custom_id[1:].split("-")[0])
-                    topic, sample_type = self._positions[position]
-                    issued.append(repo.IssuedRequest(topic, sample_type, "sample", custom_id))
-                if issued:
-                    await repo.add_requests(conn, self.job.id, batch_id, issued)
-                if judged:
-                    await repo.open_judgements(conn, self.job.id, batch_id, judged)
+            # A batch's requests never change, and only this job's runner adopts its batches.
+            custom_ids = await repo.batch_custom_ids(database, batch_id)
+            issued = []
+            judged = []
+            for custom_id in custom_ids:
+                if custom_id.startswith("j"):
+                    judged.append((int(custom_id[1:]), custom_id))
+                    continue
+                position = int(custom_id[1:].split("-")[0])
+                topic, sample_type = self._positions[position]
+                issued.append(repo.IssuedRequest(topic, sample_type, "sample", custom_id))
+            await repo.add_batch_requests(
+                database, self.job.id, batch_id, issued=issued, judged=judged
+            )
             log.info(
                 "job %s: adopted batch %s (%d requests)", self.job.id, batch_id, len(custom_ids)
             )
 
     async def _cancel_batches(self) -> None:
-        async with self.deps.database.read() as conn:
-            batch_ids = await repo.open_batches(conn, self.job.id)
+        batch_ids = await repo.open_batches(self.deps.database, self.job.id)
         for batch_id in batch_ids:
             with contextlib.suppress(Conflict, DatamillError):
                 await self.deps.batches.cancel(batch_id, project_id=self.job.project_id)
@@ -586,8 +563,7 @@ class JobRunner:
         return None
 
     async def _cells(self) -> list[repo.CellRecord]:
-        async with self.deps.database.read() as conn:
-            return await repo.list_cells(conn, self.job.id)
+        return await repo.list_cells(self.deps.database, self.job.id)
 
     def _check_stuck(self, now: float) -> None:
         last = max(self.job.progress_at or 0.0, self._run_started)
@@ -616,11 +592,10 @@ class JobRunner:
         if not force and now - self._last_progress_event < self.options.progress_interval:
             return
         self._last_progress_event = now
-        async with self.deps.database.read() as conn:
-            job = await repo.get_job(conn, self.job.id)
-            cells = await repo.list_cells(conn, self.job.id)
-        if job is None:
+        found = await repo.get_job_with_cells(self.deps.database, self.job.id)
+        if found is None:
             return
+        job, cells = found
         self.job = job
         changed = [c for c in cells if (c.topic, c.sample_type) in self._changed]
         self._changed.clear()
@@ -633,8 +608,6 @@ class JobRunner:
 async def publish_status(deps: RunnerDeps, job_id: str) -> None:
     """Publish the job's ``status`` event: the job as `GET /api/generation/jobs/{job_id}`
     returns it, read now."""
-    async with deps.database.read() as conn:
-        job = await repo.get_job(conn, job_id)
-        cells = await repo.list_cells(conn, job_id)
-    if job is not None:
-        deps.events.publish(Topic.generation, status_event(job, cells))
+    found = await repo.get_job_with_cells(deps.database, job_id)
+    if found is not None:
+        deps.events.publish(Topic.generation, status_event(*found))

@@ -28,9 +28,7 @@ from datamill.generation.spec import (
     spec_hash,
 )
 from datamill.generation.topics import resolve_topics
-from datamill.ids import new_dataset_id
 from datamill.scheduler.router import Router
-from datamill.storage import datasets as dataset_repo
 from datamill.storage import generation as repo
 from datamill.storage.samples import count_cells
 from datamill.storage.schema import DEFAULT_PROJECT_ID
@@ -93,8 +91,9 @@ class GenerationService:
         ``idempotency_key``, the job first created with it is returned instead."""
         spec = parse_spec(spec_input)
         if idempotency_key is not None:
-            async with self.deps.database.read() as conn:
-                found = await repo.find_job_by_key(conn, idempotency_key, project_id=project_id)
+            found = await repo.find_job_by_key(
+                self.deps.database, idempotency_key, project_id=project_id
+            )
             if found is not None:
                 return found
         if spec.dedup.near:
@@ -103,28 +102,15 @@ class GenerationService:
         targets = cell_targets(spec, topics)
         overrides = budget.values() if budget else {}
         now = self.deps.clock.now()
-        name = dataset or spec.dataset_name
-        job_id = new_job_id()
-        async with self.deps.database.write() as conn:
-            record = await dataset_repo.find_dataset_by_name(conn, name, project_id=project_id)
-            if record is None:
-                record = await dataset_repo.insert_dataset(
-                    conn,
-                    dataset_id=new_dataset_id(),
-                    project_id=project_id,
-                    name=name,
-                    description=spec.description,
-                    now=now,
-                )
-            have = await count_cells(conn, record.id)
-            cells = {key: (target, have.get(key, 0)) for key, target in targets.items()}
-            job = await repo.insert_job(
-                conn,
-                cells=cells,
-                id=job_id,
+        try:
+            job = await repo.create_job(
+                self.deps.database,
+                dataset_name=dataset or spec.dataset_name,
+                dataset_description=spec.description,
+                targets=targets,
+                id=new_job_id(),
                 project_id=project_id,
                 name=spec.name,
-                dataset_id=record.id,
                 status=repo.RUNNABLE,
                 spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
                 spec_text=spec_input if isinstance(spec_input, str) else None,
@@ -138,14 +124,22 @@ class GenerationService:
                 updated_at=now,
                 idempotency_key=idempotency_key,
             )
+        except repo.JobKeyTaken as taken:
+            # Another request created the job with this key first.
+            found = await repo.find_job_by_key(self.deps.database, taken.key, project_id=project_id)
+            if found is None:
+                raise
+            return found
         await publish_status(self.deps, job.id)
         return job
 
     async def get(self, job_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> JobView:
-        async with self.deps.database.read() as conn:
-            job = await self._job(conn, job_id, project_id)
-            cells = await repo.list_cells(conn, job_id)
-        return JobView(job, cells)
+        found = None
+        if _storable(job_id):
+            found = await repo.get_job_with_cells(self.deps.database, job_id, project_id=project_id)
+        if found is None:
+            raise _no_job(job_id)
+        return JobView(*found)
 
     async def list_jobs(
         self,
@@ -156,43 +150,37 @@ class GenerationService:
         status: str | None = None,
     ) -> tuple[list[tuple[repo.JobRecord, int]], bool]:
         """A page of jobs, newest first, each with its total target."""
-        async with self.deps.database.read() as conn:
-            jobs, more = await repo.list_jobs(
-                conn, project_id=project_id, after=after, limit=limit, status=status
-            )
-            targets = await repo.job_targets(conn, [job.id for job in jobs])
+        jobs, more = await repo.list_jobs(
+            self.deps.database, project_id=project_id, after=after, limit=limit, status=status
+        )
+        targets = await repo.job_targets(self.deps.database, [job.id for job in jobs])
         return [(job, targets.get(job.id, 0)) for job in jobs], more
 
     async def find_by_key(
         self, key: str, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> repo.JobRecord | None:
-        async with self.deps.database.read() as conn:
-            return await repo.find_job_by_key(conn, key, project_id=project_id)
+        return await repo.find_job_by_key(self.deps.database, key, project_id=project_id)
 
     async def stop(self, job_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> repo.JobRecord:
         """Stop a running job: its batches are cancelled (answers already recorded are kept
         for a resume); its runner ends at its next round."""
-        async with self.deps.database.write() as conn:
-            job = await self._job(conn, job_id, project_id)
-            if job.status != repo.RUNNABLE:
-                if job.status == "stopped":
-                    return job
-                raise Conflict(
-                    f"job {job_id} is {job.status} and cannot be stopped",
-                    param="job_id",
-                    code="job_not_running",
-                )
-            await repo.set_status(
-                conn,
-                job_id,
-                "stopped",
-                now=self.deps.clock.now(),
-                only_from=[repo.RUNNABLE],
-                stop_reason="stopped",
+        stop = None
+        if _storable(job_id):
+            stop = await repo.stop_job(
+                self.deps.database, job_id, project_id=project_id, now=self.deps.clock.now()
             )
-            batch_ids = await repo.open_batches(conn, job_id)
-            job = await self._job(conn, job_id, project_id)
-        for batch_id in batch_ids:
+        if stop is None:
+            raise _no_job(job_id)
+        job = stop.job
+        if not stop.stopped:
+            if job.status == "stopped":
+                return job
+            raise Conflict(
+                f"job {job_id} is {job.status} and cannot be stopped",
+                param="job_id",
+                code="job_not_running",
+            )
+        for batch_id in stop.batch_ids:
             with contextlib.suppress(Conflict, NotFound):
                 await self.deps.batches.cancel(batch_id, project_id=project_id)
         await publish_status(self.deps, job.id)
@@ -207,38 +195,40 @@ class GenerationService:
     ) -> repo.JobRecord:
         """Run a stopped, failed or budget-exhausted job again (a larger budget may be given;
         a completed one only checks its cells again)."""
-        async with self.deps.database.write() as conn:
-            job = await self._job(conn, job_id, project_id)
-            if budget is not None:
-                await repo.update_budget(conn, job_id, **budget.values())
-            if job.status in RESUMABLE:
-                await repo.set_status(
-                    conn, job_id, repo.RUNNABLE, now=self.deps.clock.now(), only_from=RESUMABLE
-                )
-            job = await self._job(conn, job_id, project_id)
+        resumed = None
+        if _storable(job_id):
+            resumed = await repo.resume_job(
+                self.deps.database,
+                job_id,
+                project_id=project_id,
+                budget=budget.values() if budget is not None else {},
+                resumable=RESUMABLE,
+                now=self.deps.clock.now(),
+            )
+        if resumed is None:
+            raise _no_job(job_id)
+        job = resumed
         await publish_status(self.deps, job.id)
         return job
 
     async def history(
         self, job_id: str, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> list[repo.RunRecord]:
-        async with self.deps.database.read() as conn:
-            await self._job(conn, job_id, project_id)
-            return await repo.list_runs(conn, job_id)
+        await self._job(job_id, project_id)
+        return await repo.list_runs(self.deps.database, job_id)
 
     async def stuck(
         self, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> list[tuple[repo.JobRecord, int]]:
         """Running jobs with no answer recorded for the runner's ``stuck_after``, each with
         its total target."""
-        async with self.deps.database.read() as conn:
-            jobs = await repo.stuck_jobs(
-                conn,
-                project_id=project_id,
-                now=self.deps.clock.now(),
-                stuck_after=self.options.stuck_after,
-            )
-            targets = await repo.job_targets(conn, [job.id for job in jobs])
+        jobs = await repo.stuck_jobs(
+            self.deps.database,
+            project_id=project_id,
+            now=self.deps.clock.now(),
+            stuck_after=self.options.stuck_after,
+        )
+        targets = await repo.job_targets(self.deps.database, [job.id for job in jobs])
         return [(job, targets.get(job.id, 0)) for job in jobs]
 
     # -- reports ----------------------------------------------------------------------------
@@ -255,8 +245,7 @@ class GenerationService:
 
     async def dataset_coverage(self, dataset_id: str, *, diversity: bool = True) -> dict[str, Any]:
         """Samples per topic x type of a dataset (no targets), with diversity if asked."""
-        async with self.deps.database.read() as conn:
-            counts = await count_cells(conn, dataset_id)
+        counts = await count_cells(self.deps.database, dataset_id)
         report = dataset_coverage(dataset_id, counts)
         if diversity:
             report = await add_diversity(report, self.deps.database, dataset_id)
@@ -321,13 +310,22 @@ class GenerationService:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    async def _job(self, conn: Any, job_id: str, project_id: str) -> repo.JobRecord:
-        if "\x00" in job_id:
-            raise NotFound(f"No such generation job: {job_id!r}", param="job_id")
-        job = await repo.get_job(conn, job_id, project_id=project_id)
+    async def _job(self, job_id: str, project_id: str) -> repo.JobRecord:
+        job = None
+        if _storable(job_id):
+            job = await repo.get_job(self.deps.database, job_id, project_id=project_id)
         if job is None:
-            raise NotFound(f"No such generation job: {job_id}", param="job_id")
+            raise _no_job(job_id)
         return job
+
+
+def _storable(job_id: str) -> bool:
+    return "\x00" not in job_id
+
+
+def _no_job(job_id: str) -> NotFound:
+    shown = repr(job_id) if not _storable(job_id) else job_id
+    return NotFound(f"No such generation job: {shown}", param="job_id")
 
 
 def _check_embeddings() -> None:

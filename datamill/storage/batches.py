@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, delete, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from datamill.protocol.batches import BatchStatus
 from datamill.storage.database import Database
 from datamill.storage.files import file_values
 from datamill.storage.leasing import claim_row
-from datamill.storage.pagination import fetch_page
+from datamill.storage.pagination import _fetch_page
 from datamill.storage.records import BatchRecord, FileRecord, from_row
 from datamill.storage.schema import batches, files, results
 
@@ -23,10 +24,26 @@ S = BatchStatus
 _finished = batches.c.completed_count + batches.c.failed_count
 
 
+class BatchKeyTaken(Exception):
+    """Another batch of the project was created with this idempotency key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 async def insert_batch(database: Database, **values: Any) -> BatchRecord:
-    async with database.write() as conn:
-        await conn.execute(batches.insert().values(**values))
-        row = (await conn.execute(select(batches).where(batches.c.id == values["id"]))).one()
+    """Insert a batch; `BatchKeyTaken` when its ``idempotency_key`` is taken (the unique
+    index decides between two racing creates)."""
+    try:
+        async with database.write() as conn:
+            await conn.execute(batches.insert().values(**values))
+            row = (await conn.execute(select(batches).where(batches.c.id == values["id"]))).one()
+    except IntegrityError:
+        key = values.get("idempotency_key")
+        if key is None:
+            raise
+        raise BatchKeyTaken(key) from None
     return from_row(BatchRecord, row)
 
 
@@ -63,11 +80,18 @@ async def forget_batch_key(database: Database, key: str, *, project_id: str) -> 
         )
 
 
+async def count_batches_by_status(database: Database) -> dict[str, int]:
+    """Batches per status, across all projects (statuses without a batch are absent)."""
+    async with database.read() as conn:
+        rows = await conn.execute(select(batches.c.status, func.count()).group_by(batches.c.status))
+        return {status: int(count) for status, count in rows}
+
+
 async def list_batches(
     database: Database, *, project_id: str, after: str | None, limit: int
 ) -> tuple[list[BatchRecord], bool]:
     async with database.read() as conn:
-        rows, has_more = await fetch_page(
+        rows, has_more = await _fetch_page(
             conn,
             batches,
             where=[batches.c.project_id == project_id],

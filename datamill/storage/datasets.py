@@ -1,8 +1,9 @@
 """The datasets repository: named collections of samples, soft-deleted.
 
-Every function takes a connection, so the caller decides the transaction. A name belongs to
-at most one live dataset per project: creating, renaming or restoring onto a live name
-raises `DatasetNameTaken` and changes nothing.
+Every public function takes the `Database` and runs in a transaction of its own (the
+helpers taking a connection are composed by `storage.generation.create_job`). A name
+belongs to at most one live dataset per project: creating, renaming or restoring onto a live
+name raises `DatasetNameTaken` and changes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.protocol.datasets import Visibility
-from datamill.storage.database import upsert_insert
+from datamill.storage.database import Database, upsert_insert
 from datamill.storage.schema import datasets
 
 
@@ -59,8 +60,14 @@ def _visible(visibility: Visibility) -> list[ColumnElement[bool]]:
     return []
 
 
+def _the_dataset(
+    dataset_id: str, project_id: str, visibility: Visibility
+) -> list[ColumnElement[bool]]:
+    return [datasets.c.id == dataset_id, datasets.c.project_id == project_id, *_visible(visibility)]
+
+
 async def insert_dataset(
-    conn: AsyncConnection,
+    database: Database,
     *,
     dataset_id: str,
     project_id: str,
@@ -68,16 +75,30 @@ async def insert_dataset(
     description: str | None,
     now: float,
 ) -> DatasetRecord:
+    async with database.write() as conn:
+        return await _insert_dataset(conn, _new(dataset_id, project_id, name, description, now))
+
+
+def _new(
+    dataset_id: str, project_id: str, name: str, description: str | None, now: float
+) -> DatasetRecord:
+    # Created and updated now, not deleted.
+    return DatasetRecord(dataset_id, project_id, name, description, now, now, None)
+
+
+async def _insert_dataset(conn: AsyncConnection, new: DatasetRecord) -> DatasetRecord:
+    """`insert_dataset` in the caller's transaction: ``new`` is the dataset to store
+    (`_new`)."""
     insert = upsert_insert(conn.dialect.name)
     statement = (
         insert(datasets)
         .values(
-            id=dataset_id,
-            project_id=project_id,
-            name=name,
-            description=description,
-            created_at=now,
-            updated_at=now,
+            id=new.id,
+            project_id=new.project_id,
+            name=new.name,
+            description=new.description,
+            created_at=new.created_at,
+            updated_at=new.updated_at,
         )
         # The live-name index decides between two racing creates; the loser inserts nothing.
         .on_conflict_do_nothing()
@@ -85,32 +106,42 @@ async def insert_dataset(
     )
     row = (await conn.execute(statement)).first()
     if row is None:
-        raise DatasetNameTaken(name)
+        raise DatasetNameTaken(new.name)
     return _record(row)
 
 
 async def get_dataset(
-    conn: AsyncConnection,
+    database: Database,
     dataset_id: str,
     *,
     project_id: str,
     visibility: Visibility = Visibility.exclude,
 ) -> DatasetRecord | None:
-    query = select(datasets).where(
-        datasets.c.id == dataset_id, datasets.c.project_id == project_id, *_visible(visibility)
-    )
-    row = (await conn.execute(query)).first()
+    query = select(datasets).where(*_the_dataset(dataset_id, project_id, visibility))
+    async with database.read() as conn:
+        row = (await conn.execute(query)).first()
     return _record(row) if row else None
 
 
 async def find_dataset_by_name(
-    conn: AsyncConnection,
+    database: Database,
     name: str,
     *,
     project_id: str,
     visibility: Visibility = Visibility.exclude,
 ) -> DatasetRecord | None:
     """The live dataset with this name (or the newest deleted one, or either)."""
+    async with database.read() as conn:
+        return await _find_dataset_by_name(conn, name, project_id=project_id, visibility=visibility)
+
+
+async def _find_dataset_by_name(
+    conn: AsyncConnection,
+    name: str,
+    *,
+    project_id: str,
+    visibility: Visibility = Visibility.exclude,
+) -> DatasetRecord | None:
     query = (
         select(datasets)
         .where(datasets.c.name == name, datasets.c.project_id == project_id, *_visible(visibility))
@@ -122,7 +153,7 @@ async def find_dataset_by_name(
 
 
 async def list_datasets(
-    conn: AsyncConnection,
+    database: Database,
     *,
     project_id: str,
     after: str | None,
@@ -137,12 +168,13 @@ async def list_datasets(
             datasets.c.id == after, datasets.c.project_id == project_id
         )
         query = query.where(datasets.c.seq < cursor.scalar_subquery())
-    rows = (await conn.execute(query.order_by(datasets.c.seq.desc()).limit(limit + 1))).all()
+    async with database.read() as conn:
+        rows = (await conn.execute(query.order_by(datasets.c.seq.desc()).limit(limit + 1))).all()
     return [_record(row) for row in rows[:limit]], len(rows) > limit
 
 
 async def update_dataset(
-    conn: AsyncConnection,
+    database: Database,
     dataset_id: str,
     *,
     project_id: str,
@@ -152,50 +184,41 @@ async def update_dataset(
     """Change a live dataset's ``name`` and/or ``description``; None when there is none."""
     statement = (
         update(datasets)
-        .where(
-            datasets.c.id == dataset_id,
-            datasets.c.project_id == project_id,
-            datasets.c.deleted_at.is_(None),
-        )
+        .where(*_the_dataset(dataset_id, project_id, Visibility.exclude))
         .values(**values, updated_at=now)
         .returning(*datasets.c)
     )
-    row = await _guard_name(conn, statement, values.get("name"))
+    async with database.write() as conn:
+        row = await _guard_name(conn, statement, values.get("name"))
     return _record(row) if row else None
 
 
 async def delete_dataset(
-    conn: AsyncConnection, dataset_id: str, *, project_id: str, now: float
+    database: Database, dataset_id: str, *, project_id: str, now: float
 ) -> bool:
     """Hide a live dataset (its samples stay as they are); False when there is none."""
-    result = await conn.execute(
-        update(datasets)
-        .where(
-            datasets.c.id == dataset_id,
-            datasets.c.project_id == project_id,
-            datasets.c.deleted_at.is_(None),
+    async with database.write() as conn:
+        result = await conn.execute(
+            update(datasets)
+            .where(*_the_dataset(dataset_id, project_id, Visibility.exclude))
+            .values(deleted_at=now, updated_at=now)
         )
-        .values(deleted_at=now, updated_at=now)
-    )
     return bool(result.rowcount)
 
 
 async def restore_dataset(
-    conn: AsyncConnection, dataset_id: str, *, project_id: str, now: float
+    database: Database, dataset_id: str, *, project_id: str, now: float
 ) -> DatasetRecord | None:
     """Bring a deleted dataset back; None when it is not deleted (or unknown)."""
     statement = (
         update(datasets)
-        .where(
-            datasets.c.id == dataset_id,
-            datasets.c.project_id == project_id,
-            datasets.c.deleted_at.is_not(None),
-        )
+        .where(*_the_dataset(dataset_id, project_id, Visibility.only))
         .values(deleted_at=None, updated_at=now)
         .returning(*datasets.c)
     )
-    name = await conn.scalar(select(datasets.c.name).where(datasets.c.id == dataset_id))
-    row = await _guard_name(conn, statement, name)
+    async with database.write() as conn:
+        name = await conn.scalar(select(datasets.c.name).where(datasets.c.id == dataset_id))
+        row = await _guard_name(conn, statement, name)
     return _record(row) if row else None
 
 

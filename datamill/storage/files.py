@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from datamill.storage.database import Database
-from datamill.storage.pagination import fetch_page
+from datamill.storage.pagination import _fetch_page
 from datamill.storage.records import FileRecord, from_row
 from datamill.storage.schema import files
 
@@ -45,7 +45,7 @@ async def list_files(
     if purpose is not None:
         where.append(files.c.purpose == purpose)
     async with database.read() as conn:
-        rows, has_more = await fetch_page(
+        rows, has_more = await _fetch_page(
             conn, files, where=where, after=after, limit=limit, order=order
         )
     return [from_row(FileRecord, row) for row in rows], has_more
@@ -76,6 +76,12 @@ async def delete_file(database: Database, file_id: str, *, project_id: str) -> b
             delete(files).where(files.c.id == file_id, files.c.project_id == project_id)
         )
     return bool(result.rowcount)
+
+
+async def count_files(database: Database) -> int:
+    """Files of every project, expired ones not yet deleted included."""
+    async with database.read() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(files)) or 0)
 
 
 async def expired_file_ids(database: Database, *, now: float, limit: int) -> list[str]:

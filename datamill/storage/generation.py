@@ -1,10 +1,14 @@
 """The generation jobs repository: jobs, their cells, the requests in flight, and runs.
 
+Every public function takes the `Database` and runs in a transaction of its own; what must
+be atomic is one function (`create_job`, `record_outcomes`, `stop_job`, `resume_job`,
+`finish_job`, `add_batch_requests`), composed of the helpers taking a connection.
+
 Guarantees:
 
 - **A cell's target is never exceeded by a stored sample.** `record_outcomes` accepts a
   sample only through ``UPDATE generation_cells SET accepted = accepted + 1 WHERE ... AND
-  accepted < target`` and inserts it in the same transaction (after `lock_dataset`); an
+  accepted < target`` and inserts it in the same transaction (after the dataset's insert lock); an
   exact duplicate gives the place back. Two runners racing on one job (or two jobs on one
   dataset) cannot both take a cell's last place: the row lock makes the second re-check.
 - **Each answer is used once.** An outcome counts only if its request row was still open
@@ -21,12 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from datamill.ids import new_dataset_id
 from datamill.storage.database import Database, upsert_insert
+from datamill.storage.datasets import _find_dataset_by_name, _insert_dataset, _new
 from datamill.storage.leasing import claim_rows
 from datamill.storage.records import from_row
-from datamill.storage.samples import NewSample, insert_samples, lock_dataset
+from datamill.storage.samples import NewSample, _count_cells, _insert_samples, _lock_dataset
 from datamill.storage.schema import (
     batches,
     generation_cells,
@@ -41,6 +48,14 @@ from datamill.storage.schema import (
 
 # Job statuses in which a runner may drive the job.
 RUNNABLE = "running"
+
+
+class JobKeyTaken(Exception):
+    """Another job of the project was created with this idempotency key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +185,43 @@ class Recorded:
 # -- jobs -------------------------------------------------------------------------------------
 
 
-async def insert_job(
+async def create_job(
+    database: Database,
+    *,
+    dataset_name: str,
+    dataset_description: str | None,
+    targets: dict[tuple[str, str], int],
+    **values: Any,
+) -> JobRecord:
+    """A new job (``values``: its columns) filling the project's live dataset named
+    ``dataset_name``, created when there is none, with a cell per (topic, type) of
+    ``targets``: the accepted samples the dataset holds already count toward them. One
+    transaction. `JobKeyTaken` when its ``idempotency_key`` is taken (the unique index
+    decides between two racing creates)."""
+    project_id = values["project_id"]
+    async with database.write() as conn:
+        dataset = await _find_dataset_by_name(conn, dataset_name, project_id=project_id)
+        if dataset is None:
+            new = _new(
+                new_dataset_id(),
+                project_id,
+                dataset_name,
+                dataset_description,
+                values["created_at"],
+            )
+            dataset = await _insert_dataset(conn, new)
+        have = await _count_cells(conn, dataset.id)
+        cells = {key: (target, have.get(key, 0)) for key, target in targets.items()}
+        try:
+            return await _insert_job(conn, cells=cells, dataset_id=dataset.id, **values)
+        except IntegrityError:
+            key = values.get("idempotency_key")
+            if key is None:
+                raise
+            raise JobKeyTaken(key) from None
+
+
+async def _insert_job(
     conn: AsyncConnection, *, cells: dict[tuple[str, str], tuple[int, int]], **values: Any
 ) -> JobRecord:
     """A new job with its cells: ``{(topic, type): (target, accepted already)}``."""
@@ -204,6 +255,13 @@ async def insert_job(
 
 
 async def get_job(
+    database: Database, job_id: str, *, project_id: str | None = None
+) -> JobRecord | None:
+    async with database.read() as conn:
+        return await _get_job(conn, job_id, project_id=project_id)
+
+
+async def _get_job(
     conn: AsyncConnection, job_id: str, *, project_id: str | None = None
 ) -> JobRecord | None:
     query = select(generation_jobs).where(generation_jobs.c.id == job_id)
@@ -213,16 +271,17 @@ async def get_job(
     return from_row(JobRecord, row) if row else None
 
 
-async def find_job_by_key(conn: AsyncConnection, key: str, *, project_id: str) -> JobRecord | None:
+async def find_job_by_key(database: Database, key: str, *, project_id: str) -> JobRecord | None:
     query = select(generation_jobs).where(
         generation_jobs.c.project_id == project_id, generation_jobs.c.idempotency_key == key
     )
-    row = (await conn.execute(query)).first()
+    async with database.read() as conn:
+        row = (await conn.execute(query)).first()
     return from_row(JobRecord, row) if row else None
 
 
 async def list_jobs(
-    conn: AsyncConnection,
+    database: Database,
     *,
     project_id: str,
     after: str | None = None,
@@ -233,17 +292,95 @@ async def list_jobs(
     query = select(generation_jobs).where(generation_jobs.c.project_id == project_id)
     if status is not None:
         query = query.where(generation_jobs.c.status == status)
-    if after is not None:
-        cursor = select(generation_jobs.c.seq).where(generation_jobs.c.id == after)
-        seq = await conn.scalar(cursor)
-        if seq is None:
-            return [], False
-        query = query.where(generation_jobs.c.seq < seq)
-    rows = (await conn.execute(query.order_by(generation_jobs.c.seq.desc()).limit(limit + 1))).all()
+    async with database.read() as conn:
+        if after is not None:
+            cursor = select(generation_jobs.c.seq).where(generation_jobs.c.id == after)
+            seq = await conn.scalar(cursor)
+            if seq is None:
+                return [], False
+            query = query.where(generation_jobs.c.seq < seq)
+        query = query.order_by(generation_jobs.c.seq.desc()).limit(limit + 1)
+        rows = (await conn.execute(query)).all()
     return [from_row(JobRecord, r) for r in rows[:limit]], len(rows) > limit
 
 
-async def set_status(
+async def finish_job(
+    database: Database,
+    job_id: str,
+    status: str,
+    *,
+    now: float,
+    stop_reason: str | None = None,
+    error: str | None = None,
+) -> JobRecord | None:
+    """End a running job with ``status`` (a completed one has its open requests closed);
+    the job as it is now, which is unchanged when it was not running."""
+    async with database.write() as conn:
+        await _set_status(
+            conn,
+            job_id,
+            status,
+            now=now,
+            only_from=[RUNNABLE],
+            stop_reason=stop_reason,
+            error=error,
+        )
+        if status == "completed":
+            await _close_open_requests(conn, job_id)
+        return await _get_job(conn, job_id)
+
+
+@dataclass(frozen=True, slots=True)
+class JobStop:
+    """What `stop_job` did: the job as it is now; ``stopped`` when this call stopped it,
+    and then the batches holding its open requests (to cancel)."""
+
+    job: JobRecord
+    stopped: bool
+    batch_ids: list[str] = field(default_factory=list)
+
+
+async def stop_job(
+    database: Database, job_id: str, *, project_id: str, now: float
+) -> JobStop | None:
+    """Stop a running job of the project; a job not running is left as it is. None when the
+    project has no such job."""
+    async with database.write() as conn:
+        job = await _get_job(conn, job_id, project_id=project_id)
+        if job is None or job.status != RUNNABLE:
+            return None if job is None else JobStop(job, stopped=False)
+        await _set_status(
+            conn, job_id, "stopped", now=now, only_from=[RUNNABLE], stop_reason="stopped"
+        )
+        batch_ids = await _open_batches(conn, job_id)
+        job = await _get_job(conn, job_id, project_id=project_id)
+    assert job is not None  # jobs are never deleted
+    return JobStop(job, stopped=True, batch_ids=batch_ids)
+
+
+async def resume_job(
+    database: Database,
+    job_id: str,
+    *,
+    project_id: str,
+    budget: dict[str, Any],
+    resumable: Sequence[str],
+    now: float,
+) -> JobRecord | None:
+    """Give a job of the project the ``budget`` fields set (``usd``, ``requests``,
+    ``seconds``) and run it again if its status is one of ``resumable``; the job as it is
+    now, None when the project has no such job."""
+    async with database.write() as conn:
+        job = await _get_job(conn, job_id, project_id=project_id)
+        if job is None:
+            return None
+        await _update_budget(conn, job_id, **budget)
+        if job.status in resumable:
+            await _set_status(conn, job_id, RUNNABLE, now=now, only_from=resumable)
+        return await _get_job(conn, job_id, project_id=project_id)
+
+
+async def _set_status(
     conn: AsyncConnection,
     job_id: str,
     status: str,
@@ -272,7 +409,7 @@ async def set_status(
     return bool(result.rowcount)
 
 
-async def update_budget(conn: AsyncConnection, job_id: str, **budget: Any) -> None:
+async def _update_budget(conn: AsyncConnection, job_id: str, **budget: Any) -> None:
     values = {f"budget_{name}": value for name, value in budget.items()}
     if values:
         await conn.execute(
@@ -360,7 +497,7 @@ async def release_job(
 ) -> None:
     """End this worker's run: give the claim back and add the run's time to ``elapsed``."""
     async with database.write() as conn:
-        job = await get_job(conn, job_id)
+        job = await _get_job(conn, job_id)
         if job is None:
             return
         mine = job.runner == worker_id
@@ -387,27 +524,43 @@ async def release_job(
         )
 
 
-async def list_runs(conn: AsyncConnection, job_id: str) -> list[RunRecord]:
+async def list_runs(database: Database, job_id: str) -> list[RunRecord]:
     query = (
         select(generation_runs)
         .where(generation_runs.c.job_id == job_id)
         .order_by(generation_runs.c.seq)
     )
-    return [from_row(RunRecord, row) for row in await conn.execute(query)]
+    async with database.read() as conn:
+        return [from_row(RunRecord, row) for row in await conn.execute(query)]
 
 
 # -- cells ------------------------------------------------------------------------------------
 
 
-async def list_cells(conn: AsyncConnection, job_id: str) -> list[CellRecord]:
+async def list_cells(database: Database, job_id: str) -> list[CellRecord]:
     """Every cell of the job in spec order, with its requests in flight and rejections."""
-    open_counts = await in_flight(conn, job_id)
+    async with database.read() as conn:
+        return await _list_cells(conn, job_id)
+
+
+async def get_job_with_cells(
+    database: Database, job_id: str, *, project_id: str | None = None
+) -> tuple[JobRecord, list[CellRecord]] | None:
+    """A job and its cells (`list_cells`), read in one snapshot, so they agree."""
+    async with database.read() as conn:
+        job = await _get_job(conn, job_id, project_id=project_id)
+        return None if job is None else (job, await _list_cells(conn, job_id))
+
+
+async def _list_cells(conn: AsyncConnection, job_id: str) -> list[CellRecord]:
     reasons: dict[tuple[str, str], dict[str, int]] = {}
     query = select(generation_rejections).where(generation_rejections.c.job_id == job_id)
+    cells = select(generation_cells).where(generation_cells.c.job_id == job_id)
+    open_counts = await _in_flight(conn, job_id)
     for row in await conn.execute(query):
         cell = reasons.setdefault((row.topic, row.sample_type), {})
         cell[row.reason] = int(row._mapping["count"])
-    cells = select(generation_cells).where(generation_cells.c.job_id == job_id)
+    rows = (await conn.execute(cells.order_by(generation_cells.c.position))).all()
     return [
         CellRecord(
             topic=row.topic,
@@ -423,11 +576,11 @@ async def list_cells(conn: AsyncConnection, job_id: str) -> list[CellRecord]:
             in_flight=open_counts.get((row.topic, row.sample_type), 0),
             rejections=reasons.get((row.topic, row.sample_type), {}),
         )
-        for row in await conn.execute(cells.order_by(generation_cells.c.position))
+        for row in rows
     ]
 
 
-async def job_targets(conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str, int]:
+async def job_targets(database: Database, job_ids: Sequence[str]) -> dict[str, int]:
     """Each job's total target (the sum over its cells)."""
     if not job_ids:
         return {}
@@ -436,10 +589,11 @@ async def job_targets(conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str
         .where(generation_cells.c.job_id.in_(list(job_ids)))
         .group_by(generation_cells.c.job_id)
     )
-    return {row[0]: int(row[1] or 0) for row in await conn.execute(query)}
+    async with database.read() as conn:
+        return {row[0]: int(row[1] or 0) for row in await conn.execute(query)}
 
 
-async def in_flight(conn: AsyncConnection, job_id: str) -> dict[tuple[str, str], int]:
+async def _in_flight(conn: AsyncConnection, job_id: str) -> dict[tuple[str, str], int]:
     """Requests of the job not done yet, per cell (queued judge requests included)."""
     query = (
         select(generation_requests.c.topic, generation_requests.c.sample_type, func.count())
@@ -452,7 +606,24 @@ async def in_flight(conn: AsyncConnection, job_id: str) -> dict[tuple[str, str],
 # -- requests ---------------------------------------------------------------------------------
 
 
-async def add_requests(
+async def add_batch_requests(
+    database: Database,
+    job_id: str,
+    batch_id: str,
+    *,
+    issued: Sequence[IssuedRequest] = (),
+    judged: Sequence[tuple[int, str]] = (),
+) -> None:
+    """Record as the job's, in one transaction, the requests of a batch it created:
+    ``issued`` new ones, and ``judged`` queued judge requests now in it (`open_judgements`)."""
+    async with database.write() as conn:
+        if issued:
+            await _add_requests(conn, job_id, batch_id, issued)
+        if judged:
+            await _open_judgements(conn, job_id, batch_id, judged)
+
+
+async def _add_requests(
     conn: AsyncConnection, job_id: str, batch_id: str, issued: Sequence[IssuedRequest]
 ) -> None:
     """Record the requests of a batch the job just created, as open; counts them."""
@@ -488,7 +659,7 @@ async def add_requests(
 
 
 async def queued_judgements(
-    conn: AsyncConnection, job_id: str, limit: int
+    database: Database, job_id: str, limit: int
 ) -> list[tuple[int, str, str, dict[str, Any]]]:
     """Candidates waiting for a judge's batch: (request id, topic, type, candidate)."""
     query = (
@@ -502,10 +673,11 @@ async def queued_judgements(
         .order_by(generation_requests.c.id)
         .limit(limit)
     )
-    return [(r.id, r.topic, r.sample_type, r.candidate) for r in await conn.execute(query)]
+    async with database.read() as conn:
+        return [(r.id, r.topic, r.sample_type, r.candidate) for r in await conn.execute(query)]
 
 
-async def open_judgements(
+async def _open_judgements(
     conn: AsyncConnection, job_id: str, batch_id: str, rows: Sequence[tuple[int, str]]
 ) -> None:
     """Queued judge requests now in ``batch_id``: (request id, custom id) each."""
@@ -522,7 +694,17 @@ async def open_judgements(
     )
 
 
-async def answered(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
+async def new_answers(database: Database, job_id: str, *, limit: int) -> list[Answer]:
+    """Up to ``limit`` answers to use: the job's open requests whose batch recorded a
+    result (`_answered`), then those whose batch ended without one (`_lost_requests`)."""
+    async with database.read() as conn:
+        answers = await _answered(conn, job_id, limit=limit)
+        if len(answers) < limit:
+            answers += await _lost_requests(conn, job_id, limit=limit - len(answers))
+    return answers
+
+
+async def _answered(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
     """Open requests of the job whose batch has recorded their result, oldest first."""
     query = (
         select(
@@ -561,7 +743,7 @@ async def answered(conn: AsyncConnection, job_id: str, *, limit: int) -> list[An
     return [from_row(Answer, row) for row in result]
 
 
-async def lost_requests(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
+async def _lost_requests(conn: AsyncConnection, job_id: str, *, limit: int) -> list[Answer]:
     """Open requests whose batch ended (or is gone) without a result for them: a batch
     cancelled or expired, or failed in validation. Reported as failed answers."""
     ended = ("completed", "failed", "expired", "cancelled")
@@ -611,8 +793,13 @@ async def lost_requests(conn: AsyncConnection, job_id: str, *, limit: int) -> li
     ]
 
 
-async def open_batches(conn: AsyncConnection, job_id: str) -> list[str]:
+async def open_batches(database: Database, job_id: str) -> list[str]:
     """The batches holding the job's open requests."""
+    async with database.read() as conn:
+        return await _open_batches(conn, job_id)
+
+
+async def _open_batches(conn: AsyncConnection, job_id: str) -> list[str]:
     query = (
         select(generation_requests.c.batch_id)
         .where(
@@ -637,6 +824,25 @@ def _cell(job_id: str, topic: str, sample_type: str) -> Any:
 
 
 async def record_outcomes(
+    database: Database,
+    *,
+    job_id: str,
+    dataset_id: str,
+    outcomes: Sequence[Outcome],
+    now: float,
+) -> list[Recorded]:
+    """Record what became of answers, in one transaction (see the module's guarantees). An
+    outcome whose request is done already (another runner recorded it) is ``stale`` and
+    changes nothing."""
+    if not outcomes:
+        return []
+    async with database.write() as conn:
+        return await _record_outcomes(
+            conn, job_id=job_id, dataset_id=dataset_id, outcomes=outcomes, now=now
+        )
+
+
+async def _record_outcomes(
     conn: AsyncConnection,
     *,
     job_id: str,
@@ -644,12 +850,7 @@ async def record_outcomes(
     outcomes: Sequence[Outcome],
     now: float,
 ) -> list[Recorded]:
-    """Record what became of answers, in the caller's transaction (see the module's
-    guarantees). An outcome whose request is done already (another runner recorded it) is
-    ``stale`` and changes nothing."""
-    if not outcomes:
-        return []
-    await lock_dataset(conn, dataset_id)
+    await _lock_dataset(conn, dataset_id)
     ids = [o.request_id for o in outcomes]
     still_open: set[int] = set()
     for start in range(0, len(ids), 500):
@@ -728,7 +929,7 @@ async def _record_one(
             update(generation_cells).where(cell).values(surplus=generation_cells.c.surplus + 1)
         )
         return Recorded(outcome.request_id, "surplus", reason="surplus")
-    (sample_id,) = await insert_samples(conn, dataset_id, [outcome.sample], now=now)
+    (sample_id,) = await _insert_samples(conn, dataset_id, [outcome.sample], now=now)
     if sample_id is None:
         # The dataset holds this content already: the place goes back.
         await conn.execute(
@@ -772,7 +973,7 @@ async def _reject(
 
 
 async def stuck_jobs(
-    conn: AsyncConnection, *, project_id: str, now: float, stuck_after: float
+    database: Database, *, project_id: str, now: float, stuck_after: float
 ) -> list[JobRecord]:
     """Running jobs with no accepted or rejected answer for ``stuck_after`` seconds (since
     their creation when they never had one)."""
@@ -782,10 +983,11 @@ async def stuck_jobs(
         generation_jobs.c.status == RUNNABLE,
         last < now - stuck_after,
     )
-    return [from_row(JobRecord, row) for row in await conn.execute(query)]
+    async with database.read() as conn:
+        return [from_row(JobRecord, row) for row in await conn.execute(query)]
 
 
-async def orphan_batches(conn: AsyncConnection, job_id: str, *, project_id: str) -> list[str]:
+async def orphan_batches(database: Database, job_id: str, *, project_id: str) -> list[str]:
     """Batches created for the job (idempotency key ``gen:<job>:...``) whose requests were
     never recorded as the job's: a runner died between creating one and recording it."""
     prefix = f"gen:{job_id}:"
@@ -799,15 +1001,17 @@ async def orphan_batches(conn: AsyncConnection, job_id: str, *, project_id: str)
         )
         .order_by(batches.c.seq)
     )
-    return [row[0] for row in await conn.execute(query)]
+    async with database.read() as conn:
+        return [row[0] for row in await conn.execute(query)]
 
 
-async def batch_custom_ids(conn: AsyncConnection, batch_id: str) -> list[str]:
+async def batch_custom_ids(database: Database, batch_id: str) -> list[str]:
     query = select(requests.c.custom_id).where(requests.c.batch_id == batch_id)
-    return [row[0] for row in await conn.execute(query.order_by(requests.c.line))]
+    async with database.read() as conn:
+        return [row[0] for row in await conn.execute(query.order_by(requests.c.line))]
 
 
-async def close_open_requests(conn: AsyncConnection, job_id: str) -> int:
+async def _close_open_requests(conn: AsyncConnection, job_id: str) -> int:
     """Mark every request of a finished job done (their answers are no longer needed)."""
     result = await conn.execute(
         update(generation_requests)

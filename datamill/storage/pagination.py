@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from datamill.errors import InvalidRequest
 
 
-async def fetch_page(
+async def _fetch_page(
     conn: AsyncConnection,
     table: Table,
     *,

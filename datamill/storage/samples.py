@@ -1,12 +1,14 @@
 """The samples repository: a dataset's samples, deduplicated by content, soft-deleted.
 
-Every function takes a connection: the caller decides the transaction, so a generation job
-can insert samples and count its quotas in one. Guarantees:
+Every public function takes the `Database` and runs in a transaction of its own; the
+helpers taking a connection (``_insert_samples``, ``_count_cells``, ``_lock_dataset``) are
+composed by the functions that need several statements at once (`import_samples` here, a
+generation job's quota transaction in `storage.generation`). Guarantees:
 
 - A dataset holds at most one live sample per `normalized_hash` of content (a partial
   unique index). `insert_samples` inserts the others and answers None for duplicates,
   also between two transactions racing with the same content: writers into one dataset
-  take turns (`lock_dataset`), so a transaction that counts its quota and then inserts
+  take turns (`_lock_dataset`), so a transaction that counts its quota and then inserts
   sees every sample committed before it.
 - Deleting only sets ``deleted_at``; restoring clears it, except where a live sample has
   the same content meanwhile (that one is kept, the deleted one stays deleted).
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -30,8 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from datamill.ids import new_sample_id
 from datamill.nlp.canonical import normalized_hash, search_text
 from datamill.protocol.datasets import SampleStatus, Visibility
-from datamill.storage.database import Dialect, upsert_insert
-from datamill.storage.schema import samples
+from datamill.storage.database import Database, Dialect, upsert_insert
+from datamill.storage.schema import datasets, samples
 from datamill.storage.search import SearchQuery, search_condition
 
 # The first key of the two-key advisory locks on datasets (any constant; the two-key space
@@ -114,6 +116,24 @@ class RestoreOutcome:
     skipped_ids: list[str] = field(default_factory=list)  # the first 100 of them
 
 
+@dataclass(frozen=True, slots=True)
+class ImportedSamples:
+    """What `import_samples` stored: per sample offered, its new id or None (a duplicate),
+    and the live sample holding each duplicate's content hash."""
+
+    ids: list[str | None]
+    holders: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRestore:
+    """What `restore_sample` did: the sample as it is now, and when its content was live
+    elsewhere (so it stayed deleted), the live sample holding it."""
+
+    record: SampleRecord
+    live_duplicate: str | None = None
+
+
 def _record(row: Row[Any]) -> SampleRecord:
     provenance = dict(row.provenance or {})
     provenance.update(input_tokens=row.input_tokens, output_tokens=row.output_tokens, cost=row.cost)
@@ -161,7 +181,7 @@ def _row_values(dataset_id: str, sample: NewSample, now: float) -> dict[str, Any
     }
 
 
-async def lock_dataset(conn: AsyncConnection, dataset_id: str) -> None:
+async def _lock_dataset(conn: AsyncConnection, dataset_id: str) -> None:
     """Hold the dataset's insert lock until the caller's transaction ends.
 
     Writers into one dataset take turns: counting a quota then inserting up to it is exact,
@@ -176,13 +196,21 @@ async def lock_dataset(conn: AsyncConnection, dataset_id: str) -> None:
 
 
 async def insert_samples(
+    database: Database, dataset_id: str, rows: Sequence[NewSample], *, now: float
+) -> list[str | None]:
+    """Insert samples into a dataset, in the order given. Returns, per row, the new
+    sample's id, or None when the dataset already has a live sample with the same content
+    (an earlier row of ``rows`` included)."""
+    async with database.write() as conn:
+        return await _insert_samples(conn, dataset_id, rows, now=now)
+
+
+async def _insert_samples(
     conn: AsyncConnection, dataset_id: str, rows: Sequence[NewSample], *, now: float
 ) -> list[str | None]:
-    """Insert samples into a dataset, in the caller's transaction, in the order given.
-    Returns, per row, the new sample's id, or None when the dataset already has a live
-    sample with the same content (an earlier row of ``rows`` included). Takes the
-    dataset's `lock_dataset` first."""
-    await lock_dataset(conn, dataset_id)
+    """`insert_samples` in the caller's transaction; takes the dataset's `_lock_dataset`
+    first."""
+    await _lock_dataset(conn, dataset_id)
     if not rows:
         return []
     insert = upsert_insert(conn.dialect.name)
@@ -195,16 +223,50 @@ async def insert_samples(
     return [value["id"] if value["id"] in inserted else None for value in values]
 
 
-async def analyze_samples(conn: AsyncConnection) -> None:
+async def import_samples(
+    database: Database,
+    dataset_id: str,
+    chunks: AsyncIterable[Sequence[NewSample]],
+    *,
+    project_id: str,
+    now: float,
+) -> ImportedSamples | None:
+    """Insert the samples of ``chunks`` into a live dataset of the project, all in one
+    transaction: an exception raised by ``chunks`` rolls every chunk back. None (and
+    nothing read from ``chunks``) when there is no such live dataset."""
+    async with database.write() as conn:
+        live = select(datasets.c.id).where(
+            datasets.c.id == dataset_id,
+            datasets.c.project_id == project_id,
+            datasets.c.deleted_at.is_(None),
+        )
+        if await conn.scalar(live) is None:
+            return None
+        ids: list[str | None] = []
+        duplicates: set[str] = set()
+        async for rows in chunks:
+            inserted = await _insert_samples(conn, dataset_id, rows, now=now)
+            for row, sample_id in zip(rows, inserted, strict=True):
+                if sample_id is None:
+                    duplicates.add(row.content_hash or normalized_hash(row.content))
+            ids += inserted
+        # Writers into the dataset take turns (the insert took its lock): each duplicate's
+        # holder is still live.
+        holders = await _live_ids_by_hash(conn, dataset_id, sorted(duplicates))
+    return ImportedSamples(ids, holders)
+
+
+async def analyze_samples(database: Database) -> None:
     """Refresh PostgreSQL's statistics of ``samples`` after a bulk insert. Until autovacuum
     gets to it (a minute or more), the planner does not know the rows are there and reads
     the live-cells index for every filter: 400 ms instead of 1 ms a page on 100,000
     samples. SQLite's planner does without."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("ANALYZE samples"))
+    if database.dialect == "postgresql":
+        async with database.write() as conn:
+            await conn.execute(text("ANALYZE samples"))
 
 
-async def live_ids_by_hash(
+async def _live_ids_by_hash(
     conn: AsyncConnection, dataset_id: str, hashes: Sequence[str]
 ) -> dict[str, str]:
     """The live sample holding each content hash, for hashes that have one."""
@@ -247,15 +309,22 @@ def _dialect(conn: AsyncConnection) -> Dialect:
     return "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
 
 
-async def get_sample(conn: AsyncConnection, dataset_id: str, sample_id: str) -> SampleRecord | None:
+async def get_sample(database: Database, dataset_id: str, sample_id: str) -> SampleRecord | None:
     """A sample of the dataset, deleted or not."""
+    async with database.read() as conn:
+        return await _get_sample(conn, dataset_id, sample_id)
+
+
+async def _get_sample(
+    conn: AsyncConnection, dataset_id: str, sample_id: str
+) -> SampleRecord | None:
     query = select(*_COLUMNS).where(samples.c.dataset_id == dataset_id, samples.c.id == sample_id)
     row = (await conn.execute(query)).first()
     return _record(row) if row else None
 
 
 async def list_samples(
-    conn: AsyncConnection,
+    database: Database,
     dataset_id: str,
     where: SampleFilter,
     *,
@@ -267,25 +336,26 @@ async def list_samples(
     """A page of matching samples in creation order (``desc``: newest first) and whether
     more follow. The cursor is ``after`` (the last id seen, which may have been deleted or
     changed since) or ``after_seq`` (its ``seq``). An unknown ``after`` gives an empty page."""
-    query: Select[Any] = select(*_COLUMNS).where(*_conditions(_dialect(conn), dataset_id, where))
-    if after is not None:
-        cursor = select(samples.c.seq).where(
-            samples.c.dataset_id == dataset_id, samples.c.id == after
-        )
-        after_seq = await conn.scalar(cursor)
-        if after_seq is None:
-            return [], False
-    if after_seq is not None:
-        query = query.where(
-            samples.c.seq < after_seq if order == "desc" else samples.c.seq > after_seq
-        )
-    query = query.order_by(samples.c.seq.desc() if order == "desc" else samples.c.seq.asc())
-    rows = (await conn.execute(query.limit(limit + 1))).all()
+    query: Select[Any] = select(*_COLUMNS).where(*_conditions(database.dialect, dataset_id, where))
+    async with database.read() as conn:
+        if after is not None:
+            cursor = select(samples.c.seq).where(
+                samples.c.dataset_id == dataset_id, samples.c.id == after
+            )
+            after_seq = await conn.scalar(cursor)
+            if after_seq is None:
+                return [], False
+        if after_seq is not None:
+            query = query.where(
+                samples.c.seq < after_seq if order == "desc" else samples.c.seq > after_seq
+            )
+        query = query.order_by(samples.c.seq.desc() if order == "desc" else samples.c.seq.asc())
+        rows = (await conn.execute(query.limit(limit + 1))).all()
     return [_record(row) for row in rows[:limit]], len(rows) > limit
 
 
 async def random_samples(
-    conn: AsyncConnection, dataset_id: str, where: SampleFilter, count: int
+    database: Database, dataset_id: str, where: SampleFilter, count: int
 ) -> list[SampleRecord]:
     """Up to ``count`` matching samples picked at random, in random order.
 
@@ -295,18 +365,19 @@ async def random_samples(
     uniformly. When no more samples match than the window holds, every subset is equally
     likely; past that a sample's chance depends on the gaps between keys, which makes it
     vary by about 1/sqrt(window) (2% for 2,000) and never by what the sample contains."""
-    conditions = _conditions(_dialect(conn), dataset_id, where)
+    conditions = _conditions(database.dialect, dataset_id, where)
     window = random_window(count)
     start = random.random()
     ids = select(samples.c.seq).where(*conditions).order_by(samples.c.random_key)
-    seqs = list(
-        (await conn.execute(ids.where(samples.c.random_key >= start).limit(window))).scalars()
-    )
-    if len(seqs) < window:
-        wrapped = ids.where(samples.c.random_key < start).limit(window - len(seqs))
-        seqs += (await conn.execute(wrapped)).scalars()
-    chosen = random.sample(seqs, min(count, len(seqs)))
-    rows = (await conn.execute(select(*_COLUMNS).where(samples.c.seq.in_(chosen)))).all()
+    async with database.read() as conn:
+        seqs = list(
+            (await conn.execute(ids.where(samples.c.random_key >= start).limit(window))).scalars()
+        )
+        if len(seqs) < window:
+            wrapped = ids.where(samples.c.random_key < start).limit(window - len(seqs))
+            seqs += (await conn.execute(wrapped)).scalars()
+        chosen = random.sample(seqs, min(count, len(seqs)))
+        rows = (await conn.execute(select(*_COLUMNS).where(samples.c.seq.in_(chosen)))).all()
     by_seq = {row.seq: row for row in rows}
     return [_record(by_seq[seq]) for seq in chosen]
 
@@ -316,33 +387,64 @@ def random_window(count: int) -> int:
     return max(2000, 10 * count)
 
 
-async def count_samples(conn: AsyncConnection, dataset_id: str, where: SampleFilter) -> int:
+async def count_samples(database: Database, dataset_id: str, where: SampleFilter) -> int:
+    async with database.read() as conn:
+        return await _count_samples(conn, dataset_id, where)
+
+
+async def _count_samples(conn: AsyncConnection, dataset_id: str, where: SampleFilter) -> int:
     query = select(func.count()).select_from(samples)
     return int(await conn.scalar(query.where(*_conditions(_dialect(conn), dataset_id, where))) or 0)
 
 
 async def delete_samples(
-    conn: AsyncConnection, dataset_id: str, where: SampleFilter, *, now: float
+    database: Database, dataset_id: str, where: SampleFilter, *, now: float
 ) -> int:
-    """Soft-delete the matching live samples; returns how many. Takes `lock_dataset`."""
-    await lock_dataset(conn, dataset_id)
+    """Soft-delete the matching live samples; returns how many. Takes `_lock_dataset`."""
     live = replace(where, visibility=Visibility.exclude)
-    result = await conn.execute(
-        update(samples)
-        .where(*_conditions(_dialect(conn), dataset_id, live))
-        .values(deleted_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    async with database.write() as conn:
+        await _lock_dataset(conn, dataset_id)
+        result = await conn.execute(
+            update(samples)
+            .where(*_conditions(database.dialect, dataset_id, live))
+            .values(deleted_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return int(result.rowcount or 0)
 
 
 async def restore_samples(
-    conn: AsyncConnection, dataset_id: str, where: SampleFilter
+    database: Database, dataset_id: str, where: SampleFilter
 ) -> RestoreOutcome:
     """Restore the matching deleted samples, except those whose content a live sample of
     the dataset has (or another restored one: the oldest of them is restored). Takes
-    `lock_dataset`: an insert of the same content cannot slip in between."""
-    await lock_dataset(conn, dataset_id)
+    `_lock_dataset`: an insert of the same content cannot slip in between."""
+    async with database.write() as conn:
+        return await _restore_samples(conn, dataset_id, where)
+
+
+async def restore_sample(
+    database: Database, dataset_id: str, sample_id: str
+) -> SampleRestore | None:
+    """Restore one sample of the dataset (a live one is left as it is); None when the
+    dataset has no such sample. When a live sample has its content, it stays deleted and
+    `SampleRestore.live_duplicate` names that sample."""
+    async with database.write() as conn:
+        record = await _get_sample(conn, dataset_id, sample_id)
+        if record is None or record.deleted_at is None:
+            return None if record is None else SampleRestore(record)
+        outcome = await _restore_samples(conn, dataset_id, SampleFilter(ids=(sample_id,)))
+        if outcome.skipped:
+            live = await _live_ids_by_hash(conn, dataset_id, [record.content_hash])
+            return SampleRestore(record, live.get(record.content_hash))
+        restored = await _get_sample(conn, dataset_id, sample_id)
+    return SampleRestore(restored or record)
+
+
+async def _restore_samples(
+    conn: AsyncConnection, dataset_id: str, where: SampleFilter
+) -> RestoreOutcome:
+    await _lock_dataset(conn, dataset_id)
     deleted = replace(where, visibility=Visibility.only)
     conditions = _conditions(_dialect(conn), dataset_id, deleted)
     live = samples.alias("live")
@@ -358,7 +460,7 @@ async def restore_samples(
         # Not correlated with the UPDATE's own `samples`: this reads the table as it is.
         .correlate(None)
     )
-    candidates = await count_samples(conn, dataset_id, deleted)
+    candidates = await _count_samples(conn, dataset_id, deleted)
     result = await conn.execute(
         update(samples)
         .where(samples.c.seq.in_(chosen.scalar_subquery()))
@@ -382,9 +484,16 @@ def _largest_first(entry: tuple[str | None, int]) -> tuple[int, tuple[bool, str]
 
 
 async def count_cells(
-    conn: AsyncConnection, dataset_id: str, *, status: str = SampleStatus.accepted.value
+    database: Database, dataset_id: str, *, status: str = SampleStatus.accepted.value
 ) -> dict[tuple[str | None, str | None], int]:
     """Live samples with ``status`` per (topic, sample_type): a generation job's coverage."""
+    async with database.read() as conn:
+        return await _count_cells(conn, dataset_id, status=status)
+
+
+async def _count_cells(
+    conn: AsyncConnection, dataset_id: str, *, status: str = SampleStatus.accepted.value
+) -> dict[tuple[str | None, str | None], int]:
     query = (
         select(samples.c.topic, samples.c.sample_type, func.count())
         .where(
@@ -397,7 +506,7 @@ async def count_cells(
     return {(row[0], row[1]): int(row[2]) for row in await conn.execute(query)}
 
 
-async def count_live_samples(conn: AsyncConnection, dataset_ids: Sequence[str]) -> dict[str, int]:
+async def count_live_samples(database: Database, dataset_ids: Sequence[str]) -> dict[str, int]:
     """Live samples per dataset, for the datasets given (absent: none)."""
     if not dataset_ids:
         return {}
@@ -406,10 +515,11 @@ async def count_live_samples(conn: AsyncConnection, dataset_ids: Sequence[str]) 
         .where(samples.c.dataset_id.in_(list(dataset_ids)), samples.c.deleted_at.is_(None))
         .group_by(samples.c.dataset_id)
     )
-    return {row[0]: int(row[1]) for row in await conn.execute(query)}
+    async with database.read() as conn:
+        return {row[0]: int(row[1]) for row in await conn.execute(query)}
 
 
-async def sample_stats(conn: AsyncConnection, dataset_id: str) -> SampleStats:
+async def sample_stats(database: Database, dataset_id: str) -> SampleStats:
     """Counts of a dataset's live samples by topic, type, status and model (largest
     first), its accepted samples per cell, and their tokens and cost: one pass over the
     live samples, grouped by all four at once, then added up here."""
@@ -429,9 +539,13 @@ async def sample_stats(conn: AsyncConnection, dataset_id: str) -> SampleStats:
     cells: Counter[tuple[str | None, str | None]] = Counter()
     total = input_tokens = output_tokens = 0
     cost = 0.0
-    for topic, kind, status, model, count, tokens_in, tokens_out, spent in await conn.execute(
-        query
-    ):
+    deleted_query = select(func.count()).where(
+        samples.c.dataset_id == dataset_id, samples.c.deleted_at.is_not(None)
+    )
+    async with database.read() as conn:
+        grouped = (await conn.execute(query)).all()
+        deleted = await conn.scalar(deleted_query)
+    for topic, kind, status, model, count, tokens_in, tokens_out, spent in grouped:
         for counter, value in zip(by, (topic, kind, status, model), strict=True):
             counter[value] += count
         if status == SampleStatus.accepted:
@@ -440,11 +554,6 @@ async def sample_stats(conn: AsyncConnection, dataset_id: str) -> SampleStats:
         input_tokens += int(tokens_in or 0)
         output_tokens += int(tokens_out or 0)
         cost += float(spent or 0)
-    deleted = await conn.scalar(
-        select(func.count()).where(
-            samples.c.dataset_id == dataset_id, samples.c.deleted_at.is_not(None)
-        )
-    )
     ordered_cells = sorted(
         ((topic, kind, n) for (topic, kind), n in cells.items()),
         key=lambda cell: (-cell[2], _value_order(cell[0]), _value_order(cell[1])),

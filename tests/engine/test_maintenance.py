@@ -56,8 +56,7 @@ async def test_a_sweep_releases_everything_a_dead_worker_held_in_one_call(
     assert {(row.state, row.lease_owner) for row in rows.values()} == {("pending", None)}
     assert (await get_batch(database, validating.id)).claimed_by is None
     assert [job.claimed_by for job in await jobs_of_batch(database, native.id)] == [None]
-    async with database.read() as conn:
-        job = await generation_repo.get_job(conn, job_id)
+    job = await generation_repo.get_job(database, job_id)
     assert job is not None
     assert job.runner is None
     dead: list[WorkerRecord] = await worker_repo.get_workers(database, ["dead"])

@@ -311,8 +311,9 @@ async def test_find_batch_by_key_and_the_unique_key(database, make_batch):
     )
     assert await batch_repo.find_batch_by_key(database, "run-1", project_id="proj_other") is None
 
-    with pytest.raises(IntegrityError):
+    with pytest.raises(batch_repo.BatchKeyTaken) as taken:
         await make_batch(1, idempotency_key="run-1")
+    assert taken.value.key == "run-1"
 
     # The same key in another project is another batch.
     async with database.write() as conn:

@@ -4,6 +4,9 @@ runners; duplicates give their place back; each answer counts once; one runner p
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from datamill.storage import datasets as dataset_repo
 from datamill.storage import generation as repo
@@ -16,34 +19,34 @@ from tests.storage.conftest import NOW, OpenDatabase, worker
 
 
 async def make_job(database: Database, *, target: int, requests: int) -> tuple[str, list[int]]:
-    async with database.write() as conn:
-        await dataset_repo.insert_dataset(
-            conn,
-            dataset_id="ds_gen",
-            project_id=DEFAULT_PROJECT_ID,
-            name="gen",
-            description=None,
-            now=NOW,
-        )
-        await repo.insert_job(
-            conn,
-            cells={("law", "qa"): (target, 0), ("tax", "qa"): (target, 0)},
-            id="gen_test",
-            project_id=DEFAULT_PROJECT_ID,
-            name="t",
-            dataset_id="ds_gen",
-            status="running",
-            spec={},
-            spec_hash="h",
-            spec_version=1,
-            topics=["law", "tax"],
-            created_at=NOW,
-            updated_at=NOW,
-        )
-        issued = [
-            repo.IssuedRequest("law", "qa", "sample", custom_id=f"c{n}") for n in range(requests)
-        ]
-        await repo.add_requests(conn, "gen_test", "batch_x", issued)
+    await dataset_repo.insert_dataset(
+        database,
+        dataset_id="ds_gen",
+        project_id=DEFAULT_PROJECT_ID,
+        name="gen",
+        description=None,
+        now=NOW,
+    )
+    job = await repo.create_job(
+        database,
+        dataset_name="gen",
+        dataset_description=None,
+        targets={("law", "qa"): target, ("tax", "qa"): target},
+        id="gen_test",
+        project_id=DEFAULT_PROJECT_ID,
+        name="t",
+        status="running",
+        spec={},
+        spec_hash="h",
+        spec_version=1,
+        topics=["law", "tax"],
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    assert job.dataset_id == "ds_gen"
+    issued = [repo.IssuedRequest("law", "qa", "sample", custom_id=f"c{n}") for n in range(requests)]
+    await repo.add_batch_requests(database, "gen_test", "batch_x", issued=issued)
+    async with database.read() as conn:
         ids = [
             row[0]
             for row in (
@@ -71,14 +74,13 @@ async def test_racing_runners_never_exceed_a_target(open_database: OpenDatabase)
     async def runner(database: Database, mine: list[int]) -> list[repo.Recorded]:
         done: list[repo.Recorded] = []
         for request_id in mine:  # one transaction per answer: the most interleaving
-            async with database.write() as conn:
-                done += await repo.record_outcomes(
-                    conn,
-                    job_id=job_id,
-                    dataset_id="ds_gen",
-                    outcomes=[accept(request_id, f"s{request_id}")],
-                    now=NOW,
-                )
+            done += await repo.record_outcomes(
+                database,
+                job_id=job_id,
+                dataset_id="ds_gen",
+                outcomes=[accept(request_id, f"s{request_id}")],
+                now=NOW,
+            )
         return done
 
     # Both runners got every answer (a lease taken over mid-flight): each counts once.
@@ -88,10 +90,9 @@ async def test_racing_runners_never_exceed_a_target(open_database: OpenDatabase)
     assert results.count("accepted") == 5
     assert results.count("surplus") == 35
     assert results.count("stale") == 40
-    async with first.read() as conn:
-        cells = {(c.topic, c.sample_type): c for c in await repo.list_cells(conn, job_id)}
-        stored = await count_cells(conn, "ds_gen")
-        job = await repo.get_job(conn, job_id)
+    cells = {(c.topic, c.sample_type): c for c in await repo.list_cells(first, job_id)}
+    job = await repo.get_job(first, job_id)
+    stored = await count_cells(first, "ds_gen")
     assert cells[("law", "qa")].accepted == 5
     assert cells[("law", "qa")].surplus == 35
     assert cells[("law", "qa")].in_flight == 0
@@ -111,10 +112,9 @@ async def test_duplicates_give_the_place_back_and_rejections_count_by_reason(dat
         repo.Outcome(ids[4], "law", "qa", "judge", candidate={"content": {"q": "x"}}),
         accept(ids[5], "other"),
     ]
-    async with database.write() as conn:
-        done = await repo.record_outcomes(
-            conn, job_id=job_id, dataset_id="ds_gen", outcomes=outcomes, now=NOW
-        )
+    done = await repo.record_outcomes(
+        database, job_id=job_id, dataset_id="ds_gen", outcomes=outcomes, now=NOW
+    )
     assert [r.result for r in done] == [
         "accepted",
         "duplicate",
@@ -123,9 +123,8 @@ async def test_duplicates_give_the_place_back_and_rejections_count_by_reason(dat
         "judge",
         "accepted",
     ]
-    async with database.read() as conn:
-        (cell,) = [c for c in await repo.list_cells(conn, job_id) if c.topic == "law"]
-        queued = await repo.queued_judgements(conn, job_id, 10)
+    (cell,) = [c for c in await repo.list_cells(database, job_id) if c.topic == "law"]
+    queued = await repo.queued_judgements(database, job_id, 10)
     assert (cell.accepted, cell.duplicates, cell.rejected) == (2, 1, 2)
     assert cell.rejections == {"schema": 2, "duplicate": 1}
     assert cell.in_flight == 1  # the candidate waiting for its judge
@@ -149,9 +148,8 @@ async def test_one_worker_holds_a_job_until_it_is_declared_dead(database: Databa
     assert taken.runner == "r2"
     assert await repo.claimed_job(database, job_id, worker_id="r1") is None
     await repo.release_job(database, job_id, worker_id="r2", now=NOW + 25, outcome="stopped")
-    async with database.read() as conn:
-        runs = await repo.list_runs(conn, job_id)
-        job = await repo.get_job(conn, job_id)
+    runs = await repo.list_runs(database, job_id)
+    job = await repo.get_job(database, job_id)
     assert [(r.runner, r.outcome) for r in runs] == [("r1", "lost"), ("r2", "stopped")]
     assert job is not None
     assert job.runner is None
@@ -175,3 +173,64 @@ async def test_a_stopped_workers_job_is_free_at_once_and_its_holder_takes_it_aga
     taken = await repo.claim_job(database, worker_id="r2", now=NOW + 4)
     assert taken is not None
     assert taken.runner == "r2"
+
+
+async def test_stop_resume_and_finish_a_job(database: Database):
+    job_id, _ = await make_job(database, target=2, requests=3)
+
+    assert await repo.stop_job(database, "gen_nope", project_id=DEFAULT_PROJECT_ID, now=NOW) is None
+    assert await repo.stop_job(database, job_id, project_id="proj_other", now=NOW) is None
+    stop = await repo.stop_job(database, job_id, project_id=DEFAULT_PROJECT_ID, now=NOW + 1)
+    assert stop is not None
+    assert (stop.stopped, stop.job.status, stop.job.stop_reason) == (True, "stopped", "stopped")
+    assert stop.batch_ids == ["batch_x"]  # its open requests' batch, to cancel
+    again = await repo.stop_job(database, job_id, project_id=DEFAULT_PROJECT_ID, now=NOW + 2)
+    assert again is not None
+    assert (again.stopped, again.batch_ids, again.job) == (False, [], stop.job)
+
+    resumed = await repo.resume_job(
+        database,
+        job_id,
+        project_id=DEFAULT_PROJECT_ID,
+        budget={"requests": 50},
+        resumable=["stopped"],
+        now=NOW + 3,
+    )
+    assert resumed is not None
+    assert (resumed.status, resumed.budget_requests, resumed.finished_at) == ("running", 50, None)
+
+    finished = await repo.finish_job(database, job_id, "completed", now=NOW + 4)
+    assert finished is not None
+    assert (finished.status, finished.finished_at) == ("completed", NOW + 4)
+    assert all(cell.in_flight == 0 for cell in await repo.list_cells(database, job_id))
+    # Only a running job is finished: a second end changes nothing.
+    assert await repo.finish_job(database, job_id, "failed", now=NOW + 5, error="x") == finished
+
+
+async def test_a_taken_idempotency_key_is_job_key_taken(database: Database):
+    def job(job_id: str, key: str | None) -> dict[str, Any]:
+        return {
+            "dataset_name": "keyed",
+            "dataset_description": None,
+            "targets": {("law", "qa"): 1},
+            "id": job_id,
+            "project_id": DEFAULT_PROJECT_ID,
+            "name": "t",
+            "status": "running",
+            "spec": {},
+            "spec_hash": "h",
+            "spec_version": 1,
+            "topics": ["law"],
+            "created_at": NOW,
+            "updated_at": NOW,
+            "idempotency_key": key,
+        }
+
+    first = await repo.create_job(database, **job("gen_1", "k"))
+    with pytest.raises(repo.JobKeyTaken) as taken:
+        await repo.create_job(database, **job("gen_2", "k"))
+    assert taken.value.key == "k"
+    assert await repo.get_job(database, "gen_2") is None
+    assert await repo.find_job_by_key(database, "k", project_id=DEFAULT_PROJECT_ID) == first
+    await repo.create_job(database, **job("gen_3", None))
+    await repo.create_job(database, **job("gen_4", None))  # no key: no clash

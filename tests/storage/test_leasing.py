@@ -222,8 +222,7 @@ async def test_one_call_releases_every_kind_of_claim_a_dead_worker_held(database
     taken = await generation_repo.claim_job(database, worker_id="alive", now=NOW + 61)
     assert taken is not None
     assert taken.id == job_id
-    async with database.read() as conn:
-        runs = await generation_repo.list_runs(conn, job_id)
+    runs = await generation_repo.list_runs(database, job_id)
     assert [(r.runner, r.outcome, r.ended_at) for r in runs] == [
         ("dead", "lost", NOW + 60),
         ("alive", None, None),

@@ -1,5 +1,5 @@
-"""The samples repository on both stores: dedup by content hash inside a caller's
-transaction, filters, cursor pages, random samples, soft delete and restore, stats."""
+"""The samples repository on both stores: dedup by content hash (also inside a quota
+transaction), filters, cursor pages, random samples, soft delete and restore, stats."""
 
 from __future__ import annotations
 
@@ -22,23 +22,21 @@ NOW = 1_700_000_000.0
 
 
 async def new_dataset(database: Database, name: str = "set") -> str:
-    async with database.write() as conn:
-        record = await insert_dataset(
-            conn,
-            dataset_id=new_dataset_id(),
-            project_id=DEFAULT_PROJECT_ID,
-            name=name,
-            description=None,
-            now=NOW,
-        )
+    record = await insert_dataset(
+        database,
+        dataset_id=new_dataset_id(),
+        project_id=DEFAULT_PROJECT_ID,
+        name=name,
+        description=None,
+        now=NOW,
+    )
     return record.id
 
 
 async def insert(
     database: Database, dataset_id: str, rows: list[NewSample], *, now: float = NOW
 ) -> list[str | None]:
-    async with database.write() as conn:
-        return await repo.insert_samples(conn, dataset_id, rows, now=now)
+    return await repo.insert_samples(database, dataset_id, rows, now=now)
 
 
 def sample(text_: str, **fields: Any) -> NewSample:
@@ -46,10 +44,9 @@ def sample(text_: str, **fields: Any) -> NewSample:
 
 
 async def listed(database: Database, dataset_id: str, **where: Any) -> list[str]:
-    async with database.read() as conn:
-        records, _ = await repo.list_samples(
-            conn, dataset_id, SampleFilter(**where), limit=1000, order="asc"
-        )
+    records, _ = await repo.list_samples(
+        database, dataset_id, SampleFilter(**where), limit=1000, order="asc"
+    )
     return [r.id for r in records]
 
 
@@ -87,18 +84,17 @@ async def test_insert_samples_works_inside_the_callers_transaction(database: Dat
 
     async def over_quota() -> None:
         async with database.write() as conn:
-            await repo.insert_samples(
+            await repo._insert_samples(
                 conn, dataset, [sample("b", topic="t", sample_type="qa")], now=NOW
             )
             # The caller counts its quota in the same transaction, and sees its own insert.
-            assert await repo.count_cells(conn, dataset) == {("t", "qa"): 2}
+            assert await repo._count_cells(conn, dataset) == {("t", "qa"): 2}
             raise RuntimeError("over quota: roll back")
 
     with pytest.raises(RuntimeError, match="quota"):
         await over_quota()
 
-    async with database.read() as conn:
-        assert await repo.count_cells(conn, dataset) == {("t", "qa"): 1}
+    assert await repo.count_cells(database, dataset) == {("t", "qa"): 1}
     # Rolled back: the same content can go in now.
     assert all(await insert(database, dataset, [sample("b", topic="t", sample_type="qa")]))
 
@@ -124,11 +120,11 @@ async def test_a_quota_counted_under_the_dataset_lock_is_exact(open_database):
 
     async def fill_to_one(database: Database, content: str) -> str | None:
         async with database.write() as conn:
-            await repo.lock_dataset(conn, dataset)
-            if await repo.count_cells(conn, dataset):
+            await repo._lock_dataset(conn, dataset)
+            if await repo._count_cells(conn, dataset):
                 return None
             await asyncio.sleep(0.2)  # the other writer waits at its lock meanwhile
-            [sample_id] = await repo.insert_samples(conn, dataset, [sample(content)], now=NOW)
+            [sample_id] = await repo._insert_samples(conn, dataset, [sample(content)], now=NOW)
             return sample_id
 
     outcomes = await asyncio.gather(fill_to_one(first, "one"), fill_to_one(second, "two"))
@@ -160,9 +156,8 @@ async def test_provenance_keeps_tokens_and_cost_and_stats_add_them_up(database: 
         [sample("y", model="llama", provenance={"input_tokens": 1, "cost": 0.5})],
     )
 
-    async with database.read() as conn:
-        record = await repo.get_sample(conn, dataset, sample_id)
-        stats = await repo.sample_stats(conn, dataset)
+    record = await repo.get_sample(database, dataset, sample_id)
+    stats = await repo.sample_stats(database, dataset)
 
     assert record is not None
     assert record.provenance == provenance
@@ -199,22 +194,19 @@ async def test_cursor_pages_in_both_orders_survive_a_deleted_cursor(database: Da
         out: list[list[str]] = []
         after = None
         while True:
-            async with database.read() as conn:
-                records, more = await repo.list_samples(
-                    conn, dataset, SampleFilter(), after=after, limit=3, order=order
-                )
+            records, more = await repo.list_samples(
+                database, dataset, SampleFilter(), after=after, limit=3, order=order
+            )
             out.append([r.id for r in records])
             if not more:
                 return out
             after = records[-1].id
             if len(out) == 1:  # the cursor sample is deleted before the next page
-                async with database.write() as conn:
-                    await repo.delete_samples(conn, dataset, SampleFilter(ids=(after,)), now=NOW)
+                await repo.delete_samples(database, dataset, SampleFilter(ids=(after,)), now=NOW)
 
     asc = await pages("asc")
     assert asc == [ids[0:3], ids[3:6], ids[6:7]]
-    async with database.write() as conn:
-        await repo.restore_samples(conn, dataset, SampleFilter(ids=(ids[2],)))
+    await repo.restore_samples(database, dataset, SampleFilter(ids=(ids[2],)))
     desc = await pages("desc")
     assert desc == [ids[6:3:-1], ids[3:0:-1], ids[0:1]]
 
@@ -223,8 +215,7 @@ async def test_an_unknown_cursor_gives_an_empty_page(database: Database):
     dataset = await new_dataset(database)
     await insert(database, dataset, [sample("a")])
 
-    async with database.read() as conn:
-        records, more = await repo.list_samples(conn, dataset, SampleFilter(), after="smp_nope")
+    records, more = await repo.list_samples(database, dataset, SampleFilter(), after="smp_nope")
 
     assert (records, more) == ([], False)
 
@@ -237,26 +228,22 @@ async def test_soft_delete_and_restore_by_id_and_by_filter(database: Database):
         [sample("a", topic="x"), sample("b", topic="x"), sample("c", topic="y")],
     )
 
-    async with database.write() as conn:
-        assert await repo.delete_samples(conn, dataset, SampleFilter(ids=(a,)), now=5) == 1
-        assert await repo.delete_samples(conn, dataset, SampleFilter(ids=(a,)), now=6) == 0
-        assert await repo.delete_samples(conn, dataset, SampleFilter(topic="y"), now=7) == 1
+    assert await repo.delete_samples(database, dataset, SampleFilter(ids=(a,)), now=5) == 1
+    assert await repo.delete_samples(database, dataset, SampleFilter(ids=(a,)), now=6) == 0
+    assert await repo.delete_samples(database, dataset, SampleFilter(topic="y"), now=7) == 1
 
     assert await listed(database, dataset) == [b]
     assert await listed(database, dataset, visibility=Visibility.only) == [a, c]
     assert await listed(database, dataset, visibility=Visibility.include) == [a, b, c]
-    async with database.read() as conn:
-        deleted = await repo.get_sample(conn, dataset, a)
-        assert deleted is not None
-        assert deleted.deleted_at == 5
-        assert (await repo.sample_stats(conn, dataset)).deleted_samples == 2
+    deleted = await repo.get_sample(database, dataset, a)
+    assert deleted is not None
+    assert deleted.deleted_at == 5
+    assert (await repo.sample_stats(database, dataset)).deleted_samples == 2
 
-    async with database.write() as conn:
-        outcome = await repo.restore_samples(conn, dataset, SampleFilter(topic="x"))
+    outcome = await repo.restore_samples(database, dataset, SampleFilter(topic="x"))
     assert (outcome.restored, outcome.skipped) == (1, 0)
     assert await listed(database, dataset) == [a, b]
-    async with database.write() as conn:
-        outcome = await repo.restore_samples(conn, dataset, SampleFilter())
+    outcome = await repo.restore_samples(database, dataset, SampleFilter())
     assert (outcome.restored, outcome.skipped) == (1, 0)
     assert await listed(database, dataset) == [a, b, c]
 
@@ -264,28 +251,96 @@ async def test_soft_delete_and_restore_by_id_and_by_filter(database: Database):
 async def test_restore_skips_content_that_is_live_again(database: Database):
     dataset = await new_dataset(database)
     [old] = await insert(database, dataset, [sample("same")])
-    async with database.write() as conn:
-        await repo.delete_samples(conn, dataset, SampleFilter(ids=(old,)), now=NOW)
+    await repo.delete_samples(database, dataset, SampleFilter(ids=(old,)), now=NOW)
     # A deleted sample does not block its content: it comes in again...
     [new] = await insert(database, dataset, [sample("same")])
     assert new is not None
-    async with database.write() as conn:
-        await repo.delete_samples(conn, dataset, SampleFilter(ids=(new,)), now=NOW)
+    await repo.delete_samples(database, dataset, SampleFilter(ids=(new,)), now=NOW)
     [newest] = await insert(database, dataset, [sample("same")])
 
-    async with database.write() as conn:
-        outcome = await repo.restore_samples(conn, dataset, SampleFilter())
+    outcome = await repo.restore_samples(database, dataset, SampleFilter())
 
     # ...and the deleted copies stay deleted rather than becoming duplicates.
     assert (outcome.restored, outcome.skipped, outcome.skipped_ids) == (0, 2, [old, new])
     assert await listed(database, dataset) == [newest]
 
-    async with database.write() as conn:
-        await repo.delete_samples(conn, dataset, SampleFilter(ids=(newest,)), now=NOW)
-        outcome = await repo.restore_samples(conn, dataset, SampleFilter())
+    await repo.delete_samples(database, dataset, SampleFilter(ids=(newest,)), now=NOW)
+    outcome = await repo.restore_samples(database, dataset, SampleFilter())
     # Two deleted copies of one content: the oldest comes back.
     assert (outcome.restored, outcome.skipped) == (1, 2)
     assert await listed(database, dataset) == [old]
+
+
+async def test_restore_sample_names_the_live_sample_holding_its_content(database: Database):
+    dataset = await new_dataset(database)
+    [old] = await insert(database, dataset, [sample("same")])
+    await repo.delete_samples(database, dataset, SampleFilter(ids=(old,)), now=NOW)
+    [new] = await insert(database, dataset, [sample("same")])
+
+    refused = await repo.restore_sample(database, dataset, old)
+    assert refused is not None
+    assert (refused.record.id, refused.live_duplicate) == (old, new)
+    assert refused.record.deleted_at == NOW
+
+    await repo.delete_samples(database, dataset, SampleFilter(ids=(new,)), now=NOW)
+    restored = await repo.restore_sample(database, dataset, old)
+    assert restored is not None
+    assert (restored.record.deleted_at, restored.live_duplicate) == (None, None)
+    live = await repo.restore_sample(database, dataset, old)  # live already: left as it is
+    assert live == restored
+    assert await repo.restore_sample(database, dataset, "smp_nope") is None
+
+
+async def test_an_import_is_one_transaction(database: Database):
+    dataset = await new_dataset(database)
+    [held] = await insert(database, dataset, [sample("held")])
+
+    async def chunks(*groups: list[NewSample], fail: bool = False) -> Any:
+        for group in groups:
+            yield group
+        if fail:
+            raise RuntimeError("a bad line after the first chunk")
+
+    with pytest.raises(RuntimeError, match="bad line"):
+        await repo.import_samples(
+            database,
+            dataset,
+            chunks([sample("a")], fail=True),
+            project_id=DEFAULT_PROJECT_ID,
+            now=NOW,
+        )
+    assert await listed(database, dataset) == [held]  # the first chunk was rolled back
+
+    imported = await repo.import_samples(
+        database,
+        dataset,
+        chunks([sample("a"), sample("held")], [sample("A ")]),
+        project_id=DEFAULT_PROJECT_ID,
+        now=NOW,
+    )
+    assert imported is not None
+    assert imported.ids[0] is not None
+    assert imported.ids[1:] == [None, None]
+    assert sorted(imported.holders.values()) == sorted([held, imported.ids[0]])
+    assert await listed(database, dataset) == [held, imported.ids[0]]
+
+
+async def test_an_import_into_no_live_dataset_reads_nothing(database: Database):
+    dataset = await new_dataset(database)
+    read: list[bool] = []
+
+    async def chunks() -> Any:
+        read.append(True)
+        yield [sample("a")]
+
+    for dataset_id, project_id in ((dataset, "proj_other"), ("ds_nope", DEFAULT_PROJECT_ID)):
+        assert (
+            await repo.import_samples(
+                database, dataset_id, chunks(), project_id=project_id, now=NOW
+            )
+            is None
+        )
+    assert read == []
 
 
 async def test_random_samples_match_the_filter_and_reach_every_sample(database: Database):
@@ -298,13 +353,12 @@ async def test_random_samples_match_the_filter_and_reach_every_sample(database: 
     even = {ids[i] for i in range(0, 40, 2)}
     seen: set[str] = set()
 
-    async with database.read() as conn:
-        for _ in range(60):
-            picked = await repo.random_samples(conn, dataset, SampleFilter(topic="even"), 5)
-            assert len(picked) == len({r.id for r in picked}) == 5
-            assert {r.id for r in picked} <= even
-            seen |= {r.id for r in picked}
-        everything = await repo.random_samples(conn, dataset, SampleFilter(topic="odd"), 100)
+    for _ in range(60):
+        picked = await repo.random_samples(database, dataset, SampleFilter(topic="even"), 5)
+        assert len(picked) == len({r.id for r in picked}) == 5
+        assert {r.id for r in picked} <= even
+        seen |= {r.id for r in picked}
+    everything = await repo.random_samples(database, dataset, SampleFilter(topic="odd"), 100)
 
     # 5 of 20 at random: each call misses a given sample with probability 3/4, so 60 calls
     # miss one with probability 20 x 0.75^60 (about 6e-7).
@@ -320,13 +374,12 @@ async def test_random_samples_past_the_window_still_match_and_differ(
     ids = await insert(database, dataset, [sample(f"s{i}", topic="t") for i in range(30)])
     await insert(database, dataset, [sample(f"other{i}") for i in range(30)])
 
-    async with database.read() as conn:
-        draws = [
-            frozenset(
-                r.id for r in await repo.random_samples(conn, dataset, SampleFilter(topic="t"), 4)
-            )
-            for _ in range(20)
-        ]
+    draws = [
+        frozenset(
+            r.id for r in await repo.random_samples(database, dataset, SampleFilter(topic="t"), 4)
+        )
+        for _ in range(20)
+    ]
 
     assert all(len(draw) == 4 and draw <= set(ids) for draw in draws)
     assert len(set(draws)) > 10  # 20 draws of 4 from windows of 8: rarely the same twice
@@ -359,13 +412,11 @@ async def test_stats_and_coverage(database: Database):
         sample("e"),
     ]
     ids = await insert(database, dataset, rows)
-    async with database.write() as conn:
-        await repo.delete_samples(conn, dataset, SampleFilter(ids=(ids[3],)), now=NOW)
+    await repo.delete_samples(database, dataset, SampleFilter(ids=(ids[3],)), now=NOW)
 
-    async with database.read() as conn:
-        stats = await repo.sample_stats(conn, dataset)
-        cells = await repo.count_cells(conn, dataset)
-        counts = await repo.count_live_samples(conn, [dataset, "ds_none"])
+    stats = await repo.sample_stats(database, dataset)
+    cells = await repo.count_cells(database, dataset)
+    counts = await repo.count_live_samples(database, [dataset, "ds_none"])
 
     assert stats.samples == 4
     assert stats.deleted_samples == 1
@@ -392,16 +443,15 @@ async def test_a_search_filter_combines_with_the_others(database: Database):
 
     found = await listed(database, dataset, search=parse_search("prime"), topic="math")
     assert found == [a]
-    async with database.write() as conn:
-        assert (
-            await repo.delete_samples(
-                conn, dataset, SampleFilter(search=parse_search("numbers -even")), now=NOW
-            )
-            == 1
+    assert (
+        await repo.delete_samples(
+            database, dataset, SampleFilter(search=parse_search("numbers -even")), now=NOW
         )
-        assert (
-            await repo.count_samples(conn, dataset, SampleFilter(search=parse_search("prime"))) == 1
-        )
+        == 1
+    )
+    assert (
+        await repo.count_samples(database, dataset, SampleFilter(search=parse_search("prime"))) == 1
+    )
     assert await listed(database, dataset, visibility=Visibility.only) == [a]
     assert b in await listed(database, dataset)
     assert c in await listed(database, dataset)

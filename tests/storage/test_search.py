@@ -69,10 +69,9 @@ async def corpus(database: Database) -> tuple[Database, str, dict[str, str]]:
 
 async def matches(corpus, query: str) -> set[str]:
     database, dataset, names = corpus
-    async with database.read() as conn:
-        records, _ = await repo.list_samples(
-            conn, dataset, SampleFilter(search=parse_search(query)), limit=100
-        )
+    records, _ = await repo.list_samples(
+        database, dataset, SampleFilter(search=parse_search(query)), limit=100
+    )
     return {names[record.id] for record in records}
 
 
@@ -86,10 +85,9 @@ async def test_queries_match_the_same_samples_on_both_stores(corpus):
 async def test_deleted_samples_are_searchable_only_when_asked_for(corpus):
     database, dataset, names = corpus
     [prime] = [sample_id for sample_id, name in names.items() if name == "prime"]
-    async with database.write() as conn:
-        await repo.delete_samples(conn, dataset, SampleFilter(ids=(prime,)), now=1)
-        deleted = SampleFilter(search=parse_search("divisors"), visibility=Visibility.only)
-        only, _ = await repo.list_samples(conn, dataset, deleted)
+    await repo.delete_samples(database, dataset, SampleFilter(ids=(prime,)), now=1)
+    deleted = SampleFilter(search=parse_search("divisors"), visibility=Visibility.only)
+    only, _ = await repo.list_samples(database, dataset, deleted)
 
     assert await matches(corpus, "divisors") == set()
     assert [record.id for record in only] == [prime]
@@ -121,8 +119,7 @@ async def test_long_texts_are_indexed_up_to_the_word_limit(database: Database):
     await insert(database, dataset, [NewSample(content={"text": " ".join(words)})])
 
     async def count(query: str) -> int:
-        async with database.read() as conn:
-            return await repo.count_samples(conn, dataset, SampleFilter(search=parse_search(query)))
+        return await repo.count_samples(database, dataset, SampleFilter(search=parse_search(query)))
 
     assert await count(f'"w{MAX_SEARCH_WORDS - 2} w{MAX_SEARCH_WORDS - 1}"') == 1
     assert await count(f"w{MAX_SEARCH_WORDS}") == 0
