@@ -30,7 +30,7 @@ from datamill.cli.common import (
 )
 from datamill.engine.worker import WorkerOptions
 from datamill.errors import InvalidRequest
-from datamill.runtime import Runtime
+from datamill.runtime import Role, Runtime
 from datamill.settings import Settings
 
 if TYPE_CHECKING:
@@ -148,16 +148,15 @@ async def _run(
 
 
 async def _drive(runtime: Runtime, settings: Settings, job: JobRecord) -> str:
-    """Run a worker (for the job's batches) and the job's runner until the job ends."""
-    worker = runtime.new_worker(
-        WorkerOptions(
-            kind="run",
-            concurrency=settings.concurrency,
-            max_retries=settings.max_retries,
-            idle_poll=0.1,
-            sweep_interval=0.25,
-        )
+    """Run a worker (for the job's batches, a side task of the runtime's) and the job's
+    runner until the job ends; a worker that fails stops the job and raises its failure."""
+    options = WorkerOptions(
+        concurrency=settings.concurrency,
+        max_retries=settings.max_retries,
+        idle_poll=0.1,
+        sweep_interval=0.25,
     )
+    (worker,) = runtime.start_side_tasks(Role.run, options=options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -169,16 +168,20 @@ async def _drive(runtime: Runtime, settings: Settings, job: JobRecord) -> str:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    worker_task = asyncio.create_task(worker.run())
     runner = asyncio.create_task(runtime.generation.run_job(job.id, runner_id=worker.id, stop=stop))
+    failed = asyncio.create_task(runtime.side_tasks.wait_failed())
+    failed.add_done_callback(lambda task: None if task.cancelled() else stop.set())
     try:
         await _watch(runtime, job.id, runner)
         outcome = await runner
     finally:
-        worker.stop()
-        await worker_task
+        failed.cancel()
+        await asyncio.gather(failed, return_exceptions=True)
+        await runtime.stop_side_tasks()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    if runtime.side_tasks.failure is not None:
+        raise runtime.side_tasks.failure
     return "interrupted" if stop.is_set() else outcome
 
 

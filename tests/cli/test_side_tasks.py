@@ -1,5 +1,5 @@
 """A critical side task that fails stops the command with its message and exit status 3,
-whichever role runs it: `batch run`, `datamill worker` and `datamill serve`.
+whichever command runs it: `batch run`, `generate`, `datamill worker` and `datamill serve`.
 
 The failure is made in this process (typer's runner), by breaking the result writer: the
 worker's critical side task, so the worker stops and the command's supervisor fails."""
@@ -13,6 +13,7 @@ import pytest
 
 from datamill.engine.writer import ResultWriter
 from tests.cli.conftest import RunCli, write_requests
+from tests.cli.test_generate import small_example
 
 
 def free_port() -> int:
@@ -39,6 +40,15 @@ def test_batch_run_stops_when_its_worker_fails(invoke: RunCli, tmp_path: Path, b
     assert "side task 'worker_" in done.output
     assert "stopped: side task 'writer' failed: OSError: the writer broke" in done.output
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_generate_stops_when_its_worker_fails(invoke: RunCli, tmp_path: Path, broken_writer: None):
+    small_example(tmp_path / "legal.yaml", topics=1, target={"per_cell": 1})
+
+    done = invoke("generate", "legal.yaml")
+
+    assert done.code == 3, done.output
+    assert "stopped: side task 'writer' failed: OSError: the writer broke" in done.output
 
 
 def test_a_standalone_worker_stops_when_a_critical_side_task_fails(
