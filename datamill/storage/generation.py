@@ -30,7 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.ids import new_dataset_id
 from datamill.storage.database import Database, upsert_insert
-from datamill.storage.datasets import _find_dataset_by_name, _insert_dataset, _new
+from datamill.storage.datasets import (
+    DatasetNameTaken,
+    _find_dataset_by_name,
+    _insert_dataset,
+    _new,
+)
 from datamill.storage.leasing import claim_rows
 from datamill.storage.records import from_row
 from datamill.storage.samples import NewSample, _count_cells, _insert_samples, _lock_dataset
@@ -197,7 +202,21 @@ async def create_job(
     ``dataset_name``, created when there is none, with a cell per (topic, type) of
     ``targets``: the accepted samples the dataset holds already count toward them. One
     transaction. `JobKeyTaken` when its ``idempotency_key`` is taken (the unique index
-    decides between two racing creates)."""
+    decides between two racing creates). Jobs racing to create one dataset all fill it: the
+    one whose dataset insert lost tries again, and finds the winner's."""
+    try:
+        return await _create_job(database, dataset_name, dataset_description, targets, values)
+    except DatasetNameTaken:
+        return await _create_job(database, dataset_name, dataset_description, targets, values)
+
+
+async def _create_job(
+    database: Database,
+    dataset_name: str,
+    dataset_description: str | None,
+    targets: dict[tuple[str, str], int],
+    values: dict[str, Any],
+) -> JobRecord:
     project_id = values["project_id"]
     async with database.write() as conn:
         dataset = await _find_dataset_by_name(conn, dataset_name, project_id=project_id)

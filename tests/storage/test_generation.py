@@ -207,25 +207,36 @@ async def test_stop_resume_and_finish_a_job(database: Database):
     assert await repo.finish_job(database, job_id, "failed", now=NOW + 5, error="x") == finished
 
 
-async def test_a_taken_idempotency_key_is_job_key_taken(database: Database):
-    def job(job_id: str, key: str | None) -> dict[str, Any]:
-        return {
-            "dataset_name": "keyed",
-            "dataset_description": None,
-            "targets": {("law", "qa"): 1},
-            "id": job_id,
-            "project_id": DEFAULT_PROJECT_ID,
-            "name": "t",
-            "status": "running",
-            "spec": {},
-            "spec_hash": "h",
-            "spec_version": 1,
-            "topics": ["law"],
-            "created_at": NOW,
-            "updated_at": NOW,
-            "idempotency_key": key,
-        }
+def job_values(job_id: str, key: str | None, dataset: str = "keyed") -> dict[str, Any]:
+    return {
+        "dataset_name": dataset,
+        "dataset_description": None,
+        "targets": {("law", "qa"): 1},
+        "id": job_id,
+        "project_id": DEFAULT_PROJECT_ID,
+        "name": "t",
+        "status": "running",
+        "spec": {},
+        "spec_hash": "h",
+        "spec_version": 1,
+        "topics": ["law"],
+        "created_at": NOW,
+        "updated_at": NOW,
+        "idempotency_key": key,
+    }
 
+
+async def test_jobs_racing_to_create_one_dataset_all_fill_it(database: Database):
+    jobs = await asyncio.gather(
+        *(repo.create_job(database, **job_values(f"gen_{n}", None, "new")) for n in range(8))
+    )
+
+    assert len({job.dataset_id for job in jobs}) == 1
+    assert {job.id for job in jobs} == {f"gen_{n}" for n in range(8)}
+
+
+async def test_a_taken_idempotency_key_is_job_key_taken(database: Database):
+    job = job_values
     first = await repo.create_job(database, **job("gen_1", "k"))
     with pytest.raises(repo.JobKeyTaken) as taken:
         await repo.create_job(database, **job("gen_2", "k"))
