@@ -12,6 +12,9 @@ write is (`_write`: what `_take()` hands it, put back with `_put_back()` when th
 refuses it), and calls `_wake()` (write now) or `_start()` (the task runs, writing every
 ``interval`` seconds). A failed write is retried after a growing pause, nothing lost, and
 `aclose()` stops the task and writes what is left.
+
+In a process the task is a side task of the runtime's supervisor (`supervise`), by the
+writer's name; a writer nobody supervises (a test's) starts its own task on first use.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from datamill.clock import Clock, wait_event
+from datamill.supervisor import Supervisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,7 @@ class BackgroundWriter(ABC, Generic[Item]):
         # One write at a time: items are stored in the order they were queued.
         self._writing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._supervisor: Supervisor | None = None
         self._closed = False
 
     @property
@@ -95,10 +100,23 @@ class BackgroundWriter(ABC, Generic[Item]):
         """Items a write could not store, back at the front, in their order."""
         self._queue.extendleft(reversed(items))
 
+    def supervise(self, supervisor: Supervisor) -> None:
+        """Run the writing task now, as ``supervisor``'s side task named after this writer
+        (restarted if it ever fails); `aclose()` then stops it there."""
+        if self._supervisor is None and self._task is None and not self._closed:
+            self._supervisor = supervisor
+            supervisor.start(self._name, self.run, stop=self._finish)
+
     def _start(self) -> None:
-        """Make sure the background task runs (started on first use, in the running loop)."""
-        if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run(), name=self._name)
+        """Make sure the background task runs (unsupervised: started on first use, in the
+        running loop)."""
+        if self._supervisor is None and self._task is None and not self._closed:
+            self._task = asyncio.create_task(self.run(), name=self._name)
+
+    def _finish(self) -> None:
+        """Ask the writing task to end after its current write."""
+        self._closed = True
+        self._wake_event.set()
 
     def _wake(self) -> None:
         """Write at the next opportunity (at once when idle, else after ``min_gap``)."""
@@ -112,7 +130,8 @@ class BackgroundWriter(ABC, Generic[Item]):
         async with self._writing:
             await self._write()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """The writing task: write when woken or every ``interval``, until closed."""
         timing = self._timing
         delay = timing.retry_first
         while not self._closed:
@@ -136,6 +155,8 @@ class BackgroundWriter(ABC, Generic[Item]):
         """Stop the background task and write what is left (logged when the store refuses)."""
         self._closed = True
         self._before_close()
+        if self._supervisor is not None:
+            await self._supervisor.stop(self._name)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

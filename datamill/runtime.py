@@ -1,8 +1,9 @@
 """The composition root: builds the store, the deployments and the services from `Settings`.
 
-`serve`, `worker`, `batch run` and the tests all start from `Runtime.open(settings)`, and
-the three commands start their side tasks in one place, `Runtime.start_side_tasks(role)`:
-each by name under the process's one `Supervisor` (`side_tasks`).
+`serve`, `worker`, `batch run`, `generate` and the tests all start from
+`Runtime.open(settings)`, and the commands start their side tasks in one place,
+`Runtime.start_side_tasks(role)`: each by name under the process's one `Supervisor`
+(`side_tasks`).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Role(StrEnum):
 
     serve = "serve"  # the API, with `settings.workers` in-process workers
     worker = "worker"  # one standalone worker (scaled mode)
-    run = "run"  # `batch run`: one worker restricted to its own batch
+    run = "run"  # `batch run`, `generate`: one worker for the command's own work
 
 
 class Runtime:
@@ -120,6 +121,9 @@ class Runtime:
             await database.dispose()
             raise
         runtime = cls(settings, database, clock, http, router)
+        # The background writers first: the supervisor stops the last started first.
+        runtime.events.supervise(runtime.side_tasks)
+        runtime.call_log.supervise(runtime.side_tasks)
         runtime.deployment_monitor.listen()
         runtime.side_tasks.start("deployment-monitor", runtime.deployment_monitor.run)
         return runtime
@@ -211,7 +215,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop_side_tasks()
-        await self.side_tasks.stop_all()  # the deployment monitor
+        await self.side_tasks.stop_all()  # the deployment monitor, then the writers
         await self.deployment_monitor.aclose()
         await self.event_hub.aclose()
         await self.events.aclose()

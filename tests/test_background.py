@@ -9,6 +9,7 @@ import logging
 
 from datamill.background import BackgroundWriter, WriterTiming
 from datamill.clock import SystemClock
+from datamill.supervisor import Supervisor
 
 log = logging.getLogger("tests.background")
 
@@ -118,3 +119,18 @@ async def test_beyond_max_pending_the_oldest_items_are_dropped_with_a_warning(ca
     assert "items are not being written: dropping the oldest" in caplog.text
     await writer.aclose()
     assert writer.stored == [2, 3, 4]
+
+
+async def test_a_supervised_writer_runs_as_a_named_side_task_and_stops_there():
+    supervisor = Supervisor(SystemClock(), owner="test")
+    writer = ListWriter(WriterTiming())
+    writer.supervise(supervisor)
+    assert supervisor.running("list-writer")
+
+    writer.add(1)
+    assert await stored(writer, 1) == [1]
+    writer.add(2)
+    await writer.aclose()
+
+    assert writer.stored == [1, 2]
+    assert supervisor.names == []  # stopped by name, not left running
