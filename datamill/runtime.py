@@ -35,6 +35,8 @@ from datamill.plugins import create_provider
 from datamill.providers.base import ProviderContext
 from datamill.providers.http import HttpPool
 from datamill.providers.network import network_for
+from datamill.readiness import CheckLevel, NotReady, ReadinessRegistry
+from datamill.scheduler.breaker import BreakerState, CircuitBreaker
 from datamill.scheduler.gate import DeploymentGate
 from datamill.scheduler.router import DeploymentHandle, Router
 from datamill.settings import DeploymentConfig, Settings
@@ -97,6 +99,17 @@ class Runtime:
         self.insights = BatchInsights(database, self.batches)
         self.deployments = DeploymentService(database, router, clock, self.process_info)
         self.operations = OperationsService(self.engine)
+        # What `/readyz` runs: the store and each deployment's circuit here; the app adds
+        # its workers, a generation job that needs the embedding model adds it.
+        self.readiness = ReadinessRegistry(clock)
+        self.readiness.register("database", self.operations.check_database)
+        self.readiness.register("migrations", self.operations.check_migrations)
+        for handle in router.handles:
+            self.readiness.register(
+                f"circuit:{handle.name}",
+                functools.partial(_check_circuit, handle.gate.breaker, clock),
+                level=CheckLevel.warning,
+            )
 
     @classmethod
     async def open(
@@ -166,7 +179,14 @@ class Runtime:
 
         settings = self.settings
         return GenerationService(
-            RunnerDeps(self.database, self.batches, self.files, self.events, self.clock),
+            RunnerDeps(
+                self.database,
+                self.batches,
+                self.files,
+                self.events,
+                self.clock,
+                readiness=self.readiness,
+            ),
             self.gateway,
             self.router,
             RunnerOptions(stuck_after=settings.stuck_after),
@@ -260,3 +280,16 @@ def _http_of(config: DeploymentConfig, http: HttpPool) -> HttpPool:
     """The pool as ``config``'s calls see it: through its proxy, trusting its CAs. The
     simulator calls nothing, so a proxy setting it could not use never stops it."""
     return http if config.provider == "sim" else http.using(network_for(config))
+
+
+async def _check_circuit(breaker: CircuitBreaker, clock: Clock) -> str:
+    """Readiness warning: a deployment whose circuit is not closed takes no calls for now
+    (others may; the process stays ready)."""
+    if breaker.state is BreakerState.open:
+        left = max(0.0, breaker.opened_at + breaker.cooldown - clock.monotonic())
+        raise NotReady(
+            f"circuit open after {breaker.failures} failures; next probe in {left:.1f} s"
+        )
+    if breaker.state is BreakerState.half_open:
+        raise NotReady("circuit half-open: a probe call is out")
+    return "circuit closed"

@@ -53,6 +53,15 @@ class LocalWorkers:
             and all(side.running(worker.id) for worker in self.workers)
         )
 
+    def register_check(self, runtime: Runtime) -> None:
+        """Readiness ``workers``: these workers run, or with none here, some live worker
+        exists elsewhere."""
+
+        async def check() -> str:
+            return await runtime.operations.check_workers(self.alive())
+
+        runtime.readiness.register("workers", check)
+
 
 def create_app(
     settings: Settings | None = None,
@@ -74,6 +83,7 @@ def create_app(
         owned = runtime is None
         active = runtime or await Runtime.open(settings, clock=clock)  # type: ignore[arg-type]
         app.state.runtime = active
+        local.register_check(active)
         local.side_tasks = active.side_tasks
         local.workers = active.start_side_tasks(Role.serve, workers=worker_count)
         try:
@@ -95,6 +105,7 @@ def create_app(
     app.state.workers = local
     if runtime is not None:
         app.state.runtime = runtime
+        local.register_check(runtime)  # ready or not before the app starts its workers
     install_error_handlers(app)
     for module in (
         files,

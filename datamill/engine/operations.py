@@ -1,4 +1,4 @@
-"""What operators ask the engine: workers, stuck batches, readiness, totals."""
+"""What operators ask the engine: workers, stuck batches, readiness checks, totals."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from datamill.engine.context import EngineContext
 from datamill.errors import InvalidRequest
 from datamill.protocol.batches import BatchStatus
+from datamill.readiness import NotReady
 from datamill.storage import batches as batch_repo
 from datamill.storage import files as file_repo
 from datamill.storage import migrate
@@ -56,30 +57,36 @@ class OperationsService:
             for batch in found
         ]
 
-    async def readiness(self, *, local_workers_alive: bool | None) -> dict[str, str]:
-        """Each check's verdict: ``ok`` or what is wrong. ``local_workers_alive`` is None when
-        this process runs no workers (then some live worker must exist elsewhere)."""
-        ctx = self._ctx
-        checks: dict[str, str] = {}
+    async def check_database(self) -> str:
+        """Readiness: the store answers."""
         try:
-            await ctx.database.ping()
-            checks["database"] = "ok"
+            await self._ctx.database.ping()
         except Exception as exc:
-            checks["database"] = f"unreachable: {exc}"
-            return checks
-        current = await migrate.current_revision(ctx.database)
+            raise NotReady(f"unreachable: {exc}") from exc
+        return "ok"
+
+    async def check_migrations(self) -> str:
+        """Readiness: the store's schema is at this version's head."""
+        current = await migrate.current_revision(self._ctx.database)
         head = migrate.SCHEMA_HEAD
-        checks["migrations"] = (
-            "ok" if current == head else f"at {current}, expected {head}: run `datamill migrate`"
-        )
+        if current != head:
+            raise NotReady(f"at {current}, expected {head}: run `datamill migrate`")
+        return f"at {head}"
+
+    async def check_workers(self, local_workers_alive: bool | None) -> str:
+        """Readiness: this process's workers run (``local_workers_alive``), or, when it runs
+        none (None), some live worker exists elsewhere."""
         if local_workers_alive is not None:
-            checks["workers"] = "ok" if local_workers_alive else "an in-process worker has stopped"
-        else:
-            live = await worker_repo.live_worker_count(
-                ctx.database, now=ctx.clock.now(), ttl=ctx.settings.worker_ttl
-            )
-            checks["workers"] = "ok" if live else "no live worker; start `datamill worker`"
-        return checks
+            if not local_workers_alive:
+                raise NotReady("an in-process worker has stopped")
+            return "in-process workers running"
+        ctx = self._ctx
+        live = await worker_repo.live_worker_count(
+            ctx.database, now=ctx.clock.now(), ttl=ctx.settings.worker_ttl
+        )
+        if not live:
+            raise NotReady("no live worker; start `datamill worker`")
+        return f"{live} live worker{'s' if live != 1 else ''}"
 
     async def counts(self) -> dict[str, Any]:
         by_status = await batch_repo.count_batches_by_status(self._ctx.database)

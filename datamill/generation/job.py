@@ -45,6 +45,7 @@ from datamill.generation.quality import Rejection, check_candidate, judge_score,
 from datamill.generation.spec import GenerationSpec, parse_spec
 from datamill.nlp.canonical import normalized_hash
 from datamill.protocol.batches import BatchCreate, BatchOptions
+from datamill.readiness import ReadinessRegistry
 from datamill.render.generation import progress_event, status_event, stuck_event
 from datamill.storage import generation as repo
 from datamill.storage import samples as sample_repo
@@ -78,6 +79,8 @@ class RunnerDeps:
     files: FileService
     events: EventPublisher
     clock: Clock
+    # Where a job that needs the embedding model says so (the readiness check `embeddings`).
+    readiness: ReadinessRegistry | None = None
 
 
 class JobRunner:
@@ -351,7 +354,10 @@ class JobRunner:
         if not self.spec.dedup.near:
             return
         from datamill.nlp.dedup import NearDuplicateIndex
+        from datamill.nlp.embeddings import check_shared_model
 
+        if self.deps.readiness is not None:
+            self.deps.readiness.register("embeddings", check_shared_model)
         self._index = NearDuplicateIndex(
             threshold=self.spec.dedup.threshold,
             lexical_threshold=self.spec.dedup.lexical_threshold,

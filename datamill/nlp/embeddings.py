@@ -167,6 +167,15 @@ def shared_embedder(*, threads: int | None = None) -> Embedder:
         return embedder
 
 
+async def check_shared_model(*, threads: int | None = None) -> str:
+    """Readiness: the shared embedder's model is loaded (loaded now, off the event loop, if
+    it was not yet). Raises when the embeddings extra is missing."""
+    embedder = shared_embedder(threads=threads)
+    if not embedder.loaded:
+        await asyncio.to_thread(embedder.load)
+    return f"{MODEL_ID} loaded"
+
+
 def pool_and_normalize(hidden: npt.NDArray[Any], mask: npt.NDArray[Any]) -> Vectors:
     """Mean of the token vectors where ``mask`` is 1, scaled to unit length (the model
     card's pooling). Every input has at least [CLS] and [SEP], so no row is empty."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from datamill.api.deps import RuntimeDep
+from datamill.readiness import CheckStatus
 
 router = APIRouter(tags=["health"])
 
@@ -17,13 +18,16 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request, runtime: RuntimeDep) -> JSONResponse:
-    """Ready when the store is reachable, its schema is current and workers are alive.
-    Answers 503 naming the checks that fail."""
-    supervisor = request.app.state.workers
-    checks = await runtime.operations.readiness(local_workers_alive=supervisor.alive())
-    ready = all(verdict == "ok" for verdict in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Ready (200) when every required check passes; else 503. Every check is listed with
+    its status, level, latency and message; ``failed`` and ``warnings`` name the checks
+    that failed and those that only warn."""
+    readiness = await runtime.readiness.run()
+    ready = readiness.ready
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "checks": {result.name: result.as_dict() for result in readiness.checks},
+        "failed": readiness.names(CheckStatus.fail),
+        "warnings": readiness.names(CheckStatus.warn),
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
