@@ -49,11 +49,11 @@ def restore(
                 settings.resolved_database_url, path, force=force, progress=_show(status)
             )
         )
+    workers = f"{done.dead_workers} worker" + ("" if done.dead_workers == 1 else "s")
     console.print(
-        f"restored {escape(str(path))} ({time.monotonic() - started:.1f} s); "
-        f"{done.released.requests:,} requests and {done.released.batches:,} batches held by "
-        f"{done.dead_workers} workers of the backup are free again: start a server or a "
-        "worker to finish them"
+        f"restored {escape(str(path))} ({time.monotonic() - started:.1f} s); the backup's "
+        f"{workers} left {done.released.requests:,} requests and {done.released.batches:,} "
+        "batches unfinished: they are free again, start a server or a worker to finish them"
     )
 
 

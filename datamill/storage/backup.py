@@ -40,8 +40,12 @@ Progress = Callable[[str], None]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _PG_MAGIC = b"PGDMP"
-# Tables a freshly migrated store has rows in already: they make no store "non-empty".
-_SETUP_TABLES = frozenset({"alembic_version", "projects"})
+# The tables that hold a store's work: a row in any makes a store one a restore would not
+# replace unforced. (A fresh `migrate` fills `projects`; a server started once, `workers`
+# and `events`.)
+_WORK_TABLES = (
+    "files", "batches", "datasets", "generation_jobs", "stored_responses", "gateway_calls",
+)  # fmt: skip
 # Libpq's environment for the URL's query parameters datamill's URLs may carry.
 _PG_QUERY_ENV = {"sslmode": "PGSSLMODE", "ssl": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT"}
 
@@ -123,9 +127,9 @@ async def restore(url: str, path: Path, *, force: bool, progress: Progress = _no
     try:
         if not force and not await is_empty(database):
             raise BackupError(
-                f"the store {database.describe()} already holds files or batches; restore "
-                "into an empty store (a new DATAMILL_DATABASE_URL), or pass --force to "
-                "replace what it holds"
+                f"the store {database.describe()} already holds work (files, batches, "
+                "datasets, jobs or gateway calls); restore into an empty store (a new "
+                "DATAMILL_DATABASE_URL), or pass --force to replace what it holds"
             )
     finally:
         await database.dispose()
@@ -159,15 +163,13 @@ def _backup_kind(path: Path) -> str:
 
 
 async def is_empty(database: Database) -> bool:
-    """Whether the store holds nothing but what a fresh `datamill migrate` puts there."""
+    """Whether the store holds no work: no file, batch, dataset, generation job or gateway
+    call (a fresh `datamill migrate`, or a server started and stopped)."""
     async with database.read() as conn:
         present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
-        for table in metadata.sorted_tables:
-            if (
-                table.name in present
-                and table.name not in _SETUP_TABLES
-                and await conn.scalar(select(1).select_from(table).limit(1)) is not None
-            ):
+        for name in _WORK_TABLES:
+            table = metadata.tables[name]
+            if name in present and await conn.scalar(select(1).select_from(table).limit(1)):
                 return False
     return True
 

@@ -89,6 +89,7 @@ def test_a_backup_taken_mid_batch_finishes_the_batch_once_in_a_fresh_store(
     assert stat.S_IMODE((tmp_path / "store.backup").stat().st_mode) == 0o600
     assert not (tmp_path / "store.backup.partial").exists()
     assert restored.code == 0, restored.stderr
+    assert "the backup's 1 worker left" in restored.output  # the run's, dead to the copy
     assert "start a server or a worker to finish them" in restored.output
     assert resumed.code == 0, resumed.stderr
     done = re.search(r"resuming \S+ \(\w+, (\d+) of 2000 done\)", resumed.output)
@@ -114,7 +115,7 @@ def test_restore_refuses_a_store_with_work_unless_forced(
     rerun = run_cli("batch", "run", "in.jsonl", "-o", "again.jsonl", env=at_target)
 
     assert refused.code == 3
-    assert "already holds files or batches" in refused.output
+    assert "already holds work" in refused.output
     assert "--force" in refused.output
     assert into_empty.code == 0, into_empty.output
     assert again.code == 3
