@@ -21,10 +21,12 @@ def backup(
     path: Annotated[Path, typer.Argument(dir_okay=False, help="the backup file to write")],
 ) -> None:
     """Back the store up to PATH, consistently, while servers and workers keep running."""
-    settings = settings_from_env()
+    url = settings_from_env().resolved_database_url
     started = time.monotonic()
+    # A first line for logs: the spinner below is shown on a terminal only.
+    console.print(f"backing up {escape(backups.describe(url))} to {escape(str(path))}")
     with console.status("backing up the store") as status:
-        size = _run(backups.backup(settings.resolved_database_url, path, progress=_show(status)))
+        size = _run(backups.backup(url, path, progress=_show(status)))
     console.print(
         f"backed up to {escape(str(path))} ({_size(size)}, {time.monotonic() - started:.1f} s)"
     )
@@ -41,14 +43,11 @@ def restore(
     """Restore the backup PATH into the store; its unfinished batches resume on its workers.
 
     Stop the servers and workers of the target store first."""
-    settings = settings_from_env()
+    url = settings_from_env().resolved_database_url
     started = time.monotonic()
+    console.print(f"restoring {escape(str(path))} into {escape(backups.describe(url))}")
     with console.status("restoring the store") as status:
-        done = _run(
-            backups.restore(
-                settings.resolved_database_url, path, force=force, progress=_show(status)
-            )
-        )
+        done = _run(backups.restore(url, path, force=force, progress=_show(status)))
     workers = f"{done.dead_workers} worker" + ("" if done.dead_workers == 1 else "s")
     console.print(
         f"restored {escape(str(path))} ({time.monotonic() - started:.1f} s); the backup's "

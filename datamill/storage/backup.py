@@ -62,6 +62,14 @@ class Restored:
     released: leasing.Released
 
 
+def describe(url: str) -> str:
+    """The store ``url`` names, for messages: never its password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite:{parsed.database}"
+    return parsed.set(password=None).render_as_string(hide_password=True)
+
+
 def _noop(_: str) -> None:
     return None
 

@@ -8,7 +8,9 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from datamill.engine.worker import WorkerOptions
@@ -19,6 +21,7 @@ from tests.cli.conftest import (
     RunCli,
     Running,
     StartCli,
+    StartServer,
     custom_id_counts,
     write_requests,
 )
@@ -86,6 +89,9 @@ def test_a_backup_taken_mid_batch_finishes_the_batch_once_in_a_fresh_store(
     assert backed_up.code == 0, backed_up.stderr
     assert still_running, "the batch ended before the backup did: the test proves nothing"
     assert "backed up to store.backup" in backed_up.output
+    assert f"restoring store.backup into {'sqlite' if 'sqlite' in target else 'postgresql'}" in (
+        restored.output
+    )
     assert stat.S_IMODE((tmp_path / "store.backup").stat().st_mode) == 0o600
     assert not (tmp_path / "store.backup.partial").exists()
     assert restored.code == 0, restored.stderr
@@ -97,6 +103,51 @@ def test_a_backup_taken_mid_batch_finishes_the_batch_once_in_a_fresh_store(
     assert 0 < int(done.group(1)) < 2000
     assert custom_id_counts(tmp_path / "out.jsonl") == dict.fromkeys(ids, 1)
     assert mock_env.stats()["completed_keys"] == 2000
+
+
+@pytest.mark.slow
+def test_a_server_restored_from_a_backup_finishes_the_batch_its_predecessor_ran(
+    invoke: RunCli,
+    start_server: StartServer,
+    mock_env: MockProviderProcess,
+    two_stores: tuple[str, str],
+    tmp_path: Path,
+):
+    source, target = two_stores
+    at_source, at_target = {"DATAMILL_DATABASE_URL": source}, {"DATAMILL_DATABASE_URL": target}
+    ids = write_requests(tmp_path / "in.jsonl", 1000)
+    mock_env.control(latency_ms=30)
+    old = start_server(env={**at_source, "DATAMILL_CONCURRENCY": str(CONCURRENCY)})
+    batch_id = invoke("batch", "submit", "in.jsonl", env=at_source).stdout.strip()
+    _wait_for_calls(
+        mock_env, WorkerOptions(concurrency=CONCURRENCY).max_unrecorded + 50, old.process
+    )
+
+    backed_up = invoke("backup", str(tmp_path / "store.backup"), env=at_source)
+    old.process.kill()  # the disk died
+    restored = invoke("restore", str(tmp_path / "store.backup"), env=at_target)
+    unfinished = _status(invoke, batch_id, at_target)
+    start_server(env=at_target)
+    deadline = time.monotonic() + 60
+    while (batch := _status(invoke, batch_id, at_target))["status"] != "completed":
+        assert time.monotonic() < deadline, batch
+        time.sleep(0.1)
+    downloaded = invoke("batch", "download", batch_id, "-o", "out.jsonl", env=at_target)
+
+    assert backed_up.code == 0, backed_up.output
+    assert restored.code == 0, restored.output
+    assert unfinished["status"] == "in_progress"
+    assert unfinished["request_counts"]["completed"] < 1000
+    assert downloaded.code == 0, downloaded.output
+    assert batch["request_counts"] == {"total": 1000, "completed": 1000, "failed": 0}
+    assert custom_id_counts(tmp_path / "out.jsonl") == dict.fromkeys(ids, 1)
+    assert mock_env.stats()["completed_keys"] == 1000
+
+
+def _status(invoke: RunCli, batch_id: str, env: dict[str, str]) -> Any:
+    shown = invoke("batch", "status", batch_id, "--json", env=env)
+    assert shown.code == 0, shown.output
+    return orjson.loads(shown.stdout)
 
 
 def test_restore_refuses_a_store_with_work_unless_forced(

@@ -89,3 +89,10 @@ def test_pg_tools_are_found_off_path_too(monkeypatch: pytest.MonkeyPatch):
     assert backups.find_pg_tool("pg_dump").startswith("/usr/lib/postgresql/")
     with pytest.raises(backups.BackupError, match="postgresql-client"):
         backups.find_pg_tool("pg_nothing")
+
+
+def test_a_store_is_described_without_its_password():
+    described = backups.describe("postgresql://mill:s3cret@db:5432/datamill")
+
+    assert "s3cret" not in described
+    assert "db:5432/datamill" in described
