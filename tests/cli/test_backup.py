@@ -213,3 +213,17 @@ def test_a_missing_sqlite_store_is_not_backed_up(invoke: RunCli, tmp_path: Path)
     assert told.code == 3
     assert "there is no SQLite store" in told.output
     assert not (tmp_path / "b.backup").exists()
+
+
+def test_a_postgres_backup_that_cannot_connect_says_why(invoke: RunCli, tmp_path: Path):
+    # Port 1 on loopback: nothing listens there.
+    env = {"DATAMILL_DATABASE_URL": "postgresql://mill:s3cret@127.0.0.1:1/datamill"}
+
+    told = invoke("backup", str(tmp_path / "b.backup"), env=env)
+
+    assert told.code == 3
+    assert "pg_dump failed" in told.output
+    assert "127.0.0.1" in told.output
+    assert "s3cret" not in told.output
+    assert not (tmp_path / "b.backup").exists()
+    assert not (tmp_path / "b.backup.partial").exists()
