@@ -48,11 +48,16 @@ def restore(
     console.print(f"restoring {escape(str(path))} into {escape(backups.describe(url))}")
     with console.status("restoring the store") as status:
         done = _run(backups.restore(url, path, force=force, progress=_show(status)))
+    took = f"restored {escape(str(path))} ({time.monotonic() - started:.1f} s)"
+    left = done.released
+    if not done.dead_workers:
+        console.print(f"{took}; no worker was running when the backup was taken")
+        return
     workers = f"{done.dead_workers} worker" + ("" if done.dead_workers == 1 else "s")
     console.print(
-        f"restored {escape(str(path))} ({time.monotonic() - started:.1f} s); the backup's "
-        f"{workers} left {done.released.requests:,} requests and {done.released.batches:,} "
-        "batches unfinished: they are free again, start a server or a worker to finish them"
+        f"{took}; the backup's {workers} left {left.requests:,} requests and "
+        f"{left.batches:,} batches unfinished: they are free again, start a server or a "
+        "worker to finish them"
     )
 
 

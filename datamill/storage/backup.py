@@ -116,6 +116,8 @@ def _sqlite_backup(source: Path, target: Path, progress: Progress) -> None:
         # One step (pages=-1) is one read transaction: a snapshot, so writers that commit
         # meanwhile neither restart the copy nor leave half their work in it.
         src.backup(dst, pages=-1)
+        # The copy came in WAL mode, the store's: one self-contained file instead.
+        dst.execute("PRAGMA journal_mode=DELETE")
 
 
 # -- restore ----------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ def test_a_backup_taken_mid_batch_finishes_the_batch_once_in_a_fresh_store(
     )
     assert stat.S_IMODE((tmp_path / "store.backup").stat().st_mode) == 0o600
     assert not (tmp_path / "store.backup.partial").exists()
+    assert not list(tmp_path.glob("store.backup-*"))  # one file: no -wal or -shm beside it
     assert restored.code == 0, restored.stderr
     assert "the backup's 1 worker left" in restored.output  # the run's, dead to the copy
     assert "start a server or a worker to finish them" in restored.output
@@ -169,6 +170,8 @@ def test_restore_refuses_a_store_with_work_unless_forced(
     assert "already holds work" in refused.output
     assert "--force" in refused.output
     assert into_empty.code == 0, into_empty.output
+    assert "no worker was running when the backup was taken" in into_empty.output
+    assert not list(tmp_path.glob("b.backup-*"))
     assert again.code == 3
     assert forced.code == 0, forced.output
     assert rerun.code == 0, rerun.output
