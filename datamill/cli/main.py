@@ -10,7 +10,7 @@ import sys
 import typer
 
 from datamill import __version__
-from datamill.cli import batch, dataset, generate, server
+from datamill.cli import backup, batch, dataset, generate, server
 from datamill.cli.common import quiet_gc
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app = typer.Typer(
 app.command()(server.serve)
 app.command()(server.worker)
 app.command()(server.migrate)
+app.command()(backup.backup)
+app.command()(backup.restore)
 app.add_typer(batch.app, name="batch")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(generate.app, name="generate")
