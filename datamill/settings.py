@@ -33,6 +33,8 @@ ENV_PREFIX = "DATAMILL_"
 _ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "postgres": "asyncpg"}
 _DATABASE_URL = re.compile(r"^(?P<scheme>sqlite|postgresql|postgres)(?:\+(?P<driver>\w+))?://")
 _URL_PASSWORD = re.compile(r"(?P<head>://[^/@:]*:)[^/@]*@")
+# The userinfo of a URL: everything between the scheme and the last "@" of the authority.
+_URL_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 
 # Deployment fields datamill sets itself; datamill.toml may not (the key comes from the
 # variable named by api_key_env, so no secret ever sits in a config file).
@@ -71,6 +73,12 @@ WELL_KNOWN_PROVIDERS: tuple[WellKnown, ...] = (
         ("gemini-*", "gemma-*", "text-embedding-004", "embedding-001"),
     ),
 )
+
+
+def redact_url(url: str) -> str:
+    """``url`` as datamill shows it (API, dashboard, logs, messages): credentials in it
+    (``https://user:password@host/v1``) become ``***``."""
+    return _URL_USERINFO.sub(r"\g<scheme>***@", url)
 
 
 class DeploymentConfig(BaseModel):
@@ -155,6 +163,13 @@ class DeploymentConfig(BaseModel):
             )
         return self
 
+    def __repr_args__(self) -> Any:
+        # A base_url may carry credentials: never show them.
+        for name, value in super().__repr_args__():
+            if name == "base_url" and isinstance(value, str):
+                value = redact_url(value)
+            yield name, value
+
     @property
     def passthrough(self) -> bool:
         """True when the deployment serves model names passed through unchanged (any, or
@@ -177,7 +192,7 @@ class DeploymentConfig(BaseModel):
         return {
             "name": self.name,
             "provider": self.provider,
-            "base_url": self.base_url,
+            "base_url": redact_url(self.base_url) if self.base_url else self.base_url,
             "model": self.model,
             "alias": self.public_alias,
             "passthrough": self.passthrough,

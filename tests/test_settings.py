@@ -15,6 +15,7 @@ from datamill.settings import (
     DeploymentConfig,
     Settings,
     load_settings,
+    redact_url,
 )
 from tests.conftest import write_config
 
@@ -701,3 +702,20 @@ def test_pass_through_model_patterns(tmp_path: Path):
     assert deployment.serves("claude-sonnet-4")
     assert deployment.serves("haiku")
     assert not deployment.serves("gpt-4o")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:pa:ss@host/v1", "https://***@host/v1"),
+        ("http://token@10.0.0.1:8000/v1?x=@y", "http://***@10.0.0.1:8000/v1?x=@y"),
+        ("https://a@b@host/v1/x@y", "https://***@host/v1/x@y"),
+        ("https://host/v1/users/@me", "https://host/v1/users/@me"),
+    ],
+)
+def test_credentials_in_a_url_are_redacted(url: str, shown: str):
+    assert redact_url(url) == shown
+    deployment = DeploymentConfig(name="d", base_url=url)
+    assert deployment.public_view()["base_url"] == shown
+    assert "pa:ss" not in repr(deployment)
+    assert "token" not in repr(deployment)

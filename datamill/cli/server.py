@@ -14,7 +14,7 @@ import typer
 from datamill import __version__
 from datamill.cli.common import configure_logging, console, run_async, settings_from_env
 from datamill.runtime import Role, Runtime
-from datamill.settings import Settings
+from datamill.settings import Settings, redact_url
 from datamill.storage import migrate as migrations
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def describe_deployments(settings: Settings) -> list[str]:
             serves = f"model {d.public_alias}"
             if d.model and d.model != d.public_alias:
                 serves += f" (upstream {d.model})"
-        where = d.base_url or "in-process"
+        where = redact_url(d.base_url) if d.base_url else "in-process"
         lines.append(f"{d.name} ({d.provider}, {serves}, {where})")
     for alias in settings.aliases:
         members = ", ".join(t.name for t in alias.deployments)

@@ -42,10 +42,11 @@ class BatchService:
         idempotency_key: str | None = None,
     ) -> BatchRecord:
         """Record a new batch as ``validating``. With ``idempotency_key``, creating again
-        returns the batch first created with that key (same file and endpoint)."""
+        returns the batch first created with that key; `Conflict` if the request differs."""
         db = self._ctx.database
+        options = self._options(request)
         if idempotency_key is not None:
-            existing = await self._by_key(request, idempotency_key, project_id)
+            existing = await self._by_key(request, options, idempotency_key, project_id)
             if existing is not None:
                 return existing
         file = await file_repo.get_file(db, request.input_file_id, project_id=project_id)
@@ -59,6 +60,20 @@ class BatchService:
                 param="input_file_id",
                 code="invalid_file_purpose",
             )
+        try:
+            batch = await self._insert(request, file.id, options, now, project_id, idempotency_key)
+        except BatchKeyTaken as taken:
+            # Another request created the batch with this key first.
+            existing = await self._by_key(request, options, taken.key, project_id)
+            if existing is None:
+                raise
+            return existing
+        self._ctx.signal.notify()
+        self._ctx.events.batch_changed(batch.id)
+        return batch
+
+    def _options(self, request: BatchCreate) -> dict[str, Any]:
+        """The batch's stored ``options``: its datamill options, mode and output expiry."""
         options: dict[str, Any] = {}
         if request.datamill is not None:
             options = request.datamill.model_dump(mode="json", exclude_none=True)
@@ -68,17 +83,7 @@ class BatchService:
             options["mode"] = mode.value
         if request.output_expires_after is not None:
             options["output_expires_after"] = request.output_expires_after.seconds
-        try:
-            batch = await self._insert(request, file.id, options, now, project_id, idempotency_key)
-        except BatchKeyTaken as taken:
-            # Another request created the batch with this key first.
-            existing = await self._by_key(request, taken.key, project_id)
-            if existing is None:
-                raise
-            return existing
-        self._ctx.signal.notify()
-        self._ctx.events.batch_changed(batch.id)
-        return batch
+        return options
 
     def _requested_mode(self, request: BatchCreate) -> BatchMode:
         """The mode asked for; ``native`` is refused here when no deployment offers native
@@ -100,16 +105,31 @@ class BatchService:
             )
         return mode
 
-    async def _by_key(self, request: BatchCreate, key: str, project_id: str) -> BatchRecord | None:
+    async def _by_key(
+        self, request: BatchCreate, options: dict[str, Any], key: str, project_id: str
+    ) -> BatchRecord | None:
+        """The batch created with ``key``; `Conflict` when it was created by another request
+        (so a reused key never silently answers with a batch the caller did not ask for)."""
         existing = await batch_repo.find_batch_by_key(
             self._ctx.database, key, project_id=project_id
         )
         if existing is None:
             return None
-        if (existing.input_file_id, existing.endpoint) != (request.input_file_id, request.endpoint):
+        differs = [
+            name
+            for name, old, new in (
+                ("input file", existing.input_file_id, request.input_file_id),
+                ("endpoint", existing.endpoint, request.endpoint),
+                ("completion window", existing.completion_window, request.completion_window),
+                ("metadata", existing.metadata or None, request.metadata or None),
+                ("options", existing.options or None, options or None),
+            )
+            if old != new
+        ]
+        if differs:
             raise Conflict(
                 f"Idempotency-Key {key!r} was used for batch {existing.id} with another "
-                "input file or endpoint; use a new key",
+                f"{', '.join(differs)}; send the same request again, or use a new key",
                 param="Idempotency-Key",
                 code="idempotency_key_reused",
             )

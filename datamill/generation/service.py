@@ -88,14 +88,15 @@ class GenerationService:
         project_id: str = DEFAULT_PROJECT_ID,
     ) -> repo.JobRecord:
         """A new running job from a spec (a mapping, or YAML/JSON text). With
-        ``idempotency_key``, the job first created with it is returned instead."""
+        ``idempotency_key``, the job first created with it is returned instead (`Conflict`
+        when that job has another spec)."""
         spec = parse_spec(spec_input)
         if idempotency_key is not None:
             found = await repo.find_job_by_key(
                 self.deps.database, idempotency_key, project_id=project_id
             )
             if found is not None:
-                return found
+                return _same_spec(found, spec, idempotency_key)
         if spec.dedup.near:
             _check_embeddings()
         topics = await resolve_topics(spec, self.gateway)
@@ -129,7 +130,7 @@ class GenerationService:
             found = await repo.find_job_by_key(self.deps.database, taken.key, project_id=project_id)
             if found is None:
                 raise
-            return found
+            return _same_spec(found, spec, taken.key)
         await publish_status(self.deps, job.id)
         return job
 
@@ -356,3 +357,15 @@ def spec_summary(spec: GenerationSpec, topics: list[str]) -> dict[str, Any]:
         "cells": len(targets),
         "spec": orjson.loads(orjson.dumps(spec.model_dump(mode="json", by_alias=True))),
     }
+
+
+def _same_spec(job: repo.JobRecord, spec: GenerationSpec, key: str) -> repo.JobRecord:
+    """``job``, found by ``key``; `Conflict` when it was created from another spec."""
+    if job.spec_hash != spec_hash(spec):
+        raise Conflict(
+            f"Idempotency-Key {key!r} was used for job {job.id} with another spec; "
+            "send the same spec again, or use a new key",
+            param="Idempotency-Key",
+            code="idempotency_key_reused",
+        )
+    return job

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from datamill.settings import redact_url
+
 __all__ = [
     "AnswerTooLarge",
     "ConnectionLost",
@@ -122,7 +124,7 @@ class Target:
     ) -> Target:
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         path = parts.path or "/"
         if parts.query:

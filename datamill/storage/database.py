@@ -9,6 +9,8 @@ instead of spinning in SQLite's busy handler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -102,7 +104,7 @@ class Database:
                 f"DATAMILL_DATABASE_URL {url!r} names no SQLite file: datamill's connections "
                 "share the store through a file, e.g. sqlite:///./datamill.db"
             )
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(path))
         engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -181,6 +183,21 @@ class Database:
         if self.dialect == "sqlite":
             return f"sqlite:{url.database}"
         return url.set(password=None).render_as_string(hide_password=True)
+
+
+def _create_private(path: Path) -> None:
+    """Make a new SQLite store readable by its owner only: its directory 0700 and its file
+    0600, before SQLite opens it (SQLite gives the -wal and -shm files the database file's
+    mode). What exists already keeps its mode; the parents are made as ``mkdir -p`` does."""
+    directory = path.parent
+    if not directory.exists():
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+    # O_EXCL: an existing store is never opened here, as closing any descriptor of a file
+    # drops the locks SQLite connections of this process hold on it.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _storage_error(exc: BaseException) -> StorageError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import pytest
+
 from datamill.clock import SystemClock
 from tests.api.conftest import assert_error
 from tests.conftest import mock_deployment
@@ -287,6 +289,37 @@ async def test_idempotency_key(make_api):
     assert (await api.create_batch(file["id"], headers={"Idempotency-Key": "k2"}))["id"] not in {
         first["id"]
     }
+
+
+@pytest.mark.parametrize(
+    ("changed", "differs"),
+    [
+        ({"metadata": {"run": "b"}}, "metadata"),
+        ({"metadata": {"run": "a"}, "datamill": {"max_retries": 1}}, "options"),
+        (
+            {
+                "metadata": {"run": "a"},
+                "output_expires_after": {"anchor": "created_at", "seconds": 3600},
+            },
+            "options",
+        ),
+    ],
+)
+async def test_idempotency_key_reused_with_other_options(make_api, changed, differs):
+    api = await make_api()
+    file = await api.upload(jsonl([chat_line("a")]))
+    key = {"Idempotency-Key": "same-key"}
+    first = await api.create_batch(file["id"], headers=key, metadata={"run": "a"})
+    # The same request again is the same batch.
+    again = await api.create_batch(file["id"], headers=key, metadata={"run": "a"})
+    assert again["id"] == first["id"]
+
+    payload = {"input_file_id": file["id"], "endpoint": CHAT, "completion_window": "24h", **changed}
+    reused = await api.client.post("/v1/batches", json=payload, headers=key)
+    error = assert_error(reused, 409, param="Idempotency-Key", code="idempotency_key_reused")
+    assert first["id"] in error["message"]
+    assert differs in error["message"]
+    assert len((await api.client.get("/v1/batches")).json()["data"]) == 1
 
 
 async def test_datamill_options_are_applied(make_api, mock):

@@ -3,6 +3,7 @@ state other processes published."""
 
 from __future__ import annotations
 
+from datamill.cli.server import describe_deployments
 from tests.conftest import mock_deployment
 from tests.helpers import chat_line, jsonl, running_worker
 
@@ -34,3 +35,23 @@ async def test_deployments_show_live_figures_here_and_in_other_processes(make_ap
     assert deployment["process"]["workers"]
     [other] = deployment["elsewhere"]
     assert (other["process"]["id"], other["live"]) == ("box-2:4242", {"in_flight": 7})
+
+
+async def test_credentials_in_a_base_url_are_never_shown(make_api, mock):
+    api = await make_api(
+        [mock_deployment(mock, base_url=mock.base_url.replace("://", "://al:s3cret@"))]
+    )
+    batch = await api.submit(jsonl([chat_line("a")]))
+    async with running_worker(api.runtime):
+        await api.wait_for(batch["id"])
+
+    for path in ("/api/info", "/api/deployments"):
+        response = await api.client.get(path)
+        assert response.status_code == 200, response.text
+        assert "s3cret" not in response.text
+        assert "al:" not in response.text
+    [deployment] = (await api.client.get("/api/deployments")).json()["data"]
+    assert deployment["base_url"] == mock.base_url.replace("://", "://***@")
+    [line] = describe_deployments(api.runtime.settings)
+    assert "s3cret" not in line
+    assert mock.base_url.replace("://", "://***@") in line

@@ -9,10 +9,12 @@ import time
 import pytest
 
 from datamill.api import uploads
+from datamill.api.downloads import content_disposition
 from datamill.engine.files import BATCH_FILE_LIFETIME, FileService
 from datamill.storage.blobs import DatabaseBlobStore
 from tests.api.conftest import assert_error
-from tests.helpers import chat_line, jsonl
+from tests.conftest import mock_deployment
+from tests.helpers import chat_line, jsonl, running_worker
 
 FILE_FIELDS = {
     "id",
@@ -137,6 +139,41 @@ async def test_retrieve_content_then_delete(make_api):
         assert_error(response, 404, param="file_id", code="not_found")
     listed = (await api.client.get("/v1/files")).json()["data"]
     assert file["id"] not in {f["id"] for f in listed}
+
+
+async def test_downloads_are_attachments_never_sniffed(make_api, mock):
+    api = await make_api([mock_deployment(mock)])
+    mock.control(fail_next=1, error_status=400)
+    batch = await api.submit(jsonl([chat_line("bad"), chat_line("good")]))
+    async with running_worker(api.runtime):
+        done = await api.wait_for(batch["id"])
+    html = await api.upload(b"<html><script>alert(1)</script>", filename="x; y=z\\.html")
+
+    for file_id, filename in [
+        (done["output_file_id"], f"{batch['id']}_output.jsonl"),
+        (done["error_file_id"], f"{batch['id']}_errors.jsonl"),
+        (html["id"], None),
+    ]:
+        response = await api.client.get(f"/v1/files/{file_id}/content")
+        assert response.status_code == 200
+        assert response.headers["x-content-type-options"] == "nosniff"
+        disposition = response.headers["content-disposition"]
+        assert disposition.startswith("attachment; filename=")
+        if filename is not None:
+            assert f'filename="{filename}"' in disposition
+    # A backslash in the name cannot escape the quoted string's end.
+    assert 'filename="x; y=z_.html"' in disposition
+    for route in ("output", "errors"):
+        response = await api.client.get(f"/v1/batches/{batch['id']}/{route}")
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["content-disposition"].startswith("attachment; filename=")
+
+
+def test_a_quote_or_control_character_never_reaches_the_quoted_filename():
+    header = content_disposition('a"b\r\nSet-Cookie: c=1\\.jsonl')
+    assert header.startswith('attachment; filename="a_b__Set-Cookie: c=1_.jsonl"; filename*=')
+    assert "\r" not in header
+    assert "\n" not in header
 
 
 @pytest.mark.parametrize("chunk_size", [1024 * 1024, 65_537])

@@ -4,7 +4,9 @@ however many connections open a new store at once."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 
 import asyncpg
@@ -93,3 +95,28 @@ async def test_a_new_sqlite_store_another_connection_is_making_is_waited_for(tmp
     finally:
         other.close()
         await database.dispose()
+
+
+async def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path):
+    # Whatever the umask: the store holds prompts, answers and uploaded files.
+    previous = os.umask(0o022)
+    try:
+        (tmp_path / "home").mkdir()
+        home = tmp_path / "home" / ".datamill"
+        database = Database.open(f"sqlite+aiosqlite:///{home / 'datamill.db'}")
+        try:
+            async with database.write() as conn:
+                await conn.exec_driver_sql("CREATE TABLE t (x integer)")
+            async with database.read() as conn:
+                await conn.exec_driver_sql("SELECT x FROM t")
+            made = sorted(path.name for path in home.iterdir())
+            assert made == ["datamill.db", "datamill.db-shm", "datamill.db-wal"]
+            assert stat.S_IMODE(home.stat().st_mode) == 0o700
+            for path in home.iterdir():
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+        finally:
+            await database.dispose()
+    finally:
+        os.umask(previous)
+    # The directory the store's directory is in (the working directory, say) keeps its mode.
+    assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o755

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.api.downloads import download_headers
 from datamill.protocol.batches import BatchCreate, BatchObject, BatchStatus
 from datamill.protocol.common import ListObject
 from datamill.render.batches import batch_object
@@ -58,7 +59,10 @@ async def _results(
     return StreamingResponse(
         lines,
         media_type="application/jsonl",
-        headers={"X-Datamill-Partial": "true" if partial else "false"},
+        headers={
+            "X-Datamill-Partial": "true" if partial else "false",
+            **download_headers(f"{batch.id}_{'output' if ok else 'errors'}.jsonl"),
+        },
     )
 
 

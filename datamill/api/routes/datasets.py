@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.api.downloads import download_headers
 from datamill.api.uploads import form_file, multipart_body, parse_form, read_upload
 from datamill.curation.service import SampleQuery
 from datamill.errors import InvalidRequest
@@ -222,5 +223,5 @@ async def export_samples(
     return StreamingResponse(
         chunks,
         media_type=_MEDIA_TYPES[export_format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers=download_headers(filename),
     )

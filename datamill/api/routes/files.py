@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.api.downloads import download_headers
 from datamill.api.uploads import form_file, form_text, multipart_body, parse_form, read_upload
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
@@ -37,13 +37,6 @@ def _expires_after(form_value: object, anchor: object) -> int | None:
         raise InvalidRequest(
             "expires_after[seconds] must be an integer", param="expires_after.seconds"
         ) from None
-
-
-def _content_disposition(filename: str) -> str:
-    """An attachment header for any filename: headers are latin-1, filenames are not
-    (RFC 6266: an ASCII fallback plus the UTF-8 ``filename*``)."""
-    fallback = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 # The route reads the multipart body itself (to stream it with a size limit), so its fields
@@ -120,6 +113,6 @@ async def file_content(
         media_type="application/octet-stream",
         headers={
             "Content-Length": str(record.bytes),
-            "Content-Disposition": _content_disposition(record.filename),
+            **download_headers(record.filename),
         },
     )
