@@ -287,7 +287,7 @@ async def test_preview_listings_and_schema(make_api):
         ("post", "/api/generation/jobs/gen_nope/stop", {}, 404, "job_id", "not_found"),
         ("post", "/api/generation/jobs/gen_nope/resume", {}, 404, "job_id", "not_found"),
         ("get", "/api/generation/jobs/gen_nope/coverage", {}, 404, "job_id", "not_found"),
-        ("get", "/api/generation/jobs/gen%00x", {}, 404, "job_id", "not_found"),
+        ("get", "/api/generation/jobs/gen%00x", {}, 400, "job_id", "invalid_value"),
         ("get", "/api/generation/jobs?limit=0", {}, 400, "limit", None),
         (
             "post",
