@@ -65,3 +65,13 @@ async def test_a_nul_in_an_uploads_filename_or_field_is_a_400(make_api):
 
     listed = await api.client.get("/v1/files")
     assert listed.json()["data"] == []
+
+
+async def test_a_nul_in_a_batchs_input_file_id_is_a_400(make_api):
+    api = await make_api()
+    body = {"input_file_id": "file-\x00", "endpoint": "/v1/chat/completions"}
+
+    response = await api.client.post("/v1/batches", json={**body, "completion_window": "24h"})
+
+    assert_error(response, 400, param="input_file_id", code="invalid_value")
+    assert "NUL" in response.json()["error"]["message"]
