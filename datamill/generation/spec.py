@@ -22,7 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from datamill.errors import InvalidRequest
-from datamill.protocol.limits import json_depth_exceeds, too_deep_message
+from datamill.protocol.limits import MAX_JSON_DEPTH, json_depth_exceeds, too_deep_message
 
 # `nlp.dedup`'s defaults (a test checks they agree), not imported: that module needs the
 # embeddings extra, and a spec is checked without it.
@@ -298,18 +298,32 @@ def spec_error(exc: ValidationError, *, param: str = "spec") -> InvalidRequest:
     return InvalidRequest(f"{path}: {message}{suffix}", param=path, code="invalid_spec")
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without aliases (``*name``): a few hundred bytes of nested aliases expand to
-    gigabytes (a "billion laughs"), and a spec never needs them."""
+class _BoundedLoader(yaml.SafeLoader):
+    """YAML without aliases (``*name``: a few hundred bytes of nested aliases expand to
+    gigabytes, a "billion laughs", and a spec never needs them), nested at most
+    `MAX_JSON_DEPTH` levels (PyYAML composes by recursion)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-            raise _AliasRefused(f"line {mark.line + 1}")
-        return super().compose_node(parent, index)
+            raise _Refused(
+                f"YAML aliases (*name) are not allowed in a spec (line {mark.line + 1}); "
+                "write the value out"
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_JSON_DEPTH:
+                raise _Refused(too_deep_message("the spec"))
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
-class _AliasRefused(Exception):
+class _Refused(Exception):
     pass
 
 
@@ -327,13 +341,9 @@ def load_spec_data(text: str, *, param: str = "spec") -> dict[str, Any]:
     and without YAML aliases."""
     _check_size(len(text.encode("utf-8", "surrogatepass")), param)
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader without aliases
-    except _AliasRefused as exc:
-        raise InvalidRequest(
-            f"{param}: YAML aliases (*name) are not allowed in a spec ({exc}); write the value out",
-            param=param,
-            code="invalid_spec",
-        ) from None
+        data = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader, bounded
+    except _Refused as exc:
+        raise InvalidRequest(f"{param}: {exc}", param=param, code="invalid_spec") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

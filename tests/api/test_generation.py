@@ -448,6 +448,9 @@ _LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     [
         ({"content": _LAUGHS, "headers": {"content-type": "application/yaml"}}, "aliases"),
         ({"json": {"spec_text": _LAUGHS}}, "aliases"),
+        # PyYAML composes by recursion: 3,000 levels was a RecursionError (a 500).
+        ({"json": {"spec_text": "name: " + "[" * 3000 + "]" * 3000}}, "levels deep"),
+        ({"json": {"spec_text": "name: " + "[" * 300 + "]" * 300}}, "levels deep"),
         ({"json": {"spec_text": "name: x\n" + "#" * (1024 * 1024)}}, "bytes"),
         ({"json": {"spec": spec(description="x" * (1024 * 1024))}}, "bytes"),
         ({"content": b'{"spec": {"name": ' + b"[" * 300 + b"]" * 300 + b"}}"}, "levels deep"),
