@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from datamill import __version__
+from datamill.api.deps import refuse_nul
 from datamill.api.errors import install_error_handlers
 from datamill.api.routes import (
     batch_insights,
@@ -101,6 +102,7 @@ def create_app(
         # FastAPI's docs pages load from a CDN; the dashboard serves /docs from vendored assets.
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.workers = local
     if runtime is not None:

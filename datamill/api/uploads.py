@@ -74,6 +74,8 @@ def form_file(form: FormData) -> UploadFile:
         raise InvalidRequest(
             "the 'file' field is missing", param="file", code="missing_required_parameter"
         )
+    if upload.filename and "\x00" in upload.filename:  # PostgreSQL's text cannot hold it
+        raise InvalidRequest("the file's filename holds a NUL character", param="file")
     return upload
 
 
@@ -87,4 +89,6 @@ def form_text(form: FormData, name: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidRequest(f"the '{name}' field must be text, not a file", param=name)
+    if "\x00" in value:
+        raise InvalidRequest(f"the '{name}' field holds a NUL character", param=name)
     return value

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from datamill.errors import InvalidLines, InvalidRequest
 from datamill.nlp.canonical import normalized_hash
 from datamill.protocol.datasets import DuplicateLine, ImportReport, SampleLine
+from datamill.protocol.limits import nests_too_deeply, too_deep_message
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
 from datamill.storage.samples import NewSample
@@ -81,6 +82,8 @@ def parse_line(line: RawLine, *, max_line_bytes: int) -> SampleLine | list[LineP
         return [LineProblem(line.number, None, f"the line is not valid JSON: {exc}")]
     if not isinstance(value, dict):
         return [LineProblem(line.number, None, "each line must be a JSON object")]
+    if nests_too_deeply(line.data, value):
+        return [LineProblem(line.number, None, too_deep_message("the line"))]
     try:
         return SampleLine.model_validate(value)
     except ValidationError as exc:

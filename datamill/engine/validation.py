@@ -25,6 +25,7 @@ from datamill.engine.context import EngineContext
 from datamill.engine.lines import Line, iter_lines
 from datamill.engine.native.support import native_route, resolve_mode
 from datamill.protocol.batches import BatchMode, BatchStatus
+from datamill.protocol.limits import nests_too_deeply, too_deep_message
 from datamill.providers.base import Endpoint
 from datamill.scheduler.router import DeploymentHandle, RoutePlan, Router
 from datamill.storage import batches as batch_repo
@@ -313,10 +314,16 @@ def check_line(
     if not isinstance(item, dict):
         report.add(n, "invalid_json_line", "the line must be a JSON object")
         return None
+    if nests_too_deeply(line.data, item):
+        report.add(n, "invalid_json_line", too_deep_message("the line"))
+        return None
     custom_id = item.get("custom_id")
     if not isinstance(custom_id, str) or not custom_id:
         problem = "is missing" if custom_id is None else "must be a non-empty string"
         report.add(n, "missing_required_parameter", f"custom_id {problem}", "custom_id")
+        return None
+    if "\x00" in custom_id:  # PostgreSQL's text cannot hold it
+        report.add(n, "invalid_value", "custom_id holds a NUL character", "custom_id")
         return None
     if len(custom_id) > 512:
         report.add(n, "invalid_value", "custom_id is longer than 512 characters", "custom_id")

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from datamill.errors import InvalidRequest
+from datamill.protocol.limits import nests_too_deeply, too_deep_message
 from datamill.providers.base import Endpoint
 
 
@@ -37,6 +38,8 @@ def parse_request(raw: bytes, endpoint: Endpoint) -> GatewayRequest:
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_value")
+    if nests_too_deeply(raw, body):
+        raise InvalidRequest(too_deep_message("the request body"), code="invalid_value")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _missing("model") if model is None else _invalid("model", "a non-empty string")

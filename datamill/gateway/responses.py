@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from datamill.clock import Clock
-from datamill.errors import NotFound
+from datamill.errors import InvalidRequest, NotFound
 from datamill.gateway.requests import GatewayRequest
 from datamill.gateway.service import GatewayAnswer, GatewayService, GatewayStream
 from datamill.protocol.responses import FINAL_EVENTS, continue_response, input_items
@@ -75,6 +75,12 @@ class ResponsesService:
         previous = body.get("previous_response_id")
         if not isinstance(previous, str) or not previous:
             return request, input_items(body["input"])
+        if "\x00" in previous:  # no id has one, and PostgreSQL's text cannot hold it
+            raise InvalidRequest(
+                "previous_response_id holds a NUL character",
+                param="previous_response_id",
+                code="invalid_value",
+            )
         stored = await get_response(self._database, previous, project_id=DEFAULT_PROJECT_ID)
         if stored is None:
             return request, input_items(body["input"])

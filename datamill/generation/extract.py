@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from datamill.protocol.limits import json_depth_exceeds, too_deep_message
+
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON|jsonc)?[ \t]*\r?\n?(.*?)```", re.S)
 
 
@@ -43,7 +45,15 @@ def answer_text(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def extract_json(body: dict[str, Any]) -> Any:
-    """The JSON value a chat completion carries; `ExtractionError` when there is none."""
+    """The JSON value a chat completion carries; `ExtractionError` when there is none, or
+    when it nests too deeply to be stored."""
+    value = _carried_json(body)
+    if json_depth_exceeds(value):
+        raise ExtractionError(too_deep_message("the answer's JSON"))
+    return value
+
+
+def _carried_json(body: dict[str, Any]) -> Any:
     content, arguments = answer_text(body)
     if arguments is not None:
         try:

@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from datamill.errors import InvalidRequest
+from datamill.protocol.limits import MAX_JSON_DEPTH, json_depth_exceeds, too_deep_message
 
 # `nlp.dedup`'s defaults (a test checks they agree), not imported: that module needs the
 # embeddings extra, and a spec is checked without it.
@@ -30,6 +31,9 @@ DEFAULT_LEXICAL_THRESHOLD = 0.8
 
 # The version of the spec format; stored with each job, bumped when keys change meaning.
 SPEC_VERSION = 1
+# A spec's size at most, as text or as JSON: its topics and grounding documents fit well
+# under it; a spec is not a data set.
+MAX_SPEC_BYTES = 1024 * 1024
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,99}$"
 
 
@@ -294,10 +298,52 @@ def spec_error(exc: ValidationError, *, param: str = "spec") -> InvalidRequest:
     return InvalidRequest(f"{path}: {message}{suffix}", param=path, code="invalid_spec")
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """YAML without aliases (``*name``: a few hundred bytes of nested aliases expand to
+    gigabytes, a "billion laughs", and a spec never needs them), nested at most
+    `MAX_JSON_DEPTH` levels (PyYAML composes by recursion)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise _Refused(
+                f"YAML aliases (*name) are not allowed in a spec (line {mark.line + 1}); "
+                "write the value out"
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_JSON_DEPTH:
+                raise _Refused(too_deep_message("the spec"))
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _Refused(Exception):
+    pass
+
+
+def _check_size(size: int, param: str) -> None:
+    if size > MAX_SPEC_BYTES:
+        raise InvalidRequest(
+            f"{param}: the spec is {size} bytes, more than the {MAX_SPEC_BYTES} a spec may have",
+            param=param,
+            code="invalid_spec",
+        )
+
+
 def load_spec_data(text: str, *, param: str = "spec") -> dict[str, Any]:
-    """A spec's YAML or JSON text as a mapping (JSON is YAML)."""
+    """A spec's YAML or JSON text as a mapping (JSON is YAML), at most `MAX_SPEC_BYTES`
+    and without YAML aliases."""
+    _check_size(len(text.encode("utf-8", "surrogatepass")), param)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader, bounded
+    except _Refused as exc:
+        raise InvalidRequest(f"{param}: {exc}", param=param, code="invalid_spec") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -316,6 +362,10 @@ def parse_spec(data: dict[str, Any] | str, *, param: str = "spec") -> Generation
     key path at fault."""
     if isinstance(data, str):
         data = load_spec_data(data, param=param)
+    elif json_depth_exceeds(data):
+        raise InvalidRequest(too_deep_message(param), param=param, code="invalid_spec")
+    else:
+        _check_size(len(orjson.dumps(data)), param)
     try:
         return GenerationSpec.model_validate(data)
     except ValidationError as exc:
@@ -325,6 +375,7 @@ def parse_spec(data: dict[str, Any] | str, *, param: str = "spec") -> Generation
 def read_spec_file(path: Path) -> tuple[GenerationSpec, dict[str, Any]]:
     """A spec file, with its ``file`` references (topics, grounding) inlined relative to it,
     so the job stores a spec that needs no file system."""
+    _check_size(path.stat().st_size, path.name)
     data = load_spec_data(path.read_text(encoding="utf-8"), param=path.name)
     return parse_spec(inline_files(data, path.parent), param=path.name), data
 

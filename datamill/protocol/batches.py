@@ -77,6 +77,13 @@ class BatchCreate(BaseModel):
     output_expires_after: ExpiresAfter | None = None
     datamill: BatchOptions | None = None
 
+    @field_validator("input_file_id")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:  # no file has one, and PostgreSQL's text cannot hold it
+            raise ValueError("holds a NUL character")
+        return value
+
     @field_validator("endpoint")
     @classmethod
     def _endpoint_supported(cls, value: str) -> str:

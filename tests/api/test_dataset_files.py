@@ -75,6 +75,7 @@ async def test_invalid_lines_are_located_and_nothing_is_imported(api: Api):
         orjson.dumps({"content": {}}),  # 9
         b'{"content": {"a": "\xff"}}',  # 10: not UTF-8
         orjson.dumps(row("also fine")),  # 11
+        b'{"content": {"a": ' + b"[" * 300 + b"]" * 300 + b"}}",  # 12: once a 500
     ]
 
     response = await post_import(api, dataset_id, b"\r\n".join(lines))
@@ -82,7 +83,7 @@ async def test_invalid_lines_are_located_and_nothing_is_imported(api: Api):
     error = response.json()["error"]
     assert response.status_code == 400
     assert (error["param"], error["code"], error["line"]) == ("file", "invalid_import", 2)
-    assert error["message"] == "8 of 10 lines are invalid; nothing was imported"
+    assert error["message"] == "9 of 11 lines are invalid; nothing was imported"
     located = [(e["line"], e["param"]) for e in error["errors"]]
     assert located == [
         (2, None),
@@ -93,7 +94,9 @@ async def test_invalid_lines_are_located_and_nothing_is_imported(api: Api):
         (8, None),
         (9, "content"),
         (10, None),
+        (12, None),
     ]
+    assert "more than 128 levels deep" in error["errors"][-1]["message"]
     assert all(e["message"] for e in error["errors"])
     assert "Value error" not in str(error)
     assert len(await samples(api, dataset_id)) == 1  # the good lines were not kept either

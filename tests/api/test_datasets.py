@@ -151,6 +151,9 @@ BAD_INPUTS = [
     ("POST", "/api/datasets", b'{"name": "ok", "description": "\\ud800"}', "description"),
     ("GET", "/api/datasets/{id}/samples?model=%00", None, "model"),
     ("GET", "/api/datasets/{id}/samples?after=%00", None, "after"),
+    # Every route refuses a NUL in its path (PostgreSQL's text cannot hold one).
+    ("GET", "/api/datasets/ds_%00", None, "dataset_id"),
+    ("GET", "/api/datasets/{id}/samples/smp_%00", None, "sample_id"),
 ]
 
 
@@ -184,8 +187,6 @@ UNKNOWN_IDS = [
     ("GET", "/api/datasets/{id}/samples/smp_nope", "sample_id"),
     ("DELETE", "/api/datasets/{id}/samples/smp_nope", "sample_id"),
     ("POST", "/api/datasets/{id}/samples/smp_nope/restore", "sample_id"),
-    ("GET", "/api/datasets/ds_%00", "dataset_id"),
-    ("GET", "/api/datasets/{id}/samples/smp_%00", "sample_id"),
 ]
 
 

@@ -290,3 +290,17 @@ def test_models_are_retrieved_one_by_one(client):
     with pytest.raises(openai.NotFoundError) as unknown:
         client.models.retrieve("nobody-serves-this")
     assert (unknown.value.code, unknown.value.param) == ("model_not_found", "model")
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/embeddings"])
+@pytest.mark.parametrize("depth", [300, 5000])  # orjson reads 1,024 levels, writes 255
+def test_a_body_nested_too_deeply_is_a_400(server, path, depth):
+    deep = b"[" * depth + b"]" * depth
+    body = b'{"model": "%s", "messages": [{"role": "user", "content": "x"}], "input": "x", "x": %s}'
+    answer = httpx.post(
+        f"{server.url}{path}", content=body % (MODELS["sim"].encode(), deep), trust_env=False
+    )
+
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["error"]["message"]
+    assert "more than 128 levels deep" in message or "depth limit exceeded" in message, message

@@ -287,7 +287,7 @@ async def test_preview_listings_and_schema(make_api):
         ("post", "/api/generation/jobs/gen_nope/stop", {}, 404, "job_id", "not_found"),
         ("post", "/api/generation/jobs/gen_nope/resume", {}, 404, "job_id", "not_found"),
         ("get", "/api/generation/jobs/gen_nope/coverage", {}, 404, "job_id", "not_found"),
-        ("get", "/api/generation/jobs/gen%00x", {}, 404, "job_id", "not_found"),
+        ("get", "/api/generation/jobs/gen%00x", {}, 400, "job_id", "invalid_value"),
         ("get", "/api/generation/jobs?limit=0", {}, 400, "limit", None),
         (
             "post",
@@ -434,3 +434,31 @@ async def test_a_cost_or_time_budget_stops_the_job_cleanly(make_api, budget, rea
         assert 0.002 <= job["cost"] < 0.002 + 10 * 4 * 0.001
     dataset = (await api.client.get(f"/api/datasets/{job['dataset_id']}")).json()
     assert dataset["sample_count"] == job["accepted"]
+
+
+# A "billion laughs": 580 bytes of nested aliases that PyYAML would expand to gigabytes.
+_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"content": _LAUGHS, "headers": {"content-type": "application/yaml"}}, "aliases"),
+        ({"json": {"spec_text": _LAUGHS}}, "aliases"),
+        # PyYAML composes by recursion: 3,000 levels was a RecursionError (a 500).
+        ({"json": {"spec_text": "name: " + "[" * 3000 + "]" * 3000}}, "levels deep"),
+        ({"json": {"spec_text": "name: " + "[" * 300 + "]" * 300}}, "levels deep"),
+        ({"json": {"spec_text": "name: x\n" + "#" * (1024 * 1024)}}, "bytes"),
+        ({"json": {"spec": spec(description="x" * (1024 * 1024))}}, "bytes"),
+        ({"content": b'{"spec": {"name": ' + b"[" * 300 + b"]" * 300 + b"}}"}, "levels deep"),
+    ],
+)
+async def test_spec_bombs_are_refused_with_a_4xx(make_api, kwargs, words):
+    api = await make_api(SIM)
+    for path in ("/api/generation/jobs", "/api/generation/preview"):
+        response = await api.client.post(path, **kwargs)
+        assert_error(response, 400, param="spec", code="invalid_spec")
+        assert words in response.json()["error"]["message"]

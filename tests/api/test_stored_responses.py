@@ -102,6 +102,11 @@ async def test_responses_usage_is_accounted_with_its_cost(make_api):
         ({"input": "x"}, "model"),
         ({"model": "cheap", "input": "x", "stream": "yes"}, "stream"),
         ({"model": "cheap", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        # PostgreSQL's text cannot hold NUL: looking it up was a 500 there.
+        (
+            {"model": "cheap", "input": "x", "previous_response_id": "resp_\x00"},
+            "previous_response_id",
+        ),
     ],
 )
 async def test_bad_requests_are_400s_naming_the_field(make_api, body, param):

@@ -175,3 +175,19 @@ def test_a_bad_spec_names_the_key(run_cli: RunCli, tmp_path: Path):
 
     assert done.code == 3
     assert "bad.yaml.target: give exactly one of total, per_type or per_cell" in done.output
+
+
+def test_a_spec_bomb_is_refused_before_it_expands(run_cli: RunCli, tmp_path: Path):
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+    )
+    (tmp_path / "laughs.yaml").write_text(laughs)
+    (tmp_path / "huge.yaml").write_text("name: x\n" + "#" * (1024 * 1024))
+
+    for command in (("generate",), ("generate", "preview")):
+        refused = run_cli(*command, "laughs.yaml")
+        assert refused.code == 3
+        assert "laughs.yaml: YAML aliases (*name) are not allowed in a spec" in refused.output
+        too_big = run_cli(*command, "huge.yaml")
+        assert too_big.code == 3
+        assert "more than the 1048576 a spec may have" in too_big.output

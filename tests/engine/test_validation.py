@@ -54,6 +54,7 @@ class Case:
 
 
 A, B, C = chat_line("a"), chat_line("b"), chat_line("c")
+DEEP = "[" * 300 + "]" * 300
 NOT_UTF8 = orjson.dumps(chat_line("u", text="caf-E")).replace(b"caf-E", b"caf\xe9")
 
 CASES = [
@@ -145,6 +146,18 @@ CASES = [
         "oversized last line without newline",
         jsonl([A]) + orjson.dumps(chat_line("big", text="x" * (MAX_LINE_BYTES + 10))),
         [(2, "line_too_large", None, "DATAMILL_MAX_LINE_BYTES")],
+    ),
+    # orjson would read it (1,024 levels) but not write it again (255): once an internal_error.
+    Case(
+        "a body nested 300 levels deep",
+        jsonl([A, orjson.dumps(B).decode().replace('"body":{', f'"body":{{"x":{DEEP},'), C]),
+        [(2, "invalid_json_line", None, "more than 128 levels deep")],
+    ),
+    # PostgreSQL's text cannot hold NUL: once a 500 there.
+    Case(
+        "custom_id with a NUL character",
+        jsonl([A, changed(B, custom_id="b\x00"), C]),
+        [(2, "invalid_value", "custom_id", "custom_id holds a NUL character")],
     ),
     Case(
         "blank lines keep the numbering",

@@ -55,6 +55,9 @@ def test_tool_call_arguments_win_and_braces_inside_strings_are_skipped():
         (chat("no json here, sorry"), "no JSON"),
         (chat('{"a": 1'), "no JSON"),
         ({"choices": [{"message": {"content": None, "refusal": "I can't"}}]}, "refused"),
+        # Read, but too deep to store (orjson writes 255 levels): a rejection, not a crash.
+        (chat('{"a": ' + "[" * 300 + "]" * 300 + "}"), "more than 128 levels deep"),
+        (chat("", arguments="[" * 200 + "]" * 200), "more than 128 levels deep"),
     ],
 )
 def test_no_json(body: dict[str, Any], words: str):
