@@ -169,7 +169,9 @@ async def test_a_jsonl_export_imports_back_as_it_was(api: Api):
     report = await post_import(api, copy, exported.content)
 
     assert exported.headers["content-type"] == "application/jsonl"
-    assert exported.headers["content-disposition"] == 'attachment; filename="source.jsonl"'
+    assert exported.headers["content-disposition"] == (
+        "attachment; filename=\"source.jsonl\"; filename*=UTF-8''source.jsonl"
+    )
     assert report.json()["imported"] == 5
 
     def comparable(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -222,7 +224,10 @@ async def test_a_parquet_export_reads_back_with_pyarrow(api: Api, monkeypatch: p
 
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/vnd.apache.parquet"
-    assert response.headers["content-disposition"] == 'attachment; filename="faq.parquet"'
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"faq.parquet\"; filename*=UTF-8''faq.parquet"
+    )
+    assert response.headers["x-content-type-options"] == "nosniff"
     parquet = pq.ParquetFile(io.BytesIO(response.content))
     table = parquet.read().to_pylist()
     assert parquet.metadata.num_row_groups == 3

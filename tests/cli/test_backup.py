@@ -72,7 +72,8 @@ def test_a_backup_taken_mid_batch_finishes_the_batch_once_in_a_fresh_store(
     source, target = two_stores
     at_source, at_target = {"DATAMILL_DATABASE_URL": source}, {"DATAMILL_DATABASE_URL": target}
     ids = write_requests(tmp_path / "in.jsonl", 2000)
-    mock_env.control(latency_ms=30)
+    # Slow enough that the batch outlives the backup on a slow machine: ~23 s of calls left.
+    mock_env.control(latency_ms=100)
     running = start_cli(
         "batch", "run", "in.jsonl", "-o", "first.jsonl", "--concurrency", str(CONCURRENCY),
         env=at_source,
@@ -117,7 +118,8 @@ def test_a_server_restored_from_a_backup_finishes_the_batch_its_predecessor_ran(
     source, target = two_stores
     at_source, at_target = {"DATAMILL_DATABASE_URL": source}, {"DATAMILL_DATABASE_URL": target}
     ids = write_requests(tmp_path / "in.jsonl", 1000)
-    mock_env.control(latency_ms=30)
+    # Slow enough that the batch outlives the backup on a slow machine: ~16 s of calls left.
+    mock_env.control(latency_ms=150)
     old = start_server(env={**at_source, "DATAMILL_CONCURRENCY": str(CONCURRENCY)})
     batch_id = invoke("batch", "submit", "in.jsonl", env=at_source).stdout.strip()
     _wait_for_calls(
