@@ -170,6 +170,41 @@ class Conflict(ApiError):
     status_code = 409
 
 
+class Unauthenticated(ApiError):
+    """401: no key, or one that is unknown, expired or revoked (``code`` says which)."""
+
+    status_code = 401
+
+    def __init__(self, message: str, *, code: str = "invalid_api_key") -> None:
+        super().__init__(message, code=code)
+
+    def headers(self) -> dict[str, str]:
+        return {"www-authenticate": 'Bearer realm="datamill"'}
+
+
+class PermissionDenied(ApiError):
+    """403: the key's role may not do this (or a signed-in page's form lacked its token)."""
+
+    status_code = 403
+
+    def __init__(self, message: str, *, code: str = "insufficient_role") -> None:
+        super().__init__(message, code=code)
+
+
+class KeyLimitExceeded(ApiError):
+    """429: the key's own request or spend limit, with when to try again."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, code: str, retry_after: float) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(max(1, math.ceil(self.retry_after)))}
+
+
 class PayloadTooLarge(ApiError):
     status_code = 413
 

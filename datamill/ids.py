@@ -60,3 +60,12 @@ def batch_request_id(batch_id: str, line: int) -> str:
 def batch_request_id_prefix(batch_id: str) -> str:
     """`batch_request_id` without its line number (eight digits, zero-padded)."""
     return f"batch_req_{batch_id.removeprefix('batch_')[:16]}"
+
+
+def new_project_id() -> str:
+    return f"proj_{secrets.token_hex(8)}"
+
+
+def new_key_id() -> str:
+    """An API key's id (public: listed, revoked by); never the key itself."""
+    return f"key_{secrets.token_hex(8)}"

@@ -16,6 +16,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from datamill.auth.service import AuthService, is_loopback
 from datamill.clock import Clock, SystemClock
 from datamill.engine.context import EngineContext, WorkSignal
 from datamill.engine.deployments import DeploymentService
@@ -101,6 +102,7 @@ class Runtime:
         self.operations = OperationsService(self.engine)
         # What `/readyz` runs: the store and each deployment's circuit here; the app adds
         # its workers, a generation job that needs the embedding model adds it.
+        self.auth = AuthService(database, clock, loopback=is_loopback(settings.host))
         self.readiness = ReadinessRegistry(clock)
         self.readiness.register("database", self.operations.check_database)
         self.readiness.register("migrations", self.operations.check_migrations)

@@ -5,6 +5,7 @@ is documented, nothing documented is gone, and the commands and snippets shown w
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 import sys
@@ -376,6 +377,21 @@ def test_every_api_route_is_documented_and_nothing_else():
     assert documented == api_routes()
 
 
+def test_the_route_table_says_who_may_call_each_route_as_the_route_declares():
+    from datamill.callers import route_policies
+
+    text = read("docs/api.md")
+    rows = re.findall(r"^\| `((?:GET|POST|DELETE|PUT|PATCH) [^`]+)` \| (\w+) \|", text, flags=re.M)
+    declared = {
+        f"{method} {path}".replace("{model:path}", "{model}"): policies
+        for (method, path), policies in route_policies(create_app(load_settings({}))).items()
+    }
+    assert len(rows) == len(declared)
+    for route, who in rows:
+        [policy] = declared[route]
+        assert who == ("public" if policy.role is None else policy.role.value), route
+
+
 # -- providers.md ---------------------------------------------------------------------------
 
 
@@ -442,22 +458,97 @@ def test_readme_links_every_doc_and_every_link_resolves():
 
 @pytest.mark.slow
 def test_readme_sdk_tour_runs_against_a_server(tmp_path: Path):
-    """The README's openai SDK snippet, unchanged but for the port, against `datamill serve`."""
+    """The README's openai SDK snippet, unchanged but for the port, against `datamill serve`
+    in local mode."""
+    done = run_readme_tour(tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    check_tour_output(done.stdout)
+
+
+@pytest.mark.slow
+def test_readme_tour_with_a_member_key_on_a_server_beyond_loopback(tmp_path: Path):
+    """The tour again with a member key against `serve --host 0.0.0.0`; a reviewer key may
+    read but gets 403 on batch creation, and no key gets 401, through the SDK."""
+    import openai
+
+    member, reviewer = (
+        json.loads(
+            datamill_output(
+                tmp_path, "keys", "create", "--project", "default", "--role", role, "--json"
+            )
+        )["key"]
+        for role in ("member", "reviewer")
+    )
+
+    def sdk_checks(url: str) -> None:
+        def client(key: str) -> openai.OpenAI:
+            return openai.OpenAI(
+                base_url=f"{url}/v1",
+                api_key=key,
+                max_retries=0,
+                http_client=openai.DefaultHttpxClient(trust_env=False),
+            )
+
+        with client(reviewer) as as_reviewer, client("unused") as anonymous:
+            files = as_reviewer.files.list()
+            assert files.data  # the tour's upload: the reviewer reads the project's files
+            with pytest.raises(openai.PermissionDeniedError, match="member role"):
+                as_reviewer.batches.create(
+                    input_file_id=files.data[0].id,
+                    endpoint="/v1/chat/completions",
+                    completion_window="24h",
+                )
+            with pytest.raises(openai.AuthenticationError):
+                anonymous.files.list()
+
+    done = run_readme_tour(tmp_path, host="0.0.0.0", api_key=member, after=sdk_checks)
+
+    assert done.returncode == 0, done.stderr
+    check_tour_output(done.stdout)
+
+
+def datamill_output(cwd: Path, *args: str) -> str:
+    import subprocess
+
+    from tests.cli.conftest import COMMAND
+
+    done = subprocess.run(
+        [*COMMAND, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def run_readme_tour(
+    tmp_path: Path,
+    *,
+    host: str | None = None,
+    api_key: str | None = None,
+    after: Any = None,
+) -> Any:
+    """Serve in ``tmp_path`` (on ``host``), run the README's tour (with ``api_key``), then
+    ``after(url)``; the tour's finished process."""
     import subprocess
 
     from tests.cli.conftest import COMMAND, Running, free_port, wait_until_healthy
 
     text = read("README.md")
     [requests] = [b for b in code_blocks(text, "sh") if b.startswith("cat > requests.jsonl")]
-    [tour] = list(code_blocks(text, "python"))
+    [tour] = [b for b in code_blocks(text, "python") if "client.batches.create" in b]
     subprocess.run(["sh", "-c", requests], cwd=tmp_path, check=True)
     port = free_port()
-    (tmp_path / "tour.py").write_text(tour.replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
+    tour = tour.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    if api_key is not None:
+        assert 'api_key="unused"' in tour
+        tour = tour.replace('api_key="unused"', f'api_key="{api_key}"')
+    (tmp_path / "tour.py").write_text(tour)
     out, err = tmp_path / "serve.out", tmp_path / "serve.err"
+    where = ["--host", host] if host else []
     with out.open("wb") as stdout, err.open("wb") as stderr:
         server = Running(
             subprocess.Popen(
-                [*COMMAND, "serve", "--port", str(port)],
+                [*COMMAND, "serve", *where, "--port", str(port)],
                 cwd=tmp_path,
                 stdout=stdout,
                 stderr=stderr,
@@ -467,7 +558,8 @@ def test_readme_sdk_tour_runs_against_a_server(tmp_path: Path):
             err,
         )
     try:
-        wait_until_healthy(server, f"http://127.0.0.1:{port}")
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(server, url)
         done = subprocess.run(
             [sys.executable, "-W", "error", "tour.py"],
             cwd=tmp_path,
@@ -476,11 +568,15 @@ def test_readme_sdk_tour_runs_against_a_server(tmp_path: Path):
             timeout=60,
             check=False,
         )
+        if after is not None and done.returncode == 0:
+            after(url)
     finally:
         server.kill()
+    return done
 
-    assert done.returncode == 0, done.stderr
-    status, *lines, chat = [line for line in done.stdout.splitlines() if line]
+
+def check_tour_output(stdout: str) -> None:
+    status, *lines, chat = [line for line in stdout.splitlines() if line]
     assert status.startswith("completed")
     assert [line.split('"custom_id":"')[1].split('"')[0] for line in lines] == ["q1", "q2"]
     assert "Say hello in French" in chat  # the simulator's streamed answer quotes the question

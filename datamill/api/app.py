@@ -11,6 +11,8 @@ from datamill import __version__
 from datamill.api.deps import refuse_nul
 from datamill.api.errors import install_error_handlers
 from datamill.api.routes import (
+    access,
+    api_description,
     batch_insights,
     batches,
     chat,
@@ -102,6 +104,7 @@ def create_app(
         # FastAPI's docs pages load from a CDN; the dashboard serves /docs from vendored assets.
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served by routes/api_description.py, which declares its policy
         dependencies=[Depends(refuse_nul)],
     )
     app.state.workers = local
@@ -110,6 +113,8 @@ def create_app(
         local.register_check(runtime)  # ready or not before the app starts its workers
     install_error_handlers(app)
     for module in (
+        api_description,
+        access,
         files,
         file_checks,
         batches,

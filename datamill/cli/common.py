@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from enum import IntEnum
 from typing import Any, NoReturn, TypeVar
 
@@ -99,3 +99,15 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
         fail(exc.message)
     except SideTaskFailed as exc:
         fail(str(exc), hint="its traceback is in the log above")
+
+
+def print_columns(rows: Sequence[tuple[str, ...]], *, right: int = 99) -> None:
+    """Plain aligned columns on stdout, never shortened: ids are what the other commands
+    take. Columns from index ``right`` on are right-aligned (numbers)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            cell.rjust(width) if i >= right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        stdout.print("  ".join(cells).rstrip(), markup=False, highlight=False)

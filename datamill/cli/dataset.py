@@ -8,7 +8,7 @@ messages to stderr.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -25,8 +25,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from datamill.cli.common import ExitCode, console, run_async, settings_from_env, stdout
+from datamill.cli.common import ExitCode, console, print_columns, stdout
 from datamill.cli.files import read_file, write_atomically
+from datamill.cli.store import run_on_store
 from datamill.errors import InvalidLines, NotFound
 from datamill.protocol.datasets import (
     DatasetCreate,
@@ -58,32 +59,6 @@ DeletedOption = Annotated[
 ]
 
 
-def _run(work: Callable[[Runtime], Coroutine[Any, Any, T]]) -> T:
-    """Open the store named by the settings, run ``work`` on it, close it."""
-    settings = settings_from_env()
-
-    async def main() -> T:
-        runtime = await Runtime.open(settings)
-        try:
-            return await work(runtime)
-        finally:
-            await runtime.close()
-
-    return run_async(main())
-
-
-def _columns(rows: Sequence[tuple[str, ...]], *, right: int = 99) -> None:
-    """Plain aligned columns, never shortened: ids are what the other commands take.
-    Columns from index ``right`` on are right-aligned (numbers)."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = [
-            cell.rjust(width) if i >= right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        stdout.print("  ".join(cells).rstrip(), markup=False, highlight=False)
-
-
 @app.command("list")
 def list_datasets(
     deleted: Annotated[bool, typer.Option("--deleted", help="list deleted datasets")] = False,
@@ -97,7 +72,7 @@ def list_datasets(
         views, _ = await runtime.datasets.list_datasets(limit=limit, deleted=visibility)
         return views
 
-    views = _run(work)
+    views = run_on_store(work)
     if json:
         stdout.print_json(orjson.dumps([dataset_object(v).model_dump() for v in views]).decode())
         return
@@ -105,7 +80,7 @@ def list_datasets(
     rows += [
         (v.record.id, v.record.name, str(v.sample_count), v.record.description or "") for v in views
     ]
-    _columns(rows)
+    print_columns(rows)
 
 
 @app.command()
@@ -115,7 +90,7 @@ def create(
 ) -> None:
     """Create an empty dataset; prints its id."""
     request = _checked(lambda: DatasetCreate(name=name, description=description), "NAME")
-    view = _run(lambda runtime: runtime.datasets.create(request))
+    view = run_on_store(lambda runtime: runtime.datasets.create(request))
     stdout.print(view.record.id)
 
 
@@ -137,7 +112,7 @@ def show(dataset: DatasetArgument, json: JsonOption = False) -> None:
         dataset_id = await runtime.datasets.resolve(dataset, deleted=Visibility.include)
         return await runtime.datasets.get(dataset_id, deleted=Visibility.include)
 
-    view = _run(work)
+    view = run_on_store(work)
     wire = dataset_object(view)
     if json:
         stdout.print_json(wire.model_dump_json())
@@ -162,7 +137,7 @@ def show(dataset: DatasetArgument, json: JsonOption = False) -> None:
     ):
         if counts:
             stdout.print()
-            _columns(
+            print_columns(
                 [(title, "samples")] + [(c.value or "-", str(c.count)) for c in counts], right=1
             )
 
@@ -205,7 +180,7 @@ def import_samples(
             console.print(f"  ... and {report.duplicates - 10} more")
         return ExitCode.ok
 
-    raise typer.Exit(int(_run(work)))
+    raise typer.Exit(int(run_on_store(work)))
 
 
 async def _dataset_for_import(runtime: Runtime, reference: str, *, create: bool) -> str:
@@ -290,7 +265,7 @@ def export(
                 await write_atomically(output, chunks)
         return total
 
-    total = _run(work)
+    total = run_on_store(work)
     if output is not None:
         console.print(f"exported {total} samples to {escape(str(output))}")
 
@@ -314,13 +289,13 @@ def search(
         records, _ = await runtime.datasets.list_samples(dataset_id, filters, limit=limit)
         return records
 
-    records = _run(work)
+    records = run_on_store(work)
     if json:
         stdout.print_json(orjson.dumps([sample_object(r).model_dump() for r in records]).decode())
         return
     rows = [("id", "topic", "type", "content")]
     rows += [(r.id, r.topic or "-", r.sample_type or "-", _excerpt(r.content)) for r in records]
-    _columns(rows)
+    print_columns(rows)
     console.print(
         f"{len(records)} samples" + (" (more with --limit)" if len(records) == limit else "")
     )
@@ -340,7 +315,7 @@ def delete(dataset: DatasetArgument) -> None:
         await runtime.datasets.delete(dataset_id)
         return dataset_id
 
-    dataset_id = _run(work)
+    dataset_id = run_on_store(work)
     console.print(f"deleted {dataset_id}; `datamill dataset restore {dataset_id}` brings it back")
 
 
@@ -352,5 +327,5 @@ def restore(dataset: DatasetArgument) -> None:
         dataset_id = await runtime.datasets.resolve(dataset, deleted=Visibility.only)
         return await runtime.datasets.restore(dataset_id)
 
-    view = _run(work)
+    view = run_on_store(work)
     console.print(f"restored {view.record.name} ({view.record.id}): {view.sample_count} samples")

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from datamill import __version__
-from datamill.cli.common import configure_logging, console, run_async, settings_from_env
+from datamill.auth.service import FIRST_KEY_HINT
+from datamill.cli.common import configure_logging, console, fail, run_async, settings_from_env
 from datamill.runtime import Role, Runtime
 from datamill.settings import Settings, redact_url
 from datamill.storage import migrate as migrations
@@ -39,7 +40,14 @@ def describe_deployments(settings: Settings) -> list[str]:
     return lines
 
 
-def print_banner(settings: Settings, runtime: Runtime, *, url: str | None, workers: int) -> None:
+def print_banner(
+    settings: Settings,
+    runtime: Runtime,
+    *,
+    url: str | None,
+    workers: int,
+    access: str | None = None,
+) -> None:
     console.print(
         f"[bold]datamill {__version__}[/]" + (f" serving [bold cyan]{url}[/]" if url else "")
     )
@@ -53,6 +61,8 @@ def print_banner(settings: Settings, runtime: Runtime, *, url: str | None, worke
             "datamill.toml"
         )
     console.print(f"  workers      {workers} in-process (concurrency {settings.concurrency})")
+    if access is not None:
+        console.print(f"  access       {access}")
     console.print("  stop         Ctrl-C")
 
 
@@ -103,6 +113,7 @@ async def _serve(settings: Settings) -> None:
 
     runtime = await Runtime.open(settings)
     try:
+        access = await _access_line(runtime)
         app = create_app(runtime=runtime, workers=settings.workers)
         config = uvicorn.Config(
             app,
@@ -118,6 +129,7 @@ async def _serve(settings: Settings) -> None:
             runtime,
             url=f"http://{settings.host}:{settings.port}",
             workers=settings.workers,
+            access=access,
         )
         # A critical side task that fails (an in-process worker) stops the server, and the
         # process exits with its message.
@@ -131,6 +143,24 @@ async def _serve(settings: Settings) -> None:
             raise runtime.side_tasks.failure
     finally:
         await runtime.close()
+
+
+async def _access_line(runtime: Runtime) -> str:
+    """What the banner says about keys; refuses to serve beyond loopback with no key."""
+    auth = runtime.auth
+    if await auth.keys_exist():
+        return "API keys required (Authorization: Bearer, or sign in on the dashboard)"
+    if auth.loopback:
+        return (
+            "[yellow]local mode[/]: no API key exists and the server listens on loopback "
+            "only, so no key is asked for (create one to require keys: datamill keys create)"
+        )
+    fail(
+        f"refusing to serve on {runtime.settings.host} without API keys: anyone who can "
+        "reach it could read every batch and spend every provider key",
+        hint=f"create the first admin key with `{FIRST_KEY_HINT}`, then start again "
+        "(or bind to 127.0.0.1)",
+    )
 
 
 def worker(

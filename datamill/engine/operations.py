@@ -40,13 +40,19 @@ class OperationsService:
     async def workers(self, *, include_stopped: bool = True) -> list[WorkerRecord]:
         return await worker_repo.list_workers(self._ctx.database, include_stopped=include_stopped)
 
-    async def stuck_batches(self) -> list[StuckBatch]:
-        """Running batches with work left and no result recorded for ``stuck_after`` seconds.
-        The maintenance sweep puts their stale leases back."""
+    async def own_batches(self, batch_ids: set[str], *, project_id: str) -> set[str]:
+        """Which of these batches are the project's."""
+        return await batch_repo.batches_of_project(
+            self._ctx.database, batch_ids, project_id=project_id
+        )
+
+    async def stuck_batches(self, *, project_id: str | None = None) -> list[StuckBatch]:
+        """Running batches (of one project, if given) with work left and no result recorded
+        for ``stuck_after`` seconds. The maintenance sweep puts their stale leases back."""
         ctx = self._ctx
         now = ctx.clock.now()
         found = await batch_repo.stuck_batches(
-            ctx.database, now=now, stuck_after=ctx.settings.stuck_after
+            ctx.database, now=now, stuck_after=ctx.settings.stuck_after, project_id=project_id
         )
         return [
             StuckBatch(
@@ -88,9 +94,12 @@ class OperationsService:
             raise NotReady("no live worker; start `datamill worker`")
         return f"{live} live worker{'s' if live != 1 else ''}"
 
-    async def counts(self) -> dict[str, Any]:
-        by_status = await batch_repo.count_batches_by_status(self._ctx.database)
-        file_count = await file_repo.count_files(self._ctx.database)
+    async def counts(self, *, project_id: str | None = None) -> dict[str, Any]:
+        """Files and batches (of one project, if given) and the live workers (of all)."""
+        by_status = await batch_repo.count_batches_by_status(
+            self._ctx.database, project_id=project_id
+        )
+        file_count = await file_repo.count_files(self._ctx.database, project_id=project_id)
         workers = await self.workers(include_stopped=False)
         return {
             "files": file_count,

@@ -40,9 +40,11 @@ class BatchService:
         *,
         project_id: str = DEFAULT_PROJECT_ID,
         idempotency_key: str | None = None,
+        key_id: str | None = None,
     ) -> BatchRecord:
         """Record a new batch as ``validating``. With ``idempotency_key``, creating again
-        returns the batch first created with that key; `Conflict` if the request differs."""
+        returns the batch first created with that key; `Conflict` if the request differs.
+        ``key_id``: the API key creating it (its spend counts against that key)."""
         db = self._ctx.database
         options = self._options(request)
         if idempotency_key is not None:
@@ -61,7 +63,9 @@ class BatchService:
                 code="invalid_file_purpose",
             )
         try:
-            batch = await self._insert(request, file.id, options, now, project_id, idempotency_key)
+            batch = await self._insert(
+                request, file.id, options, now, project_id, idempotency_key, key_id
+            )
         except BatchKeyTaken as taken:
             # Another request created the batch with this key first.
             existing = await self._by_key(request, options, taken.key, project_id)
@@ -143,10 +147,12 @@ class BatchService:
         now: float,
         project_id: str,
         idempotency_key: str | None,
+        key_id: str | None,
     ) -> BatchRecord:
         return await batch_repo.insert_batch(
             self._ctx.database,
             idempotency_key=idempotency_key,
+            key_id=key_id,
             id=new_batch_id(),
             project_id=project_id,
             endpoint=request.endpoint,

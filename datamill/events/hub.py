@@ -36,14 +36,22 @@ _PAGE = 500
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
-    """Which events a subscriber wants: these topics and batches (any when None)."""
+    """Which events a subscriber wants: these topics and batches (any when None), of this
+    project and shared ones (every project's when None)."""
 
     topics: frozenset[str] | None = None
     batch_ids: frozenset[str] | None = None
+    project_id: str | None = None
 
     def matches(self, row: EventRow) -> bool:
-        return (self.topics is None or row.topic in self.topics) and (
-            self.batch_ids is None or row.batch_id in self.batch_ids
+        return (
+            (self.topics is None or row.topic in self.topics)
+            and (self.batch_ids is None or row.batch_id in self.batch_ids)
+            and (
+                self.project_id is None
+                or row.project_id is None
+                or row.project_id == self.project_id
+            )
         )
 
 
@@ -185,6 +193,7 @@ class EventHub:
                 upto=upto,
                 topics=topics,
                 batch_ids=batch_ids,
+                project_id=event_filter.project_id,
                 limit=_PAGE,
             )
             for row in rows:

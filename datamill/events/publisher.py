@@ -64,11 +64,17 @@ class EventPublisher(BackgroundWriter[NewEvent]):
     # -- publishing ---------------------------------------------------------------------------
 
     def publish(
-        self, topic: Topic | str, payload: Mapping[str, Any], *, batch_id: str | None = None
+        self,
+        topic: Topic | str,
+        payload: Mapping[str, Any],
+        *,
+        batch_id: str | None = None,
+        project_id: str | None = None,
     ) -> None:
         """Queue an event; its payload is serialised now, so later changes to it do not
-        leak in."""
-        self._enqueue(NewEvent(str(topic), orjson.dumps(payload).decode(), batch_id))
+        leak in. Only ``project_id``'s subscribers see it (with a ``batch_id`` and no
+        project: that batch's project's); with neither, every project's."""
+        self._enqueue(NewEvent(str(topic), orjson.dumps(payload).decode(), batch_id, project_id))
         self._wake()
 
     def batch_changed(self, batch_id: str) -> None:

@@ -55,7 +55,9 @@ class EventStreamService:
             await self._find_batch(batch_id, project_id=project_id)  # 404 for an unknown one
         after = None if last_event_id is None else _event_id(*last_event_id)
         event_filter = EventFilter(
-            topics=frozenset(topics) or None, batch_ids=frozenset(batch_ids) or None
+            topics=frozenset(topics) or None,
+            batch_ids=frozenset(batch_ids) or None,
+            project_id=project_id,
         )
         return self._hub.stream(event_filter, after=after)
 

@@ -16,7 +16,6 @@ from datamill.gateway.service import CallRecord
 from datamill.scheduler.pricing import call_cost
 from datamill.scheduler.router import Router
 from datamill.storage.database import Database
-from datamill.storage.schema import DEFAULT_PROJECT_ID
 from datamill.storage.usage import GatewayCallRow, record_gateway_calls
 
 log = logging.getLogger("datamill.gateway")
@@ -56,7 +55,7 @@ class CallLog(BackgroundWriter[GatewayCallRow]):
         cost = call_cost(handle.config, call.usage) if handle is not None else 0.0
         self._enqueue(
             GatewayCallRow(
-                project_id=DEFAULT_PROJECT_ID,
+                project_id=call.project_id,
                 model=call.model,
                 deployment=call.deployment,
                 endpoint=call.endpoint.value,
@@ -71,6 +70,7 @@ class CallLog(BackgroundWriter[GatewayCallRow]):
                 latency_ms=call.latency * 1000,
                 first_token_ms=call.first_token * 1000 if call.first_token is not None else None,
                 created_at=call.started_at,
+                key_id=call.key_id,
             )
         )
         if self.pending >= self._flush_size:

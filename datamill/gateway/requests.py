@@ -16,6 +16,7 @@ import orjson
 from datamill.errors import InvalidRequest
 from datamill.protocol.limits import nests_too_deeply, too_deep_message
 from datamill.providers.base import Endpoint
+from datamill.storage.schema import DEFAULT_PROJECT_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +27,18 @@ class GatewayRequest:
     model: str
     stream: bool = False
     include_usage: bool = False  # stream_options.include_usage
+    # Who asked, for accounting and stored responses: the caller's project and key.
+    project_id: str = DEFAULT_PROJECT_ID
+    key_id: str | None = None
 
 
-def parse_request(raw: bytes, endpoint: Endpoint) -> GatewayRequest:
+def parse_request(
+    raw: bytes,
+    endpoint: Endpoint,
+    *,
+    project_id: str = DEFAULT_PROJECT_ID,
+    key_id: str | None = None,
+) -> GatewayRequest:
     """The checked request, or `InvalidRequest` naming what is wrong."""
     try:
         body = orjson.loads(raw)
@@ -45,7 +55,7 @@ def parse_request(raw: bytes, endpoint: Endpoint) -> GatewayRequest:
         raise _missing("model") if model is None else _invalid("model", "a non-empty string")
     if endpoint is Endpoint.embeddings:
         _check_input(body)
-        return GatewayRequest(endpoint, body, raw, model)
+        return GatewayRequest(endpoint, body, raw, model, project_id=project_id, key_id=key_id)
     if endpoint is Endpoint.responses:
         _check_input(body)
     else:
@@ -67,7 +77,9 @@ def parse_request(raw: bytes, endpoint: Endpoint) -> GatewayRequest:
         include_usage = options.get("include_usage", False)
         if not isinstance(include_usage, bool):
             raise _invalid("stream_options.include_usage", "a boolean")
-    return GatewayRequest(endpoint, body, raw, model, bool(stream), include_usage)
+    return GatewayRequest(
+        endpoint, body, raw, model, bool(stream), include_usage, project_id, key_id
+    )
 
 
 def _check_messages(body: dict[str, Any]) -> None:

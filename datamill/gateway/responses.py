@@ -28,7 +28,6 @@ from datamill.gateway.service import GatewayAnswer, GatewayService, GatewayStrea
 from datamill.protocol.responses import FINAL_EVENTS, continue_response, input_items
 from datamill.storage.database import Database
 from datamill.storage.responses import StoredResponse, get_response, save_response
-from datamill.storage.schema import DEFAULT_PROJECT_ID
 
 log = logging.getLogger("datamill.gateway")
 
@@ -57,9 +56,9 @@ class ResponsesService:
             return stream
         return replace(stream, events=self._keeping(request, turns, stream))
 
-    async def retrieve(self, response_id: str) -> bytes:
-        """The stored response object, or `NotFound` in OpenAI's error shape."""
-        stored = await get_response(self._database, response_id, project_id=DEFAULT_PROJECT_ID)
+    async def retrieve(self, response_id: str, *, project_id: str) -> bytes:
+        """The project's stored response object, or `NotFound` in OpenAI's error shape."""
+        stored = await get_response(self._database, response_id, project_id=project_id)
         if stored is None:
             raise NotFound(
                 f"No response with id '{response_id}' found (only responses created here "
@@ -81,7 +80,7 @@ class ResponsesService:
                 param="previous_response_id",
                 code="invalid_value",
             )
-        stored = await get_response(self._database, previous, project_id=DEFAULT_PROJECT_ID)
+        stored = await get_response(self._database, previous, project_id=request.project_id)
         if stored is None:
             return request, input_items(body["input"])
         body = continue_response(
@@ -116,7 +115,7 @@ class ResponsesService:
                 self._database,
                 StoredResponse(
                     id=response_id,
-                    project_id=DEFAULT_PROJECT_ID,
+                    project_id=request.project_id,
                     model=request.model,
                     deployment=deployment,
                     body=body,

@@ -47,6 +47,7 @@ from datamill.scheduler.dispatch import Dispatcher, answer
 from datamill.scheduler.gate import Permit
 from datamill.scheduler.retry import RetryAction, RetryDecision
 from datamill.scheduler.router import Attempts, Route, Router
+from datamill.storage.schema import DEFAULT_PROJECT_ID
 
 log = logging.getLogger("datamill.gateway")
 
@@ -65,6 +66,8 @@ class CallRecord:
     latency: float  # seconds from the request to its last byte
     first_token: float | None  # seconds to the first streamed chunk
     started_at: float  # wall clock
+    project_id: str = DEFAULT_PROJECT_ID
+    key_id: str | None = None  # the API key that asked (its spend counts against it)
 
 
 CallSink = Callable[[CallRecord], None]
@@ -271,6 +274,8 @@ class GatewayService:
                     latency=time.monotonic() - started,
                     first_token=first_token,
                     started_at=self._clock.now(),
+                    project_id=request.project_id,
+                    key_id=request.key_id,
                 )
             )
         except Exception:  # accounting must never fail a call

@@ -581,6 +581,7 @@ class JobRunner:
                 stuck_event(
                     self.job, since=last, message=f"no answer recorded for {now - last:.0f} s"
                 ),
+                project_id=self.job.project_id,
             )
         elif not stuck:
             self._stuck_reported = False
@@ -608,6 +609,7 @@ class JobRunner:
         self.deps.events.publish(
             Topic.generation,
             progress_event(job, cells, changed, self.eta(job, sum(c.target for c in cells))),
+            project_id=job.project_id,
         )
 
 
@@ -616,4 +618,4 @@ async def publish_status(deps: RunnerDeps, job_id: str) -> None:
     returns it, read now."""
     found = await repo.get_job_with_cells(deps.database, job_id)
     if found is not None:
-        deps.events.publish(Topic.generation, status_event(*found))
+        deps.events.publish(Topic.generation, status_event(*found), project_id=found[0].project_id)

@@ -80,11 +80,29 @@ async def forget_batch_key(database: Database, key: str, *, project_id: str) -> 
         )
 
 
-async def count_batches_by_status(database: Database) -> dict[str, int]:
-    """Batches per status, across all projects (statuses without a batch are absent)."""
+async def count_batches_by_status(
+    database: Database, *, project_id: str | None = None
+) -> dict[str, int]:
+    """Batches per status, of one project or all (statuses without a batch are absent)."""
+    query = select(batches.c.status, func.count()).group_by(batches.c.status)
+    if project_id is not None:
+        query = query.where(batches.c.project_id == project_id)
     async with database.read() as conn:
-        rows = await conn.execute(select(batches.c.status, func.count()).group_by(batches.c.status))
+        rows = await conn.execute(query)
         return {status: int(count) for status, count in rows}
+
+
+async def batches_of_project(
+    database: Database, batch_ids: set[str], *, project_id: str
+) -> set[str]:
+    """Which of these batches belong to the project."""
+    if not batch_ids:
+        return set()
+    query = select(batches.c.id).where(
+        batches.c.id.in_(sorted(batch_ids)), batches.c.project_id == project_id
+    )
+    async with database.read() as conn:
+        return {row.id for row in await conn.execute(query)}
 
 
 async def list_batches(
@@ -308,16 +326,20 @@ async def batches_to_finalize(database: Database) -> list[str]:
         return list((await conn.execute(query)).scalars())
 
 
-async def stuck_batches(database: Database, *, now: float, stuck_after: float) -> list[BatchRecord]:
-    """In-progress online batches with work left and no result recorded for ``stuck_after``
-    seconds. Native batches are left out: waiting hours for the provider's batch API is
-    their normal course, and they hold no leases to recover."""
+async def stuck_batches(
+    database: Database, *, now: float, stuck_after: float, project_id: str | None = None
+) -> list[BatchRecord]:
+    """In-progress online batches (of one project, if given) with work left and no result
+    recorded for ``stuck_after`` seconds. Native batches are left out: waiting hours for the
+    provider's batch API is their normal course, and they hold no leases to recover."""
     query = select(batches).where(
         batches.c.status == S.in_progress.value,
         batches.c.mode == "online",
         _finished < batches.c.total_count,
         batches.c.progress_at < now - stuck_after,
     )
+    if project_id is not None:
+        query = query.where(batches.c.project_id == project_id)
     async with database.read() as conn:
         rows = (await conn.execute(query.order_by(batches.c.seq))).all()
     return [from_row(BatchRecord, row) for row in rows]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy import bindparam, delete, func, or_, select, text
 
 from datamill.storage.database import Database
 from datamill.storage.records import BatchRecord, from_row
@@ -40,6 +40,8 @@ class NewEvent:
     topic: str
     payload: str
     batch_id: str | None = None
+    # Whose it is; None with a batch_id: that batch's project; None without: every project's.
+    project_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +51,16 @@ class EventRow:
     batch_id: str | None
     payload: str
     created_at: float
+    project_id: str | None = None
 
 
 # Renders a batch, read inside the event write, into its event's payload.
 BatchRenderer = Callable[[BatchRecord], str]
 
 _BATCHES_BY_ID = select(batches).where(batches.c.id.in_(bindparam("ids", expanding=True)))
+_PROJECTS_BY_BATCH = select(batches.c.id, batches.c.project_id).where(
+    batches.c.id.in_(bindparam("ids", expanding=True))
+)
 
 
 async def write_events(
@@ -73,8 +79,19 @@ async def write_events(
     async with database.write(relaxed=True) as conn:
         if database.dialect == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_EVENTS_LOCK})
+        unowned = sorted({e.batch_id for e in new if e.batch_id and e.project_id is None})
+        owners: dict[str, str] = {}
+        if unowned:
+            found_owners = await conn.execute(_PROJECTS_BY_BATCH, {"ids": unowned})
+            owners = {row.id: row.project_id for row in found_owners}
         rows = [
-            {"topic": e.topic, "batch_id": e.batch_id, "payload": e.payload, "created_at": now}
+            {
+                "topic": e.topic,
+                "batch_id": e.batch_id,
+                "project_id": e.project_id or (owners.get(e.batch_id) if e.batch_id else None),
+                "payload": e.payload,
+                "created_at": now,
+            }
             for e in new
         ]
         if batch_ids and render_batch is not None:
@@ -84,6 +101,7 @@ async def write_events(
                 {
                     "topic": "batch",
                     "batch_id": batch_id,
+                    "project_id": by_id[batch_id].project_id,
                     "payload": render_batch(by_id[batch_id]),
                     "created_at": now,
                 }
@@ -105,10 +123,12 @@ async def read_events(
     upto: int | None = None,
     topics: Sequence[str] | None = None,
     batch_ids: Sequence[str] | None = None,
+    project_id: str | None = None,
     limit: int = 500,
 ) -> list[EventRow]:
     """Events with ``after < id <= upto`` (no upper bound without ``upto``), in id order,
-    of the given topics and batches only (all without them)."""
+    of the given topics and batches only (all without them), and with ``project_id`` only
+    that project's and the shared ones."""
     query = select(events).where(events.c.id > after)
     if upto is not None:
         query = query.where(events.c.id <= upto)
@@ -116,6 +136,8 @@ async def read_events(
         query = query.where(events.c.topic.in_(list(topics)))
     if batch_ids:
         query = query.where(events.c.batch_id.in_(list(batch_ids)))
+    if project_id is not None:
+        query = query.where(or_(events.c.project_id.is_(None), events.c.project_id == project_id))
     async with database.read() as conn:
         rows = (await conn.execute(query.order_by(events.c.id).limit(limit))).all()
     return [from_row(EventRow, row) for row in rows]

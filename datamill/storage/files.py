@@ -78,10 +78,13 @@ async def delete_file(database: Database, file_id: str, *, project_id: str) -> b
     return bool(result.rowcount)
 
 
-async def count_files(database: Database) -> int:
-    """Files of every project, expired ones not yet deleted included."""
+async def count_files(database: Database, *, project_id: str | None = None) -> int:
+    """Files of one project or all, expired ones not yet deleted included."""
+    query = select(func.count()).select_from(files)
+    if project_id is not None:
+        query = query.where(files.c.project_id == project_id)
     async with database.read() as conn:
-        return int(await conn.scalar(select(func.count()).select_from(files)) or 0)
+        return int(await conn.scalar(query) or 0)
 
 
 async def expired_file_ids(database: Database, *, now: float, limit: int) -> list[str]:

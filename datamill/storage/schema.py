@@ -44,6 +44,28 @@ projects = Table(
     Column("id", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
+    Index(None, "name", unique=True),
+)
+
+# An API key: only its SHA-256 is kept (the key is shown once, when created), with the
+# prefix it starts with so people can tell their keys apart. Each key is bound to one
+# project and one role; it may expire, be revoked, and carry request and spend limits.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("project_id", String(64), ForeignKey("projects.id"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("prefix", String(32), nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+    Column("requests_per_minute", Integer, nullable=True),
+    Column("spend_per_day", Float, nullable=True),  # USD
+    Index(None, "project_id", "created_at"),
 )
 
 blobs = Table(
@@ -132,7 +154,10 @@ batches = Table(
     Column("cost", Float, nullable=False, server_default=text("0")),
     # Why the batch stopped sending before every request ran (budget_exhausted), if it did.
     Column("stop_reason", String(32), nullable=True),
+    # The API key that created the batch (its spend counts against the key's limit).
+    Column("key_id", String(64), nullable=True),
     Index(None, "project_id", "idempotency_key", unique=True),
+    Index(None, "key_id", "created_at"),
     Index(None, "project_id", "seq"),
     Index(None, "status"),
 )
@@ -239,7 +264,9 @@ gateway_calls = Table(
     Column("latency_ms", Float, nullable=False),
     Column("first_token_ms", Float, nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("key_id", String(64), nullable=True),  # the API key that made the call
     Index(None, "created_at"),
+    Index(None, "key_id", "created_at"),
 )
 
 # A response object the gateway answered on /v1/responses with ``store`` true, kept verbatim
@@ -420,6 +447,8 @@ events = Table(
     Column("id", Id64, primary_key=True, autoincrement=True),
     Column("topic", String(32), nullable=False),
     Column("batch_id", String(64), nullable=True),
+    # The project whose subscribers see it; None: every project's (deployments, workers).
+    Column("project_id", String(64), nullable=True),
     # The event's JSON, as sent: the stream copies it without decoding it.
     Column("payload", Text, nullable=False),
     Column("created_at", Float, nullable=False),

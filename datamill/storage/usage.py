@@ -38,6 +38,7 @@ class GatewayCallRow:
     latency_ms: float
     first_token_ms: float | None
     created_at: float
+    key_id: str | None = None
 
 
 _CALL_COLUMNS = tuple(f.name for f in fields(GatewayCallRow))

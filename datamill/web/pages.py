@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datamill.protocol.access import Role
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -18,6 +20,7 @@ class Page:
     path: str  # may hold path parameters, handed to the script as data-params
     nav: bool = True  # listed in the navigation
     section: str | None = None  # the navigation entry shown as current (default: this page)
+    needs: Role = Role.viewer  # the role a key needs to see the page
 
     @property
     def current(self) -> str:
@@ -35,7 +38,7 @@ class Page:
 PAGES: tuple[Page, ...] = (
     Page("batches", "Batches", "/"),
     Page("batch", "Batch", "/batches/{batch_id}", nav=False, section="batches"),
-    Page("upload", "Upload", "/upload"),
+    Page("upload", "Upload", "/upload", needs=Role.member),
     Page("deployments", "Deployments", "/deployments"),
     Page("workers", "Workers", "/workers"),
     Page("generation", "Generation", "/generation"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -112,7 +113,9 @@ async def test_migration_0008_builds_the_search_index_a_new_store_has(open_empty
     database = open_empty()
     await migrate.upgrade(database)  # created at head, from the metadata
     at_head = await search_objects(database)
-    # Back to 0006 by hand (without the downgrades), then up through the migrations.
+    # Back to 0011 through 0012's downgrade, to 0006 by hand, then up through the migrations.
+    async with database.write() as conn:
+        await conn.run_sync(lambda sync: _downgrade(sync, "0011"))
     async with database.write() as conn:
         tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
         later = ("generation_runs", "generation_requests", "generation_rejections")
@@ -245,3 +248,9 @@ async def test_0005_keeps_existing_batches_online_and_their_results_not_native(o
         assert await conn.scalar(text("SELECT native_job_id FROM requests")) is None
         assert not await conn.scalar(text("SELECT native FROM results"))
     assert await schema_differences(database) == []
+
+
+def _downgrade(sync: Any, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(migrate._config(sync), revision)

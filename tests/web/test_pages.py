@@ -11,10 +11,11 @@ import pytest
 from fastapi import HTTPException
 
 from datamill.api.app import create_app
+from datamill.runtime import Runtime
 from datamill.settings import load_settings
 from datamill.web.access import page_access
 from datamill.web.pages import PAGES
-from datamill.web.routes import STATIC_DIR, templates
+from datamill.web.rendering import STATIC_DIR, templates
 
 PAGE_URLS = {page.name: page.path.replace("{batch_id}", "batch_abc") for page in PAGES}
 TEMPLATES = Path(templates.env.loader.searchpath[0])  # type: ignore[union-attr]
@@ -22,12 +23,13 @@ TEMPLATES = Path(templates.env.loader.searchpath[0])  # type: ignore[union-attr]
 
 @pytest.fixture
 async def client():
-    app = create_app(load_settings({}))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://datamill.test"
-    ) as http:
-        http.app = app  # type: ignore[attr-defined]
-        yield http
+    async with await Runtime.open(load_settings({})) as runtime:
+        app = create_app(runtime=runtime, workers=0)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://datamill.test"
+        ) as http:
+            http.app = app  # type: ignore[attr-defined]
+            yield http
 
 
 def local_urls(html: str) -> list[str]:

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.callers import VIEWER
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
 
 
-@router.get("/{batch_id}/timeline")
+@router.get("/{batch_id}/timeline", dependencies=[VIEWER])
 async def batch_timeline(
     batch_id: str,
     runtime: RuntimeDep,
@@ -26,7 +27,7 @@ async def batch_timeline(
     return await runtime.insights.timeline(batch_id, bucket=bucket, project_id=project_id)
 
 
-@router.get("/{batch_id}/errors/summary")
+@router.get("/{batch_id}/errors/summary", dependencies=[VIEWER])
 async def batch_error_summary(
     batch_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.downloads import download_headers
+from datamill.callers import MEMBER, VIEWER, CallerDep
 from datamill.protocol.batches import BatchCreate, BatchObject, BatchStatus
 from datamill.protocol.common import ListObject
 from datamill.render.batches import batch_object
@@ -16,21 +17,26 @@ from datamill.render.batches import batch_object
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 
-@router.post("", response_model=BatchObject)
+@router.post("", dependencies=[MEMBER], response_model=BatchObject)
 async def create_batch(
     request: BatchCreate,
     runtime: RuntimeDep,
-    project_id: ProjectDep,
+    caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> BatchObject:
-    """Create a batch. An ``Idempotency-Key`` header makes retries of this call safe."""
+    """Create a batch. An ``Idempotency-Key`` header makes retries of this call safe. The
+    key's request and spend limits apply (429 with ``Retry-After``)."""
+    await runtime.auth.check_limits(caller)
     record = await runtime.batches.create(
-        request, project_id=project_id, idempotency_key=idempotency_key
+        request,
+        project_id=caller.project_id,
+        idempotency_key=idempotency_key,
+        key_id=caller.key_id,
     )
     return batch_object(record)
 
 
-@router.get("", response_model=ListObject[BatchObject])
+@router.get("", dependencies=[VIEWER], response_model=ListObject[BatchObject])
 async def list_batches(
     runtime: RuntimeDep,
     project_id: ProjectDep,
@@ -41,12 +47,12 @@ async def list_batches(
     return ListObject[BatchObject].page([batch_object(r) for r in records], has_more=has_more)
 
 
-@router.get("/{batch_id}", response_model=BatchObject)
+@router.get("/{batch_id}", dependencies=[VIEWER], response_model=BatchObject)
 async def retrieve_batch(batch_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> BatchObject:
     return batch_object(await runtime.batches.get(batch_id, project_id=project_id))
 
 
-@router.post("/{batch_id}/cancel", response_model=BatchObject)
+@router.post("/{batch_id}/cancel", dependencies=[MEMBER], response_model=BatchObject)
 async def cancel_batch(batch_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> BatchObject:
     return batch_object(await runtime.batches.cancel(batch_id, project_id=project_id))
 
@@ -66,7 +72,7 @@ async def _results(
     )
 
 
-@router.get("/{batch_id}/output")
+@router.get("/{batch_id}/output", dependencies=[VIEWER])
 async def batch_output(
     batch_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> StreamingResponse:
@@ -75,7 +81,7 @@ async def batch_output(
     return await _results(batch_id, runtime, project_id, ok=True)
 
 
-@router.get("/{batch_id}/errors")
+@router.get("/{batch_id}/errors", dependencies=[VIEWER])
 async def batch_errors(
     batch_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> StreamingResponse:

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.downloads import download_headers
 from datamill.api.uploads import form_file, multipart_body, parse_form, read_upload
+from datamill.callers import MEMBER, REVIEWER, VIEWER
 from datamill.curation.service import SampleQuery
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
@@ -59,14 +60,14 @@ async def sample_query(
 SampleQueryDep = Annotated[SampleQuery, Depends(sample_query)]
 
 
-@router.post("", response_model=DatasetObject)
+@router.post("", dependencies=[MEMBER], response_model=DatasetObject)
 async def create_dataset(
     request: DatasetCreate, runtime: RuntimeDep, project_id: ProjectDep
 ) -> DatasetObject:
     return dataset_object(await runtime.datasets.create(request, project_id=project_id))
 
 
-@router.get("", response_model=ListObject[DatasetObject])
+@router.get("", dependencies=[VIEWER], response_model=ListObject[DatasetObject])
 async def list_datasets(
     runtime: RuntimeDep,
     project_id: ProjectDep,
@@ -81,7 +82,7 @@ async def list_datasets(
     return ListObject[DatasetObject].page([dataset_object(v) for v in views], has_more=has_more)
 
 
-@router.get("/{dataset_id}", response_model=DatasetObject)
+@router.get("/{dataset_id}", dependencies=[VIEWER], response_model=DatasetObject)
 async def retrieve_dataset(
     dataset_id: str,
     runtime: RuntimeDep,
@@ -95,14 +96,14 @@ async def retrieve_dataset(
     return dataset_object(view)
 
 
-@router.patch("/{dataset_id}", response_model=DatasetObject)
+@router.patch("/{dataset_id}", dependencies=[MEMBER], response_model=DatasetObject)
 async def update_dataset(
     dataset_id: str, request: DatasetUpdate, runtime: RuntimeDep, project_id: ProjectDep
 ) -> DatasetObject:
     return dataset_object(await runtime.datasets.update(dataset_id, request, project_id=project_id))
 
 
-@router.delete("/{dataset_id}", response_model=DatasetDeleted)
+@router.delete("/{dataset_id}", dependencies=[MEMBER], response_model=DatasetDeleted)
 async def delete_dataset(
     dataset_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> DatasetDeleted:
@@ -110,14 +111,14 @@ async def delete_dataset(
     return DatasetDeleted(id=dataset_id)
 
 
-@router.post("/{dataset_id}/restore", response_model=DatasetObject)
+@router.post("/{dataset_id}/restore", dependencies=[MEMBER], response_model=DatasetObject)
 async def restore_dataset(
     dataset_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> DatasetObject:
     return dataset_object(await runtime.datasets.restore(dataset_id, project_id=project_id))
 
 
-@router.get("/{dataset_id}/samples", response_model=ListObject[SampleObject])
+@router.get("/{dataset_id}/samples", dependencies=[VIEWER], response_model=ListObject[SampleObject])
 async def list_samples(
     dataset_id: str,
     query: SampleQueryDep,
@@ -142,7 +143,7 @@ async def list_samples(
     return ListObject[SampleObject].page([sample_object(r) for r in records], has_more=has_more)
 
 
-@router.post("/{dataset_id}/samples/delete", response_model=SamplesChanged)
+@router.post("/{dataset_id}/samples/delete", dependencies=[REVIEWER], response_model=SamplesChanged)
 async def delete_samples(
     dataset_id: str, body: SampleFilterBody, runtime: RuntimeDep, project_id: ProjectDep
 ) -> SamplesChanged:
@@ -150,7 +151,9 @@ async def delete_samples(
     return await runtime.datasets.delete_samples(dataset_id, body, project_id=project_id)
 
 
-@router.post("/{dataset_id}/samples/restore", response_model=SamplesChanged)
+@router.post(
+    "/{dataset_id}/samples/restore", dependencies=[REVIEWER], response_model=SamplesChanged
+)
 async def restore_samples(
     dataset_id: str, body: SampleFilterBody, runtime: RuntimeDep, project_id: ProjectDep
 ) -> SamplesChanged:
@@ -158,7 +161,7 @@ async def restore_samples(
     return await runtime.datasets.restore_samples(dataset_id, body, project_id=project_id)
 
 
-@router.get("/{dataset_id}/samples/{sample_id}", response_model=SampleObject)
+@router.get("/{dataset_id}/samples/{sample_id}", dependencies=[VIEWER], response_model=SampleObject)
 async def retrieve_sample(
     dataset_id: str, sample_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> SampleObject:
@@ -166,7 +169,9 @@ async def retrieve_sample(
     return sample_object(record)
 
 
-@router.delete("/{dataset_id}/samples/{sample_id}", response_model=SampleObject)
+@router.delete(
+    "/{dataset_id}/samples/{sample_id}", dependencies=[REVIEWER], response_model=SampleObject
+)
 async def delete_sample(
     dataset_id: str, sample_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> SampleObject:
@@ -174,7 +179,11 @@ async def delete_sample(
     return sample_object(record)
 
 
-@router.post("/{dataset_id}/samples/{sample_id}/restore", response_model=SampleObject)
+@router.post(
+    "/{dataset_id}/samples/{sample_id}/restore",
+    dependencies=[REVIEWER],
+    response_model=SampleObject,
+)
 async def restore_sample(
     dataset_id: str, sample_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> SampleObject:
@@ -185,7 +194,12 @@ async def restore_sample(
 _IMPORT_SCHEMA = multipart_body(["file"])
 
 
-@router.post("/{dataset_id}/import", response_model=ImportReport, openapi_extra=_IMPORT_SCHEMA)
+@router.post(
+    "/{dataset_id}/import",
+    dependencies=[MEMBER],
+    response_model=ImportReport,
+    openapi_extra=_IMPORT_SCHEMA,
+)
 async def import_samples(
     dataset_id: str, request: Request, runtime: RuntimeDep, project_id: ProjectDep
 ) -> ImportReport:
@@ -207,7 +221,7 @@ _MEDIA_TYPES = {
 }
 
 
-@router.get("/{dataset_id}/export")
+@router.get("/{dataset_id}/export", dependencies=[VIEWER])
 async def export_samples(
     dataset_id: str,
     query: SampleQueryDep,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query
 
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.event_stream import EventStreamResponse
+from datamill.callers import VIEWER
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -19,7 +20,7 @@ _STREAM: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/events", response_model=None, responses=_STREAM)
+@router.get("/events", dependencies=[VIEWER], response_model=None, responses=_STREAM)
 async def events(
     runtime: RuntimeDep,
     project_id: ProjectDep,

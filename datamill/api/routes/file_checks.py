@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from datamill.api.deps import RuntimeDep
 from datamill.api.uploads import form_file, form_text, multipart_body, parse_form, read_upload
+from datamill.callers import MEMBER
 from datamill.engine.file_check import check_batch_file
 from datamill.errors import InvalidRequest
 from datamill.protocol.batches import BatchMode
@@ -26,7 +27,7 @@ _VALIDATE_SCHEMA = multipart_body(
 )
 
 
-@router.post("/validate", openapi_extra=_VALIDATE_SCHEMA)
+@router.post("/validate", dependencies=[MEMBER], openapi_extra=_VALIDATE_SCHEMA)
 async def validate_file(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Check a batch file as creating a batch from it would, line by line, and store
     nothing: ``{total, valid, error_lines, errors: [{line, code, message, param}],

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.downloads import download_headers
 from datamill.api.uploads import form_file, form_text, multipart_body, parse_form, read_upload
+from datamill.callers import MEMBER, VIEWER
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
 from datamill.protocol.files import FileDeleted, FileObject
@@ -51,7 +52,7 @@ _UPLOAD_SCHEMA = multipart_body(
 )
 
 
-@router.post("", response_model=FileObject, openapi_extra=_UPLOAD_SCHEMA)
+@router.post("", dependencies=[MEMBER], response_model=FileObject, openapi_extra=_UPLOAD_SCHEMA)
 async def upload_file(request: Request, runtime: RuntimeDep, project_id: ProjectDep) -> FileObject:
     """Upload a file (multipart: ``file``, ``purpose``, optional ``expires_after``)."""
     form = await parse_form(
@@ -76,7 +77,7 @@ async def upload_file(request: Request, runtime: RuntimeDep, project_id: Project
     return file_object(record)
 
 
-@router.get("", response_model=ListObject[FileObject])
+@router.get("", dependencies=[VIEWER], response_model=ListObject[FileObject])
 async def list_files(
     runtime: RuntimeDep,
     project_id: ProjectDep,
@@ -91,18 +92,18 @@ async def list_files(
     return ListObject[FileObject].page([file_object(r) for r in records], has_more=has_more)
 
 
-@router.get("/{file_id}", response_model=FileObject)
+@router.get("/{file_id}", dependencies=[VIEWER], response_model=FileObject)
 async def retrieve_file(file_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> FileObject:
     return file_object(await runtime.files.get(file_id, project_id=project_id))
 
 
-@router.delete("/{file_id}", response_model=FileDeleted)
+@router.delete("/{file_id}", dependencies=[MEMBER], response_model=FileDeleted)
 async def delete_file(file_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> FileDeleted:
     await runtime.files.delete(file_id, project_id=project_id)
     return FileDeleted(id=file_id)
 
 
-@router.get("/{file_id}/content")
+@router.get("/{file_id}/content", dependencies=[VIEWER])
 async def file_content(
     file_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> StreamingResponse:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ValidationError
 
 from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.callers import MEMBER, VIEWER
 from datamill.errors import InvalidRequest
 from datamill.generation.service import BudgetOverride, spec_summary
 from datamill.generation.spec import parse_spec, spec_json_schema
@@ -82,7 +83,7 @@ def _budget(body: BudgetBody | None) -> BudgetOverride | None:
     return BudgetOverride(usd=body.usd, requests=body.requests, seconds=body.seconds)
 
 
-@router.post("/jobs", response_model=GenerationJobObject)
+@router.post("/jobs", dependencies=[MEMBER], response_model=GenerationJobObject)
 async def create_job(
     request: Request, runtime: RuntimeDep, project_id: ProjectDep
 ) -> GenerationJobObject:
@@ -99,7 +100,7 @@ async def create_job(
     return job_object(view.job, view.cells)
 
 
-@router.get("/jobs", response_model=ListObject[GenerationJobObject])
+@router.get("/jobs", dependencies=[VIEWER], response_model=ListObject[GenerationJobObject])
 async def list_jobs(
     runtime: RuntimeDep,
     project_id: ProjectDep,
@@ -118,20 +119,20 @@ async def list_jobs(
     return ListObject[GenerationJobObject].page(data, has_more=has_more)
 
 
-@router.get("/jobs/{job_id}", response_model=GenerationJobObject)
+@router.get("/jobs/{job_id}", dependencies=[VIEWER], response_model=GenerationJobObject)
 async def get_job(job_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> GenerationJobObject:
     view = await runtime.generation.get(job_id, project_id=project_id)
     return job_object(view.job, view.cells)
 
 
-@router.post("/jobs/{job_id}/stop", response_model=GenerationJobObject)
+@router.post("/jobs/{job_id}/stop", dependencies=[MEMBER], response_model=GenerationJobObject)
 async def stop_job(job_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> GenerationJobObject:
     await runtime.generation.stop(job_id, project_id=project_id)
     view = await runtime.generation.get(job_id, project_id=project_id)
     return job_object(view.job, view.cells)
 
 
-@router.post("/jobs/{job_id}/resume", response_model=GenerationJobObject)
+@router.post("/jobs/{job_id}/resume", dependencies=[MEMBER], response_model=GenerationJobObject)
 async def resume_job(
     job_id: str, request: Request, runtime: RuntimeDep, project_id: ProjectDep
 ) -> GenerationJobObject:
@@ -144,7 +145,9 @@ async def resume_job(
     return job_object(view.job, view.cells)
 
 
-@router.get("/jobs/{job_id}/history", response_model=ListObject[GenerationRunObject])
+@router.get(
+    "/jobs/{job_id}/history", dependencies=[VIEWER], response_model=ListObject[GenerationRunObject]
+)
 async def job_history(
     job_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> ListObject[GenerationRunObject]:
@@ -154,7 +157,7 @@ async def job_history(
     return ListObject[GenerationRunObject].page(data, has_more=False)
 
 
-@router.get("/jobs/{job_id}/coverage")
+@router.get("/jobs/{job_id}/coverage", dependencies=[VIEWER])
 async def job_coverage(
     job_id: str, runtime: RuntimeDep, project_id: ProjectDep, diversity: bool = True
 ) -> dict[str, Any]:
@@ -163,13 +166,13 @@ async def job_coverage(
     return await runtime.generation.coverage(job_id, diversity=diversity, project_id=project_id)
 
 
-@router.get("/jobs/{job_id}/topics")
+@router.get("/jobs/{job_id}/topics", dependencies=[VIEWER])
 async def job_topics(job_id: str, runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
     view = await runtime.generation.get(job_id, project_id=project_id)
     return {"object": "list", "data": view.job.topics}
 
 
-@router.get("/jobs/{job_id}/sample_types")
+@router.get("/jobs/{job_id}/sample_types", dependencies=[VIEWER])
 async def job_sample_types(
     job_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> dict[str, Any]:
@@ -178,7 +181,7 @@ async def job_sample_types(
     return {"object": "list", "data": summary["sample_types"]}
 
 
-@router.get("/stuck", response_model=ListObject[GenerationJobObject])
+@router.get("/stuck", dependencies=[VIEWER], response_model=ListObject[GenerationJobObject])
 async def stuck_jobs(
     runtime: RuntimeDep, project_id: ProjectDep
 ) -> ListObject[GenerationJobObject]:
@@ -188,7 +191,7 @@ async def stuck_jobs(
     return ListObject[GenerationJobObject].page(data, has_more=False)
 
 
-@router.post("/preview")
+@router.post("/preview", dependencies=[MEMBER])
 async def preview(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """One request per sample type run now: prompt, raw answer, parsed sample, verdict, and
     the estimated cost of the whole job. Nothing is stored."""
@@ -198,7 +201,7 @@ async def preview(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     )
 
 
-@router.post("/describe")
+@router.post("/describe", dependencies=[MEMBER])
 async def describe(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """A spec's topics (a generated topic tree is asked of its model), sample types, model
     and target, without starting anything."""
@@ -206,19 +209,19 @@ async def describe(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     return await runtime.generation.describe(_spec_input(body.spec, body.spec_text))
 
 
-@router.get("/spec-schema")
+@router.get("/spec-schema", dependencies=[VIEWER])
 async def spec_schema() -> dict[str, Any]:
     """The JSON Schema of a generation spec."""
     return spec_json_schema()
 
 
-@router.get("/models")
+@router.get("/models", dependencies=[VIEWER])
 async def models(runtime: RuntimeDep) -> dict[str, Any]:
     """The models and aliases a spec may name (as /v1/models lists them)."""
     return {"object": "list", "data": runtime.gateway.models()}
 
 
-@router.get("/providers")
+@router.get("/providers", dependencies=[VIEWER])
 async def providers(runtime: RuntimeDep) -> dict[str, Any]:
     """The provider types installed, with the configured deployments of each."""
     by_type: dict[str, list[str]] = {}

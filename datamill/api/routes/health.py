@@ -6,18 +6,19 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from datamill.api.deps import RuntimeDep
+from datamill.callers import PUBLIC
 from datamill.readiness import CheckStatus
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[PUBLIC])
 async def healthz() -> dict[str, str]:
     """The process answers. Nothing else is checked."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", dependencies=[PUBLIC])
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Ready (200) when every required check passes; else 503. Every check is listed with
     its status, level, latency and message; ``failed`` and ``warnings`` name the checks

@@ -9,12 +9,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from datamill.api.deps import RuntimeDep
+from datamill.callers import VIEWER
 from datamill.errors import ModelNotFound
 
 router = APIRouter(tags=["gateway"])
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", dependencies=[VIEWER])
 async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
     """The model names clients may ask for: aliases, the models deployments serve, the
     pass-through deployments (called as ``<deployment>/<model>``) and the models their
@@ -23,7 +24,7 @@ async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
 
 
 # `:path`: model names may hold a slash (``<deployment>/<model>``, ``org/model``).
-@router.get("/v1/models/{model:path}")
+@router.get("/v1/models/{model:path}", dependencies=[VIEWER])
 async def retrieve_model(model: str, runtime: RuntimeDep) -> dict[str, Any]:
     """One model's Model object; 404 when no deployment serves the name."""
     found = await runtime.gateway.catalog.get_model(model)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from datamill import __version__
 from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.callers import VIEWER
 from datamill.render.batches import batch_object
 from datamill.render.workers import worker_object
 from datamill.storage.usage import UsageGroup
@@ -15,10 +16,11 @@ from datamill.storage.usage import UsageGroup
 router = APIRouter(prefix="/api", tags=["operations"])
 
 
-@router.get("/info")
-async def info(runtime: RuntimeDep) -> dict[str, Any]:
-    """Version, store, deployments (never their keys), counts, and this process's events:
-    written, the transactions that wrote them, and the clients following the stream."""
+@router.get("/info", dependencies=[VIEWER])
+async def info(runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
+    """Version, store, deployments (never their keys), the project's counts, and this
+    process's events: written, the transactions that wrote them, and the clients following
+    the stream."""
     return {
         "version": __version__,
         "store": runtime.database.describe(),
@@ -27,7 +29,7 @@ async def info(runtime: RuntimeDep) -> dict[str, Any]:
             {**handle.config.public_view(), "live": handle.gate.snapshot()}
             for handle in runtime.router.handles
         ],
-        "counts": await runtime.operations.counts(),
+        "counts": await runtime.operations.counts(project_id=project_id),
         "events": {
             "written": runtime.events.written,
             "writes": runtime.events.writes,
@@ -36,20 +38,30 @@ async def info(runtime: RuntimeDep) -> dict[str, Any]:
     }
 
 
-@router.get("/workers")
-async def workers(runtime: RuntimeDep, include_stopped: bool = True) -> dict[str, Any]:
-    """Every worker with its heartbeat, current batch and counts, newest first."""
+@router.get("/workers", dependencies=[VIEWER])
+async def workers(
+    runtime: RuntimeDep, project_id: ProjectDep, include_stopped: bool = True
+) -> dict[str, Any]:
+    """Every worker with its heartbeat, current batch and counts, newest first. Workers
+    serve every project; a current batch of another project is shown as null."""
     records = await runtime.operations.workers(include_stopped=include_stopped)
-    return {
-        "object": "list",
-        "data": [worker_object(w, alive=runtime.operations.is_alive(w)) for w in records],
-    }
+    own = await runtime.operations.own_batches(
+        {w.current_batch_id for w in records if w.current_batch_id}, project_id=project_id
+    )
+    data = []
+    for record in records:
+        shown = worker_object(record, alive=runtime.operations.is_alive(record))
+        if shown["current_batch_id"] not in own:
+            shown["current_batch_id"] = None
+        data.append(shown)
+    return {"object": "list", "data": data}
 
 
-@router.get("/batches/stuck")
-async def stuck_batches(runtime: RuntimeDep) -> dict[str, Any]:
-    """Running batches with pending work and no progress for DATAMILL_STUCK_AFTER seconds."""
-    stuck = await runtime.operations.stuck_batches()
+@router.get("/batches/stuck", dependencies=[VIEWER])
+async def stuck_batches(runtime: RuntimeDep, project_id: ProjectDep) -> dict[str, Any]:
+    """The project's running batches with pending work and no progress for
+    DATAMILL_STUCK_AFTER seconds."""
+    stuck = await runtime.operations.stuck_batches(project_id=project_id)
     return {
         "object": "list",
         "data": [
@@ -63,7 +75,7 @@ async def stuck_batches(runtime: RuntimeDep) -> dict[str, Any]:
     }
 
 
-@router.get("/usage")
+@router.get("/usage", dependencies=[VIEWER])
 async def usage(
     runtime: RuntimeDep,
     project_id: ProjectDep,

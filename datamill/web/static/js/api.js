@@ -1,6 +1,7 @@
 // Every request the pages make goes through here: to this server's origin only, with the
-// credentials the page was given (cookies of this origin always; a bearer token once the auth
-// work hands one over through useCredentials). Nothing secret is ever embedded in a page.
+// credentials the page was given (the session cookie set by signing in, or a bearer token
+// handed over through useCredentials). A change sent with the cookie carries the page's CSRF
+// token (a meta tag the server rendered); without it the server refuses the change.
 
 const TOKEN_KEY = "datamill.token";
 let bearer = sessionStorage.getItem(TOKEN_KEY);
@@ -22,16 +23,24 @@ export class ApiError extends Error {
   }
 }
 
-function headers(extra = {}) {
-  return bearer ? { Authorization: `Bearer ${bearer}`, ...extra } : extra;
+const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+function headers(extra = {}, method = "GET") {
+  const base = bearer ? { Authorization: `Bearer ${bearer}` } : {};
+  if (CSRF && method !== "GET") base["X-CSRF-Token"] = CSRF;
+  return { ...base, ...extra };
 }
 
 async function send(path, init = {}) {
   const response = await fetch(path, {
     credentials: "same-origin",
     ...init,
-    headers: headers(init.headers),
+    headers: headers(init.headers, init.method || "GET"),
   });
+  if (response.status === 401 && !bearer) {
+    // The session ended (key revoked or expired): sign in again, then come back here.
+    window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
+  }
   if (!response.ok) {
     let error = null;
     try {
