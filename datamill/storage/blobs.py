@@ -18,7 +18,7 @@ from datamill.storage.database import Database
 from datamill.storage.schema import blob_chunks, blobs
 
 CHUNK_SIZE = 1024 * 1024
-_DELETE_CHUNKS = 16  # chunks a large blob's deletion frees per transaction
+_DELETE_CHUNKS = 4  # chunks a large blob's deletion frees per transaction
 
 
 class BlobStore(Protocol):

@@ -15,7 +15,7 @@ from sqlalchemy import Column, Table, delete, select
 
 from datamill.storage.database import Database
 
-CHUNK_ROWS = 2000  # rows per transaction
+CHUNK_ROWS = 500  # rows per transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +36,8 @@ async def prune_before(
     max_rows: int,
     chunk: int = CHUNK_ROWS,
 ) -> Pruned:
-    """Delete the rows of ``table`` whose ``stamp`` is before ``before``, oldest ``key``
-    first, ``chunk`` rows per transaction and at most about ``max_rows`` in all."""
+    """Delete the rows of ``table`` whose ``stamp`` (an indexed column) is before ``before``,
+    oldest first, ``chunk`` rows per transaction and at most about ``max_rows`` in all."""
     deleted = 0
     while deleted < max_rows:
         doomed = select(key).where(stamp < before).order_by(key).limit(chunk).scalar_subquery()

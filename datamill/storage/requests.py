@@ -277,17 +277,16 @@ async def prune_finished_requests(
         while True:
             if deleted >= max_rows:
                 return Pruned(deleted, more=True)
-            doomed = (
-                select(requests.c.id)
-                .where(requests.c.batch_id == batch_id)
-                .order_by(requests.c.id)
-                .limit(chunk)
-                .scalar_subquery()
-            )
             async with database.write(relaxed=True) as conn:
+                # Any rows of the batch, in no order: sorting the rest of a large batch for
+                # each chunk would cost more than deleting it.
+                found = await conn.execute(
+                    select(requests.c.id).where(requests.c.batch_id == batch_id).limit(chunk)
+                )
+                ids = list(found.scalars())
                 # Results first: no foreign key cascade is relied on.
-                await conn.execute(delete(results).where(results.c.request_id.in_(doomed)))
-                gone = await conn.execute(delete(requests).where(requests.c.id.in_(doomed)))
+                await conn.execute(delete(results).where(results.c.request_id.in_(ids)))
+                gone = await conn.execute(delete(requests).where(requests.c.id.in_(ids)))
             count = int(gone.rowcount or 0)
             deleted += count
             if count < chunk:
