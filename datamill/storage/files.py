@@ -106,11 +106,10 @@ _NAMED_BY_UNFINISHED_BATCH = (
 async def delete_unneeded_files(
     database: Database, *, now: float, created_before: float | None, limit: int
 ) -> list[str]:
-    """Delete up to ``limit`` file rows, across all projects, that are past their
-    ``expires_at`` or (with ``created_before``) are uploads created before it, oldest first, and
-    return their ids; their blobs are the caller's to delete. A file an unfinished batch
-    names is kept: the check runs in the deleting statement, so a batch started meanwhile
-    is seen."""
+    """Delete up to ``limit`` file rows, across all projects, oldest first: those past
+    their ``expires_at``, and (with ``created_before``) uploads created before it. Returns
+    their ids; their blobs are the caller's to delete. A file an unfinished batch names is
+    kept: the check runs in the deleting statement, so a batch started meanwhile is seen."""
     due = and_(files.c.expires_at.is_not(None), files.c.expires_at <= now)
     if created_before is not None:
         # A batch's output and error files live as long as the batch asked for

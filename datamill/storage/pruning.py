@@ -40,7 +40,7 @@ async def prune_before(
     oldest first, ``chunk`` rows per transaction and at most about ``max_rows`` in all."""
     deleted = 0
     while deleted < max_rows:
-        doomed = select(key).where(stamp < before).order_by(key).limit(chunk).scalar_subquery()
+        doomed = select(key).where(stamp < before).order_by(stamp).limit(chunk).scalar_subquery()
         async with database.write() as conn:
             result = await conn.execute(delete(table).where(key.in_(doomed)))
         count = int(result.rowcount or 0)
