@@ -222,3 +222,19 @@ async def _pruned(runtime: Runtime, batch_id: str, input_file_id: str) -> bool:
     if await count_rows(runtime, requests, batch_id):
         return False
     return await file_repo.get_file(runtime.database, input_file_id, project_id=PROJECT) is None
+
+
+async def test_the_workers_sweep_applies_retention(make_runtime, offset_clock):
+    runtime = await make_runtime(SIM, clock=offset_clock, **RETAINED)
+    done, _, _ = await run_batch(runtime, lines(4))
+    offset_clock.jump(8 * DAY)
+
+    async def swept() -> bool:
+        if await count_rows(runtime, requests, done.id):
+            return False
+        return not await blob_exists(runtime, done.input_file_id)
+
+    async with running_worker(runtime):
+        await wait_until(swept)
+
+    assert (await runtime.batches.get(done.id)).completed_count == 4
