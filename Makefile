@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml testing/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint bench bench-quick install bytecode postgres chromium dashboard-images clean
+.PHONY: run test lint bench bench-quick install bytecode postgres chromium compose dashboard-images clean
 
 # The virtualenv, reinstalled whenever pyproject.toml changes.
 $(STAMP): pyproject.toml testing/pyproject.toml
@@ -45,13 +45,24 @@ chromium:
 	    echo "Chromium (/usr/bin/chromium) is missing: install it, or the browser tests are skipped"; \
 	  fi; }
 
+# tests/test_deploy.py checks deploy/compose.yaml with Debian's docker-compose (`config` only:
+# no image is built or run).
+compose:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing docker-compose for the deployment tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; \
+	  else \
+	    echo "docker-compose is missing: install it, or the compose tests are skipped"; \
+	  fi; }
+
 # The suite in parallel (pytest-xdist): `-n auto` is sized in tests/conftest.py, and a test
 # file stays on one worker (--dist loadfile) so its module fixtures (a server, a browser) start
 # once. Then the tests marked `serial` (timing bounds) run alone. Both parts always run.
 # TEST_WORKERS=0 runs the first part serially too.
 TEST_WORKERS ?= auto
 
-test: $(STAMP) bytecode postgres chromium
+test: $(STAMP) bytecode postgres chromium compose
 	@status=0; \
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial" || status=$$?; \
 	$(BIN)/pytest -m serial || status=$$?; \

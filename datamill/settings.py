@@ -301,6 +301,19 @@ class Settings(BaseModel):
     events_retention: float = Field(
         default=3600.0, gt=0, description="seconds the event stream's events are kept"
     )
+    # Retention, run by the workers' maintenance sweep; 0 keeps forever.
+    retention_files_days: float = Field(
+        default=0.0, ge=0, description="days a file is kept (never one an unfinished batch names)"
+    )
+    retention_batch_requests_days: float = Field(
+        default=0.0, ge=0, description="days a finished batch's request and result rows are kept"
+    )
+    retention_call_logs_days: float = Field(
+        default=0.0, ge=0, description="days the gateway's call log rows are kept"
+    )
+    retention_responses_days: float = Field(
+        default=0.0, ge=0, description="days stored /v1/responses objects are kept"
+    )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
         default="NORMAL", description="SQLite durability: NORMAL survives process crashes"
     )

@@ -3,8 +3,8 @@
 Each step is an atomic claim or a conditional UPDATE, so any number of workers may sweep at
 once: taking over from dead workers, validating new batches, writing the finished part of
 running batches' output files, expiring batches whose window ended, cancelling pending
-requests, finalizing finished batches, and unsticking batches that made no progress for
-``stuck_after`` seconds.
+requests, finalizing finished batches, unsticking batches that made no progress for
+``stuck_after`` seconds, and (once a minute) deleting what retention lets go.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from functools import partial
 
 from datamill.engine.context import EngineContext
 from datamill.engine.finalize import extend_drafts, finalize_batch
+from datamill.engine.retention import apply_retention
 from datamill.engine.validation import give_up_validation, validate_batch
 from datamill.errors import StorageError
 from datamill.events.workers import publish_worker
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
-from datamill.storage import events as event_repo
-from datamill.storage import files as file_repo
 from datamill.storage import leasing
 from datamill.storage import requests as request_repo
 from datamill.storage import workers as worker_repo
@@ -33,7 +32,7 @@ from datamill.storage.records import BatchRecord
 log = logging.getLogger("datamill.engine")
 
 S = BatchStatus
-_RETENTION_INTERVAL = 60.0  # seconds between two looks for expired files
+_RETENTION_INTERVAL = 60.0  # seconds between two retention passes (engine/retention.py)
 # A validation failing inside datamill this many times in a row fails its batch.
 MAX_VALIDATION_ATTEMPTS = 3
 _WATCHED = (S.validating, S.in_progress, S.cancelling, S.finalizing)
@@ -122,9 +121,10 @@ class Maintenance:
         await self.finalize_ready()
         await self._unstick(now)
         if ctx.clock.monotonic() >= self._next_retention:
-            self._next_retention = ctx.clock.monotonic() + _RETENTION_INTERVAL
-            await self._delete_expired_files(now)
-            await self._prune_events(now)
+            retained = await apply_retention(ctx, now=now)
+            # A pass stopped at its bound goes on at the next sweep, not a minute later.
+            wait = 0.0 if retained.more else _RETENTION_INTERVAL
+            self._next_retention = ctx.clock.monotonic() + wait
         return view
 
     async def finalize_ready(self, batch_ids: list[str] | None = None) -> None:
@@ -169,26 +169,6 @@ class Maintenance:
         ctx.signal.notify()
         for record in await worker_repo.get_workers(ctx.database, dead):
             publish_worker(ctx.events, "dead", record)
-
-    async def _delete_expired_files(self, now: float) -> None:
-        """Files past their ``expires_at`` are already invisible; free their rows and blobs.
-        Rows go first: a crash in between leaves an unreachable blob, never a broken file."""
-        ctx = self._ctx
-        expired = await file_repo.expired_file_ids(ctx.database, now=now, limit=100)
-        if not expired:
-            return
-        await file_repo.delete_files(ctx.database, expired)
-        for file_id in expired:
-            await ctx.blobs.delete(file_id)
-        log.info("deleted %d expired files", len(expired))
-
-    async def _prune_events(self, now: float) -> None:
-        """Events older than DATAMILL_EVENTS_RETENTION go (a client resuming from one of
-        them is told to reload its state)."""
-        retention = self._ctx.settings.events_retention
-        pruned = await event_repo.prune_events(self._ctx.database, before=now - retention)
-        if pruned:
-            log.info("pruned %d events older than %g s", pruned, retention)
 
     async def _unstick(self, now: float) -> None:
         ctx = self._ctx

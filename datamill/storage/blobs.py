@@ -18,6 +18,7 @@ from datamill.storage.database import Database
 from datamill.storage.schema import blob_chunks, blobs
 
 CHUNK_SIZE = 1024 * 1024
+_DELETE_CHUNKS = 4  # chunks a large blob's deletion frees per transaction
 
 
 class BlobStore(Protocol):
@@ -128,6 +129,36 @@ class DatabaseBlobStore:
             yield bytes(data)
 
     async def delete(self, blob_id: str) -> None:
+        """Delete the blob, a few chunks per transaction when it is large: one transaction
+        freeing 200 MiB would hold SQLite's write lock for long. The blob is marked
+        incomplete first, so a blob half deleted (a crash) is never served."""
+        async with self._db.write() as conn:
+            chunks = await conn.scalar(
+                update(blobs)
+                .where(blobs.c.id == blob_id)
+                .values(complete=False)
+                .returning(blobs.c.chunks)
+            )
+            if chunks is None or chunks <= _DELETE_CHUNKS:
+                await conn.execute(delete(blob_chunks).where(blob_chunks.c.blob_id == blob_id))
+                await conn.execute(delete(blobs).where(blobs.c.id == blob_id))
+                return
+        doomed = (
+            select(blob_chunks.c.seq)
+            .where(blob_chunks.c.blob_id == blob_id)
+            .order_by(blob_chunks.c.seq)
+            .limit(_DELETE_CHUNKS)
+            .scalar_subquery()
+        )
+        gone = _DELETE_CHUNKS
+        while gone == _DELETE_CHUNKS:
+            async with self._db.write() as conn:
+                result = await conn.execute(
+                    delete(blob_chunks).where(
+                        blob_chunks.c.blob_id == blob_id, blob_chunks.c.seq.in_(doomed)
+                    )
+                )
+            gone = int(result.rowcount or 0)
         async with self._db.write() as conn:
             await conn.execute(delete(blob_chunks).where(blob_chunks.c.blob_id == blob_id))
             await conn.execute(delete(blobs).where(blobs.c.id == blob_id))

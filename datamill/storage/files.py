@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 
+from datamill.protocol.batches import BatchStatus
+from datamill.protocol.files import FilePurpose
 from datamill.storage.database import Database
 from datamill.storage.pagination import _fetch_page
 from datamill.storage.records import FileRecord, from_row
-from datamill.storage.schema import files
+from datamill.storage.schema import batches, files
 
 
 def file_values(record: FileRecord) -> dict[str, object]:
@@ -87,22 +89,47 @@ async def count_files(database: Database, *, project_id: str | None = None) -> i
         return int(await conn.scalar(query) or 0)
 
 
-async def expired_file_ids(database: Database, *, now: float, limit: int) -> list[str]:
-    """Files whose ``expires_at`` has passed, oldest first, across all projects."""
-    async with database.read() as conn:
+# A file an unfinished batch names: its input (validation reads it), or an output file it
+# was given. Such a file is never deleted by retention, however old or expired.
+_UNFINISHED = [status.value for status in BatchStatus if not status.terminal]
+_NAMED_BY_UNFINISHED_BATCH = (
+    select(batches.c.id)
+    .where(
+        batches.c.status.in_(_UNFINISHED),
+        or_(
+            batches.c.input_file_id == files.c.id,
+            batches.c.output_file_id == files.c.id,
+            batches.c.error_file_id == files.c.id,
+        ),
+    )
+    .exists()
+)
+
+
+async def delete_unneeded_files(
+    database: Database, *, now: float, created_before: float | None, limit: int
+) -> list[str]:
+    """Delete up to ``limit`` file rows, across all projects, oldest first: those past
+    their ``expires_at``, and (with ``created_before``) uploads created before it. Returns
+    their ids; their blobs are the caller's to delete. A file an unfinished batch names is
+    kept: the check runs in the deleting statement, so a batch started meanwhile is seen."""
+    due = and_(files.c.expires_at.is_not(None), files.c.expires_at <= now)
+    if created_before is not None:
+        # A batch's output and error files live as long as the batch asked for
+        # (`output_expires_after`), as on OpenAI; retention by age is for uploads.
+        uploaded = files.c.purpose != FilePurpose.batch_output.value
+        due = or_(due, and_(uploaded, files.c.created_at < created_before))
+    doomed = (
+        select(files.c.id)
+        .where(due, ~_NAMED_BY_UNFINISHED_BATCH)
+        .order_by(files.c.seq)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    async with database.write() as conn:
         rows = await conn.execute(
-            select(files.c.id)
-            .where(files.c.expires_at.is_not(None), files.c.expires_at <= now)
-            .order_by(files.c.expires_at)
-            .limit(limit)
+            delete(files)
+            .where(files.c.id.in_(doomed), ~_NAMED_BY_UNFINISHED_BATCH)
+            .returning(files.c.id)
         )
         return list(rows.scalars())
-
-
-async def delete_files(database: Database, file_ids: list[str]) -> int:
-    """Delete file rows by id, whatever their project (retention)."""
-    if not file_ids:
-        return 0
-    async with database.write() as conn:
-        result = await conn.execute(delete(files).where(files.c.id.in_(file_ids)))
-    return int(result.rowcount or 0)

@@ -1,4 +1,5 @@
-"""Staging a batch's requests (one row per input line) and closing the unfinished ones.
+"""Staging a batch's requests (one row per input line), closing the unfinished ones, and
+deleting a finished batch's rows after DATAMILL_RETENTION_BATCH_REQUESTS_DAYS.
 
 Closing (cancel, expiry) writes a final error result for each request that has none, in the
 same transaction as the counters, using the same first-result-wins rule as `record_results`.
@@ -9,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Select, and_, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamill.protocol.batches import BatchStatus
 from datamill.storage.database import Database
-from datamill.storage.schema import batches, requests, results
+from datamill.storage.pruning import CHUNK_ROWS, Pruned
+from datamill.storage.schema import batches, generation_requests, requests, results
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +219,76 @@ async def count_unfinished(database: Database, batch_id: str) -> dict[str, int]:
             )
         ).all()
     return {row[0]: row[1] for row in rows}
+
+
+# When a finished batch ended: the stamp of its terminal status.
+_ended_at = func.coalesce(
+    batches.c.completed_at, batches.c.failed_at, batches.c.expired_at, batches.c.cancelled_at
+)
+
+
+def _prunable_batches(finished_before: float, limit: int) -> Select[tuple[str]]:
+    """Finished batches, ended before ``finished_before``, that still have request rows
+    and whose rows no generation job needs: one with requests of it still open reads their
+    answers, and a job's batch it has not recorded yet (a runner died in between) is adopted
+    from its rows."""
+    has_rows = select(requests.c.id).where(requests.c.batch_id == batches.c.id).exists()
+    job_needs = (
+        select(generation_requests.c.id)
+        .where(
+            generation_requests.c.batch_id == batches.c.id,
+            generation_requests.c.state != "done",
+        )
+        .exists()
+    )
+    job_knows = (
+        select(generation_requests.c.id).where(generation_requests.c.batch_id == batches.c.id)
+    ).exists()
+    # (coalesce: most batches have no key, and NOT (NULL AND ...) would leave them out.)
+    unadopted = and_(func.coalesce(batches.c.idempotency_key, "").like("gen:%"), ~job_knows)
+    return (
+        select(batches.c.id)
+        .where(
+            batches.c.status.in_([s.value for s in BatchStatus if s.terminal]),
+            _ended_at < finished_before,
+            has_rows,
+            ~job_needs,
+            ~unadopted,
+        )
+        .order_by(batches.c.seq)
+        .limit(limit)
+    )
+
+
+async def prune_finished_requests(
+    database: Database, *, finished_before: float, max_rows: int, chunk: int = CHUNK_ROWS
+) -> Pruned:
+    """Delete the request rows (and their results) of batches that finished before
+    ``finished_before``, in chunks of ``chunk`` requests per transaction, at most about
+    ``max_rows`` in all.
+
+    The batch row stays as it is (status, counts, tokens, cost, its output and error file
+    ids), and so do its files; only what was needed to run it and write them goes. An
+    unfinished batch is never touched: a batch's status is terminal for good."""
+    async with database.read() as conn:
+        batch_ids = list((await conn.execute(_prunable_batches(finished_before, 100))).scalars())
+    deleted = 0
+    for batch_id in batch_ids:
+        while True:
+            if deleted >= max_rows:
+                return Pruned(deleted, more=True)
+            async with database.write(relaxed=True) as conn:
+                # Any rows of the batch, in no order: sorting the rest of a large batch for
+                # each chunk would cost more than deleting it.
+                found = await conn.execute(
+                    select(requests.c.id).where(requests.c.batch_id == batch_id).limit(chunk)
+                )
+                ids = list(found.scalars())
+                # Results first: no foreign key cascade is relied on.
+                await conn.execute(delete(results).where(results.c.request_id.in_(ids)))
+                gone = await conn.execute(delete(requests).where(requests.c.id.in_(ids)))
+            count = int(gone.rowcount or 0)
+            deleted += count
+            if count < chunk:
+                break
+    return Pruned(deleted, more=len(batch_ids) == 100)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from datamill.storage.database import Database, upsert_insert
+from datamill.storage.pruning import Pruned, prune_before
 from datamill.storage.schema import stored_responses
 
 
@@ -64,4 +65,18 @@ async def get_response(
         body=bytes(row.body),
         input=bytes(row.input),
         created_at=row.created_at,
+    )
+
+
+async def prune_responses(database: Database, *, before: float, max_rows: int) -> Pruned:
+    """Delete responses stored before ``before`` (retention), in bounded chunks: a GET of one
+    answers 404, and a request naming it as ``previous_response_id`` goes upstream as is,
+    as for any id not kept here."""
+    return await prune_before(
+        database,
+        stored_responses,
+        key=stored_responses.c.id,
+        stamp=stored_responses.c.created_at,
+        before=before,
+        max_rows=max_rows,
     )

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, select, union_all
 
 from datamill.storage.database import Database
+from datamill.storage.pruning import Pruned, prune_before
 from datamill.storage.schema import batches, gateway_calls, results
 
 
@@ -164,4 +165,17 @@ def _row(row: Any) -> UsageRow:
         output_tokens=int(row.output_tokens),
         reasoning_tokens=int(row.reasoning_tokens),
         cost=float(row.cost),
+    )
+
+
+async def prune_gateway_calls(database: Database, *, before: float, max_rows: int) -> Pruned:
+    """Delete gateway calls logged before ``before`` (retention), in bounded chunks. Usage
+    totals over those times then count batch requests only."""
+    return await prune_before(
+        database,
+        gateway_calls,
+        key=gateway_calls.c.id,
+        stamp=gateway_calls.c.created_at,
+        before=before,
+        max_rows=max_rows,
     )

@@ -79,6 +79,28 @@ async def test_delete(store, database):
     assert await stored_rows(database) == (1, 1)
 
 
+async def test_a_large_blob_is_deleted_a_few_chunks_per_transaction(store, database, monkeypatch):
+    await store.write("big", pieces(b"x" * 4 * 40), project_id=DEFAULT_PROJECT_ID)
+    await store.write("small", pieces(b"keep"), project_id=DEFAULT_PROJECT_ID)
+    writes = 0
+    real_write = database.write
+
+    def counted(**options):
+        nonlocal writes
+        writes += 1
+        return real_write(**options)
+
+    monkeypatch.setattr(database, "write", counted)
+    await store.delete("big")
+    monkeypatch.undo()
+
+    assert writes >= 40 // 4 + 1  # not one transaction for all 40 chunks
+    assert await stored_rows(database) == (1, 1)
+    assert await read(store, "small") == [b"keep"]
+    with pytest.raises(StorageError):
+        await read(store, "big")
+
+
 async def test_a_blob_being_written_is_not_served(store, database):
     more = asyncio.Event()
 
