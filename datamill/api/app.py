@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from datamill import __version__
 from datamill.api.deps import refuse_nul
 from datamill.api.errors import install_error_handlers
+from datamill.api.request_ids import RequestIds
 from datamill.api.routes import (
     batch_insights,
     batches,
@@ -21,6 +22,7 @@ from datamill.api.routes import (
     files,
     generation,
     health,
+    metrics,
     models,
     operations,
     responses,
@@ -118,6 +120,7 @@ def create_app(
         responses,
         models,
         health,
+        metrics,
         operations,
         deployments,
         events,
@@ -126,4 +129,5 @@ def create_app(
     ):
         app.include_router(module.router)
     install_dashboard(app)
+    app.add_middleware(RequestIds)
     return app

@@ -21,6 +21,7 @@ from datamill.engine.finalize import extend_drafts, finalize_batch
 from datamill.engine.validation import give_up_validation, validate_batch
 from datamill.errors import StorageError
 from datamill.events.workers import publish_worker
+from datamill.logs import request_id
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
 from datamill.storage import events as event_repo
@@ -251,7 +252,9 @@ class Maintenance:
             finally:
                 self._jobs.pop(key, None)
 
-        self._jobs[key] = asyncio.create_task(guarded(), name=f"{job}-{batch.id}")
+        # The job logs with the batch's request id (the task copies the context).
+        with request_id(batch.request_id):
+            self._jobs[key] = asyncio.create_task(guarded(), name=f"{job}-{batch.id}")
 
     async def _release(self, batch_id: str) -> None:
         await batch_repo.release_claims(self._ctx.database, self._worker_id, batch_id=batch_id)

@@ -132,6 +132,9 @@ batches = Table(
     Column("cost", Float, nullable=False, server_default=text("0")),
     # Why the batch stopped sending before every request ran (budget_exhausted), if it did.
     Column("stop_reason", String(32), nullable=True),
+    # The X-Request-ID of the HTTP request that created the batch: the workers' log lines
+    # about the batch carry it (datamill/logs.py).
+    Column("request_id", String(128), nullable=True),
     Index(None, "project_id", "idempotency_key", unique=True),
     Index(None, "project_id", "seq"),
     Index(None, "status"),

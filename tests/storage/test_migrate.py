@@ -121,6 +121,7 @@ async def test_migration_0008_builds_the_search_index_a_new_store_has(open_empty
         for table in (*later, "events", "samples_fts", "samples", "datasets"):
             if table in tables:
                 await conn.execute(text(f"DROP TABLE {table}"))
+        await conn.execute(text("ALTER TABLE batches DROP COLUMN request_id"))  # 0012
         await conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
 
     async with database.write() as conn:
