@@ -33,6 +33,21 @@ def test_the_circuit_states_are_the_breakers():
     assert tuple(state.value for state in BreakerState) == CIRCUIT_STATES
 
 
+def test_a_histogram_counts_a_value_on_a_bound_in_that_bound_s_bucket():
+    metrics = Metrics()
+    deployment = metrics.deployment("d")
+    for latency in (0.05, 0.07, 400.0):
+        deployment.record(latency, error=None)
+    sample = metrics.registry.get_sample_value
+    labels = {"deployment": "d"}
+    assert sample("datamill_call_duration_seconds_bucket", {**labels, "le": "0.05"}) == 1
+    assert sample("datamill_call_duration_seconds_bucket", {**labels, "le": "0.1"}) == 2
+    assert sample("datamill_call_duration_seconds_bucket", {**labels, "le": "300.0"}) == 2
+    assert sample("datamill_call_duration_seconds_bucket", {**labels, "le": "+Inf"}) == 3
+    assert sample("datamill_call_duration_seconds_count", labels) == 3
+    assert sample("datamill_call_duration_seconds_sum", labels) == 400.12
+
+
 def test_runtimes_do_not_share_a_registry():
     first, second = Metrics(), Metrics()
     first.deployment("d").record(0.2, error=None)
