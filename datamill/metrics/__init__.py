@@ -1,8 +1,8 @@
 """Prometheus metrics: the process's registry and what fills it.
 
 - `calls`: the registry (`Metrics`, one per `Runtime`, never the client's global default)
-  and the metrics moved on the hot path, through children cached per deployment
-  (`DeploymentMetrics`, held by each deployment's gate).
+  and the figures moved on the hot path, plain numbers per deployment
+  (`DeploymentMetrics`, held by each deployment's gate), exposed when scraped.
 - `state`: the gauges read at scrape time (deployments' gates, event-stream clients, and
   the store's queue depth and worker heartbeats, cached for a moment).
 - `exposition`: the text format, and the small HTTP server `datamill worker
