@@ -109,8 +109,6 @@ class Runtime:
         self.insights = BatchInsights(database, self.batches)
         self.deployments = DeploymentService(database, router, clock, self.process_info)
         self.operations = OperationsService(self.engine)
-        # What `/readyz` runs: the store and each deployment's circuit here; the app adds
-        # its workers, a generation job that needs the embedding model adds it.
         # Prometheus: the calls' metrics move in the gates (`build_router`), the rest is read
         # when scraped (`metrics_state`: the store only when refreshed, by `GET /metrics`).
         self.metrics = metrics or Metrics()
@@ -121,6 +119,8 @@ class Runtime:
             store=functools.partial(read_store_gauges, database),
         )
         self.metrics.registry.register(self.metrics_state)
+        # What `/readyz` runs: the store and each deployment's circuit here; the app adds
+        # its workers, a generation job that needs the embedding model adds it.
         self.readiness = ReadinessRegistry(clock)
         self.readiness.register("database", self.operations.check_database)
         self.readiness.register("migrations", self.operations.check_migrations)
