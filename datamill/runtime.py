@@ -31,7 +31,9 @@ from datamill.events.monitor import DeploymentMonitor
 from datamill.events.service import EventStreamService
 from datamill.gateway.accounting import CallLog
 from datamill.gateway.responses import ResponsesService
-from datamill.gateway.service import GatewayService
+from datamill.gateway.service import CallRecord, GatewayService
+from datamill.metrics import Metrics
+from datamill.metrics.state import StateCollector
 from datamill.plugins import create_provider
 from datamill.providers.base import ProviderContext
 from datamill.providers.http import HttpPool
@@ -44,6 +46,7 @@ from datamill.settings import DeploymentConfig, Settings
 from datamill.storage import migrate
 from datamill.storage.blobs import DatabaseBlobStore
 from datamill.storage.database import Database
+from datamill.storage.gauges import read_store_gauges
 from datamill.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -62,7 +65,14 @@ class Role(StrEnum):
 
 class Runtime:
     def __init__(
-        self, settings: Settings, database: Database, clock: Clock, http: HttpPool, router: Router
+        self,
+        settings: Settings,
+        database: Database,
+        clock: Clock,
+        http: HttpPool,
+        router: Router,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
@@ -93,13 +103,23 @@ class Runtime:
         )
         self.files = FileService(database, self.blobs, settings, clock)
         self.call_log = CallLog(database, router, clock)
-        self.gateway = GatewayService(router, clock, on_call=self.call_log.record)
+        self.gateway = GatewayService(router, clock, on_call=self._gateway_call)
         self.responses = ResponsesService(self.gateway, database, clock)
         self.batches = BatchService(self.engine)
         self.event_stream = EventStreamService(self.event_hub, self.batches.get)
         self.insights = BatchInsights(database, self.batches)
         self.deployments = DeploymentService(database, router, clock, self.process_info)
         self.operations = OperationsService(self.engine)
+        # Prometheus: the calls' metrics move in the gates (`build_router`), the rest is read
+        # when scraped (`metrics_state`: the store only when refreshed, by `GET /metrics`).
+        self.metrics = metrics or Metrics()
+        self.metrics_state = StateCollector(
+            lambda: ((handle.name, handle.gate.snapshot()) for handle in router.handles),
+            clock,
+            event_clients=lambda: self.event_hub.subscribers,
+            store=functools.partial(read_store_gauges, database),
+        )
+        self.metrics.registry.register(self.metrics_state)
         # What `/readyz` runs: the store and each deployment's circuit here; the app adds
         # its workers, a generation job that needs the embedding model adds it.
         self.auth = AuthService(database, clock, loopback=is_loopback(settings.host))
@@ -131,17 +151,24 @@ class Runtime:
                     "the store's schema is not current; run `datamill migrate` first"
                 )
             http = HttpPool()
-            router = build_router(settings, http, clock)
+            metrics = Metrics()
+            router = build_router(settings, http, clock, metrics=metrics)
         except BaseException:
             await database.dispose()
             raise
-        runtime = cls(settings, database, clock, http, router)
+        runtime = cls(settings, database, clock, http, router, metrics=metrics)
         # The background writers first: the supervisor stops the last started first.
         runtime.events.supervise(runtime.side_tasks)
         runtime.call_log.supervise(runtime.side_tasks)
         runtime.deployment_monitor.listen()
         runtime.side_tasks.start("deployment-monitor", runtime.deployment_monitor.run)
         return runtime
+
+    def _gateway_call(self, call: CallRecord) -> None:
+        """A gateway call ended: its row for the call log, its first token for the metrics."""
+        self.call_log.record(call)
+        if call.first_token is not None and call.deployment is not None:
+            self.metrics.observe_first_token(call.deployment, call.first_token)
 
     def process_info(self) -> dict[str, Any]:
         """This process, as deployment events name it: host, pid and its workers."""
@@ -259,7 +286,10 @@ class Runtime:
         await self.close()
 
 
-def build_router(settings: Settings, http: HttpPool, clock: Clock) -> Router:
+def build_router(
+    settings: Settings, http: HttpPool, clock: Clock, *, metrics: Metrics | None = None
+) -> Router:
+    """The deployments of ``settings``, each behind its gate (which moves ``metrics``)."""
     handles = [
         DeploymentHandle(
             config=config,
@@ -271,6 +301,7 @@ def build_router(settings: Settings, http: HttpPool, clock: Clock) -> Router:
                 clock,
                 default_concurrency=settings.concurrency,
                 concurrency_told="concurrency" in settings.model_fields_set,
+                metrics=metrics.deployment(config.name) if metrics is not None else None,
             ),
         )
         for config in settings.deployments

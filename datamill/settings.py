@@ -323,6 +323,9 @@ class Settings(BaseModel):
         "crash then loses none of them; off, it can lose the last ones, which run again)",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="log lines as text, or as one JSON object each"
+    )
     progress_interval: float = Field(
         default=5.0, gt=0, description="seconds between progress lines when not on a terminal"
     )

@@ -60,6 +60,7 @@ PARSED = [
     ("sqlite_synchronous", "FULL", "FULL"),
     ("postgres_synchronous_commit", "true", True),
     ("log_level", "debug", "debug"),
+    ("log_format", "json", "json"),
     ("progress_interval", "0.5", 0.5),
 ]
 
@@ -87,6 +88,7 @@ REFUSED = [
     ("sqlite_synchronous", "EXTRA"),
     ("postgres_synchronous_commit", "sometimes"),
     ("log_level", "loud"),
+    ("log_format", "yaml"),
     ("progress_interval", "0"),
 ]
 

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from datamill import __version__
 from datamill.api.deps import refuse_nul
 from datamill.api.errors import install_error_handlers
+from datamill.api.request_ids import RequestIds
 from datamill.api.routes import (
     access,
     api_description,
@@ -23,6 +24,7 @@ from datamill.api.routes import (
     files,
     generation,
     health,
+    metrics,
     models,
     operations,
     responses,
@@ -123,6 +125,7 @@ def create_app(
         responses,
         models,
         health,
+        metrics,
         operations,
         deployments,
         events,
@@ -131,4 +134,5 @@ def create_app(
     ):
         app.include_router(module.router)
     install_dashboard(app)
+    app.add_middleware(RequestIds)
     return app

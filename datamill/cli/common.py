@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from datamill.errors import ApiError, ConfigError, SideTaskFailed, StorageError
+from datamill.logs import JsonFormatter
 from datamill.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -51,12 +52,14 @@ def settings_from_env(**overrides: Any) -> Settings:
         fail(str(exc))
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr at ``level``: text lines, or JSON objects (`datamill.logs`)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     if level != "debug":
         # Alembic logs two INFO lines each time the schema revision is read: on every start
         # and on every /readyz probe.

@@ -91,7 +91,9 @@ def run(
     from datamill.generation.spec import read_spec_file, spec_hash
 
     settings = settings_from_env(concurrency=concurrency)
-    configure_logging("warning" if settings.log_level == "info" else settings.log_level)
+    configure_logging(
+        "warning" if settings.log_level == "info" else settings.log_level, settings.log_format
+    )
     try:
         parsed, _ = read_spec_file(spec)
     except InvalidRequest as exc:
@@ -266,7 +268,9 @@ def preview_command(
     from datamill.generation.spec import inline_files, read_spec_file
 
     settings = settings_from_env()
-    configure_logging("warning" if settings.log_level == "info" else settings.log_level)
+    configure_logging(
+        "warning" if settings.log_level == "info" else settings.log_level, settings.log_format
+    )
     try:
         _, data = read_spec_file(spec)
         data = inline_files(data, spec.parent)
@@ -316,7 +320,9 @@ def coverage_command(
 ) -> None:
     """Counts per topic x type against targets, rejections, duplicates, diversity."""
     settings = settings_from_env()
-    configure_logging("warning" if settings.log_level == "info" else settings.log_level)
+    configure_logging(
+        "warning" if settings.log_level == "info" else settings.log_level, settings.log_format
+    )
     report = run_async(_coverage(settings, reference, diversity))
     if as_json:
         stdout.print_json(orjson.dumps(report).decode())

@@ -55,7 +55,9 @@ def run(
     Exit status: 0 all succeeded, 1 some requests failed, 3 could not run, 130 interrupted.
     """
     settings = local_limits(settings_from_env(concurrency=concurrency, max_retries=max_retries))
-    configure_logging("warning" if settings.log_level == "info" else settings.log_level)
+    configure_logging(
+        "warning" if settings.log_level == "info" else settings.log_level, settings.log_format
+    )
     chosen = detect_endpoint(input, endpoint)
     try:
         code = run_async(_run(settings, input, output, errors, chosen, timeout, fresh, mode))

@@ -14,12 +14,19 @@ import typer
 from datamill import __version__
 from datamill.auth.service import FIRST_KEY_HINT
 from datamill.cli.common import configure_logging, console, fail, run_async, settings_from_env
+from datamill.metrics.exposition import serve_metrics
 from datamill.runtime import Role, Runtime
 from datamill.settings import Settings, redact_url
 from datamill.storage import migrate as migrations
 
 if TYPE_CHECKING:
     import uvicorn
+
+
+LogFormat = Annotated[
+    str | None,
+    typer.Option(help="log lines as text or json [DATAMILL_LOG_FORMAT]"),
+]
 
 
 def describe_deployments(settings: Settings) -> list[str]:
@@ -72,10 +79,11 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="in-process workers; 0 for API only [DATAMILL_WORKERS]")
     ] = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Run the API with in-process workers (binds 127.0.0.1 unless told otherwise)."""
-    settings = settings_from_env(host=host, port=port, workers=workers)
-    configure_logging(settings.log_level)
+    settings = settings_from_env(host=host, port=port, workers=workers, log_format=log_format)
+    configure_logging(settings.log_level, settings.log_format)
     run_async(_serve(settings))
 
 
@@ -108,6 +116,7 @@ def _uvicorn_server(
 
 async def _serve(settings: Settings) -> None:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from datamill.api.app import create_app
 
@@ -120,6 +129,8 @@ async def _serve(settings: Settings) -> None:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            # JSON logs: uvicorn's loggers go through the root's JSON handler, not its own.
+            log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
             access_log=False,
             lifespan="on",
         )
@@ -167,17 +178,34 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="provider calls in flight [DATAMILL_CONCURRENCY]")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="serve this worker's GET /metrics on this port"),
+    ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option(help="address the metrics port binds [DATAMILL_HOST]")
+    ] = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Run a standalone worker (scaled mode: PostgreSQL shared with the API servers)."""
-    settings = settings_from_env(concurrency=concurrency)
-    configure_logging(settings.log_level)
-    run_async(_worker(settings))
+    settings = settings_from_env(concurrency=concurrency, log_format=log_format)
+    configure_logging(settings.log_level, settings.log_format)
+    metrics_at = (metrics_host or settings.host, metrics_port) if metrics_port is not None else None
+    run_async(_worker(settings, metrics_at=metrics_at))
 
 
-async def _worker(settings: Settings) -> None:
+async def _worker(settings: Settings, *, metrics_at: tuple[str, int] | None = None) -> None:
     runtime = await Runtime.open(settings, run_migrations=False)
+    metrics_server = None
     try:
         print_banner(settings, runtime, url=None, workers=1)
+        if metrics_at is not None:
+            host, port = metrics_at
+            metrics_server = await serve_metrics(
+                runtime.metrics, runtime.metrics_state, host=host, port=port
+            )
+            bound = metrics_server.sockets[0].getsockname()[1]
+            console.print(f"  metrics      http://{host}:{bound}/metrics")
         (worker,) = runtime.start_side_tasks(Role.worker)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -198,6 +226,8 @@ async def _worker(settings: Settings) -> None:
         if runtime.side_tasks.failure is not None:
             raise runtime.side_tasks.failure
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         await runtime.close()
 
 

@@ -22,6 +22,7 @@ from datamill.engine.retention import apply_retention
 from datamill.engine.validation import give_up_validation, validate_batch
 from datamill.errors import StorageError
 from datamill.events.workers import publish_worker
+from datamill.logs import request_id
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
 from datamill.storage import leasing
@@ -231,7 +232,9 @@ class Maintenance:
             finally:
                 self._jobs.pop(key, None)
 
-        self._jobs[key] = asyncio.create_task(guarded(), name=f"{job}-{batch.id}")
+        # The job logs with the batch's request id (the task copies the context).
+        with request_id(batch.request_id):
+            self._jobs[key] = asyncio.create_task(guarded(), name=f"{job}-{batch.id}")
 
     async def _release(self, batch_id: str) -> None:
         await batch_repo.release_claims(self._ctx.database, self._worker_id, batch_id=batch_id)

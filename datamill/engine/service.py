@@ -15,6 +15,7 @@ from datamill.engine.finalize import render_results
 from datamill.engine.native.support import native_api
 from datamill.errors import Conflict, InvalidRequest, NotFound
 from datamill.ids import new_batch_id
+from datamill.logs import REQUEST_ID
 from datamill.protocol.batches import (
     COMPLETION_WINDOWS,
     MODE_METADATA_KEY,
@@ -163,6 +164,8 @@ class BatchService:
             options=options or None,
             created_at=now,
             expires_at=now + COMPLETION_WINDOWS[request.completion_window],
+            # The workers log the batch's lines with the id of the request creating it.
+            request_id=REQUEST_ID.get(),
         )
 
     async def get(self, batch_id: str, *, project_id: str = DEFAULT_PROJECT_ID) -> BatchRecord:

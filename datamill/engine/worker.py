@@ -29,6 +29,7 @@ from datamill.engine.native.runner import NativeRunner
 from datamill.engine.writer import ResultWriter
 from datamill.events.workers import publish_worker
 from datamill.ids import new_worker_id
+from datamill.logs import request_id
 from datamill.providers.base import Endpoint
 from datamill.scheduler.limits import AdjustableLimit
 from datamill.storage import leasing
@@ -269,9 +270,11 @@ class Worker:
                 continue
             self._current_batch = batch.id
             policy = self._policy(batch)
-            for request in leased:
-                lease = (request.id, request.attempts)
-                self._in_flight[lease] = asyncio.create_task(self._execute(request, policy))
+            # The calls' tasks log with the batch's request id (they copy the context).
+            with request_id(batch.request_id):
+                for request in leased:
+                    lease = (request.id, request.attempts)
+                    self._in_flight[lease] = asyncio.create_task(self._execute(request, policy))
 
     def _next_batch(self) -> BatchRecord | None:
         """Round-robin over running batches, skipping those just found empty."""

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 from datamill.clock import Clock
 from datamill.errors import ErrorCategory, ProviderError
+from datamill.metrics.calls import DeploymentMetrics
 from datamill.providers.types import Usage
 from datamill.ratelimit_hints import RateLimitHints
 from datamill.scheduler.breaker import BreakerState, CircuitBreaker
@@ -101,6 +102,7 @@ class DeploymentGate:
         concurrency_told: bool = False,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 2.0,
+        metrics: DeploymentMetrics | None = None,
     ) -> None:
         self._clock = clock
         now = clock.monotonic()
@@ -130,6 +132,7 @@ class DeploymentGate:
         # None when the deployment is free: no arithmetic per call then.
         self._prices = prices if (prices.input or prices.cached_input or prices.output) else None
         self.stats = CallStats()
+        self._metrics = metrics  # the process's Prometheus metrics, when it keeps them
         self.sent = 0  # calls out at the provider (admitted, not yet answered)
         self.admitted = 0  # calls let through since the start
         self.rate_limited = 0
@@ -235,7 +238,12 @@ class DeploymentGate:
             hints = error.rate_limits
         self.sent -= 1
         cost = self._prices.cost(usage) if usage is not None and self._prices else 0.0
-        self.stats.record(now, now - permit.sent_at, ok=error is None, cost=cost)
+        latency = now - permit.sent_at
+        self.stats.record(now, latency, ok=error is None, cost=cost)
+        if self._metrics is not None:
+            self._metrics.record(
+                latency, error=None if error is None else error.category, usage=usage, cost=cost
+            )
         if usage is not None:
             self._settle_tokens(permit.tokens, usage)
         elif error is not None and self.pacer.tokens is not None:

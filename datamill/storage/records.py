@@ -67,6 +67,7 @@ class BatchRecord:
     mode: str = "online"  # online or native; resolved when validation ends
     cost: float = 0.0  # USD spent so far
     stop_reason: str | None = None  # budget_exhausted: stopped before every request ran
+    request_id: str | None = None  # the X-Request-ID of the request that created it
 
     @property
     def finished_count(self) -> int:

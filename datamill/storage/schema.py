@@ -156,6 +156,9 @@ batches = Table(
     Column("stop_reason", String(32), nullable=True),
     # The API key that created the batch (its spend counts against the key's limit).
     Column("key_id", String(64), nullable=True),
+    # The X-Request-ID of the HTTP request that created the batch: the workers' log lines
+    # about the batch carry it (datamill/logs.py).
+    Column("request_id", String(128), nullable=True),
     Index(None, "project_id", "idempotency_key", unique=True),
     Index(None, "key_id", "created_at"),
     Index(None, "project_id", "seq"),

@@ -113,7 +113,7 @@ async def test_migration_0008_builds_the_search_index_a_new_store_has(open_empty
     database = open_empty()
     await migrate.upgrade(database)  # created at head, from the metadata
     at_head = await search_objects(database)
-    # Back to 0011 through 0012's downgrade, to 0006 by hand, then up through the migrations.
+    # Back to 0011 through the downgrades, to 0006 by hand, then up through the migrations.
     async with database.write() as conn:
         await conn.run_sync(lambda sync: _downgrade(sync, "0011"))
     async with database.write() as conn:

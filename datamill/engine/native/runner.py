@@ -21,6 +21,7 @@ from typing import Any
 from datamill.engine.context import EngineContext
 from datamill.engine.native.jobs import JobSteps, closing_code
 from datamill.engine.native.submit import Submitter
+from datamill.logs import request_id
 from datamill.protocol.batches import BatchStatus
 from datamill.storage import batches as batch_repo
 from datamill.storage import native_jobs as job_repo
@@ -78,7 +79,8 @@ class NativeRunner:
         for batch in batches:
             code = closing_code(batch)
             if code is None:
-                self._spawn(f"submit:{batch.id}", self._submit(batch))
+                with request_id(batch.request_id):  # its lines carry the batch's request id
+                    self._spawn(f"submit:{batch.id}", self._submit(batch))
             elif batch.status == BatchStatus.finalizing:
                 # Expired: requests given back to pending after the expiry are closed here.
                 await self._close_pending(batch, code)
