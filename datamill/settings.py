@@ -278,6 +278,12 @@ class Settings(BaseModel):
     )
     host: str = Field(default="127.0.0.1", description="address `serve` binds")
     port: int = Field(default=8000, ge=0, le=65535, description="port `serve` binds")
+    bootstrap_admin_key: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        min_length=32,
+        description="`serve` stores it as the default project's first admin key if none exists",
+    )
     config: Path | None = Field(default=None, description="path of datamill.toml")
     auto_deployments: bool = Field(
         default=True, description="register deployments for well-known API keys in the env"

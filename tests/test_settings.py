@@ -40,6 +40,7 @@ PARSED = [
     ("database_url", "sqlite:////srv/d.db", "sqlite:////srv/d.db"),
     ("host", "0.0.0.0", "0.0.0.0"),
     ("port", "9000", 9000),
+    ("bootstrap_admin_key", "dm-" + "k" * 40, SecretStr("dm-" + "k" * 40)),
     ("config", "other.toml", Path("other.toml")),
     ("auto_deployments", "false", False),
     ("max_file_bytes", "1000000", 1_000_000),
@@ -66,6 +67,7 @@ PARSED = [
 
 # (field, a value it refuses)
 REFUSED = [
+    ("bootstrap_admin_key", "too-short"),
     ("database_url", "mysql://db.local/datamill"),
     ("port", "http"),
     ("port", "70000"),

@@ -33,7 +33,7 @@ from datamill.protocol.access import Role
 from datamill.storage import keys as key_store
 from datamill.storage import projects as project_store
 from datamill.storage.database import Database
-from datamill.storage.keys import KeyRecord, NewKey
+from datamill.storage.keys import KeyRecord, KeyTaken, NewKey
 from datamill.storage.projects import ProjectNameTaken, ProjectRecord
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 
@@ -252,6 +252,19 @@ class AuthService:
 
     # -- keys ------------------------------------------------------------------------------
 
+    async def bootstrap(self, key: str) -> bool:
+        """Store ``key`` as the default project's first admin key, if no key exists yet (a
+        container's first start, the key from a Secret); whether it was stored now."""
+        if await self.keys_exist():
+            return False
+        try:
+            await self.create_key(
+                DEFAULT_PROJECT_ID, Role.admin, name="bootstrap admin key", given=key
+            )
+        except KeyTaken:  # another server stored the same key first
+            return False
+        return True
+
     async def create_key(
         self,
         project_id: str,
@@ -261,8 +274,10 @@ class AuthService:
         expires_in_days: float | None = None,
         requests_per_minute: int | None = None,
         spend_per_day: float | None = None,
+        given: str | None = None,
     ) -> tuple[str, KeyRecord]:
-        """A new key (the string, shown once) and what is stored of it."""
+        """A new key (the string, shown once) and what is stored of it. ``given``: store
+        that key instead of making one (the bootstrap key)."""
         if expires_in_days is not None and not (0 < expires_in_days <= 36_500):
             raise InvalidRequest(
                 "expires_in_days must be more than 0 and at most 36500",
@@ -281,7 +296,7 @@ class AuthService:
                 param="spend_per_day",
                 code="invalid_value",
             )
-        key = new_key()
+        key = given or new_key()
         now = self._clock.now()
         record = await key_store.create_key(
             self._database,

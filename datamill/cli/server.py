@@ -159,6 +159,9 @@ async def _serve(settings: Settings) -> None:
 async def _access_line(runtime: Runtime) -> str:
     """What the banner says about keys; refuses to serve beyond loopback with no key."""
     auth = runtime.auth
+    bootstrap = runtime.settings.bootstrap_admin_key
+    if bootstrap is not None and await auth.bootstrap(bootstrap.get_secret_value()):
+        return "API keys required; DATAMILL_BOOTSTRAP_ADMIN_KEY stored as the first admin key"
     if await auth.keys_exist():
         return "API keys required (Authorization: Bearer, or sign in on the dashboard)"
     if auth.loopback:

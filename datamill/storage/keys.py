@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 
 from datamill.storage.database import Database
 from datamill.storage.schema import api_keys, batches, gateway_calls, projects
@@ -72,10 +73,18 @@ def _record(row: Row[Any] | Any) -> KeyRecord:
     return KeyRecord(**row._mapping)
 
 
+class KeyTaken(Exception):
+    """A key with this hash is stored already."""
+
+
 async def create_key(database: Database, key: NewKey) -> KeyRecord:
-    async with database.write() as conn:
-        await conn.execute(api_keys.insert().values(**_values(key)))
-        row = (await conn.execute(_SELECT.where(api_keys.c.id == key.id))).one()
+    """Store a key; `KeyTaken` when its hash is (two servers bootstrapping the same key)."""
+    try:
+        async with database.write() as conn:
+            await conn.execute(api_keys.insert().values(**_values(key)))
+            row = (await conn.execute(_SELECT.where(api_keys.c.id == key.id))).one()
+    except IntegrityError:
+        raise KeyTaken(key.prefix) from None
     return _record(row)
 
 

@@ -185,9 +185,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+def http_get(
+    url: str, timeout: float = 5.0, *, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     try:
-        with _NO_PROXY.open(url, timeout=timeout) as response:
+        request = urllib.request.Request(url, headers=headers or {})
+        with _NO_PROXY.open(request, timeout=timeout) as response:
             return response.status, orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
         with exc:

@@ -7,7 +7,14 @@ import signal
 
 import pytest
 
-from tests.cli.conftest import RunCli, StartServer, free_port, http_get
+from tests.cli.conftest import (
+    RunCli,
+    StartCli,
+    StartServer,
+    free_port,
+    http_get,
+    wait_until_healthy,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +104,32 @@ def test_the_banner_says_local_mode_then_that_keys_are_required(
 
     assert "API keys required" in " ".join(server.process.stderr.split())
     assert http_get(f"{server.url}/v1/files")[0] == 401
+
+
+def test_a_bootstrap_admin_key_lets_a_container_start_beyond_loopback(
+    start_cli: StartCli, invoke: RunCli
+):
+    key = "dm-" + "b" * 40
+    port = free_port()
+    env = {"DATAMILL_BOOTSTRAP_ADMIN_KEY": key}
+    server = start_cli("serve", "--host", "0.0.0.0", "--port", str(port), env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(server, url)
+    server.wait_for_output("stop")
+
+    assert "DATAMILL_BOOTSTRAP_ADMIN_KEY stored as the first admin key" in server.stderr
+    assert http_get(f"{url}/v1/files")[0] == 401
+    status, me = http_get(f"{url}/api/me", headers={"Authorization": f"Bearer {key}"})
+    assert (status, me["role"], me["project"], me["local"]) == (200, "admin", "default", False)
+    [stored] = json.loads(invoke("keys", "list", "--json").stdout)
+    assert (stored["role"], stored["project"], stored["prefix"]) == ("admin", "default", key[:11])
+    server.signal(signal.SIGTERM)
+    server.wait()
+
+    # Once a key exists the variable is ignored: another value makes no second key.
+    other = start_cli(
+        "serve", "--port", str(free_port()), env={"DATAMILL_BOOTSTRAP_ADMIN_KEY": "dm-" + "c" * 40}
+    )
+    other.wait_for_output("stop")
+    assert "API keys required" in other.stderr
+    assert len(json.loads(invoke("keys", "list", "--json").stdout)) == 1
