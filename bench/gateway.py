@@ -2,6 +2,7 @@
 same calls made straight to the mock provider in the same run.
 
     .venv/bin/python bench/gateway.py [--rate 500] [--seconds 20] [--stream-requests 100000]
+                                      [--with-key]
 
 The mock answers at once (0 ms). An open-loop client (aiohttp on uvloop, its own process)
 starts one call straight to the mock and one through datamill at every tick of ``rate`` per
@@ -15,6 +16,8 @@ them: it must stay flat. (On SQLite the page cache, 16 MiB per connection, fills
 the database server.)
 Prints one line: ``gateway rate=... direct_p50_ms=... gateway_p50_ms=... added_p50_ms=...
 added_p99_ms=... ttft_... sqlite_rss_mb_by_tenth=... sqlite_rss_growth_mb=... postgresql_...``.
+``--with-key`` creates a member key before the server starts and sends it with every call
+through datamill (keys enforced: each call's key is checked), instead of local mode.
 Targets (issue 5): added latency p50 under 1 ms and p99 under 5 ms at 500 requests/s, for
 plain calls and for the time to first token; memory flat over 100,000 streamed requests.
 """
@@ -46,11 +49,17 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def timed_call(
-    session: aiohttp.ClientSession, url: str, *, stream: bool, ticked: float
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    stream: bool,
+    ticked: float,
+    headers: dict[str, str] | None = None,
 ) -> float:
     """Seconds from ``ticked`` to the answer (or to its first content chunk)."""
     body = {**BODY, "stream": True} if stream else BODY
-    async with session.post(url, data=orjson.dumps(body), headers=_JSON) as response:
+    sent = {**_JSON, **(headers or {})}
+    async with session.post(url, data=orjson.dumps(body), headers=sent) as response:
         if response.status != 200:
             raise SystemExit(f"{url} answered {response.status}: {await response.text()}")
         if not stream:
@@ -69,20 +78,33 @@ _JSON = {"Content-Type": "application/json"}
 
 
 async def open_loop(
-    direct: str, gateway: str, *, rate: float, seconds: float, stream: bool
+    direct: str,
+    gateway: str,
+    *,
+    rate: float,
+    seconds: float,
+    stream: bool,
+    headers: dict[str, str] | None = None,
 ) -> tuple[list[float], list[float]]:
-    """Calls at ``rate`` per second to each URL, started on schedule whatever the answers."""
+    """Calls at ``rate`` per second to each URL, started on schedule whatever the answers;
+    ``headers`` go with the calls through datamill."""
     connector = aiohttp.TCPConnector(limit=0)
+    sent = {direct: None, gateway: headers}
     async with aiohttp.ClientSession(connector=connector) as session:
         for url in (direct, gateway):  # warm the connections and the server
             await asyncio.gather(
-                *(timed_call(session, url, stream=stream, ticked=0) for _ in range(50))
+                *(
+                    timed_call(session, url, stream=stream, ticked=0, headers=sent[url])
+                    for _ in range(50)
+                )
             )
         times: dict[str, list[float]] = {direct: [], gateway: []}
         tasks: list[asyncio.Task[None]] = []
 
         async def one(url: str, ticked: float) -> None:
-            times[url].append(await timed_call(session, url, stream=stream, ticked=ticked))
+            times[url].append(
+                await timed_call(session, url, stream=stream, ticked=ticked, headers=sent[url])
+            )
 
         start = time.perf_counter()
         for n in range(int(rate * seconds)):
@@ -125,6 +147,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--stream-requests", type=int, default=100_000)
+    parser.add_argument("--with-key", action="store_true", help="keys enforced: send a key")
     args = parser.parse_args()
     try:
         import uvloop
@@ -133,13 +156,24 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         pass
 
-    figures: dict[str, object] = {"rate": args.rate, "seconds": args.seconds}
+    figures: dict[str, object] = {
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "keys": "enforced" if args.with_key else "local mode",
+    }
     with mock_provider() as mock:
         direct = f"{mock.base_url}/chat/completions"
-        with serving(mock, "sqlite") as (gateway, _):
+        with serving(mock, "sqlite", with_key=args.with_key) as (gateway, _, headers):
             for stream, prefix in ((False, ""), (True, "ttft_")):
                 straight, through = asyncio.run(
-                    open_loop(direct, gateway, rate=args.rate, seconds=args.seconds, stream=stream)
+                    open_loop(
+                        direct,
+                        gateway,
+                        rate=args.rate,
+                        seconds=args.seconds,
+                        stream=stream,
+                        headers=headers,
+                    )
                 )
                 for name, share in (("p50", 0.5), ("p99", 0.99)):
                     mine = percentile(through, share) * 1000
@@ -151,7 +185,7 @@ def main() -> None:
         if args.stream_requests:
             figures["stream_requests"] = args.stream_requests
             for kind in ("sqlite", "postgresql"):
-                with serving(mock, kind) as (gateway, pid):
+                with serving(mock, kind) as (gateway, pid, _):
                     rss = asyncio.run(stream_many(gateway, args.stream_requests, pid))
                 figures[f"{kind}_rss_mb_by_tenth"] = "/".join(f"{value:.0f}" for value in rss)
                 figures[f"{kind}_rss_growth_mb"] = rss[-1] - rss[0]
@@ -159,11 +193,26 @@ def main() -> None:
 
 
 @contextlib.contextmanager
-def serving(mock: MockProviderProcess, kind: str) -> Iterator[tuple[str, int]]:
-    """`datamill serve` (no worker) on a fresh store: its chat URL and its pid."""
+def serving(
+    mock: MockProviderProcess, kind: str, *, with_key: bool = False
+) -> Iterator[tuple[str, int, dict[str, str] | None]]:
+    """`datamill serve` (no worker) on a fresh store: its chat URL, its pid, and the headers
+    that carry a member key (``with_key``; else None: local mode)."""
     with store(kind) as (url, home):
         port = _free_port()
         env = datamill_env(url, home, mock, DATAMILL_WORKERS="0")
+        headers = None
+        if with_key:
+            made = subprocess.run(
+                datamill_command(
+                    "keys", "create", "--project", "default", "--role", "member", "--json"
+                ),
+                env={**os.environ, **env},
+                cwd=home,
+                capture_output=True,
+                check=True,
+            )
+            headers = {"Authorization": f"Bearer {orjson.loads(made.stdout)['key']}"}
         server = subprocess.Popen(
             datamill_command("serve", "--port", str(port)),
             env={**os.environ, **env, "DATAMILL_LOG_LEVEL": "warning"},
@@ -173,7 +222,7 @@ def serving(mock: MockProviderProcess, kind: str) -> Iterator[tuple[str, int]]:
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}/healthz", server, ready="ok")
-            yield f"http://127.0.0.1:{port}/v1/chat/completions", server.pid
+            yield f"http://127.0.0.1:{port}/v1/chat/completions", server.pid, headers
         finally:
             server.terminate()
             server.wait(timeout=30)
