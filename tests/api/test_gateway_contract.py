@@ -142,7 +142,9 @@ async def test_responses_carry_the_same_headers_as_chat_completions(make_api, se
     assert len(sdk_limits(raw.headers)) == 6
     assert raw.headers["x-ratelimit-limit-requests"] == "600"
     assert raw.headers["x-ratelimit-limit-tokens"] == "60000"
-    assert 0 <= int(raw.headers["x-ratelimit-remaining-requests"]) < 600
+    # At most the limit: 10 a second come back, so on a slow machine the two calls' use may
+    # already be refilled (what the headers say is tested in tests/gateway).
+    assert 0 <= int(raw.headers["x-ratelimit-remaining-requests"]) <= 600
     assert RESET.match(raw.headers["x-ratelimit-reset-tokens"])
     assert raw.headers["x-datamill-deployment"] == chat.headers["x-datamill-deployment"]
     assert raw.headers["x-request-id"]
