@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datamill.generation.prompts import TemplateProblem, render
+from datamill.generation.templates import TemplateProblem, render
 
 
 @pytest.mark.parametrize(
