@@ -114,6 +114,7 @@ class JobRunner:
         self._changed: set[tuple[str, str]] = set()
         self._answers = 0  # this run's answers with a verdict, and those accepted
         self._accepted = 0
+        self._idle_answers = 0  # answers with a verdict since this run's last new sample
         self._qualities: dict[int, dict[str, Any]] = {}  # the spec's filters, dumped
 
     def stop(self) -> None:
@@ -173,7 +174,7 @@ class JobRunner:
             if all(c.accepted >= c.target for c in cells):
                 await self._finish("completed")
                 return "completed"
-            exhausted = self._budget_spent(cells)
+            exhausted = self._budget_spent(cells) or self._without_progress(cells)
             if exhausted is not None:
                 # Stop sending; what is in flight still counts, then the job ends.
                 await self._cancel_batches()
@@ -430,6 +431,7 @@ class JobRunner:
                 continue
             self._answers += 1
             self._accepted += outcome.result == "accepted"
+            self._idle_answers = 0 if outcome.result == "accepted" else self._idle_answers + 1
 
     def acceptance(self) -> float:
         """The share of this run's answers that became samples (a prior of one answer in
@@ -612,6 +614,20 @@ class JobRunner:
             if running >= job.budget_seconds:
                 return "budget_seconds"
         return None
+
+    def _without_progress(self, cells: Sequence[repo.CellRecord]) -> str | None:
+        """``no_progress`` once ``loop.max_idle_rounds`` rounds' worth of answers in a row
+        (a round: what one top-up sends, ``ceil(deficit x (1 + overshoot_margin))`` over
+        the short cells, at most ``batch_size``) brought no new sample: a model that only
+        repeats itself, or a filter nothing passes, would otherwise run for ever."""
+        loop = self.spec.loop
+        if loop.max_idle_rounds == 0:
+            return None
+        wanted = sum(
+            math.ceil(c.deficit * (1 + loop.overshoot_margin)) for c in cells if c.deficit > 0
+        )
+        round_size = max(1, min(loop.batch_size, wanted))
+        return "no_progress" if self._idle_answers >= loop.max_idle_rounds * round_size else None
 
     async def _cells(self) -> list[repo.CellRecord]:
         return await repo.list_cells(self.deps.database, self.job.id)

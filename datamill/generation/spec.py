@@ -237,6 +237,13 @@ class Loop(_Strict):
     min_acceptance: float = Field(
         default=0.2, gt=0, le=1, description="floor of the learned acceptance rate"
     )
+    max_idle_rounds: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description="rounds' worth of answers in a row without a new sample before the job "
+        "stops (budget_exhausted, no_progress); 0: never",
+    )
 
 
 class GenerationSpec(_Strict):
