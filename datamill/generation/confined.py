@@ -4,7 +4,7 @@ regexes applied to answers, in worker processes with bounded time and memory.
 A template that loops for ever or a regex that backtracks for ever (``^(a+)+$`` on a long
 ``aaa...!``) would hold whatever thread runs it, and a Python thread cannot be stopped. So
 this work runs in `ConfinedPool`'s processes, never on the event loop (callers await
-`render_all` and `check_all`, which wait in a thread):
+`render_all` and `check_all`, which wait in one of the pool's threads):
 
 - each render and each check stage has a deadline (`Limits.seconds`): a timer signal
   interrupts Python code and ``re``'s matcher, and the item fails naming the bound;
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import os
 import queue
 import selectors
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,16 +68,23 @@ class _Process:
     """One worker process, spoken to by one thread at a time."""
 
     def __init__(self, limits: Limits) -> None:
+        # Isolated (-I): neither the working directory (a `datamill` folder there would be
+        # imported instead) nor PYTHON* variables; this process's own import path instead.
+        paths = [path for path in sys.path if path]
+        boot = (
+            f"import sys; sys.path[:] = {paths!r}; "
+            "from datamill.generation.confined_worker import main; main()"
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "datamill.generation.confined_worker", str(limits.memory_mb)],
+            [sys.executable, "-I", "-c", boot, str(limits.memory_mb)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )
         self._buffer = b""
         self.ready = False
 
-    def exchange(self, request: bytes, deadline: float) -> dict[str, Any]:
+    def exchange(self, request: bytes, budget: float) -> dict[str, Any]:
+        """Send ``request``; its answer, within ``budget`` seconds of sending it."""
         assert self.proc.stdin is not None
         if not self.ready:
             # The first line says the worker has imported what it needs: its start-up
@@ -87,7 +96,7 @@ class _Process:
             self.proc.stdin.flush()
         except OSError:
             raise ConfinedError("the spec's worker process ended") from None
-        line = self._read_line(deadline)
+        line = self._read_line(time.monotonic() + budget)
         answer: dict[str, Any] = orjson.loads(line)
         return answer
 
@@ -128,6 +137,21 @@ class ConfinedPool:
             self._idle.put(None)  # a slot whose process starts on first use
         self._lock = threading.Lock()
         self._all: set[_Process] = set()
+        # One thread per process: callers past them wait on the event loop, not in the
+        # loop's default executor, which other work needs.
+        self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="confined")
+
+    async def acall(
+        self,
+        op: str,
+        items: list[dict[str, Any]],
+        *,
+        stages: int,
+        shared: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """`call` from the event loop, waiting in one of the pool's threads."""
+        work = functools.partial(self.call, op, items, stages=stages, shared=shared)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, work)
 
     def call(
         self,
@@ -151,14 +175,14 @@ class ConfinedPool:
                 process = _Process(self.limits)
                 with self._lock:
                     self._all.add(process)
-            answer = process.exchange(line, time.monotonic() + budget)
+            answer = process.exchange(line, budget)
         except (TimeoutError, ConfinedError, orjson.JSONDecodeError) as exc:
             if process is not None:
                 self._discard(process)
             process = None
             if isinstance(exc, TimeoutError):
                 raise ConfinedError(
-                    f"the spec's code did not finish within {budget:.0f} s"
+                    f"the spec's code did not finish within {budget:.3g} s"
                 ) from None
             raise ConfinedError(str(exc) or "the spec's worker process failed") from None
         finally:
@@ -174,6 +198,7 @@ class ConfinedPool:
         process.close()
 
     def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             processes, self._all = list(self._all), set()
         for process in processes:
@@ -200,7 +225,7 @@ async def render_all(items: list[RenderItem], pool: ConfinedPool | None = None) 
     payload = [{"source": i.source, "variables": i.variables, "vary": i.vary} for i in items]
     chosen = pool or shared_pool()
     try:
-        results = await asyncio.to_thread(chosen.call, "render", payload, stages=1)
+        results = await chosen.acall("render", payload, stages=1)
     except ConfinedError as exc:
         raise TemplateProblem(f"the template does not render: {exc}") from None
     texts: list[str] = []
@@ -229,9 +254,7 @@ async def check_all(items: list[CheckItem], pool: ConfinedPool | None = None) ->
         payload.append({"context": contexts[key], "body": item.body})
     chosen = pool or shared_pool()
     try:
-        results = await asyncio.to_thread(
-            chosen.call, "check", payload, stages=2, shared={"contexts": shared}
-        )
+        results = await chosen.acall("check", payload, stages=2, shared={"contexts": shared})
     except ConfinedError as exc:
         # Nothing tells which answer overran: none of this call's is taken.
         return [Verdict(None, Rejection.schema, f"the answers were not checked: {exc}")] * len(
