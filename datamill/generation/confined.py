@@ -44,6 +44,7 @@ class Limits:
     seconds: float = 1.0  # one render, or one stage (schema, regexes) of one answer's check
     memory_mb: int = 512  # a process's address space beyond its start
     slack: float = 10.0  # a call's own allowance beyond its items' deadlines
+    overrun: float = 5.0  # a check call's answers past their deadlines, in all, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +241,13 @@ async def render_one(item: RenderItem, pool: ConfinedPool | None = None) -> str:
     return (await render_all([item], pool))[0]
 
 
-async def check_all(items: list[CheckItem], pool: ConfinedPool | None = None) -> list[Verdict]:
+async def check_all(
+    items: list[CheckItem], pool: ConfinedPool | None = None
+) -> list[Verdict | None]:
     """Each answer's verdict from the local filters (`quality.check_candidate`), in order;
-    a stage that overruns its deadline rejects the answer (schema or regex) saying so."""
+    a stage that overruns its deadline rejects the answer (schema or regex) saying so.
+    Once `Limits.overrun` seconds of the call have gone to such answers, the rest are None
+    (not checked: send them again), so that one spec cannot hold a process for minutes."""
     contexts: dict[bytes, int] = {}
     shared: list[dict[str, Any]] = []
     payload = []
@@ -253,16 +258,17 @@ async def check_all(items: list[CheckItem], pool: ConfinedPool | None = None) ->
             shared.append({"schema": item.schema, "quality": item.quality})
         payload.append({"context": contexts[key], "body": item.body})
     chosen = pool or shared_pool()
+    together = {"contexts": shared, "overrun": chosen.limits.overrun}
     try:
-        results = await chosen.acall("check", payload, stages=2, shared={"contexts": shared})
+        results = await chosen.acall("check", payload, stages=2, shared=together)
     except ConfinedError as exc:
         # Nothing tells which answer overran: none of this call's is taken.
         return [Verdict(None, Rejection.schema, f"the answers were not checked: {exc}")] * len(
             items
         )
-    verdicts = []
+    verdicts: list[Verdict | None] = []
     for result in results:
         found = result["ok"]
         reason = Rejection(found["reason"]) if found["reason"] is not None else None
         verdicts.append(Verdict(found["sample"], reason, found["detail"]))
-    return verdicts
+    return verdicts + [None] * (len(items) - len(verdicts))

@@ -86,28 +86,31 @@ def _quality(dumped: bytes) -> Quality:
 
 def _check(
     item: dict[str, Any], contexts: list[dict[str, Any]], seconds: float, memory_mb: int
-) -> Verdict:
+) -> tuple[Verdict, bool]:
+    """The answer's verdict, and whether a stage ran out of its time."""
     context = contexts[item["context"]]
     try:
         value = extract_json(item["body"])
     except ExtractionError as exc:
-        return Verdict(None, Rejection.unparseable, str(exc))
+        return Verdict(None, Rejection.unparseable, str(exc)), False
     stage = Rejection.schema
     try:
         with _deadline(seconds):
             verdict = check_schema(value, context["schema"])
         if verdict is not None:
-            return verdict
+            return verdict, False
         stage = Rejection.regex
         quality = _quality(orjson.dumps(context["quality"], option=orjson.OPT_SORT_KEYS))
         with _deadline(seconds):
-            return check_rules(value, quality)
+            return check_rules(value, quality), False
     except _Deadline:
         what = "its schema" if stage is Rejection.schema else "the regex rules"
-        return Verdict(None, stage, f"checking the sample against {what} took over {seconds:g} s")
+        detail = f"checking the sample against {what} took over {seconds:g} s"
+        return Verdict(None, stage, detail), True
     except MemoryError:
         what = "its schema" if stage is Rejection.schema else "the regex rules"
-        return Verdict(None, stage, f"checking the sample against {what} took over {memory_mb} MB")
+        detail = f"checking the sample against {what} took over {memory_mb} MB"
+        return Verdict(None, stage, detail), False
 
 
 def _handle(request: dict[str, Any], memory_mb: int) -> list[dict[str, Any]]:
@@ -115,9 +118,15 @@ def _handle(request: dict[str, Any], memory_mb: int) -> list[dict[str, Any]]:
     if request["op"] == "render":
         return _render(request["items"], seconds, memory_mb)
     contexts = request["shared"]["contexts"]
+    # Once the call's answers have overrun this many seconds, the rest are left unchecked
+    # (fewer results than items): the caller sends them again, after other callers' turn.
+    overrun_left = float(request["shared"]["overrun"])
     results = []
     for item in request["items"]:
-        verdict = _check(item, contexts, seconds, memory_mb)
+        if overrun_left <= 0:
+            break
+        verdict, overran = _check(item, contexts, seconds, memory_mb)
+        overrun_left -= seconds if overran else 0.0
         reason = verdict.reason.value if verdict.reason is not None else None
         results.append(
             {"ok": {"sample": verdict.sample, "reason": reason, "detail": verdict.detail}}

@@ -241,8 +241,10 @@ class JobRunner:
     ) -> list[repo.Outcome]:
         outcomes: list[repo.Outcome] = []
         ready: list[tuple[repo.Answer, dict[str, Any]]] = []
-        verdicts = await self._verdicts(answers)
+        verdicts, unchecked = await self._verdicts(answers)
         for answer in answers:
+            if answer.request_id in unchecked:
+                continue  # left new: checked at the next pass
             outcome, candidate = self._judge_answer(answer, verdicts.get(answer.request_id))
             if outcome is not None:
                 outcomes.append(outcome)
@@ -266,9 +268,12 @@ class JobRunner:
             outcomes.append(self._outcome(answer, "accept", sample=self._sample(answer, candidate)))
         return outcomes
 
-    async def _verdicts(self, answers: Sequence[repo.Answer]) -> dict[int, Verdict]:
+    async def _verdicts(
+        self, answers: Sequence[repo.Answer]
+    ) -> tuple[dict[int, Verdict], set[int]]:
         """The local filters' verdicts on the answers to sample requests, by request id:
-        run apart (`confined`), since the spec's schema patterns and regexes are untrusted."""
+        run apart (`confined`), since the spec's schema patterns and regexes are untrusted;
+        and the answers left unchecked this time (`check_all`)."""
         asked: list[int] = []
         items: list[CheckItem] = []
         for answer in answers:
@@ -283,7 +288,8 @@ class JobRunner:
             items.append(CheckItem(body, sample_type.output_schema, self._dumped(quality)))
             asked.append(answer.request_id)
         verdicts = await check_all(items)
-        return dict(zip(asked, verdicts, strict=True))
+        checked = {rid: v for rid, v in zip(asked, verdicts, strict=True) if v is not None}
+        return checked, set(asked) - set(checked)
 
     def _dumped(self, quality: Any) -> dict[str, Any]:
         key = id(quality)

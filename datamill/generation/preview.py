@@ -92,6 +92,7 @@ async def preview(
         (verdict,) = await check_all(
             [CheckItem(answer, kind.output_schema, quality.model_dump(mode="json"))]
         )
+        assert verdict is not None  # a call checks its first answer whatever it costs
         item.update(
             sample=verdict.sample,
             accepted=verdict.sample is not None,

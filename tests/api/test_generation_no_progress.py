@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
+from datamill.generation import confined
+from datamill.generation.confined import ConfinedPool, Limits
 from datamill_testing.mock_process import MockProviderProcess
 from tests.api.conftest import Api
 from tests.api.test_generation import running, spec
@@ -65,14 +67,20 @@ async def test_a_model_that_repeats_itself_stops_the_job_by_default(make_api, mo
     assert [run["outcome"] for run in runs] == ["budget_exhausted"]
 
 
-async def test_a_stored_job_whose_regex_backtracks_stops_after_a_restart(make_api, mock):
+async def test_a_stored_job_whose_regex_backtracks_stops_after_a_restart(
+    make_api, mock, monkeypatch: pytest.MonkeyPatch
+):
+    # Tight bounds: each check call takes one answer past its deadline and leaves the
+    # others for the next pass, which the job sends again.
+    pool = ConfinedPool(limits=Limits(seconds=0.2, overrun=0.1))
+    monkeypatch.setattr(confined, "_shared", pool)
     long = {"text": "a" * 40 + "!"}  # ^(a+)+$ backtracks 2^40 times on it under `re`
     body = repeating(
         long,
         topics={"items": ["contracts"]},
-        target={"per_cell": 1},
+        target={"per_cell": 2},
         quality={"regex": [{"pattern": "^(a+)+$", "field": "text"}]},
-        loop={"batch_size": 2, "max_idle_rounds": 1},
+        loop={"batch_size": 3, "max_idle_rounds": 2},
     )
     before = await make_api(on_mock(mock))  # no worker: the job waits for the next server
     created = await before.client.post("/api/generation/jobs", json={"spec": body})
@@ -83,7 +91,8 @@ async def test_a_stored_job_whose_regex_backtracks_stops_after_a_restart(make_ap
         job = await ended(after, created.json()["id"])
         assert (await after.client.get("/healthz")).status_code == 200
 
+    pool.close()
     assert job["status"] == "budget_exhausted", job
     assert job["stop_reason"] == "no_progress"
     assert job["accepted"] == 0
-    assert job["cells"][0]["rejected"]["regex"] >= 2
+    assert job["cells"][0]["rejected"]["regex"] >= 2 * 3

@@ -53,3 +53,24 @@ async def test_the_workers_ignore_a_datamill_folder_in_the_working_directory(
     monkeypatch.chdir(tmp_path)
 
     assert await render_all([RenderItem("{{ n }}", {"n": 4})], make_pool()) == ["4"]
+
+
+async def test_a_check_call_leaves_answers_unchecked_past_its_overrun(make_pool):
+    from datamill.generation.confined import CheckItem, check_all
+    from datamill.generation.quality import Rejection
+    from datamill.generation.spec import Quality, RegexRule
+
+    quality = Quality(regex=[RegexRule(pattern="^(a+)+$", field="t")]).model_dump(mode="json")
+    slow = {"choices": [{"message": {"role": "assistant", "content": '{"t": "%s!"}' % ("a" * 40)}}]}
+    fast = {"choices": [{"message": {"role": "assistant", "content": '{"t": "aaa"}'}}]}
+    pool = make_pool(seconds=0.2, overrun=0.3)
+
+    verdicts = await check_all(
+        [CheckItem(slow, {}, quality)] * 2 + [CheckItem(fast, {}, quality)], pool
+    )
+
+    assert [v.reason if v else None for v in verdicts] == [Rejection.regex, Rejection.regex, None]
+    assert verdicts[2] is None  # not checked: the caller sends it again
+    (again,) = await check_all([CheckItem(fast, {}, quality)], pool)
+    assert again is not None
+    assert again.sample == {"t": "aaa"}
