@@ -39,9 +39,16 @@ from datamill.engine.service import BatchService
 from datamill.errors import Conflict, DatamillError, StorageError
 from datamill.events.publisher import EventPublisher
 from datamill.events.topics import Topic
+from datamill.generation.confined import CheckItem, RenderItem, check_all, render_all
 from datamill.generation.grounding import Chunk, chunk_documents, chunks_for
-from datamill.generation.prompts import judge_body, request_body, variation
-from datamill.generation.quality import Rejection, check_candidate, judge_score, sample_text
+from datamill.generation.prompts import (
+    judge_body,
+    judge_prompt,
+    request_body,
+    sample_prompt,
+    variation,
+)
+from datamill.generation.quality import Rejection, Verdict, judge_score, sample_text
 from datamill.generation.spec import GenerationSpec, parse_spec
 from datamill.nlp.canonical import normalized_hash
 from datamill.protocol.batches import BatchCreate, BatchOptions
@@ -87,6 +94,8 @@ class JobRunner:
     """Drives one job (`run`) while its worker holds the job's claim; `stop()` ends the run
     at the next round, leaving the job running for another runner (or this one, later)."""
 
+    spec: GenerationSpec  # read from the job when its run starts
+
     def __init__(
         self, deps: RunnerDeps, job: repo.JobRecord, worker_id: str, options: RunnerOptions
     ) -> None:
@@ -94,11 +103,8 @@ class JobRunner:
         self.job = job
         self.worker_id = worker_id  # the worker whose claim on the job this run is
         self.options = options
-        self.spec: GenerationSpec = parse_spec(job.spec)
         self._positions: dict[int, tuple[str, str]] = {}
-        self._chunks: list[Chunk] = (
-            chunk_documents(self.spec.grounding) if self.spec.grounding else []
-        )
+        self._chunks: list[Chunk] = []
         self._index: NearDuplicateIndex | None = None
         self._stopping = asyncio.Event()
         self._run_started = deps.clock.now()
@@ -108,6 +114,8 @@ class JobRunner:
         self._changed: set[tuple[str, str]] = set()
         self._answers = 0  # this run's answers with a verdict, and those accepted
         self._accepted = 0
+        self._idle_answers = 0  # answers with a verdict since this run's last new sample
+        self._qualities: dict[int, dict[str, Any]] = {}  # the spec's filters, dumped
 
     def stop(self) -> None:
         self._stopping.set()
@@ -144,6 +152,10 @@ class JobRunner:
         return outcome
 
     async def _run(self) -> str:
+        # Validating a spec parses its templates: up to seconds for a large one, so not
+        # on the event loop; a stored spec that no longer validates fails the job.
+        self.spec = await asyncio.to_thread(parse_spec, self.job.spec)
+        self._chunks = chunk_documents(self.spec.grounding) if self.spec.grounding else []
         cells = await self._cells()
         self._positions = {c.position: (c.topic, c.sample_type) for c in cells}
         await self._adopt_orphans()
@@ -162,7 +174,7 @@ class JobRunner:
             if all(c.accepted >= c.target for c in cells):
                 await self._finish("completed")
                 return "completed"
-            exhausted = self._budget_spent(cells)
+            exhausted = self._budget_spent(cells) or self._without_progress(cells)
             if exhausted is not None:
                 # Stop sending; what is in flight still counts, then the job ends.
                 await self._cancel_batches()
@@ -229,8 +241,11 @@ class JobRunner:
     ) -> list[repo.Outcome]:
         outcomes: list[repo.Outcome] = []
         ready: list[tuple[repo.Answer, dict[str, Any]]] = []
+        verdicts, unchecked = await self._verdicts(answers)
         for answer in answers:
-            outcome, candidate = self._judge_answer(answer)
+            if answer.request_id in unchecked:
+                continue  # left new: checked at the next pass
+            outcome, candidate = self._judge_answer(answer, verdicts.get(answer.request_id))
             if outcome is not None:
                 outcomes.append(outcome)
             elif candidate is not None:
@@ -253,8 +268,37 @@ class JobRunner:
             outcomes.append(self._outcome(answer, "accept", sample=self._sample(answer, candidate)))
         return outcomes
 
+    async def _verdicts(
+        self, answers: Sequence[repo.Answer]
+    ) -> tuple[dict[int, Verdict], set[int]]:
+        """The local filters' verdicts on the answers to sample requests, by request id:
+        run apart (`confined`), since the spec's schema patterns and regexes are untrusted;
+        and the answers left unchecked this time (`check_all`)."""
+        asked: list[int] = []
+        items: list[CheckItem] = []
+        for answer in answers:
+            if answer.kind == "judge" or not answer.ok or answer.body is None:
+                continue
+            try:
+                body = orjson.loads(answer.body)
+            except orjson.JSONDecodeError:
+                continue
+            sample_type = self.spec.sample_type(answer.sample_type)
+            quality = self.spec.quality_for(sample_type)
+            items.append(CheckItem(body, sample_type.output_schema, self._dumped(quality)))
+            asked.append(answer.request_id)
+        verdicts = await check_all(items)
+        checked = {rid: v for rid, v in zip(asked, verdicts, strict=True) if v is not None}
+        return checked, set(asked) - set(checked)
+
+    def _dumped(self, quality: Any) -> dict[str, Any]:
+        key = id(quality)
+        if key not in self._qualities:
+            self._qualities[key] = quality.model_dump(mode="json")
+        return self._qualities[key]
+
     def _judge_answer(
-        self, answer: repo.Answer
+        self, answer: repo.Answer, verdict: Verdict | None
     ) -> tuple[repo.Outcome | None, dict[str, Any] | None]:
         """An outcome now (rejected, or sent to the judge), or a candidate to accept."""
         if not answer.ok or answer.body is None:
@@ -277,7 +321,7 @@ class JobRunner:
             candidate = dict(answer.candidate)
             candidate["provenance"] = {**candidate.get("provenance", {}), "judge_score": score}
             return None, candidate
-        verdict = check_candidate(body, sample_type.output_schema, quality)
+        assert verdict is not None
         if verdict.sample is None:
             return self._outcome(answer, "reject", reason=verdict.reason), None
         candidate = {"content": verdict.sample, "provenance": self._provenance(answer)}
@@ -393,6 +437,7 @@ class JobRunner:
                 continue
             self._answers += 1
             self._accepted += outcome.result == "accepted"
+            self._idle_answers = 0 if outcome.result == "accepted" else self._idle_answers + 1
 
     def acceptance(self) -> float:
         """The share of this run's answers that became samples (a prior of one answer in
@@ -426,7 +471,7 @@ class JobRunner:
         if self.job.budget_requests is not None:
             budget = min(budget, self.job.budget_requests - self.job.requests)
         by_key = {(c.topic, c.sample_type): c for c in cells}
-        lines: list[bytes] = []
+        renders: list[tuple[str, str, RenderItem]] = []
         issued: list[repo.IssuedRequest] = []
         # Spread the batch over the cells: one request per short cell per pass.
         next_index = {key: by_key[key].requests for key in wanted}
@@ -440,9 +485,14 @@ class JobRunner:
                 wanted[key] -= 1
                 budget -= 1
                 custom_id = f"g{cell.position}-{index}"
-                lines.append(self._line(custom_id, self._body(cell, index)))
+                renders.append((custom_id, cell.sample_type, self._prompt(cell, index)))
                 issued.append(repo.IssuedRequest(cell.topic, cell.sample_type, "sample", custom_id))
         if issued:
+            prompts = await render_all([item for _, _, item in renders])
+            lines = [
+                self._line(custom_id, request_body(self.spec, self.spec.sample_type(kind), prompt))
+                for (custom_id, kind, _), prompt in zip(renders, prompts, strict=True)
+            ]
             await self._submit(lines, issued, judge_rows=[])
 
     async def _issue_judgements(self) -> None:
@@ -451,18 +501,21 @@ class JobRunner:
         )
         if not queued:
             return
+        renders = [
+            judge_prompt(self.spec, self.spec.sample_type(kind), topic, candidate["content"])
+            for _, topic, kind, candidate in queued
+        ]
+        prompts = await render_all(renders)
         lines = []
         rows = []
-        for request_id, topic, sample_type, candidate in queued:
-            body = judge_body(
-                self.spec, self.spec.sample_type(sample_type), topic, candidate["content"]
-            )
+        for (request_id, _, kind, _), prompt in zip(queued, prompts, strict=True):
             custom_id = f"j{request_id}"
+            body = judge_body(self.spec, self.spec.sample_type(kind), prompt)
             lines.append(self._line(custom_id, body))
             rows.append((request_id, custom_id))
         await self._submit(lines, [], judge_rows=rows)
 
-    def _body(self, cell: repo.CellRecord, index: int) -> dict[str, Any]:
+    def _prompt(self, cell: repo.CellRecord, index: int) -> RenderItem:
         sample_type = self.spec.sample_type(cell.sample_type)
         name = f"{cell.topic}|{cell.sample_type}"
         chosen = variation(name, index, self.job.id)
@@ -471,7 +524,7 @@ class JobRunner:
             chunks = chunks_for(
                 self._chunks, self.spec.grounding.chunks_per_prompt, cell=name, index=index
             )
-        return request_body(self.spec, sample_type, cell.topic, chunks, chosen)
+        return sample_prompt(sample_type, cell.topic, chunks, chosen)
 
     @staticmethod
     def _line(custom_id: str, body: dict[str, Any]) -> bytes:
@@ -567,6 +620,20 @@ class JobRunner:
             if running >= job.budget_seconds:
                 return "budget_seconds"
         return None
+
+    def _without_progress(self, cells: Sequence[repo.CellRecord]) -> str | None:
+        """``no_progress`` once ``loop.max_idle_rounds`` rounds' worth of answers in a row
+        (a round: what one top-up sends, ``ceil(deficit x (1 + overshoot_margin))`` over
+        the short cells, at most ``batch_size``) brought no new sample: a model that only
+        repeats itself, or a filter nothing passes, would otherwise run for ever."""
+        loop = self.spec.loop
+        if loop.max_idle_rounds == 0:
+            return None
+        wanted = sum(
+            math.ceil(c.deficit * (1 + loop.overshoot_margin)) for c in cells if c.deficit > 0
+        )
+        round_size = max(1, min(loop.batch_size, wanted))
+        return "no_progress" if self._idle_answers >= loop.max_idle_rounds * round_size else None
 
     async def _cells(self) -> list[repo.CellRecord]:
         return await repo.list_cells(self.deps.database, self.job.id)

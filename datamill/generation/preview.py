@@ -17,9 +17,17 @@ import orjson
 from datamill.errors import ApiError, InvalidRequest
 from datamill.gateway.requests import GatewayRequest
 from datamill.gateway.service import GatewayService
+from datamill.generation.confined import CheckItem, check_all, render_one
 from datamill.generation.grounding import chunk_documents, chunks_for
-from datamill.generation.prompts import TemplateProblem, judge_body, request_body, variation
-from datamill.generation.quality import check_candidate, judge_score
+from datamill.generation.prompts import (
+    TemplateProblem,
+    judge_body,
+    judge_prompt,
+    request_body,
+    sample_prompt,
+    variation,
+)
+from datamill.generation.quality import judge_score
 from datamill.generation.spec import GenerationSpec, cell_targets
 from datamill.providers.base import Endpoint, Usage
 from datamill.scheduler.pricing import call_cost
@@ -57,13 +65,16 @@ async def preview(
             else []
         )
         try:
-            body = request_body(spec, kind, chosen_topic, picked, variation(cell, 0, "preview"))
+            prompt = await render_one(
+                sample_prompt(kind, chosen_topic, picked, variation(cell, 0, "preview"))
+            )
         except TemplateProblem as exc:
             raise InvalidRequest(
                 f"spec.sample_types: {kind.name}: {exc}",
                 param="spec.sample_types",
                 code="invalid_spec",
             ) from None
+        body = request_body(spec, kind, prompt)
         item: dict[str, Any] = {
             "sample_type": kind.name,
             "topic": chosen_topic,
@@ -77,17 +88,29 @@ async def preview(
             item.update(sample=None, accepted=False, rejection="request_failed", detail=error)
             items.append(item)
             continue
-        verdict = check_candidate(answer, kind.output_schema, spec.quality_for(kind))
+        quality = spec.quality_for(kind)
+        (verdict,) = await check_all(
+            [CheckItem(answer, kind.output_schema, quality.model_dump(mode="json"))]
+        )
+        assert verdict is not None  # a call checks its first answer whatever it costs
         item.update(
             sample=verdict.sample,
             accepted=verdict.sample is not None,
             rejection=verdict.reason.value if verdict.reason else None,
             detail=verdict.detail,
         )
-        judge = spec.quality_for(kind).judge
+        judge = quality.judge
         if verdict.sample is not None and judge is not None:
+            try:
+                judging = await render_one(judge_prompt(spec, kind, chosen_topic, verdict.sample))
+            except TemplateProblem as exc:
+                raise InvalidRequest(
+                    f"spec.quality.judge.prompt: {exc}",
+                    param="spec.quality.judge.prompt",
+                    code="invalid_spec",
+                ) from None
             judged, judge_cost, judge_error = await _call(
-                gateway, router, judge_body(spec, kind, chosen_topic, verdict.sample)
+                gateway, router, judge_body(spec, kind, judging)
             )
             costs[-1] += judge_cost
             score, reason = judge_score(judged) if judged is not None else (None, judge_error or "")

@@ -1,7 +1,8 @@
 """Prompts rendered from a spec's Jinja templates, and the request bodies that carry them.
 
-Templates run in Jinja's `SandboxedEnvironment` (a spec may come from an API client) with
-`StrictUndefined` (a misspelt variable is an error, not an empty string). A template sees:
+Templates are rendered bounded, apart from the event loop (`templates`, `confined`): this
+module says what each template sees and builds the request around the rendered prompt. A
+sample type's template sees:
 
 - ``topic``, ``sample_type`` (its name), ``description`` (the type's);
 - ``examples`` (the type's few-shot samples as JSON text) and ``examples_data`` (as objects);
@@ -16,15 +17,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import orjson
-from jinja2 import StrictUndefined, TemplateError, meta
-from jinja2.sandbox import SandboxedEnvironment
 
+from datamill.generation.confined import RenderItem
 from datamill.generation.grounding import Chunk
 from datamill.generation.spec import GenerationSpec, SampleType
+from datamill.generation.templates import TemplateProblem
+
+__all__ = ["TemplateProblem", "judge_body", "judge_prompt", "request_body", "sample_prompt"]
 
 _ANGLES = (
     "an unusual fact pattern",
@@ -151,15 +153,6 @@ _LAST_NAMES = (
     "Vance",
     "Wolff",
 )
-_APPENDED = (
-    "\n\n(Variation {{ variation.index }}: take {{ variation.angle }}, written for "
-    "{{ variation.audience }}; the people involved are {{ variation.parties }}.)"
-)
-_ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-
-
-class TemplateProblem(ValueError):
-    """A template that does not compile or does not render; the message says where."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,29 +185,6 @@ def variation(cell: str, index: int, job_seed: str = "") -> Variation:
     )
 
 
-@lru_cache(maxsize=256)
-def _compiled(source: str) -> Any:
-    try:
-        parsed = _ENVIRONMENT.parse(source)
-        if "variation" not in meta.find_undeclared_variables(parsed):
-            source += _APPENDED
-        return _ENVIRONMENT.from_string(source)
-    except TemplateError as exc:
-        raise TemplateProblem(f"the template does not compile: {exc}") from None
-
-
-def check_template(source: str) -> None:
-    """Raise `TemplateProblem` when ``source`` does not compile."""
-    _compiled(source)
-
-
-def render(source: str, variables: dict[str, Any]) -> str:
-    try:
-        return str(_compiled(source).render(**variables))
-    except TemplateError as exc:
-        raise TemplateProblem(f"the template does not render: {exc}") from None
-
-
 def template_variables(
     sample_type: SampleType, topic: str, chunks: list[Chunk], chosen: Variation
 ) -> dict[str, Any]:
@@ -235,15 +205,16 @@ def template_variables(
     }
 
 
-def request_body(
-    spec: GenerationSpec,
-    sample_type: SampleType,
-    topic: str,
-    chunks: list[Chunk],
-    chosen: Variation,
-) -> dict[str, Any]:
-    """The chat completion body of one request for a (topic, sample type) cell."""
-    prompt = render(sample_type.template, template_variables(sample_type, topic, chunks, chosen))
+def sample_prompt(
+    sample_type: SampleType, topic: str, chunks: list[Chunk], chosen: Variation
+) -> RenderItem:
+    """The render of one request's prompt for a (topic, sample type) cell."""
+    variables = template_variables(sample_type, topic, chunks, chosen)
+    return RenderItem(sample_type.template, variables, vary=True)
+
+
+def request_body(spec: GenerationSpec, sample_type: SampleType, prompt: str) -> dict[str, Any]:
+    """The chat completion body of one request, around its rendered ``prompt``."""
     messages: list[dict[str, Any]] = []
     if sample_type.system_prompt:
         messages.append({"role": "system", "content": sample_type.system_prompt})
@@ -262,10 +233,10 @@ def request_body(
     return body
 
 
-def judge_body(
+def judge_prompt(
     spec: GenerationSpec, sample_type: SampleType, topic: str, sample: dict[str, Any]
-) -> dict[str, Any]:
-    """The request asking the quality judge to score one candidate."""
+) -> RenderItem:
+    """The render of the judge's prompt for one candidate."""
     judge = spec.quality_for(sample_type).judge
     assert judge is not None
     variables = {
@@ -277,10 +248,13 @@ def judge_body(
         # The judge's prompt is one request per sample: no variation wanted.
         "variation": {},
     }
-    try:
-        prompt = str(_ENVIRONMENT.from_string(judge.prompt).render(**variables))
-    except TemplateError as exc:
-        raise TemplateProblem(f"the judge's template does not render: {exc}") from None
+    return RenderItem(judge.prompt, variables)
+
+
+def judge_body(spec: GenerationSpec, sample_type: SampleType, prompt: str) -> dict[str, Any]:
+    """The request asking the quality judge to score one candidate, its prompt rendered."""
+    judge = spec.quality_for(sample_type).judge
+    assert judge is not None
     messages: list[dict[str, Any]] = []
     if judge.system_prompt:
         messages.append({"role": "system", "content": judge.system_prompt})

@@ -80,6 +80,11 @@ def check_candidate(body: dict[str, Any], schema: dict[str, Any], quality: Quali
 
 
 def check_value(value: Any, schema: dict[str, Any], quality: Quality) -> Verdict:
+    return check_schema(value, schema) or check_rules(value, quality)
+
+
+def check_schema(value: Any, schema: dict[str, Any]) -> Verdict | None:
+    """A rejection when ``value`` is not an object matching ``schema``, else None."""
     if not isinstance(value, dict):
         return Verdict(None, Rejection.schema, f"a sample is a JSON object, got {_kind(value)}")
     errors = sorted(
@@ -89,6 +94,11 @@ def check_value(value: Any, schema: dict[str, Any], quality: Quality) -> Verdict
     if errors:
         where = "/".join(str(part) for part in errors[0].path) or "(root)"
         return Verdict(None, Rejection.schema, f"{where}: {errors[0].message[:300]}")
+    return None
+
+
+def check_rules(value: dict[str, Any], quality: Quality) -> Verdict:
+    """The length bounds and regex rules on a sample that matched its schema."""
     text = sample_text(value)
     if quality.min_chars is not None and len(text) < quality.min_chars:
         return Verdict(None, Rejection.too_short, f"{len(text)} characters < {quality.min_chars}")

@@ -90,7 +90,7 @@ class GenerationService:
         """A new running job from a spec (a mapping, or YAML/JSON text). With
         ``idempotency_key``, the job first created with it is returned instead (`Conflict`
         when that job has another spec)."""
-        spec = parse_spec(spec_input)
+        spec = await asyncio.to_thread(parse_spec, spec_input)
         if idempotency_key is not None:
             found = await repo.find_job_by_key(
                 self.deps.database, idempotency_key, project_id=project_id
@@ -259,7 +259,7 @@ class GenerationService:
         topic: str | None = None,
         sample_type: str | None = None,
     ) -> dict[str, Any]:
-        spec = parse_spec(spec_input)
+        spec = await asyncio.to_thread(parse_spec, spec_input)
         topics = await resolve_topics(spec, self.gateway)
         return await preview(
             spec,
@@ -272,7 +272,7 @@ class GenerationService:
 
     async def describe(self, spec_input: dict[str, Any] | str) -> dict[str, Any]:
         """A spec's topics (generated ones asked of the model), sample types and targets."""
-        spec = parse_spec(spec_input)
+        spec = await asyncio.to_thread(parse_spec, spec_input)
         return spec_summary(spec, await resolve_topics(spec, self.gateway))
 
     # -- running ----------------------------------------------------------------------------

@@ -44,6 +44,9 @@ def _compiles(source: str) -> str:
         raise ValueError(
             f"the template does not compile (line {exc.lineno}): {exc.message}"
         ) from None
+    except RecursionError:
+        # Jinja parses by recursion: a hundred nested brackets exhaust the stack.
+        raise ValueError("the template nests too deeply to compile") from None
     return source
 
 
@@ -99,6 +102,8 @@ class RegexRule(_Strict):
             re.compile(value)
         except re.error as exc:
             raise ValueError(f"not a valid regex: {exc}") from None
+        except (RecursionError, OverflowError):
+            raise ValueError("not a valid regex: it nests too deeply") from None
         return value
 
 
@@ -164,6 +169,9 @@ class SampleType(_Strict):
             raise ValueError(
                 f"not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}"
             ) from None
+        except RecursionError:
+            # A `pattern` nesting thousands of groups (compiled by recursion).
+            raise ValueError("not a valid JSON Schema: a pattern nests too deeply") from None
         return value
 
 
@@ -228,6 +236,13 @@ class Loop(_Strict):
     )
     min_acceptance: float = Field(
         default=0.2, gt=0, le=1, description="floor of the learned acceptance rate"
+    )
+    max_idle_rounds: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description="rounds' worth of answers in a row without a new sample before the job "
+        "stops (budget_exhausted, no_progress); 0: never",
     )
 
 

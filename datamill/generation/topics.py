@@ -11,13 +11,14 @@ import math
 from typing import Any
 
 import orjson
-from jinja2.sandbox import SandboxedEnvironment
 
 from datamill.errors import InvalidRequest
 from datamill.gateway.requests import GatewayRequest
 from datamill.gateway.service import GatewayService
+from datamill.generation.confined import RenderItem, render_one
 from datamill.generation.extract import ExtractionError, extract_json
 from datamill.generation.spec import GenerationSpec
+from datamill.generation.templates import TemplateProblem
 from datamill.providers.base import Endpoint
 
 DEFAULT_PROMPT = (
@@ -61,11 +62,19 @@ async def _ask(
 ) -> list[str]:
     generate = spec.topics.generate
     assert generate is not None
-    prompt = (
-        SandboxedEnvironment()
-        .from_string(generate.prompt or DEFAULT_PROMPT)
-        .render(root=generate.root, count=count, path=path)
-    )
+    try:
+        prompt = await render_one(
+            RenderItem(
+                generate.prompt or DEFAULT_PROMPT,
+                {"root": generate.root, "count": count, "path": path},
+            )
+        )
+    except TemplateProblem as exc:
+        raise InvalidRequest(
+            f"spec.topics.generate.prompt: {exc}",
+            param="spec.topics.generate.prompt",
+            code="invalid_spec",
+        ) from None
     schema = {
         "type": "object",
         "required": ["topics"],

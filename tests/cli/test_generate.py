@@ -16,6 +16,7 @@ import yaml
 
 from datamill.generation.quality import sample_text
 from datamill.nlp.canonical import normalized_hash
+from datamill_testing.mock_process import MockProviderProcess
 from tests.cli.conftest import RunCli, StartCli
 from tests.conftest import write_config
 
@@ -191,3 +192,36 @@ def test_a_spec_bomb_is_refused_before_it_expands(run_cli: RunCli, tmp_path: Pat
         too_big = run_cli(*command, "huge.yaml")
         assert too_big.code == 3
         assert "more than the 1048576 a spec may have" in too_big.output
+
+
+def test_a_model_that_repeats_itself_stops_the_job(
+    run_cli: RunCli, tmp_path: Path, mock_provider: MockProviderProcess
+):
+    config = write_config(
+        tmp_path / "mock.toml",
+        [{"name": "mock", "base_url": mock_provider.base_url, "model": "mock-model"}],
+    )
+    same = {"text": "Always the same answer, word for word, whatever the prompt says."}
+    spec = {
+        "name": "repeats",
+        "model": "mock-model",
+        # The mock answers every request by echoing `user`: the same answer every time.
+        "sampling": {"user": orjson.dumps(same).decode()},
+        "topics": {"items": ["contracts"]},
+        "sample_types": [
+            {
+                "name": "note",
+                "template": "A note on {{ topic }} ({{ variation.seed }})",
+                "schema": {"type": "object", "properties": {"text": {"type": "string"}}},
+            }
+        ],
+        "target": {"per_cell": 5},
+        "dedup": {"near": False},
+        "loop": {"max_idle_rounds": 2},
+    }
+    (tmp_path / "repeats.yaml").write_text(yaml.safe_dump(spec))
+
+    done = run_cli("generate", "repeats.yaml", env={"DATAMILL_CONFIG": str(config)})
+
+    assert done.code == 1, done.stderr
+    assert "budget_exhausted (no_progress): 1 of 5 samples accepted" in done.output

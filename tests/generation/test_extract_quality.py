@@ -11,10 +11,19 @@ import pytest
 
 from datamill.generation.extract import ExtractionError, extract_json
 from datamill.generation.grounding import chunks_for, split_text
-from datamill.generation.prompts import request_body, variation
+from datamill.generation.prompts import Variation, request_body, sample_prompt, variation
 from datamill.generation.quality import Rejection, check_candidate, judge_score
-from datamill.generation.spec import Quality, RegexRule, parse_spec
+from datamill.generation.spec import GenerationSpec, Quality, RegexRule, SampleType, parse_spec
+from datamill.generation.templates import render
 from tests.generation.test_spec import EXAMPLE, minimal
+
+
+def body_for(
+    spec: GenerationSpec, sample_type: SampleType, topic: str, chosen: Variation
+) -> dict[str, Any]:
+    """A request's body, its prompt rendered in this process (as the confined worker does)."""
+    item = sample_prompt(sample_type, topic, [], chosen)
+    return request_body(spec, sample_type, render(item.source, item.variables, vary=item.vary))
 
 
 def chat(content: Any = None, *, arguments: str | None = None) -> dict[str, Any]:
@@ -125,12 +134,12 @@ def test_grounding_chunks_cut_at_boundaries_and_rotate():
 def test_prompts_render_variables_and_differ_per_request():
     spec = parse_spec(minimal())
     sample_type = spec.sample_types[0]
-    bodies = [request_body(spec, sample_type, "a", [], variation("a|qa", i)) for i in range(50)]
+    bodies = [body_for(spec, sample_type, "a", variation("a|qa", i)) for i in range(50)]
     prompts = {b["messages"][-1]["content"] for b in bodies}
     assert len(prompts) == 50
     assert all(p.startswith("Ask about a") for p in prompts)
     assert bodies[0]["response_format"]["json_schema"]["schema"] == sample_type.output_schema
-    assert request_body(spec, sample_type, "a", [], variation("a|qa", 3)) == bodies[3]
+    assert body_for(spec, sample_type, "a", variation("a|qa", 3)) == bodies[3]
 
 
 def test_sim_answers_to_the_example_are_valid_and_not_near_duplicates():
@@ -145,8 +154,8 @@ def test_sim_answers_to_the_example_are_valid_and_not_near_duplicates():
     for topic in spec.topics.items[:3]:
         for sample_type in spec.sample_types:
             for index in range(8):
-                body = request_body(
-                    spec, sample_type, topic, [], variation(f"{topic}|{sample_type.name}", index)
+                body = body_for(
+                    spec, sample_type, topic, variation(f"{topic}|{sample_type.name}", index)
                 )
                 seed = hash(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
                 answer, _ = _chat_answer(body, random.Random(seed))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datamill.generation.prompts import TemplateProblem, render
+from datamill.generation.templates import TemplateProblem, render
 
 
 @pytest.mark.parametrize(
@@ -20,3 +20,27 @@ from datamill.generation.prompts import TemplateProblem, render
 def test_format_cannot_reach_python_internals(template: str):
     with pytest.raises(TemplateProblem):
         render(template + "{{ variation }}", {"topic": "contracts", "variation": "v"})
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        ("{% for i in range(400) %}{% for j in range(400) %}{% endfor %}{% endfor %}", "100,000"),
+        ("{{ range(100001) | length }}", "100,000 numbers"),
+        ("{{ 9 ** (9 ** 7) }}", "10,000 bits"),
+        ("{% set n = 3 ** 6000 %}{{ n * n }}", "10,000 bits"),
+        ("{{ 'ab' * 1000001 }}", "2,000,000 items"),
+        ("{{ [1] * 2000001 }}", "2,000,000 items"),
+        ("{% for i in range(3) %}{{ 'x' * 1000000 }}{% endfor %}", "more than 2,000,000 char"),
+        ("{{ 1 / 0 }}", "ZeroDivisionError"),
+    ],
+)
+def test_bounds_inside_the_sandbox(template: str, words: str):
+    with pytest.raises(TemplateProblem, match=words):
+        render(template, {})
+
+
+def test_what_stays_under_the_bounds_renders():
+    template = "{% for i in range(300) %}{% for j in range(300) %}{% endfor %}{% endfor %}"
+    assert render(template + "{{ 2 ** 64 }} {{ 'ab' * 3 }}", {}) == f"{2**64} ababab"
+    assert render("{{ lipsum(1000) }}", {}).count("<p>") == 100

@@ -3,6 +3,7 @@ preview, the spec's JSON Schema, and the listings a dashboard needs."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import orjson
@@ -177,7 +178,8 @@ async def job_sample_types(
     job_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> dict[str, Any]:
     view = await runtime.generation.get(job_id, project_id=project_id)
-    summary = spec_summary(parse_spec(view.job.spec), view.job.topics)
+    spec = await asyncio.to_thread(parse_spec, view.job.spec)  # seconds for a large one
+    summary = spec_summary(spec, view.job.topics)
     return {"object": "list", "data": summary["sample_types"]}
 
 
