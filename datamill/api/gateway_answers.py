@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Request
 from fastapi.responses import Response
 
 from datamill.api.event_stream import EventStreamResponse
+from datamill.auth.service import Caller
+from datamill.gateway.requests import GatewayRequest, parse_request
 from datamill.gateway.service import GatewayAnswer, GatewayStream
+from datamill.providers.base import Endpoint
+from datamill.runtime import Runtime
 
 # The body is read raw and checked by gateway/requests.py; OpenAPI only says it is JSON.
 JSON_BODY: dict[str, Any] = {
@@ -19,6 +24,17 @@ JSON_BODY: dict[str, Any] = {
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
 }
+
+
+async def caller_request(
+    request: Request, endpoint: Endpoint, runtime: Runtime, caller: Caller
+) -> GatewayRequest:
+    """The caller's request, checked: its key's limits (429), then its body (400); it
+    carries the caller's project and key for the accounting."""
+    await runtime.auth.check_limits(caller)
+    return parse_request(
+        await request.body(), endpoint, project_id=caller.project_id, key_id=caller.key_id
+    )
 
 
 def gateway_response(answer: GatewayAnswer | GatewayStream) -> Response:

@@ -337,3 +337,21 @@ def requests(
         chat_line(f"{prefix}{i}", model="reject-me" if i in rejected else "mock-model")
         for i in range(count)
     ]
+
+
+@pytest.fixture
+async def dashboard_http() -> Any:
+    """An app on a fresh local store, no worker, and an httpx client in front of it (the
+    pages without a browser); the client carries ``app`` and ``runtime``."""
+    from datamill.api.app import create_app
+    from datamill.runtime import Runtime
+    from datamill.settings import load_settings
+
+    async with await Runtime.open(load_settings({})) as runtime:
+        app = create_app(runtime=runtime, workers=0)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://datamill.test"
+        ) as http:
+            http.app = app  # type: ignore[attr-defined]
+            http.runtime = runtime  # type: ignore[attr-defined]
+            yield http

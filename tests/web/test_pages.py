@@ -6,13 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi import HTTPException
 
-from datamill.api.app import create_app
-from datamill.runtime import Runtime
-from datamill.settings import load_settings
 from datamill.web.access import page_access
 from datamill.web.pages import PAGES
 from datamill.web.rendering import STATIC_DIR, templates
@@ -22,14 +18,8 @@ TEMPLATES = Path(templates.env.loader.searchpath[0])  # type: ignore[union-attr]
 
 
 @pytest.fixture
-async def client():
-    async with await Runtime.open(load_settings({})) as runtime:
-        app = create_app(runtime=runtime, workers=0)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://datamill.test"
-        ) as http:
-            http.app = app  # type: ignore[attr-defined]
-            yield http
+def client(dashboard_http):
+    return dashboard_http
 
 
 def local_urls(html: str) -> list[str]:

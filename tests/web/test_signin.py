@@ -8,21 +8,13 @@ import re
 import httpx
 import pytest
 
-from datamill.api.app import create_app
 from datamill.protocol.access import Role
 from datamill.runtime import Runtime
-from datamill.settings import load_settings
 
 
 @pytest.fixture
-async def dashboard():
-    async with await Runtime.open(load_settings({})) as runtime:
-        app = create_app(runtime=runtime, workers=0)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://datamill.test"
-        ) as client:
-            client.runtime = runtime  # type: ignore[attr-defined]
-            yield client
+def dashboard(dashboard_http):
+    return dashboard_http
 
 
 async def make_key(client: httpx.AsyncClient, role: Role) -> str:

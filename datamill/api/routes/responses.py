@@ -7,9 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from datamill.api.deps import ProjectDep, RuntimeDep
-from datamill.api.gateway_answers import JSON_BODY, gateway_response
+from datamill.api.gateway_answers import JSON_BODY, caller_request, gateway_response
 from datamill.callers import MEMBER, VIEWER, CallerDep
-from datamill.gateway.requests import parse_request
 from datamill.providers.base import Endpoint
 
 router = APIRouter(tags=["gateway"])
@@ -21,10 +20,7 @@ async def create_response(request: Request, runtime: RuntimeDep, caller: CallerD
     that have the API, translated to chat completions for the others. The answer's
     ``x-datamill-deployment`` header names the deployment that served it, its
     ``x-ratelimit-*`` headers that deployment's budget."""
-    await runtime.auth.check_limits(caller)
-    parsed = parse_request(
-        await request.body(), Endpoint.responses, project_id=caller.project_id, key_id=caller.key_id
-    )
+    parsed = await caller_request(request, Endpoint.responses, runtime, caller)
     if not parsed.stream:
         return gateway_response(await runtime.responses.create(parsed))
     return gateway_response(await runtime.responses.open_stream(parsed))
