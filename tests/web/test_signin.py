@@ -142,6 +142,7 @@ async def test_a_viewer_sees_no_action_it_may_not_take(dashboard):
     upload = await dashboard.get("/upload")
     assert upload.status_code == 403
     assert "needs the <strong>member</strong> role" in upload.text
+    assert "js/pages/upload.js" not in upload.text  # it would look for the form that is not there
 
 
 async def test_signing_out_forgets_the_cookie(dashboard):
