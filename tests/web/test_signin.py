@@ -59,6 +59,18 @@ async def test_pages_send_the_browser_to_sign_in_once_keys_exist(dashboard):
     assert 'value="/batches/batch_abc"' in form.text
 
 
+async def test_a_bookmarked_view_keeps_its_query_through_sign_in(dashboard):
+    key = await make_key(dashboard, Role.viewer)
+
+    page = await dashboard.get("/?status=failed&q=a b")
+
+    assert page.headers["location"] == "/login?next=/%3Fstatus%3Dfailed%26q%3Da%2520b"
+    form = await dashboard.get(page.headers["location"])
+    assert 'value="/?status=failed&amp;q=a%20b"' in form.text
+    answer = await sign_in(dashboard, key, "/?status=failed&q=a%20b")
+    assert answer.headers["location"] == "/?status=failed&q=a%20b"
+
+
 async def test_signing_in_sets_a_strict_httponly_cookie_and_goes_back(dashboard):
     key = await make_key(dashboard, Role.member)
 
