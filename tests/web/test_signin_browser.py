@@ -10,6 +10,7 @@ host, no error in a page's console but those a test expects."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from tests.helpers import jsonl
 from tests.web.conftest import Browsing, Dashboard, generation_spec, requests, serve_dashboard
@@ -135,9 +136,10 @@ def test_a_member_uploads_creates_and_cancels_batches_through_the_page(
     )
     expect(page.locator("#cancel")).to_be_hidden()
     assert dashboard.batch(other["id"])["status"] == "cancelled"
-    assert f"/v1/batches/{other['id']}/cancel" in [
-        request.url.removeprefix(dashboard.url) for request in changes
+    [cancelled] = [
+        r for r in changes if r.url == f"{dashboard.url}/v1/batches/{other['id']}/cancel"
     ]
+    assert cancelled.headers.get("x-csrf-token") == token
 
 
 def test_a_viewer_is_not_shown_what_it_may_not_do(browse: Any, dashboard: Dashboard, mock: Any):
@@ -221,3 +223,29 @@ def wait_until_refused(dashboard: Dashboard, key: str, timeout: float = 30) -> N
     while dashboard.http.get("/v1/files", headers=headers).status_code != 401:
         assert time.monotonic() < deadline, "the revoked key still works"
         time.sleep(0.1)
+
+
+def test_a_revoked_keys_page_whose_stream_ends_is_sent_to_sign_in(
+    browse: Any, dashboard: Dashboard
+):
+    """The stream ends (a server restarting, say) and is refused on reconnecting: the page
+    goes to sign in instead of showing Offline for good."""
+    made = json.loads(
+        dashboard.cli("keys", "create", "--project", "default", "--role", "viewer", "--json")
+    )
+    browsing = browse(allow=(UNAUTHORIZED,))
+    page = sign_in(browsing, made["key"], "/deployments")
+    held: list[Route] = []
+    stream = re.compile(r"/api/events\?topic=batch$")  # the batch list's
+    page.route(stream, lambda route: held.append(route), times=1)  # held for now
+    page.goto(f"{dashboard.url}/")
+    expect(page.locator("#summary")).to_contain_text("batches shown")
+    expect(page.locator("#live")).to_have_attribute("data-state", "connecting")
+    assert [route.request.url for route in held] == [f"{dashboard.url}/api/events?topic=batch"]
+
+    dashboard.cli("keys", "revoke", made["id"])
+    wait_until_refused(dashboard, made["key"])
+    # The held stream opens, then ends at once; EventSource reconnects (to the server): 401.
+    held[0].fulfill(status=200, content_type="text/event-stream", body="retry: 50\n\n")
+
+    expect(page).to_have_url(f"{dashboard.url}/login?next=%2F")
