@@ -9,7 +9,7 @@ refused from another origin, so no site can sign a visitor in with a key of its 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -111,9 +111,9 @@ async def logout(request: Request) -> Response:
     return answer
 
 
-def sign_in_redirect(_: Request, exc: Exception) -> Response:
-    """A page asked without a key: to the sign-in form, then back."""
+def sign_in_redirect(request: Request, exc: Exception) -> Response:
+    """A page asked without a key: to the sign-in form, then back (with its query: a
+    bookmarked, filtered view stays filtered)."""
     assert isinstance(exc, SignInRequired)
-    from urllib.parse import quote
-
-    return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
+    target = f"{exc.path}?{request.url.query}" if request.url.query else exc.path
+    return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)

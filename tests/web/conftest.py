@@ -8,6 +8,7 @@ fails the test, and so does an error in the page's console.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -62,10 +63,19 @@ class Dashboard:
     mock: MockProviderProcess
     process: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str]
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> `keys create --json`
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.url, trust_env=False, timeout=10)
+        # The helpers act with the first key made, if any (local mode needs none).
+        first = next(iter(self.keys.values()), None)
+        headers = {"Authorization": f"Bearer {first['key']}"} if first else {}
+        self.http = httpx.Client(base_url=self.url, trust_env=False, timeout=10, headers=headers)
+
+    def cli(self, *args: str) -> str:
+        """Run ``datamill ARGS`` on this server's store; returns what it printed."""
+        return run_cli(self.env, *args)
 
     def submit(self, lines: list[dict[str, Any]], **metadata: str) -> dict[str, Any]:
         """Upload ``lines`` and create a batch of them; returns the Batch object."""
@@ -95,7 +105,22 @@ class Dashboard:
         return batch
 
 
-def _start(home: Path, mock: MockProviderProcess) -> Dashboard:
+def run_cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "datamill.cli.main", *args],
+        cwd=env["DATAMILL_HOME"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=START_TIMEOUT,
+    )
+    assert done.returncode == 0, f"datamill {' '.join(args)}: {done.stderr.decode()}"
+    return done.stdout.decode()
+
+
+def _start(home: Path, mock: MockProviderProcess, *, roles: tuple[str, ...] = ()) -> Dashboard:
+    """Serve the dashboard from ``home``; with ``roles``, first make a key of each role in
+    the default project (which ends local mode)."""
     home.mkdir(parents=True, exist_ok=True)
     config = write_config(
         home / "datamill.toml",
@@ -130,6 +155,12 @@ def _start(home: Path, mock: MockProviderProcess) -> Dashboard:
         DATAMILL_LOG_LEVEL="warning",
         DATAMILL_HEARTBEAT_INTERVAL="0.5",
     )
+    keys = {
+        role: json.loads(
+            run_cli(env, "keys", "create", "--project", "default", "--role", role, "--json")
+        )
+        for role in roles
+    }
     log = home / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -141,7 +172,7 @@ def _start(home: Path, mock: MockProviderProcess) -> Dashboard:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    dashboard = Dashboard(f"http://127.0.0.1:{port}", mock, process, log)
+    dashboard = Dashboard(f"http://127.0.0.1:{port}", mock, process, log, env, keys)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:
@@ -157,10 +188,12 @@ def _start(home: Path, mock: MockProviderProcess) -> Dashboard:
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+def serve_dashboard(
+    tmp_path_factory: pytest.TempPathFactory, *, roles: tuple[str, ...] = ()
+) -> Iterator[Dashboard]:
+    """A module's server (see `_start`), stopped at the end of the module."""
     with MockProviderProcess() as mock:
-        running = _start(tmp_path_factory.mktemp("dashboard"), mock)
+        running = _start(tmp_path_factory.mktemp("dashboard"), mock, roles=roles)
         try:
             yield running
         finally:
@@ -171,6 +204,12 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             except subprocess.TimeoutExpired:
                 running.process.kill()
                 running.process.wait()
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """A server in local mode (no key)."""
+    yield from serve_dashboard(tmp_path_factory)
 
 
 @pytest.fixture

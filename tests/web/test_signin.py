@@ -51,6 +51,18 @@ async def test_pages_send_the_browser_to_sign_in_once_keys_exist(dashboard):
     assert 'value="/batches/batch_abc"' in form.text
 
 
+async def test_a_bookmarked_view_keeps_its_query_through_sign_in(dashboard):
+    key = await make_key(dashboard, Role.viewer)
+
+    page = await dashboard.get("/?status=failed&q=a b")
+
+    assert page.headers["location"] == "/login?next=/%3Fstatus%3Dfailed%26q%3Da%2520b"
+    form = await dashboard.get(page.headers["location"])
+    assert 'value="/?status=failed&amp;q=a%20b"' in form.text
+    answer = await sign_in(dashboard, key, "/?status=failed&q=a%20b")
+    assert answer.headers["location"] == "/?status=failed&q=a%20b"
+
+
 async def test_signing_in_sets_a_strict_httponly_cookie_and_goes_back(dashboard):
     key = await make_key(dashboard, Role.member)
 
@@ -134,6 +146,7 @@ async def test_a_viewer_sees_no_action_it_may_not_take(dashboard):
     upload = await dashboard.get("/upload")
     assert upload.status_code == 403
     assert "needs the <strong>member</strong> role" in upload.text
+    assert "js/pages/upload.js" not in upload.text  # it would look for the form that is not there
 
 
 async def test_signing_out_forgets_the_cookie(dashboard):

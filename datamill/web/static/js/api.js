@@ -38,8 +38,10 @@ async function send(path, init = {}) {
     headers: headers(init.headers, init.method || "GET"),
   });
   if (response.status === 401 && !bearer) {
-    // The session ended (key revoked or expired): sign in again, then come back here.
-    window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
+    // The session ended (key revoked or expired): sign in again, then come back here, to
+    // the same view (its filters in the query, the generation job in the hash).
+    const { pathname, search, hash } = window.location;
+    window.location.assign(`/login?next=${encodeURIComponent(pathname + search + hash)}`);
   }
   if (!response.ok) {
     let error = null;

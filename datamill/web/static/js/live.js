@@ -4,7 +4,7 @@
 // on a batch's page, to that batch. EventSource reconnects by itself and resumes with
 // Last-Event-ID, so no update is missed across a dropped connection (or, when the server no
 // longer has them, a `reset` event says to read the page's state again). It sends this origin's
-// cookies, which is how the pages will authenticate the stream once auth exists.
+// cookies, which is how the pages authenticate the stream (the session cookie).
 //
 // A server without the stream (404) gets a slow refresh of what the page shows instead,
 // and the indicator in the top bar says so.
@@ -92,8 +92,12 @@ export function subscribe({ topic, filters = {}, onEvent, fallback = null }) {
     if (source.readyState === EventSource.CLOSED) {
       // Refused outright (no such route, or not allowed): EventSource gives up for good.
       source.close();
-      if (opened) show("offline");
-      else poll();
+      if (opened) {
+        show("offline");
+        // Refused on reconnecting: read the page's state once the usual way, so the page
+        // learns why (a 401, the key revoked or expired, sends it to sign in).
+        fallback?.refresh().catch(() => {});
+      } else poll();
     } else {
       show("reconnecting"); // EventSource retries, resuming from the last event id
     }
