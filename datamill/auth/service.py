@@ -160,6 +160,14 @@ class AuthService:
             expires_at=record.expires_at,
         )
 
+    async def still_valid(self, key: str | None) -> bool:
+        """Whether ``key`` would still be let in (for what outlives its request: a stream)."""
+        try:
+            await self.authenticate(key)
+        except Unauthenticated:
+            return False
+        return True
+
     async def _lookup(self, key: str) -> KeyRecord | None:
         digest = key_hash(key)
         now = self._clock.monotonic()

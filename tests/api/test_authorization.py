@@ -336,3 +336,27 @@ async def upload(client: httpx.AsyncClient, project: Project) -> str:
     )
     assert response.status_code == 200, response.text
     return str(response.json()["id"])
+
+
+async def test_an_open_stream_ends_once_its_key_is_revoked(make_api, serve):
+    api = await make_api(SIM)
+    served = await serve(api)
+    key, key_id = await make_key(api, DEFAULT_PROJECT_ID, Role.viewer)
+    await api.runtime.auth.keys_exist()
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async with (
+        served.client() as client,
+        client.stream("GET", "/api/events?topic=batch", headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        reader = SseReader(response)
+        api.runtime.events.publish("batch", {"n": 1})
+        await api.runtime.events.flush()
+        assert (await reader.events(1))[0].data == {"n": 1}  # the key works: events come
+
+        await api.runtime.auth.revoke_key(key_id)
+        api.runtime.events.publish("batch", {"n": 2})
+        await api.runtime.events.flush()
+
+        assert await reader.ended()  # its next event ends it instead

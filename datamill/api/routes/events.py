@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 
-from datamill.api.deps import ProjectDep, RuntimeDep
+from datamill.api.deps import RuntimeDep
 from datamill.api.event_stream import EventStreamResponse
-from datamill.callers import VIEWER
+from datamill.callers import VIEWER, CallerDep, presented_key
+from datamill.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -22,8 +24,9 @@ _STREAM: dict[int | str, dict[str, Any]] = {
 
 @router.get("/events", dependencies=[VIEWER], response_model=None, responses=_STREAM)
 async def events(
+    request: Request,
     runtime: RuntimeDep,
-    project_id: ProjectDep,
+    caller: CallerDep,
     topic: Annotated[list[str] | None, Query(description="batch, deployment or worker")] = None,
     batch_id: Annotated[list[str] | None, Query()] = None,
     last_event_id: Annotated[
@@ -33,7 +36,9 @@ async def events(
 ) -> EventStreamResponse:
     """The server's events as they happen: batches, deployments, workers. ``Last-Event-ID``
     (or ``last_event_id``; the header wins, as a browser's reconnect sends it) replays the
-    events after that id first; ``topic`` and ``batch_id`` (repeatable) filter them."""
+    events after that id first; ``topic`` and ``batch_id`` (repeatable) filter them. The
+    caller's project's events only (and shared ones: deployments, idle workers); a stream
+    whose key is revoked or expires ends at its next event or ping."""
     resume = None
     if last_event_id_header is not None:
         resume = (last_event_id_header.strip(), "Last-Event-ID")
@@ -43,6 +48,20 @@ async def events(
         topics=topic or (),
         batch_ids=batch_id or (),
         last_event_id=resume,
-        project_id=project_id,
+        project_id=caller.project_id,
     )
-    return EventStreamResponse(stream, close=stream.aclose)
+    if caller.local:
+        return EventStreamResponse(stream, close=stream.aclose)
+    key, _ = presented_key(request)
+    return EventStreamResponse(_while_key_holds(stream, runtime, key), close=stream.aclose)
+
+
+async def _while_key_holds(
+    stream: AsyncIterator[bytes], runtime: Runtime, key: str | None
+) -> AsyncIterator[bytes]:
+    """The stream's frames while its key still works (checked before each, cached for a
+    second): a key revoked or expired meanwhile ends the stream."""
+    async for frame in stream:
+        if not await runtime.auth.still_valid(key):
+            return
+        yield frame
