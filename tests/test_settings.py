@@ -45,6 +45,12 @@ PARSED = [
     ("max_file_bytes", "1000000", 1_000_000),
     ("max_file_lines", "100000", 100_000),
     ("max_line_bytes", "65536", 65536),
+    ("allowed_hosts", "datamill.example.com, 10.0.0.5,", ("datamill.example.com", "10.0.0.5")),
+    (
+        "allowed_origins",
+        "https://A.example.com,http://b.example:8080",
+        ("https://a.example.com", "http://b.example:8080"),
+    ),
     ("workers", "0", 0),
     ("concurrency", "32", 32),
     ("max_retries", "0", 0),
@@ -68,6 +74,8 @@ REFUSED = [
     ("max_file_bytes", "0"),
     ("max_file_lines", "-1"),
     ("max_line_bytes", "lots"),
+    ("allowed_origins", "https://a.example.com/path"),
+    ("allowed_origins", "a.example.com"),
     ("workers", "-1"),
     ("concurrency", "0"),
     ("max_retries", "-1"),
@@ -86,7 +94,7 @@ REFUSED = [
 def test_every_setting_is_covered_here():
     from_env = set(Settings.model_fields) - {"deployments", "aliases"}
     assert {name for name, _, _ in PARSED} == from_env
-    assert {name for name, _ in REFUSED} == from_env - {"home", "host", "config"}
+    assert {name for name, _ in REFUSED} == from_env - {"home", "host", "config", "allowed_hosts"}
 
 
 def test_defaults_with_an_empty_environment():

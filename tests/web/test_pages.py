@@ -24,7 +24,7 @@ TEMPLATES = Path(templates.env.loader.searchpath[0])  # type: ignore[union-attr]
 async def client():
     app = create_app(load_settings({}))
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://datamill.test"
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost"
     ) as http:
         http.app = app  # type: ignore[attr-defined]
         yield http

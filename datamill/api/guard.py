@@ -1,0 +1,192 @@
+"""`RequestGuard`: the checks every HTTP request passes before any route sees it.
+
+- **Host.** The ``Host`` header must name this server (`GuardPolicy.allowed_hosts`): a web
+  page that rebinds its own DNS name to 127.0.0.1 reaches the port, but under its own name,
+  and is answered 421. The health probes (``/healthz``, ``/readyz``) answer any name: an
+  orchestrator calls them by the pod's address.
+- **Cross-site writes.** A state-changing request (POST, PUT, PATCH, DELETE) whose ``Origin``
+  is another site's, or that a browser marks ``Sec-Fetch-Site: cross-site`` or ``same-site``,
+  is answered 403. SDKs and curl send neither header.
+- **Form bodies.** The bodies a browser may send anywhere without asking (``text/plain``, an
+  urlencoded or a multipart form) are answered 415, but on the upload routes (multipart).
+A pure ASGI middleware: the request's headers are scanned once, and nothing wraps the
+request or its answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from datamill.settings import Settings
+
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What a browser sends cross-origin without a preflight, besides no Content-Type at all.
+_FORM_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+_ANY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]"})
+# An orchestrator's probes name the pod's address, which no one lists; they tell nothing.
+_PROBES = frozenset({"/healthz", "/readyz"})
+
+
+@dataclass(frozen=True, slots=True)
+class GuardPolicy:
+    """What `RequestGuard` allows. ``allowed_hosts`` holds lowercase names without a port
+    (``[::1]`` for IPv6; ``*`` allows any); ``allowed_origins`` are ``scheme://host[:port]``
+    other than the server's own. ``uploads`` matches the paths of the routes that take
+    multipart bodies."""
+
+    allowed_hosts: frozenset[str]
+    allowed_origins: frozenset[str]
+    uploads: re.Pattern[str]
+
+
+def guard_policy(settings: Settings, routes: Iterable[APIRoute]) -> GuardPolicy:
+    """The policy of an app with these ``settings`` and ``routes``: the routes that declare
+    a multipart body are the upload routes."""
+    uploads = []
+    for route in routes:
+        body = (route.openapi_extra or {}).get("requestBody", {})
+        if "multipart/form-data" in body.get("content", {}):
+            uploads.append(route.path_regex)
+    return GuardPolicy(
+        allowed_hosts=allowed_hosts(settings.host, settings.allowed_hosts or ()),
+        allowed_origins=frozenset(settings.allowed_origins or ()),
+        uploads=paths_pattern(uploads),
+    )
+
+
+def allowed_hosts(bind_host: str, configured: Iterable[str]) -> frozenset[str]:
+    """The loopback names, the address the server binds (unless it is every address), and
+    the ``configured`` names, lowercase and without a trailing dot."""
+    names = {*_LOOPBACK, *(_host_name(name) for name in configured)}
+    bind = bind_host.strip().lower()
+    if bind not in _ANY_ADDRESS:
+        names.add(f"[{bind}]" if ":" in bind and not bind.startswith("[") else bind)
+    return frozenset(names)
+
+
+def paths_pattern(regexes: Iterable[re.Pattern[str]]) -> re.Pattern[str]:
+    """One pattern matching any of the routes' ``path_regex``es (none: matches nothing)."""
+    parts = [f"(?:{regex.pattern})" for regex in regexes]
+    return re.compile("|".join(parts) or r"(?!)")
+
+
+def _host_name(host: str) -> str:
+    """``Host`` without its port, lowercase, without a trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        name = host[: end + 1] if end > 0 else host
+    else:
+        name = host.partition(":")[0]
+    return name.rstrip(".")
+
+
+class RequestGuard:
+    """See the module's docstring."""
+
+    def __init__(self, app: ASGIApp, *, policy: GuardPolicy) -> None:
+        self.app = app
+        self.policy = policy
+        self._any_host = "*" in policy.allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = origin = fetch_site = content_type = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"sec-fetch-site":
+                fetch_site = value
+        policy = self.policy
+        host_text = host.decode("latin-1")
+        path: str = scope["path"]
+        if (
+            not self._any_host
+            and _host_name(host_text) not in policy.allowed_hosts
+            and path not in _PROBES
+        ):
+            await _refuse(
+                send,
+                421,
+                f"this server does not answer to the host {host_text!r}; add the name to "
+                "DATAMILL_ALLOWED_HOSTS (comma-separated) if clients reach it that way",
+                code="host_not_allowed",
+            )
+            return
+        if scope["method"] in _UNSAFE:
+            problem = self._cross_site(origin, fetch_site, host_text)
+            if problem is not None:
+                await _refuse(send, 403, problem, code="cross_site_request")
+                return
+            if content_type:
+                media = content_type.partition(b";")[0].strip().lower().decode("latin-1")
+                # The upload routes take multipart and say so themselves for anything else.
+                if media in _FORM_TYPES and not policy.uploads.fullmatch(path):
+                    await _refuse(
+                        send,
+                        415,
+                        f"this route does not take {media} bodies: send JSON "
+                        "(Content-Type: application/json)",
+                        code="unsupported_media_type",
+                    )
+                    return
+        await self.app(scope, receive, send)
+
+    def _cross_site(self, origin: bytes, fetch_site: bytes, host: str) -> str | None:
+        """Why a state-changing request is refused as cross-site, or None."""
+        if origin:
+            text = origin.decode("latin-1").strip().lower()
+            if text in self.policy.allowed_origins:
+                return None
+            own = text.partition("://")[2] == host.lower()
+            if not own:
+                return (
+                    f"a request from the web page of {text!r} may not change anything here; "
+                    "use an API client, or list that origin in DATAMILL_ALLOWED_ORIGINS"
+                )
+        if fetch_site in (b"cross-site", b"same-site"):
+            return (
+                "a browser sent this request from another site; it may not change anything "
+                "here (use an API client, or the dashboard of this server)"
+            )
+        return None
+
+
+async def _refuse(
+    send: Send, status: int, message: str, *, code: str | None, param: str | None = None
+) -> None:
+    """An answer in OpenAI's error shape, sent before the route is called."""
+    body = orjson.dumps(
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": param,
+                "code": code,
+            }
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
