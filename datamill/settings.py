@@ -285,6 +285,12 @@ class Settings(BaseModel):
     max_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description="upload size limit")
     max_file_lines: int = Field(default=50_000, gt=0, description="requests per batch file")
     max_line_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="one JSONL line")
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="a JSON request body (413 beyond)"
+    )
+    max_gateway_body_bytes: int = Field(
+        default=32 * 1024 * 1024, gt=0, description="a gateway request body (413 beyond)"
+    )
     allowed_hosts: tuple[str, ...] | None = Field(
         default=None,
         description="Host names the server answers to besides loopback and its bind address "

@@ -45,6 +45,8 @@ PARSED = [
     ("max_file_bytes", "1000000", 1_000_000),
     ("max_file_lines", "100000", 100_000),
     ("max_line_bytes", "65536", 65536),
+    ("max_body_bytes", "1024", 1024),
+    ("max_gateway_body_bytes", "2048", 2048),
     ("allowed_hosts", "datamill.example.com, 10.0.0.5,", ("datamill.example.com", "10.0.0.5")),
     (
         "allowed_origins",
@@ -74,6 +76,8 @@ REFUSED = [
     ("max_file_bytes", "0"),
     ("max_file_lines", "-1"),
     ("max_line_bytes", "lots"),
+    ("max_body_bytes", "0"),
+    ("max_gateway_body_bytes", "-1"),
     ("allowed_origins", "https://a.example.com/path"),
     ("allowed_origins", "a.example.com"),
     ("workers", "-1"),

@@ -9,8 +9,12 @@
   is answered 403. SDKs and curl send neither header.
 - **Form bodies.** The bodies a browser may send anywhere without asking (``text/plain``, an
   urlencoded or a multipart form) are answered 415, but on the upload routes (multipart).
+- **Body size.** A body longer than its route's limit is answered 413: at once when its
+  ``Content-Length`` says so; a chunked one is counted while it is read, and a JSON route's
+  is read here (bounded) before the route sees it.
+
 A pure ASGI middleware: the request's headers are scanned once, and nothing wraps the
-request or its answer.
+request or its answer unless its body comes without a length.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from dataclasses import dataclass
 
 import orjson
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from datamill.api.uploads import FORM_OVERHEAD
+from datamill.errors import PayloadTooLarge
 from datamill.settings import Settings
 
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -38,26 +44,36 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 class GuardPolicy:
     """What `RequestGuard` allows. ``allowed_hosts`` holds lowercase names without a port
     (``[::1]`` for IPv6; ``*`` allows any); ``allowed_origins`` are ``scheme://host[:port]``
-    other than the server's own. ``uploads`` matches the paths of the routes that take
-    multipart bodies."""
+    other than the server's own. ``uploads`` and ``gateway`` match the paths of the routes
+    that take multipart bodies and of the gateway's routes."""
 
     allowed_hosts: frozenset[str]
     allowed_origins: frozenset[str]
+    max_body_bytes: int
+    max_gateway_body_bytes: int
+    max_file_bytes: int
     uploads: re.Pattern[str]
+    gateway: re.Pattern[str]
 
 
 def guard_policy(settings: Settings, routes: Iterable[APIRoute]) -> GuardPolicy:
     """The policy of an app with these ``settings`` and ``routes``: the routes that declare
-    a multipart body are the upload routes."""
-    uploads = []
+    a multipart body are the upload routes, and those tagged ``gateway`` the gateway's."""
+    uploads, gateway = [], []
     for route in routes:
         body = (route.openapi_extra or {}).get("requestBody", {})
         if "multipart/form-data" in body.get("content", {}):
             uploads.append(route.path_regex)
+        if "gateway" in route.tags:
+            gateway.append(route.path_regex)
     return GuardPolicy(
         allowed_hosts=allowed_hosts(settings.host, settings.allowed_hosts or ()),
         allowed_origins=frozenset(settings.allowed_origins or ()),
+        max_body_bytes=settings.max_body_bytes,
+        max_gateway_body_bytes=settings.max_gateway_body_bytes,
+        max_file_bytes=settings.max_file_bytes,
         uploads=paths_pattern(uploads),
+        gateway=paths_pattern(gateway),
     )
 
 
@@ -101,15 +117,21 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         host = origin = fetch_site = content_type = b""
+        length: bytes | None = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value
+            elif name == b"content-length":
+                length = value
             elif name == b"content-type":
                 content_type = value
             elif name == b"origin":
                 origin = value
             elif name == b"sec-fetch-site":
                 fetch_site = value
+            elif name == b"transfer-encoding":
+                chunked = True
         policy = self.policy
         host_text = host.decode("latin-1")
         path: str = scope["path"]
@@ -143,7 +165,15 @@ class RequestGuard:
                         code="unsupported_media_type",
                     )
                     return
-        await self.app(scope, receive, send)
+        if length is not None:
+            if length.isdigit() and len(length) < 19 and int(length) <= policy.max_body_bytes:
+                await self.app(scope, receive, send)
+            else:
+                await self._check_length(length, path, scope, receive, send)
+        elif chunked:
+            await self._read_chunked(path, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
     def _cross_site(self, origin: bytes, fetch_site: bytes, host: str) -> str | None:
         """Why a state-changing request is refused as cross-site, or None."""
@@ -164,11 +194,112 @@ class RequestGuard:
             )
         return None
 
+    def _limit(self, path: str) -> _Limit:
+        """The body limit of the route at ``path``."""
+        policy = self.policy
+        if policy.uploads.fullmatch(path):
+            # An upload's body holds the form's framing and fields besides the file.
+            size = policy.max_file_bytes
+            return _Limit(size + FORM_OVERHEAD, size, "DATAMILL_MAX_FILE_BYTES", upload=True)
+        if policy.gateway.fullmatch(path):
+            size = policy.max_gateway_body_bytes
+            return _Limit(size, size, "DATAMILL_MAX_GATEWAY_BODY_BYTES", upload=False)
+        size = policy.max_body_bytes
+        return _Limit(size, size, "DATAMILL_MAX_BODY_BYTES", upload=False)
+
+    async def _check_length(
+        self, length: bytes, path: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if not length.isdigit():
+            await _refuse(send, 400, "the Content-Length header is not a number", code=None)
+            return
+        limit = self._limit(path)
+        size = int(length) if len(length) < 19 else None
+        if size is None or size > limit.size:
+            await _too_large(send, limit, size)
+            return
+        await self.app(scope, receive, send)
+
+    async def _read_chunked(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """A body without a length: counted as the upload routes read it; read here for
+        every other route, up to its limit."""
+        limit = self._limit(path)
+        if limit.upload:
+            await self.app(scope, _counting(receive, limit), send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left before its body was sent
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit.size:
+                await _too_large(send, limit, None)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replaying(b"".join(chunks), receive), send)
+
+
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    size: int  # the most bytes a body may have
+    shown: int  # the limit as its setting says it
+    setting: str
+    upload: bool
+
+
+def _counting(receive: Receive, limit: _Limit) -> Receive:
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit.size:
+                # Raised inside the route's read of the form: its answer is a 413, and the
+                # rest of the body is never read or spooled.
+                raise PayloadTooLarge(
+                    f"the upload is over the limit of {limit.shown} bytes ({limit.setting})",
+                    param="file",
+                    code="file_too_large",
+                )
+        return message
+
+    return counted
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # a disconnect, for routes that watch for it
+
+    return replay
+
+
+async def _too_large(send: Send, limit: _Limit, length: int | None) -> None:
+    size = f"{length} bytes" if length is not None else "longer"
+    if limit.upload:
+        message = f"the upload is {size}; the limit is {limit.shown} ({limit.setting})"
+        await _refuse(send, 413, message, code="file_too_large", param="file")
+        return
+    message = f"the request body is {size}; this route takes at most {limit.shown} bytes"
+    await _refuse(send, 413, f"{message} ({limit.setting})", code="request_too_large")
+
 
 async def _refuse(
     send: Send, status: int, message: str, *, code: str | None, param: str | None = None
 ) -> None:
-    """An answer in OpenAI's error shape, sent before the route is called."""
+    """An answer in OpenAI's error shape, sent before the route (or the body) is read."""
     body = orjson.dumps(
         {
             "error": {
