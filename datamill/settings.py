@@ -317,6 +317,12 @@ class Settings(BaseModel):
     events_retention: float = Field(
         default=3600.0, gt=0, description="seconds the event stream's events are kept"
     )
+    events_max_subscribers: int = Field(
+        default=100, gt=0, description="event stream clients served at once (503 beyond)"
+    )
+    events_max_replay: int = Field(
+        default=10_000, gt=0, description="events replayed to a resuming client (a reset beyond)"
+    )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
         default="NORMAL", description="SQLite durability: NORMAL survives process crashes"
     )
