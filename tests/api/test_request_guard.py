@@ -145,6 +145,9 @@ async def test_an_allowed_origin_may_change_things(make_api):
         "/api/datasets", json={"name": "c"}, headers={"origin": "https://app.example.com:444"}
     )
     assert_error(refused, 403, param=None, code="cross_site_request")
+    # A sandboxed frame or a file:// page sends "null": never this server's origin.
+    null = await api.client.post("/api/datasets", json={"name": "d"}, headers={"origin": "null"})
+    assert_error(null, 403, param=None, code="cross_site_request")
 
 
 @pytest.mark.parametrize(
