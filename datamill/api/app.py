@@ -115,7 +115,8 @@ def create_app(
         app.state.runtime = runtime
         local.register_check(runtime)  # ready or not before the app starts its workers
     install_error_handlers(app)
-    modules = (
+    api_routes: list[APIRoute] = []  # the JSON API's, for the request guard
+    for module in (
         files,
         file_checks,
         batches,
@@ -129,11 +130,10 @@ def create_app(
         events,
         datasets,
         generation,
-    )
-    for module in modules:
+    ):
         app.include_router(module.router)
+        api_routes += [r for r in module.router.routes if isinstance(r, APIRoute)]
     install_dashboard(app)
-    api_routes = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
     # Outermost but for Starlette's error middleware: refused requests cost no routing.
     app.add_middleware(RequestGuard, policy=guard_policy(config, api_routes))
     return app

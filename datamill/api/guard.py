@@ -8,7 +8,8 @@
   is another site's, or that a browser marks ``Sec-Fetch-Site: cross-site`` or ``same-site``,
   is answered 403. SDKs and curl send neither header.
 - **Form bodies.** The bodies a browser may send anywhere without asking (``text/plain``, an
-  urlencoded or a multipart form) are answered 415, but on the upload routes (multipart).
+  urlencoded or a multipart form) are answered 415 on the JSON API's routes (all but the
+  uploads, which take multipart). The dashboard's own form routes keep theirs.
 - **Body size.** A body longer than its route's limit is answered 413: at once when its
   ``Content-Length`` says so; a chunked one is counted while it is read, and a JSON route's
   is read here (bounded) before the route sees it.
@@ -36,35 +37,41 @@ _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FORM_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
 _LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 _ANY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]"})
-# An orchestrator's probes name the pod's address, which no one lists; they tell nothing.
-_PROBES = frozenset({"/healthz", "/readyz"})
+# An orchestrator's probes and scrapes name the pod's address, which no one lists; they tell
+# nothing (/metrics takes an admin key where keys exist).
+_PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 _HOSTS_SEEN = 1024
+_GROUP_NAME = re.compile(r"\(\?P<\w+>")
 
 
 @dataclass(frozen=True, slots=True)
 class GuardPolicy:
     """What `RequestGuard` allows. ``allowed_hosts`` holds lowercase names without a port
     (``[::1]`` for IPv6; ``*`` allows any); ``allowed_origins`` are ``scheme://host[:port]``
-    other than the server's own. ``uploads`` and ``gateway`` match the paths of the routes
-    that take multipart bodies and of the gateway's routes."""
+    other than the server's own. ``json``, ``uploads`` and ``gateway`` match the paths of the
+    API's routes that take JSON, of those that take multipart bodies, and of the gateway's."""
 
     allowed_hosts: frozenset[str]
     allowed_origins: frozenset[str]
     max_body_bytes: int
     max_gateway_body_bytes: int
     max_file_bytes: int
+    json: re.Pattern[str]
     uploads: re.Pattern[str]
     gateway: re.Pattern[str]
 
 
 def guard_policy(settings: Settings, routes: Iterable[APIRoute]) -> GuardPolicy:
-    """The policy of an app with these ``settings`` and ``routes``: the routes that declare
-    a multipart body are the upload routes, and those tagged ``gateway`` the gateway's."""
-    uploads, gateway = [], []
+    """The policy of an app with these ``settings`` and API ``routes`` (not the dashboard's):
+    those that declare a multipart body are the upload routes, the other state-changing ones
+    take JSON, and those tagged ``gateway`` are the gateway's."""
+    json, uploads, gateway = [], [], []
     for route in routes:
         body = (route.openapi_extra or {}).get("requestBody", {})
         if "multipart/form-data" in body.get("content", {}):
             uploads.append(route.path_regex)
+        elif (route.methods or set()) & _UNSAFE:
+            json.append(route.path_regex)
         if "gateway" in route.tags:
             gateway.append(route.path_regex)
     return GuardPolicy(
@@ -73,6 +80,7 @@ def guard_policy(settings: Settings, routes: Iterable[APIRoute]) -> GuardPolicy:
         max_body_bytes=settings.max_body_bytes,
         max_gateway_body_bytes=settings.max_gateway_body_bytes,
         max_file_bytes=settings.max_file_bytes,
+        json=paths_pattern(json),
         uploads=paths_pattern(uploads),
         gateway=paths_pattern(gateway),
     )
@@ -90,7 +98,8 @@ def allowed_hosts(bind_host: str, configured: Iterable[str]) -> frozenset[str]:
 
 def paths_pattern(regexes: Iterable[re.Pattern[str]]) -> re.Pattern[str]:
     """One pattern matching any of the routes' ``path_regex``es (none: matches nothing)."""
-    parts = [f"(?:{regex.pattern})" for regex in regexes]
+    # Their parameters' group names would repeat: the groups are left unnamed.
+    parts = [f"(?:{_GROUP_NAME.sub('(?:', regex.pattern)})" for regex in regexes]
     return re.compile("|".join(parts) or r"(?!)")
 
 
@@ -145,8 +154,13 @@ class RequestGuard:
             content_type = headers.get(b"content-type")
             if content_type is not None and content_type != b"application/json":
                 media = content_type.partition(b";")[0].strip().lower().decode("latin-1")
-                # The upload routes take multipart and say so themselves for anything else.
-                if media in _FORM_TYPES and not policy.uploads.fullmatch(path):
+                # The upload routes take multipart and say so themselves for anything else;
+                # the dashboard's form routes take forms.
+                if (
+                    media in _FORM_TYPES
+                    and policy.json.fullmatch(path)
+                    and not policy.uploads.fullmatch(path)
+                ):
                     await _refuse(
                         send,
                         415,
