@@ -124,7 +124,8 @@ def _serving(
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         datamill_command("serve", "--port", str(port)),
-        env={**os.environ, **env},
+        # Every client gets a place, however many are asked for.
+        env={**os.environ, **env, "DATAMILL_EVENTS_MAX_SUBSCRIBERS": str(max(clients, 100))},
         cwd=home,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

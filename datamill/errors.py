@@ -8,7 +8,8 @@
     │   ├── NotFound                404: unknown id
     │   ├── ModelNotFound           404: a model name no deployment serves
     │   ├── Conflict                409: the object is in a state that forbids the action
-    │   └── PayloadTooLarge         413: over a configured size limit
+    │   ├── PayloadTooLarge         413: over a configured size limit
+    │   └── ServerBusy              503: a bounded resource is full; try again later
     │   └── UpstreamFailed          a gateway call every deployment failed; status by category
     ├── ProviderError               a failed call to a provider; carries category and retry hint
     │   └── AdapterFailed           an adapter raised something else (a bug): a server_error
@@ -207,6 +208,20 @@ class KeyLimitExceeded(ApiError):
 
 class PayloadTooLarge(ApiError):
     status_code = 413
+
+
+class ServerBusy(ApiError):
+    """503 with ``Retry-After``: a bounded resource (the event stream's places) is full."""
+
+    status_code = 503
+    error_type = "server_error"
+
+    def __init__(self, message: str, *, code: str, retry_after: int) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after)}
 
 
 class UpstreamFailed(ApiError):

@@ -83,7 +83,12 @@ class Runtime:
         # Events: this process's publisher, and the hub its API clients subscribe to (which
         # reads at once after this process's own writes).
         self.events = EventPublisher(database, clock)
-        self.event_hub = EventHub(database, clock=clock)
+        self.event_hub = EventHub(
+            database,
+            clock=clock,
+            max_subscribers=settings.events_max_subscribers,
+            max_replay=settings.events_max_replay,
+        )
         self.events.on_written = self.event_hub.wake
         self.engine = EngineContext(
             database=database,

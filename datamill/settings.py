@@ -291,6 +291,22 @@ class Settings(BaseModel):
     max_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description="upload size limit")
     max_file_lines: int = Field(default=50_000, gt=0, description="requests per batch file")
     max_line_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="one JSONL line")
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="a JSON request body (413 beyond)"
+    )
+    max_gateway_body_bytes: int = Field(
+        default=32 * 1024 * 1024, gt=0, description="a gateway request body (413 beyond)"
+    )
+    allowed_hosts: tuple[str, ...] | None = Field(
+        default=None,
+        description="Host names the server answers to besides loopback and its bind address "
+        "(comma-separated; * for any)",
+    )
+    allowed_origins: tuple[str, ...] | None = Field(
+        default=None,
+        description="web origins (scheme://host[:port]) besides the server's own that may "
+        "send state-changing requests (comma-separated)",
+    )
     workers: int = Field(default=1, ge=0, description="in-process workers run by `serve`")
     concurrency: int = Field(default=256, gt=0, description="provider calls in flight per worker")
     max_retries: int = Field(default=5, ge=0, description="retries of a retryable failure")
@@ -320,6 +336,12 @@ class Settings(BaseModel):
     retention_responses_days: float = Field(
         default=0.0, ge=0, description="days stored /v1/responses objects are kept"
     )
+    events_max_subscribers: int = Field(
+        default=100, gt=0, description="event stream clients served at once (503 beyond)"
+    )
+    events_max_replay: int = Field(
+        default=10_000, gt=0, description="events replayed to a resuming client (a reset beyond)"
+    )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
         default="NORMAL", description="SQLite durability: NORMAL survives process crashes"
     )
@@ -337,6 +359,25 @@ class Settings(BaseModel):
     )
     deployments: tuple[DeploymentConfig, ...] = ()
     aliases: tuple[AliasConfig, ...] = ()
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for origin in value or ():
+            scheme, _, rest = origin.partition("://")
+            if scheme not in {"http", "https"} or not rest or "/" in rest:
+                raise ValueError(
+                    f"{origin!r} is not a web origin; write scheme://host[:port], "
+                    "e.g. https://datamill.example.com"
+                )
+        return tuple(origin.lower() for origin in value) if value is not None else None
 
     @field_validator("database_url")
     @classmethod

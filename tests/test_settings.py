@@ -46,6 +46,14 @@ PARSED = [
     ("max_file_bytes", "1000000", 1_000_000),
     ("max_file_lines", "100000", 100_000),
     ("max_line_bytes", "65536", 65536),
+    ("max_body_bytes", "1024", 1024),
+    ("max_gateway_body_bytes", "2048", 2048),
+    ("allowed_hosts", "datamill.example.com, 10.0.0.5,", ("datamill.example.com", "10.0.0.5")),
+    (
+        "allowed_origins",
+        "https://A.example.com,http://b.example:8080",
+        ("https://a.example.com", "http://b.example:8080"),
+    ),
     ("workers", "0", 0),
     ("concurrency", "32", 32),
     ("max_retries", "0", 0),
@@ -58,6 +66,8 @@ PARSED = [
     ("retention_batch_requests_days", "0.5", 0.5),
     ("retention_call_logs_days", "90", 90.0),
     ("retention_responses_days", "0", 0.0),
+    ("events_max_subscribers", "5", 5),
+    ("events_max_replay", "50", 50),
     ("sqlite_synchronous", "FULL", "FULL"),
     ("postgres_synchronous_commit", "true", True),
     ("log_level", "debug", "debug"),
@@ -75,6 +85,10 @@ REFUSED = [
     ("max_file_bytes", "0"),
     ("max_file_lines", "-1"),
     ("max_line_bytes", "lots"),
+    ("max_body_bytes", "0"),
+    ("max_gateway_body_bytes", "-1"),
+    ("allowed_origins", "https://a.example.com/path"),
+    ("allowed_origins", "a.example.com"),
     ("workers", "-1"),
     ("concurrency", "0"),
     ("max_retries", "-1"),
@@ -87,6 +101,8 @@ REFUSED = [
     ("retention_batch_requests_days", "forever"),
     ("retention_call_logs_days", "-0.5"),
     ("retention_responses_days", "a week"),
+    ("events_max_subscribers", "0"),
+    ("events_max_replay", "none"),
     ("sqlite_synchronous", "EXTRA"),
     ("postgres_synchronous_commit", "sometimes"),
     ("log_level", "loud"),
@@ -98,7 +114,7 @@ REFUSED = [
 def test_every_setting_is_covered_here():
     from_env = set(Settings.model_fields) - {"deployments", "aliases"}
     assert {name for name, _, _ in PARSED} == from_env
-    assert {name for name, _ in REFUSED} == from_env - {"home", "host", "config"}
+    assert {name for name, _ in REFUSED} == from_env - {"home", "host", "config", "allowed_hosts"}
 
 
 def test_defaults_with_an_empty_environment():

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 
 from datamill import __version__
 from datamill.api.deps import refuse_nul
 from datamill.api.errors import install_error_handlers
+from datamill.api.guard import RequestGuard, guard_policy
 from datamill.api.request_ids import RequestIds
 from datamill.api.routes import (
     access,
@@ -78,9 +80,13 @@ def create_app(
     """Build the app. With ``settings`` the app opens (and migrates) its own store on start;
     with ``runtime`` it uses that one. ``workers`` in-process workers run beside the API
     (default: ``settings.workers``)."""
-    if settings is None and runtime is None:
+    if settings is not None:
+        config = settings
+    elif runtime is not None:
+        config = runtime.settings
+    else:
         raise ValueError("create_app needs settings or a runtime")
-    worker_count = workers if workers is not None else (settings or runtime.settings).workers  # type: ignore[union-attr]
+    worker_count = workers if workers is not None else config.workers
     local = LocalWorkers(worker_count)
 
     @asynccontextmanager
@@ -114,6 +120,7 @@ def create_app(
         app.state.runtime = runtime
         local.register_check(runtime)  # ready or not before the app starts its workers
     install_error_handlers(app)
+    api_routes: list[APIRoute] = []  # the JSON API's, for the request guard
     for module in (
         api_description,
         access,
@@ -133,6 +140,9 @@ def create_app(
         generation,
     ):
         app.include_router(module.router)
+        api_routes += [r for r in module.router.routes if isinstance(r, APIRoute)]
     install_dashboard(app)
+    # Outermost but for Starlette's error middleware: refused requests cost no routing.
+    app.add_middleware(RequestGuard, policy=guard_policy(config, api_routes))
     app.add_middleware(RequestIds)
     return app

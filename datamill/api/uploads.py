@@ -15,7 +15,7 @@ from datamill.errors import InvalidRequest, PayloadTooLarge
 
 _READ_SIZE = 1024 * 1024
 # Multipart framing and the other form fields, on top of the file itself.
-_FORM_OVERHEAD = 64 * 1024
+FORM_OVERHEAD = 64 * 1024
 
 
 def multipart_body(required: list[str], **fields: Any) -> dict[str, Any]:
@@ -50,7 +50,7 @@ async def parse_form(request: Request, *, limit: int, fields: str) -> FormData:
     """The multipart form of ``request``; refused at once when its announced length is over
     ``limit`` (plus the form's framing), and named for the client when malformed."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit + _FORM_OVERHEAD:
+    if length and length.isdigit() and int(length) > limit + FORM_OVERHEAD:
         raise PayloadTooLarge(
             f"the upload is {int(length)} bytes; the limit is {limit} (DATAMILL_MAX_FILE_BYTES)",
             param="file",

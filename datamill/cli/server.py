@@ -159,11 +159,14 @@ async def _serve(settings: Settings) -> None:
 async def _access_line(runtime: Runtime) -> str:
     """What the banner says about keys; refuses to serve beyond loopback with no key."""
     auth = runtime.auth
+    names = _names_line(runtime.settings)
     bootstrap = runtime.settings.bootstrap_admin_key
     if bootstrap is not None and await auth.bootstrap(bootstrap.get_secret_value()):
-        return "API keys required; DATAMILL_BOOTSTRAP_ADMIN_KEY stored as the first admin key"
+        return (
+            "API keys required; DATAMILL_BOOTSTRAP_ADMIN_KEY stored as the first admin key" + names
+        )
     if await auth.keys_exist():
-        return "API keys required (Authorization: Bearer, or sign in on the dashboard)"
+        return "API keys required (Authorization: Bearer, or sign in on the dashboard)" + names
     if auth.loopback:
         return (
             "[yellow]local mode[/]: no API key exists and the server listens on loopback "
@@ -174,6 +177,16 @@ async def _access_line(runtime: Runtime) -> str:
         "reach it could read every batch and spend every provider key",
         hint=f"create the first admin key with `{FIRST_KEY_HINT}`, then start again "
         "(or bind to 127.0.0.1)",
+    )
+
+
+def _names_line(settings: Settings) -> str:
+    """Bound to every address with no DATAMILL_ALLOWED_HOSTS, only loopback names get in."""
+    if settings.host.strip("[]") not in {"0.0.0.0", "::"} or settings.allowed_hosts:
+        return ""
+    return (
+        "\n  [yellow]names[/]        only localhost, 127.0.0.1 and [::1] are answered (421 for "
+        "others): list the names clients use in DATAMILL_ALLOWED_HOSTS"
     )
 
 

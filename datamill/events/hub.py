@@ -1,6 +1,10 @@
 """The hub: one reader of the events table per process, fanning each new event out to every
 subscriber in memory (50 dashboards are one reader, not 50).
 
+At most ``max_subscribers`` streams are served at once (`subscribe` refuses more with a 503),
+and a resuming stream is replayed at most ``max_replay`` events, yielding to the event loop
+as it goes, then told to reset: a crowd of reconnecting clients cannot starve the engine.
+
 It reads only while someone subscribes. It is woken by this process's publisher after each
 write, on PostgreSQL by ``NOTIFY`` from any process (a ``LISTEN`` connection), and polls
 every ``poll_interval`` seconds otherwise (SQLite shared with a `batch run` or a worker in
@@ -18,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
 
 from datamill.clock import Clock, SystemClock, wait_event
+from datamill.errors import ServerBusy
 from datamill.storage import events as event_repo
 from datamill.storage.database import Database
 from datamill.storage.events import EventListener, EventRow
@@ -32,6 +37,8 @@ log = logging.getLogger("datamill.events")
 
 PING = b": ping\n\n"
 _PAGE = 500
+_YIELD_EVERY = 100  # replayed frames between two turns of the event loop
+RETRY_AFTER = 5  # seconds a refused client is asked to wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,12 @@ def encode_event(row: EventRow) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (row.id, row.topic.encode(), row.payload.encode())
 
 
+def _reset(reason: str, position: int, oldest: int | None) -> bytes:
+    """The ``reset`` event: the client must reload its state; live events follow."""
+    data = orjson.dumps({"reason": reason, "last_event_id": position, "oldest_event_id": oldest})
+    return b"id: %d\nevent: reset\ndata: %s\n\n" % (position, data)
+
+
 class _Subscriber:
     __slots__ = ("filter", "items", "limit", "overflowed", "ready")
 
@@ -81,6 +94,31 @@ class _Subscriber:
         self.ready.set()
 
 
+class Subscription:
+    """One admitted stream: its frames, and `aclose()`, which ends it and frees its place
+    (once, whether or not the stream ever started)."""
+
+    def __init__(self, frames: AsyncGenerator[bytes, None], release: Callable[[], None]) -> None:
+        self._frames = frames
+        self._release = release
+        self._closed = False
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._frames.__anext__()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._frames.aclose()
+        finally:
+            self._release()
+
+
 class EventHub:
     def __init__(
         self,
@@ -90,9 +128,14 @@ class EventHub:
         listen_poll_interval: float = 5.0,
         ping_interval: float = 15.0,
         queue_limit: int = 2000,
+        max_subscribers: int = 100,
+        max_replay: int = 10_000,
         clock: Clock | None = None,
     ) -> None:
         self._database = database
+        self.max_subscribers = max_subscribers
+        self.max_replay = max_replay
+        self._admitted = 0  # streams handed out by `subscribe` and not closed yet
         self._clock = clock or SystemClock()
         self.poll_interval = poll_interval
         self.listen_poll_interval = listen_poll_interval
@@ -117,7 +160,28 @@ class EventHub:
         """New events were written (in this process, or NOTIFY from another)."""
         self._wake.set()
 
+    @property
+    def admitted(self) -> int:
+        """Streams handed out by `subscribe` and not closed yet."""
+        return self._admitted
+
     # -- one subscriber -------------------------------------------------------------------------
+
+    def subscribe(self, event_filter: EventFilter, *, after: int | None) -> Subscription:
+        """A place among the ``max_subscribers`` streams, with its `stream`; `ServerBusy`
+        (a 503 with ``Retry-After``) when every place is taken. Close it to free its place."""
+        if self._admitted >= self.max_subscribers:
+            raise ServerBusy(
+                f"the event stream serves {self.max_subscribers} clients at once and all are "
+                f"connected; retry in {RETRY_AFTER} s (DATAMILL_EVENTS_MAX_SUBSCRIBERS)",
+                code="too_many_subscribers",
+                retry_after=RETRY_AFTER,
+            )
+        self._admitted += 1
+        return Subscription(self.stream(event_filter, after=after), self._release)
+
+    def _release(self) -> None:
+        self._admitted -= 1
 
     async def stream(
         self, event_filter: EventFilter, *, after: int | None
@@ -176,17 +240,18 @@ class EventHub:
                 reason = None
         if reason is None:
             return None
-        data = orjson.dumps(
-            {"reason": reason, "last_event_id": position, "oldest_event_id": bounds and bounds[0]}
-        )
-        return b"id: %d\nevent: reset\ndata: %s\n\n" % (position, data)
+        return _reset(reason, position, bounds and bounds[0])
 
     async def _replay(
         self, event_filter: EventFilter, after: int, upto: int
     ) -> AsyncIterator[bytes]:
+        """The events after ``after`` up to ``upto`` from the table, at most ``max_replay``
+        of them: with more, a ``reset`` (``replay_too_long``) ends the replay instead."""
         topics = sorted(event_filter.topics) if event_filter.topics is not None else None
         batch_ids = sorted(event_filter.batch_ids) if event_filter.batch_ids is not None else None
+        replayed = 0
         while after < upto:
+            page = min(_PAGE, self.max_replay - replayed + 1)
             rows = await event_repo.read_events(
                 self._database,
                 after=after,
@@ -194,11 +259,17 @@ class EventHub:
                 topics=topics,
                 batch_ids=batch_ids,
                 project_id=event_filter.project_id,
-                limit=_PAGE,
+                limit=page,
             )
             for row in rows:
+                if replayed == self.max_replay:
+                    yield _reset("replay_too_long", upto, None)
+                    return
                 yield encode_event(row)
-            if len(rows) < _PAGE:
+                replayed += 1
+                if replayed % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # the engine runs between two stretches
+            if len(rows) < page:
                 return
             after = rows[-1].id
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from datamill.errors import InvalidRequest
-from datamill.events.hub import EventFilter, EventHub
+from datamill.events.hub import EventFilter, EventHub, Subscription
 from datamill.events.topics import Topic
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 
@@ -32,11 +32,11 @@ class EventStreamService:
         batch_ids: Sequence[str] = (),
         last_event_id: tuple[str, str] | None = None,
         project_id: str = DEFAULT_PROJECT_ID,
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> Subscription:
         """The server-sent events of the given topics and batches (all when empty), after
         ``last_event_id`` (``(value, the parameter it came in)``) or live only. Every check
-        is made before the stream starts, so a bad parameter is an error answer, not an
-        empty stream."""
+        is made before the stream starts, so a bad parameter (or a full house: 503) is an
+        error answer, not an empty stream. Close the subscription to free its place."""
         unknown = sorted(set(topics) - set(Topic))
         if unknown:
             known = ", ".join(topic.value for topic in Topic)
@@ -59,7 +59,7 @@ class EventStreamService:
             batch_ids=frozenset(batch_ids) or None,
             project_id=project_id,
         )
-        return self._hub.stream(event_filter, after=after)
+        return self._hub.subscribe(event_filter, after=after)
 
 
 def _event_id(value: str, param: str) -> int:

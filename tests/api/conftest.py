@@ -103,7 +103,7 @@ async def make_api(make_runtime: Any) -> AsyncIterator[ApiFactory]:
         runtime = await make_runtime(deployments, **overrides)
         app = create_app(runtime=runtime, workers=workers)
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://datamill.test"
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
         )
         clients.append(client)
         return Api(runtime, app, client)

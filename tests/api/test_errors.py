@@ -505,7 +505,7 @@ async def test_store_and_internal_failures_keep_the_error_shape(make_api, monkey
     monkeypatch.setattr(api.runtime.files, "get", broken)
     # Starlette re-raises after answering; a real server logs it and the client sees the 500.
     transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://datamill.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         response = await client.get("/v1/files/file-x")
     error = assert_error(response, 500, param=None, code="internal_error")
     assert error["type"] == "server_error"

@@ -180,7 +180,7 @@ async def test_an_adapter_that_raises_unexpectedly_is_an_internal_error(make_api
     handle.provider.complete = broken  # type: ignore[method-assign]
     # Starlette re-raises after answering; a real server logs it and the client sees the 500.
     transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://datamill.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         answer = await client.post(
             "/v1/chat/completions", json={"model": "mock-model", "messages": HELLO}
         )

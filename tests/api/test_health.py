@@ -234,7 +234,7 @@ async def test_an_app_built_from_settings_owns_its_store_and_workers(make_settin
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://datamill.test") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://localhost") as client,
     ):
         response = await client.get("/readyz")
         assert response.status_code == 200, response.text

@@ -389,7 +389,7 @@ async def dashboard_http() -> Any:
     async with await Runtime.open(load_settings({})) as runtime:
         app = create_app(runtime=runtime, workers=0)
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://datamill.test"
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
         ) as http:
             http.app = app  # type: ignore[attr-defined]
             http.runtime = runtime  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ from datamill.render.generation import job_object, run_object
 
 router = APIRouter(prefix="/api/generation", tags=["generation"])
 
-_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
