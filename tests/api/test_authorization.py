@@ -359,4 +359,4 @@ async def test_an_open_stream_ends_once_its_key_is_revoked(make_api, serve):
         api.runtime.events.publish("batch", {"n": 2})
         await api.runtime.events.flush()
 
-        assert await reader.ended()  # its next event ends it instead
+        assert await reader.ended(timeout=60)  # its next event ends it instead
