@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from datamill.clock import Clock
-from datamill.curation.exports import jsonl_chunks, load_pyarrow, parquet_chunks
+from datamill.curation.exports import ExportOptions, check_options, encoded, encoder_for
+from datamill.curation.formats.report import ExportReport
 from datamill.curation.imports import import_lines
 from datamill.errors import Conflict, InvalidRequest, NotFound
 from datamill.ids import new_dataset_id
@@ -311,17 +312,21 @@ class DatasetService:
         *,
         project_id: str = DEFAULT_PROJECT_ID,
         on_page: Callable[[int], None] | None = None,
+        options: ExportOptions | None = None,
+        report: ExportReport | None = None,
     ) -> tuple[DatasetRecord, AsyncIterator[bytes]]:
-        """The dataset, and its matching samples in creation order as JSONL or Parquet,
-        streamed. Everything that can fail is checked before the first byte (the format's
-        library included). ``on_page`` hears how many samples each page read (progress)."""
+        """The dataset, and its matching samples in creation order in ``export_format``
+        (`curation.exports`), streamed. Everything that can fail is checked before the first
+        byte (the format's library included). ``on_page`` hears how many samples each page
+        read (progress); ``report`` is filled as the stream goes (left out, warnings)."""
         where = self._filter(query)
-        parquet = load_pyarrow() if export_format is ExportFormat.parquet else None
+        options = options or ExportOptions()
+        check_options(options)
+        report = report if report is not None else ExportReport()
+        encoder = encoder_for(export_format, options, report)
         record = await self._dataset(dataset_id, project_id)
         pages = self._pages(dataset_id, where, on_page)
-        if parquet is not None:
-            return record, parquet_chunks(pages, parquet)
-        return record, jsonl_chunks(pages)
+        return record, encoded(pages, encoder, options, report)
 
     async def _pages(
         self, dataset_id: str, where: SampleFilter, on_page: Callable[[int], None] | None
