@@ -30,10 +30,32 @@ from datamill.runtime import Runtime
 from datamill.settings import load_settings
 
 CLI = "import sys; from datamill.cli.main import main; sys.argv[0] = 'datamill'; main()"
-WORDS = (
-    "prime number sum product river mountain policy market theorem proof model data engine "
-    "history language music garden planet energy protein signal contract network kernel"
-).split()
+WORDS = [
+    "prime",
+    "number",
+    "sum",
+    "product",
+    "river",
+    "mountain",
+    "policy",
+    "market",
+    "theorem",
+    "proof",
+    "model",
+    "data",
+    "engine",
+    "history",
+    "language",
+    "music",
+    "garden",
+    "planet",
+    "energy",
+    "protein",
+    "signal",
+    "contract",
+    "network",
+    "kernel",
+]
 
 
 def samples(count: int) -> bytes:
@@ -103,8 +125,18 @@ def main() -> None:
             if not args.no_cli:
                 start = time.perf_counter()
                 subprocess.run(
-                    [sys.executable, "-c", CLI, "dataset", "export", "bench"]
-                    + ["--format", fmt.value, "-o", str(out)],
+                    [
+                        sys.executable,
+                        "-c",
+                        CLI,
+                        "dataset",
+                        "export",
+                        "bench",
+                        "--format",
+                        fmt.value,
+                        "-o",
+                        str(out),
+                    ],
                     env={**os.environ, **env},
                     check=True,
                     capture_output=True,

@@ -203,7 +203,8 @@ async def test_a_csv_export_flattens_the_content(api: Api, monkeypatch: pytest.M
     assert [r["topic"] for r in rows] == ["math", "", ""]
     assert orjson.loads(rows[1]["metadata"]) == {"k": 1}
     assert orjson.loads(rows[0]["provenance"])["source"] == "import"
-    assert rows[0]["id"].startswith("smp_") and int(rows[0]["created_at"]) > 0
+    assert rows[0]["id"].startswith("smp_")
+    assert int(rows[0]["created_at"]) > 0
 
 
 SPLITS = "train=0.6,validation=0.2,test=0.2"
