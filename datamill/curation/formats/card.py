@@ -33,10 +33,12 @@ def dataset_card(
     seed: int | None = None,
 ) -> str:
     """The card for ``files`` (split -> file name, relative to the card) holding
-    ``counts`` samples each; ``splits`` and ``seed`` say how they were split."""
+    ``counts`` samples each; ``splits`` and ``seed`` say how they were split. An empty split
+    is left out of ``configs`` (`datasets` refuses a split with no rows)."""
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split, path in files.items():
-        lines += [f"  - split: {_quoted(split)}", f"    path: {_quoted(path)}"]
+        if counts.get(split, 0) > 0:
+            lines += [f"  - split: {_quoted(split)}", f"    path: {_quoted(path)}"]
     lines += ["dataset_info:", "  features:"]
     for column, dtype in FEATURES:
         lines += [f"  - name: {column}", f"    dtype: {dtype}"]
