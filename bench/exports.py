@@ -1,11 +1,12 @@
 """Dataset exports: every format of 100,000 samples, through the service and the CLI.
 
-    .venv/bin/python bench/exports.py [--samples 100000] [--no-cli]
+    .venv/bin/python bench/exports.py [--samples 100000] [--no-cli] [--split train=0.8,test=0.2]
 
 Builds a SQLite dataset of question/answer samples (about 600 characters each, with a
 generation prompt in their provenance) by an import, then times each format's export:
 through `DatasetService.export` (the stream drained into a file) and through
-`datamill dataset export` in a subprocess (start-up included). Prints one line per format:
+`datamill dataset export` in a subprocess (start-up included; with ``--split``, one file
+per split into a directory). Prints one line per format:
 ``exports format=F samples=N service_s=... cli_s=... bytes=...``; the target is 10 s each.
 """
 
@@ -110,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--no-cli", action="store_true")
+    parser.add_argument("--split", help="the CLI exports these splits: train=0.8,test=0.2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -124,23 +126,14 @@ def main() -> None:
             cli = ""
             if not args.no_cli:
                 start = time.perf_counter()
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-c",
-                        CLI,
-                        "dataset",
-                        "export",
-                        "bench",
-                        "--format",
-                        fmt.value,
-                        "-o",
-                        str(out),
-                    ],
-                    env={**os.environ, **env},
-                    check=True,
-                    capture_output=True,
+                target = (
+                    [str(out)]
+                    if args.split is None
+                    else [f"{tmp}/{fmt.value}/", "--split", args.split]
                 )
+                command = [sys.executable, "-c", CLI, "dataset", "export", "bench"]
+                command += ["--format", fmt.value, "-o", *target]
+                subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True)
                 cli = f" cli_s={time.perf_counter() - start:.2f}"
             print(
                 f"exports format={fmt.value} samples={args.samples} service_s={service_s:.2f}"

@@ -26,7 +26,7 @@ from rich.progress import (
 )
 
 from datamill.cli.common import ExitCode, console, print_columns, stdout
-from datamill.cli.files import read_file, write_atomically
+from datamill.cli.files import read_file, write_atomically, write_files_atomically
 from datamill.cli.store import run_on_store
 from datamill.curation.formats.report import ExportReport
 from datamill.errors import ApiError, InvalidLines, NotFound
@@ -281,33 +281,41 @@ def export(
     async def work(runtime: Runtime) -> tuple[DatasetRecord, list[_Written]]:
         dataset_id = await runtime.datasets.resolve(dataset)
         total = await runtime.datasets.count_samples(dataset_id, filters)
-        names = [None] if splits is None else list(splits.names)
-        written: list[_Written] = []
-        record = None
         with _progress(bytes_=False) as progress:
-            task = progress.add_task("exporting", total=total * len(names))
-            for name in names:
-                report = ExportReport()
-                options = ExportOptions(mapping=mapping, splits=splits, split=name, seed=seed)
-                record, chunks = await runtime.datasets.export(
-                    dataset_id,
-                    filters,
-                    export_format,
-                    on_page=lambda count: progress.advance(task, count),
-                    options=options,
-                    report=report,
+            task = progress.add_task("exporting", total=total)
+
+            def advance(count: int) -> None:
+                progress.advance(task, count)
+
+            if splits is not None:
+                assert output is not None
+                options = ExportOptions(mapping=mapping, splits=splits, seed=seed)
+                record, reports, tagged = await runtime.datasets.export_splits(
+                    dataset_id, filters, export_format, options, on_page=advance
                 )
-                if output is None:
-                    async for chunk in chunks:
-                        sys.stdout.buffer.write(chunk)
-                    sys.stdout.flush()
-                    written.append(_Written(name, None, report))
-                    continue
-                path = _split_path(output, to_directory, record.name, name, extension)
-                await write_atomically(path, chunks)
-                written.append(_Written(name, path, report))
-        assert record is not None
-        return record, written
+                paths = {
+                    name: _split_path(output, to_directory, record.name, name, extension)
+                    for name in splits.names
+                }
+                await write_files_atomically(paths, tagged)
+                return record, [_Written(name, paths[name], reports[name]) for name in paths]
+            report = ExportReport()
+            record, chunks = await runtime.datasets.export(
+                dataset_id,
+                filters,
+                export_format,
+                on_page=advance,
+                options=ExportOptions(mapping=mapping),
+                report=report,
+            )
+            if output is None:
+                async for chunk in chunks:
+                    sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                return record, [_Written(None, None, report)]
+            path = _split_path(output, to_directory, record.name, None, extension)
+            await write_atomically(path, chunks)
+            return record, [_Written(None, path, report)]
 
     record, written = run_on_store(work)
     for item in written:

@@ -5,7 +5,7 @@ prompt file, CSV). Each format is an `Encoder`; a seeded split can select the sa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
@@ -146,6 +146,30 @@ async def encoded(
             yield chunk
     if tail := encoder.end():
         yield tail
+
+
+async def encoded_splits(
+    pages: AsyncIterable[list[SampleRecord]],
+    encoders: Mapping[str, Encoder],
+    assigner: SplitAssigner,
+    reports: Mapping[str, ExportReport],
+) -> AsyncIterator[tuple[str, bytes]]:
+    """Every split's bytes in one pass, each chunk with its split's name: the same bytes,
+    split by split, as `encoded` gives for each split alone."""
+    for name, encoder in encoders.items():
+        if head := encoder.begin():
+            yield name, head
+    async for page in pages:
+        parts: dict[str, list[SampleRecord]] = {name: [] for name in encoders}
+        for record in page:
+            parts[assigner.split_of(record.id)].append(record)
+        for name, records in parts.items():
+            reports[name].samples += len(records)
+            if chunk := encoders[name].encode(records):
+                yield name, chunk
+    for name, encoder in encoders.items():
+        if tail := encoder.end():
+            yield name, tail
 
 
 class JsonlEncoder:

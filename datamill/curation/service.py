@@ -16,8 +16,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from datamill.clock import Clock
-from datamill.curation.exports import ExportOptions, check_options, encoded, encoder_for
+from datamill.curation.exports import (
+    ExportOptions,
+    check_options,
+    encoded,
+    encoded_splits,
+    encoder_for,
+)
 from datamill.curation.formats.report import ExportReport
+from datamill.curation.formats.splits import SplitAssigner
 from datamill.curation.imports import import_lines
 from datamill.errors import Conflict, InvalidRequest, NotFound
 from datamill.ids import new_dataset_id
@@ -327,6 +334,30 @@ class DatasetService:
         record = await self._dataset(dataset_id, project_id)
         pages = self._pages(dataset_id, where, on_page)
         return record, encoded(pages, encoder, options, report)
+
+    async def export_splits(
+        self,
+        dataset_id: str,
+        query: SampleQuery,
+        export_format: ExportFormat,
+        options: ExportOptions,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        on_page: Callable[[int], None] | None = None,
+    ) -> tuple[DatasetRecord, dict[str, ExportReport], AsyncIterator[tuple[str, bytes]]]:
+        """`export` of every split of ``options.splits`` in one pass: the dataset, a report
+        per split, and the chunks, each with its split's name."""
+        if options.splits is None:
+            raise InvalidRequest("an export by split needs `splits`", param="splits")
+        where = self._filter(query)
+        reports = {name: ExportReport() for name in options.splits.names}
+        encoders = {
+            name: encoder_for(export_format, options, report) for name, report in reports.items()
+        }
+        record = await self._dataset(dataset_id, project_id)
+        pages = self._pages(dataset_id, where, on_page)
+        assigner = SplitAssigner(options.splits, options.seed)
+        return record, reports, encoded_splits(pages, encoders, assigner, reports)
 
     async def _pages(
         self, dataset_id: str, where: SampleFilter, on_page: Callable[[int], None] | None

@@ -12,6 +12,10 @@ import orjson
 import pytest
 
 from datamill.curation import service
+from datamill.curation.exports import ExportOptions
+from datamill.curation.formats.splits import parse_splits
+from datamill.curation.service import SampleQuery
+from datamill.protocol.datasets import ExportFormat
 from tests.api.conftest import Api, assert_error
 from tests.api.test_datasets import create, import_rows, row
 
@@ -251,6 +255,28 @@ async def test_a_re_export_is_byte_identical(api: Api):
     for fmt in ("jsonl", "openai-chat", "icl", "csv", "parquet"):
         params = {"format": fmt, "splits": SPLITS, "split": "validation", "seed": 3}
         assert await export(api, dataset_id, **params) == await export(api, dataset_id, **params)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "openai-chat", "icl", "csv", "parquet"])
+async def test_all_splits_in_one_pass_are_the_single_split_exports(
+    api: Api, fmt: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(service, "EXPORT_PAGE", 7)  # several pages, some splits empty in one
+    dataset_id = (await create(api))["id"]
+    await import_rows(api, dataset_id, [row(f"q{i}", topic="t") for i in range(40)])
+    options = ExportOptions(splits=parse_splits(SPLITS), seed=5)
+
+    _, reports, tagged = await api.runtime.datasets.export_splits(
+        dataset_id, SampleQuery(), ExportFormat(fmt), options
+    )
+    joined: dict[str, bytes] = {name: b"" for name in reports}
+    async for name, chunk in tagged:
+        joined[name] += chunk
+
+    for name in ("train", "validation", "test"):
+        single = await export(api, dataset_id, format=fmt, splits=SPLITS, split=name, seed=5)
+        assert joined[name] == single, name
+    assert sum(report.exported for report in reports.values()) == 40
 
 
 @pytest.mark.parametrize(
