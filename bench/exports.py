@@ -8,6 +8,8 @@ through `DatasetService.export` (the stream drained into a file) and through
 `datamill dataset export` in a subprocess (start-up included; with ``--split``, one file
 per split into a directory). Prints one line per format:
 ``exports format=F samples=N service_s=... cli_s=... bytes=...``; the target is 10 s each.
+Then ``exports check``: the `openai-chat` export with every example's tokens counted (what
+`GET /api/datasets/{id}/export/check` does).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import orjson
 
+from datamill.curation.exports import ExportOptions
 from datamill.curation.service import SampleQuery
 from datamill.protocol.datasets import DatasetCreate, ExportFormat
 from datamill.runtime import Runtime
@@ -94,11 +97,14 @@ async def build(env: dict[str, str], count: int) -> str:
         await runtime.close()
 
 
-async def export_once(env: dict[str, str], dataset_id: str, fmt: ExportFormat, out: Path) -> float:
+async def export_once(
+    env: dict[str, str], dataset_id: str, fmt: ExportFormat, out: Path, *, check: bool = False
+) -> float:
     runtime = await Runtime.open(load_settings(env))
     try:
         start = time.perf_counter()
-        _, stream = await runtime.datasets.export(dataset_id, SampleQuery(), fmt)
+        options = ExportOptions(count_tokens=check)  # `export/check` counts every example
+        _, stream = await runtime.datasets.export(dataset_id, SampleQuery(), fmt, options=options)
         with out.open("wb") as handle:
             async for chunk in stream:
                 handle.write(chunk)
@@ -140,6 +146,10 @@ def main() -> None:
                 f"{cli} bytes={size}",
                 flush=True,
             )
+        check_s = asyncio.run(
+            export_once(env, dataset_id, ExportFormat.openai_chat, Path(tmp) / "x", check=True)
+        )
+        print(f"exports check samples={args.samples} service_s={check_s:.2f}", flush=True)
 
 
 if __name__ == "__main__":
