@@ -330,8 +330,8 @@ class DatasetService:
         options = options or ExportOptions()
         check_options(options)
         report = report if report is not None else ExportReport()
-        encoder = encoder_for(export_format, options, report)
         record = await self._dataset(dataset_id, project_id)
+        encoder = encoder_for(export_format, options, report)  # opens Parquet's writer
         pages = self._pages(dataset_id, where, on_page)
         return record, encoded(pages, encoder, options, report)
 
@@ -351,10 +351,10 @@ class DatasetService:
             raise InvalidRequest("an export by split needs `splits`", param="splits")
         where = self._filter(query)
         reports = {name: ExportReport() for name in options.splits.names}
+        record = await self._dataset(dataset_id, project_id)
         encoders = {
             name: encoder_for(export_format, options, report) for name, report in reports.items()
         }
-        record = await self._dataset(dataset_id, project_id)
         pages = self._pages(dataset_id, where, on_page)
         assigner = SplitAssigner(options.splits, options.seed)
         return record, reports, encoded_splits(pages, encoders, assigner, reports)
