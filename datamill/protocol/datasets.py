@@ -256,8 +256,8 @@ class ExportCheck(BaseModel):
     left_out_samples: list[LeftOutSample]  # the first 100
     warnings: dict[str, int]  # over_token_limit, missing_system_message, missing_user_message
     token_limit: int
-    tokens: dict[str, float]  # estimated tokens per example: min, max, mean, p50, p95
-    assistant_tokens: dict[str, float]  # the same, of the assistant messages
+    tokens: dict[str, int | float]  # estimated tokens per example: min, max, mean, p50, p95
+    assistant_tokens: dict[str, int | float]  # the same, of the assistant messages
     epochs: int  # the epochs fine-tuning picks by default for this many examples
     billing_tokens: int  # tokens charged: each example up to the limit, times epochs
 

@@ -107,6 +107,7 @@ async def test_an_openai_chat_export_passes_the_guides_checks(api: Api):
     ]
     assert report["warnings"] == {"over_token_limit": 1, "missing_system_message": 4}
     assert report["tokens"]["max"] > report["token_limit"] == 16_385
+    assert isinstance(report["tokens"]["p50"], int)
     assert report["assistant_tokens"]["min"] >= 1
     assert report["epochs"] == 25  # 4 examples: the default aims at 100 example-epochs
     assert report["billing_tokens"] < 25 * 4 * 16_385

@@ -51,7 +51,7 @@ def default_epochs(examples: int) -> int:
     return TARGET_EPOCHS
 
 
-def distribution(values: list[int]) -> dict[str, float]:
+def distribution(values: list[int]) -> dict[str, int | float]:
     """min, max, mean, median (p50) and p95 of ``values`` (zeros when there are none)."""
     if not values:
         return {"min": 0, "max": 0, "mean": 0.0, "p50": 0, "p95": 0}
