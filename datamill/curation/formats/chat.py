@@ -3,7 +3,8 @@
 
 The mapping, first that applies:
 
-1. content with ``messages``: the example is ``{"messages": content["messages"]}``, as is;
+1. content with ``messages``: the example is ``{"messages": content["messages"]}``, as is
+   (``system`` does not apply; a ``user_field`` skips this rule);
 2. content with a user field (``user_field``, else the first of prompt, question, input,
    instruction, query) and an assistant field (``assistant_field``, else the first of
    completion, answer, output, response): a system message (``system``, else the content's
