@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 
 import orjson
 import typer
@@ -26,9 +26,10 @@ from rich.progress import (
 )
 
 from datamill.cli.common import ExitCode, console, print_columns, stdout
-from datamill.cli.files import read_file, write_atomically
+from datamill.cli.files import read_file, write_atomically, write_files_atomically
 from datamill.cli.store import run_on_store
-from datamill.errors import InvalidLines, NotFound
+from datamill.curation.formats.report import ExportReport
+from datamill.errors import ApiError, InvalidLines, NotFound
 from datamill.protocol.datasets import (
     DatasetCreate,
     ExportFormat,
@@ -39,7 +40,9 @@ from datamill.render.datasets import dataset_object, sample_object
 from datamill.runtime import Runtime
 
 if TYPE_CHECKING:
+    from datamill.curation.formats.splits import Splits
     from datamill.curation.service import DatasetView
+    from datamill.storage.datasets import DatasetRecord
 
 app = typer.Typer(help="Datasets of samples: import, export, search, curate.", no_args_is_help=True)
 
@@ -226,9 +229,13 @@ def _progress(*, bytes_: bool) -> Progress:
 @app.command()
 def export(
     dataset: DatasetArgument,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="default: stdout")] = None,
+    output_name: Annotated[
+        str | None,
+        typer.Option("-o", "--output", help="a file, or a directory (ending in /): default stdout"),
+    ] = None,
     export_format: Annotated[
-        ExportFormat, typer.Option("--format", help="jsonl or parquet (needs datamill[export])")
+        ExportFormat,
+        typer.Option("--format", help="jsonl, openai-chat, icl, csv or parquet (datamill[export])"),
     ] = ExportFormat.jsonl,
     topic: TopicOption = None,
     sample_type: TypeOption = None,
@@ -236,38 +243,151 @@ def export(
     model: ModelOption = None,
     query: Annotated[str | None, typer.Option("-q", "--query", help="search syntax")] = None,
     deleted: DeletedOption = Visibility.exclude,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="named fractions: train=0.8,validation=0.1,test=0.1"),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="the seed of --split")] = 0,
+    user_field: Annotated[
+        str | None, typer.Option(help="openai-chat/icl: the content field of the user message")
+    ] = None,
+    assistant_field: Annotated[
+        str | None, typer.Option(help="openai-chat/icl: the field of the assistant message")
+    ] = None,
+    system: Annotated[
+        str | None, typer.Option(help="openai-chat/icl: a system message for every example")
+    ] = None,
 ) -> None:
-    """Write DATASET's samples (those matching the filters) as JSONL or Parquet."""
-    if export_format is ExportFormat.parquet and output is None:
-        raise typer.BadParameter("Parquet is binary: write it to a file", param_hint="--output")
+    """Write DATASET's samples (those matching the filters) in a format, one file per split
+    with --split."""
+    from datamill.curation.exports import EXTENSIONS, ExportOptions
+    from datamill.curation.formats.chat import ChatMapping
     from datamill.curation.service import SampleQuery  # loaded by the commands that use it
 
+    splits = None if split is None else _checked_splits(split)
+    output = None if output_name is None else Path(output_name)
+    to_directory = output_name is not None and (
+        Path(output_name).is_dir() or output_name.endswith(("/", "\\"))
+    )
+    if output is None and (export_format is ExportFormat.parquet or splits is not None):
+        why = "Parquet is binary" if splits is None else "--split writes a file per split"
+        raise typer.BadParameter(f"{why}: write to a file or a directory", param_hint="--output")
     filters = SampleQuery(
         topic=topic, sample_type=sample_type, status=status, model=model, q=query, deleted=deleted
     )
+    mapping = ChatMapping(user_field=user_field, assistant_field=assistant_field, system=system)
+    extension = EXTENSIONS[export_format]
 
-    async def work(runtime: Runtime) -> int:
+    async def work(runtime: Runtime) -> tuple[DatasetRecord, list[_Written]]:
         dataset_id = await runtime.datasets.resolve(dataset)
         total = await runtime.datasets.count_samples(dataset_id, filters)
         with _progress(bytes_=False) as progress:
             task = progress.add_task("exporting", total=total)
-            _, chunks = await runtime.datasets.export(
+
+            def advance(count: int) -> None:
+                progress.advance(task, count)
+
+            if splits is not None:
+                assert output is not None
+                options = ExportOptions(mapping=mapping, splits=splits, seed=seed)
+                record, reports, tagged = await runtime.datasets.export_splits(
+                    dataset_id, filters, export_format, options, on_page=advance
+                )
+                paths = {
+                    name: _split_path(output, to_directory, record.name, name, extension)
+                    for name in splits.names
+                }
+                await write_files_atomically(paths, tagged)
+                return record, [_Written(name, paths[name], reports[name]) for name in paths]
+            report = ExportReport()
+            record, chunks = await runtime.datasets.export(
                 dataset_id,
                 filters,
                 export_format,
-                on_page=lambda count: progress.advance(task, count),
+                on_page=advance,
+                options=ExportOptions(mapping=mapping),
+                report=report,
             )
             if output is None:
                 async for chunk in chunks:
                     sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
-            else:
-                await write_atomically(output, chunks)
-        return total
+                return record, [_Written(None, None, report)]
+            path = _split_path(output, to_directory, record.name, None, extension)
+            await write_atomically(path, chunks)
+            return record, [_Written(None, path, report)]
 
-    total = run_on_store(work)
-    if output is not None:
-        console.print(f"exported {total} samples to {escape(str(output))}")
+    record, written = run_on_store(work)
+    for item in written:
+        _print_export(item)
+    if to_directory and export_format is ExportFormat.parquet:
+        assert output is not None
+        _write_card(output, record, written, splits=split, seed=seed)
+
+
+class _Written(NamedTuple):
+    split: str | None
+    path: Path | None
+    report: ExportReport
+
+
+def _checked_splits(text: str) -> Splits:
+    from datamill.curation.formats.splits import parse_splits
+
+    try:
+        return parse_splits(text, param="--split")
+    except ApiError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--split") from None
+
+
+def _split_path(output: Path, to_directory: bool, name: str, split: str | None, ext: str) -> Path:
+    """Where a split goes: DIR/SPLIT.EXT (DIR/NAME.EXT without splits), or PATH with the
+    split before its suffix (out.jsonl -> out.train.jsonl)."""
+    if to_directory:
+        return output / f"{split or name}.{ext}"
+    if split is None:
+        return output
+    return output.with_name(f"{output.stem}.{split}{output.suffix}")
+
+
+def _print_export(item: _Written) -> None:
+    report = item.report
+    where = "stdout" if item.path is None else escape(str(item.path))
+    console.print(f"exported {report.exported} samples to {where}")
+    if report.left_out:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in report.left_out.most_common())
+        console.print(
+            f"  left out {report.left_out_count} failing the fine-tuning checks: {reasons}"
+        )
+        for sample in report.left_out_samples[:5]:
+            console.print(f"    {sample['id']}: {', '.join(sample['errors'])}")
+    if report.warnings:
+        warned = ", ".join(f"{n} {warning}" for warning, n in report.warnings.most_common())
+        console.print(f"  warnings: {warned}")
+
+
+def _write_card(
+    directory: Path,
+    record: DatasetRecord,
+    written: list[_Written],
+    *,
+    splits: str | None,
+    seed: int,
+) -> None:
+    from datamill.curation.formats.card import dataset_card
+
+    files = {item.split or "train": item.path.name for item in written if item.path is not None}
+    counts = {item.split or "train": item.report.exported for item in written}
+    card = dataset_card(
+        record.name,
+        record.description,
+        files,
+        counts,
+        splits=splits,
+        seed=seed if splits is not None else None,
+    )
+    (directory / "README.md").write_text(card, encoding="utf-8")
+    console.print(f"wrote the dataset card {escape(str(directory / 'README.md'))}")
 
 
 @app.command()

@@ -16,7 +16,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from datamill.clock import Clock
-from datamill.curation.exports import jsonl_chunks, load_pyarrow, parquet_chunks
+from datamill.curation.exports import (
+    ExportOptions,
+    check_options,
+    encoded,
+    encoded_splits,
+    encoder_for,
+)
+from datamill.curation.formats.report import ExportReport
+from datamill.curation.formats.splits import SplitAssigner
 from datamill.curation.imports import import_lines
 from datamill.errors import Conflict, InvalidRequest, NotFound
 from datamill.ids import new_dataset_id
@@ -311,17 +319,45 @@ class DatasetService:
         *,
         project_id: str = DEFAULT_PROJECT_ID,
         on_page: Callable[[int], None] | None = None,
+        options: ExportOptions | None = None,
+        report: ExportReport | None = None,
     ) -> tuple[DatasetRecord, AsyncIterator[bytes]]:
-        """The dataset, and its matching samples in creation order as JSONL or Parquet,
-        streamed. Everything that can fail is checked before the first byte (the format's
-        library included). ``on_page`` hears how many samples each page read (progress)."""
+        """The dataset, and its matching samples in creation order in ``export_format``
+        (`curation.exports`), streamed. Everything that can fail is checked before the first
+        byte (the format's library included). ``on_page`` hears how many samples each page
+        read (progress); ``report`` is filled as the stream goes (left out, warnings)."""
         where = self._filter(query)
-        parquet = load_pyarrow() if export_format is ExportFormat.parquet else None
+        options = options or ExportOptions()
+        check_options(options)
+        report = report if report is not None else ExportReport()
         record = await self._dataset(dataset_id, project_id)
+        encoder = encoder_for(export_format, options, report)  # opens Parquet's writer
         pages = self._pages(dataset_id, where, on_page)
-        if parquet is not None:
-            return record, parquet_chunks(pages, parquet)
-        return record, jsonl_chunks(pages)
+        return record, encoded(pages, encoder, options, report)
+
+    async def export_splits(
+        self,
+        dataset_id: str,
+        query: SampleQuery,
+        export_format: ExportFormat,
+        options: ExportOptions,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        on_page: Callable[[int], None] | None = None,
+    ) -> tuple[DatasetRecord, dict[str, ExportReport], AsyncIterator[tuple[str, bytes]]]:
+        """`export` of every split of ``options.splits`` in one pass: the dataset, a report
+        per split, and the chunks, each with its split's name."""
+        if options.splits is None:
+            raise InvalidRequest("an export by split needs `splits`", param="splits")
+        where = self._filter(query)
+        reports = {name: ExportReport() for name in options.splits.names}
+        record = await self._dataset(dataset_id, project_id)
+        encoders = {
+            name: encoder_for(export_format, options, report) for name, report in reports.items()
+        }
+        pages = self._pages(dataset_id, where, on_page)
+        assigner = SplitAssigner(options.splits, options.seed)
+        return record, reports, encoded_splits(pages, encoders, assigner, reports)
 
     async def _pages(
         self, dataset_id: str, where: SampleFilter, on_page: Callable[[int], None] | None

@@ -45,6 +45,9 @@ class Visibility(StrEnum):
 class ExportFormat(StrEnum):
     jsonl = "jsonl"  # one `SampleLine` per line; imports as it is
     parquet = "parquet"  # the same fields as columns; needs the `export` extra (pyarrow)
+    openai_chat = "openai-chat"  # OpenAI fine-tuning chat JSONL (`curation.formats.chat`)
+    icl = "icl"  # a prompt file of few-shot examples
+    csv = "csv"  # content flattened to a column per top-level field
 
 
 # Names are used in URLs, shell commands and file names; ``ds_`` starts ids, not names.
@@ -234,6 +237,29 @@ class ImportReport(BaseModel):
     imported: int
     duplicates: int  # exact duplicates of a live sample or an earlier line: not imported
     duplicate_lines: list[DuplicateLine]  # the first 1000 of them
+
+
+class LeftOutSample(BaseModel):
+    id: str
+    errors: list[str]  # the fine-tuning checks it fails, or `unmapped`
+
+
+class ExportCheck(BaseModel):
+    """`GET /api/datasets/{id}/export/check`: what an `openai-chat` export with the same
+    parameters writes, by the checks of OpenAI's data-preparation guide."""
+
+    object: Literal["dataset.export_check"] = "dataset.export_check"
+    dataset_id: str
+    samples: int  # matching the filters (and in the split)
+    exported: int  # examples the export writes
+    left_out: dict[str, int]  # error -> samples failing it (a sample can fail several)
+    left_out_samples: list[LeftOutSample]  # the first 100
+    warnings: dict[str, int]  # over_token_limit, missing_system_message, missing_user_message
+    token_limit: int
+    tokens: dict[str, int | float]  # estimated tokens per example: min, max, mean, p50, p95
+    assistant_tokens: dict[str, int | float]  # the same, of the assistant messages
+    epochs: int  # the epochs fine-tuning picks by default for this many examples
+    billing_tokens: int  # tokens charged: each example up to the limit, times epochs
 
 
 class SampleFilterBody(BaseModel):

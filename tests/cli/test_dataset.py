@@ -121,7 +121,7 @@ def test_importing_into_an_unknown_dataset_says_how_to_create_it(invoke: RunCli,
     ("args", "complaint"),
     [
         (["dataset", "export", "faq", "--format", "parquet"], "Parquet is binary"),
-        (["dataset", "export", "faq", "--format", "csv"], "--format"),
+        (["dataset", "export", "faq", "--format", "xml"], "--format"),
         (["dataset", "export", "faq", "--deleted", "maybe"], "--deleted"),
         (["dataset", "create", "bad name"], "NAME"),
         (["dataset", "search", "faq", "x", "--limit", "0"], "--limit"),

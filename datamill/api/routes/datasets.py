@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,6 +12,16 @@ from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.downloads import download_headers
 from datamill.api.uploads import form_file, multipart_body, parse_form, read_upload
 from datamill.callers import MEMBER, REVIEWER, VIEWER
+from datamill.curation.exports import (
+    EXTENSIONS,
+    MEDIA_TYPES,
+    ExportOptions,
+    check_options,
+    export_check,
+)
+from datamill.curation.formats.chat import ChatMapping
+from datamill.curation.formats.report import ExportReport
+from datamill.curation.formats.splits import parse_splits
 from datamill.curation.service import SampleQuery
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
@@ -19,6 +30,7 @@ from datamill.protocol.datasets import (
     DatasetDeleted,
     DatasetObject,
     DatasetUpdate,
+    ExportCheck,
     ExportFormat,
     ImportReport,
     SampleFilterBody,
@@ -215,27 +227,72 @@ async def import_samples(
         await form.close()
 
 
-_MEDIA_TYPES = {
-    ExportFormat.jsonl: "application/jsonl",
-    ExportFormat.parquet: "application/vnd.apache.parquet",
-}
+async def export_options(
+    splits: Annotated[
+        str | None, Query(description="named fractions: train=0.8,validation=0.1,test=0.1")
+    ] = None,
+    split: Annotated[str | None, Query(description="the one of `splits` to export")] = None,
+    seed: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    user_field: Annotated[str | None, Query(min_length=1)] = None,
+    assistant_field: Annotated[str | None, Query(min_length=1)] = None,
+    system: Annotated[str | None, Query(min_length=1)] = None,
+) -> ExportOptions:
+    """An export's split and chat mapping (`curation.exports.ExportOptions`)."""
+    options = ExportOptions(
+        mapping=ChatMapping(user_field=user_field, assistant_field=assistant_field, system=system),
+        splits=None if splits is None else parse_splits(splits),
+        split=split,
+        seed=seed,
+    )
+    check_options(options)
+    return options
+
+
+ExportOptionsDep = Annotated[ExportOptions, Depends(export_options)]
 
 
 @router.get("/{dataset_id}/export", dependencies=[VIEWER])
 async def export_samples(
     dataset_id: str,
     query: SampleQueryDep,
+    options: ExportOptionsDep,
     runtime: RuntimeDep,
     project_id: ProjectDep,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.jsonl,
 ) -> StreamingResponse:
-    """The matching samples in creation order, streamed as JSONL or Parquet."""
+    """The matching samples in creation order, streamed in ``format`` (one split of them
+    with ``splits`` and ``split``)."""
     record, chunks = await runtime.datasets.export(
-        dataset_id, query, export_format, project_id=project_id
+        dataset_id, query, export_format, project_id=project_id, options=options
     )
-    filename = f"{record.name}.{export_format.value}"  # names are letters, digits, . _ -
+    # Names are letters, digits, . _ -; so are split names.
+    stem = record.name if options.split is None else f"{record.name}.{options.split}"
     return StreamingResponse(
         chunks,
-        media_type=_MEDIA_TYPES[export_format],
-        headers=download_headers(filename),
+        media_type=MEDIA_TYPES[export_format],
+        headers=download_headers(f"{stem}.{EXTENSIONS[export_format]}"),
     )
+
+
+@router.get("/{dataset_id}/export/check", dependencies=[VIEWER], response_model=ExportCheck)
+async def check_export(
+    dataset_id: str,
+    query: SampleQueryDep,
+    options: ExportOptionsDep,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+) -> ExportCheck:
+    """What ``format=openai-chat`` with these parameters writes, by the checks of OpenAI's
+    fine-tuning data-preparation guide: examples left out and why, warnings, tokens."""
+    report = ExportReport()
+    _, chunks = await runtime.datasets.export(
+        dataset_id,
+        query,
+        ExportFormat.openai_chat,
+        project_id=project_id,
+        options=replace(options, count_tokens=True),
+        report=report,
+    )
+    async for _ in chunks:
+        pass
+    return export_check(dataset_id, report)
