@@ -20,6 +20,7 @@ from datamill.storage.events import NewEvent, write_events
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from datamill.webhooks.addresses import AddressRefused, check_url, refused_reason
 from tests.api.conftest import Api
+from tests.api.test_generation import running, spec, wait_for_job
 from tests.helpers import chat_line, jsonl
 
 SIM = [{"name": "sim", "provider": "sim", "model": "sim-model"}]
@@ -138,6 +139,26 @@ async def test_a_completed_batch_sends_one_message_that_verifies(make_api, recei
     )
     # Another round finds nothing more to send.
     assert await api.runtime.webhook_dispatcher.run_once() == 0
+    assert len(hook.received) == 1
+
+
+async def test_a_generation_job_ending_sends_its_message_from_the_servers_side_task(
+    make_api, receiver
+):
+    api = await make_api(SIM, workers=1, **FAST)
+    hook = await receiver([200])
+    endpoint = await create_endpoint(api, hook.url, event_types=["generation.completed"])
+    async with running(api):
+        created = (await api.client.post("/api/generation/jobs", json={"spec": spec()})).json()
+        job = await wait_for_job(api, created["id"], {"completed", "failed"})
+        assert job["status"] == "completed", job
+        await hook.wait(1)
+    headers, body = hook.received[0]
+    message = verified(endpoint["secret"], headers, body)
+    assert message["type"] == "generation.completed"
+    assert message["data"]["id"] == job["id"]
+    assert message["data"]["accepted"] == job["accepted"]
+    assert "cells" not in message["data"]
     assert len(hook.received) == 1
 
 
