@@ -336,6 +336,9 @@ class Settings(BaseModel):
     retention_responses_days: float = Field(
         default=0.0, ge=0, description="days stored /v1/responses objects are kept"
     )
+    retention_webhook_deliveries_days: float = Field(
+        default=0.0, ge=0, description="days a webhook delivery stays in the delivery log"
+    )
     events_max_subscribers: int = Field(
         default=100, gt=0, description="event stream clients served at once (503 beyond)"
     )

@@ -656,6 +656,7 @@ webhook_deliveries = Table(
     Index(None, "endpoint_id", "event_key", unique=True),
     Index(None, "endpoint_id", "seq"),
     Index(None, "status", "next_attempt_at"),
+    Index(None, "created_at"),
 )
 
 # How far the webhook producer has read the events table (one row, ``name`` 'events').

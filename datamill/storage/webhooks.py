@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from datamill.storage.database import Database, upsert_insert
 from datamill.storage.events import EventRow
 from datamill.storage.leasing import claim_rows
+from datamill.storage.pruning import Pruned, prune_before
 from datamill.storage.records import from_row
 from datamill.storage.schema import events, webhook_cursor, webhook_deliveries, webhook_endpoints
 
@@ -384,3 +385,15 @@ async def replay_delivery(
     async with database.write() as conn:
         row = (await conn.execute(statement)).first()
     return None if row is None else from_row(DeliveryRecord, row)
+
+
+async def prune_deliveries(database: Database, *, before: float, max_rows: int) -> Pruned:
+    """Delete deliveries created before ``before`` from the log, whatever their status."""
+    return await prune_before(
+        database,
+        webhook_deliveries,
+        key=webhook_deliveries.c.id,
+        stamp=webhook_deliveries.c.created_at,
+        before=before,
+        max_rows=max_rows,
+    )

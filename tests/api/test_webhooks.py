@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from datamill.engine.retention import DAY, apply_retention
 from datamill.runtime import Role
 from datamill.storage.events import NewEvent, write_events
 from datamill.storage.schema import DEFAULT_PROJECT_ID
@@ -364,3 +365,18 @@ async def test_endpoints_can_be_listed_changed_and_deleted(make_api, receiver):
     }
     assert (await api.client.get(f"/api/webhooks/{endpoint['id']}")).status_code == 404
     assert (await api.client.get(f"/api/webhooks/{endpoint['id']}/deliveries")).status_code == 404
+
+
+async def test_the_delivery_log_is_pruned_after_its_retention(make_api, receiver):
+    api = await make_api(SIM, retention_webhook_deliveries_days=30, **FAST)
+    hook = await receiver([200])
+    endpoint = await create_endpoint(api, hook.url)
+    await api.client.post(f"/api/webhooks/{endpoint['id']}/test")
+    await api.runtime.webhook_dispatcher.run_once()
+    now = api.runtime.clock.now()
+    kept = await apply_retention(api.runtime.engine, now=now + 29 * DAY)
+    assert kept.webhook_deliveries == 0
+    assert len(await deliveries(api, endpoint["id"])) == 1
+    pruned = await apply_retention(api.runtime.engine, now=now + 31 * DAY)
+    assert pruned.webhook_deliveries == 1
+    assert await deliveries(api, endpoint["id"]) == []

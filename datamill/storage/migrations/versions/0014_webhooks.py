@@ -80,6 +80,7 @@ def upgrade() -> None:
         "webhook_deliveries",
         ["status", "next_attempt_at"],
     )
+    op.create_index(op.f("ix_webhook_deliveries_created_at"), "webhook_deliveries", ["created_at"])
     op.create_table(
         "webhook_cursor",
         sa.Column("name", sa.String(32), nullable=False),
