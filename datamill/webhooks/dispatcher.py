@@ -136,6 +136,11 @@ class WebhookDispatcher:
             error = f"no answer within {self.settings.webhooks_timeout:g} s"
         except ProviderError as exc:
             error = exc.message
+        except Exception as exc:
+            # A bug must not stop the side task (nor, failing again and again, the process):
+            # the attempt counts as failed and is retried on the schedule.
+            log.exception("webhook %s: the attempt failed unexpectedly", delivery.id)
+            error = f"internal error: {type(exc).__name__}"
         if error is None:
             await self._record(claimed, "delivered", status_code, None)
         elif status_code == 410:

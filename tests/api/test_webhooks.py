@@ -6,6 +6,7 @@ shows, never for a fixed time."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,7 +18,7 @@ from standardwebhooks import Webhook
 
 from datamill.engine.retention import DAY, apply_retention
 from datamill.runtime import Role
-from datamill.storage.events import NewEvent, write_events
+from datamill.storage.events import NewEvent, prune_events, write_events
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from datamill.webhooks.addresses import AddressRefused, check_url, refused_reason
 from tests.api.conftest import Api
@@ -380,3 +381,21 @@ async def test_the_delivery_log_is_pruned_after_its_retention(make_api, receiver
     pruned = await apply_retention(api.runtime.engine, now=now + 31 * DAY)
     assert pruned.webhook_deliveries == 1
     assert await deliveries(api, endpoint["id"]) == []
+
+
+async def test_events_pruned_before_they_were_read_are_reported(make_api, receiver, caplog):
+    api = await make_api(SIM, **FAST)
+    await create_endpoint(api, (await receiver([200])).url)
+    dispatcher = api.runtime.webhook_dispatcher
+    database, now = api.runtime.database, api.runtime.clock.now()
+    running = NewEvent(
+        "batch", '{"id": "b", "status": "in_progress"}', project_id=DEFAULT_PROJECT_ID
+    )
+    await write_events(database, [running], now=now - 7200)
+    await dispatcher.run_once()  # read up to it: no process reads for two hours
+    await write_events(database, [running] * 3, now=now - 7100)  # pruned before read
+    await write_events(database, [running], now=now)
+    await prune_events(database, before=now - 3600)
+    with caplog.at_level(logging.WARNING, logger="datamill.webhooks"):
+        await dispatcher.run_once()
+    assert "were pruned before webhooks read them" in caplog.text
