@@ -69,3 +69,13 @@ def new_project_id() -> str:
 def new_key_id() -> str:
     """An API key's id (public: listed, revoked by); never the key itself."""
     return f"key_{secrets.token_hex(8)}"
+
+
+def new_webhook_id() -> str:
+    """A webhook endpoint of a project."""
+    return f"wh_{secrets.token_hex(12)}"
+
+
+def new_webhook_message_id() -> str:
+    """A webhook message: its ``webhook-id`` header, the same on every attempt and replay."""
+    return f"msg_{secrets.token_hex(12)}"

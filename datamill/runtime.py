@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from datamill.curation.service import DatasetService
     from datamill.generation.service import GenerationService
     from datamill.generation.supervisor import GenerationSupervisor
+    from datamill.webhooks.dispatcher import WebhookDispatcher
+    from datamill.webhooks.service import WebhookService
 
 
 class Role(StrEnum):
@@ -226,6 +228,26 @@ class Runtime:
             RunnerOptions(stuck_after=settings.stuck_after),
         )
 
+    @functools.cached_property
+    def webhook_dispatcher(self) -> WebhookDispatcher:
+        """This process's webhooks side task (started with its workers)."""
+        from datamill.webhooks.dispatcher import WebhookDispatcher
+
+        return WebhookDispatcher(self.database, self.http, self.clock, self.settings)
+
+    @functools.cached_property
+    def webhooks(self) -> WebhookService:
+        """Webhook endpoints and their delivery log; a replay or a ping wakes this
+        process's dispatcher when it runs one."""
+        from datamill.webhooks.service import WebhookService
+
+        return WebhookService(
+            self.database,
+            self.clock,
+            self.settings,
+            on_due=lambda: self.webhook_dispatcher.wake(),
+        )
+
     def new_generation_supervisor(self, worker_id: str) -> GenerationSupervisor:
         """The generation side task of a worker: drives jobs no running worker holds."""
         from datamill.generation.supervisor import GenerationSupervisor
@@ -240,7 +262,8 @@ class Runtime:
         serve: ``workers`` workers (default ``settings.workers``); worker: one; run: one,
         with ``options`` (its batch, its polls). Each worker of serve and worker also drives
         generation jobs (their batches run on the workers): side task ``generation-<id>``.
-        A worker is critical: one that fails stops the process (`SideTaskFailed`)."""
+        A worker is critical: one that fails stops the process (`SideTaskFailed`). A
+        process of serve (with workers) or worker also runs side task ``webhooks``."""
         settings = self.settings
         count = 1 if role is not Role.serve else settings.workers if workers is None else workers
         options = replace(
@@ -258,6 +281,10 @@ class Runtime:
                     f"generation-{worker.id}", generation.run, stop=generation.stop
                 )
             started.append(worker)
+        if role is not Role.run and started:
+            # One per process, whatever its workers: it tails the events and delivers.
+            webhooks = self.webhook_dispatcher
+            self.side_tasks.start("webhooks", webhooks.run, stop=webhooks.stop)
         return started
 
     async def stop_side_tasks(self) -> None:
@@ -265,6 +292,7 @@ class Runtime:
         run on the workers), then the workers, which drain and give their leases back."""
         names = self.side_tasks.names
         await self.side_tasks.stop(*[n for n in names if n.startswith("generation-")])
+        await self.side_tasks.stop("webhooks")
         await self.side_tasks.stop(*[w.id for w in self._workers if w.id in names])
 
     async def close(self) -> None:

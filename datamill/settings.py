@@ -336,6 +336,9 @@ class Settings(BaseModel):
     retention_responses_days: float = Field(
         default=0.0, ge=0, description="days stored /v1/responses objects are kept"
     )
+    retention_webhook_deliveries_days: float = Field(
+        default=0.0, ge=0, description="days a webhook delivery stays in the delivery log"
+    )
     events_max_subscribers: int = Field(
         default=100, gt=0, description="event stream clients served at once (503 beyond)"
     )
@@ -357,10 +360,26 @@ class Settings(BaseModel):
     progress_interval: float = Field(
         default=5.0, gt=0, description="seconds between progress lines when not on a terminal"
     )
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="webhooks may go to loopback, private, link-local and other non-public "
+        "addresses",
+    )
+    webhooks_retry_schedule: tuple[float, ...] = Field(
+        default=(5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
+        description="seconds before each retry of a failed webhook delivery (comma-separated; "
+        "jittered by up to 10%); after the last, the delivery failed",
+    )
+    webhooks_timeout: float = Field(
+        default=15.0, gt=0, description="seconds a webhook receiver has to answer"
+    )
+    webhooks_poll_interval: float = Field(
+        default=1.0, gt=0, description="seconds between two looks for new webhook messages"
+    )
     deployments: tuple[DeploymentConfig, ...] = ()
     aliases: tuple[AliasConfig, ...] = ()
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @field_validator("allowed_hosts", "allowed_origins", "webhooks_retry_schedule", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -378,6 +397,13 @@ class Settings(BaseModel):
                     "e.g. https://datamill.example.com"
                 )
         return tuple(origin.lower() for origin in value) if value is not None else None
+
+    @field_validator("webhooks_retry_schedule")
+    @classmethod
+    def _schedule_not_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 <= delay < 1e9 for delay in value):
+            raise ValueError("each retry delay must be a number of seconds, 0 or more")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -1,4 +1,5 @@
-"""The runtime's side tasks, wired once for every role: which named tasks each role starts,
+"""The runtime's side tasks, wired once for every role: which named tasks each role starts
+(serve with workers and worker: one `webhooks` each, batch run none),
 and that stopping them leaves only the process's own (the background writers and the
 deployment monitor), which closing the runtime stops, writing what they hold."""
 
@@ -24,6 +25,7 @@ async def test_serve_runs_its_workers_each_with_a_generation_supervisor(make_run
         f"generation-{first.id}",
         second.id,
         f"generation-{second.id}",
+        "webhooks",
     ]
     assert {first.options.kind, second.options.kind} == {"serve"}
     await first.started.wait()
@@ -35,7 +37,7 @@ async def test_serve_runs_its_workers_each_with_a_generation_supervisor(make_run
 async def test_a_worker_process_runs_one_worker_and_batch_run_no_generation(make_runtime):
     runtime = await make_runtime(workers=3)  # serve's setting: not the worker command's
     (worker,) = runtime.start_side_tasks(Role.worker)
-    assert runtime.side_tasks.names == [*OWN, worker.id, f"generation-{worker.id}"]
+    assert runtime.side_tasks.names == [*OWN, worker.id, f"generation-{worker.id}", "webhooks"]
     assert worker.options.kind == "worker"
     await runtime.stop_side_tasks()
 

@@ -73,6 +73,11 @@ PARSED = [
     ("log_level", "debug", "debug"),
     ("log_format", "json", "json"),
     ("progress_interval", "0.5", 0.5),
+    ("retention_webhook_deliveries_days", "30", 30.0),
+    ("webhooks_allow_private", "true", True),
+    ("webhooks_retry_schedule", "5, 300,0.5", (5.0, 300.0, 0.5)),
+    ("webhooks_timeout", "2.5", 2.5),
+    ("webhooks_poll_interval", "0.1", 0.1),
 ]
 
 # (field, a value it refuses)
@@ -108,6 +113,11 @@ REFUSED = [
     ("log_level", "loud"),
     ("log_format", "yaml"),
     ("progress_interval", "0"),
+    ("retention_webhook_deliveries_days", "-1"),
+    ("webhooks_allow_private", "perhaps"),
+    ("webhooks_retry_schedule", "5,-1"),
+    ("webhooks_timeout", "0"),
+    ("webhooks_poll_interval", "-1"),
 ]
 
 

@@ -30,6 +30,7 @@ from datamill.api.routes import (
     models,
     operations,
     responses,
+    webhooks,
 )
 from datamill.clock import Clock
 from datamill.engine.worker import Worker
@@ -138,6 +139,7 @@ def create_app(
         events,
         datasets,
         generation,
+        webhooks,
     ):
         app.include_router(module.router)
         api_routes += [r for r in module.router.routes if isinstance(r, APIRoute)]

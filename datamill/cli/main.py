@@ -10,7 +10,7 @@ import sys
 import typer
 
 from datamill import __version__
-from datamill.cli import access, backup, batch, dataset, generate, server
+from datamill.cli import access, backup, batch, dataset, generate, server, webhooks
 from datamill.cli.common import quiet_gc
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.add_typer(dataset.app, name="dataset")
 app.add_typer(generate.app, name="generate")
 app.add_typer(access.projects_app, name="projects")
 app.add_typer(access.keys_app, name="keys")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 @app.command()

@@ -18,6 +18,7 @@ from datamill.storage import files as file_repo
 from datamill.storage.requests import prune_finished_requests
 from datamill.storage.responses import prune_responses
 from datamill.storage.usage import prune_gateway_calls
+from datamill.storage.webhooks import prune_deliveries
 
 log = logging.getLogger("datamill.engine")
 
@@ -37,6 +38,7 @@ class RetentionPass:
     call_logs: int = 0
     responses: int = 0
     events: int = 0
+    webhook_deliveries: int = 0
     more: bool = False
 
 
@@ -49,7 +51,7 @@ async def apply_retention(ctx: EngineContext, *, now: float) -> RetentionPass:
     """Delete what the retention settings let go, as of ``now``: files past their expiry or
     their retention (rows first, then blobs: a crash in between leaves an unreachable blob,
     never a file without content), finished batches' request rows, gateway call logs,
-    stored responses and old events."""
+    stored responses, old events and old webhook deliveries."""
     settings = ctx.settings
     database = ctx.database
     more = False
@@ -64,7 +66,7 @@ async def apply_retention(ctx: EngineContext, *, now: float) -> RetentionPass:
         await ctx.blobs.delete(file_id)
     more |= len(file_ids) == MAX_FILES
 
-    batch_requests = call_logs = responses = 0
+    batch_requests = call_logs = responses = deliveries = 0
     if (before := _cutoff(now, settings.retention_batch_requests_days)) is not None:
         pruned = await prune_finished_requests(database, finished_before=before, max_rows=MAX_ROWS)
         batch_requests, more = pruned.rows, more or pruned.more
@@ -74,19 +76,31 @@ async def apply_retention(ctx: EngineContext, *, now: float) -> RetentionPass:
     if (before := _cutoff(now, settings.retention_responses_days)) is not None:
         pruned = await prune_responses(database, before=before, max_rows=MAX_ROWS)
         responses, more = pruned.rows, more or pruned.more
+    if (before := _cutoff(now, settings.retention_webhook_deliveries_days)) is not None:
+        pruned = await prune_deliveries(database, before=before, max_rows=MAX_ROWS)
+        deliveries, more = pruned.rows, more or pruned.more
     # A client resuming from a pruned event is told to reload its state.
     events = await event_repo.prune_events(database, before=now - settings.events_retention)
 
-    done = RetentionPass(len(file_ids), batch_requests, call_logs, responses, events, more)
-    if file_ids or batch_requests or call_logs or responses or events:
+    done = RetentionPass(
+        len(file_ids),
+        batch_requests,
+        call_logs,
+        responses,
+        events,
+        webhook_deliveries=deliveries,
+        more=more,
+    )
+    if file_ids or batch_requests or call_logs or responses or events or deliveries:
         log.info(
             "retention deleted %d files, %d batch request rows, %d call log rows, "
-            "%d stored responses and %d events%s",
+            "%d stored responses, %d events and %d webhook deliveries%s",
             done.files,
             done.batch_requests,
             done.call_logs,
             done.responses,
             done.events,
+            done.webhook_deliveries,
             " (more next pass)" if more else "",
         )
     return done

@@ -606,3 +606,63 @@ DO $$ BEGIN
 EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR syntax_error THEN NULL;
 END $$
 """
+
+# A webhook endpoint of a project (`datamill.webhooks`): where its events are POSTed, signed
+# with its secret (Standard Webhooks). ``event_types`` (JSON list) filters them; empty: all.
+# A 410 answer disables it (``enabled`` false, ``disabled_reason`` says why).
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("project_id", String(64), ForeignKey("projects.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", String(200), nullable=True),
+    Column("secret", String(128), nullable=False),
+    Column("event_types", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index(None, "project_id", "seq"),
+)
+
+# One message to one endpoint and its attempts. ``id`` is the message's ``webhook-id``
+# (``msg_…``), the same on every attempt and replay. ``event_key`` names what it reports
+# (``batch.completed:batch_…``): unique per endpoint, so nothing is enqueued twice.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column(
+        "endpoint_id",
+        String(64),
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("project_id", String(64), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("event_key", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    # pending (an attempt is due at next_attempt_at) | delivered | failed
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", Float, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+    Index(None, "endpoint_id", "event_key", unique=True),
+    Index(None, "endpoint_id", "seq"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "created_at"),
+)
+
+# How far the webhook producer has read the events table (one row, ``name`` 'events').
+webhook_cursor = Table(
+    "webhook_cursor",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("event_id", BigInteger, nullable=False),
+)

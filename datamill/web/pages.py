@@ -42,4 +42,5 @@ PAGES: tuple[Page, ...] = (
     Page("deployments", "Deployments", "/deployments"),
     Page("workers", "Workers", "/workers"),
     Page("generation", "Generation", "/generation"),
+    Page("webhooks", "Webhooks", "/webhooks", needs=Role.admin),
 )

@@ -32,6 +32,7 @@ from tests.api.test_generation import spec
 from tests.helpers import chat_line, jsonl
 
 SIM = [{"name": "sim", "provider": "sim", "model": "sim-model"}]
+HOOK = "http://127.0.0.1:9/hook"  # never called: no worker runs here
 ROLES = list(Role)
 STREAMS = {("GET", "/api/events")}  # never ends by itself: tested on its own below
 PARAMS = re.compile(r"\{(\w+)(?::path)?\}")
@@ -109,6 +110,11 @@ async def populate(api: Api, project: Project) -> None:
     )
     assert answer.status_code == 200, answer.text
     _, spare_key = await make_key(api, project.id, Role.viewer)
+    admin = project.headers(Role.admin)
+    webhook = await client.post("/api/webhooks", json={"url": HOOK}, headers=admin)
+    assert webhook.status_code == 200, webhook.text
+    ping = await client.post(f"/api/webhooks/{webhook.json()['id']}/test", headers=admin)
+    assert ping.status_code == 200, ping.text
     project.objects = {
         "file_id": file_id,
         "batch_id": batch.json()["id"],
@@ -118,6 +124,8 @@ async def populate(api: Api, project: Project) -> None:
         "response_id": answer.json()["id"],
         "key_id": spare_key,
         "model": "sim-model",
+        "webhook_id": webhook.json()["id"],
+        "delivery_id": ping.json()["id"],
     }
 
 
@@ -132,7 +140,7 @@ class World:
 
 @pytest.fixture
 async def world(make_api) -> World:
-    api = await make_api(SIM)
+    api = await make_api(SIM, webhooks_allow_private=True)
     beta = await api.runtime.auth.create_project("beta")
     own, foreign = Project(DEFAULT_PROJECT_ID), Project(beta.id)
     for project in (own, foreign):
@@ -173,6 +181,8 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/datasets/{dataset_id}/samples/delete"): {"json": {"all": True}},
     ("POST", "/api/datasets/{dataset_id}/samples/restore"): {"json": {"all": True}},
     ("PATCH", "/api/datasets/{dataset_id}"): {"json": {"description": "changed"}},
+    ("POST", "/api/webhooks"): {"json": {"url": "http://127.0.0.1:9/hook"}},
+    ("PATCH", "/api/webhooks/{webhook_id}"): {"json": {"description": "changed"}},
 }
 
 

@@ -154,6 +154,7 @@ def _start(home: Path, mock: MockProviderProcess, *, roles: tuple[str, ...] = ()
         DATAMILL_AUTO_DEPLOYMENTS="false",
         DATAMILL_LOG_LEVEL="warning",
         DATAMILL_HEARTBEAT_INTERVAL="0.5",
+        DATAMILL_WEBHOOKS_ALLOW_PRIVATE="true",  # the Webhooks page's receiver is on loopback
     )
     keys = {
         role: json.loads(

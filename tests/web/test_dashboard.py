@@ -7,7 +7,10 @@ Every test also fails on a request to any other host and on an error in a page's
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -211,12 +214,60 @@ def test_the_api_reference_works_offline(browse: Any):
     expect(page.locator("#swagger-ui")).to_contain_text("/v1/batches/{batch_id}/cancel")
 
 
+RECEIVED: list[str] = []  # the webhook-id of each message the receiver got
+
+
+@pytest.fixture(scope="module")
+def receiver_url() -> Iterator[str]:
+    """A webhook receiver on loopback that answers 204 to every POST."""
+
+    class Accept(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            RECEIVED.append(self.headers.get("webhook-id", ""))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Accept)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/datamill"
+    server.shutdown()
+    server.server_close()
+
+
+def webhook_endpoint(dashboard: Dashboard, url: str) -> dict[str, Any]:
+    """The one endpoint the screenshots show (made by the first width's run)."""
+    found = dashboard.http.get("/api/webhooks").json()["data"]
+    if found:
+        return dict(found[0])
+    body = {"url": url, "event_types": ["batch.completed"], "description": "results to CI"}
+    created = dashboard.http.post("/api/webhooks", json=body)
+    assert created.status_code == 200, created.text
+    return dict(created.json())
+
+
+def wait_delivered(dashboard: Dashboard, endpoint_id: str, event_type: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        log = dashboard.http.get(f"/api/webhooks/{endpoint_id}/deliveries").json()["data"]
+        if any(d["event_type"] == event_type and d["status"] == "delivered" for d in log):
+            return
+        assert time.monotonic() < deadline, log
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_page_fits_the_width_and_is_screenshotted(
-    browse: Any, dashboard: Dashboard, mock: Any, width: int, tmp_path: Path
+    browse: Any, dashboard: Dashboard, mock: Any, width: int, tmp_path: Path, receiver_url: str
 ):
+    hook = webhook_endpoint(dashboard, receiver_url)
     batch = dashboard.submit(requests(30, rejected={3, 11}), description="nightly eval")
     dashboard.wait_for(batch["id"], "completed")
+    wait_delivered(dashboard, hook["id"], "batch.completed")
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(
         jsonl([*requests(2), "not json", {**requests(1, prefix="x")[0], "url": "/v1/x"}])
@@ -235,6 +286,7 @@ def test_every_page_fits_the_width_and_is_screenshotted(
         "deployments": "/deployments",
         "workers": "/workers",
         "generation": f"/generation#{job['id']}",
+        "webhooks": "/webhooks",
     }
     assert set(shots) == {page.name for page in PAGES}  # a new page is screenshotted too
     for name, path in shots.items():
@@ -246,6 +298,7 @@ def test_every_page_fits_the_width_and_is_screenshotted(
             "deployments": ".deployment",
             "workers": "#workers tbody tr",
             "generation": "#coverage td.cell.full",
+            "webhooks": "#webhooks .delivery",
         }[name]
         expect(page.locator(ready).first).to_be_visible()
         if name == "upload":
@@ -279,3 +332,21 @@ def test_the_pages_can_be_walked_with_the_keyboard(browse: Any):
     page.keyboard.press("Enter")
     page.wait_for_url("**/upload")
     expect(page.get_by_role("link", name="Upload")).to_have_attribute("aria-current", "page")
+
+
+def test_a_webhook_delivery_is_replayed_from_its_page(
+    browse: Any, dashboard: Dashboard, receiver_url: str
+):
+    hook = webhook_endpoint(dashboard, receiver_url)
+    sent = dashboard.http.post(f"/api/webhooks/{hook['id']}/test")
+    assert sent.status_code == 200, sent.text
+    message = sent.json()["id"]
+    wait_delivered(dashboard, hook["id"], "webhook.test")
+    page = browse().open("/webhooks")
+
+    page.get_by_role("button", name=f"Replay {message}").click()
+
+    deadline = time.monotonic() + 60
+    while RECEIVED.count(message) < 2:
+        assert time.monotonic() < deadline, RECEIVED
+        time.sleep(0.05)
