@@ -138,7 +138,7 @@ BAD_INPUTS = [
     ("GET", "/api/datasets/{id}/samples?deleted=all", None, "deleted"),
     ("GET", "/api/datasets/{id}/samples?q=-only", None, "q"),
     ("GET", "/api/datasets/{id}/samples?q=%22%22", None, "q"),
-    ("GET", "/api/datasets/{id}/export?format=csv", None, "format"),
+    ("GET", "/api/datasets/{id}/export?format=xml", None, "format"),
     ("GET", "/api/datasets/{id}/export?q=", None, "q"),
     ("POST", "/api/datasets/{id}/samples/delete", {}, "all"),
     ("POST", "/api/datasets/{id}/samples/delete", {"ids": []}, "ids"),
