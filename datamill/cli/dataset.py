@@ -53,6 +53,8 @@ TopicOption = Annotated[str | None, typer.Option(help="only samples of this topi
 TypeOption = Annotated[str | None, typer.Option("--sample-type", help="only this sample type")]
 StatusOption = Annotated[SampleStatus | None, typer.Option(help="only samples in this status")]
 ModelOption = Annotated[str | None, typer.Option(help="only samples from this model")]
+BatchOption = Annotated[str | None, typer.Option(help="only samples from this batch")]
+JobOption = Annotated[str | None, typer.Option(help="only samples from this generation job")]
 DeletedOption = Annotated[
     Visibility,
     typer.Option(help="exclude (live samples), include, or only (deleted ones)"),
@@ -236,6 +238,8 @@ def export(
     model: ModelOption = None,
     query: Annotated[str | None, typer.Option("-q", "--query", help="search syntax")] = None,
     deleted: DeletedOption = Visibility.exclude,
+    batch_id: BatchOption = None,
+    job_id: JobOption = None,
 ) -> None:
     """Write DATASET's samples (those matching the filters) as JSONL or Parquet."""
     if export_format is ExportFormat.parquet and output is None:
@@ -243,7 +247,14 @@ def export(
     from datamill.curation.service import SampleQuery  # loaded by the commands that use it
 
     filters = SampleQuery(
-        topic=topic, sample_type=sample_type, status=status, model=model, q=query, deleted=deleted
+        topic=topic,
+        sample_type=sample_type,
+        status=status,
+        model=model,
+        q=query,
+        deleted=deleted,
+        batch_id=batch_id,
+        job_id=job_id,
     )
 
     async def work(runtime: Runtime) -> int:
@@ -277,6 +288,8 @@ def search(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     topic: TopicOption = None,
     sample_type: TypeOption = None,
+    batch_id: BatchOption = None,
+    job_id: JobOption = None,
     json: JsonOption = False,
 ) -> None:
     """The newest samples of DATASET matching QUERY: id, topic, type and content."""
@@ -285,7 +298,9 @@ def search(
         from datamill.curation.service import SampleQuery
 
         dataset_id = await runtime.datasets.resolve(dataset)
-        filters = SampleQuery(topic=topic, sample_type=sample_type, q=query)
+        filters = SampleQuery(
+            topic=topic, sample_type=sample_type, q=query, batch_id=batch_id, job_id=job_id
+        )
         records, _ = await runtime.datasets.list_samples(dataset_id, filters, limit=limit)
         return records
 

@@ -25,17 +25,21 @@ from datamill.protocol.datasets import (
     DatasetUpdate,
     ExportFormat,
     ImportReport,
+    SampleCreate,
     SampleFilterBody,
     SamplesChanged,
     SampleStatus,
+    SampleUpdate,
     Visibility,
     check_plain_text,
 )
 from datamill.storage import datasets as dataset_repo
+from datamill.storage import sample_edits
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
 from datamill.storage.datasets import DatasetNameTaken, DatasetRecord
-from datamill.storage.samples import SampleFilter, SampleRecord, SampleStats
+from datamill.storage.sample_edits import EditOutcome, SampleVersion
+from datamill.storage.samples import NewSample, SampleFilter, SampleRecord, SampleStats
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from datamill.storage.search import parse_search
 
@@ -58,6 +62,8 @@ class SampleQuery:
     created_before: float | None = None
     deleted: Visibility = Visibility.exclude
     q: str | None = None
+    batch_id: str | None = None  # samples whose provenance names this batch ...
+    job_id: str | None = None  # ... or this generation job
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +279,89 @@ class DatasetService:
         outcome = await sample_repo.restore_samples(self._db, dataset_id, where)
         return SamplesChanged(changed=outcome.restored, skipped=outcome.skipped)
 
+    async def add_sample(
+        self,
+        dataset_id: str,
+        request: SampleCreate,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        changed_by: str | None = None,
+    ) -> SampleRecord:
+        """Add one sample (provenance ``source: api``); a 409 naming the live sample that
+        has the same content."""
+        await self._dataset(dataset_id, project_id)
+        sample = NewSample(
+            content=request.content,
+            topic=request.topic,
+            sample_type=request.sample_type,
+            metadata=request.metadata,
+            provenance={"source": "api"},
+        )
+        sample_id, holder = await sample_edits.add_sample(
+            self._db, dataset_id, sample, changed_by=changed_by, now=self._clock.now()
+        )
+        if sample_id is None:
+            raise _duplicate("this content", holder)
+        return await self._sample(dataset_id, sample_id, project_id)
+
+    async def update_sample(
+        self,
+        dataset_id: str,
+        sample_id: str,
+        request: SampleUpdate,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        changed_by: str | None = None,
+    ) -> SampleRecord:
+        """Change the fields ``request`` sets, keeping the previous version."""
+        await self._sample(dataset_id, sample_id, project_id)
+        values = {name: getattr(request, name) for name in request.model_fields_set}
+        outcome = await sample_edits.edit_sample(
+            self._db, dataset_id, sample_id, values, changed_by=changed_by, now=self._clock.now()
+        )
+        return self._changed(dataset_id, sample_id, outcome)
+
+    async def sample_history(
+        self, dataset_id: str, sample_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> list[SampleVersion]:
+        """A sample's versions, oldest first."""
+        await self._sample(dataset_id, sample_id, project_id)
+        versions = await sample_edits.sample_versions(self._db, dataset_id, sample_id)
+        if versions is None:
+            raise _no_sample(dataset_id, sample_id)
+        return versions
+
+    async def restore_sample_version(
+        self,
+        dataset_id: str,
+        sample_id: str,
+        version: int,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        changed_by: str | None = None,
+    ) -> SampleRecord:
+        """Bring back a past version (recorded as a new one)."""
+        await self._sample(dataset_id, sample_id, project_id)
+        outcome = await sample_edits.restore_version(
+            self._db, dataset_id, sample_id, version, changed_by=changed_by, now=self._clock.now()
+        )
+        if outcome.no_version:
+            raise NotFound(f"sample {sample_id} has no version {version}", param="version")
+        return self._changed(dataset_id, sample_id, outcome)
+
+    def _changed(self, dataset_id: str, sample_id: str, outcome: EditOutcome) -> SampleRecord:
+        if outcome.record is None:
+            raise _no_sample(dataset_id, sample_id)
+        if outcome.deleted:
+            raise Conflict(
+                f"sample {sample_id} is deleted: restore it before changing it",
+                param="sample_id",
+                code="sample_deleted",
+            )
+        if outcome.duplicate_of is not None:
+            raise _duplicate(f"sample {sample_id}'s new content", outcome.duplicate_of)
+        return outcome.record
+
     # -- import and export ------------------------------------------------------------------
 
     async def import_jsonl(
@@ -366,7 +455,7 @@ class DatasetService:
         return record
 
     def _filter(self, query: SampleQuery) -> SampleFilter:
-        for name in ("topic", "sample_type", "model", "q"):
+        for name in ("topic", "sample_type", "model", "q", "batch_id", "job_id"):
             _plain(getattr(query, name), name)
         return SampleFilter(
             topic=query.topic,
@@ -377,6 +466,8 @@ class DatasetService:
             created_before=query.created_before,
             visibility=query.deleted,
             search=parse_search(query.q) if query.q is not None else None,
+            batch_id=query.batch_id,
+            job_id=query.job_id,
         )
 
     def _body_filter(self, body: SampleFilterBody) -> SampleFilter:
@@ -384,7 +475,8 @@ class DatasetService:
         if not given and not body.all:
             raise InvalidRequest(
                 "name the samples: ids or a filter (topic, sample_type, status, model, "
-                "created_after, created_before, q), or all: true for every sample",
+                "created_after, created_before, q, batch_id, job_id), or all: true for every "
+                "sample",
                 param="all",
                 code="missing_required_parameter",
             )
@@ -397,6 +489,8 @@ class DatasetService:
                 created_after=body.created_after,
                 created_before=body.created_before,
                 q=body.q,
+                batch_id=body.batch_id,
+                job_id=body.job_id,
             )
         )
         return replace(where, ids=tuple(body.ids or ()))
@@ -424,6 +518,14 @@ def _no_dataset(dataset_id: str) -> NotFound:
 
 def _no_sample(dataset_id: str, sample_id: str) -> NotFound:
     return NotFound(f"No sample {sample_id} in dataset {dataset_id}", param="sample_id")
+
+
+def _duplicate(what: str, holder: str | None) -> Conflict:
+    return Conflict(
+        f"{what} is the content of the live sample {holder} of this dataset",
+        param="content",
+        code="duplicate_sample",
+    )
 
 
 def _name_taken(taken: DatasetNameTaken, *, param: str = "name") -> Conflict:

@@ -93,6 +93,8 @@ class SampleFilter:
     visibility: Visibility = Visibility.exclude
     search: SearchQuery | None = None
     ids: tuple[str, ...] = ()
+    batch_id: str | None = None  # ``provenance.batch_id``
+    job_id: str | None = None  # ``provenance.job_id``
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +302,11 @@ def _conditions(
         conditions.append(samples.c.created_at < where.created_before)
     if where.ids:
         conditions.append(samples.c.id.in_(where.ids))
+    # Provenance fields: JSON on both stores, read within the dataset's own rows.
+    for name in ("batch_id", "job_id"):
+        value = getattr(where, name)
+        if value is not None:
+            conditions.append(samples.c.provenance[name].as_string() == value)
     if where.search is not None:
         conditions.append(search_condition(dialect, where.search))
     return conditions

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -439,6 +440,25 @@ samples = Table(
         sqlite_where=text("deleted_at IS NOT NULL"),
         postgresql_where=text("deleted_at IS NOT NULL"),
     ),
+)
+
+# Every version of an edited sample (`storage.sample_history`): version 1 is the sample
+# as it was created (written at its first change), each edit or restore adds the next.
+sample_history = Table(
+    "sample_history",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("sample_id", String(64), ForeignKey("samples.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("action", String(16), nullable=False),  # created, edited, restored
+    Column("restored_from", Integer, nullable=True),  # the version a restore brought back
+    Column("topic", String(200), nullable=True),
+    Column("sample_type", String(100), nullable=True),
+    Column("content", JSON(none_as_null=True), nullable=False),
+    Column("metadata", JSON(none_as_null=True), nullable=True),
+    Column("changed_by", String(64), nullable=True),  # the caller's key id; None: local
+    Column("changed_at", Float, nullable=False),
+    UniqueConstraint("sample_id", "version"),
 )
 
 # The server's event stream (`GET /api/events`): each change worth showing live, in the

@@ -149,3 +149,22 @@ def test_help_lists_the_dataset_commands(invoke: RunCli):
 
     for command in ("list", "create", "show", "import", "export", "search", "delete", "restore"):
         assert command in done.stdout
+
+
+def test_export_and_search_by_batch_or_job(invoke: RunCli, tmp_path: Path):
+    rows = [
+        {"content": {"q": "prime one"}, "provenance": {"batch_id": "batch_1"}},
+        {"content": {"q": "prime two"}, "provenance": {"job_id": "gen_1"}},
+    ]
+    invoke("dataset", "import", "faq", str(write_samples(tmp_path / "in.jsonl", rows)), "--create")
+
+    by_batch = invoke("dataset", "export", "faq", "--batch-id", "batch_1")
+    by_job = invoke("dataset", "search", "faq", "prime", "--job-id", "gen_1")
+
+    assert by_batch.code == ExitCode.ok, by_batch.output
+    assert [orjson.loads(line)["content"]["q"] for line in by_batch.stdout.splitlines()] == [
+        "prime one"
+    ]
+    assert by_job.code == ExitCode.ok, by_job.output
+    assert "prime two" in by_job.stdout
+    assert "prime one" not in by_job.stdout

@@ -1,0 +1,47 @@
+"""sample_history: every version of an edited sample, restorable
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0014"
+down_revision = "0013"
+branch_labels = None
+depends_on = None
+
+_Id64 = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
+def upgrade() -> None:
+    # A new table: nothing existing is rewritten.
+    op.create_table(
+        "sample_history",
+        sa.Column("seq", _Id64, autoincrement=True),
+        sa.Column("sample_id", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("restored_from", sa.Integer, nullable=True),
+        sa.Column("topic", sa.String(200), nullable=True),
+        sa.Column("sample_type", sa.String(100), nullable=True),
+        sa.Column("content", sa.JSON, nullable=False),
+        sa.Column("metadata", sa.JSON, nullable=True),
+        sa.Column("changed_by", sa.String(64), nullable=True),
+        sa.Column("changed_at", sa.Float, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["sample_id"], ["samples.id"], name=op.f("fk_sample_history_sample_id_samples")
+        ),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_sample_history")),
+        sa.UniqueConstraint(
+            "sample_id", "version", name=op.f("uq_sample_history_sample_id_version")
+        ),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("sample_history")
