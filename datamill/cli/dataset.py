@@ -1,5 +1,5 @@
-"""`datamill dataset ...`: list, create, show, import, export, search, delete and restore
-datasets, through the same `DatasetService` as `/api/datasets`.
+"""`datamill dataset ...`: list, create, show, import (a JSONL file, or a batch's answers),
+export, search, delete and restore datasets, through the same `DatasetService` as `/api/datasets`.
 
 DATASET is a dataset's id (``ds_...``) or its name. Results go to stdout; progress bars and
 messages to stderr.
@@ -183,6 +183,36 @@ def import_samples(
         return ExitCode.ok
 
     raise typer.Exit(int(run_on_store(work)))
+
+
+@app.command("import-batch")
+def import_batch(
+    dataset: DatasetArgument,
+    batch_id: Annotated[str, typer.Argument(metavar="BATCH_ID", help="a finished batch")],
+    create_missing: Annotated[
+        bool, typer.Option("--create", help="create the dataset (by name) if there is none")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Import a finished batch's succeeded answers into DATASET, one sample each (again:
+    nothing is added twice)."""
+    from datamill.protocol.datasets import BatchImportRequest
+
+    request = _checked(lambda: BatchImportRequest(batch_id=batch_id), "BATCH_ID")
+
+    async def work(runtime: Runtime) -> Any:
+        dataset_id = await _dataset_for_import(runtime, dataset, create=create_missing)
+        return await runtime.datasets.import_batch(dataset_id, request)
+
+    report = run_on_store(work)
+    if json:
+        stdout.print_json(report.model_dump_json())
+        return
+    console.print(
+        f"imported {report.imported} of {report.requests} answers of {report.batch_id} into "
+        f"{report.dataset_id}"
+        + (f"; {report.duplicates} already there" if report.duplicates else "")
+    )
 
 
 async def _dataset_for_import(runtime: Runtime, reference: str, *, create: bool) -> str:

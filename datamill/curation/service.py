@@ -11,16 +11,21 @@ stored); bad input is an `ApiError` naming the field.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from datamill.clock import Clock
+from datamill.curation.batch_imports import import_answers
 from datamill.curation.exports import jsonl_chunks, load_pyarrow, parquet_chunks
 from datamill.curation.imports import import_lines
-from datamill.errors import Conflict, InvalidRequest, NotFound
+from datamill.errors import ApiError, Conflict, InvalidRequest, NotFound
 from datamill.ids import new_dataset_id
+from datamill.protocol.batches import DATASET_METADATA_KEY, BatchStatus
 from datamill.protocol.datasets import (
+    BatchImportReport,
+    BatchImportRequest,
     DatasetCreate,
     DatasetUpdate,
     ExportFormat,
@@ -33,15 +38,20 @@ from datamill.protocol.datasets import (
     Visibility,
     check_plain_text,
 )
+from datamill.storage import batches as batch_repo
 from datamill.storage import datasets as dataset_repo
 from datamill.storage import sample_edits
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
 from datamill.storage.datasets import DatasetNameTaken, DatasetRecord
+from datamill.storage.records import BatchRecord
+from datamill.storage.results import has_request_rows
 from datamill.storage.sample_edits import EditOutcome, SampleVersion
 from datamill.storage.samples import NewSample, SampleFilter, SampleRecord, SampleStats
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from datamill.storage.search import parse_search
+
+log = logging.getLogger("datamill.curation")
 
 # Samples per page of an export.
 EXPORT_PAGE = 1000
@@ -390,6 +400,75 @@ class DatasetService:
             raise _no_dataset(dataset_id)
         if report.imported >= ANALYZE_AFTER:
             await sample_repo.analyze_samples(self._db)
+        return report
+
+    async def import_batch(
+        self,
+        dataset_id: str,
+        request: BatchImportRequest,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+    ) -> BatchImportReport:
+        """Store a finished batch's succeeded answers as samples (`curation.batch_imports`);
+        importing again adds nothing. The batch must be the project's, and still have its
+        request rows (retention prunes them)."""
+        await self._dataset(dataset_id, project_id)
+        batch = await batch_repo.get_batch(self._db, request.batch_id, project_id=project_id)
+        if batch is None:
+            raise NotFound(f"No such batch: {request.batch_id}", param="batch_id")
+        if not BatchStatus(batch.status).terminal:
+            raise Conflict(
+                f"batch {batch.id} is {batch.status}: import it once it has finished",
+                param="batch_id",
+                code="batch_not_finished",
+            )
+        return await self._import_answers(dataset_id, batch, project_id)
+
+    async def _import_answers(
+        self, dataset_id: str, batch: BatchRecord, project_id: str
+    ) -> BatchImportReport:
+        if batch.completed_count and not await has_request_rows(self._db, batch.id):
+            raise Conflict(
+                f"batch {batch.id}'s requests were removed by retention; import its output "
+                "file as JSONL instead",
+                param="batch_id",
+                code="batch_results_pruned",
+            )
+        report = await import_answers(
+            self._db, dataset_id, batch, project_id=project_id, now=self._clock.now()
+        )
+        if report is None:
+            raise _no_dataset(dataset_id)
+        if report.imported >= ANALYZE_AFTER:
+            await sample_repo.analyze_samples(self._db)
+        return report
+
+    async def import_finished_batch(self, batch: BatchRecord) -> BatchImportReport | None:
+        """The automatic import of a batch whose metadata names a dataset of its project (by
+        name or id), run as it finalizes (its files written, its final status not yet);
+        None when it names none. A dataset that is not there is logged, not raised: the
+        batch finishes either way."""
+        reference = (batch.metadata or {}).get(DATASET_METADATA_KEY)
+        if not reference:
+            return None
+        try:
+            dataset_id = await self.resolve(reference, project_id=batch.project_id)
+            report = await self._import_answers(dataset_id, batch, batch.project_id)
+        except ApiError as exc:
+            log.warning(
+                "batch %s names dataset %r in its metadata, but was not imported: %s",
+                batch.id,
+                reference,
+                exc.message,
+            )
+            return None
+        log.info(
+            "batch %s: %d samples imported into dataset %s (%d duplicates)",
+            batch.id,
+            report.imported,
+            dataset_id,
+            report.duplicates,
+        )
         return report
 
     async def export(

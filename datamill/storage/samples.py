@@ -330,6 +330,18 @@ async def _get_sample(
     return _record(row) if row else None
 
 
+async def batch_request_ids(database: Database, dataset_id: str, batch_id: str) -> set[str]:
+    """The ``provenance.request_id`` of the dataset's samples (deleted ones too) whose
+    provenance names the batch: the requests a batch import brought in already."""
+    request_id = samples.c.provenance["request_id"].as_string()
+    query = select(request_id).where(
+        samples.c.dataset_id == dataset_id,
+        samples.c.provenance["batch_id"].as_string() == batch_id,
+    )
+    async with database.read() as conn:
+        return {value for value in (await conn.execute(query)).scalars() if value is not None}
+
+
 async def list_samples(
     database: Database,
     dataset_id: str,

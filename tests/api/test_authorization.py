@@ -175,6 +175,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/datasets/{dataset_id}/samples/restore"): {"json": {"all": True}},
     ("PATCH", "/api/datasets/{dataset_id}"): {"json": {"description": "changed"}},
     ("POST", "/api/datasets/{dataset_id}/samples"): {"json": {"content": {"q": "added"}}},
+    ("POST", "/api/datasets/{dataset_id}/import-batch"): {"json": {"batch_id": "batch_nope"}},
     ("PATCH", "/api/datasets/{dataset_id}/samples/{sample_id}"): {"json": {"topic": "edited"}},
 }
 

@@ -15,6 +15,8 @@ from datamill.curation.service import SampleQuery
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
 from datamill.protocol.datasets import (
+    BatchImportReport,
+    BatchImportRequest,
     DatasetCreate,
     DatasetDeleted,
     DatasetObject,
@@ -288,6 +290,14 @@ async def import_samples(
         )
     finally:
         await form.close()
+
+
+@router.post("/{dataset_id}/import-batch", dependencies=[MEMBER], response_model=BatchImportReport)
+async def import_batch(
+    dataset_id: str, body: BatchImportRequest, runtime: RuntimeDep, project_id: ProjectDep
+) -> BatchImportReport:
+    """A finished batch's succeeded answers as samples, one per request; again: none added."""
+    return await runtime.datasets.import_batch(dataset_id, body, project_id=project_id)
 
 
 _MEDIA_TYPES = {
