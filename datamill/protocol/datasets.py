@@ -98,13 +98,13 @@ class SampleProvenance(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     source: str | None = None  # generation, import, ...
-    job_id: str | None = None  # the generation job
+    job_id: PlainText | None = Field(default=None, max_length=256)  # the generation job
     spec: str | None = None  # the generation spec's name ...
     spec_version: str | int | None = None  # ... and version
     template: str | None = None  # the prompt template's name
     prompt: Any = None  # the rendered prompt: text, or chat messages
     deployment: str | None = None  # the deployment that answered
-    batch_id: str | None = None
+    batch_id: PlainText | None = Field(default=None, max_length=256)
     request_id: str | None = None  # the batch request (custom_id) or gateway call
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)

@@ -409,6 +409,9 @@ samples = Table(
     Column("random_key", Float, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("deleted_at", Float, nullable=True),
+    # Copies of ``provenance.batch_id`` and ``provenance.job_id``, for the filters' indexes.
+    Column("batch_id", String(256), nullable=True),
+    Column("job_id", String(256), nullable=True),
     # At most one live sample per content in a dataset; deleted ones do not count.
     Index(
         "uq_samples_live_hash",
@@ -432,6 +435,21 @@ samples = Table(
     Index(None, "dataset_id", "sample_type"),
     Index(None, "dataset_id", "model"),
     Index(None, "dataset_id", "random_key"),
+    # A batch's or a generation job's samples (most samples have one or the other).
+    Index(
+        "ix_samples_batch_id",
+        "dataset_id",
+        "batch_id",
+        sqlite_where=text("batch_id IS NOT NULL"),
+        postgresql_where=text("batch_id IS NOT NULL"),
+    ),
+    Index(
+        "ix_samples_job_id",
+        "dataset_id",
+        "job_id",
+        sqlite_where=text("job_id IS NOT NULL"),
+        postgresql_where=text("job_id IS NOT NULL"),
+    ),
     # The few deleted samples, for listing and restoring them.
     Index(
         "ix_samples_deleted",

@@ -215,6 +215,14 @@ async def test_samples_by_batch_or_generation_job(api: Api):
     )
     [line] = exported.text.splitlines()
     assert orjson.loads(line)["provenance"]["batch_id"] == "batch_2"
+    # The ids are indexed text: a longer one is refused with its line.
+    too_long = await api.client.post(
+        f"/api/datasets/{dataset_id}/import",
+        files={"file": ("s.jsonl", orjson.dumps(row("e", provenance={"batch_id": "b" * 257})))},
+    )
+    assert too_long.status_code == 400, too_long.text
+    error = too_long.json()["error"]
+    assert (error["code"], error["errors"][0]["param"]) == ("invalid_import", "provenance.batch_id")
     # Deleting by filter takes them too.
     deleted = await api.client.post(
         f"/api/datasets/{dataset_id}/samples/delete", json={"batch_id": "batch_1"}

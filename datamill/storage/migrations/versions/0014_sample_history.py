@@ -1,4 +1,5 @@
-"""sample_history: every version of an edited sample, restorable
+"""sample_history: every version of an edited sample, restorable; samples.batch_id and
+samples.job_id: provenance's, indexed for the filters
 
 Revision ID: 0014
 Revises: 0013
@@ -42,6 +43,34 @@ def upgrade() -> None:
         ),
     )
 
+    op.add_column("samples", sa.Column("batch_id", sa.String(256), nullable=True))
+    op.add_column("samples", sa.Column("job_id", sa.String(256), nullable=True))
+    # Existing samples: copied from their provenance (plain strings that fit; a longer one
+    # was never a batch's or a job's id).
+    for name in ("batch_id", "job_id"):
+        if op.get_context().dialect.name == "postgresql":
+            value = f"provenance->>'{name}'"
+            kind = f"json_typeof(provenance->'{name}') = 'string'"
+        else:
+            value = f"json_extract(provenance, '$.{name}')"
+            kind = f"json_type(provenance, '$.{name}') = 'text'"
+        op.execute(
+            f"UPDATE samples SET {name} = {value} WHERE provenance IS NOT NULL AND {kind} "
+            f"AND length({value}) <= 256"
+        )
+        where = sa.text(f"{name} IS NOT NULL")
+        op.create_index(
+            f"ix_samples_{name}",
+            "samples",
+            ["dataset_id", name],
+            sqlite_where=where,
+            postgresql_where=where,
+        )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_samples_job_id", "samples")
+    op.drop_index("ix_samples_batch_id", "samples")
+    op.drop_column("samples", "job_id")
+    op.drop_column("samples", "batch_id")
     op.drop_table("sample_history")
