@@ -129,3 +129,41 @@ async def test_bad_batch_imports_are_4xx_naming_the_field(api: Api):
     running = await api.submit(jsonl(LINES))  # no worker: it stays unfinished
     early = await api.client.post(url, json={"batch_id": running["id"]})
     assert_error(early, 409, param="batch_id", code="batch_not_finished")
+
+
+async def test_other_endpoints_keep_the_request_and_the_response_whole(api: Api):
+    dataset_id = (await create(api))["id"]
+    lines = [
+        {
+            "custom_id": f"e{i}",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": "mock-model", "input": f"text {i}"},
+        }
+        for i in range(2)
+    ]
+    batch = await api.submit(jsonl(lines), endpoint="/v1/embeddings")
+    async with running_worker(api.runtime):
+        done = await api.wait_for(batch["id"])
+    assert done["request_counts"]["completed"] == 2, done
+    answers = await output_lines(api, done)
+
+    await import_batch(api, dataset_id, batch["id"])
+
+    for sample in await samples(api, dataset_id):
+        custom_id = sample["provenance"]["request_id"]
+        assert sample["content"] == {
+            "request": {"model": "mock-model", "input": f"text {custom_id[1:]}"},
+            "response": answers[custom_id],
+        }
+        assert sample["provenance"]["endpoint"] == "/v1/embeddings"
+
+
+async def test_a_failing_finish_hook_does_not_keep_a_batch_from_completing(api: Api):
+    async def broken(batch: object) -> None:
+        raise RuntimeError("a bug in what follows a batch")
+
+    api.runtime.engine.finish_hooks.append(broken)
+    batch = await finished_batch(api)
+    assert batch["status"] == "completed"
+    assert batch["output_file_id"] is not None
