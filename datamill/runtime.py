@@ -35,6 +35,7 @@ from datamill.gateway.service import CallRecord, GatewayService
 from datamill.metrics import Metrics
 from datamill.metrics.state import StateCollector
 from datamill.plugins import create_provider
+from datamill.protocol.batches import DATASET_METADATA_KEY
 from datamill.providers.base import ProviderContext
 from datamill.providers.http import HttpPool
 from datamill.providers.network import network_for
@@ -47,6 +48,7 @@ from datamill.storage import migrate
 from datamill.storage.blobs import DatabaseBlobStore
 from datamill.storage.database import Database
 from datamill.storage.gauges import read_store_gauges
+from datamill.storage.records import BatchRecord
 from datamill.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -101,6 +103,7 @@ class Runtime:
             events=self.events,
             signal=WorkSignal(clock),
         )
+        self.engine.finish_hooks.append(self._import_finished_batch)
         self._workers: list[Worker] = []
         # Every side task of this process, by name: the deployment monitor, and the workers
         # and generation supervisors of its role (`start_side_tasks`).
@@ -205,6 +208,12 @@ class Runtime:
         return DatasetService(
             self.database, self.clock, max_line_bytes=self.settings.max_line_bytes
         )
+
+    async def _import_finished_batch(self, batch: BatchRecord) -> None:
+        """A finishing batch whose metadata names a dataset has its answers imported into
+        it (only then are the datasets' modules loaded)."""
+        if (batch.metadata or {}).get(DATASET_METADATA_KEY):
+            await self.datasets.import_finished_batch(batch)
 
     @functools.cached_property
     def generation(self) -> GenerationService:

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from datamill import __version__
-from datamill.api.deps import refuse_nul
+from datamill.api.deps import refuse_nul, refuse_unknown_query
 from datamill.api.errors import install_error_handlers
 from datamill.api.guard import RequestGuard, guard_policy
 from datamill.api.request_ids import RequestIds
@@ -114,7 +114,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served by routes/api_description.py, which declares its policy
-        dependencies=[Depends(refuse_nul)],
+        dependencies=[Depends(refuse_nul), Depends(refuse_unknown_query)],
     )
     app.state.workers = local
     if runtime is not None:

@@ -1,5 +1,5 @@
-"""`datamill dataset ...`: list, create, show, import, export, search, delete and restore
-datasets, through the same `DatasetService` as `/api/datasets`.
+"""`datamill dataset ...`: list, create, show, import (a JSONL file, or a batch's answers),
+export, search, delete and restore datasets, through the same `DatasetService` as `/api/datasets`.
 
 DATASET is a dataset's id (``ds_...``) or its name. Results go to stdout; progress bars and
 messages to stderr.
@@ -56,6 +56,8 @@ TopicOption = Annotated[str | None, typer.Option(help="only samples of this topi
 TypeOption = Annotated[str | None, typer.Option("--sample-type", help="only this sample type")]
 StatusOption = Annotated[SampleStatus | None, typer.Option(help="only samples in this status")]
 ModelOption = Annotated[str | None, typer.Option(help="only samples from this model")]
+BatchOption = Annotated[str | None, typer.Option(help="only samples from this batch")]
+JobOption = Annotated[str | None, typer.Option(help="only samples from this generation job")]
 DeletedOption = Annotated[
     Visibility,
     typer.Option(help="exclude (live samples), include, or only (deleted ones)"),
@@ -186,6 +188,36 @@ def import_samples(
     raise typer.Exit(int(run_on_store(work)))
 
 
+@app.command("import-batch")
+def import_batch(
+    dataset: DatasetArgument,
+    batch_id: Annotated[str, typer.Argument(metavar="BATCH_ID", help="a finished batch")],
+    create_missing: Annotated[
+        bool, typer.Option("--create", help="create the dataset (by name) if there is none")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Import a finished batch's succeeded answers into DATASET, one sample each (again:
+    nothing is added twice)."""
+    from datamill.protocol.datasets import BatchImportRequest
+
+    request = _checked(lambda: BatchImportRequest(batch_id=batch_id), "BATCH_ID")
+
+    async def work(runtime: Runtime) -> Any:
+        dataset_id = await _dataset_for_import(runtime, dataset, create=create_missing)
+        return await runtime.datasets.import_batch(dataset_id, request)
+
+    report = run_on_store(work)
+    if json:
+        stdout.print_json(report.model_dump_json())
+        return
+    console.print(
+        f"imported {report.imported} of {report.requests} answers of {report.batch_id} into "
+        f"{report.dataset_id}"
+        + (f"; {report.duplicates} already there" if report.duplicates else "")
+    )
+
+
 async def _dataset_for_import(runtime: Runtime, reference: str, *, create: bool) -> str:
     try:
         return await runtime.datasets.resolve(reference)
@@ -257,6 +289,8 @@ def export(
     system: Annotated[
         str | None, typer.Option(help="openai-chat/icl: a system message for every example")
     ] = None,
+    batch_id: BatchOption = None,
+    job_id: JobOption = None,
 ) -> None:
     """Write DATASET's samples (those matching the filters) in a format, one file per split
     with --split."""
@@ -273,7 +307,14 @@ def export(
         why = "Parquet is binary" if splits is None else "--split writes a file per split"
         raise typer.BadParameter(f"{why}: write to a file or a directory", param_hint="--output")
     filters = SampleQuery(
-        topic=topic, sample_type=sample_type, status=status, model=model, q=query, deleted=deleted
+        topic=topic,
+        sample_type=sample_type,
+        status=status,
+        model=model,
+        q=query,
+        deleted=deleted,
+        batch_id=batch_id,
+        job_id=job_id,
     )
     mapping = ChatMapping(user_field=user_field, assistant_field=assistant_field, system=system)
     extension = EXTENSIONS[export_format]
@@ -397,6 +438,8 @@ def search(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     topic: TopicOption = None,
     sample_type: TypeOption = None,
+    batch_id: BatchOption = None,
+    job_id: JobOption = None,
     json: JsonOption = False,
 ) -> None:
     """The newest samples of DATASET matching QUERY: id, topic, type and content."""
@@ -405,7 +448,9 @@ def search(
         from datamill.curation.service import SampleQuery
 
         dataset_id = await runtime.datasets.resolve(dataset)
-        filters = SampleQuery(topic=topic, sample_type=sample_type, q=query)
+        filters = SampleQuery(
+            topic=topic, sample_type=sample_type, q=query, batch_id=batch_id, job_id=job_id
+        )
         records, _ = await runtime.datasets.list_samples(dataset_id, filters, limit=limit)
         return records
 

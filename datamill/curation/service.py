@@ -11,11 +11,13 @@ stored); bad input is an `ApiError` naming the field.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from datamill.clock import Clock
+from datamill.curation.batch_imports import import_answers
 from datamill.curation.exports import (
     ExportOptions,
     check_options,
@@ -26,26 +28,38 @@ from datamill.curation.exports import (
 from datamill.curation.formats.report import ExportReport
 from datamill.curation.formats.splits import SplitAssigner
 from datamill.curation.imports import import_lines
-from datamill.errors import Conflict, InvalidRequest, NotFound
+from datamill.errors import ApiError, Conflict, InvalidRequest, NotFound
 from datamill.ids import new_dataset_id
+from datamill.protocol.batches import DATASET_METADATA_KEY, BatchStatus
 from datamill.protocol.datasets import (
+    BatchImportReport,
+    BatchImportRequest,
     DatasetCreate,
     DatasetUpdate,
     ExportFormat,
     ImportReport,
+    SampleCreate,
     SampleFilterBody,
     SamplesChanged,
     SampleStatus,
+    SampleUpdate,
     Visibility,
     check_plain_text,
 )
+from datamill.storage import batches as batch_repo
 from datamill.storage import datasets as dataset_repo
+from datamill.storage import sample_edits
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
 from datamill.storage.datasets import DatasetNameTaken, DatasetRecord
-from datamill.storage.samples import SampleFilter, SampleRecord, SampleStats
+from datamill.storage.records import BatchRecord
+from datamill.storage.results import has_request_rows
+from datamill.storage.sample_edits import EditOutcome, SampleVersion
+from datamill.storage.samples import NewSample, SampleFilter, SampleRecord, SampleStats
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from datamill.storage.search import parse_search
+
+log = logging.getLogger("datamill.curation")
 
 # Samples per page of an export.
 EXPORT_PAGE = 1000
@@ -66,6 +80,8 @@ class SampleQuery:
     created_before: float | None = None
     deleted: Visibility = Visibility.exclude
     q: str | None = None
+    batch_id: str | None = None  # samples whose provenance names this batch ...
+    job_id: str | None = None  # ... or this generation job
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +297,89 @@ class DatasetService:
         outcome = await sample_repo.restore_samples(self._db, dataset_id, where)
         return SamplesChanged(changed=outcome.restored, skipped=outcome.skipped)
 
+    async def add_sample(
+        self,
+        dataset_id: str,
+        request: SampleCreate,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        changed_by: str | None = None,
+    ) -> SampleRecord:
+        """Add one sample (provenance ``source: api``); a 409 naming the live sample that
+        has the same content."""
+        await self._dataset(dataset_id, project_id)
+        sample = NewSample(
+            content=request.content,
+            topic=request.topic,
+            sample_type=request.sample_type,
+            metadata=request.metadata,
+            provenance={"source": "api"},
+        )
+        sample_id, holder = await sample_edits.add_sample(
+            self._db, dataset_id, sample, changed_by=changed_by, now=self._clock.now()
+        )
+        if sample_id is None:
+            raise _duplicate("this content", holder)
+        return await self._sample(dataset_id, sample_id, project_id)
+
+    async def update_sample(
+        self,
+        dataset_id: str,
+        sample_id: str,
+        request: SampleUpdate,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        changed_by: str | None = None,
+    ) -> SampleRecord:
+        """Change the fields ``request`` sets, keeping the previous version."""
+        await self._sample(dataset_id, sample_id, project_id)
+        values = {name: getattr(request, name) for name in request.model_fields_set}
+        outcome = await sample_edits.edit_sample(
+            self._db, dataset_id, sample_id, values, changed_by=changed_by, now=self._clock.now()
+        )
+        return self._changed(dataset_id, sample_id, outcome)
+
+    async def sample_history(
+        self, dataset_id: str, sample_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> list[SampleVersion]:
+        """A sample's versions, oldest first."""
+        await self._sample(dataset_id, sample_id, project_id)
+        versions = await sample_edits.sample_versions(self._db, dataset_id, sample_id)
+        if versions is None:
+            raise _no_sample(dataset_id, sample_id)
+        return versions
+
+    async def restore_sample_version(
+        self,
+        dataset_id: str,
+        sample_id: str,
+        version: int,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        changed_by: str | None = None,
+    ) -> SampleRecord:
+        """Bring back a past version (recorded as a new one)."""
+        await self._sample(dataset_id, sample_id, project_id)
+        outcome = await sample_edits.restore_version(
+            self._db, dataset_id, sample_id, version, changed_by=changed_by, now=self._clock.now()
+        )
+        if outcome.no_version:
+            raise NotFound(f"sample {sample_id} has no version {version}", param="version")
+        return self._changed(dataset_id, sample_id, outcome)
+
+    def _changed(self, dataset_id: str, sample_id: str, outcome: EditOutcome) -> SampleRecord:
+        if outcome.record is None:
+            raise _no_sample(dataset_id, sample_id)
+        if outcome.deleted:
+            raise Conflict(
+                f"sample {sample_id} is deleted: restore it before changing it",
+                param="sample_id",
+                code="sample_deleted",
+            )
+        if outcome.duplicate_of is not None:
+            raise _duplicate(f"sample {sample_id}'s new content", outcome.duplicate_of)
+        return outcome.record
+
     # -- import and export ------------------------------------------------------------------
 
     async def import_jsonl(
@@ -309,6 +408,75 @@ class DatasetService:
             raise _no_dataset(dataset_id)
         if report.imported >= ANALYZE_AFTER:
             await sample_repo.analyze_samples(self._db)
+        return report
+
+    async def import_batch(
+        self,
+        dataset_id: str,
+        request: BatchImportRequest,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+    ) -> BatchImportReport:
+        """Store a finished batch's succeeded answers as samples (`curation.batch_imports`);
+        importing again adds nothing. The batch must be the project's, and still have its
+        request rows (retention prunes them)."""
+        await self._dataset(dataset_id, project_id)
+        batch = await batch_repo.get_batch(self._db, request.batch_id, project_id=project_id)
+        if batch is None:
+            raise NotFound(f"No such batch: {request.batch_id}", param="batch_id")
+        if not BatchStatus(batch.status).terminal:
+            raise Conflict(
+                f"batch {batch.id} is {batch.status}: import it once it has finished",
+                param="batch_id",
+                code="batch_not_finished",
+            )
+        return await self._import_answers(dataset_id, batch, project_id)
+
+    async def _import_answers(
+        self, dataset_id: str, batch: BatchRecord, project_id: str
+    ) -> BatchImportReport:
+        if batch.completed_count and not await has_request_rows(self._db, batch.id):
+            raise Conflict(
+                f"batch {batch.id}'s requests were removed by retention; import its output "
+                "file as JSONL instead",
+                param="batch_id",
+                code="batch_results_pruned",
+            )
+        report = await import_answers(
+            self._db, dataset_id, batch, project_id=project_id, now=self._clock.now()
+        )
+        if report is None:
+            raise _no_dataset(dataset_id)
+        if report.imported >= ANALYZE_AFTER:
+            await sample_repo.analyze_samples(self._db)
+        return report
+
+    async def import_finished_batch(self, batch: BatchRecord) -> BatchImportReport | None:
+        """The automatic import of a batch whose metadata names a dataset of its project (by
+        name or id), run as it finalizes (its files written, its final status not yet);
+        None when it names none. A dataset that is not there is logged, not raised: the
+        batch finishes either way."""
+        reference = (batch.metadata or {}).get(DATASET_METADATA_KEY)
+        if not reference:
+            return None
+        try:
+            dataset_id = await self.resolve(reference, project_id=batch.project_id)
+            report = await self._import_answers(dataset_id, batch, batch.project_id)
+        except ApiError as exc:
+            log.warning(
+                "batch %s names dataset %r in its metadata, but was not imported: %s",
+                batch.id,
+                reference,
+                exc.message,
+            )
+            return None
+        log.info(
+            "batch %s: %d samples imported into dataset %s (%d duplicates)",
+            batch.id,
+            report.imported,
+            dataset_id,
+            report.duplicates,
+        )
         return report
 
     async def export(
@@ -402,7 +570,7 @@ class DatasetService:
         return record
 
     def _filter(self, query: SampleQuery) -> SampleFilter:
-        for name in ("topic", "sample_type", "model", "q"):
+        for name in ("topic", "sample_type", "model", "q", "batch_id", "job_id"):
             _plain(getattr(query, name), name)
         return SampleFilter(
             topic=query.topic,
@@ -413,6 +581,8 @@ class DatasetService:
             created_before=query.created_before,
             visibility=query.deleted,
             search=parse_search(query.q) if query.q is not None else None,
+            batch_id=query.batch_id,
+            job_id=query.job_id,
         )
 
     def _body_filter(self, body: SampleFilterBody) -> SampleFilter:
@@ -420,7 +590,8 @@ class DatasetService:
         if not given and not body.all:
             raise InvalidRequest(
                 "name the samples: ids or a filter (topic, sample_type, status, model, "
-                "created_after, created_before, q), or all: true for every sample",
+                "created_after, created_before, q, batch_id, job_id), or all: true for every "
+                "sample",
                 param="all",
                 code="missing_required_parameter",
             )
@@ -433,6 +604,8 @@ class DatasetService:
                 created_after=body.created_after,
                 created_before=body.created_before,
                 q=body.q,
+                batch_id=body.batch_id,
+                job_id=body.job_id,
             )
         )
         return replace(where, ids=tuple(body.ids or ()))
@@ -460,6 +633,14 @@ def _no_dataset(dataset_id: str) -> NotFound:
 
 def _no_sample(dataset_id: str, sample_id: str) -> NotFound:
     return NotFound(f"No sample {sample_id} in dataset {dataset_id}", param="sample_id")
+
+
+def _duplicate(what: str, holder: str | None) -> Conflict:
+    return Conflict(
+        f"{what} is the content of the live sample {holder} of this dataset",
+        param="content",
+        code="duplicate_sample",
+    )
 
 
 def _name_taken(taken: DatasetNameTaken, *, param: str = "name") -> Conflict:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from datamill.clock import Clock, SystemClock, wait_event
 from datamill.events.publisher import EventPublisher
@@ -11,6 +13,12 @@ from datamill.scheduler.router import Router
 from datamill.settings import Settings
 from datamill.storage.blobs import BlobStore
 from datamill.storage.database import Database
+from datamill.storage.records import BatchRecord
+
+# Run by the worker finalizing a batch, once its files are written and before its final
+# status is: what it does is done before the batch is seen finished, and done again (so it
+# must be idempotent) when a crash makes another worker finalize it.
+FinishHook = Callable[[BatchRecord], Awaitable[Any]]
 
 
 class WorkSignal:
@@ -42,3 +50,5 @@ class EngineContext:
     clock: Clock
     events: EventPublisher
     signal: WorkSignal = field(default_factory=WorkSignal)
+    # What a batch's end brings outside the engine (a dataset import: `Runtime`).
+    finish_hooks: list[FinishHook] = field(default_factory=list)

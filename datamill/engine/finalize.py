@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
 
 from datamill.clock import Clock
+from datamill.engine.context import FinishHook
+from datamill.errors import StorageError
 from datamill.events.publisher import EventPublisher
 from datamill.ids import batch_request_id_prefix
 from datamill.protocol.batches import BatchStatus
@@ -184,9 +186,12 @@ async def finalize_batch(
     *,
     worker_id: str,
     events: EventPublisher | None = None,
+    hooks: Sequence[FinishHook] = (),
 ) -> BatchStatus | None:
     """Write the files of a batch whose requests all have results; None if another worker
-    finalizes it or it is not ready. ``events`` hears of its status changes."""
+    finalizes it or it is not ready. ``events`` hears of its status changes. ``hooks`` run
+    once the files are written, before the final status: a store error in one is retried
+    with the finalization; any other failure is logged, and the batch finishes anyway."""
     if not await batch_repo.claim_finalization(
         database, batch.id, worker_id=worker_id, now=clock.now()
     ):
@@ -196,6 +201,13 @@ async def finalize_batch(
     output = await _write_file(database, blobs, clock, batch, kind="output", owner=worker_id)
     errors = await _write_file(database, blobs, clock, batch, kind="errors", owner=worker_id)
     await drafts.delete_drafts(database, batch.id)
+    for hook in hooks:
+        try:
+            await hook(batch)
+        except StorageError:
+            raise
+        except Exception:
+            log.exception("a finish hook of batch %s failed", batch.id)
     status = await batch_repo.finish_batch(
         database,
         batch.id,

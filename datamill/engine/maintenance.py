@@ -208,7 +208,13 @@ class Maintenance:
     async def _finalize(self, batch: BatchRecord) -> None:
         ctx = self._ctx
         await finalize_batch(
-            ctx.database, ctx.blobs, ctx.clock, batch, worker_id=self._worker_id, events=ctx.events
+            ctx.database,
+            ctx.blobs,
+            ctx.clock,
+            batch,
+            worker_id=self._worker_id,
+            events=ctx.events,
+            hooks=ctx.finish_hooks,
         )
         ctx.signal.notify()  # whoever watches the batch in this process sees it end now
 

@@ -43,6 +43,9 @@ class BatchMode(StrEnum):
 
 # Metadata key read as the mode when a client cannot send the ``datamill`` field.
 MODE_METADATA_KEY = "datamill_mode"
+# Metadata key naming a dataset (name or id) of the batch's project: when the batch
+# completes, its succeeded answers are imported into it (`curation.batch_imports`).
+DATASET_METADATA_KEY = "datamill_dataset"
 
 
 class BatchOptions(BaseModel):

@@ -101,13 +101,13 @@ class SampleProvenance(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     source: str | None = None  # generation, import, ...
-    job_id: str | None = None  # the generation job
+    job_id: PlainText | None = Field(default=None, max_length=256)  # the generation job
     spec: str | None = None  # the generation spec's name ...
     spec_version: str | int | None = None  # ... and version
     template: str | None = None  # the prompt template's name
     prompt: Any = None  # the rendered prompt: text, or chat messages
     deployment: str | None = None  # the deployment that answered
-    batch_id: str | None = None
+    batch_id: PlainText | None = Field(default=None, max_length=256)
     request_id: str | None = None  # the batch request (custom_id) or gateway call
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
@@ -276,4 +276,88 @@ class SampleFilterBody(BaseModel):
     created_after: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     created_before: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     q: PlainText | None = None
+    batch_id: PlainText | None = None
+    job_id: PlainText | None = None
     all: bool = False
+
+
+class SampleCreate(BaseModel):
+    """`POST /api/datasets/{id}/samples`: one sample, added by hand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: dict[str, Any]
+    topic: PlainText | None = Field(default=None, min_length=1, max_length=200)
+    sample_type: PlainText | None = Field(default=None, min_length=1, max_length=100)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return SampleLine._content(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _finite(value)  # type: ignore[no-any-return]
+
+
+class SampleUpdate(BaseModel):
+    """`PATCH /api/datasets/{id}/samples/{sample_id}`: the fields sent are changed;
+    ``null`` clears ``topic``, ``sample_type`` or ``metadata`` (a sample keeps a content)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: dict[str, Any] | None = None
+    topic: PlainText | None = Field(default=None, min_length=1, max_length=200)
+    sample_type: PlainText | None = Field(default=None, min_length=1, max_length=100)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: dict[str, Any] | None) -> dict[str, Any]:
+        if value is None:
+            raise ValueError("a sample keeps a content: give a new one or leave the field out")
+        return SampleLine._content(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _finite(value)  # type: ignore[no-any-return]
+
+
+class SampleVersionObject(BaseModel):
+    """One version of a sample (`GET .../samples/{sample_id}/history`). ``changed_by`` is
+    the API key's id that made it (None in local mode, and for the version a generation
+    job or an import created); ``changed`` the fields it changed from the version before."""
+
+    object: Literal["dataset.sample.version"] = "dataset.sample.version"
+    sample_id: str
+    version: int
+    action: Literal["created", "edited", "restored"]
+    restored_from: int | None = None
+    changed_by: str | None
+    changed_at: int
+    changed: list[str]
+    content: dict[str, Any]
+    topic: str | None
+    sample_type: str | None
+    metadata: dict[str, Any] | None
+
+
+class BatchImportRequest(BaseModel):
+    """`POST /api/datasets/{id}/import-batch`: a finished batch's answers as samples."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_id: PlainText = Field(min_length=1, max_length=64)
+    only: Literal["succeeded"] = "succeeded"
+
+
+class BatchImportReport(BaseModel):
+    object: Literal["dataset.batch_import"] = "dataset.batch_import"
+    dataset_id: str
+    batch_id: str
+    requests: int  # the batch's requests that succeeded
+    imported: int
+    duplicates: int  # already in the dataset (an earlier import, or the same content)

@@ -10,11 +10,13 @@ from datamill.protocol.datasets import (
     DatasetObject,
     DatasetStats,
     SampleObject,
+    SampleVersionObject,
 )
 from datamill.render.timestamps import timestamp
 
 if TYPE_CHECKING:  # annotations only: loading the datasets' storage costs start-up time
     from datamill.storage.datasets import DatasetRecord
+    from datamill.storage.sample_edits import SampleVersion
     from datamill.storage.samples import SampleRecord, SampleStats
 
 
@@ -75,4 +77,20 @@ def sample_object(record: SampleRecord) -> SampleObject:
         metadata=record.metadata,
         created_at=int(record.created_at),
         deleted_at=timestamp(record.deleted_at),
+    )
+
+
+def sample_version_object(sample_id: str, version: SampleVersion) -> SampleVersionObject:
+    return SampleVersionObject(
+        sample_id=sample_id,
+        version=version.version,
+        action=version.action,
+        restored_from=version.restored_from,
+        changed_by=version.changed_by,
+        changed_at=int(version.changed_at),
+        changed=list(version.changed),
+        content=version.content,
+        topic=version.topic,
+        sample_type=version.sample_type,
+        metadata=version.metadata,
     )

@@ -259,3 +259,62 @@ async def count_results(
             _COUNT_RANGE[database.dialect], (batch_id, ok, after_line, before_line)
         )
         return int(result.scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A succeeded request of a batch with its answer: what a batch import turns into a
+    sample (`curation.batch_imports`)."""
+
+    line: int
+    custom_id: str
+    request: bytes  # the request's body, as sent
+    response: bytes | None  # the provider's body, verbatim
+    model: str | None
+    deployment: str | None
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+_ANSWERS_SQL = """
+    SELECT r.line, r.custom_id, q.body AS request, r.body AS response, r.model, r.deployment,
+           r.input_tokens, r.output_tokens, r.cost
+    FROM results r JOIN requests q ON q.id = r.request_id
+    WHERE r.batch_id = {batch} AND r.ok = {ok} AND r.line > {after}
+    ORDER BY r.line LIMIT {limit}
+"""
+_ANSWERS = {
+    "sqlite": _ANSWERS_SQL.format(batch="?", ok="?", after="?", limit="?"),
+    "postgresql": _ANSWERS_SQL.format(batch="$1", ok="$2", after="$3", limit="$4"),
+}
+_HAS_REQUESTS = {
+    "sqlite": "SELECT EXISTS (SELECT 1 FROM requests WHERE batch_id = ?)",
+    "postgresql": "SELECT EXISTS (SELECT 1 FROM requests WHERE batch_id = $1)",
+}
+
+
+async def iter_answers(
+    database: Database, batch_id: str, *, page_size: int = 500
+) -> AsyncIterator[list[Answer]]:
+    """A batch's succeeded requests with their answers, in line order, a page per read."""
+    after = -1
+    while True:
+        async with database.read() as conn:
+            result = await conn.exec_driver_sql(
+                _ANSWERS[database.dialect], (batch_id, True, after, page_size)
+            )
+            page = [Answer(*tuple(row)) for row in result.all()]
+        if not page:
+            return
+        yield page
+        after = page[-1].line
+        if len(page) < page_size:
+            return
+
+
+async def has_request_rows(database: Database, batch_id: str) -> bool:
+    """Whether a batch still has its request rows (retention prunes a finished batch's)."""
+    async with database.read() as conn:
+        result = await conn.exec_driver_sql(_HAS_REQUESTS[database.dialect], (batch_id,))
+        return bool(result.scalar_one())

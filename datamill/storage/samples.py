@@ -39,10 +39,13 @@ from datamill.storage.search import SearchQuery, search_condition
 # The first key of the two-key advisory locks on datasets (any constant; the two-key space
 # is apart from the one-key locks of migrations).
 _LOCK_NAMESPACE = 7_263_512
-# Rows per INSERT: 18 columns each stays far below both stores' bound-parameter limits.
+# Rows per INSERT: 20 columns each stays far below both stores' bound-parameter limits.
 INSERT_CHUNK = 500
 # Provenance fields kept as columns (stats add them up); the rest stays in the JSON.
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cost")
+# The longest ``provenance.batch_id`` or ``job_id`` its indexed column holds
+# (`protocol.datasets.SampleProvenance` refuses longer ones).
+MAX_PROVENANCE_ID = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,8 @@ class SampleFilter:
     visibility: Visibility = Visibility.exclude
     search: SearchQuery | None = None
     ids: tuple[str, ...] = ()
+    batch_id: str | None = None  # ``provenance.batch_id``
+    job_id: str | None = None  # ``provenance.job_id``
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +183,14 @@ def _row_values(dataset_id: str, sample: NewSample, now: float) -> dict[str, Any
         "cost": float(usage["cost"]),
         "random_key": random.random(),
         "created_at": now,
+        "batch_id": _indexed(provenance.get("batch_id")),
+        "job_id": _indexed(provenance.get("job_id")),
     }
+
+
+def _indexed(value: Any) -> str | None:
+    """A provenance id as its column holds it: a string that fits, else nothing."""
+    return value if isinstance(value, str) and len(value) <= MAX_PROVENANCE_ID else None
 
 
 async def _lock_dataset(conn: AsyncConnection, dataset_id: str) -> None:
@@ -300,6 +312,10 @@ def _conditions(
         conditions.append(samples.c.created_at < where.created_before)
     if where.ids:
         conditions.append(samples.c.id.in_(where.ids))
+    for name in ("batch_id", "job_id"):  # provenance's, copied to indexed columns
+        value = getattr(where, name)
+        if value is not None:
+            conditions.append(samples.c[name] == value)
     if where.search is not None:
         conditions.append(search_condition(dialect, where.search))
     return conditions
@@ -321,6 +337,17 @@ async def _get_sample(
     query = select(*_COLUMNS).where(samples.c.dataset_id == dataset_id, samples.c.id == sample_id)
     row = (await conn.execute(query)).first()
     return _record(row) if row else None
+
+
+async def batch_request_ids(database: Database, dataset_id: str, batch_id: str) -> set[str]:
+    """The ``provenance.request_id`` of the dataset's samples (deleted ones too) whose
+    provenance names the batch: the requests a batch import brought in already."""
+    request_id = samples.c.provenance["request_id"].as_string()
+    query = select(request_id).where(
+        samples.c.dataset_id == dataset_id, samples.c.batch_id == batch_id
+    )
+    async with database.read() as conn:
+        return {value for value in (await conn.execute(query)).scalars() if value is not None}
 
 
 async def list_samples(

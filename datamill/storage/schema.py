@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -408,6 +409,9 @@ samples = Table(
     Column("random_key", Float, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("deleted_at", Float, nullable=True),
+    # Copies of ``provenance.batch_id`` and ``provenance.job_id``, for the filters' indexes.
+    Column("batch_id", String(256), nullable=True),
+    Column("job_id", String(256), nullable=True),
     # At most one live sample per content in a dataset; deleted ones do not count.
     Index(
         "uq_samples_live_hash",
@@ -431,6 +435,21 @@ samples = Table(
     Index(None, "dataset_id", "sample_type"),
     Index(None, "dataset_id", "model"),
     Index(None, "dataset_id", "random_key"),
+    # A batch's or a generation job's samples (most samples have one or the other).
+    Index(
+        "ix_samples_batch_id",
+        "dataset_id",
+        "batch_id",
+        sqlite_where=text("batch_id IS NOT NULL"),
+        postgresql_where=text("batch_id IS NOT NULL"),
+    ),
+    Index(
+        "ix_samples_job_id",
+        "dataset_id",
+        "job_id",
+        sqlite_where=text("job_id IS NOT NULL"),
+        postgresql_where=text("job_id IS NOT NULL"),
+    ),
     # The few deleted samples, for listing and restoring them.
     Index(
         "ix_samples_deleted",
@@ -439,6 +458,25 @@ samples = Table(
         sqlite_where=text("deleted_at IS NOT NULL"),
         postgresql_where=text("deleted_at IS NOT NULL"),
     ),
+)
+
+# Every version of an edited sample (`storage.sample_history`): version 1 is the sample
+# as it was created (written at its first change), each edit or restore adds the next.
+sample_history = Table(
+    "sample_history",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("sample_id", String(64), ForeignKey("samples.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("action", String(16), nullable=False),  # created, edited, restored
+    Column("restored_from", Integer, nullable=True),  # the version a restore brought back
+    Column("topic", String(200), nullable=True),
+    Column("sample_type", String(100), nullable=True),
+    Column("content", JSON(none_as_null=True), nullable=False),
+    Column("metadata", JSON(none_as_null=True), nullable=True),
+    Column("changed_by", String(64), nullable=True),  # the caller's key id; None: local
+    Column("changed_at", Float, nullable=False),
+    UniqueConstraint("sample_id", "version"),
 )
 
 # The server's event stream (`GET /api/events`): each change worth showing live, in the

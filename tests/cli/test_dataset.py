@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from datamill.cli.common import ExitCode
-from tests.cli.conftest import CliEnv, RunCli
+from datamill_testing.mock_process import MockProviderProcess
+from tests.cli.conftest import CliEnv, RunCli, write_requests
 
 
 @pytest.fixture
@@ -149,3 +150,47 @@ def test_help_lists_the_dataset_commands(invoke: RunCli):
 
     for command in ("list", "create", "show", "import", "export", "search", "delete", "restore"):
         assert command in done.stdout
+
+
+def test_export_and_search_by_batch_or_job(invoke: RunCli, tmp_path: Path):
+    rows = [
+        {"content": {"q": "prime one"}, "provenance": {"batch_id": "batch_1"}},
+        {"content": {"q": "prime two"}, "provenance": {"job_id": "gen_1"}},
+    ]
+    invoke("dataset", "import", "faq", str(write_samples(tmp_path / "in.jsonl", rows)), "--create")
+
+    by_batch = invoke("dataset", "export", "faq", "--batch-id", "batch_1")
+    by_job = invoke("dataset", "search", "faq", "prime", "--job-id", "gen_1")
+
+    assert by_batch.code == ExitCode.ok, by_batch.output
+    assert [orjson.loads(line)["content"]["q"] for line in by_batch.stdout.splitlines()] == [
+        "prime one"
+    ]
+    assert by_job.code == ExitCode.ok, by_job.output
+    assert "prime two" in by_job.stdout
+    assert "prime one" not in by_job.stdout
+
+
+def test_a_batch_imported_into_a_dataset(
+    invoke: RunCli, cli_env: CliEnv, mock_provider: MockProviderProcess, tmp_path: Path
+):
+    cli_env.update(OPENAI_BASE_URL=mock_provider.base_url, OPENAI_API_KEY="sk-test-not-a-key")
+    write_requests(tmp_path / "in.jsonl", 3, rejected={1})
+    ran = invoke("batch", "run", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"))
+    assert "2 succeeded, 1 failed of 3" in ran.output, ran.output
+    listed = invoke("batch", "list")
+    [batch_id] = [word for word in listed.stdout.split() if word.startswith("batch_")]
+
+    imported = invoke("dataset", "import-batch", "answers", batch_id, "--create")
+    again = invoke("dataset", "import-batch", "answers", batch_id, "--json")
+    unknown = invoke("dataset", "import-batch", "answers", "batch_nope")
+
+    assert imported.code == ExitCode.ok, imported.output
+    assert f"imported 2 of 2 answers of {batch_id}" in imported.output
+    assert orjson.loads(again.stdout)["duplicates"] == 2
+    assert unknown.code != ExitCode.ok
+    assert "batch_nope" in unknown.output
+    exported = invoke("dataset", "export", "answers", "--batch-id", batch_id)
+    lines = [orjson.loads(line) for line in exported.stdout.splitlines()]
+    assert sorted(line["provenance"]["request_id"] for line in lines) == ["r0", "r2"]
+    assert lines[0]["content"]["messages"][-1]["role"] == "assistant"

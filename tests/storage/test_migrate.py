@@ -254,3 +254,48 @@ def _downgrade(sync: Any, revision: str) -> None:
     from alembic import command
 
     command.downgrade(migrate._config(sync), revision)
+
+
+async def test_0015_copies_the_provenance_ids_of_existing_samples(open_empty):
+    from alembic import command
+
+    database = open_empty()
+    async with database.write() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(migrate._config(sync), "0014"))
+        await conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)"))
+        await conn.execute(
+            text(
+                "INSERT INTO datasets (id, project_id, name, created_at, updated_at) "
+                "VALUES ('ds_1', 'p', 'd', 0, 0)"
+            )
+        )
+        provenances = [
+            '{"batch_id": "batch_1", "request_id": "r"}',
+            '{"job_id": "gen_1", "batch_id": "batch_2"}',
+            '{"batch_id": 7}',  # not a string: no id of a batch
+            '{"batch_id": "%s"}' % ("b" * 300),  # too long for the column
+            None,
+        ]
+        for n, provenance in enumerate(provenances):
+            await conn.execute(
+                text(
+                    "INSERT INTO samples (id, dataset_id, content, text, content_hash, "
+                    "provenance, random_key, created_at) "
+                    "VALUES (:id, 'ds_1', '{}', '', :hash, :provenance, 0.5, 0)"
+                ),
+                {"id": f"smp_{n}", "hash": f"h{n}", "provenance": provenance},
+            )
+
+    async with database.write() as conn:
+        await conn.run_sync(migrate.run_migrations)
+
+    async with database.read() as conn:
+        rows = (await conn.execute(text("SELECT batch_id, job_id FROM samples ORDER BY id"))).all()
+    assert [tuple(row) for row in rows] == [
+        ("batch_1", None),
+        ("batch_2", "gen_1"),
+        (None, None),
+        (None, None),
+        (None, None),
+    ]
+    assert await schema_differences(database) == []

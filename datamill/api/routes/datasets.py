@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.downloads import download_headers
 from datamill.api.uploads import form_file, multipart_body, parse_form, read_upload
-from datamill.callers import MEMBER, REVIEWER, VIEWER
+from datamill.callers import MEMBER, REVIEWER, VIEWER, CallerDep
 from datamill.curation.exports import (
     EXTENSIONS,
     MEDIA_TYPES,
@@ -26,6 +26,8 @@ from datamill.curation.service import SampleQuery
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
 from datamill.protocol.datasets import (
+    BatchImportReport,
+    BatchImportRequest,
     DatasetCreate,
     DatasetDeleted,
     DatasetObject,
@@ -33,13 +35,16 @@ from datamill.protocol.datasets import (
     ExportCheck,
     ExportFormat,
     ImportReport,
+    SampleCreate,
     SampleFilterBody,
     SampleObject,
     SamplesChanged,
     SampleStatus,
+    SampleUpdate,
+    SampleVersionObject,
     Visibility,
 )
-from datamill.render.datasets import dataset_object, sample_object
+from datamill.render.datasets import dataset_object, sample_object, sample_version_object
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
@@ -55,6 +60,8 @@ async def sample_query(
     created_before: Time = None,
     deleted: Visibility = Visibility.exclude,
     q: Annotated[str | None, Query(description='search: words, "phrases", -excluded')] = None,
+    batch_id: Annotated[str | None, Query(description="provenance names this batch")] = None,
+    job_id: Annotated[str | None, Query(description="provenance names this job")] = None,
 ) -> SampleQuery:
     """The sample filters every read and export of samples takes."""
     return SampleQuery(
@@ -66,6 +73,8 @@ async def sample_query(
         created_before=created_before,
         deleted=deleted,
         q=q,
+        batch_id=batch_id,
+        job_id=job_id,
     )
 
 
@@ -155,6 +164,21 @@ async def list_samples(
     return ListObject[SampleObject].page([sample_object(r) for r in records], has_more=has_more)
 
 
+@router.post("/{dataset_id}/samples", dependencies=[REVIEWER], response_model=SampleObject)
+async def add_sample(
+    dataset_id: str,
+    body: SampleCreate,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    caller: CallerDep,
+) -> SampleObject:
+    """Add one sample; a 409 ``duplicate_sample`` when a live sample has its content."""
+    record = await runtime.datasets.add_sample(
+        dataset_id, body, project_id=project_id, changed_by=caller.key_id
+    )
+    return sample_object(record)
+
+
 @router.post("/{dataset_id}/samples/delete", dependencies=[REVIEWER], response_model=SamplesChanged)
 async def delete_samples(
     dataset_id: str, body: SampleFilterBody, runtime: RuntimeDep, project_id: ProjectDep
@@ -178,6 +202,59 @@ async def retrieve_sample(
     dataset_id: str, sample_id: str, runtime: RuntimeDep, project_id: ProjectDep
 ) -> SampleObject:
     record = await runtime.datasets.get_sample(dataset_id, sample_id, project_id=project_id)
+    return sample_object(record)
+
+
+@router.patch(
+    "/{dataset_id}/samples/{sample_id}", dependencies=[REVIEWER], response_model=SampleObject
+)
+async def update_sample(
+    dataset_id: str,
+    sample_id: str,
+    body: SampleUpdate,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    caller: CallerDep,
+) -> SampleObject:
+    """Change a live sample's content, topic, sample_type or metadata; the previous version
+    stays in its history."""
+    record = await runtime.datasets.update_sample(
+        dataset_id, sample_id, body, project_id=project_id, changed_by=caller.key_id
+    )
+    return sample_object(record)
+
+
+@router.get(
+    "/{dataset_id}/samples/{sample_id}/history",
+    dependencies=[VIEWER],
+    response_model=ListObject[SampleVersionObject],
+)
+async def sample_history(
+    dataset_id: str, sample_id: str, runtime: RuntimeDep, project_id: ProjectDep
+) -> ListObject[SampleVersionObject]:
+    """A sample's versions, oldest first: who changed what, and when."""
+    versions = await runtime.datasets.sample_history(dataset_id, sample_id, project_id=project_id)
+    objects = [sample_version_object(sample_id, v) for v in versions]
+    return ListObject[SampleVersionObject].page(objects, has_more=False)
+
+
+@router.post(
+    "/{dataset_id}/samples/{sample_id}/history/{version}/restore",
+    dependencies=[REVIEWER],
+    response_model=SampleObject,
+)
+async def restore_sample_version(
+    dataset_id: str,
+    sample_id: str,
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    caller: CallerDep,
+) -> SampleObject:
+    """Bring a past version back, recorded as a new version."""
+    record = await runtime.datasets.restore_sample_version(
+        dataset_id, sample_id, version, project_id=project_id, changed_by=caller.key_id
+    )
     return sample_object(record)
 
 
@@ -225,6 +302,14 @@ async def import_samples(
         )
     finally:
         await form.close()
+
+
+@router.post("/{dataset_id}/import-batch", dependencies=[MEMBER], response_model=BatchImportReport)
+async def import_batch(
+    dataset_id: str, body: BatchImportRequest, runtime: RuntimeDep, project_id: ProjectDep
+) -> BatchImportReport:
+    """A finished batch's succeeded answers as samples, one per request; again: none added."""
+    return await runtime.datasets.import_batch(dataset_id, body, project_id=project_id)
 
 
 async def export_options(
