@@ -117,6 +117,13 @@ async def get_endpoint(
     return None if row is None else _endpoint(row)
 
 
+async def any_enabled_endpoint(database: Database) -> bool:
+    """Whether some project has an enabled endpoint (a read: the side task's idle check)."""
+    query = select(webhook_endpoints.c.id).where(webhook_endpoints.c.enabled.is_(True)).limit(1)
+    async with database.read() as conn:
+        return (await conn.execute(query)).first() is not None
+
+
 async def list_endpoints(database: Database, *, project_id: str) -> list[EndpointRecord]:
     query = _ENDPOINTS.where(webhook_endpoints.c.project_id == project_id).order_by(
         webhook_endpoints.c.seq

@@ -72,7 +72,11 @@ class WebhookDispatcher:
 
     async def run_once(self) -> int:
         """One round: produce every new message, then deliver the due ones; return how
-        many attempts were made."""
+        many attempts were made. With no enabled endpoint anywhere it only reads: no write
+        transaction a second beside the engine's (the cursor waits; endpoints only get
+        events written after they were made)."""
+        if not await repo.any_enabled_endpoint(self.database):
+            return 0
         await self.produce()
         attempts = 0
         while not self._stopping:
