@@ -19,19 +19,21 @@ async def test_a_gateway_call_does_not_wait_behind_a_batch(make_api, make_mock):
         await api.wait_for(batch["id"], lambda b: b["request_counts"]["completed"] >= 4)
         gate = api.runtime.router.get("mock").gate
         assert gate.concurrency.held == 2  # every slot taken by the batch, calls waiting
-        started = time.monotonic()
+        sent_before = mock.stats()["total"]
         response = await api.client.post(
             "/v1/chat/completions",
             json={"model": "mock-model", "messages": [{"role": "user", "content": "now"}]},
         )
-        waited = time.monotonic() - started
+        sent_meanwhile = mock.stats()["total"] - sent_before - 1  # the batch's, not its own
         still_running = (await api.batch(batch["id"]))["status"] == "in_progress"
         await api.client.post(f"/v1/batches/{batch['id']}/cancel")
 
     assert response.status_code == 200
     assert still_running
-    # One batch call ahead of it at most, then its own: a few hundred ms, not the queue's 9 s.
-    assert waited < 1.0
+    # It went ahead of the batch's queue (about 190 calls): while it waited for a slot and
+    # ran, the other slot served a few batch calls, however slow the machine (counted, not
+    # timed: at 100 ms a call, each slot serves about one call per call of its own).
+    assert sent_meanwhile < 20
 
 
 async def test_a_wait_at_the_gate_counts_against_the_calls_timeout(make_api, make_mock):
