@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 
 from datamill.curation.exports import ExportOptions
-from datamill.curation.service import SampleQuery
+from datamill.curation.lookups import SampleQuery
 from datamill.protocol.datasets import DatasetCreate, ExportFormat
 from datamill.runtime import Runtime
 from datamill.settings import load_settings

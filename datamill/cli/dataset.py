@@ -296,7 +296,7 @@ def export(
     with --split."""
     from datamill.curation.exports import EXTENSIONS, ExportOptions
     from datamill.curation.formats.chat import ChatMapping
-    from datamill.curation.service import SampleQuery  # loaded by the commands that use it
+    from datamill.curation.lookups import SampleQuery  # loaded by the commands that use it
 
     splits = None if split is None else _checked_splits(split)
     output = None if output_name is None else Path(output_name)
@@ -445,7 +445,7 @@ def search(
     """The newest samples of DATASET matching QUERY: id, topic, type and content."""
 
     async def work(runtime: Runtime) -> list[Any]:
-        from datamill.curation.service import SampleQuery
+        from datamill.curation.lookups import SampleQuery
 
         dataset_id = await runtime.datasets.resolve(dataset)
         filters = SampleQuery(

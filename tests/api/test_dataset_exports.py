@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
-from datamill.curation import service
+from datamill.curation import exporting
 from datamill.curation.exports import ExportOptions
 from datamill.curation.formats.splits import parse_splits
-from datamill.curation.service import SampleQuery
+from datamill.curation.lookups import SampleQuery
 from datamill.protocol.datasets import ExportFormat
 from tests.api.conftest import Api, assert_error
 from tests.api.test_datasets import create, import_rows, row
@@ -171,7 +171,7 @@ async def test_an_icl_export_is_a_prompt_file_of_examples(api: Api):
 
 
 async def test_a_csv_export_flattens_the_content(api: Api, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(service, "EXPORT_PAGE", 2)  # the third sample comes in a later page
+    monkeypatch.setattr(exporting, "EXPORT_PAGE", 2)  # the third sample comes in a later page
     dataset_id = (await create(api))["id"]
     await import_rows(
         api,
@@ -262,7 +262,7 @@ async def test_a_re_export_is_byte_identical(api: Api):
 async def test_all_splits_in_one_pass_are_the_single_split_exports(
     api: Api, fmt: str, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(service, "EXPORT_PAGE", 7)  # several pages, some splits empty in one
+    monkeypatch.setattr(exporting, "EXPORT_PAGE", 7)  # several pages, some splits empty in one
     dataset_id = (await create(api))["id"]
     await import_rows(api, dataset_id, [row(f"q{i}", topic="t") for i in range(40)])
     options = ExportOptions(splits=parse_splits(SPLITS), seed=5)

@@ -210,9 +210,9 @@ async def test_exports_take_the_list_filters(api: Api):
 async def test_a_parquet_export_reads_back_with_pyarrow(api: Api, monkeypatch: pytest.MonkeyPatch):
     import pyarrow.parquet as pq
 
-    from datamill.curation import service
+    from datamill.curation import exporting
 
-    monkeypatch.setattr(service, "EXPORT_PAGE", 2)  # three row groups for five samples
+    monkeypatch.setattr(exporting, "EXPORT_PAGE", 2)  # three row groups for five samples
     dataset_id = (await create(api, "faq"))["id"]
     await import_rows(
         api, dataset_id, [*ROWS, row("x", provenance={"input_tokens": 7}, metadata={"m": 1})]
@@ -285,9 +285,9 @@ async def test_a_large_import_refreshes_postgresqls_statistics(
         pytest.skip("SQLite's planner needs no statistics")
     from sqlalchemy import text
 
-    from datamill.curation import service
+    from datamill.curation import importing
 
-    monkeypatch.setattr(service, "ANALYZE_AFTER", 3)
+    monkeypatch.setattr(importing, "ANALYZE_AFTER", 3)
     dataset_id = (await create(api))["id"]
     query = text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'samples'")
 

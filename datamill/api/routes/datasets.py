@@ -22,7 +22,7 @@ from datamill.curation.exports import (
 from datamill.curation.formats.chat import ChatMapping
 from datamill.curation.formats.report import ExportReport
 from datamill.curation.formats.splits import parse_splits
-from datamill.curation.service import SampleQuery
+from datamill.curation.lookups import SampleQuery
 from datamill.errors import InvalidRequest
 from datamill.protocol.common import ListObject
 from datamill.protocol.datasets import (
