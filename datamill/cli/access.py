@@ -7,15 +7,13 @@ once; only its hash is stored.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
-import orjson
 import typer
 from rich.markup import escape
 
-from datamill.cli.common import console, print_columns, stdout
+from datamill.cli.common import console, print_columns, print_json, stdout
 from datamill.cli.store import run_on_store
 from datamill.protocol.access import KeyObject, Role
 from datamill.render.access import key_object, project_object
@@ -38,10 +36,6 @@ def _when(moment: int | None) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _print_json(value: object) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
 @projects_app.command("create")
 def create_project(
     name: Annotated[str, typer.Argument(help="a unique name: letters, digits, '.', '_', '-'")],
@@ -52,7 +46,7 @@ def create_project(
     async def work(runtime: Runtime) -> None:
         project = project_object(await runtime.auth.create_project(name))
         if json:
-            _print_json(project.model_dump(exclude={"admin_key"}))
+            print_json(project.model_dump(exclude={"admin_key"}))
             return
         stdout.print(project.id, markup=False, highlight=False)
         console.print(
@@ -70,7 +64,7 @@ def list_projects(json: JsonOption = False) -> None:
     async def work(runtime: Runtime) -> None:
         found = [project_object(p) for p in await runtime.auth.list_projects()]
         if json:
-            _print_json([p.model_dump(exclude={"admin_key"}) for p in found])
+            print_json([p.model_dump(exclude={"admin_key"}) for p in found])
             return
         rows = [("ID", "NAME", "CREATED")]
         rows += [(p.id, p.name, _when(p.created_at)) for p in found]
@@ -111,7 +105,7 @@ def create_key(
 
     created = run_on_store(work)
     if json:
-        _print_json(created.model_dump())
+        print_json(created.model_dump())
         return
     stdout.print(created.key, markup=False, highlight=False)
     expiry = f", expires {_when(created.expires_at)} UTC" if created.expires_at else ""
@@ -136,7 +130,7 @@ def list_keys(
 
     found = run_on_store(work)
     if json:
-        _print_json([k.model_dump() for k in found])
+        print_json([k.model_dump() for k in found])
         return
     if not found:
         console.print("no API key yet: the server runs in local mode on loopback")
@@ -177,7 +171,7 @@ def revoke_key(
 
     revoked = run_on_store(work)
     if json:
-        _print_json(revoked.model_dump())
+        print_json(revoked.model_dump())
         return
     owner = escape(revoked.project)
     console.print(f"revoked {revoked.id} ({revoked.prefix}…, {revoked.role.value} of {owner})")

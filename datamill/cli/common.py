@@ -114,3 +114,10 @@ def print_columns(rows: Sequence[tuple[str, ...]], *, right: int = 99) -> None:
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         stdout.print("  ".join(cells).rstrip(), markup=False, highlight=False)
+
+
+def print_json(value: object) -> None:
+    """A `--json` answer on stdout: the API's objects, indented, nothing else."""
+    import orjson
+
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")

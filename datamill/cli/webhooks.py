@@ -4,15 +4,13 @@ service as `/api/webhooks`. A replay is sent by a running worker process."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
-import orjson
 import typer
 from rich.markup import escape
 
-from datamill.cli.common import console, print_columns, stdout
+from datamill.cli.common import console, print_columns, print_json, stdout
 from datamill.cli.store import run_on_store
 from datamill.protocol.webhooks import WebhookDeliveryObject, WebhookObject
 from datamill.render.webhooks import delivery_object, webhook_object
@@ -27,10 +25,6 @@ ProjectOption = Annotated[
     str, typer.Option("--project", help="the project's name or id (default: default)")
 ]
 WebhookArgument = Annotated[str, typer.Argument(metavar="WEBHOOK_ID", help="the endpoint (wh_...)")]
-
-
-def _print_json(value: object) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _when(moment: int | None) -> str:
@@ -61,7 +55,7 @@ def create(
 
     created = run_on_store(work)
     if json:
-        _print_json(created.model_dump())
+        print_json(created.model_dump())
         return
     stdout.print(created.secret, markup=False, highlight=False)
     console.print(
@@ -80,7 +74,7 @@ def list_endpoints(project: ProjectOption = "default", json: JsonOption = False)
 
     found = run_on_store(work)
     if json:
-        _print_json([e.model_dump() for e in found])
+        print_json([e.model_dump() for e in found])
         return
     rows = [("ID", "STATE", "EVENT TYPES", "URL")]
     for e in found:
@@ -101,7 +95,7 @@ def send_test(
 
     sent = run_on_store(work)
     if json:
-        _print_json(sent.model_dump())
+        print_json(sent.model_dump())
         return
     stdout.print(sent.id, markup=False, highlight=False)
     console.print("enqueued: a running worker sends it")
@@ -125,7 +119,7 @@ def deliveries(
 
     found = run_on_store(work)
     if json:
-        _print_json([d.model_dump() for d in found])
+        print_json([d.model_dump() for d in found])
         return
     rows = [("ID", "TYPE", "STATUS", "CREATED", "LAST", "ATTEMPTS")]
     for d in found:
@@ -151,7 +145,7 @@ def replay(
 
     replayed = run_on_store(work)
     if json:
-        _print_json(replayed.model_dump())
+        print_json(replayed.model_dump())
         return
     console.print(f"{replayed.id} is due again now: a running worker sends it")
 
