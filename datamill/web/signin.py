@@ -3,7 +3,8 @@
 ``POST /login`` checks the key and keeps it in an HttpOnly, SameSite=Strict cookie (Secure
 over HTTPS), which the pages' requests and the event stream then carry. Changes sent with
 the cookie need the page's CSRF token too (`datamill.callers`). The sign-in form itself is
-refused from another origin, so no site can sign a visitor in with a key of its own.
+refused from another origin by the request guard (`api.guard`), like every change, so no
+site can sign a visitor in with a key of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from datamill.callers import PUBLIC, SESSION_COOKIE
-from datamill.errors import PermissionDenied, Unauthenticated
+from datamill.errors import Unauthenticated
 from datamill.runtime import Runtime
 from datamill.web.access import SignInRequired
 from datamill.web.pages import Page
@@ -34,13 +35,6 @@ def safe_next(path: str | None) -> str:
         return "/"
     parts = urlsplit(path)
     return path if not parts.scheme and not parts.netloc else "/"
-
-
-def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 async def _form(request: Request) -> dict[str, Any]:
@@ -72,8 +66,6 @@ async def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post("/login", dependencies=[PUBLIC], response_model=None)
 async def login(request: Request) -> Response:
     """Check the key; keep it in the session cookie and go on, or show the form again."""
-    if not _same_origin(request):
-        raise PermissionDenied("sign in from this server's own page", code="cross_origin")
     form = await _form(request)
     next_path = safe_next(form.get("next"))
     runtime: Runtime = request.app.state.runtime
@@ -104,8 +96,6 @@ async def login(request: Request) -> Response:
 @router.post("/logout", dependencies=[PUBLIC], response_model=None)
 async def logout(request: Request) -> Response:
     """Forget the session cookie."""
-    if not _same_origin(request):
-        raise PermissionDenied("sign out from this server's own page", code="cross_origin")
     answer = RedirectResponse("/login", status_code=303)
     answer.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return answer
