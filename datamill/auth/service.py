@@ -101,7 +101,8 @@ class AuthService:
         self._epoch = 0  # moved by a revocation: a read begun before it is not cached
         self._touched: dict[str, float] = {}
         self._requests: dict[str, deque[float]] = {}
-        self._spend: dict[str, tuple[float, float]] = {}  # key id -> (spent, when read)
+        # key id -> (spent, when the oldest of it was spent, when read)
+        self._spend: dict[str, tuple[float, float | None, float]] = {}
 
     # -- modes -------------------------------------------------------------------------
 
@@ -244,13 +245,14 @@ class AuthService:
         window.append(now)
 
     async def _check_spend(self, key_id: str, limit: float, now: float) -> None:
-        spent, read_at = self._spend.get(key_id, (0.0, -math.inf))
+        spent, earliest, read_at = self._spend.get(key_id, (0.0, None, -math.inf))
         if now - read_at >= CACHE_SECONDS:
-            spent, _ = await key_store.key_spend(self._database, key_id, since=now - SPEND_WINDOW)
-            self._spend[key_id] = (spent, now)
+            spent, earliest = await key_store.key_spend(
+                self._database, key_id, since=now - SPEND_WINDOW
+            )
+            self._spend[key_id] = (spent, earliest, now)
         if spent < limit:
             return
-        _, earliest = await key_store.key_spend(self._database, key_id, since=now - SPEND_WINDOW)
         wait = (earliest + SPEND_WINDOW - now) if earliest is not None else 60.0
         raise KeyLimitExceeded(
             f"this API key spent ${spent:.4f} of its ${limit:g} per 24 hours; spending "
