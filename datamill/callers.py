@@ -116,7 +116,7 @@ def route_policies(app: Any) -> dict[tuple[str, str], list[Policy]]:
     that declares none maps to an empty list). Mounted apps (the static assets) are not
     routes: what they serve is public by nature."""
     found: dict[tuple[str, str], list[Policy]] = {}
-    for route in _flat_routes(app.routes):
+    for route in flat_routes(app.routes):
         dependant = getattr(route, "dependant", None)
         methods = getattr(route, "methods", None)
         if dependant is None or not methods:
@@ -127,11 +127,12 @@ def route_policies(app: Any) -> dict[tuple[str, str], list[Policy]]:
     return found
 
 
-def _flat_routes(routes: list[Any]) -> list[Any]:
+def flat_routes(routes: list[Any]) -> list[Any]:
+    """Routes, with those of included routers (the dashboard's pages) listed one by one."""
     flat: list[Any] = []
     for route in routes:
         included = getattr(route, "original_router", None)
-        flat += _flat_routes(included.routes) if included is not None else [route]
+        flat += flat_routes(included.routes) if included is not None else [route]
     return flat
 
 

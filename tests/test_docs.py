@@ -355,18 +355,13 @@ def api_routes() -> set[str]:
         for path, operations in app.openapi()["paths"].items()
         for method in operations
     }
-    for route in _flat_routes(app.routes):
+    from datamill.callers import flat_routes
+
+    for route in flat_routes(app.routes):
         methods = getattr(route, "methods", None)
         if methods and getattr(route, "include_in_schema", True) is False:
             routes |= {f"{m} {route.path}" for m in methods if m != "HEAD"}
     return routes
-
-
-def _flat_routes(routes: list[Any]) -> Iterator[Any]:
-    """Routes, with those of included routers (the dashboard's pages) listed one by one."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        yield from _flat_routes(included.routes) if included is not None else [route]
 
 
 def test_every_api_route_is_documented_and_nothing_else():
