@@ -1,0 +1,1 @@
+"""Task schemas: how each type of sample is displayed, validated, reviewed and exported."""
