@@ -199,6 +199,10 @@ def test_a_revoked_keys_page_is_sent_to_sign_in_and_back_to_the_same_view(
     )
     browsing = browse(allow=(UNAUTHORIZED,))
     page = sign_in(browsing, made["key"], "/")
+    # The page's event stream is held, so the page learns of the revocation from its next
+    # call, not from its stream ending (the other path, tested below).
+    held: list[Route] = []
+    page.route(re.compile(r"/api/events\?"), lambda route: held.append(route))
     page.goto(dashboard.url + view)
     expect(page.locator("#job")).to_be_visible()
 
