@@ -1,0 +1,233 @@
+"""What the agreement statistics read, as plain values: ratings, gold answers and final
+decisions, and each question of a task schema as a scale of categories.
+
+A ``labels`` question with ``multiple`` becomes one yes/no scale per option, named
+``question[option]``; a ``text`` question has no scale (free text has no agreement). A
+rating of a question the schema does not have, or of a text question, is ignored; a value
+that does not fit its question (a rating of 7, a label not among the options) is counted
+as invalid and left out. One reviewer has one answer per item and question: of two, the
+later in the input counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from datamill.review.statistics import Level
+from datamill.task_schemas.model import DECISION_VALUES, RATING_RANGE, Question, QuestionKind
+
+# A review's answer to one question: a decision or a single label (str), a rating (int),
+# or the labels chosen of a ``multiple`` question (a tuple; a list is taken too).
+Value = str | int | tuple[str, ...]
+Indexes = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """One reviewer's answer to one question about one item."""
+
+    item_id: str
+    reviewer_id: str
+    question: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """A question as the statistics see it: its categories, in order, and their level."""
+
+    key: str  # the question's name, or ``name[option]`` for an option of a multiple labels
+    question: Question
+    option: str | None
+    categories: tuple[str | int, ...]
+    level: Level
+
+    def category(self, value: object) -> int | None:
+        """The index of ``value`` among the categories, or None if it does not fit."""
+        kind = self.question.kind
+        if self.option is not None:
+            if not isinstance(value, tuple | list):
+                return None
+            if not all(isinstance(v, str) and v in self.question.options for v in value):
+                return None
+            return int(self.option in value)
+        if kind is QuestionKind.rating:
+            # bool is an int in Python, and True is not a rating of 1.
+            if isinstance(value, bool) or not isinstance(value, int):
+                return None
+            low, high = RATING_RANGE
+            return value - low if low <= value <= high else None
+        if not isinstance(value, str):
+            return None
+        try:
+            return self.categories.index(value)
+        except ValueError:
+            return None
+
+
+def scales_of(questions: Iterable[Question]) -> list[Scale]:
+    """The scales of a schema's questions, in their order (text questions have none)."""
+    scales = []
+    for question in questions:
+        kind = question.kind
+        if kind is QuestionKind.decision:
+            scales.append(Scale(question.name, question, None, DECISION_VALUES, Level.nominal))
+        elif kind is QuestionKind.rating:
+            low, high = RATING_RANGE
+            values = tuple(range(low, high + 1))
+            scales.append(Scale(question.name, question, None, values, Level.ordinal))
+        elif kind is QuestionKind.labels and question.multiple:
+            for option in question.options:
+                key = f"{question.name}[{option}]"
+                scales.append(Scale(key, question, option, ("no", "yes"), Level.nominal))
+        elif kind is QuestionKind.labels:
+            categories = tuple(question.options)
+            scales.append(Scale(question.name, question, None, categories, Level.nominal))
+    return scales
+
+
+@dataclass(slots=True)
+class ScaleRatings:
+    """One scale's valid ratings as parallel arrays sorted by item, then reviewer (indexes
+    into `Collected`'s ids), and its gold answers by item index."""
+
+    scale: Scale
+    items: Indexes
+    reviewers: Indexes
+    categories: Indexes
+    gold: dict[int, int]
+    invalid: int
+
+    def counts(self, item_count: int) -> npt.NDArray[np.int64]:
+        """Items x categories: how many ratings of each value each item has."""
+        width = len(self.scale.categories)
+        flat = np.bincount(self.items * width + self.categories, minlength=item_count * width)
+        return flat.reshape(item_count, width).astype(np.int64)
+
+
+@dataclass(slots=True)
+class Collected:
+    """Every scale's ratings over one numbering of items and reviewers (reviewers in the
+    order of their ids, so each pair is named in one order)."""
+
+    item_ids: list[str]
+    reviewer_ids: list[str]
+    scales: list[ScaleRatings]
+    answers: int  # answers to the scales' questions, one per item, reviewer and question
+    ignored: int  # ratings of no scale: unknown or text questions
+    # The decision scale's final category by item index, where one is given and valid.
+    final: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def decision(self) -> ScaleRatings | None:
+        return next(
+            (s for s in self.scales if s.scale.question.kind is QuestionKind.decision), None
+        )
+
+
+def collect_ratings(
+    ratings: Iterable[Rating],
+    *,
+    questions: Sequence[Question],
+    gold: Mapping[str, Mapping[str, Value]],
+    final_decisions: Mapping[str, str],
+) -> Collected:
+    """Ratings checked against their questions and numbered for the statistics."""
+    scales = scales_of(questions)
+    by_question: dict[str, list[int]] = {}
+    for n, scale in enumerate(scales):
+        by_question.setdefault(scale.question.name, []).append(n)
+    item_index: dict[str, int] = {}
+    reviewer_index: dict[str, int] = {}
+    latest: dict[tuple[str, int, int], Value] = {}
+    ignored = 0
+    for rating in ratings:
+        if rating.question not in by_question:
+            ignored += 1
+            continue
+        item = item_index.setdefault(rating.item_id, len(item_index))
+        reviewer = reviewer_index.setdefault(rating.reviewer_id, len(reviewer_index))
+        latest[rating.question, item, reviewer] = rating.value
+
+    # Few distinct values recur many times: each is checked against its scales once.
+    encoder = _Encoder(scales, by_question)
+    columns: list[tuple[list[int], list[int], list[int]]] = [([], [], []) for _ in scales]
+    invalid = [0] * len(scales)
+    for (question, item, reviewer), value in latest.items():
+        for n, category in encoder.encode(question, value):
+            if category is None:
+                invalid[n] += 1
+            else:
+                items, reviewers, categories = columns[n]
+                items.append(item)
+                reviewers.append(reviewer)
+                categories.append(category)
+
+    # Reviewers are numbered in the order of their ids, so a pair is always named (a, b).
+    reviewer_ids = sorted(reviewer_index)
+    rank = np.zeros(len(reviewer_ids), np.int64)
+    for new, reviewer_id in enumerate(reviewer_ids):
+        rank[reviewer_index[reviewer_id]] = new
+    collected = []
+    for scale, (items, reviewers, categories), bad in zip(scales, columns, invalid, strict=True):
+        item_array = np.array(items, np.int64)
+        reviewer_array = rank[np.array(reviewers, np.int64)]
+        order = np.lexsort((reviewer_array, item_array))
+        collected.append(
+            ScaleRatings(
+                scale=scale,
+                items=item_array[order],
+                reviewers=reviewer_array[order],
+                categories=np.array(categories, np.int64)[order],
+                gold={},
+                invalid=bad,
+            )
+        )
+    # Gold answers of rated items only: the others cannot be compared with anything.
+    for item_id, answers in gold.items():
+        if item_id not in item_index:
+            continue
+        for question, value in answers.items():
+            for n, category in encoder.encode(question, value):
+                if category is not None:
+                    collected[n].gold[item_index[item_id]] = category
+
+    result = Collected(list(item_index), reviewer_ids, collected, len(latest), ignored)
+    decision = result.decision
+    if decision is not None:
+        for item_id, value in final_decisions.items():
+            category = decision.scale.category(value)
+            if item_id in item_index and category is not None:
+                result.final[item_index[item_id]] = category
+    return result
+
+
+class _Encoder:
+    """A question's answer as (scale number, category or None) for each of its scales,
+    remembered by value (and type: True is not the rating 1)."""
+
+    def __init__(self, scales: list[Scale], by_question: dict[str, list[int]]) -> None:
+        self._scales = scales
+        self._by_question = by_question
+        self._known: dict[tuple[str, type, object], list[tuple[int, int | None]]] = {}
+
+    def encode(self, question: str, value: object) -> list[tuple[int, int | None]]:
+        numbers = self._by_question.get(question)
+        if numbers is None:
+            return []
+        if isinstance(value, list):
+            value = tuple(value)
+        try:
+            key = (question, type(value), value)
+            hash(key)
+        except TypeError:  # an unhashable value (a dict) fits no scale
+            return [(n, None) for n in numbers]
+        found = self._known.get(key)
+        if found is None:
+            found = [(n, self._scales[n].category(value)) for n in numbers]
+            self._known[key] = found
+        return found
