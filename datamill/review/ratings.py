@@ -136,67 +136,91 @@ def collect_ratings(
     gold: Mapping[str, Mapping[str, Value]],
     final_decisions: Mapping[str, str],
 ) -> Collected:
-    """Ratings checked against their questions and numbered for the statistics."""
+    """Ratings checked against their questions and numbered for the statistics.
+
+    One pass numbers items, reviewers and distinct answers (a few values recur many
+    times); the rest is array work: the latest answer of each reviewer kept, each distinct
+    answer's category looked up once per scale."""
     scales = scales_of(questions)
     by_question: dict[str, list[int]] = {}
     for n, scale in enumerate(scales):
         by_question.setdefault(scale.question.name, []).append(n)
     item_index: dict[str, int] = {}
     reviewer_index: dict[str, int] = {}
-    latest: dict[tuple[str, int, int], Value] = {}
+    # A distinct (question, type, value) -> its number; type, as True is not the rating 1.
+    value_index: dict[tuple[str, type, object], int] = {}
+    distinct: list[tuple[str, object]] = []
+    items: list[int] = []
+    reviewers: list[int] = []
+    values: list[int] = []
     ignored = 0
     for rating in ratings:
-        if rating.question not in by_question:
+        question = rating.question
+        answer: object = rating.value
+        if question not in by_question:
             ignored += 1
             continue
-        item = item_index.setdefault(rating.item_id, len(item_index))
-        reviewer = reviewer_index.setdefault(rating.reviewer_id, len(reviewer_index))
-        latest[rating.question, item, reviewer] = rating.value
-
-    # Few distinct values recur many times: each is checked against its scales once.
-    encoder = _Encoder(scales, by_question)
-    columns: list[tuple[list[int], list[int], list[int]]] = [([], [], []) for _ in scales]
-    invalid = [0] * len(scales)
-    for (question, item, reviewer), value in latest.items():
-        for n, category in encoder.encode(question, value):
-            if category is None:
-                invalid[n] += 1
-            else:
-                items, reviewers, categories = columns[n]
-                items.append(item)
-                reviewers.append(reviewer)
-                categories.append(category)
+        if isinstance(answer, list):
+            answer = tuple(answer)
+        key: tuple[str, type, object] = (question, type(answer), answer)
+        try:
+            number = value_index.get(key)
+        except TypeError:  # unhashable (a dict): it fits no scale
+            key, answer = (question, dict, None), _UNFIT
+            number = value_index.get(key)
+        if number is None:
+            number = value_index[key] = len(distinct)
+            distinct.append((question, answer))
+        items.append(item_index.setdefault(rating.item_id, len(item_index)))
+        reviewers.append(reviewer_index.setdefault(rating.reviewer_id, len(reviewer_index)))
+        values.append(number)
 
     # Reviewers are numbered in the order of their ids, so a pair is always named (a, b).
     reviewer_ids = sorted(reviewer_index)
     rank = np.zeros(len(reviewer_ids), np.int64)
     for new, reviewer_id in enumerate(reviewer_ids):
         rank[reviewer_index[reviewer_id]] = new
+    item_array = np.array(items, np.int64)
+    reviewer_array = rank[np.array(reviewers, np.int64)]
+    value_array = np.array(values, np.int64)
+    item_array, reviewer_array, value_array = _latest(
+        item_array, reviewer_array, value_array, distinct, by_question
+    )
+
     collected = []
-    for scale, (items, reviewers, categories), bad in zip(scales, columns, invalid, strict=True):
-        item_array = np.array(items, np.int64)
-        reviewer_array = rank[np.array(reviewers, np.int64)]
-        order = np.lexsort((reviewer_array, item_array))
+    for scale in scales:
+        # Each distinct answer's category on this scale: -1 does not fit, -2 another question.
+        lookup = np.full(len(distinct), -2, np.int64)
+        for number, (question, distinct_answer) in enumerate(distinct):
+            if question == scale.question.name:
+                category = scale.category(distinct_answer)
+                lookup[number] = -1 if category is None else category
+        categories = lookup[value_array]
+        valid = categories >= 0
+        order = np.lexsort((reviewer_array[valid], item_array[valid]))
         collected.append(
             ScaleRatings(
                 scale=scale,
-                items=item_array[order],
-                reviewers=reviewer_array[order],
-                categories=np.array(categories, np.int64)[order],
+                items=item_array[valid][order],
+                reviewers=reviewer_array[valid][order],
+                categories=categories[valid][order],
                 gold={},
-                invalid=bad,
+                invalid=int((categories == -1).sum()),
             )
         )
+
     # Gold answers of rated items only: the others cannot be compared with anything.
     for item_id, answers in gold.items():
-        if item_id not in item_index:
-            continue
-        for question, value in answers.items():
-            for n, category in encoder.encode(question, value):
-                if category is not None:
-                    collected[n].gold[item_index[item_id]] = category
+        if item_id in item_index:
+            for name, answer in answers.items():
+                for n in by_question.get(name, ()):
+                    category = scales[n].category(answer)
+                    if category is not None:
+                        collected[n].gold[item_index[item_id]] = category
 
-    result = Collected(list(item_index), reviewer_ids, collected, len(latest), ignored)
+    result = Collected(
+        list(item_index), reviewer_ids, collected, int(value_array.shape[0]), ignored
+    )
     decision = result.decision
     if decision is not None:
         for item_id, value in final_decisions.items():
@@ -206,28 +230,24 @@ def collect_ratings(
     return result
 
 
-class _Encoder:
-    """A question's answer as (scale number, category or None) for each of its scales,
-    remembered by value (and type: True is not the rating 1)."""
+# The value an unhashable answer is replaced with: a category of no scale.
+_UNFIT = object()
 
-    def __init__(self, scales: list[Scale], by_question: dict[str, list[int]]) -> None:
-        self._scales = scales
-        self._by_question = by_question
-        self._known: dict[tuple[str, type, object], list[tuple[int, int | None]]] = {}
 
-    def encode(self, question: str, value: object) -> list[tuple[int, int | None]]:
-        numbers = self._by_question.get(question)
-        if numbers is None:
-            return []
-        if isinstance(value, list):
-            value = tuple(value)
-        try:
-            key = (question, type(value), value)
-            hash(key)
-        except TypeError:  # an unhashable value (a dict) fits no scale
-            return [(n, None) for n in numbers]
-        found = self._known.get(key)
-        if found is None:
-            found = [(n, self._scales[n].category(value)) for n in numbers]
-            self._known[key] = found
-        return found
+def _latest(
+    items: Indexes,
+    reviewers: Indexes,
+    values: Indexes,
+    distinct: list[tuple[str, object]],
+    by_question: dict[str, list[int]],
+) -> tuple[Indexes, Indexes, Indexes]:
+    """Of the answers of one reviewer to one question about one item, the last one."""
+    names = {name: n for n, name in enumerate(by_question)}
+    question_of = np.array([names[q] for q, _ in distinct], np.int64)
+    item_count = int(items.max()) + 1 if items.size else 1
+    reviewer_count = int(reviewers.max()) + 1 if reviewers.size else 1
+    key = (question_of[values] * item_count + items) * reviewer_count + reviewers
+    # np.unique keeps each key's first position: of the reversed arrays, i.e. the last.
+    _, first = np.unique(key[::-1], return_index=True)
+    last = np.sort(key.shape[0] - 1 - first)
+    return items[last], reviewers[last], values[last]
