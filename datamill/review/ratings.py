@@ -187,28 +187,9 @@ def collect_ratings(
         item_array, reviewer_array, value_array, distinct, by_question
     )
 
-    collected = []
-    for scale in scales:
-        # Each distinct answer's category on this scale: -1 does not fit, -2 another question.
-        lookup = np.full(len(distinct), -2, np.int64)
-        for number, (question, distinct_answer) in enumerate(distinct):
-            if question == scale.question.name:
-                category = scale.category(distinct_answer)
-                lookup[number] = -1 if category is None else category
-        categories = lookup[value_array]
-        valid = categories >= 0
-        order = np.lexsort((reviewer_array[valid], item_array[valid]))
-        collected.append(
-            ScaleRatings(
-                scale=scale,
-                items=item_array[valid][order],
-                reviewers=reviewer_array[valid][order],
-                categories=categories[valid][order],
-                gold={},
-                invalid=int((categories == -1).sum()),
-            )
-        )
-
+    collected = [
+        _scale_ratings(scale, distinct, item_array, reviewer_array, value_array) for scale in scales
+    ]
     # Gold answers of rated items only: the others cannot be compared with anything.
     for item_id, answers in gold.items():
         if item_id in item_index:
@@ -232,6 +213,33 @@ def collect_ratings(
 
 # The value an unhashable answer is replaced with: a category of no scale.
 _UNFIT = object()
+
+
+def _scale_ratings(
+    scale: Scale,
+    distinct: list[tuple[str, object]],
+    items: Indexes,
+    reviewers: Indexes,
+    values: Indexes,
+) -> ScaleRatings:
+    """The answers that are ratings of ``scale``: each distinct answer's category looked up
+    once (-1: it does not fit, -2: an answer to another question)."""
+    lookup = np.full(len(distinct), -2, np.int64)
+    for number, (question, answer) in enumerate(distinct):
+        if question == scale.question.name:
+            category = scale.category(answer)
+            lookup[number] = -1 if category is None else category
+    categories = lookup[values]
+    valid = categories >= 0
+    order = np.lexsort((reviewers[valid], items[valid]))
+    return ScaleRatings(
+        scale=scale,
+        items=items[valid][order],
+        reviewers=reviewers[valid][order],
+        categories=categories[valid][order],
+        gold={},
+        invalid=int((categories == -1).sum()),
+    )
 
 
 def _latest(

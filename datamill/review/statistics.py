@@ -5,8 +5,8 @@ statistic is undefined (never NaN). The formulas are the textbook ones:
 
 - observed agreement: the share of agreeing pairs of ratings within items,
   ``sum_u sum_c n_uc (n_uc - 1) / sum_u n_u (n_u - 1)``;
-- Cohen's kappa of a K x K table of two raters: ``(p_o - p_e) / (1 - p_e)``, ``p_e`` from
-  the table's two margins (Cohen 1960);
+- Cohen's kappa of two raters' K x K table: ``(p_o - p_e) / (1 - p_e)``, ``p_e`` from the
+  table's two margins (Cohen 1960), for many pairs at once;
 - Fleiss' kappa of items rated by the same number of raters (Fleiss 1971);
 - Krippendorff's alpha from the coincidence matrix, nominal or ordinal, any number of
   ratings per item (Krippendorff, "Computing Krippendorff's Alpha-Reliability", 2011).
@@ -67,13 +67,6 @@ def observed_agreement(counts: Counts) -> Estimate:
     pairs = int((per_item * (per_item - 1)).sum())
     agreeing = int((counts * (counts - 1)).sum())
     return share(agreeing, pairs, NullReason.too_few_ratings)
-
-
-def cohen_kappa(table: Counts) -> Estimate:
-    """Cohen's kappa of a square table: rows are one rater's values, columns the other's."""
-    total = np.array([table.sum()])
-    agreeing = np.array([np.trace(table)])
-    return cohen_kappas(total, agreeing, table.sum(axis=1)[None, :], table.sum(axis=0)[None, :])[0]
 
 
 def cohen_kappas(totals: Counts, agreeing: Counts, rows: Counts, columns: Counts) -> list[Estimate]:

@@ -450,13 +450,14 @@ def test_invalid_ignored_and_text_answers_are_counted_not_used() -> None:
         Rating("i1", "b", "tags", ["spam", "nope"]),  # an unknown option
         Rating("i1", "c", "tags", "spam"),  # a multiple labels answer is a list
         Rating("i1", "d", "tags", ["spam"]),
+        Rating("i2", "a", "tags", {"spam": True}),  # unhashable: fits no question
     ]
     report = compute_agreement(ratings, questions=[RATING, COMMENT, TAGS])
     assert report.ignored_ratings == 2
     assert question(report, "rating").ratings == 1
     assert question(report, "rating").invalid_ratings == 3
     assert question(report, "tags[spam]").ratings == 1
-    assert question(report, "tags[spam]").invalid_ratings == 2
+    assert question(report, "tags[spam]").invalid_ratings == 3
     assert [q.question for q in report.questions] == [
         "rating",
         "tags[spam]",

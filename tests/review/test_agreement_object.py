@@ -17,7 +17,7 @@ from datamill.protocol.agreement import (
     QuestionAgreementObject,
 )
 from datamill.render.agreement import agreement_report_object
-from datamill.review.agreement import compute_agreement
+from datamill.review.agreement import DEFAULT_MIN_SHARED_ITEMS, compute_agreement
 from datamill.review.ratings import Rating
 from datamill.review.statistics import Level, NullReason
 from datamill.task_schemas.model import DEFAULT_QUESTIONS, Question, QuestionKind
@@ -85,7 +85,7 @@ def test_nan_never_reaches_json() -> None:
 
 
 def test_the_query_refuses_unknown_and_out_of_range_parameters() -> None:
-    assert AgreementQuery().min_shared_items == 10
+    assert AgreementQuery().min_shared_items == DEFAULT_MIN_SHARED_ITEMS
     with pytest.raises(ValidationError, match="min_shared"):
         AgreementQuery(min_shared_items=0)
     with pytest.raises(ValidationError, match="extra"):
