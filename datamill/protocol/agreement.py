@@ -22,19 +22,6 @@ NullReasonName = Literal[
 ]
 
 
-class AgreementQuery(BaseModel):
-    """The query of an agreement report."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    min_shared_items: int = Field(
-        default=10,
-        ge=1,
-        le=1_000_000,
-        description="a pair of reviewers counts in the mean kappa once they share this many items",
-    )
-
-
 class _Out(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False, from_attributes=True)
 

@@ -11,13 +11,12 @@ import pytest
 from pydantic import ValidationError
 
 from datamill.protocol.agreement import (
-    AgreementQuery,
     EstimateObject,
     NullReasonName,
     QuestionAgreementObject,
 )
 from datamill.render.agreement import agreement_report_object
-from datamill.review.agreement import DEFAULT_MIN_SHARED_ITEMS, compute_agreement
+from datamill.review.agreement import compute_agreement
 from datamill.review.ratings import Rating
 from datamill.review.statistics import Level, NullReason
 from datamill.task_schemas.model import DEFAULT_QUESTIONS, Question, QuestionKind
@@ -82,11 +81,3 @@ def test_the_wire_names_every_reason_and_level() -> None:
 def test_nan_never_reaches_json() -> None:
     with pytest.raises(ValidationError):
         EstimateObject(value=float("nan"), reason=None)
-
-
-def test_the_query_refuses_unknown_and_out_of_range_parameters() -> None:
-    assert AgreementQuery().min_shared_items == DEFAULT_MIN_SHARED_ITEMS
-    with pytest.raises(ValidationError, match="min_shared"):
-        AgreementQuery(min_shared_items=0)
-    with pytest.raises(ValidationError, match="extra"):
-        AgreementQuery.model_validate({"min_shared": 3})
