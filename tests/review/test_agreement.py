@@ -305,6 +305,8 @@ def test_perfect_agreement_gives_one_wherever_defined(seed: int) -> None:
         for estimate in estimates:
             assert (estimate.value is None) != (estimate.reason is None)
             assert estimate.value in (None, 1.0)
+        if summary.items_compared:
+            assert summary.observed_agreement.value == 1.0
     # Where two values are pairable (on items with two ratings), alpha is defined: it is 1.
     by_item: dict[str, list[Value]] = {}
     for r in ratings:
