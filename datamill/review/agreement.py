@@ -25,11 +25,11 @@ from datamill.review.reviewer_report import (
     reviewer_reports,
 )
 from datamill.review.statistics import (
+    CohenKappas,
     Counts,
     Estimate,
     Level,
     NullReason,
-    cohen_kappas,
     fleiss_kappa,
     krippendorff_alpha,
     observed_agreement,
@@ -181,34 +181,38 @@ def _question(
 def _cohen(
     collected: Collected, ratings: ScaleRatings, pairs: Pairs, min_shared_items: int
 ) -> CohenKappa:
-    kappas = cohen_kappas(pairs.items, pairs.agreeing, pairs.first_margins, pairs.second_margins)
-    two_reviewers = np.unique(ratings.reviewers).shape[0] == 2
+    kappas = CohenKappas(pairs.items, pairs.agreeing, pairs.first_margins, pairs.second_margins)
     # With exactly two reviewers their one pair is the answer, however few items they share.
-    considered = [
-        n for n in range(len(pairs)) if two_reviewers or pairs.items[n] >= min_shared_items
-    ]
-    defined = [v for n in considered if (v := kappas[n].value) is not None]
+    if np.unique(ratings.reviewers).shape[0] == 2:
+        considered = np.ones(len(pairs), bool)
+    else:
+        considered = pairs.items >= min_shared_items
+    used = considered & kappas.defined
     estimate: Estimate
-    if defined:
-        estimate = Estimate(value=float(np.mean(defined)))
-    elif considered:
+    if used.any():
+        estimate = Estimate(value=float(kappas.values[used].mean()))
+    elif considered.any():
         estimate = undefined(NullReason.no_variation)
     elif len(pairs):
         estimate = undefined(NullReason.no_reviewer_pair)
     else:
         estimate = undefined(NullReason.too_few_ratings)
-    considered.sort(key=lambda n: -int(pairs.items[n]))  # stable: ids order within a tie
+    # Most shared items first; within a tie, in the order of the reviewers' ids.
+    shown = np.flatnonzero(considered)
+    shown = shown[np.argsort(-pairs.items[shown], kind="stable")][:MAX_LISTED_PAIRS]
     ids = collected.reviewer_ids
-    listed = tuple(
-        PairKappa(
-            reviewers=(ids[int(pairs.first[n])], ids[int(pairs.second[n])]),
-            items=int(pairs.items[n]),
-            value=kappas[n].value,
-            reason=kappas[n].reason,
+    listed = []
+    for n in shown.tolist():
+        kappa = kappas.estimate(n)
+        listed.append(
+            PairKappa(
+                reviewers=(ids[int(pairs.first[n])], ids[int(pairs.second[n])]),
+                items=int(pairs.items[n]),
+                value=kappa.value,
+                reason=kappa.reason,
+            )
         )
-        for n in considered[:MAX_LISTED_PAIRS]
-    )
-    return CohenKappa(estimate.value, estimate.reason, len(defined), len(pairs), listed)
+    return CohenKappa(estimate.value, estimate.reason, int(used.sum()), len(pairs), tuple(listed))
 
 
 def _fleiss(compared: Counts) -> FleissKappa:

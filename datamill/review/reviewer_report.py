@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from datamill.review.pairs import Pairs, against_the_rest
 from datamill.review.ratings import Collected, ScaleRatings
-from datamill.review.statistics import Estimate, NullReason, cohen_kappas, share, undefined
+from datamill.review.statistics import CohenKappas, Estimate, NullReason, share, undefined
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def _reviewer_questions(
     ratings: ScaleRatings, pairs: Pairs, count: int, item_count: int
 ) -> list[ReviewerQuestion]:
     rest = against_the_rest(pairs, count)
-    kappas = cohen_kappas(rest.items, rest.agreeing, rest.own_margins, rest.other_margins)
+    kappas = CohenKappas(rest.items, rest.agreeing, rest.own_margins, rest.other_margins)
     rated = _count(ratings.reviewers, count)
     gold = gold_answers(ratings, item_count)
     on_gold = gold >= 0
@@ -100,7 +100,7 @@ def _reviewer_questions(
         compared = int(rest.items[n])
         if compared:
             observed = share(int(rest.agreeing[n]), compared, NullReason.no_other_reviewers)
-            kappa = kappas[n]
+            kappa = kappas.estimate(n)
         else:
             observed = kappa = undefined(NullReason.no_other_reviewers)
         correct, total = int(gold_correct[n]), int(gold_rated[n])

@@ -69,17 +69,31 @@ def observed_agreement(counts: Counts) -> Estimate:
     return share(agreeing, pairs, NullReason.too_few_ratings)
 
 
-def cohen_kappas(totals: Counts, agreeing: Counts, rows: Counts, columns: Counts) -> list[Estimate]:
+class CohenKappas:
     """Cohen's kappa of many pairs of raters at once, from each pair's number of items
     rated by both, how many of them they agree on, and the margins of their table (pairs x
-    categories: how often the first rater, and the second, gave each value)."""
-    safe = np.maximum(totals, 1).astype(np.float64)
-    observed = agreeing / safe
-    expected = (rows * columns).sum(axis=1) / (safe * safe)
-    return [
-        _chance_corrected(float(o), float(e)) if n else undefined(NullReason.too_few_ratings)
-        for n, o, e in zip(totals.tolist(), observed.tolist(), expected.tolist(), strict=True)
-    ]
+    categories: how often the first rater, and the second, gave each value).
+
+    Array work, as a thousand reviewers make half a million pairs; `estimate` gives one
+    pair's kappa, and `defined` says which pairs have one."""
+
+    def __init__(self, totals: Counts, agreeing: Counts, rows: Counts, columns: Counts) -> None:
+        safe = np.maximum(totals, 1).astype(np.float64)
+        observed = agreeing / safe
+        expected = (rows * columns).sum(axis=1) / (safe * safe)
+        # See _chance_corrected: expected == 1 is 0/0.
+        self._no_variation = expected >= 1.0 - 1e-12
+        self._empty = totals == 0
+        self.defined = ~(self._no_variation | self._empty)
+        denominator = np.where(self.defined, 1.0 - expected, 1.0)
+        self.values = np.where(self.defined, (observed - expected) / denominator, 0.0)
+
+    def estimate(self, n: int) -> Estimate:
+        if self._empty[n]:
+            return undefined(NullReason.too_few_ratings)
+        if self._no_variation[n]:
+            return undefined(NullReason.no_variation)
+        return Estimate(value=_finite(float(self.values[n])))
 
 
 def fleiss_kappa(counts: Counts) -> Estimate:
