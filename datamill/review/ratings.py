@@ -36,6 +36,11 @@ class Rating:
     value: Value
 
 
+def ratings_of(item_id: str, reviewer_id: str, answers: Mapping[str, Value]) -> list[Rating]:
+    """A review's ``answers`` (question name -> answer, as a review holds them) as ratings."""
+    return [Rating(item_id, reviewer_id, name, value) for name, value in answers.items()]
+
+
 @dataclass(frozen=True, slots=True)
 class Scale:
     """A question as the statistics see it: its categories, in order, and their level."""

@@ -1,7 +1,7 @@
 """The agreement statistics themselves, over count tables: no reviewers, no questions.
 
-Each function returns an `Estimate`: a finite float, or ``None`` with the reason the
-statistic is undefined (never NaN). The formulas are the textbook ones:
+Each statistic is an `Estimate`: a finite float, or ``None`` with the reason the statistic
+is undefined (never NaN). The formulas are the textbook ones:
 
 - observed agreement: the share of agreeing pairs of ratings within items,
   ``sum_u sum_c n_uc (n_uc - 1) / sum_u n_u (n_u - 1)``;

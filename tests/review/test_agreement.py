@@ -19,7 +19,7 @@ from datamill.review.agreement import (
     QuestionAgreement,
     compute_agreement,
 )
-from datamill.review.ratings import Rating, Value
+from datamill.review.ratings import Rating, Value, ratings_of
 from datamill.review.statistics import Level, NullReason
 from datamill.task_schemas.model import Question, QuestionKind
 
@@ -542,3 +542,18 @@ def test_a_schema_without_a_decision_question_still_reports() -> None:
 def test_min_shared_items_must_be_positive() -> None:
     with pytest.raises(ValueError, match="min_shared_items"):
         compute_agreement([], questions=[DECISION], min_shared_items=0)
+
+
+def test_a_reviews_answers_become_its_ratings() -> None:
+    reviews = [
+        ("i1", "a", {"decision": "approve", "rating": 4, "comment": "good", "tags": ["spam"]}),
+        ("i1", "b", {"decision": "reject", "rating": 4, "tags": []}),
+    ]
+    ratings = [r for item, who, answers in reviews for r in ratings_of(item, who, answers)]
+    assert ratings[0] == Rating("i1", "a", "decision", "approve")
+    report = compute_agreement(ratings, questions=[DECISION, RATING, COMMENT, TAGS])
+    assert report.rating_count == 6
+    assert report.ignored_ratings == 1
+    assert question(report, "decision").observed_agreement.value == 0.0
+    assert question(report, "rating").observed_agreement.value == 1.0
+    assert question(report, "tags[spam]").observed_agreement.value == 0.0
