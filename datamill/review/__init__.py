@@ -1,0 +1,1 @@
+"""Review: reviewers' answers about samples, and how far reviewers agree."""
