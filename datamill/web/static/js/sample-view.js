@@ -6,12 +6,14 @@
 // Samples are untrusted text: everything goes in through dom.js as text, never as HTML, so
 // a sample holding `<script>` or `<img onerror>` shows those characters and runs nothing.
 
-import { getJSON, isMissingRoute } from "./api.js";
+import { getJSON } from "./api.js";
 import { h } from "./dom.js";
 import { DASH, ago, iso } from "./format.js";
 
-// Where a task schema is read by its name: its `display` says how its samples look.
-export const SCHEMAS_URL = "/api/task-schemas";
+// Where the project's task schemas are listed (and one is read by its name): a schema's
+// `display` says how its samples look. The page renders it in `data-schemas` when the
+// server has the registry (empty: none, and contents show as JSON).
+const SCHEMAS_URL = document.querySelector("[data-schemas]")?.dataset.schemas || "";
 
 const PREVIEW_CHARS = 140;
 
@@ -127,29 +129,41 @@ export function renderSample(sample, display = null) {
   return card;
 }
 
-// -- the schema's display, read once per name ----------------------------------------------
+// -- the schema's display, read once per page ---------------------------------------------
 
-const schemas = new Map(); // name -> Promise of its `display` (null: none)
+let registry = null; // Promise of Map name -> schema (as listed), read on first need
 
-async function readDisplay(name) {
-  try {
-    const schema = await getJSON(`${SCHEMAS_URL}/${encodeURIComponent(name)}`);
-    return schema?.display ?? null;
-  } catch (error) {
-    // No such schema, or no registry on this server: the content shows as JSON.
-    if (error.status === 404 || isMissingRoute(error)) return null;
-    throw error;
+function readRegistry() {
+  // One read of the project's schemas; a server without the registry (404) has none, and
+  // the content shows as JSON.
+  registry ??= getJSON(SCHEMAS_URL).then(
+    (answer) => new Map((answer.data || []).map((schema) => [schema.name, schema])),
+    () => new Map());
+  return registry;
+}
+
+async function displayNamed(schemas, name) {
+  const schema = schemas.get(name);
+  if (!schema) return null;
+  if (!("display" in schema)) {
+    // A list that summarises: read the schema whole, once.
+    try {
+      schemas.set(name, await getJSON(`${SCHEMAS_URL}/${encodeURIComponent(name)}`));
+    } catch {
+      schemas.set(name, { ...schema, display: null });
+    }
   }
+  return schemas.get(name).display ?? null;
 }
 
 /** The display of ``sample``'s schema: the one its answer carries, else the schema named
  *  by its ``sample_type``, else the dataset's default schema (``fallback``), else null. */
 export async function displayFor(sample, fallback = null) {
   if (sample.schema?.display) return sample.schema.display;
+  if (!SCHEMAS_URL || (!sample.sample_type && !fallback)) return null;
+  const schemas = await readRegistry();
   for (const name of [sample.sample_type, fallback]) {
-    if (!name) continue;
-    if (!schemas.has(name)) schemas.set(name, readDisplay(name).catch(() => null));
-    const display = await schemas.get(name);
+    const display = name ? await displayNamed(schemas, name) : null;
     if (display) return display;
   }
   return null;

@@ -69,9 +69,8 @@ function renderStats() {
   fill(byId("dataset-name"), dataset.name);
   fill(byId("crumb"), dataset.name);
   document.title = `${dataset.name} · datamill`;
-  const description = byId("description");
-  description.hidden = !dataset.description;
-  description.textContent = dataset.description || "";
+  const updated = h("time", { datetime: iso(dataset.updated_at), title: iso(dataset.updated_at) }, ago(dataset.updated_at));
+  fill(byId("description"), dataset.description ? `${dataset.description} · ` : "", "updated ", updated);
   fill(byId("stats"),
     stat("Samples", int(stats.samples)),
     stat("Deleted", int(stats.deleted_samples)),
@@ -79,8 +78,7 @@ function renderStats() {
     stat("Sample types", int(stats.by_sample_type.length)),
     stat("Models", int(stats.by_model.length)),
     stat("Tokens", count(stats.input_tokens + stats.output_tokens), `${count(stats.input_tokens)} in · ${count(stats.output_tokens)} out`),
-    stat("Cost", usd(stats.cost_usd)),
-    stat("Updated", h("time", { datetime: iso(dataset.updated_at), title: iso(dataset.updated_at) }, ago(dataset.updated_at))));
+    stat("Cost", usd(stats.cost_usd)));
 }
 
 function filterControl(filter, value) {
@@ -272,6 +270,7 @@ async function showSample(sampleId) {
   byId("view").classList.add("with-sample");
   fill(byId("history"), h("p", { class: "muted" }, "Loading…"));
   await renderOpened();
+  if (!window.matchMedia("(min-width: 1100px)").matches) pane.scrollIntoView({ block: "start" });
   await loadHistory();
 }
 
