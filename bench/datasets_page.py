@@ -136,7 +136,9 @@ def main() -> None:
         port = free_port()
         server = start(env, home, port)
         try:
-            ok = asyncio.run(measure(f"http://127.0.0.1:{port}", dataset_id, args.rounds, args.samples))
+            ok = asyncio.run(
+                measure(f"http://127.0.0.1:{port}", dataset_id, args.rounds, args.samples)
+            )
         finally:
             server.terminate()
             server.wait(30)
