@@ -223,7 +223,9 @@ def test_a_reviewer_edits_a_sample_and_restores_its_first_version(
     expect(page.locator("#editor")).to_be_hidden()
     expect(page.locator("#sample-body")).to_contain_text("choose a label")
     expect(page.locator("#history .version")).to_have_count(2)
-    expect(page.locator("#history .version").first).to_contain_text("v2 edited content, topic")
+    latest = page.locator("#history .version").first
+    expect(latest).to_contain_text("v2 edited content, topic")
+    expect(latest).to_contain_text(f"by {dashboard.keys['reviewer']['id']}")
     # The change went with the session cookie and the page's CSRF token.
     assert sent
     assert all(h.get("x-csrf-token") for h in sent)

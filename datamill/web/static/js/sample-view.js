@@ -82,16 +82,27 @@ export function sampleContent(content, display = null) {
   }));
 }
 
-/** A line of text for a table: the first display field's value, or the content's first
- *  string, cut short. */
+/** The strings of a value, depth first: of a chat message, its content only. */
+function* texts(value) {
+  if (typeof value === "string") yield value;
+  else if (typeof value === "number" || typeof value === "boolean") yield String(value);
+  else if (Array.isArray(value)) for (const item of value) yield* texts(item);
+  else if (value && typeof value === "object") {
+    if (typeof value.role === "string" && "content" in value) yield* texts(value.content);
+    else for (const item of Object.values(value)) yield* texts(item);
+  }
+}
+
+/** A line of text for a table: the first display field's text, or the content's, cut
+ *  short. */
 export function samplePreview(content, display = null) {
   const first = display?.fields?.[0];
-  let value = first ? fieldValue(content, first.field).value : undefined;
-  if (value === undefined) value = Object.values(content || {}).find((v) => typeof v === "string");
-  if (value === undefined) value = content;
-  const text = (first?.kind === "chat" && Array.isArray(value)
-    ? value.map((m) => messageText(m?.content)).join(" · ")
-    : asText(value)).replace(/\s+/g, " ").trim();
+  const found = first ? fieldValue(content, first.field) : { found: false };
+  let text = "";
+  for (const part of texts(found.found ? found.value : content)) {
+    text += `${text ? " · " : ""}${part.replace(/\s+/g, " ").trim()}`;
+    if (text.length > PREVIEW_CHARS) break;
+  }
   return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS - 1)}…` : text;
 }
 

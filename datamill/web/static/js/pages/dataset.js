@@ -196,14 +196,17 @@ async function renderOpened() {
 }
 
 function versionEntry(version, latest) {
-  const who = version.changed_by ? h("code", {}, version.changed_by) : "datamill";
+  // No key: made by a job or an import, or changed in local mode.
+  const who = version.changed_by
+    ? [" by ", h("code", {}, version.changed_by)]
+    : version.action === "created" ? "" : " in local mode";
   const what = version.action === "restored"
     ? `restored version ${version.restored_from}`
     : version.action === "edited" ? `edited ${version.changed.join(", ")}` : "created";
   return h("li", { class: "version", dataset: { version: version.version } },
     h("details", {},
       h("summary", {},
-        h("strong", {}, `v${version.version}`), ` ${what} by `, who, " · ",
+        h("strong", {}, `v${version.version}`), ` ${what}`, who, " · ",
         h("time", { datetime: iso(version.changed_at), title: iso(version.changed_at) }, ago(version.changed_at)),
         version.version === latest ? h("span", { class: "badge ok" }, "current") : null),
       h("pre", { class: "json" }, JSON.stringify({ content: version.content, topic: version.topic, sample_type: version.sample_type, metadata: version.metadata }, null, 2))),
