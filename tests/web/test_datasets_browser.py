@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 # Chromium logs an answer of 4xx as a console error: the tests that expect one allow it.
 BAD_REQUEST = "400 (Bad Request)"
+NOT_FOUND = "404 (Not Found)"
 ANSWERS = ("Restart the router.", "Clear the cache.", "Restart the app.", "Call support.")
 XSS = {
     "question": "<script>window.__xss = 1</script>Is this <b>bold</b>?",
@@ -156,6 +157,28 @@ def test_a_dataset_is_opened_paged_searched_and_filtered_with_the_view_in_the_ad
     expect(reopened.locator("#filter-topic")).to_have_value("shipping")
 
 
+def test_a_refused_search_and_a_missing_dataset_say_why(
+    browse: Any, dashboard: Dashboard, dataset: dict[str, Any]
+):
+    page = signed_in(
+        browse, dashboard, "viewer", f"/datasets/{dataset['id']}", allow=(BAD_REQUEST, NOT_FOUND)
+    )
+    expect(page.locator("#samples tbody tr")).to_have_count(50)
+
+    page.fill("#filter-q", "-router")  # exclusions only: the API refuses it
+    page.press("#filter-q", "Enter")
+    expect(page.locator("#notice")).to_contain_text("(q)")
+    expect(page.locator("#samples tbody tr")).to_have_count(0)
+    page.fill("#filter-q", "router")
+    page.press("#filter-q", "Enter")
+    expect(page.locator("#samples tbody tr")).to_have_count(30)
+    expect(page.locator("#notice")).to_be_hidden()
+
+    page.goto(f"{dashboard.url}/datasets/ds_missing")
+    expect(page.locator("#notice")).to_contain_text("No such dataset: ds_missing")
+    expect(page.locator("#view")).to_be_hidden()
+
+
 def test_the_table_is_walked_from_the_keyboard(
     browse: Any, dashboard: Dashboard, dataset: dict[str, Any]
 ):
@@ -181,6 +204,12 @@ def test_the_table_is_walked_from_the_keyboard(
     expect(page).to_have_url(f"{dashboard.url}/datasets/{dataset['id']}")
     page.go_back()  # back to the open sample
     expect(page.locator("#sample-title")).to_contain_text(ids[2])
+    expect(page.locator("#samples tbody tr[aria-current=true]")).to_have_attribute(
+        "data-id", ids[2]
+    )
+    # A click anywhere on a row opens its sample too.
+    page.locator(f"#samples tbody tr[data-id={ids[5]}] td[data-label=Topic]").click()
+    expect(page.locator("#sample-title")).to_contain_text(ids[5])
 
 
 def test_a_reviewer_edits_a_sample_and_restores_its_first_version(

@@ -127,7 +127,11 @@ function row(sample, index) {
     event.preventDefault();
     openSample(sample.id, { from: index });
   };
-  return h("tr", { dataset: { id: sample.id }, "aria-selected": "false" },
+  // A click anywhere on the row opens the sample, as its link does.
+  const click = (event) => {
+    if (!event.target.closest("a") && !window.getSelection()?.toString()) open(event);
+  };
+  return h("tr", { dataset: { id: sample.id }, onclick: click },
     h("td", { class: "id", "data-label": "Sample" }, h("div", {},
       h("a", { href: viewUrl({ ...readView(), sample: sample.id }), onclick: open }, sample.id),
       h("span", { class: "sub preview" }, samplePreview(sample.content)))),
@@ -174,7 +178,8 @@ function markCursor({ scroll = false } = {}) {
   [...body.rows].forEach((tr, i) => {
     const on = i === cursor;
     tr.classList.toggle("selected", on);
-    tr.setAttribute("aria-selected", String(on));
+    if (on) tr.setAttribute("aria-current", "true");
+    else tr.removeAttribute("aria-current");
     if (on && scroll) tr.scrollIntoView({ block: "nearest" });
   });
 }
@@ -354,13 +359,21 @@ let showing = Promise.resolve();
 function show(view) {
   showing = showing.then(async () => {
     byId("notice").hidden = true;
-    try {
-      if (samplesQuery(view) !== shownQuery) {
-        const table = loadTable(view);
-        await datasetRead; // the filters' choices come from its stats
-        renderFilters(view);
-        await table;
+    if (samplesQuery(view) !== shownQuery) {
+      try {
+        // The filters' choices come from the dataset's stats.
+        await Promise.all([loadTable(view), datasetRead.then(() => renderFilters(view))]);
+      } catch (error) {
+        // A search the API refuses (its message names `q`), or no such dataset: no rows.
+        rows = [];
+        shownQuery = null;
+        fill(body);
+        for (const id of ["newer", "older", "empty"]) byId(id).hidden = true;
+        byId("summary").textContent = "";
+        showError(byId("notice"), error);
       }
+    }
+    try {
       cursor = view.sample ? rows.findIndex((s) => s.id === view.sample) : cursor;
       markCursor({ scroll: true });
       await showSample(view.sample);
@@ -421,5 +434,8 @@ document.addEventListener("keydown", (event) => {
 // The dataset and the first page of samples are read at once.
 const datasetRead = getJSON(api).then(
   (answer) => { dataset = answer; renderStats(); },
-  (error) => showError(byId("notice"), error));
+  (error) => {
+    showError(byId("notice"), error);
+    if (error.status === 404) for (const id of ["overview", "filters", "view"]) byId(id).hidden = true;
+  });
 await show(readView());
