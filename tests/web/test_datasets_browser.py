@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 # Chromium logs an answer of 4xx as a console error: the tests that expect one allow it.
 BAD_REQUEST = "400 (Bad Request)"
 NOT_FOUND = "404 (Not Found)"
+CONFLICT = "409 (Conflict)"
 ANSWERS = ("Restart the router.", "Clear the cache.", "Restart the app.", "Call support.")
 XSS = {
     "question": "<script>window.__xss = 1</script>Is this <b>bold</b>?",
@@ -280,6 +281,30 @@ def test_a_reviewer_edits_a_sample_and_restores_its_first_version(
         ("edited", reviewer),
         ("restored", reviewer),
     ]
+
+
+def test_a_restore_the_api_refuses_says_why_beside_the_sample(browse: Any, dashboard: Dashboard):
+    created = dashboard.http.post("/api/datasets", json={"name": "restore-refused"})
+    assert created.status_code == 200, created.text
+    dataset = created.json()
+    api = f"/api/datasets/{dataset['id']}/samples"
+    first, second = (
+        dashboard.http.post(api, json={"content": {"question": q, "answer": "yes"}}).json()
+        for q in ("one?", "two?")
+    )
+    moved = {"content": {"question": "moved away", "answer": "elsewhere"}}
+    assert dashboard.http.patch(f"{api}/{first['id']}", json=moved).status_code == 200
+    taken = {"content": first["content"]}  # the second now holds the first's old content
+    assert dashboard.http.patch(f"{api}/{second['id']}", json=taken).status_code == 200
+    path = f"/datasets/{dataset['id']}?sample={first['id']}"
+    page = signed_in(browse, dashboard, "reviewer", path, allow=(CONFLICT,))
+
+    page.get_by_role("button", name="Restore version 1").click()
+
+    expect(page.locator("#sample-error")).to_contain_text(f"live sample {second['id']}")
+    expect(page.locator("#sample-error")).to_contain_text("(content)")
+    expect(page.locator("#history .version")).to_have_count(2)
+    assert dashboard.http.get(f"{api}/{first['id']}").json()["content"] == moved["content"]
 
 
 def test_a_viewer_is_shown_no_edit_control(

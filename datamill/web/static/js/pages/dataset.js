@@ -83,7 +83,8 @@ function renderStats() {
 
 function filterControl(filter, value) {
   const id = `filter-${filter.name}`;
-  const counts = filter.stats ? dataset?.stats?.[filter.stats] : null;
+  // Until the dataset's stats arrive, a stats filter offers its current value only.
+  const counts = filter.stats ? dataset?.stats?.[filter.stats] ?? [] : null;
   let control;
   if (counts || filter.options) {
     const choices = counts
@@ -110,6 +111,8 @@ function formView() {
   return view;
 }
 
+renderFilters(readView()); // at once, so the form works before the stats arrive
+
 // -- the table --------------------------------------------------------------------------------
 
 function samplesQuery(view) {
@@ -124,6 +127,7 @@ function samplesQuery(view) {
 
 function row(sample, index) {
   const open = (event) => {
+    if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return; // a new tab
     event.preventDefault();
     openSample(sample.id, { from: index });
   };
@@ -160,6 +164,10 @@ async function loadTable(view) {
     newer = true;
     older = true;
   }
+  // The rows and the filters show at once (their choices come from the dataset's stats):
+  // what is typed once the rows show stays.
+  await datasetRead;
+  renderFilters(view);
   shownQuery = query;
   rows = samples;
   fill(body, rows.map(row));
@@ -239,7 +247,7 @@ async function restoreVersion(version) {
     opened = await postJSON(`${api}/samples/${encodeURIComponent(opened.id)}/history/${version}/restore`);
     await afterChange();
   } catch (error) {
-    showError(byId("notice"), error);
+    showError(byId("sample-error"), error); // a 409: another live sample has that content
   }
 }
 
@@ -296,6 +304,7 @@ function openEditor() {
 }
 
 function closeEditor() {
+  byId("sample-error").hidden = true;
   byId("editor").hidden = true;
   byId("edit-error").hidden = true;
   byId("edit").hidden = Boolean(opened?.deleted_at);
@@ -361,9 +370,9 @@ function show(view) {
     byId("notice").hidden = true;
     if (samplesQuery(view) !== shownQuery) {
       try {
-        // The filters' choices come from the dataset's stats.
-        await Promise.all([loadTable(view), datasetRead.then(() => renderFilters(view))]);
+        await loadTable(view);
       } catch (error) {
+        renderFilters(view);
         // A search the API refuses (its message names `q`), or no such dataset: no rows.
         rows = [];
         shownQuery = null;
