@@ -97,6 +97,9 @@ def test_a_dataset_is_opened_paged_searched_and_filtered_with_the_view_in_the_ad
     expect(page).to_have_url(f"{dashboard.url}/datasets/{dataset['id']}")
     expect(page.locator("h1")).to_have_text("support-faq")
     expect(page.locator("#stats")).to_contain_text("121")
+    figures = {"Topics": "3", "Sample types": "2", "Models": "1"}  # a sample has no model
+    for name, value in figures.items():
+        expect(page.locator("#stats div", has_text=name).locator("dd")).to_have_text(value)
     newest = [s["id"] for s in samples(dashboard, dataset["id"], limit=50)]
     expect(page.locator("#samples tbody tr")).to_have_count(50)
     assert row_ids(page) == newest

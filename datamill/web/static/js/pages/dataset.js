@@ -64,19 +64,24 @@ function go(changes, { replace = false } = {}) {
 
 // -- stats and filters ----------------------------------------------------------------------
 
+/** The values a count list names (samples without one are counted under null). */
+function named(counts) {
+  return counts.filter((c) => c.value !== null).length;
+}
+
 function renderStats() {
   const stats = dataset.stats;
   fill(byId("dataset-name"), dataset.name);
   fill(byId("crumb"), dataset.name);
   document.title = `${dataset.name} · datamill`;
-  const updated = h("time", { datetime: iso(dataset.updated_at), title: iso(dataset.updated_at) }, ago(dataset.updated_at));
-  fill(byId("description"), dataset.description ? `${dataset.description} · ` : "", "updated ", updated);
+  const created = h("time", { datetime: iso(dataset.created_at), title: iso(dataset.created_at) }, ago(dataset.created_at));
+  fill(byId("description"), dataset.description ? `${dataset.description} · ` : "", h("code", {}, dataset.id), " · created ", created);
   fill(byId("stats"),
     stat("Samples", int(stats.samples)),
     stat("Deleted", int(stats.deleted_samples)),
-    stat("Topics", int(stats.by_topic.length)),
-    stat("Sample types", int(stats.by_sample_type.length)),
-    stat("Models", int(stats.by_model.length)),
+    stat("Topics", int(named(stats.by_topic))),
+    stat("Sample types", int(named(stats.by_sample_type))),
+    stat("Models", int(named(stats.by_model))),
     stat("Tokens", count(stats.input_tokens + stats.output_tokens), `${count(stats.input_tokens)} in · ${count(stats.output_tokens)} out`),
     stat("Cost", usd(stats.cost_usd)));
 }
