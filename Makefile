@@ -94,6 +94,7 @@ bench: $(STAMP) bytecode postgres peers
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/datasets_page.py
 
 bench-quick: $(STAMP) bytecode postgres
 	$(BIN)/python bench/mock_ceiling.py

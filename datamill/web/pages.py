@@ -42,5 +42,7 @@ PAGES: tuple[Page, ...] = (
     Page("deployments", "Deployments", "/deployments"),
     Page("workers", "Workers", "/workers"),
     Page("generation", "Generation", "/generation"),
+    Page("datasets", "Datasets", "/datasets"),
+    Page("dataset", "Dataset", "/datasets/{dataset_id}", nav=False, section="datasets"),
     Page("webhooks", "Webhooks", "/webhooks", needs=Role.admin),
 )

@@ -260,6 +260,52 @@ def wait_delivered(dashboard: Dashboard, endpoint_id: str, event_type: str) -> N
         time.sleep(0.1)
 
 
+def sample_dataset(dashboard: Dashboard) -> dict[str, Any]:
+    """The dataset the screenshots show (made by the first width's run), with the id of the
+    sample they open: a chat sample, edited once."""
+    found = dashboard.http.get("/api/datasets").json()["data"]
+    named = [d for d in found if d["name"] == "support-chats"]
+    if named:
+        api = f"/api/datasets/{named[0]['id']}"
+        newest = dashboard.http.get(f"{api}/samples", params={"limit": 1}).json()["data"][0]
+        return {**named[0], "sample": newest["id"]}
+    created = dashboard.http.post(
+        "/api/datasets",
+        json={"name": "support-chats", "description": "Support answers for fine-tuning"},
+    )
+    assert created.status_code == 200, created.text
+    api = f"/api/datasets/{created.json()['id']}"
+    questions = [
+        ("billing", "How do I update the card on my account?"),
+        ("shipping", "My parcel shows delivered but never arrived."),
+        ("returns", "Can I return an opened item after 30 days?"),
+    ]
+    sample = None
+    for n in range(9):
+        topic, question = questions[n % 3]
+        body = {
+            "content": {
+                "messages": [
+                    {"role": "user", "content": f"{question} (ticket {1000 + n})"},
+                    {
+                        "role": "assistant",
+                        "content": "Open Settings, then Billing: it takes a minute.",
+                    },
+                ]
+            },
+            "topic": topic,
+            "sample_type": ("chat", "escalation")[n % 2],
+            "metadata": {"ticket": 1000 + n, "locale": "en-GB"},
+        }
+        added = dashboard.http.post(f"{api}/samples", json=body)
+        assert added.status_code == 200, added.text
+        sample = added.json()
+    assert sample is not None
+    edit = {"metadata": {**sample["metadata"], "reviewed": True}}
+    assert dashboard.http.patch(f"{api}/samples/{sample['id']}", json=edit).status_code == 200
+    return {**created.json(), "sample": sample["id"]}
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_page_fits_the_width_and_is_screenshotted(
     browse: Any, dashboard: Dashboard, mock: Any, width: int, tmp_path: Path, receiver_url: str
@@ -277,6 +323,7 @@ def test_every_page_fits_the_width_and_is_screenshotted(
     while dashboard.http.get(f"/api/generation/jobs/{job['id']}").json()["status"] == "running":
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    dataset = sample_dataset(dashboard)
     browsing = browse(width=width)
 
     shots = {
@@ -287,6 +334,8 @@ def test_every_page_fits_the_width_and_is_screenshotted(
         "workers": "/workers",
         "generation": f"/generation#{job['id']}",
         "webhooks": "/webhooks",
+        "datasets": "/datasets",
+        "dataset": f"/datasets/{dataset['id']}?sample={dataset['sample']}",
     }
     assert set(shots) == {page.name for page in PAGES}  # a new page is screenshotted too
     for name, path in shots.items():
@@ -299,6 +348,8 @@ def test_every_page_fits_the_width_and_is_screenshotted(
             "workers": "#workers tbody tr",
             "generation": "#coverage td.cell.full",
             "webhooks": "#webhooks .delivery",
+            "datasets": "#datasets tbody tr",
+            "dataset": "#history .version",
         }[name]
         expect(page.locator(ready).first).to_be_visible()
         if name == "upload":

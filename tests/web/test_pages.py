@@ -13,7 +13,7 @@ from datamill.web.access import page_access
 from datamill.web.pages import PAGES
 from datamill.web.rendering import STATIC_DIR, templates
 
-PAGE_URLS = {page.name: page.path.replace("{batch_id}", "batch_abc") for page in PAGES}
+PAGE_URLS = {page.name: re.sub(r"\{(\w+?)_id\}", r"\1_abc", page.path) for page in PAGES}
 TEMPLATES = Path(templates.env.loader.searchpath[0])  # type: ignore[union-attr]
 
 

@@ -68,6 +68,15 @@ export async function postJSON(path, body = {}) {
   return response.json();
 }
 
+export async function patchJSON(path, body) {
+  const response = await send(path, {
+    method: "PATCH",
+    body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json" },
+  });
+  return response.json();
+}
+
 export async function postForm(path, form) {
   return (await send(path, { method: "POST", body: form })).json();
 }
