@@ -24,6 +24,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from datamill.generation.spec import valid_json_schema
+
 # The version of the schema format, stored with each schema; bumped when keys change meaning.
 SCHEMA_FORMAT_VERSION = 1
 # A schema's size at most, as JSON: a schema is a description, not data.
@@ -200,6 +202,20 @@ class TaskSchema(_Strict):
     chat: Chat = Field(default_factory=Chat)
     icl: Icl = Field(default_factory=Icl)
     export: Export = Field(default_factory=Export)
+
+    @field_validator("content")
+    @classmethod
+    def _valid_content(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Checked as generation checks a spec's output schema: a path names what is wrong.
+        return valid_json_schema(value)
+
+
+def schema_format() -> dict[str, Any]:
+    """The JSON Schema of the task schema format (``GET /api/task-schemas/_format``)."""
+    schema = TaskSchema.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://datamill.dev/schemas/task-schema-v{SCHEMA_FORMAT_VERSION}.json"
+    return schema
 
 
 DEFAULT_SCHEMA = TaskSchema(name="default", description="samples no schema names")
