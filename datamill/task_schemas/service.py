@@ -80,6 +80,7 @@ class TaskSchemaService:
         self, project_id: str, name: str, schema: TaskSchema, *, created_by: str | None = None
     ) -> TaskSchemaRecord:
         """Store the next version of a live schema (``schema.name`` must be ``name``)."""
+        await self.get(project_id, name)  # a 404 first: another project's name is unknown
         if schema.name != name:
             raise InvalidRequest(
                 f"the schema is named {schema.name!r}, not {name!r}: a schema keeps its name",
