@@ -211,6 +211,7 @@ class Runtime:
             self.clock,
             max_line_bytes=self.settings.max_line_bytes,
             schemas=self.task_schemas,
+            events=self.events,
         )
 
     @functools.cached_property

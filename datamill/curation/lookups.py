@@ -9,6 +9,7 @@ from typing import Any
 
 from datamill.clock import Clock
 from datamill.errors import Conflict, InvalidRequest, NotFound
+from datamill.events.publisher import EventPublisher
 from datamill.protocol.datasets import SampleFilterBody, SampleStatus, Visibility, check_plain_text
 from datamill.storage import datasets as dataset_repo
 from datamill.storage import samples as sample_repo
@@ -48,11 +49,13 @@ class DatasetLookups:
         *,
         max_line_bytes: int,
         schemas: TaskSchemaService | None = None,
+        events: EventPublisher | None = None,
     ) -> None:
         self._db = database
         self._clock = clock
         self._max_line_bytes = max_line_bytes
         self.schemas = schemas or TaskSchemaService(database, clock)
+        self._events = events  # None: no events (an export's `export` event)
 
     async def resolve(
         self,

@@ -371,3 +371,24 @@ class BatchImportReport(BaseModel):
     imported: int
     duplicates: int  # already in the dataset (an earlier import, or the same content)
     invalid: int = 0  # contents the dataset's task schema refuses: not imported
+
+
+class ExportCounts(BaseModel):
+    samples: int  # read: matching the filters (and in the split)
+    exported: int  # written
+    left_out: int  # failing the format's checks or mapping
+
+
+class ExportEvent(BaseModel):
+    """The `export` event (and the `export.completed` webhook's ``data``): an export of a
+    dataset finished streaming."""
+
+    object: Literal["dataset.export"] = "dataset.export"
+    id: str  # exp_...: this export
+    dataset_id: str
+    format: str
+    filters: dict[str, Any]  # the sample filters given
+    split: str | None = None  # the one split written, if one was chosen
+    seed: int | None = None  # with splits
+    counts: ExportCounts  # all splits together
+    split_counts: dict[str, ExportCounts] | None = None  # an export of every split at once

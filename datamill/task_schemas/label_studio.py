@@ -27,7 +27,13 @@ from typing import Any
 
 import orjson
 
-from datamill.task_schemas.model import DisplayField, FieldKind, QuestionKind, TaskSchema
+from datamill.task_schemas.model import (
+    DisplayField,
+    FieldKind,
+    QuestionKind,
+    TaskSchema,
+    field_value,
+)
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
 WHOLE_CONTENT = "content"
@@ -54,16 +60,6 @@ def display_fields(schema: TaskSchema) -> list[DisplayField]:
     return []
 
 
-def value_at(content: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path of the content (None when it is not there)."""
-    value: Any = content
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -77,7 +73,7 @@ def task_data(schema: TaskSchema, content: dict[str, Any]) -> dict[str, Any]:
         return {WHOLE_CONTENT: _text(content)}
     data: dict[str, Any] = {}
     for field in fields:
-        value = value_at(content, field.field)
+        value = field_value(content, field.field)
         if field.kind is FieldKind.chat:
             data[data_key(field.field)] = value if isinstance(value, list) else []
         else:

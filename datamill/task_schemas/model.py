@@ -18,6 +18,7 @@ naming its path). `DEFAULT_SCHEMA` applies to a sample no schema names.
 
 from __future__ import annotations
 
+import json
 import re
 from enum import StrEnum
 from typing import Annotated, Any
@@ -180,6 +181,70 @@ class Icl(_Strict):
     ``{field}`` placeholders (dotted paths allowed; ``{{`` and ``}}`` are braces)."""
 
     template: str | None = Field(default=None, min_length=1, max_length=20_000)
+
+    @field_validator("template")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        if value is not None:
+            template_fields(value)
+        return value
+
+
+# A template's parts: an escaped brace, a placeholder, or a lone brace (an error).
+_TEMPLATE_PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+def template_fields(template: str) -> list[str]:
+    """The field paths an ICL template's placeholders name; a ValueError for a lone brace
+    or a placeholder that is not a field path."""
+    fields = []
+    for match in _TEMPLATE_PART.finditer(template):
+        part = match.group(0)
+        if part in ("{{", "}}"):
+            continue
+        path = match.group(1)
+        if path is None or not re.fullmatch(FIELD_PATH_PATTERN, path):
+            raise ValueError(
+                f"{part!r} at character {match.start() + 1} is not a {{field}} placeholder "
+                "(write {{ and }} for braces)"
+            )
+        fields.append(path)
+    return fields
+
+
+def render_template(template: str, content: dict[str, Any]) -> str | None:
+    """An ICL template filled from a sample's content (values that are not text as JSON
+    text); None when a field it names is missing."""
+    missing = False
+
+    def fill(match: re.Match[str]) -> str:
+        nonlocal missing
+        part = match.group(0)
+        if part == "{{":
+            return "{"
+        if part == "}}":
+            return "}"
+        value = field_value(content, match.group(1))
+        if value is None:
+            missing = True
+            return ""
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    text = _TEMPLATE_PART.sub(fill, template)
+    return None if missing else text
+
+
+def field_value(content: dict[str, Any], path: str) -> Any:
+    """The value of a content field: a top-level key, or a dotted path into nested objects;
+    None when it is not there."""
+    if path in content:
+        return content[path]
+    value: Any = content
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 class Export(_Strict):
