@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jsonschema
+
 from datamill.errors import InvalidRequest
 from datamill.generation.confined import ConfinedPool, SchemaProblem, validate_all
-from datamill.generation.quality import first_schema_error
 from datamill.task_schemas.model import TaskSchema
 
+_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description"})
 PLAIN_KEYWORDS = frozenset(
     {
         "$schema",
@@ -81,23 +83,41 @@ async def content_problems(
 ) -> list[SchemaProblem | None]:
     """Each ``(schema, content)``'s first problem, None when the content passes."""
     problems: list[SchemaProblem | None] = [None] * len(items)
-    plain: dict[int, bool] = {}
+    # Per schema (by identity) in this call: None (any object passes), a validator, or
+    # False (checked apart).
+    checkers: dict[int, jsonschema.Draft202012Validator | bool | None] = {}
     confined: list[int] = []
     for index, (schema, content) in enumerate(items):
         key = id(schema)
-        if key not in plain:
-            plain[key] = is_plain(schema.content)
-        if not plain[key]:
+        if key not in checkers:
+            checkers[key] = _checker(schema.content)
+        checker = checkers[key]
+        if checker is None:
+            continue
+        if checker is False or checker is True:
             confined.append(index)
             continue
-        found = first_schema_error(content, schema.content)
-        if found is not None:
-            problems[index] = SchemaProblem(tuple(found[0]), found[1])
+        error = min(checker.iter_errors(content), key=_by_path, default=None)
+        if error is not None:
+            problems[index] = SchemaProblem(tuple(error.path), error.message[:300])
     if confined:
         checked = await validate_all([(items[i][0].content, items[i][1]) for i in confined], pool)
         for index, problem in zip(confined, checked, strict=True):
             problems[index] = problem
     return problems
+
+
+def _checker(schema: dict[str, Any]) -> jsonschema.Draft202012Validator | bool | None:
+    if set(schema) <= _ANNOTATIONS | {"type"} and schema.get("type", "object") == "object":
+        return None  # a content is always an object
+    if not is_plain(schema):
+        return False
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _by_path(error: jsonschema.ValidationError) -> Any:
+    # The first problem by path, as generation reports it (`first_schema_error`).
+    return [str(part) for part in error.path]
 
 
 def problem_param(problem: SchemaProblem, *, prefix: str = "content") -> str:
