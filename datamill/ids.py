@@ -33,6 +33,11 @@ def new_dataset_id() -> str:
     return f"ds_{secrets.token_hex(12)}"
 
 
+def new_export_id() -> str:
+    """One dataset export, as its `export.completed` event names it."""
+    return f"exp_{secrets.token_hex(12)}"
+
+
 def new_sample_id() -> str:
     return f"smp_{secrets.token_hex(12)}"
 

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from datamill.curation.service import DatasetService
     from datamill.generation.service import GenerationService
     from datamill.generation.supervisor import GenerationSupervisor
+    from datamill.task_schemas.service import TaskSchemaService
     from datamill.webhooks.dispatcher import WebhookDispatcher
     from datamill.webhooks.service import WebhookService
 
@@ -206,8 +207,19 @@ class Runtime:
         from datamill.curation.service import DatasetService
 
         return DatasetService(
-            self.database, self.clock, max_line_bytes=self.settings.max_line_bytes
+            self.database,
+            self.clock,
+            max_line_bytes=self.settings.max_line_bytes,
+            schemas=self.task_schemas,
+            events=self.events,
         )
+
+    @functools.cached_property
+    def task_schemas(self) -> TaskSchemaService:
+        """The task schema registry; built on first use, like `datasets`."""
+        from datamill.task_schemas.service import TaskSchemaService
+
+        return TaskSchemaService(self.database, self.clock)
 
     async def _import_finished_batch(self, batch: BatchRecord) -> None:
         """A finishing batch whose metadata names a dataset has its answers imported into

@@ -30,6 +30,7 @@ from datamill.api.routes import (
     models,
     operations,
     responses,
+    task_schemas,
     webhooks,
 )
 from datamill.clock import Clock
@@ -139,6 +140,7 @@ def create_app(
         events,
         datasets,
         generation,
+        task_schemas,
         webhooks,
     ):
         app.include_router(module.router)

@@ -426,6 +426,7 @@ def _write_card(
         counts,
         splits=splits,
         seed=seed if splits is not None else None,
+        columns=written[0].report.columns if written else (),
     )
     (directory / "README.md").write_text(card, encoding="utf-8")
     console.print(f"wrote the dataset card {escape(str(directory / 'README.md'))}")

@@ -10,7 +10,7 @@ import sys
 import typer
 
 from datamill import __version__
-from datamill.cli import access, backup, batch, dataset, generate, server, webhooks
+from datamill.cli import access, backup, batch, dataset, generate, schemas, server, webhooks
 from datamill.cli.common import quiet_gc
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.add_typer(generate.app, name="generate")
 app.add_typer(access.projects_app, name="projects")
 app.add_typer(access.keys_app, name="keys")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(schemas.app, name="schemas")
 
 
 @app.command()

@@ -9,6 +9,7 @@ provenance says ``source: batch`` with the ``batch_id``, the ``request_id`` (its
 
 Importing twice adds nothing: requests whose ``custom_id`` a sample of the dataset (deleted
 or not) already names for this batch are skipped, and so is a content a live sample has.
+A content the dataset's default task schema refuses is left out and counted (``invalid``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from datamill.storage.database import Database
 from datamill.storage.records import BatchRecord
 from datamill.storage.results import Answer, iter_answers
 from datamill.storage.samples import NewSample
+from datamill.task_schemas.model import TaskSchema
+from datamill.task_schemas.validation import content_problems
 
 CHAT_ENDPOINT = "/v1/chat/completions"
 
@@ -82,18 +85,31 @@ def answer_sample(batch: BatchRecord, answer: Answer) -> NewSample:
 
 
 async def import_answers(
-    database: Database, dataset_id: str, batch: BatchRecord, *, project_id: str, now: float
+    database: Database,
+    dataset_id: str,
+    batch: BatchRecord,
+    *,
+    project_id: str,
+    now: float,
+    schema: TaskSchema | None = None,
 ) -> BatchImportReport | None:
     """Store a batch's succeeded answers in a live dataset of the project, in one
-    transaction; None (nothing stored) when the project has no such live dataset."""
+    transaction; None (nothing stored) when the project has no such live dataset. A
+    content ``schema`` (the dataset's default task schema) refuses is left out and
+    counted as ``invalid``."""
     done = await sample_repo.batch_request_ids(database, dataset_id, batch.id)
     answers = 0
+    invalid = 0
 
     async def chunks() -> AsyncIterator[list[NewSample]]:
-        nonlocal answers
+        nonlocal answers, invalid
         async for page in iter_answers(database, batch.id):
             answers += len(page)
             rows = [answer_sample(batch, a) for a in page if a.custom_id not in done]
+            if schema is not None and rows:
+                found = await content_problems([(schema, row.content) for row in rows])
+                invalid += sum(1 for problem in found if problem is not None)
+                rows = [row for row, problem in zip(rows, found, strict=True) if problem is None]
             if rows:
                 yield rows
 
@@ -108,5 +124,6 @@ async def import_answers(
         batch_id=batch.id,
         requests=answers,
         imported=imported,
-        duplicates=answers - imported,
+        duplicates=answers - imported - invalid,
+        invalid=invalid,
     )

@@ -21,9 +21,10 @@ class SampleEditing(DatasetLookups):
         project_id: str = DEFAULT_PROJECT_ID,
         changed_by: str | None = None,
     ) -> SampleRecord:
-        """Add one sample (provenance ``source: api``); a 409 naming the live sample that
-        has the same content."""
-        await self._dataset(dataset_id, project_id)
+        """Add one sample (provenance ``source: api``), its content checked against its task
+        schema; a 409 naming the live sample that has the same content."""
+        dataset = await self._dataset(dataset_id, project_id)
+        await self._check_content(project_id, dataset, request.sample_type, request.content)
         sample = NewSample(
             content=request.content,
             topic=request.topic,
@@ -47,9 +48,16 @@ class SampleEditing(DatasetLookups):
         project_id: str = DEFAULT_PROJECT_ID,
         changed_by: str | None = None,
     ) -> SampleRecord:
-        """Change the fields ``request`` sets, keeping the previous version."""
-        await self._sample(dataset_id, sample_id, project_id)
+        """Change the fields ``request`` sets, keeping the previous version. A new content
+        or sample type is checked against the task schema the sample would then follow."""
+        current = await self._sample(dataset_id, sample_id, project_id)
         values = {name: getattr(request, name) for name in request.model_fields_set}
+        if "content" in values or "sample_type" in values:
+            # What the sample would be, against the schema it would follow.
+            dataset = await self._dataset(dataset_id, project_id)
+            sample_type = values.get("sample_type", current.sample_type)
+            content = values.get("content", current.content)
+            await self._check_content(project_id, dataset, sample_type, content)
         outcome = await sample_edits.edit_sample(
             self._db, dataset_id, sample_id, values, changed_by=changed_by, now=self._clock.now()
         )

@@ -5,14 +5,14 @@ prompt file, CSV). Each format is an `Encoder`; a seeded split can select the sa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
 
 import orjson
 
-from datamill.curation.formats.chat import ChatEncoder, ChatMapping, IclEncoder
+from datamill.curation.formats.chat import ChatEncoder, ChatMapping, IclEncoder, SchemaMappings
 from datamill.curation.formats.checks import TOKEN_LIMIT
 from datamill.curation.formats.report import ExportReport, default_epochs, distribution
 from datamill.curation.formats.splits import SplitAssigner, Splits
@@ -20,6 +20,8 @@ from datamill.curation.formats.table import CsvEncoder
 from datamill.errors import InvalidRequest
 from datamill.protocol.datasets import ExportCheck, ExportFormat, LeftOutSample
 from datamill.storage.samples import SampleRecord
+from datamill.task_schemas.model import DEFAULT_SCHEMA, field_value
+from datamill.task_schemas.service import SchemaSet
 
 # Parquet columns, in order; the JSON ones hold JSON text.
 PARQUET_COLUMNS = (
@@ -107,19 +109,38 @@ def check_options(options: ExportOptions) -> None:
             )
 
 
+# No task schema names any sample: every one follows the default.
+NO_SCHEMAS = SchemaSet({}, DEFAULT_SCHEMA)
+
+
 def encoder_for(
-    export_format: ExportFormat, options: ExportOptions, report: ExportReport
+    export_format: ExportFormat,
+    options: ExportOptions,
+    report: ExportReport,
+    schemas: SchemaSet = NO_SCHEMAS,
+    fields: Sequence[str] = (),
 ) -> Encoder:
-    """The format's encoder (Parquet's needs pyarrow: a 400 when it is missing)."""
+    """The format's encoder (Parquet's needs pyarrow: a 400 when it is missing). Samples
+    are mapped by the task schema they follow in ``schemas``; ``fields`` are the content
+    fields Parquet gives columns of their own (`export_fields`)."""
     if export_format is ExportFormat.parquet:
-        return ParquetEncoder(load_pyarrow(), report)
+        return ParquetEncoder(load_pyarrow(), report, fields)
     if export_format is ExportFormat.openai_chat:
-        return ChatEncoder(options.mapping, report)
+        return ChatEncoder(SchemaMappings(options.mapping, schemas), report)
     if export_format is ExportFormat.icl:
-        return IclEncoder(options.mapping, report)
+        return IclEncoder(SchemaMappings(options.mapping, schemas), report)
     if export_format is ExportFormat.csv:
-        return CsvEncoder(report)
+        return CsvEncoder(report, schemas)
     return JsonlEncoder(report)
+
+
+def export_fields(schemas: SchemaSet, sample_types: Sequence[str | None]) -> list[str]:
+    """The ``export.fields`` of the schemas samples of these types follow, in order, each
+    once (a column of its own in a Parquet export)."""
+    fields: dict[str, None] = {}
+    for sample_type in sorted(sample_types, key=lambda t: (t is None, t or "")):
+        fields.update(dict.fromkeys(schemas.for_type(sample_type).export.fields))
+    return list(fields)
 
 
 async def encoded(
@@ -236,18 +257,26 @@ class _Sink:
 
 
 class ParquetEncoder:
-    """A Parquet file, one row group per page. ``parquet`` is from `load_pyarrow`."""
+    """A Parquet file, one row group per page. ``parquet`` is from `load_pyarrow`. After
+    `PARQUET_COLUMNS`, a text column per content field of ``fields`` (named by its path,
+    ``content.NAME`` when a column has the name; values that are not text as JSON text)."""
 
-    def __init__(self, parquet: ModuleType, report: ExportReport) -> None:
+    def __init__(
+        self, parquet: ModuleType, report: ExportReport, fields: Sequence[str] = ()
+    ) -> None:
         import pyarrow
 
         self._pyarrow = pyarrow
         self._report = report
+        self._fields = list(fields)
+        self._heads = [f"content.{f}" if f in PARQUET_COLUMNS else f for f in self._fields]
+        report.columns = list(self._heads)
         self._schema = pyarrow.schema(
             [
                 (name, pyarrow.int64() if name == "created_at" else pyarrow.string())
                 for name in PARQUET_COLUMNS
             ]
+            + [(head, pyarrow.string()) for head in self._heads]
         )
         self._sink = _Sink()
         self._writer = parquet.ParquetWriter(self._sink, self._schema, compression="zstd")
@@ -260,6 +289,8 @@ class ParquetEncoder:
             return b""
         lines = [export_line(record) for record in page]
         columns = {name: [_cell(name, line[name]) for line in lines] for name in PARQUET_COLUMNS}
+        for path, head in zip(self._fields, self._heads, strict=True):
+            columns[head] = [_text(field_value(r.content, path)) for r in page]
         self._writer.write_table(self._pyarrow.table(columns, schema=self._schema))
         self._report.exported += len(page)
         return self._sink.take()
@@ -273,6 +304,12 @@ def _cell(name: str, value: Any) -> Any:
     if name in _JSON_COLUMNS and value is not None:
         return orjson.dumps(value).decode()
     return value
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
 
 
 def export_check(dataset_id: str, report: ExportReport) -> ExportCheck:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable
 
 from datamill.curation.batch_imports import import_answers
 from datamill.curation.imports import import_lines
-from datamill.curation.lookups import DatasetLookups, no_dataset, storable
+from datamill.curation.lookups import DatasetLookups, no_dataset
 from datamill.errors import ApiError, Conflict, NotFound
 from datamill.protocol.batches import DATASET_METADATA_KEY, BatchStatus
 from datamill.protocol.datasets import BatchImportReport, BatchImportRequest, ImportReport
@@ -33,20 +33,20 @@ class Importing(DatasetLookups):
         project_id: str = DEFAULT_PROJECT_ID,
     ) -> ImportReport:
         """Import samples from JSONL (`protocol.datasets.SampleLine` per line), all or
-        nothing: one invalid line and an `InvalidLines` lists every problem, and nothing is
-        stored. Exact duplicates (of a live sample, or of an earlier line) are skipped and
-        reported."""
+        nothing: one invalid line (a content its task schema refuses included) and an
+        `InvalidLines` lists every problem, and nothing is stored. Exact duplicates (of a
+        live sample, or of an earlier line) are skipped and reported."""
         # One transaction: the dataset stays as it was unless every line is good.
-        report = None
-        if storable(dataset_id):
-            report = await import_lines(
-                self._db,
-                dataset_id,
-                data,
-                project_id=project_id,
-                max_line_bytes=self._max_line_bytes,
-                now=self._clock.now(),
-            )
+        dataset = await self._dataset(dataset_id, project_id)
+        report = await import_lines(
+            self._db,
+            dataset_id,
+            data,
+            project_id=project_id,
+            max_line_bytes=self._max_line_bytes,
+            now=self._clock.now(),
+            schemas=await self.schemas.schemas_for(project_id, dataset),
+        )
         if report is None:
             raise no_dataset(dataset_id)
         if report.imported >= ANALYZE_AFTER:
@@ -85,8 +85,15 @@ class Importing(DatasetLookups):
                 param="batch_id",
                 code="batch_results_pruned",
             )
+        dataset = await self._dataset(dataset_id, project_id)
+        schemas = await self.schemas.schemas_for(project_id, dataset, [])
         report = await import_answers(
-            self._db, dataset_id, batch, project_id=project_id, now=self._clock.now()
+            self._db,
+            dataset_id,
+            batch,
+            project_id=project_id,
+            now=self._clock.now(),
+            schema=schemas.fallback,
         )
         if report is None:
             raise no_dataset(dataset_id)

@@ -12,12 +12,15 @@ import orjson
 from pydantic import ValidationError
 
 from datamill.errors import InvalidLines, InvalidRequest
+from datamill.generation.confined import SchemaProblem
 from datamill.nlp.canonical import normalized_hash
 from datamill.protocol.datasets import DuplicateLine, ImportReport, SampleLine
 from datamill.protocol.limits import nests_too_deeply, too_deep_message
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
 from datamill.storage.samples import NewSample
+from datamill.task_schemas.service import SchemaSet
+from datamill.task_schemas.validation import content_problems, problem_param
 
 # Samples per insert.
 IMPORT_CHUNK = 500
@@ -124,40 +127,63 @@ async def import_lines(
     project_id: str,
     max_line_bytes: int,
     now: float,
+    schemas: SchemaSet | None = None,
 ) -> ImportReport | None:
     """Store the samples of a JSONL stream in a live dataset of the project, in one
     transaction that an error rolls back: `InvalidLines` when any line is invalid (every
-    line is still checked, to report them all), `InvalidRequest` when there is no sample at
-    all. None (and nothing read) when the project has no such live dataset."""
+    line is still checked, to report them all; a content its task schema refuses, from
+    ``schemas``, is an invalid line naming the path at fault), `InvalidRequest` when there
+    is no sample at all. None (and nothing read) when the project has no such live
+    dataset."""
     lines = 0
     offered: list[tuple[int, str]] = []  # (line, content hash) per sample offered, in order
+    invalid = 0
+    problems: list[LineProblem] = []
+
+    async def checked(pending: list[tuple[int, NewSample]]) -> list[NewSample]:
+        """The pending samples once their contents pass their schemas (none when any line
+        of the import is invalid: nothing will be stored)."""
+        nonlocal invalid
+        found: list[SchemaProblem | None] = [None] * len(pending)
+        if schemas is not None:
+            found = await content_problems(
+                [(schemas.for_type(sample.sample_type), sample.content) for _, sample in pending]
+            )
+        for (number, _), problem in zip(pending, found, strict=True):
+            if problem is not None:
+                invalid += 1
+                if len(problems) < MAX_PROBLEMS:
+                    problems.append(LineProblem(number, problem_param(problem), problem.message))
+        if invalid:
+            return []
+        offered.extend((number, sample.content_hash or "") for number, sample in pending)
+        return [sample for _, sample in pending]
 
     async def chunks() -> AsyncIterator[list[NewSample]]:
-        nonlocal lines
-        invalid = 0
-        problems: list[LineProblem] = []
-        pending: list[NewSample] = []
+        nonlocal lines, invalid
+        pending: list[tuple[int, NewSample]] = []
         async for raw in split_lines(data, max_line_bytes=max_line_bytes):
             lines += 1
             parsed = parse_line(raw, max_line_bytes=max_line_bytes)
             if isinstance(parsed, list):
                 invalid += 1
-                problems += parsed[: MAX_PROBLEMS - len(problems)]
+                problems.extend(parsed[: MAX_PROBLEMS - len(problems)])
                 continue
-            if invalid:
-                continue  # nothing will be stored; the rest is only checked
             sample = new_sample(parsed, source="import")
             # Hashed here, so a duplicate's report can name the sample holding its content.
-            content_hash = normalized_hash(sample.content)
-            pending.append(replace(sample, content_hash=content_hash))
-            offered.append((raw.number, content_hash))
+            pending.append(
+                (raw.number, replace(sample, content_hash=normalized_hash(sample.content)))
+            )
             if len(pending) >= IMPORT_CHUNK:
-                yield pending
+                if stored := await checked(pending):
+                    yield stored
                 pending = []
+        if pending and (stored := await checked(pending)):
+            yield stored
         if invalid:
             raise InvalidLines(
                 f"{invalid} of {lines} lines are invalid; nothing was imported",
-                problems=[problem.as_dict() for problem in problems],
+                problems=[p.as_dict() for p in sorted(problems, key=lambda p: p.line)],
                 code="invalid_import",
             )
         if not lines:
@@ -166,8 +192,6 @@ async def import_lines(
                 param="file",
                 code="empty_file",
             )
-        if pending:
-            yield pending
 
     stored = await sample_repo.import_samples(
         database, dataset_id, chunks(), project_id=project_id, now=now

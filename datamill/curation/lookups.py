@@ -5,9 +5,11 @@ they answer with."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from datamill.clock import Clock
 from datamill.errors import Conflict, InvalidRequest, NotFound
+from datamill.events.publisher import EventPublisher
 from datamill.protocol.datasets import SampleFilterBody, SampleStatus, Visibility, check_plain_text
 from datamill.storage import datasets as dataset_repo
 from datamill.storage import samples as sample_repo
@@ -16,6 +18,8 @@ from datamill.storage.datasets import DatasetRecord
 from datamill.storage.samples import SampleFilter, SampleRecord
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from datamill.storage.search import parse_search
+from datamill.task_schemas.service import TaskSchemaService
+from datamill.task_schemas.validation import content_problems, invalid_content
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +42,20 @@ class SampleQuery:
 class DatasetLookups:
     """The store, the clock and the lookups the dataset service's parts build on."""
 
-    def __init__(self, database: Database, clock: Clock, *, max_line_bytes: int) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        *,
+        max_line_bytes: int,
+        schemas: TaskSchemaService | None = None,
+        events: EventPublisher | None = None,
+    ) -> None:
         self._db = database
         self._clock = clock
         self._max_line_bytes = max_line_bytes
+        self.schemas = schemas or TaskSchemaService(database, clock)
+        self._events = events  # None: no events (an export's `export` event)
 
     async def resolve(
         self,
@@ -89,6 +103,20 @@ class DatasetLookups:
         if record is None:
             raise no_sample(dataset_id, sample_id)
         return record
+
+    async def _check_content(
+        self,
+        project_id: str,
+        dataset: DatasetRecord,
+        sample_type: str | None,
+        content: dict[str, Any],
+    ) -> None:
+        """A 400 naming the path at fault unless ``content`` passes the ``content`` JSON
+        Schema of the task schema a sample of this type follows."""
+        schema = await self.schemas.schema_for(project_id, dataset, sample_type)
+        [problem] = await content_problems([(schema, content)])
+        if problem is not None:
+            raise invalid_content(problem, schema)
 
     def _filter(self, query: SampleQuery) -> SampleFilter:
         for name in ("topic", "sample_type", "model", "q", "batch_id", "job_id"):

@@ -56,6 +56,8 @@ class DatasetService(SampleEditing, Importing, Exporting):
     async def create(
         self, request: DatasetCreate, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> DatasetView:
+        if request.task_schema is not None:
+            await self.schemas.require(project_id, request.task_schema, param="task_schema")
         try:
             record = await dataset_repo.insert_dataset(
                 self._db,
@@ -64,6 +66,7 @@ class DatasetService(SampleEditing, Importing, Exporting):
                 name=request.name,
                 description=request.description,
                 now=self._clock.now(),
+                task_schema=request.task_schema,
             )
         except DatasetNameTaken as taken:
             raise _name_taken(taken) from None
@@ -100,8 +103,11 @@ class DatasetService(SampleEditing, Importing, Exporting):
     async def update(
         self, dataset_id: str, request: DatasetUpdate, *, project_id: str = DEFAULT_PROJECT_ID
     ) -> DatasetView:
-        """Change the fields ``request`` sets (``description: null`` clears it)."""
+        """Change the fields ``request`` sets (``description: null`` and ``task_schema:
+        null`` clear them); a default task schema must be a live one of the project."""
         values: dict[str, Any] = {name: getattr(request, name) for name in request.model_fields_set}
+        if values.get("task_schema") is not None:
+            await self.schemas.require(project_id, values["task_schema"], param="task_schema")
         try:
             record = await dataset_repo.update_dataset(
                 self._db, dataset_id, project_id=project_id, values=values, now=self._clock.now()

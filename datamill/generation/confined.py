@@ -1,5 +1,6 @@
 """Spec code run apart: a spec's templates rendered, and its schema patterns and quality
-regexes applied to answers, in worker processes with bounded time and memory.
+regexes applied to answers (and task schemas' JSON Schemas to sample contents), in worker
+processes with bounded time and memory.
 
 A template that loops for ever or a regex that backtracks for ever (``^(a+)+$`` on a long
 ``aaa...!``) would hold whatever thread runs it, and a Python thread cannot be stopped. So
@@ -272,3 +273,45 @@ async def check_all(
         reason = Rejection(found["reason"]) if found["reason"] is not None else None
         verdicts.append(Verdict(found["sample"], reason, found["detail"]))
     return verdicts + [None] * (len(items) - len(verdicts))
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaProblem:
+    """Where a value fails its JSON Schema (the path into the value) and why."""
+
+    path: tuple[str | int, ...]
+    message: str
+
+
+async def validate_all(
+    items: list[tuple[dict[str, Any], Any]], pool: ConfinedPool | None = None
+) -> list[SchemaProblem | None]:
+    """Each ``(schema, value)``'s first problem, or None when the value passes, checked in
+    the pool's processes (a `pattern` can backtrack for ever). A check that overruns its
+    deadline is a problem saying so, and so is every item of a call that failed or that
+    other overruns cut short."""
+    if not items:
+        return []
+    index: dict[bytes, int] = {}
+    schemas: list[dict[str, Any]] = []
+    payload = []
+    for schema, value in items:
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        if key not in index:
+            index[key] = len(schemas)
+            schemas.append(schema)
+        payload.append({"schema": index[key], "value": value})
+    chosen = pool or shared_pool()
+    shared = {"schemas": schemas, "overrun": chosen.limits.overrun}
+    try:
+        results = await chosen.acall("validate", payload, stages=1, shared=shared)
+    except ConfinedError as exc:
+        return [SchemaProblem((), f"the content was not checked: {exc}")] * len(items)
+    problems: list[SchemaProblem | None] = []
+    for result in results:
+        found = result["ok"]
+        problems.append(
+            None if found is None else SchemaProblem(tuple(found["path"]), str(found["message"]))
+        )
+    unchecked = SchemaProblem((), "the content was not checked: its schema took too long")
+    return problems + [unchecked] * (len(items) - len(problems))

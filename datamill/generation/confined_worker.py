@@ -19,7 +19,13 @@ from typing import Any
 import orjson
 
 from datamill.generation.extract import ExtractionError, extract_json
-from datamill.generation.quality import Rejection, Verdict, check_rules, check_schema
+from datamill.generation.quality import (
+    Rejection,
+    Verdict,
+    check_rules,
+    check_schema,
+    first_schema_error,
+)
 from datamill.generation.spec import Quality
 from datamill.generation.templates import TemplateProblem, render
 
@@ -113,10 +119,41 @@ def _check(
         return Verdict(None, stage, detail), False
 
 
+def _validate(request: dict[str, Any], seconds: float, memory_mb: int) -> list[dict[str, Any]]:
+    """Each value against its JSON Schema: ``{"ok": null}`` when it passes, else
+    ``{"ok": {"path": [...], "message": ...}}``; past the call's overrun, the rest are left
+    out (as `check` does)."""
+    schemas = request["shared"]["schemas"]
+    overrun_left = float(request["shared"]["overrun"])
+    results: list[dict[str, Any]] = []
+    for item in request["items"]:
+        if overrun_left <= 0:
+            break
+        try:
+            with _deadline(seconds):
+                found = first_schema_error(item["value"], schemas[item["schema"]])
+        except _Deadline:
+            overrun_left -= seconds
+            message = f"checking the content against its schema took over {seconds:g} s"
+            results.append({"ok": {"path": [], "message": message}})
+        except MemoryError:
+            message = f"checking the content against its schema took over {memory_mb} MB"
+            results.append({"ok": {"path": [], "message": message}})
+        except RecursionError:
+            message = "the schema refers to itself too deeply to check the content"
+            results.append({"ok": {"path": [], "message": message}})
+        else:
+            problem = None if found is None else {"path": found[0], "message": found[1]}
+            results.append({"ok": problem})
+    return results
+
+
 def _handle(request: dict[str, Any], memory_mb: int) -> list[dict[str, Any]]:
     seconds = float(request["seconds"])
     if request["op"] == "render":
         return _render(request["items"], seconds, memory_mb)
+    if request["op"] == "validate":
+        return _validate(request, seconds, memory_mb)
     contexts = request["shared"]["contexts"]
     # Once the call's answers have overrun this many seconds, the rest are left unchecked
     # (fewer results than items): the caller sends them again, after other callers' turn.

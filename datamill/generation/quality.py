@@ -87,14 +87,23 @@ def check_schema(value: Any, schema: dict[str, Any]) -> Verdict | None:
     """A rejection when ``value`` is not an object matching ``schema``, else None."""
     if not isinstance(value, dict):
         return Verdict(None, Rejection.schema, f"a sample is a JSON object, got {_kind(value)}")
+    found = first_schema_error(value, schema)
+    if found is not None:
+        path, message = found
+        where = "/".join(str(part) for part in path) or "(root)"
+        return Verdict(None, Rejection.schema, f"{where}: {message}")
+    return None
+
+
+def first_schema_error(value: Any, schema: dict[str, Any]) -> tuple[list[str | int], str] | None:
+    """Where ``value`` first fails ``schema`` (its path, and why), or None when it passes."""
     errors = sorted(
         _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).iter_errors(value),
         key=lambda e: list(e.path),
     )
-    if errors:
-        where = "/".join(str(part) for part in errors[0].path) or "(root)"
-        return Verdict(None, Rejection.schema, f"{where}: {errors[0].message[:300]}")
-    return None
+    if not errors:
+        return None
+    return list(errors[0].path), errors[0].message[:300]
 
 
 def check_rules(value: dict[str, Any], quality: Quality) -> Verdict:

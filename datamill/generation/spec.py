@@ -9,6 +9,7 @@ Schema of the models, published at ``GET /api/generation/spec-schema``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -48,6 +49,22 @@ def _compiles(source: str) -> str:
         # Jinja parses by recursion: a hundred nested brackets exhaust the stack.
         raise ValueError("the template nests too deeply to compile") from None
     return source
+
+
+def valid_json_schema(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` if it is a valid JSON Schema (draft 2020-12, its patterns compiling), else
+    a ValueError naming the path at fault. Task schemas' ``content`` is checked the same way."""
+    try:
+        jsonschema.Draft202012Validator.check_schema(value)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(part) for part in exc.path)
+        raise ValueError(
+            f"not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}"
+        ) from None
+    except RecursionError:
+        # A `pattern` nesting thousands of groups (compiled by recursion).
+        raise ValueError("not a valid JSON Schema: a pattern nests too deeply") from None
+    return value
 
 
 class _Strict(BaseModel):
@@ -162,17 +179,7 @@ class SampleType(_Strict):
     @field_validator("output_schema")
     @classmethod
     def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            jsonschema.Draft202012Validator.check_schema(value)
-        except jsonschema.SchemaError as exc:
-            where = "/".join(str(part) for part in exc.path)
-            raise ValueError(
-                f"not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}"
-            ) from None
-        except RecursionError:
-            # A `pattern` nesting thousands of groups (compiled by recursion).
-            raise ValueError("not a valid JSON Schema: a pattern nests too deeply") from None
-        return value
+        return valid_json_schema(value)
 
 
 class Target(_Strict):
@@ -318,21 +325,23 @@ class _BoundedLoader(yaml.SafeLoader):
     gigabytes, a "billion laughs", and a spec never needs them), nested at most
     `MAX_JSON_DEPTH` levels (PyYAML composes by recursion)."""
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, what: str = "spec") -> None:
         super().__init__(stream)
         self._depth = 0
+        self._what = what
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             raise _Refused(
-                f"YAML aliases (*name) are not allowed in a spec (line {mark.line + 1}); "
+                f"YAML aliases (*name) are not allowed in a {self._what} "
+                f"(line {mark.line + 1}); "
                 "write the value out"
             )
         self._depth += 1
         try:
             if self._depth > MAX_JSON_DEPTH:
-                raise _Refused(too_deep_message("the spec"))
+                raise _Refused(too_deep_message(f"the {self._what}"))
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -342,33 +351,47 @@ class _Refused(Exception):
     pass
 
 
-def _check_size(size: int, param: str) -> None:
-    if size > MAX_SPEC_BYTES:
+def _check_size(
+    size: int,
+    param: str,
+    *,
+    what: str = "spec",
+    max_bytes: int = MAX_SPEC_BYTES,
+    code: str = "invalid_spec",
+) -> None:
+    if size > max_bytes:
         raise InvalidRequest(
-            f"{param}: the spec is {size} bytes, more than the {MAX_SPEC_BYTES} a spec may have",
+            f"{param}: the {what} is {size} bytes, more than the {max_bytes} a {what} may have",
             param=param,
-            code="invalid_spec",
+            code=code,
         )
 
 
-def load_spec_data(text: str, *, param: str = "spec") -> dict[str, Any]:
-    """A spec's YAML or JSON text as a mapping (JSON is YAML), at most `MAX_SPEC_BYTES`
-    and without YAML aliases."""
-    _check_size(len(text.encode("utf-8", "surrogatepass")), param)
+def load_spec_data(
+    text: str,
+    *,
+    param: str = "spec",
+    what: str = "spec",
+    max_bytes: int = MAX_SPEC_BYTES,
+    code: str = "invalid_spec",
+) -> dict[str, Any]:
+    """A spec's YAML or JSON text as a mapping (JSON is YAML), at most ``max_bytes`` and
+    without YAML aliases. Task schema files are read the same way (``what``, ``code``)."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    _check_size(size, param, what=what, max_bytes=max_bytes, code=code)
     try:
-        data = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader, bounded
+        # A SafeLoader, bounded.
+        data = yaml.load(text, Loader=functools.partial(_BoundedLoader, what=what))  # type: ignore[arg-type]
     except _Refused as exc:
-        raise InvalidRequest(f"{param}: {exc}", param=param, code="invalid_spec") from None
+        raise InvalidRequest(f"{param}: {exc}", param=param, code=code) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise InvalidRequest(
-            f"{param}: not valid YAML or JSON{where}", param=param, code="invalid_spec"
+            f"{param}: not valid YAML or JSON{where}", param=param, code=code
         ) from None
     if not isinstance(data, dict):
-        raise InvalidRequest(
-            f"{param}: a spec is a mapping of keys", param=param, code="invalid_spec"
-        )
+        raise InvalidRequest(f"{param}: a {what} is a mapping of keys", param=param, code=code)
     return data
 
 

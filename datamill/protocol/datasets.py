@@ -64,6 +64,10 @@ def _check_name(value: str) -> str:
     return value
 
 
+# A task schema's name (`datamill.task_schemas.model.NAME_PATTERN`).
+TaskSchemaName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")]
+
+
 class DatasetCreate(BaseModel):
     """`POST /api/datasets`."""
 
@@ -71,6 +75,9 @@ class DatasetCreate(BaseModel):
 
     name: str
     description: PlainText | None = Field(default=None, max_length=10_000)
+    task_schema: TaskSchemaName | None = Field(
+        default=None, description="the task schema of samples whose sample_type names none"
+    )
 
     @field_validator("name")
     @classmethod
@@ -86,6 +93,7 @@ class DatasetUpdate(BaseModel):
 
     name: str | None = None
     description: PlainText | None = Field(default=None, max_length=10_000)
+    task_schema: TaskSchemaName | None = None  # null: no default schema
 
     @field_validator("name")
     @classmethod
@@ -206,6 +214,7 @@ class DatasetObject(BaseModel):
     created_at: int
     updated_at: int
     deleted_at: int | None = None
+    task_schema: str | None = None  # the default task schema's name
     sample_count: int  # live samples
     stats: DatasetStats | None = None  # in `GET /api/datasets/{id}` only
 
@@ -361,3 +370,25 @@ class BatchImportReport(BaseModel):
     requests: int  # the batch's requests that succeeded
     imported: int
     duplicates: int  # already in the dataset (an earlier import, or the same content)
+    invalid: int = 0  # contents the dataset's task schema refuses: not imported
+
+
+class ExportCounts(BaseModel):
+    samples: int  # read: matching the filters (and in the split)
+    exported: int  # written
+    left_out: int  # failing the format's checks or mapping
+
+
+class ExportEvent(BaseModel):
+    """The `export` event (and the `export.completed` webhook's ``data``): an export of a
+    dataset finished streaming."""
+
+    object: Literal["dataset.export"] = "dataset.export"
+    id: str  # exp_...: this export
+    dataset_id: str
+    format: str
+    filters: dict[str, Any]  # the sample filters given
+    split: str | None = None  # the one split written, if one was chosen
+    seed: int | None = None  # with splits
+    counts: ExportCounts  # all splits together
+    split_counts: dict[str, ExportCounts] | None = None  # an export of every split at once

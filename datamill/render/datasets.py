@@ -40,6 +40,7 @@ def dataset_object(view: DatasetView) -> DatasetObject:
         created_at=int(record.created_at),
         updated_at=int(record.updated_at),
         deleted_at=timestamp(record.deleted_at),
+        task_schema=record.task_schema,
         sample_count=view.sample_count,
         stats=dataset_stats(view.stats) if view.stats is not None else None,
     )

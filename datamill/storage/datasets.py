@@ -38,6 +38,7 @@ class DatasetRecord:
     created_at: float
     updated_at: float
     deleted_at: float | None
+    task_schema: str | None = None  # the schema of samples whose sample_type names none
 
 
 def _record(row: Row[Any]) -> DatasetRecord:
@@ -49,6 +50,7 @@ def _record(row: Row[Any]) -> DatasetRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         deleted_at=row.deleted_at,
+        task_schema=row.task_schema,
     )
 
 
@@ -74,16 +76,23 @@ async def insert_dataset(
     name: str,
     description: str | None,
     now: float,
+    task_schema: str | None = None,
 ) -> DatasetRecord:
+    new = _new(dataset_id, project_id, name, description, now, task_schema)
     async with database.write() as conn:
-        return await _insert_dataset(conn, _new(dataset_id, project_id, name, description, now))
+        return await _insert_dataset(conn, new)
 
 
 def _new(
-    dataset_id: str, project_id: str, name: str, description: str | None, now: float
+    dataset_id: str,
+    project_id: str,
+    name: str,
+    description: str | None,
+    now: float,
+    task_schema: str | None = None,
 ) -> DatasetRecord:
     # Created and updated now, not deleted.
-    return DatasetRecord(dataset_id, project_id, name, description, now, now, None)
+    return DatasetRecord(dataset_id, project_id, name, description, now, now, None, task_schema)
 
 
 async def _insert_dataset(conn: AsyncConnection, new: DatasetRecord) -> DatasetRecord:
@@ -97,6 +106,7 @@ async def _insert_dataset(conn: AsyncConnection, new: DatasetRecord) -> DatasetR
             project_id=new.project_id,
             name=new.name,
             description=new.description,
+            task_schema=new.task_schema,
             created_at=new.created_at,
             updated_at=new.updated_at,
         )
@@ -181,7 +191,8 @@ async def update_dataset(
     values: dict[str, Any],
     now: float,
 ) -> DatasetRecord | None:
-    """Change a live dataset's ``name`` and/or ``description``; None when there is none."""
+    """Change a live dataset's ``name``, ``description`` and/or ``task_schema``; None when
+    there is none."""
     statement = (
         update(datasets)
         .where(*_the_dataset(dataset_id, project_id, Visibility.exclude))

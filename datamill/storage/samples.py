@@ -533,6 +533,14 @@ async def _count_cells(
     return {(row[0], row[1]): int(row[2]) for row in await conn.execute(query)}
 
 
+async def sample_types(database: Database, dataset_id: str) -> list[str | None]:
+    """The sample types a dataset's samples have (deleted ones' too), None among them when
+    some have none: what an export resolves task schemas for (the type index answers)."""
+    query = select(samples.c.sample_type).where(samples.c.dataset_id == dataset_id).distinct()
+    async with database.read() as conn:
+        return [row[0] for row in await conn.execute(query)]
+
+
 async def count_live_samples(database: Database, dataset_ids: Sequence[str]) -> dict[str, int]:
     """Live samples per dataset, for the datasets given (absent: none)."""
     if not dataset_ids:

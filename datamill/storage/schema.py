@@ -368,6 +368,8 @@ datasets = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("deleted_at", Float, nullable=True),
+    # The task schema (by name) of its samples whose sample_type names none.
+    Column("task_schema", String(100), nullable=True),
     # A name is taken by a live dataset only: a deleted one's name can be used again.
     Index(
         "uq_datasets_live_name",
@@ -458,6 +460,23 @@ samples = Table(
         sqlite_where=text("deleted_at IS NOT NULL"),
         postgresql_where=text("deleted_at IS NOT NULL"),
     ),
+)
+
+# Task schemas (`datamill.task_schemas`): one row per version of a project's schema. An
+# update adds the next version; deleting one marks every version of it (``deleted_at``); a
+# schema created again under that name goes on from the highest version, never reusing one.
+task_schemas = Table(
+    "task_schemas",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("project_id", String(64), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", JSON, nullable=False),  # the `TaskSchema`, as JSON
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(64), nullable=True),  # the caller's key id; None: local
+    Column("deleted_at", Float, nullable=True),
+    UniqueConstraint("project_id", "name", "version"),
 )
 
 # Every version of an edited sample (`storage.sample_history`): version 1 is the sample

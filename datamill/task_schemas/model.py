@@ -18,11 +18,14 @@ naming its path). `DEFAULT_SCHEMA` applies to a sample no schema names.
 
 from __future__ import annotations
 
+import json
 import re
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from datamill.generation.spec import valid_json_schema
 
 # The version of the schema format, stored with each schema; bumped when keys change meaning.
 SCHEMA_FORMAT_VERSION = 1
@@ -179,6 +182,70 @@ class Icl(_Strict):
 
     template: str | None = Field(default=None, min_length=1, max_length=20_000)
 
+    @field_validator("template")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        if value is not None:
+            template_fields(value)
+        return value
+
+
+# A template's parts: an escaped brace, a placeholder, or a lone brace (an error).
+_TEMPLATE_PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+def template_fields(template: str) -> list[str]:
+    """The field paths an ICL template's placeholders name; a ValueError for a lone brace
+    or a placeholder that is not a field path."""
+    fields = []
+    for match in _TEMPLATE_PART.finditer(template):
+        part = match.group(0)
+        if part in ("{{", "}}"):
+            continue
+        path = match.group(1)
+        if path is None or not re.fullmatch(FIELD_PATH_PATTERN, path):
+            raise ValueError(
+                f"{part!r} at character {match.start() + 1} is not a {{field}} placeholder "
+                "(write {{ and }} for braces)"
+            )
+        fields.append(path)
+    return fields
+
+
+def render_template(template: str, content: dict[str, Any]) -> str | None:
+    """An ICL template filled from a sample's content (values that are not text as JSON
+    text); None when a field it names is missing."""
+    missing = False
+
+    def fill(match: re.Match[str]) -> str:
+        nonlocal missing
+        part = match.group(0)
+        if part == "{{":
+            return "{"
+        if part == "}}":
+            return "}"
+        value = field_value(content, match.group(1))
+        if value is None:
+            missing = True
+            return ""
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    text = _TEMPLATE_PART.sub(fill, template)
+    return None if missing else text
+
+
+def field_value(content: dict[str, Any], path: str) -> Any:
+    """The value of a content field: a top-level key, or a dotted path into nested objects;
+    None when it is not there."""
+    if path in content:
+        return content[path]
+    value: Any = content
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
 
 class Export(_Strict):
     """The content fields CSV and Parquet exports carry as columns, in this order (none
@@ -200,6 +267,20 @@ class TaskSchema(_Strict):
     chat: Chat = Field(default_factory=Chat)
     icl: Icl = Field(default_factory=Icl)
     export: Export = Field(default_factory=Export)
+
+    @field_validator("content")
+    @classmethod
+    def _valid_content(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Checked as generation checks a spec's output schema: a path names what is wrong.
+        return valid_json_schema(value)
+
+
+def schema_format() -> dict[str, Any]:
+    """The JSON Schema of the task schema format (``GET /api/task-schemas/_format``)."""
+    schema = TaskSchema.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://datamill.dev/schemas/task-schema-v{SCHEMA_FORMAT_VERSION}.json"
+    return schema
 
 
 DEFAULT_SCHEMA = TaskSchema(name="default", description="samples no schema names")

@@ -109,6 +109,10 @@ async def populate(api: Api, project: Project) -> None:
         "/v1/responses", json={"model": "sim-model", "input": "hi"}, headers=headers
     )
     assert answer.status_code == 200, answer.text
+    schema = await client.post(
+        "/api/task-schemas", json={"name": f"qa-{project.id}"}, headers=headers
+    )
+    assert schema.status_code == 200, schema.text
     _, spare_key = await make_key(api, project.id, Role.viewer)
     admin = project.headers(Role.admin)
     webhook = await client.post("/api/webhooks", json={"url": HOOK}, headers=admin)
@@ -127,6 +131,7 @@ async def populate(api: Api, project: Project) -> None:
         "webhook_id": webhook.json()["id"],
         "delivery_id": ping.json()["id"],
         "version": "1",
+        "name": schema.json()["name"],
     }
 
 
@@ -183,6 +188,8 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/datasets/{dataset_id}/samples/restore"): {"json": {"all": True}},
     ("PATCH", "/api/datasets/{dataset_id}"): {"json": {"description": "changed"}},
     ("POST", "/api/webhooks"): {"json": {"url": "http://127.0.0.1:9/hook"}},
+    ("POST", "/api/task-schemas"): {"json": {"name": "added"}},
+    ("PUT", "/api/task-schemas/{name}"): {"json": {"name": "renamed"}},
     ("PATCH", "/api/webhooks/{webhook_id}"): {"json": {"description": "changed"}},
     ("POST", "/api/datasets/{dataset_id}/samples"): {"json": {"content": {"q": "added"}}},
     ("POST", "/api/datasets/{dataset_id}/import-batch"): {"json": {"batch_id": "batch_nope"}},

@@ -63,6 +63,7 @@ async def test_a_batch_imported_on_request_keeps_each_request_and_answer(api: Ap
         "requests": 3,
         "imported": 3,
         "duplicates": 0,
+        "invalid": 0,
     }
     assert (again["imported"], again["duplicates"]) == (0, 3)
     found = await samples(api, dataset_id, batch_id=batch["id"], order="asc")

@@ -377,6 +377,7 @@ async def check_export(
         project_id=project_id,
         options=replace(options, count_tokens=True),
         report=report,
+        announce=False,
     )
     async for _ in chunks:
         pass

@@ -5,7 +5,7 @@ columns' types in ``dataset_info``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import orjson
 
@@ -31,10 +31,12 @@ def dataset_card(
     *,
     splits: str | None = None,
     seed: int | None = None,
+    columns: Sequence[str] = (),
 ) -> str:
     """The card for ``files`` (split -> file name, relative to the card) holding
     ``counts`` samples each; ``splits`` and ``seed`` say how they were split. An empty split
-    is left out of ``configs`` (`datasets` refuses a split with no rows)."""
+    is left out of ``configs`` (`datasets` refuses a split with no rows). ``columns``: the
+    text columns after `FEATURES` (content fields the task schemas export)."""
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split, path in files.items():
         if counts.get(split, 0) > 0:
@@ -42,6 +44,8 @@ def dataset_card(
     lines += ["dataset_info:", "  features:"]
     for column, dtype in FEATURES:
         lines += [f"  - name: {column}", f"    dtype: {dtype}"]
+    for column in columns:
+        lines += [f"  - name: {_quoted(column)}", "    dtype: string"]
     lines += ["---", "", f"# {name}", ""]
     if description:
         lines += [description, ""]

@@ -21,6 +21,8 @@ class ExportReport:
     left_out_samples: list[dict[str, Any]] = field(default_factory=list)  # the first `LISTED`
     # Estimated tokens per example kept (total, assistant), when asked for (`export/check`).
     tokens: list[tuple[int, int]] | None = None
+    # The content fields a Parquet export gave columns of their own (task schemas' export).
+    columns: list[str] = field(default_factory=list)
 
     def leave_out(self, sample_id: str, reasons: list[str]) -> None:
         for reason in reasons:

@@ -1,11 +1,14 @@
-"""`csv`: one row per sample, the content flattened to a column per top-level field.
+"""`csv`: one row per sample, the content flattened to a column per top-level field (or per
+field its task schema's ``export.fields`` names).
 
 Columns: id, topic, sample_type, status, model, created_at (Unix seconds), then the content's
-fields in the order they first appear in the first page of samples (1,000; a field named
-like a column before it is written ``content.NAME``), then ``content_other`` (a JSON object
-of the fields that first appear later, empty when none: a stream cannot go back to add a
-column), metadata and provenance. Text is written as it is, other values as JSON (``true``,
-``3``, ``{"a": 1}``); a missing value is an empty cell. RFC 4180 quoting, CRLF line ends.
+fields in the order they first appear in the first page of samples (1,000; a sample whose
+task schema names ``export.fields`` brings those, dotted paths as columns named by the path;
+a field named like a column before it is written ``content.NAME``), then ``content_other``
+(a JSON object of the fields that first appear later, empty when none: a stream cannot go
+back to add a column), metadata and provenance. Text is written as it is, other values as
+JSON (``true``, ``3``, ``{"a": 1}``); a missing value is an empty cell. RFC 4180 quoting,
+CRLF line ends.
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ import orjson
 
 from datamill.curation.formats.report import ExportReport
 from datamill.storage.samples import SampleRecord
+from datamill.task_schemas.model import field_value
+from datamill.task_schemas.service import SchemaSet
 
 FIXED = ("id", "topic", "sample_type", "status", "model", "created_at")
 TRAILING = ("content_other", "metadata", "provenance")
 
 
 class CsvEncoder:
-    def __init__(self, report: ExportReport) -> None:
+    def __init__(self, report: ExportReport, schemas: SchemaSet) -> None:
         self._report = report
+        self._schemas = schemas
         self._fields: list[str] | None = None  # content fields with a column of their own
 
     def begin(self) -> bytes:
@@ -37,7 +43,11 @@ class CsvEncoder:
         if self._fields is None:
             if not page:
                 return b""
-            self._fields = list(dict.fromkeys(key for r in page for key in r.content))
+            self._fields = list(
+                dict.fromkeys(
+                    key for r in page for key in self._schema_fields(r) or list(r.content)
+                )
+            )
             taken = set(FIXED) | set(TRAILING)
             heads = [f"content.{k}" if k in taken else k for k in self._fields]
             writer.writerow([*FIXED, *heads, *TRAILING])
@@ -45,7 +55,13 @@ class CsvEncoder:
         known = frozenset(fields)
         for record in page:
             content = record.content
-            other = {k: v for k, v in content.items() if k not in known}
+            chosen = self._schema_fields(record)
+            if chosen:
+                # The schema names what is exported: its fields without a column, only.
+                found = ((k, field_value(content, k)) for k in chosen if k not in known)
+                other = {k: v for k, v in found if v is not None}
+            else:
+                other = {k: v for k, v in content.items() if k not in known}
             writer.writerow(
                 [
                     record.id,
@@ -54,7 +70,7 @@ class CsvEncoder:
                     record.status,
                     record.model or "",
                     int(record.created_at),
-                    *(_cell(content.get(name)) for name in fields),
+                    *(_cell(field_value(content, name)) for name in fields),
                     orjson.dumps(other).decode() if other else "",
                     _cell(record.metadata),
                     _cell(record.provenance),
@@ -62,6 +78,9 @@ class CsvEncoder:
             )
         self._report.exported += len(page)
         return buffer.getvalue().encode()
+
+    def _schema_fields(self, record: SampleRecord) -> list[str]:
+        return self._schemas.for_type(record.sample_type).export.fields
 
     def end(self) -> bytes:
         if self._fields is None:  # no samples: the header alone
