@@ -43,15 +43,6 @@ templates.env.globals["version"] = __version__
 templates.env.globals["nav"] = [page for page in PAGES if page.nav]
 
 
-def has_route(request: Request, path: str) -> bool:
-    """Whether this server answers ``path`` (a route's template, ``/api/x/{id}``): a page
-    asks only for what the server has, instead of meeting 404s in the browser's console."""
-    return any(getattr(route, "path", None) == path for route in request.app.routes)
-
-
-templates.env.globals["has_route"] = has_route
-
-
 def render(
     request: Request,
     template: str,

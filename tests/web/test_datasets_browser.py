@@ -401,3 +401,38 @@ def test_a_sample_is_shown_by_its_schemas_display_fields_as_text(
     assert shown["styled"] == "uppercase"  # the schema's CSS, in its card only
     assert shown["outside"] == "none"
     assert page.evaluate("window.__xss") is None
+
+
+def test_a_sample_follows_the_schema_named_by_its_type_and_the_datasets_default(
+    browse: Any, dashboard: Dashboard
+):
+    """Through the registry: a schema named like the sample's type shows its display fields;
+    a sample of another type follows the dataset's default schema."""
+    for name, label in (("faq", "The question"), ("fallback", "Asked")):
+        schema = {
+            "name": name,
+            "display": {"fields": [{"field": "question", "label": label}]},
+        }
+        created = dashboard.http.post("/api/task-schemas", json=schema)
+        assert created.status_code == 200, created.text
+    made = dashboard.http.post(
+        "/api/datasets", json={"name": "schema-shown", "task_schema": "fallback"}
+    )
+    assert made.status_code == 200, made.text
+    dataset_id = made.json()["id"]
+    ids = {}
+    for sample_type in ("faq", "other"):
+        added = dashboard.http.post(
+            f"/api/datasets/{dataset_id}/samples",
+            json={"content": {"question": f"a {sample_type}?", "x": 1}, "sample_type": sample_type},
+        )
+        assert added.status_code == 200, added.text
+        ids[sample_type] = added.json()["id"]
+
+    for sample_type, label in (("faq", "The question"), ("other", "Asked")):
+        page = signed_in(
+            browse, dashboard, "viewer", f"/datasets/{dataset_id}?sample={ids[sample_type]}"
+        )
+        card = page.locator("#sample-body .sample-card")
+        expect(card).to_have_attribute("data-schema", "yes")
+        expect(card.locator(".field h4")).to_have_text([label])

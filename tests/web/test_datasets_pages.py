@@ -68,15 +68,6 @@ async def test_a_reviewer_is_given_the_role_the_edit_controls_need(client):
     assert "reviewer" in may.group(1).split()
 
 
-async def test_the_schema_registry_is_asked_for_only_when_the_server_has_it(client):
-    page = await client.get("/datasets/ds_abc")
-    assert 'data-schemas=""' in page.text
-
-    client.app.add_api_route("/api/task-schemas", lambda: {"data": []}, methods=["GET"])
-    page = await client.get("/datasets/ds_abc")
-    assert 'data-schemas="/api/task-schemas"' in page.text
-
-
 def qa_lines(count: int) -> bytes:
     lines = (
         orjson.dumps(

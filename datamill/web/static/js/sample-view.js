@@ -153,18 +153,9 @@ function readRegistry() {
   return registry;
 }
 
-async function displayNamed(schemas, name) {
-  const schema = schemas.get(name);
-  if (!schema) return null;
-  if (!("display" in schema)) {
-    // A list that summarises: read the schema whole, once.
-    try {
-      schemas.set(name, await getJSON(`${SCHEMAS_URL}/${encodeURIComponent(name)}`));
-    } catch {
-      schemas.set(name, { ...schema, display: null });
-    }
-  }
-  return schemas.get(name).display ?? null;
+function displayNamed(schemas, name) {
+  // The list holds each schema's latest version whole (``definition``).
+  return schemas.get(name)?.definition?.display ?? null;
 }
 
 /** The display of ``sample``'s schema: the one its answer carries, else the schema named
@@ -174,7 +165,7 @@ export async function displayFor(sample, fallback = null) {
   if (!SCHEMAS_URL || (!sample.sample_type && !fallback)) return null;
   const schemas = await readRegistry();
   for (const name of [sample.sample_type, fallback]) {
-    const display = name ? await displayNamed(schemas, name) : null;
+    const display = name ? displayNamed(schemas, name) : null;
     if (display) return display;
   }
   return null;

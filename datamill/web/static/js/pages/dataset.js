@@ -207,7 +207,7 @@ function showError(box, error) {
 }
 
 async function renderOpened() {
-  const display = await displayFor(opened, dataset?.default_schema);
+  const display = await displayFor(opened, dataset?.task_schema);
   fill(byId("sample-title"), "Sample ", h("code", {}, opened.id));
   fill(byId("sample-body"), renderSample(opened, display));
   byId("edit").hidden = Boolean(opened.deleted_at);
