@@ -33,6 +33,10 @@ def new_dataset_id() -> str:
     return f"ds_{secrets.token_hex(12)}"
 
 
+def new_review_id() -> str:
+    return f"rev_{secrets.token_hex(12)}"
+
+
 def new_sample_id() -> str:
     return f"smp_{secrets.token_hex(12)}"
 

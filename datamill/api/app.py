@@ -30,6 +30,7 @@ from datamill.api.routes import (
     models,
     operations,
     responses,
+    reviews,
     webhooks,
 )
 from datamill.clock import Clock
@@ -138,6 +139,7 @@ def create_app(
         deployments,
         events,
         datasets,
+        reviews,
         generation,
         webhooks,
     ):

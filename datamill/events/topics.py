@@ -10,3 +10,4 @@ class Topic(StrEnum):
     deployment = "deployment"  # a deployment's live state in one process
     worker = "worker"  # a worker started, beat, stopped or was declared dead
     generation = "generation"  # a generation job's progress per cell, status changes, stuck
+    review = "review"  # a review written; a dataset whose review completed

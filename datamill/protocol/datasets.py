@@ -34,6 +34,17 @@ class SampleStatus(StrEnum):
     accepted = "accepted"  # valid and unique: generated, imported or approved
 
 
+class ReviewState(StrEnum):
+    """Where a sample's review stands (a sample's ``review_state``)."""
+
+    unreviewed = "unreviewed"  # no review yet
+    in_review = "in_review"  # some reviews, fewer than the overlap
+    approved = "approved"  # final: the rule says approve
+    edited = "edited"  # final: approved, and a review changed its content
+    rejected = "rejected"  # final: the rule says reject
+    disputed = "disputed"  # the reviews disagree; an adjudication decides
+
+
 class Visibility(StrEnum):
     """Which samples (or datasets) a read includes, by soft deletion."""
 
@@ -278,6 +289,7 @@ class SampleFilterBody(BaseModel):
     q: PlainText | None = None
     batch_id: PlainText | None = None
     job_id: PlainText | None = None
+    review_state: list[ReviewState] | None = Field(default=None, min_length=1)
     all: bool = False
 
 

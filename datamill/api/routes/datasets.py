@@ -35,6 +35,7 @@ from datamill.protocol.datasets import (
     ExportCheck,
     ExportFormat,
     ImportReport,
+    ReviewState,
     SampleCreate,
     SampleFilterBody,
     SampleObject,
@@ -62,6 +63,9 @@ async def sample_query(
     q: Annotated[str | None, Query(description='search: words, "phrases", -excluded')] = None,
     batch_id: Annotated[str | None, Query(description="provenance names this batch")] = None,
     job_id: Annotated[str | None, Query(description="provenance names this job")] = None,
+    review_state: Annotated[
+        list[ReviewState] | None, Query(description="in any of these review states")
+    ] = None,
 ) -> SampleQuery:
     """The sample filters every read and export of samples takes."""
     return SampleQuery(
@@ -75,6 +79,7 @@ async def sample_query(
         q=q,
         batch_id=batch_id,
         job_id=job_id,
+        review_state=tuple(review_state or ()),
     )
 
 

@@ -1,0 +1,1 @@
+"""Review: queues, reviews and each sample's final state (`service.ReviewService`)."""
