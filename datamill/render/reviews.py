@@ -3,7 +3,8 @@ and the CLI."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from datamill.protocol.reviews import (
     GoldObject,
@@ -22,8 +23,39 @@ from datamill.protocol.reviews import (
 from datamill.render.datasets import sample_object
 
 if TYPE_CHECKING:  # annotations only: the review's storage loads on first use
-    from datamill.review.service import QueueView, ReviewItem
-    from datamill.storage.reviews import GoldRecord, Progress, ReviewRecord, ReviewSettings
+    from datamill.storage.reviews import (
+        GoldRecord,
+        Progress,
+        QueueRow,
+        ReviewRecord,
+        ReviewSettings,
+    )
+    from datamill.storage.samples import SampleRecord
+    from datamill.task_schemas.model import TaskSchema
+
+
+class ReviewItem(Protocol):
+    """A sample as the review service hands it to a reviewer (`review.service`)."""
+
+    @property
+    def sample(self) -> SampleRecord: ...
+    @property
+    def schema(self) -> TaskSchema: ...
+    @property
+    def review_state(self) -> str | None: ...
+    @property
+    def reserved_until(self) -> float | None: ...
+
+
+class QueueView(Protocol):
+    """A page of the review queue as the review service reads it."""
+
+    @property
+    def rows(self) -> Sequence[QueueRow]: ...
+    @property
+    def visible(self) -> Collection[str]: ...
+    @property
+    def overlap(self) -> int: ...
 
 
 def settings_object(settings: ReviewSettings) -> ReviewSettingsObject:

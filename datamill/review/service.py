@@ -209,6 +209,25 @@ class ReviewService(DatasetLookups):
         visible = await repo.reviewed_by(self._db, ids, reviewer.id) if blind else set(ids)
         return QueueView(rows, visible, settings.overlap, has_more)
 
+    async def check_state_filter(
+        self,
+        dataset_id: str,
+        states: Sequence[ReviewState],
+        reviewer: Reviewer,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+    ) -> None:
+        """Refuse a filter by review state to a caller below member on a blind dataset
+        (blind mode hides review states from them)."""
+        if not states or reviewer.sees_all:
+            return
+        await self._dataset(dataset_id, project_id)
+        if (await repo.get_settings(self._db, dataset_id)).blind:
+            raise PermissionDenied(
+                "this dataset's review is blind: only members filter its samples by review state",
+                code="review_blind",
+            )
+
     # -- reviews -------------------------------------------------------------------------------
 
     async def submit(
