@@ -31,6 +31,7 @@ from datamill.protocol.reviews import (
 )
 from datamill.review.rules import check_answers, final_state
 from datamill.review.schemas import schema_for
+from datamill.storage import keys as key_store
 from datamill.storage import reviews as repo
 from datamill.storage.database import Database
 from datamill.storage.reviews import (
@@ -170,6 +171,10 @@ class ReviewService(DatasetLookups):
         project, or ``local``)."""
         where = self._body_filter(body)
         await self._dataset(dataset_id, project_id)
+        if body.reviewer != LOCAL_REVIEWER:
+            key = await key_store.get_key(self._db, body.reviewer)
+            if key is None or key.project_id != project_id:
+                raise NotFound(f"No key {body.reviewer} in this project", param="reviewer")
         return await repo.assign_samples(self._db, dataset_id, body.reviewer, where)
 
     async def queue(

@@ -255,8 +255,8 @@ def _live_claim(now: float) -> ColumnElement[bool]:
 
 
 def _open_to(reviewer: str, overlap: int, now: float) -> list[ColumnElement[bool]]:
-    """A live sample still needing reviews that ``reviewer`` may take: not reviewed by
-    them, and its reviews plus others' live claims below the overlap."""
+    """A sample ``reviewer`` may take: not reviewed by them, and its reviews plus others'
+    live claims below the overlap."""
     # An alias: the reservation's own query joins the claims table too.
     claims = review_claims.alias("others")
     others = (
@@ -274,12 +274,7 @@ def _open_to(reviewer: str, overlap: int, now: float) -> list[ColumnElement[bool
         reviews.c.reviewer == reviewer,
         reviews.c.current.is_(True),
     )
-    return [
-        samples.c.deleted_at.is_(None),
-        samples.c.review_state.in_(OPEN_STATES),
-        ~reviewed,
-        samples.c.review_count + others < overlap,
-    ]
+    return [~reviewed, samples.c.review_count + others < overlap]
 
 
 async def reserve_samples(
@@ -298,7 +293,11 @@ async def reserve_samples(
                 review_claims.c.expires_at <= now,
             )
         )
-        open_ = [samples.c.dataset_id == dataset_id, *_open_to(reviewer, settings.overlap, now)]
+        open_ = [
+            samples.c.dataset_id == dataset_id,
+            samples.c.deleted_at.is_(None),
+            *_open_to(reviewer, settings.overlap, now),
+        ]
         mine = and_(
             review_claims.c.sample_id == samples.c.id,
             review_claims.c.reviewer == reviewer,
@@ -307,19 +306,25 @@ async def reserve_samples(
         held = (
             select(*_COLUMNS)
             .join(review_claims, mine)
-            .where(*open_)
+            .where(*open_, samples.c.review_state.in_(OPEN_STATES))
             .order_by(review_claims.c.assigned.desc(), samples.c.seq)
             .limit(limit)
         )
         rows = list((await conn.execute(held)).all())
-        if len(rows) < limit:
-            fresh = (
-                select(*_COLUMNS)
-                .where(*open_, ~exists().where(mine))
-                .order_by(samples.c.seq)
-                .limit(limit - len(rows))
-            )
-            rows += (await conn.execute(fresh)).all()
+        wanted = limit - len(rows)
+        if wanted > 0:
+            # One query per open state, each an index range in queue order that stops at
+            # ``wanted`` matches (one query over both would sort every open sample first).
+            fresh: list[Row[Any]] = []
+            for state in OPEN_STATES:
+                query = (
+                    select(*_COLUMNS)
+                    .where(*open_, samples.c.review_state == state, ~exists().where(mine))
+                    .order_by(samples.c.seq)
+                    .limit(wanted)
+                )
+                fresh += (await conn.execute(query)).all()
+            rows += sorted(fresh, key=lambda row: row.seq)[:wanted]
         expires_at = now + settings.reservation_seconds
         if rows:
             statement = upsert_insert(conn.dialect.name)(review_claims)

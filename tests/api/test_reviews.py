@@ -253,6 +253,12 @@ async def test_assignments_come_first_and_reservations_are_released_or_expire(ma
         "member", "/review/assign", {"reviewer": team.id_of("bob"), "ids": [last]}
     )
     assert assigned["assigned"] == 1
+    unknown = await team.api.client.post(
+        f"/api/datasets/{team.dataset_id}/review/assign",
+        json={"reviewer": "key_nobody", "all": True},
+        headers=team.as_("member"),
+    )
+    assert_error(unknown, 404, param="reviewer", code="not_found")
     # Assigned to bob, it counts toward alice's overlap of 1.
     assert await team.next("alice", 3) == team.sample_ids[:2]
     assert await team.next("bob", 3) == [last]
