@@ -196,6 +196,15 @@ async def test_blind_mode_hides_others_reviews_until_one_reviews(team: Team):
         headers=team.as_("bob"),
     )
     assert_error(filtered, 403, param=None, code="review_blind")
+    # Nor do the sample lists and exports tell a reviewer the states.
+    for path in ("samples", "export"):
+        listed = await team.api.client.get(
+            f"/api/datasets/{team.dataset_id}/{path}",
+            params={"review_state": "in_review"},
+            headers=team.as_("bob"),
+        )
+        assert_error(listed, 403, param=None, code="review_blind")
+    assert (await team.get("bob", "/samples"))["data"]
     # A member sees everything.
     seen = await team.get("member", f"/samples/{sample}/reviews")
     assert (len(seen["data"]), seen["review_state"]) == (1, "in_review")
@@ -208,6 +217,8 @@ async def test_blind_mode_hides_others_reviews_until_one_reviews(team: Team):
     open_ = await team.get("alice", f"/samples/{team.sample_ids[0]}/reviews")
     assert len(open_["data"]) == 2
     assert (await team.get("bob", "/review/queue"))["data"][0]["review_state"] == "rejected"
+    rejected = await team.get("bob", "/samples", review_state="rejected")
+    assert [s["id"] for s in rejected["data"]] == [sample]
 
 
 async def test_racing_next_calls_never_exceed_the_overlap(make_api):
