@@ -143,13 +143,14 @@ class ReviewService(DatasetLookups):
             self._db, dataset_id, reviewer.id, limit=limit, now=self._clock.now()
         )
         # Each is one the reviewer has not reviewed: blind hides its state from them.
-        items = [await self._item(dataset_id, entry, reviewer) for entry in reserved]
+        settings = await repo.get_settings(self._db, dataset_id)
+        shown = reviewer.sees_all or not settings.blind
+        items = [await self._item(dataset_id, entry, shown=shown) for entry in reserved]
         return items, reserved[0].expires_at if reserved else None
 
-    async def _item(self, dataset_id: str, entry: Reserved, reviewer: Reviewer) -> ReviewItem:
-        settings = await repo.get_settings(self._db, dataset_id)
+    async def _item(self, dataset_id: str, entry: Reserved, *, shown: bool) -> ReviewItem:
         schema = await schema_for(self._db, dataset_id, entry.sample.sample_type)
-        state = entry.sample.review_state if reviewer.sees_all or not settings.blind else None
+        state = entry.sample.review_state if shown else None
         return ReviewItem(entry.sample, schema, state, entry.expires_at)
 
     async def release(
@@ -345,6 +346,14 @@ class ReviewService(DatasetLookups):
         if any(r.reviewer == reviewer.id and r.current for r in found):
             return found, sample.review_state
         return [r for r in found if r.reviewer == reviewer.id], None
+
+    async def dataset_reviews(
+        self, dataset_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> list[ReviewRecord]:
+        """Every current review of the dataset's live samples, oldest first: what the
+        agreement statistics read (with `gold`)."""
+        await self._dataset(dataset_id, project_id)
+        return await repo.dataset_reviews(self._db, dataset_id)
 
     # -- gold ----------------------------------------------------------------------------------
 

@@ -455,7 +455,8 @@ async def write_review(
             found = (await conn.execute(query)).first()
             if found is not None:
                 same = _review(found)
-                if not _same(same, review) or (content is not None and not same.edited):
+                edits = content is not None and content != sample.content
+                if not _same(same, review) or (edits and not same.edited):
                     return ReviewWrite(None, sample, sample.review_state, key_reused=True)
                 return ReviewWrite(same, sample, sample.review_state)
         query = select(reviews).where(*mine, reviews.c.current.is_(True))

@@ -96,6 +96,11 @@ async def test_a_replaced_review_is_kept_and_counted_once(make_runtime):
     done = await reviews.submit(dataset_id, sample, reject, BOB)
     assert done.review_state == "rejected"
     assert done.completed == {"rejected": 1}
+    current = await reviews.dataset_reviews(dataset_id)
+    assert [(r.reviewer, r.decision) for r in current] == [
+        ("key_alice", "reject"),
+        ("key_bob", "reject"),
+    ]
 
 
 async def test_new_settings_decide_every_reviewed_sample_again(make_runtime):
