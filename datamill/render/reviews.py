@@ -23,13 +23,8 @@ from datamill.protocol.reviews import (
 from datamill.render.datasets import sample_object
 
 if TYPE_CHECKING:  # annotations only: the review's storage loads on first use
-    from datamill.storage.reviews import (
-        GoldRecord,
-        Progress,
-        QueueRow,
-        ReviewRecord,
-        ReviewSettings,
-    )
+    from datamill.storage.review_queue import Progress, QueueRow
+    from datamill.storage.reviews import GoldRecord, ReviewRecord, ReviewSettings
     from datamill.storage.samples import SampleRecord
     from datamill.task_schemas.model import TaskSchema
 

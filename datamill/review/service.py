@@ -32,14 +32,13 @@ from datamill.protocol.reviews import (
 from datamill.review.rules import check_answers, final_state
 from datamill.review.schemas import schema_for
 from datamill.storage import keys as key_store
+from datamill.storage import review_queue as queue_repo
 from datamill.storage import reviews as repo
 from datamill.storage.database import Database
+from datamill.storage.review_queue import Progress, QueueRow, Reserved
 from datamill.storage.reviews import (
     GoldRecord,
     NewReview,
-    Progress,
-    QueueRow,
-    Reserved,
     ReviewRecord,
     ReviewSettings,
     ReviewWrite,
@@ -124,7 +123,9 @@ class ReviewService(DatasetLookups):
     ) -> tuple[ReviewSettings, Progress]:
         await self._dataset(dataset_id, project_id)
         settings = await repo.get_settings(self._db, dataset_id)
-        return settings, await repo.review_progress(self._db, dataset_id, now=self._clock.now())
+        return settings, await queue_repo.review_progress(
+            self._db, dataset_id, now=self._clock.now()
+        )
 
     # -- the queue -----------------------------------------------------------------------------
 
@@ -139,7 +140,7 @@ class ReviewService(DatasetLookups):
         """Reserve up to ``limit`` samples for ``reviewer`` (those assigned to them first);
         returns them and when the reservation ends (None: nothing left to review)."""
         await self._dataset(dataset_id, project_id)
-        reserved = await repo.reserve_samples(
+        reserved = await queue_repo.reserve_samples(
             self._db, dataset_id, reviewer.id, limit=limit, now=self._clock.now()
         )
         # Each is one the reviewer has not reviewed: blind hides its state from them.
@@ -163,7 +164,7 @@ class ReviewService(DatasetLookups):
     ) -> int:
         """Give back ``reviewer``'s reservations (of ``sample_ids``; None: all of them)."""
         await self._dataset(dataset_id, project_id)
-        return await repo.release_samples(self._db, dataset_id, reviewer.id, sample_ids)
+        return await queue_repo.release_samples(self._db, dataset_id, reviewer.id, sample_ids)
 
     async def assign(
         self, dataset_id: str, body: AssignRequest, *, project_id: str = DEFAULT_PROJECT_ID
@@ -176,7 +177,7 @@ class ReviewService(DatasetLookups):
             key = await key_store.get_key(self._db, body.reviewer)
             if key is None or key.project_id != project_id:
                 raise NotFound(f"No key {body.reviewer} in this project", param="reviewer")
-        return await repo.assign_samples(self._db, dataset_id, body.reviewer, where)
+        return await queue_repo.assign_samples(self._db, dataset_id, body.reviewer, where)
 
     async def queue(
         self,
@@ -200,7 +201,7 @@ class ReviewService(DatasetLookups):
                 "this dataset's review is blind: only members filter its queue by review state",
                 code="review_blind",
             )
-        page = await repo.queue_page(
+        page = await queue_repo.queue_page(
             self._db,
             dataset_id,
             states=[state.value for state in states],

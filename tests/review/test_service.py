@@ -14,6 +14,7 @@ from datamill.protocol.reviews import ReviewCreate, ReviewSettingsUpdate
 from datamill.review.rules import final_state
 from datamill.review.service import Reviewer
 from datamill.runtime import Runtime
+from datamill.storage import review_queue
 from datamill.storage import reviews as repo
 from datamill.storage.database import Database
 from datamill.storage.samples import NewSample, insert_samples
@@ -42,7 +43,7 @@ async def test_reservations_from_two_pools_never_exceed_the_overlap(make_runtime
         now = runtime.clock.now()
         claims = await asyncio.gather(
             *(
-                repo.reserve_samples(db, dataset_id, f"key_{n}_{m}", limit=7, now=now)
+                review_queue.reserve_samples(db, dataset_id, f"key_{n}_{m}", limit=7, now=now)
                 for n, db in enumerate([runtime.database, *others])
                 for m in range(3)
             )
