@@ -64,10 +64,21 @@ class ReleaseRequest(_Body):
 
 
 class AssignRequest(SampleFilterBody):
-    """`POST .../review/assign`: offer the samples the filter selects (``ids``, a filter, or
-    ``all``) to ``reviewer`` (a key id) first; each counts toward the overlap."""
+    """`POST .../review/assign`: offer the samples ``sample_ids`` (or ``ids``) names, or the
+    filter selects, or ``all``, to ``reviewer`` (a key id) first; each counts toward the
+    overlap."""
 
     reviewer: PlainText = Field(min_length=1, max_length=64)
+    sample_ids: list[PlainText] | None = Field(default=None, min_length=1, max_length=10_000)
+
+    def selection(self) -> SampleFilterBody:
+        """The samples, as the sample filters' body names them."""
+        fields = self.model_dump(exclude_unset=True, exclude={"reviewer", "sample_ids"})
+        if self.sample_ids is not None:
+            if self.ids is not None:
+                raise ValueError("give sample_ids or ids, not both")
+            fields["ids"] = self.sample_ids
+        return SampleFilterBody.model_validate(fields)
 
 
 class AssignResult(BaseModel):

@@ -171,7 +171,11 @@ class ReviewService(DatasetLookups):
     ) -> int:
         """Assign the live samples the body selects to ``body.reviewer`` (a key of the
         project, or ``local``)."""
-        where = self._body_filter(body)
+        try:
+            selection = body.selection()
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="sample_ids") from None
+        where = self._body_filter(selection)
         await self._dataset(dataset_id, project_id)
         if body.reviewer != LOCAL_REVIEWER:
             key = await key_store.get_key(self._db, body.reviewer)

@@ -261,7 +261,7 @@ async def test_assignments_come_first_and_reservations_are_released_or_expire(ma
     team = await make_team(api, samples=3)
     last = team.sample_ids[-1]
     assigned = await team.post(
-        "member", "/review/assign", {"reviewer": team.id_of("bob"), "ids": [last]}
+        "member", "/review/assign", {"reviewer": team.id_of("bob"), "sample_ids": [last]}
     )
     assert assigned["assigned"] == 1
     unknown = await team.api.client.post(
@@ -270,6 +270,15 @@ async def test_assignments_come_first_and_reservations_are_released_or_expire(ma
         headers=team.as_("member"),
     )
     assert_error(unknown, 404, param="reviewer", code="not_found")
+    # Naming no samples is refused, not every sample assigned.
+    for body in (
+        {"reviewer": team.id_of("bob")},
+        {"reviewer": "local", "sample_ids": [], "all": True},
+    ):
+        unnamed = await team.api.client.post(
+            f"/api/datasets/{team.dataset_id}/review/assign", json=body, headers=team.as_("member")
+        )
+        assert unnamed.status_code in (400, 422), unnamed.text
     # Assigned to bob, it counts toward alice's overlap of 1.
     assert await team.next("alice", 3) == team.sample_ids[:2]
     assert await team.next("bob", 3) == [last]

@@ -122,3 +122,18 @@ async def test_new_settings_decide_every_reviewed_sample_again(make_runtime):
     offered, _ = await reviews.next_samples(dataset_id, ALICE, limit=5)
     assert [item.sample.id for item in offered] == [ids[2]]
     assert final_state([], repo.ReviewSettings()) == "unreviewed"
+
+
+async def test_assigning_by_a_filter_skips_what_the_reviewer_reviewed(make_runtime):
+    from datamill.protocol.reviews import AssignRequest
+
+    runtime = await make_runtime()
+    dataset_id, ids = await dataset_with(runtime, 4)
+    reviews = runtime.reviews
+    await reviews.submit(dataset_id, ids[0], approve(), Reviewer("local"))
+    body = AssignRequest(reviewer="local", review_state=["unreviewed", "approved"])
+    assert await reviews.assign(dataset_id, body) == 3  # not the one it reviewed
+    _, progress = await reviews.progress(dataset_id)
+    assert [(r.reviewer, r.assigned, r.reviews) for r in progress.reviewers] == [("local", 3, 1)]
+    offered, _ = await reviews.next_samples(dataset_id, Reviewer("local"), limit=10)
+    assert [item.sample.id for item in offered] == ids[1:]
