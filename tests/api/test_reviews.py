@@ -439,3 +439,20 @@ async def test_the_last_final_review_publishes_review_completed(team: Team):
     # Review events say that a review came, never what it said (blind mode).
     assert "decision" not in rows[0].payload
     assert "approve" not in rows[0].payload
+
+
+async def test_a_deleted_sample_is_not_reviewed_nor_offered(team: Team):
+    sample = team.sample_ids[0]
+    deleted = await team.api.client.delete(
+        f"/api/datasets/{team.dataset_id}/samples/{sample}", headers=team.as_("member")
+    )
+    assert deleted.status_code == 200, deleted.text
+    refused = await team.api.client.post(
+        f"/api/datasets/{team.dataset_id}/samples/{sample}/reviews",
+        json={"answers": {"decision": "approve"}},
+        headers=team.as_("alice"),
+    )
+    assert_error(refused, 409, param="sample_id", code="sample_deleted")
+    assert sample not in await team.next("alice", 10)
+    queue = await team.get("member", "/review/queue")
+    assert sample not in [q["sample_id"] for q in queue["data"]]
