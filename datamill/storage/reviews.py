@@ -257,6 +257,8 @@ async def write_review(
                 return ReviewWrite(None, sample, sample.review_state, edit=outcome)
             edited = True
         if current is not None:
+            # The edit of the review replaced still stands in the content: it stays counted.
+            edited = edited or current.edited
             await conn.execute(
                 update(reviews)
                 .where(reviews.c.id == current.id)

@@ -517,7 +517,8 @@ reviews = Table(
     Column("answers", JSON(none_as_null=True), nullable=False),
     Column("decision", String(16), nullable=False),  # approve, reject: the decision answer
     Column("reason", Text, nullable=True),
-    Column("edited", Boolean, nullable=False),  # its content edit changed the sample
+    # Its content edit (or that of the reviewer's review it replaced) changed the sample.
+    Column("edited", Boolean, nullable=False),
     Column("adjudication", Boolean, nullable=False),
     Column("current", Boolean, nullable=False),
     Column("idempotency_key", String(200), nullable=True),

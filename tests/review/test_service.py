@@ -74,6 +74,11 @@ async def test_a_review_and_its_edit_are_one_write(make_runtime):
 
     written = await reviews.submit(dataset_id, first, approve(content={"q": "better"}), ALICE)
     assert (written.review_state, written.created) == ("edited", True)
+    # Re-submitted without an edit, the one it replaced still stands in the content.
+    again = await reviews.submit(
+        dataset_id, first, approve(answers={"decision": "approve", "rating": 3}), ALICE
+    )
+    assert (again.review_state, again.created) == ("edited", True)
     versions = await runtime.datasets.sample_history(dataset_id, first)
     assert [(v.action, v.changed_by) for v in versions] == [
         ("created", None),
