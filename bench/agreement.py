@@ -18,9 +18,9 @@ import random
 import statistics
 import time
 
+from datamill.protocol.task_schema_format import DEFAULT_QUESTIONS, Question, QuestionKind
 from datamill.review.agreement import compute_agreement
 from datamill.review.ratings import Rating, Value
-from datamill.task_schemas.model import DEFAULT_QUESTIONS, Question, QuestionKind
 
 TAGS = Question(
     name="tags", kind=QuestionKind.labels, options=["a", "b", "c"], multiple=True, required=False

@@ -38,6 +38,10 @@ def new_export_id() -> str:
     return f"exp_{secrets.token_hex(12)}"
 
 
+def new_review_id() -> str:
+    return f"rev_{secrets.token_hex(12)}"
+
+
 def new_sample_id() -> str:
     return f"smp_{secrets.token_hex(12)}"
 

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from datamill.curation.service import DatasetService
     from datamill.generation.service import GenerationService
     from datamill.generation.supervisor import GenerationSupervisor
+    from datamill.review.service import ReviewService
     from datamill.task_schemas.service import TaskSchemaService
     from datamill.webhooks.dispatcher import WebhookDispatcher
     from datamill.webhooks.service import WebhookService
@@ -220,6 +221,19 @@ class Runtime:
         from datamill.task_schemas.service import TaskSchemaService
 
         return TaskSchemaService(self.database, self.clock)
+
+    @functools.cached_property
+    def reviews(self) -> ReviewService:
+        """The review of datasets: queues, reviews, gold answers; built on first use."""
+        from datamill.review.service import ReviewService
+
+        return ReviewService(
+            self.database,
+            self.clock,
+            self.events,
+            max_line_bytes=self.settings.max_line_bytes,
+            schemas=self.task_schemas,
+        )
 
     async def _import_finished_batch(self, batch: BatchRecord) -> None:
         """A finishing batch whose metadata names a dataset has its answers imported into

@@ -30,6 +30,7 @@ from datamill.api.routes import (
     models,
     operations,
     responses,
+    reviews,
     task_schemas,
     webhooks,
 )
@@ -139,6 +140,7 @@ def create_app(
         deployments,
         events,
         datasets,
+        reviews,
         generation,
         task_schemas,
         webhooks,

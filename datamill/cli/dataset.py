@@ -33,6 +33,7 @@ from datamill.errors import ApiError, InvalidLines, NotFound
 from datamill.protocol.datasets import (
     DatasetCreate,
     ExportFormat,
+    ReviewState,
     SampleStatus,
     Visibility,
 )
@@ -291,6 +292,10 @@ def export(
     ] = None,
     batch_id: BatchOption = None,
     job_id: JobOption = None,
+    review_state: Annotated[
+        str | None,
+        typer.Option(help="only samples in these review states: approved,edited"),
+    ] = None,
 ) -> None:
     """Write DATASET's samples (those matching the filters) in a format, one file per split
     with --split."""
@@ -315,6 +320,7 @@ def export(
         deleted=deleted,
         batch_id=batch_id,
         job_id=job_id,
+        review_state=_review_states(review_state),
     )
     mapping = ChatMapping(user_field=user_field, assistant_field=assistant_field, system=system)
     extension = EXTENSIONS[export_format]
@@ -364,6 +370,19 @@ def export(
     if to_directory and export_format is ExportFormat.parquet:
         assert output is not None
         _write_card(output, record, written, splits=split, seed=seed)
+
+
+def _review_states(text: str | None) -> tuple[ReviewState, ...]:
+    if text is None:
+        return ()
+    try:
+        return tuple(ReviewState(part.strip()) for part in text.split(","))
+    except ValueError:
+        known = ", ".join(ReviewState)
+        raise typer.BadParameter(
+            f"{text!r}: give review states separated by commas ({known})",
+            param_hint="--review-state",
+        ) from None
 
 
 class _Written(NamedTuple):

@@ -19,7 +19,7 @@ from datamill.render.task_schemas import task_schema_object
 from datamill.runtime import Runtime
 
 if TYPE_CHECKING:
-    from datamill.task_schemas.model import TaskSchema
+    from datamill.protocol.task_schema_format import TaskSchema
 
 app = typer.Typer(
     help="Task schemas: how a sample type is shown, validated, reviewed and exported.",

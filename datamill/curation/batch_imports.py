@@ -20,12 +20,12 @@ from typing import Any
 import orjson
 
 from datamill.protocol.datasets import BatchImportReport
+from datamill.protocol.task_schema_format import TaskSchema
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
 from datamill.storage.records import BatchRecord
 from datamill.storage.results import Answer, iter_answers
 from datamill.storage.samples import NewSample
-from datamill.task_schemas.model import TaskSchema
 from datamill.task_schemas.validation import content_problems
 
 CHAT_ENDPOINT = "/v1/chat/completions"

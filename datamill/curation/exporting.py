@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from datamill.curation.exports import (
     ExportOptions,
@@ -56,9 +56,9 @@ class _Export:
             for name, report in self.reports.items()
         }
         filters = {
-            name: value.value if isinstance(value, Enum) else value
+            name: _plain(value)
             for name, value in asdict(self.query).items()
-            if value is not None and not (name == "deleted" and value is Visibility.exclude)
+            if value not in (None, ()) and not (name == "deleted" and value is Visibility.exclude)
         }
         splits = self.options.splits is not None
         return ExportEvent(
@@ -175,3 +175,10 @@ class Exporting(DatasetLookups):
             if not more:
                 return
             after_seq = page[-1].seq
+
+
+def _plain(value: Any) -> Any:
+    """A filter's value as JSON has it: an enum's value, a tuple of them as a list."""
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value.value if isinstance(value, Enum) else value

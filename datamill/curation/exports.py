@@ -19,8 +19,8 @@ from datamill.curation.formats.splits import SplitAssigner, Splits
 from datamill.curation.formats.table import CsvEncoder
 from datamill.errors import InvalidRequest
 from datamill.protocol.datasets import ExportCheck, ExportFormat, LeftOutSample
+from datamill.protocol.task_schema_format import DEFAULT_SCHEMA, field_value
 from datamill.storage.samples import SampleRecord
-from datamill.task_schemas.model import DEFAULT_SCHEMA, field_value
 from datamill.task_schemas.service import SchemaSet
 
 # Parquet columns, in order; the JSON ones hold JSON text.

@@ -10,7 +10,13 @@ from typing import Any
 from datamill.clock import Clock
 from datamill.errors import Conflict, InvalidRequest, NotFound
 from datamill.events.publisher import EventPublisher
-from datamill.protocol.datasets import SampleFilterBody, SampleStatus, Visibility, check_plain_text
+from datamill.protocol.datasets import (
+    ReviewState,
+    SampleFilterBody,
+    SampleStatus,
+    Visibility,
+    check_plain_text,
+)
 from datamill.storage import datasets as dataset_repo
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
@@ -37,6 +43,7 @@ class SampleQuery:
     q: str | None = None
     batch_id: str | None = None  # samples whose provenance names this batch ...
     job_id: str | None = None  # ... or this generation job
+    review_state: tuple[ReviewState, ...] = ()  # in any of these review states
 
 
 class DatasetLookups:
@@ -132,6 +139,7 @@ class DatasetLookups:
             search=parse_search(query.q) if query.q is not None else None,
             batch_id=query.batch_id,
             job_id=query.job_id,
+            review_states=tuple(state.value for state in query.review_state),
         )
 
     def _body_filter(self, body: SampleFilterBody) -> SampleFilter:
@@ -139,8 +147,8 @@ class DatasetLookups:
         if not given and not body.all:
             raise InvalidRequest(
                 "name the samples: ids or a filter (topic, sample_type, status, model, "
-                "created_after, created_before, q, batch_id, job_id), or all: true for every "
-                "sample",
+                "created_after, created_before, q, batch_id, job_id, review_state), or all: "
+                "true for every sample",
                 param="all",
                 code="missing_required_parameter",
             )
@@ -155,6 +163,7 @@ class DatasetLookups:
                 q=body.q,
                 batch_id=body.batch_id,
                 job_id=body.job_id,
+                review_state=tuple(body.review_state or ()),
             )
         )
         return replace(where, ids=tuple(body.ids or ()))

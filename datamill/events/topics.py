@@ -11,3 +11,4 @@ class Topic(StrEnum):
     worker = "worker"  # a worker started, beat, stopped or was declared dead
     generation = "generation"  # a generation job's progress per cell, status changes, stuck
     export = "export"  # a dataset export finished streaming
+    review = "review"  # a review written; a dataset whose review completed

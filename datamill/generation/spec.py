@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import jsonschema
 import orjson
 import yaml
 from jinja2 import TemplateSyntaxError
@@ -23,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from datamill.errors import InvalidRequest
+from datamill.protocol.json_schemas import valid_json_schema
 from datamill.protocol.limits import MAX_JSON_DEPTH, json_depth_exceeds, too_deep_message
 
 # `nlp.dedup`'s defaults (a test checks they agree), not imported: that module needs the
@@ -49,22 +49,6 @@ def _compiles(source: str) -> str:
         # Jinja parses by recursion: a hundred nested brackets exhaust the stack.
         raise ValueError("the template nests too deeply to compile") from None
     return source
-
-
-def valid_json_schema(value: dict[str, Any]) -> dict[str, Any]:
-    """``value`` if it is a valid JSON Schema (draft 2020-12, its patterns compiling), else
-    a ValueError naming the path at fault. Task schemas' ``content`` is checked the same way."""
-    try:
-        jsonschema.Draft202012Validator.check_schema(value)
-    except jsonschema.SchemaError as exc:
-        where = "/".join(str(part) for part in exc.path)
-        raise ValueError(
-            f"not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}"
-        ) from None
-    except RecursionError:
-        # A `pattern` nesting thousands of groups (compiled by recursion).
-        raise ValueError("not a valid JSON Schema: a pattern nests too deeply") from None
-    return value
 
 
 class _Strict(BaseModel):

@@ -34,6 +34,17 @@ class SampleStatus(StrEnum):
     accepted = "accepted"  # valid and unique: generated, imported or approved
 
 
+class ReviewState(StrEnum):
+    """Where a sample's review stands (a sample's ``review_state``)."""
+
+    unreviewed = "unreviewed"  # no review yet
+    in_review = "in_review"  # some reviews, fewer than the overlap
+    approved = "approved"  # final: the rule says approve
+    edited = "edited"  # final: approved, and a review changed its content
+    rejected = "rejected"  # final: the rule says reject
+    disputed = "disputed"  # the reviews disagree; an adjudication decides
+
+
 class Visibility(StrEnum):
     """Which samples (or datasets) a read includes, by soft deletion."""
 
@@ -64,7 +75,7 @@ def _check_name(value: str) -> str:
     return value
 
 
-# A task schema's name (`datamill.task_schemas.model.NAME_PATTERN`).
+# A task schema's name (`datamill.protocol.task_schema_format.NAME_PATTERN`).
 TaskSchemaName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")]
 
 
@@ -287,6 +298,7 @@ class SampleFilterBody(BaseModel):
     q: PlainText | None = None
     batch_id: PlainText | None = None
     job_id: PlainText | None = None
+    review_state: list[ReviewState] | None = Field(default=None, min_length=1)
     all: bool = False
 
 

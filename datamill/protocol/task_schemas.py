@@ -1,5 +1,5 @@
 """Task schemas (`/api/task-schemas`): datamill's own shapes. A schema's format is
-`datamill.task_schemas.model.TaskSchema`; its JSON Schema is ``GET /api/task-schemas/_format``."""
+`protocol.task_schema_format.TaskSchema`; its JSON Schema is ``GET /api/task-schemas/_format``."""
 
 from __future__ import annotations
 

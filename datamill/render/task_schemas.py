@@ -9,7 +9,7 @@ from datamill.protocol.task_schemas import TaskSchemaObject
 if TYPE_CHECKING:
     from datamill.storage.task_schemas import TaskSchemaRecord
 
-# The schema format's version (`datamill.task_schemas.model.SCHEMA_FORMAT_VERSION`; a test
+# The schema format's version (`datamill.protocol.task_schema_format.SCHEMA_FORMAT_VERSION`; a test
 # checks they agree: rendering sits below the task schemas' package).
 FORMAT_VERSION = 1
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datamill.protocol.task_schema_format import Question, QuestionKind
 from datamill.review.pairs import Pairs, pairs_of
 from datamill.review.ratings import Collected, Rating, ScaleRatings, Value, collect_ratings
 from datamill.review.reviewer_report import (
@@ -35,7 +36,6 @@ from datamill.review.statistics import (
     observed_agreement,
     undefined,
 )
-from datamill.task_schemas.model import Question, QuestionKind
 
 # The mean of pairwise kappas counts a pair of reviewers once they share this many items.
 DEFAULT_MIN_SHARED_ITEMS = 10

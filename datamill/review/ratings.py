@@ -17,8 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from datamill.protocol.task_schema_format import (
+    DECISION_VALUES,
+    RATING_RANGE,
+    Question,
+    QuestionKind,
+)
 from datamill.review.statistics import Level
-from datamill.task_schemas.model import DECISION_VALUES, RATING_RANGE, Question, QuestionKind
 
 # A review's answer to one question: a decision or a single label (str), a rating (int),
 # or the labels chosen of a ``multiple`` question (a tuple; a list is taken too).

@@ -101,6 +101,20 @@ async def edit_sample(
         return await _change(conn, dataset_id, sample_id, values, "edited", None, changed_by, now)
 
 
+async def edit_sample_in(
+    conn: AsyncConnection,
+    dataset_id: str,
+    sample_id: str,
+    values: dict[str, Any],
+    *,
+    changed_by: str | None,
+    now: float,
+) -> EditOutcome:
+    """`edit_sample` in the caller's write transaction (a review's edit, written with the
+    review); takes the dataset's insert lock."""
+    return await _change(conn, dataset_id, sample_id, values, "edited", None, changed_by, now)
+
+
 async def restore_version(
     database: Database,
     dataset_id: str,

@@ -81,6 +81,8 @@ class SampleRecord:
     metadata: dict[str, Any] | None
     created_at: float
     deleted_at: float | None
+    review_state: str = "unreviewed"  # `protocol.reviews.ReviewState`
+    review_count: int = 0  # current reviews, adjudications aside
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ class SampleFilter:
     ids: tuple[str, ...] = ()
     batch_id: str | None = None  # ``provenance.batch_id``
     job_id: str | None = None  # ``provenance.job_id``
+    review_states: tuple[str, ...] = ()  # any of these review states
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,8 @@ def _record(row: Row[Any]) -> SampleRecord:
         metadata=row.metadata,
         created_at=row.created_at,
         deleted_at=row.deleted_at,
+        review_state=row.review_state,
+        review_count=row.review_count,
     )
 
 
@@ -316,6 +321,8 @@ def _conditions(
         value = getattr(where, name)
         if value is not None:
             conditions.append(samples.c[name] == value)
+    if where.review_states:
+        conditions.append(samples.c.review_state.in_(where.review_states))
     if where.search is not None:
         conditions.append(search_condition(dialect, where.search))
     return conditions

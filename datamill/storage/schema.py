@@ -414,6 +414,10 @@ samples = Table(
     # Copies of ``provenance.batch_id`` and ``provenance.job_id``, for the filters' indexes.
     Column("batch_id", String(256), nullable=True),
     Column("job_id", String(256), nullable=True),
+    # The review's outcome so far (`review.rules.ReviewState`), and its current reviews
+    # (adjudications aside): recomputed in the transaction of each review written.
+    Column("review_state", String(16), nullable=False, server_default=text("'unreviewed'")),
+    Column("review_count", Integer, nullable=False, server_default=text("0")),
     # At most one live sample per content in a dataset; deleted ones do not count.
     Index(
         "uq_samples_live_hash",
@@ -451,6 +455,15 @@ samples = Table(
         "job_id",
         sqlite_where=text("job_id IS NOT NULL"),
         postgresql_where=text("job_id IS NOT NULL"),
+    ),
+    # The review queue and the review_state filter: live samples by state, in order.
+    Index(
+        "ix_samples_review_queue",
+        "dataset_id",
+        "review_state",
+        "seq",
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
     ),
     # The few deleted samples, for listing and restoring them.
     Index(
@@ -497,6 +510,69 @@ sample_history = Table(
     Column("changed_at", Float, nullable=False),
     UniqueConstraint("sample_id", "version"),
 )
+
+# A dataset's review settings (`review.rules.ReviewSettings`); none: the defaults.
+review_settings = Table(
+    "review_settings",
+    metadata,
+    Column("dataset_id", String(64), ForeignKey("datasets.id"), primary_key=True),
+    Column("overlap", Integer, nullable=False),
+    Column("blind", Boolean, nullable=False),
+    Column("rule", String(16), nullable=False),
+    Column("reservation_seconds", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Every review ever written: a reviewer's current one per sample has ``current`` true; one
+# it replaced stays, ``replaced_at`` set (the sample's review history).
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("seq", Id64, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("dataset_id", String(64), ForeignKey("datasets.id"), nullable=False),
+    Column("sample_id", String(64), ForeignKey("samples.id"), nullable=False),
+    Column("reviewer", String(64), nullable=False),  # an API key's id; "local" in local mode
+    Column("answers", JSON(none_as_null=True), nullable=False),
+    Column("decision", String(16), nullable=False),  # approve, reject: the decision answer
+    Column("reason", Text, nullable=True),
+    # Its content edit (or that of the reviewer's review it replaced) changed the sample.
+    Column("edited", Boolean, nullable=False),
+    Column("adjudication", Boolean, nullable=False),
+    Column("current", Boolean, nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("replaced_at", Float, nullable=True),
+    Index(None, "sample_id", "reviewer", "current"),
+    Index(None, "dataset_id", "reviewer"),
+    Index(None, "dataset_id", "seq"),
+)
+
+# Who holds a sample in the review queue: an assignment (no expiry) and/or a reservation
+# (until ``expires_at``); one row per sample and reviewer, gone once that reviewer reviews.
+review_claims = Table(
+    "review_claims",
+    metadata,
+    Column("sample_id", String(64), ForeignKey("samples.id"), primary_key=True),
+    Column("reviewer", String(64), primary_key=True),
+    Column("dataset_id", String(64), ForeignKey("datasets.id"), nullable=False),
+    Column("assigned", Boolean, nullable=False),
+    Column("expires_at", Float, nullable=True),  # the reservation's end; None: not reserved
+    Index(None, "dataset_id", "reviewer"),
+)
+
+# A gold sample's expected answers (reviewers never see them).
+review_gold = Table(
+    "review_gold",
+    metadata,
+    Column("sample_id", String(64), ForeignKey("samples.id"), primary_key=True),
+    Column("dataset_id", String(64), ForeignKey("datasets.id"), nullable=False),
+    Column("answers", JSON(none_as_null=True), nullable=False),
+    Column("set_by", String(64), nullable=True),
+    Column("set_at", Float, nullable=False),
+    Index(None, "dataset_id"),
+)
+
 
 # The server's event stream (`GET /api/events`): each change worth showing live, in the
 # order it was written. ``id`` is the event's SSE id: AUTOINCREMENT on SQLite (and a sequence

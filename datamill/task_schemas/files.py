@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from datamill.errors import InvalidRequest
 from datamill.generation.spec import load_spec_data, spec_error
 from datamill.protocol.limits import json_depth_exceeds, too_deep_message
+from datamill.protocol.task_schema_format import MAX_SCHEMA_BYTES, TaskSchema
 from datamill.task_schemas.label_studio import LabelStudioConflict, labeling_config
-from datamill.task_schemas.model import MAX_SCHEMA_BYTES, TaskSchema
 
 CODE = "invalid_task_schema"
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from datamill.task_schemas.model import (
+from datamill.protocol.task_schema_format import (
     DisplayField,
     FieldKind,
     QuestionKind,

@@ -18,13 +18,13 @@ from typing import Any
 
 from datamill.clock import Clock
 from datamill.errors import Conflict, InvalidRequest, NotFound
+from datamill.protocol.task_schema_format import DEFAULT_SCHEMA, TaskSchema
 from datamill.storage import task_schemas as repo
 from datamill.storage.database import Database
 from datamill.storage.datasets import DatasetRecord
 from datamill.storage.task_schemas import TaskSchemaExists, TaskSchemaRace, TaskSchemaRecord
 from datamill.task_schemas.files import checked
 from datamill.task_schemas.label_studio import labeling_config
-from datamill.task_schemas.model import DEFAULT_SCHEMA, TaskSchema
 
 # Parsed definitions kept (a stored version never changes), at most this many.
 _CACHE_SIZE = 256

@@ -17,7 +17,7 @@ import jsonschema
 
 from datamill.errors import InvalidRequest
 from datamill.generation.confined import ConfinedPool, SchemaProblem, validate_all
-from datamill.task_schemas.model import TaskSchema
+from datamill.protocol.task_schema_format import TaskSchema
 
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description"})
 PLAIN_KEYWORDS = frozenset(

@@ -3,7 +3,8 @@
 A message body is Standard Webhooks' ``{"type", "timestamp", "data"}``. Batch messages
 carry the Batch object as `GET /v1/batches/{batch_id}` returns it; generation messages the
 job as `GET /api/generation/jobs/{job_id}` returns it, without its cells; export messages
-the export's `export` event (dataset, format, filters, counts). Each message has
+the export's `export` event (dataset, format, filters, counts); a dataset's
+``review.completed`` its id, its live samples per review state and when. Each message has
 an event key naming what it reports (``batch.completed:batch_…``), so a batch that shows
 its final state in several events is still reported once per endpoint.
 """
@@ -32,8 +33,7 @@ class WebhookEventType(StrEnum):
     generation_failed = "generation.failed"  # the job failed; its error says why
     generation_stopped = "generation.stopped"  # stopped (it may be resumed)
     export_completed = "export.completed"  # a dataset export finished streaming
-    # Reserved for the review part of curation: endpoints may subscribe now.
-    review_completed = "review.completed"  # a sample's review reached its final state
+    review_completed = "review.completed"  # every live sample of a dataset is reviewed
     webhook_test = "webhook.test"  # `POST /api/webhooks/{id}/test`: a ping
 
 
@@ -49,13 +49,19 @@ def body(event_type: str, data: dict[str, Any], *, at: float) -> str:
 
 def message_of(event: EventRow) -> tuple[str, str, dict[str, Any]] | None:
     """The event type, event key and data of the message ``event`` makes, if any."""
-    if event.project_id is None or event.topic not in ("batch", "generation", "export"):
+    if event.project_id is None or event.topic not in ("batch", "generation", "export", "review"):
         return None
     data = orjson.loads(event.payload)
     if not isinstance(data, dict):
         return None
     if event.topic == "export":
         return "export.completed", f"export.completed:{data.get('id')}", data
+    if event.topic == "review":
+        if data.get("type") != "completed":
+            return None
+        done = {k: v for k, v in data.items() if k != "type"}
+        key = f"review.completed:{done.get('dataset_id')}:{done.get('completed_at')}"
+        return "review.completed", key, done
     status = data.get("status")
     if event.topic == "batch":
         if status not in _BATCH_ENDS:

@@ -194,6 +194,16 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/datasets/{dataset_id}/samples"): {"json": {"content": {"q": "added"}}},
     ("POST", "/api/datasets/{dataset_id}/import-batch"): {"json": {"batch_id": "batch_nope"}},
     ("PATCH", "/api/datasets/{dataset_id}/samples/{sample_id}"): {"json": {"topic": "edited"}},
+    ("PUT", "/api/datasets/{dataset_id}/review"): {"json": {"overlap": 1}},
+    ("POST", "/api/datasets/{dataset_id}/review/assign"): {
+        "json": {"reviewer": "local", "all": True}
+    },
+    ("POST", "/api/datasets/{dataset_id}/samples/{sample_id}/reviews"): {
+        "json": {"answers": {"decision": "approve"}}
+    },
+    ("PUT", "/api/datasets/{dataset_id}/samples/{sample_id}/gold"): {
+        "json": {"answers": {"decision": "approve"}}
+    },
 }
 
 

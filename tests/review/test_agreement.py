@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from datamill.protocol.task_schema_format import Question, QuestionKind
 from datamill.review.agreement import (
     MAX_LISTED_PAIRS,
     AgreementReport,
@@ -21,7 +22,6 @@ from datamill.review.agreement import (
 )
 from datamill.review.ratings import Rating, Value, ratings_of
 from datamill.review.statistics import Level, NullReason
-from datamill.task_schemas.model import Question, QuestionKind
 
 DECISION = Question(name="decision", kind=QuestionKind.decision)
 RATING = Question(name="rating", kind=QuestionKind.rating, required=False)

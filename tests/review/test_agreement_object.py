@@ -15,11 +15,11 @@ from datamill.protocol.agreement import (
     NullReasonName,
     QuestionAgreementObject,
 )
+from datamill.protocol.task_schema_format import DEFAULT_QUESTIONS, Question, QuestionKind
 from datamill.render.agreement import agreement_report_object
 from datamill.review.agreement import compute_agreement
 from datamill.review.ratings import Rating
 from datamill.review.statistics import Level, NullReason
-from datamill.task_schemas.model import DEFAULT_QUESTIONS, Question, QuestionKind
 
 TAGS = Question(name="tags", kind=QuestionKind.labels, options=["a", "b"], multiple=True)
 

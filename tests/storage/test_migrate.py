@@ -299,3 +299,32 @@ async def test_0015_copies_the_provenance_ids_of_existing_samples(open_empty):
         (None, None),
     ]
     assert await schema_differences(database) == []
+
+
+async def test_0017_makes_existing_samples_unreviewed(open_empty):
+    from alembic import command
+
+    database = open_empty()
+    async with database.write() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(migrate._config(sync), "0015"))
+        await conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p', 'p', 0)"))
+        await conn.execute(
+            text(
+                "INSERT INTO datasets (id, project_id, name, created_at, updated_at) "
+                "VALUES ('ds_1', 'p', 'd', 0, 0)"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO samples (id, dataset_id, content, text, content_hash, "
+                "random_key, created_at) VALUES ('smp_1', 'ds_1', '{}', '', 'h', 0.5, 0)"
+            )
+        )
+
+    async with database.write() as conn:
+        await conn.run_sync(migrate.run_migrations)
+
+    async with database.read() as conn:
+        row = (await conn.execute(text("SELECT review_state, review_count FROM samples"))).one()
+    assert tuple(row) == ("unreviewed", 0)
+    assert await schema_differences(database) == []

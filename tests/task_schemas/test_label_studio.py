@@ -14,9 +14,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from datamill.errors import InvalidRequest
+from datamill.protocol.task_schema_format import DEFAULT_SCHEMA, TaskSchema
 from datamill.task_schemas.files import parse_task_schema
 from datamill.task_schemas.label_studio import data_key, labeling_config, task_data
-from datamill.task_schemas.model import DEFAULT_SCHEMA, TaskSchema
 
 OBJECTS = {"Text", "Paragraphs", "HyperText"}
 CONTROLS = {"Choices", "TextArea", "Rating"}

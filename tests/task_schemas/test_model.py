@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 
 from datamill.errors import InvalidRequest
-from datamill.render.task_schemas import FORMAT_VERSION
-from datamill.storage.datasets import DatasetRecord
-from datamill.task_schemas.files import parse_task_schema, read_task_schema_file
-from datamill.task_schemas.model import (
+from datamill.protocol.task_schema_format import (
     DEFAULT_SCHEMA,
     MAX_SCHEMA_BYTES,
     SCHEMA_FORMAT_VERSION,
@@ -21,6 +18,9 @@ from datamill.task_schemas.model import (
     render_template,
     schema_format,
 )
+from datamill.render.task_schemas import FORMAT_VERSION
+from datamill.storage.datasets import DatasetRecord
+from datamill.task_schemas.files import parse_task_schema, read_task_schema_file
 from datamill.task_schemas.service import SchemaSet
 from datamill.task_schemas.validation import is_plain
 

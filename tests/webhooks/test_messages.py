@@ -60,3 +60,15 @@ def test_deliveries_go_to_the_projects_endpoints_that_want_the_type():
     assert body["type"] == "batch.completed"
     assert body["data"] == {"id": "b", "status": "completed"}
     assert body["timestamp"] == "1970-01-01T00:01:40Z"
+
+
+def test_a_completed_review_makes_one_message_and_a_review_none():
+    assert message_of(event("review", {"type": "review", "dataset_id": "ds_a"})) is None
+    done = {"type": "completed", "dataset_id": "ds_a", "counts": {"approved": 2}, "completed_at": 9}
+    kind, key, data = message_of(event("review", done))
+    assert (kind, key) == ("review.completed", "review.completed:ds_a:9")
+    assert data == {"dataset_id": "ds_a", "counts": {"approved": 2}, "completed_at": 9}
+    [delivery] = plan_deliveries(
+        [event("review", done)], [endpoint(types=["review.completed"]), endpoint("proj_b")]
+    )
+    assert (delivery.event_type, delivery.endpoint_id) == ("review.completed", "wh_proj_a")

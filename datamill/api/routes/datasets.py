@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Literal
 
@@ -11,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.api.downloads import download_headers
 from datamill.api.uploads import form_file, multipart_body, parse_form, read_upload
+from datamill.auth.service import Caller
 from datamill.callers import MEMBER, REVIEWER, VIEWER, CallerDep
 from datamill.curation.exports import (
     EXTENSIONS,
@@ -35,6 +37,7 @@ from datamill.protocol.datasets import (
     ExportCheck,
     ExportFormat,
     ImportReport,
+    ReviewState,
     SampleCreate,
     SampleFilterBody,
     SampleObject,
@@ -45,6 +48,8 @@ from datamill.protocol.datasets import (
     Visibility,
 )
 from datamill.render.datasets import dataset_object, sample_object, sample_version_object
+from datamill.review.service import Reviewer
+from datamill.runtime import Runtime
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
@@ -62,6 +67,9 @@ async def sample_query(
     q: Annotated[str | None, Query(description='search: words, "phrases", -excluded')] = None,
     batch_id: Annotated[str | None, Query(description="provenance names this batch")] = None,
     job_id: Annotated[str | None, Query(description="provenance names this job")] = None,
+    review_state: Annotated[
+        list[ReviewState] | None, Query(description="in any of these review states")
+    ] = None,
 ) -> SampleQuery:
     """The sample filters every read and export of samples takes."""
     return SampleQuery(
@@ -75,10 +83,25 @@ async def sample_query(
         q=q,
         batch_id=batch_id,
         job_id=job_id,
+        review_state=tuple(review_state or ()),
     )
 
 
 SampleQueryDep = Annotated[SampleQuery, Depends(sample_query)]
+
+
+async def _check_blind(
+    runtime: Runtime,
+    dataset_id: str,
+    states: Sequence[ReviewState],
+    caller: Caller,
+    project_id: str,
+) -> None:
+    """Blind mode: below member, no filter by review state (`ReviewService`)."""
+    if states:
+        await runtime.reviews.check_state_filter(
+            dataset_id, states, Reviewer.of(caller), project_id=project_id
+        )
 
 
 @router.post("", dependencies=[MEMBER], response_model=DatasetObject)
@@ -149,8 +172,11 @@ async def list_samples(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     order: Literal["asc", "desc"] = "desc",
     random: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    *,
+    caller: CallerDep,
 ) -> ListObject[SampleObject]:
     """Samples matching the filters, newest first; ``random=N``: N of them at random."""
+    await _check_blind(runtime, dataset_id, query.review_state, caller, project_id)
     if random is not None:
         if after is not None:
             raise InvalidRequest("random samples have no pages: leave `after` out", param="after")
@@ -181,9 +207,14 @@ async def add_sample(
 
 @router.post("/{dataset_id}/samples/delete", dependencies=[REVIEWER], response_model=SamplesChanged)
 async def delete_samples(
-    dataset_id: str, body: SampleFilterBody, runtime: RuntimeDep, project_id: ProjectDep
+    dataset_id: str,
+    body: SampleFilterBody,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    caller: CallerDep,
 ) -> SamplesChanged:
     """Delete the live samples the body selects (ids and/or filters, or ``all``)."""
+    await _check_blind(runtime, dataset_id, body.review_state or [], caller, project_id)
     return await runtime.datasets.delete_samples(dataset_id, body, project_id=project_id)
 
 
@@ -191,9 +222,14 @@ async def delete_samples(
     "/{dataset_id}/samples/restore", dependencies=[REVIEWER], response_model=SamplesChanged
 )
 async def restore_samples(
-    dataset_id: str, body: SampleFilterBody, runtime: RuntimeDep, project_id: ProjectDep
+    dataset_id: str,
+    body: SampleFilterBody,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    caller: CallerDep,
 ) -> SamplesChanged:
     """Restore the deleted samples the body selects, but those whose content is live."""
+    await _check_blind(runtime, dataset_id, body.review_state or [], caller, project_id)
     return await runtime.datasets.restore_samples(dataset_id, body, project_id=project_id)
 
 
@@ -344,9 +380,12 @@ async def export_samples(
     runtime: RuntimeDep,
     project_id: ProjectDep,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.jsonl,
+    *,
+    caller: CallerDep,
 ) -> StreamingResponse:
     """The matching samples in creation order, streamed in ``format`` (one split of them
     with ``splits`` and ``split``)."""
+    await _check_blind(runtime, dataset_id, query.review_state, caller, project_id)
     record, chunks = await runtime.datasets.export(
         dataset_id, query, export_format, project_id=project_id, options=options
     )
@@ -366,9 +405,11 @@ async def check_export(
     options: ExportOptionsDep,
     runtime: RuntimeDep,
     project_id: ProjectDep,
+    caller: CallerDep,
 ) -> ExportCheck:
     """What ``format=openai-chat`` with these parameters writes, by the checks of OpenAI's
     fine-tuning data-preparation guide: examples left out and why, warnings, tokens."""
+    await _check_blind(runtime, dataset_id, query.review_state, caller, project_id)
     report = ExportReport()
     _, chunks = await runtime.datasets.export(
         dataset_id,

@@ -11,9 +11,9 @@ from fastapi.responses import Response
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.callers import MEMBER, VIEWER, CallerDep
 from datamill.protocol.common import ListObject
+from datamill.protocol.task_schema_format import NAME_PATTERN, TaskSchema, schema_format
 from datamill.protocol.task_schemas import TaskSchemaDeleted, TaskSchemaObject
 from datamill.render.task_schemas import task_schema_object
-from datamill.task_schemas.model import NAME_PATTERN, TaskSchema, schema_format
 
 router = APIRouter(prefix="/api/task-schemas", tags=["task schemas"])
 

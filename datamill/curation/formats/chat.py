@@ -30,8 +30,8 @@ import orjson
 
 from datamill.curation.formats import checks
 from datamill.curation.formats.report import ExportReport
+from datamill.protocol.task_schema_format import Chat, TaskSchema, field_value, render_template
 from datamill.storage.samples import SampleRecord
-from datamill.task_schemas.model import Chat, TaskSchema, field_value, render_template
 from datamill.task_schemas.service import SchemaSet
 
 USER_FIELDS = ("prompt", "question", "input", "instruction", "query")

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from datamill.curation.formats.report import ExportReport
+from datamill.protocol.task_schema_format import field_value
 from datamill.storage.samples import SampleRecord
-from datamill.task_schemas.model import field_value
 from datamill.task_schemas.service import SchemaSet
 
 FIXED = ("id", "topic", "sample_type", "status", "model", "created_at")

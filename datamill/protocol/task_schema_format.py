@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from datamill.generation.spec import valid_json_schema
+from datamill.protocol.json_schemas import valid_json_schema
 
 # The version of the schema format, stored with each schema; bumped when keys change meaning.
 SCHEMA_FORMAT_VERSION = 1
