@@ -71,6 +71,90 @@ def status(dataset: DatasetArgument, json: JsonOption = False) -> None:
 
 
 @app.command()
+def agreement(
+    dataset: DatasetArgument,
+    sample_type: Annotated[
+        str | None, typer.Option(help="only the samples of this sample type")
+    ] = None,
+    min_shared_items: Annotated[
+        int, typer.Option(min=1, help="Cohen's kappa: pairs sharing at least this many samples")
+    ] = 10,
+    json: JsonOption = False,
+) -> None:
+    """How far DATASET's reviewers agree: per question (observed agreement, Cohen's and
+    Fleiss' kappa, Krippendorff's alpha, gold) and per reviewer."""
+    from datamill.render.agreement import agreement_report_object
+    from datamill.review.service import Reviewer
+
+    async def work(runtime: Runtime) -> Any:
+        dataset_id = await runtime.datasets.resolve(dataset)
+        report = await runtime.reviews.agreement(
+            dataset_id,
+            Reviewer("local", sees_all=True),
+            sample_type=sample_type,
+            min_shared_items=min_shared_items,
+        )
+        return agreement_report_object(report, dataset_id=dataset_id)
+
+    wire = run_on_store(work)
+    if json:
+        print_json(wire.model_dump(mode="json"))
+        return
+    stdout.print(
+        f"{wire.dataset_id}: {wire.item_count} samples, {wire.reviewer_count} reviewers, "
+        f"{wire.rating_count} answers"
+    )
+    print_columns(
+        [("question", "compared", "agreement", "cohen", "fleiss", "alpha", "gold")]
+        + [
+            (
+                q.question,
+                str(q.items_compared),
+                _figure(q.observed_agreement),
+                _figure(q.cohen_kappa),
+                _figure(q.fleiss_kappa),
+                _figure(q.krippendorff_alpha),
+                _figure(q.gold),
+            )
+            for q in wire.questions
+        ],
+        right=1,
+    )
+    decisions = {q.question for q in wire.questions if q.kind == "decision"}
+    if wire.reviewers:
+        stdout.print()
+        print_columns(
+            [("reviewer", "reviews", "approved", "rejected", "decision agreement", "with final")]
+            + [
+                (
+                    r.reviewer_id,
+                    str(r.reviews),
+                    str(r.approved),
+                    str(r.rejected),
+                    _figure(
+                        next(
+                            (q.observed_agreement for q in r.questions if q.question in decisions),
+                            None,
+                        )
+                    ),
+                    _figure(r.final_decision),
+                )
+                for r in wire.reviewers
+            ],
+            right=1,
+        )
+
+
+def _figure(estimate: Any) -> str:
+    """A statistic as a cell: its value to three places, or why there is none."""
+    if estimate is None:
+        return "-"
+    if estimate.value is None:
+        return f"- ({estimate.reason})" if estimate.reason else "-"
+    return f"{estimate.value:.3f}"
+
+
+@app.command()
 def settings(
     dataset: DatasetArgument,
     overlap: Annotated[int | None, typer.Option(min=1, max=20, help="reviewers per sample")] = None,

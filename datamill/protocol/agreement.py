@@ -102,7 +102,7 @@ class ReviewerReportObject(_Out):
 
 
 class AgreementReportObject(_Out):
-    """`GET /api/datasets/{dataset_id}/agreement` (or wherever review mounts it)."""
+    """`GET /api/datasets/{dataset_id}/review/agreement`."""
 
     object: Literal["agreement_report"] = "agreement_report"
     dataset_id: str

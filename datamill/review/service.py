@@ -9,6 +9,7 @@ Answers are checked against the sample's task schema (the registry's `schema_for
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from datamill.protocol.reviews import (
     ReviewState,
 )
 from datamill.protocol.task_schema_format import TaskSchema
+from datamill.review.agreement import DEFAULT_MIN_SHARED_ITEMS, AgreementReport
+from datamill.review.dataset_agreement import dataset_agreement
 from datamill.review.rules import check_answers, final_state
 from datamill.storage import keys as key_store
 from datamill.storage import review_queue as queue_repo
@@ -376,6 +379,45 @@ class ReviewService(DatasetLookups):
         agreement statistics read (with `gold`)."""
         await self._dataset(dataset_id, project_id)
         return await repo.dataset_reviews(self._db, dataset_id)
+
+    async def agreement(
+        self,
+        dataset_id: str,
+        reviewer: Reviewer,
+        *,
+        sample_type: str | None = None,
+        min_shared_items: int = DEFAULT_MIN_SHARED_ITEMS,
+        project_id: str = DEFAULT_PROJECT_ID,
+    ) -> AgreementReport:
+        """How far the dataset's reviewers agree (`review.dataset_agreement`), over the
+        samples of ``sample_type`` (None: all). Blind mode keeps it from callers below
+        member, as it does review states."""
+        plain_text(sample_type, "sample_type")
+        dataset = await self._dataset(dataset_id, project_id)
+        if not reviewer.sees_all and (await repo.get_settings(self._db, dataset_id)).blind:
+            raise PermissionDenied(
+                "this dataset's review is blind: only members read its agreement report",
+                code="review_blind",
+            )
+        states = await repo.reviewed_samples(self._db, dataset_id)
+        if sample_type is not None:
+            states = {k: v for k, v in states.items() if v.sample_type == sample_type}
+        # No review yet: the questions of the schema the dataset's samples default to.
+        types = {state.sample_type for state in states.values()} or {sample_type}
+        found = await self.schemas.schemas_for(project_id, dataset, types)
+        reviews = [
+            (r.sample_id, r.reviewer, r.answers, r.adjudication)
+            for r in await repo.dataset_reviews(self._db, dataset_id)
+        ]
+        gold = {k: g.answers for k, g in (await repo.gold_answers(self._db, dataset_id)).items()}
+        return await asyncio.to_thread(
+            dataset_agreement,
+            reviews,
+            sample_states={k: (v.sample_type, v.review_state) for k, v in states.items()},
+            questions_by_type={t: found.for_type(t).review.questions for t in types},
+            gold=gold,
+            min_shared_items=min_shared_items,
+        )
 
     # -- gold ----------------------------------------------------------------------------------
 

@@ -105,6 +105,12 @@ class ReviewWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewedSample:
+    sample_type: str | None
+    review_state: str
+
+
+@dataclass(frozen=True, slots=True)
 class GoldRecord:
     sample_id: str
     answers: dict[str, Any]
@@ -369,6 +375,29 @@ async def dataset_reviews(database: Database, dataset_id: str) -> list[ReviewRec
     )
     async with database.read() as conn:
         return [_review(row) for row in await conn.execute(query)]
+
+
+async def reviewed_samples(database: Database, dataset_id: str) -> dict[str, ReviewedSample]:
+    """The live samples of the dataset with a current review: their type and review state
+    (for agreement: which schema's questions, and the final decision)."""
+    query = (
+        select(samples.c.id, samples.c.sample_type, samples.c.review_state)
+        .where(
+            samples.c.dataset_id == dataset_id,
+            samples.c.deleted_at.is_(None),
+            samples.c.id.in_(
+                select(reviews.c.sample_id).where(
+                    reviews.c.dataset_id == dataset_id, reviews.c.current.is_(True)
+                )
+            ),
+        )
+        .order_by(samples.c.seq)
+    )
+    async with database.read() as conn:
+        return {
+            row.id: ReviewedSample(row.sample_type, row.review_state)
+            for row in await conn.execute(query)
+        }
 
 
 async def reviewed_by(database: Database, sample_ids: Sequence[str], reviewer: str) -> set[str]:

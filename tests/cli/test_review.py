@@ -72,6 +72,18 @@ def test_review_a_dataset_from_the_command_line(invoke: RunCli, tmp_path: Path):
     }
     plain = invoke("review", "status", "faq")
     assert "key_b" in plain.stdout
+
+    agreement = invoke("review", "agreement", "faq", "--json")
+    assert agreement.code == ExitCode.ok, agreement.output
+    report = orjson.loads(agreement.stdout)
+    decision, rating = report["questions"]  # the adjudication is not one more reading
+    assert (decision["question"], decision["items_compared"]) == ("decision", 2)
+    assert decision["observed_agreement"]["value"] == 0.5
+    assert rating["observed_agreement"] == {"value": None, "reason": "too_few_ratings", "pairs": 0}
+    assert {r["reviewer_id"] for r in report["reviewers"]} == {"key_a", "key_b"}
+    table = invoke("review", "agreement", "faq")
+    assert "0.500" in table.stdout
+    assert "too_few_ratings" in table.stdout
     exported = invoke("dataset", "export", "faq", "--review-state", "approved,edited")
     assert [orjson.loads(line)["content"] for line in exported.stdout.splitlines()] == [
         {"q": "a better question?"}

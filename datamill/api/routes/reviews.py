@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from datamill.api.deps import ProjectDep, RuntimeDep
 from datamill.callers import MEMBER, REVIEWER, CallerDep
+from datamill.protocol.agreement import AgreementReportObject
 from datamill.protocol.common import ListObject
 from datamill.protocol.reviews import (
     AssignRequest,
@@ -30,6 +31,7 @@ from datamill.protocol.reviews import (
     ReviewState,
     ReviewWritten,
 )
+from datamill.render.agreement import agreement_report_object
 from datamill.render.reviews import (
     gold_object,
     progress_object,
@@ -39,6 +41,7 @@ from datamill.render.reviews import (
     review_object,
     settings_object,
 )
+from datamill.review.agreement import DEFAULT_MIN_SHARED_ITEMS
 from datamill.review.service import Reviewer
 
 router = APIRouter(prefix="/api/datasets", tags=["review"])
@@ -119,6 +122,30 @@ async def assign_samples(
     """Assign the samples the body selects to ``reviewer``: offered to them first."""
     assigned = await runtime.reviews.assign(dataset_id, body, project_id=project_id)
     return AssignResult(reviewer=body.reviewer, assigned=assigned)
+
+
+@router.get(
+    "/{dataset_id}/review/agreement",
+    dependencies=[REVIEWER],
+    response_model=AgreementReportObject,
+)
+async def review_agreement(
+    dataset_id: str,
+    runtime: RuntimeDep,
+    project_id: ProjectDep,
+    caller: CallerDep,
+    sample_type: str | None = None,
+    min_shared_items: Annotated[int, Query(ge=1, le=1_000_000)] = DEFAULT_MIN_SHARED_ITEMS,
+) -> AgreementReportObject:
+    """How far reviewers agree, per question and per reviewer (members only when blind)."""
+    report = await runtime.reviews.agreement(
+        dataset_id,
+        Reviewer.of(caller),
+        sample_type=sample_type,
+        min_shared_items=min_shared_items,
+        project_id=project_id,
+    )
+    return agreement_report_object(report, dataset_id=dataset_id)
 
 
 @router.get(
