@@ -26,6 +26,7 @@ from datamill.api.routes import (
     files,
     generation,
     health,
+    label_studio,
     metrics,
     models,
     operations,
@@ -138,6 +139,7 @@ def create_app(
         deployments,
         events,
         datasets,
+        label_studio,
         generation,
         webhooks,
     ):
