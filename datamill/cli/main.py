@@ -10,7 +10,7 @@ import sys
 import typer
 
 from datamill import __version__
-from datamill.cli import access, backup, batch, dataset, generate, server, webhooks
+from datamill.cli import access, backup, batch, dataset, generate, review, server, webhooks
 from datamill.cli.common import quiet_gc
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command()(backup.restore)
 app.add_typer(batch.app, name="batch")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(generate.app, name="generate")
+app.add_typer(review.app, name="review")
 app.add_typer(access.projects_app, name="projects")
 app.add_typer(access.keys_app, name="keys")
 app.add_typer(webhooks.app, name="webhooks")
