@@ -333,15 +333,23 @@ def _answer(question: Question, result: dict[str, Any]) -> Any:
 
 
 def edited_content(
-    content: dict[str, Any], edits: dict[str, str], fields: dict[str, ShownField]
+    content: dict[str, Any],
+    edits: dict[str, str],
+    fields: dict[str, ShownField],
+    shown: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any] | None, list[str]]:
-    """The content with the edits whose text differs from the field's (None: no change),
-    and the edits refused (a field holding something other than text)."""
+    """The content with the edits applied (None: no change), and the edits refused (a field
+    holding something other than text). An edit is text that differs from what the task
+    showed (``shown``, the task's data; without it, from the content): a reviewer who
+    submitted the pre-filled text unchanged edited nothing, and does not undo another's
+    edit."""
     changed = False
     refused: list[str] = []
     new = orjson.loads(orjson.dumps(content))
     for key, text in edits.items():
         field = fields[key]
+        if shown is not None and isinstance(shown.get(key), str) and shown[key] == text:
+            continue
         parts = field.path.split(".")
         holder: Any = new
         for part in parts[:-1]:

@@ -225,7 +225,7 @@ class LabelStudioService:
             run.problem(task, read, annotation=annotation)
         else:
             fields = {f.key: f for f in layout.fields}
-            content, refused = parsing.edited_content(sample.content, read.edits, fields)
+            content, refused = parsing.edited_content(sample.content, read.edits, fields, task.data)
             for why in refused:
                 run.problem(task, why, annotation=annotation)
             review = ImportedReview(

@@ -190,3 +190,15 @@ def test_reviewers_are_named_by_email_else_id():
     assert parsing.reviewer_of(None) is None
     assert parsing.reviewer_of(True) is None
     assert parsing.reviewer_of({"first_name": "x"}) is None
+
+
+def test_pre_filled_text_submitted_unchanged_is_no_edit():
+    fields = {f.key: f for f in LAYOUT.layout.fields}
+    shown = {"answer__text": "A."}  # what the task showed
+    edited_by_another = {"question": "Q?", "answer": {"text": "B."}}
+
+    kept = parsing.edited_content(edited_by_another, {"answer__text": "A."}, fields, shown)
+    made = parsing.edited_content(edited_by_another, {"answer__text": "C."}, fields, shown)
+
+    assert kept == (None, [])  # the other reviewer's edit stays
+    assert made == ({"question": "Q?", "answer": {"text": "C."}}, [])
