@@ -33,6 +33,7 @@ class SampleQuery:
     q: str | None = None
     batch_id: str | None = None  # samples whose provenance names this batch ...
     job_id: str | None = None  # ... or this generation job
+    ids: tuple[str, ...] = ()  # only these samples (any of them)
 
 
 class DatasetLookups:
@@ -65,6 +66,12 @@ class DatasetLookups:
             gone = " deleted" if deleted is Visibility.only else ""
             raise NotFound(f"No{gone} dataset named {reference!r}", param="dataset")
         return found.id
+
+    async def dataset(
+        self, dataset_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> DatasetRecord:
+        """A live dataset of the project, without the stats `DatasetService.get` counts."""
+        return await self._dataset(dataset_id, project_id)
 
     async def _dataset(
         self,
@@ -104,6 +111,7 @@ class DatasetLookups:
             search=parse_search(query.q) if query.q is not None else None,
             batch_id=query.batch_id,
             job_id=query.job_id,
+            ids=query.ids,
         )
 
     def _body_filter(self, body: SampleFilterBody) -> SampleFilter:

@@ -20,7 +20,7 @@ from typing import Any
 
 from datamill.curation.exports import ExportOptions
 from datamill.curation.formats.report import ExportReport
-from datamill.curation.lookups import SampleQuery
+from datamill.curation.lookups import SampleQuery, storable
 from datamill.curation.service import DatasetService
 from datamill.errors import ApiError, InvalidRequest, PayloadTooLarge
 from datamill.labelstudio import annotations as parsing
@@ -29,7 +29,7 @@ from datamill.labelstudio.config import labeling_config
 from datamill.labelstudio.names import NameConflict
 from datamill.labelstudio.reviews import ImportedReview, MetadataReviews, Outcome, ReviewSink
 from datamill.labelstudio.tasks import TaskEncoder, TaskLayout, task_layout
-from datamill.protocol.datasets import ExportFormat
+from datamill.protocol.datasets import ExportFormat, Visibility
 from datamill.protocol.labelstudio import (
     MAX_PROBLEMS,
     LabelStudioImportReport,
@@ -44,6 +44,8 @@ from datamill.task_schemas.model import DEFAULT_SCHEMA, TaskSchema
 SchemaFor = Callable[[DatasetRecord], Awaitable[TaskSchema]]
 # Samples read for the top-level fields a config shows when the schema names none.
 FIELD_SCAN = 1000
+# Samples an import looks up per query.
+LOOKUP_CHUNK = 500
 
 
 async def default_schema(dataset: DatasetRecord) -> TaskSchema:
@@ -70,13 +72,13 @@ class LabelStudioService:
     ) -> tuple[DatasetRecord, TaskLayout]:
         """The dataset and the layout of its tasks; a 400 naming ``task_schema`` when the
         schema's Label Studio names collide."""
-        view = await self._datasets.get(dataset_id, project_id=project_id)
-        schema = await self._schema_for(view.record)
+        record = await self._datasets.dataset(dataset_id, project_id=project_id)
+        schema = await self._schema_for(record)
         top_level: list[str] = []
         if not schema.display.fields and not isinstance(schema.content.get("properties"), dict):
             top_level = await self._top_level(dataset_id, project_id)
         try:
-            return view.record, task_layout(schema, top_level)
+            return record, task_layout(schema, top_level)
         except NameConflict as conflict:
             raise InvalidRequest(str(conflict), param="task_schema") from None
 
@@ -184,33 +186,47 @@ class LabelStudioService:
         return bytes(data)
 
     async def _samples(self, run: _Run) -> dict[int, SampleRecord]:
-        """Each task's live sample of the dataset; the others are reported."""
-        found: dict[int, SampleRecord] = {}
+        """Each task's live sample of the dataset, read a chunk at a time; the tasks without
+        one are reported."""
+        wanted: dict[int, str] = {}
         for task in run.tasks:
             sample_id, dataset_id = task.sample_id, task.dataset_id
-            if not isinstance(sample_id, str) or not sample_id:
+            if not isinstance(sample_id, str) or not sample_id or not storable(sample_id):
                 run.problem(
                     task, "the task names no datamill sample", param="data.datamill_sample_id"
                 )
-                continue
-            if dataset_id is not None and dataset_id != run.dataset_id:
+            elif dataset_id is not None and dataset_id != run.dataset_id:
                 run.problem(
                     task,
                     f"the task is of dataset {dataset_id!r}, not {run.dataset_id}: not applied",
                     param="data.datamill_dataset_id",
                 )
+            else:
+                wanted[task.index] = sample_id
+        ids = sorted(set(wanted.values()))
+        records: dict[str, SampleRecord] = {}
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = tuple(ids[start : start + LOOKUP_CHUNK])
+            query = SampleQuery(ids=chunk, deleted=Visibility.include)
+            page, _ = await self._datasets.list_samples(
+                run.dataset_id, query, project_id=run.project_id, limit=len(chunk)
+            )
+            records.update((record.id, record) for record in page)
+        found: dict[int, SampleRecord] = {}
+        for task in run.tasks:
+            if task.index not in wanted:
                 continue
-            try:
-                sample = await self._datasets.get_sample(
-                    run.dataset_id, sample_id, project_id=run.project_id
+            sample = records.get(wanted[task.index])
+            if sample is None:
+                run.problem(
+                    task,
+                    f"dataset {run.dataset_id} has no sample {wanted[task.index]}",
+                    param="data.datamill_sample_id",
                 )
-            except ApiError as missing:
-                run.problem(task, missing.message, param="data.datamill_sample_id")
-                continue
-            if sample.deleted_at is not None:
-                run.problem(task, f"sample {sample_id} is deleted: restore it first")
-                continue
-            found[task.index] = sample
+            elif sample.deleted_at is not None:
+                run.problem(task, f"sample {sample.id} is deleted: restore it first")
+            else:
+                found[task.index] = sample
         return found
 
     async def _apply(
