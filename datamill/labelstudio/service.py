@@ -162,12 +162,21 @@ class LabelStudioService:
         run = _Run(dataset_id, project_id, found, tasks, problems)
         samples = await self._samples(run)
         latest = _latest(run, samples)
+        # Each sample as it is now: one written to is read again before its next review
+        # (several tasks may show one sample), and only then.
+        current = {sample.id: sample for sample in samples.values()}
+        stale: set[str] = set()
         for done, task in enumerate(tasks, start=1):
-            sample = samples.get(task.index)
-            if sample is not None:
-                for annotation in task.annotations:
-                    if latest.get((sample.id, annotation.reviewer)) is annotation:
-                        sample = await self._apply(run, task, sample, annotation)
+            sample_id = samples[task.index].id if task.index in samples else None
+            for annotation in task.annotations if sample_id is not None else []:
+                assert sample_id is not None
+                if latest.get((sample_id, annotation.reviewer)) is not annotation:
+                    continue
+                if sample_id in stale:
+                    current[sample_id] = await self._fresh(run, current[sample_id])
+                    stale.discard(sample_id)
+                if await self._apply(run, task, current[sample_id], annotation):
+                    stale.add(sample_id)
             if on_task is not None:
                 on_task(done, len(tasks))
         return run.report(file_format)
@@ -231,8 +240,8 @@ class LabelStudioService:
 
     async def _apply(
         self, run: _Run, task: Task, sample: SampleRecord, annotation: Annotation
-    ) -> SampleRecord:
-        """Apply one annotation; the sample as it is afterwards."""
+    ) -> bool:
+        """Apply one annotation; whether the sample was written to."""
         assert annotation.reviewer is not None
         schema, layout = run.layout.schema, run.layout.layout
         read = parsing.read_answers(schema, layout, annotation)
@@ -276,7 +285,7 @@ class LabelStudioService:
                 ):
                     run.counts["gold"] += 1
                     written = True
-        return await self._fresh(run, sample) if written else sample
+        return written
 
     async def _fresh(self, run: _Run, sample: SampleRecord) -> SampleRecord:
         return await self._datasets.get_sample(run.dataset_id, sample.id, project_id=run.project_id)

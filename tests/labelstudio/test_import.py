@@ -188,3 +188,22 @@ async def test_the_schema_seam_edits_and_gold_through_the_metadata_sink(runtime:
     history = await runtime.datasets.sample_history(dataset_id, edited.id)
     assert len(history) == 2  # added, then the review with its edit: once
     assert history[-1].changed_by == "labelstudio:1"
+
+
+async def test_one_sample_in_several_tasks_keeps_every_reviewers_review(runtime: Runtime):
+    dataset_id = await dataset_with_samples(runtime, [{"question": "Q?", "answer": "A."}])
+    service = LabelStudioService(runtime.datasets, max_file_bytes=10**7)  # the metadata sink
+    [made] = await exported_tasks(service, dataset_id)
+    # Label Studio got the task twice; ann annotated one copy, bob the other.
+    export = [annotate([made], ["ann@example.com"])[0], annotate([made], ["bob@example.com"])[0]]
+
+    reports = [await service.import_annotations(dataset_id, chunks(export)) for _ in range(3)]
+
+    assert [r.created for r in reports] == [2, 0, 0]
+    assert [r.unchanged for r in reports] == [0, 2, 2]
+    sample = await runtime.datasets.get_sample(dataset_id, made["data"]["datamill_sample_id"])
+    assert sample.metadata is not None
+    assert set(sample.metadata["label_studio"]["reviews"]) == {
+        "labelstudio:ann@example.com",
+        "labelstudio:bob@example.com",
+    }
