@@ -110,3 +110,21 @@ def test_problems_are_printed_and_a_bad_file_is_refused(invoke: RunCli, faq: Non
     refused = invoke("review", "import-label-studio", "faq", str(path))
     assert refused.code != ExitCode.ok
     assert "not Label Studio's JSON export" in refused.output
+
+
+def test_splits_write_a_file_each_and_one_config(invoke: RunCli, faq: None, tmp_path: Path):
+    out = tmp_path / "ls"
+    split = "train=0.6,test=0.4"
+
+    result = invoke(
+        "dataset", "export", "faq", "--format", "label-studio", "--split", split, "-o", f"{out}/"
+    )
+
+    assert result.code == ExitCode.ok, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["faq.config.xml", "test.json", "train.json"]
+    ids = [
+        task["data"]["datamill_sample_id"]
+        for name in ("train.json", "test.json")
+        for task in orjson.loads((out / name).read_bytes())
+    ]
+    assert len(ids) == len(set(ids)) == len(ROWS)
