@@ -445,7 +445,9 @@ def test_readme_links_every_doc_and_every_link_resolves():
     text = read("README.md")
     links = set(re.findall(r"\]\(([^)#]+\.md)(?:#[^)]*)?\)", text))
 
-    assert {f"docs/{p.name}" for p in DOCS.glob("*.md")} <= links
+    # docs/_NAME.md: a section written on a branch, to be merged into its guide.
+    guides = [p for p in DOCS.glob("*.md") if not p.name.startswith("_")]
+    assert {f"docs/{p.name}" for p in guides} <= links
     for document in [ROOT / "README.md", *DOCS.glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", document.read_text()):
             assert (document.parent / target).is_file(), f"{document.name}: {target}"
