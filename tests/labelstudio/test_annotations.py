@@ -4,6 +4,7 @@ a reason and edits, and what is wrong with those that cannot be."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -202,3 +203,20 @@ def test_pre_filled_text_submitted_unchanged_is_no_edit():
 
     assert kept == (None, [])  # the other reviewer's edit stays
     assert made == ({"question": "Q?", "answer": {"text": "C."}}, [])
+
+
+def test_an_annotation_label_studio_sdk_generated_for_the_qa_config_is_read():
+    # label-studio-sdk 2.1.2's LabelInterface(config of QA).generate_sample_annotation(),
+    # put in a task as Label Studio's JSON export has it (completed_by -1: no user).
+    body = (Path(__file__).parent / "data" / "sdk_generated_annotation.json").read_bytes()
+    _, [task], problems = parsing.parse_export(body, CONTROLS)
+    assert problems == []
+    [annotation] = task.annotations
+    assert annotation.reviewer == "labelstudio:-1"
+
+    read = parsing.read_answers(QA, LAYOUT.layout, annotation)
+
+    assert isinstance(read, Answers), read
+    assert set(read.answers) == {"decision", "rating", "topic", "tone", "comment"}
+    assert read.reason is not None
+    assert set(read.edits) == {"question", "answer__text"}
