@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from datamill.curation.exports import ExportOptions
 from datamill.curation.formats.report import ExportReport
@@ -167,9 +166,9 @@ class LabelStudioService:
         current = {sample.id: sample for sample in samples.values()}
         stale: set[str] = set()
         for done, task in enumerate(tasks, start=1):
-            sample_id = samples[task.index].id if task.index in samples else None
-            for annotation in task.annotations if sample_id is not None else []:
-                assert sample_id is not None
+            counting = [a for a in task.annotations if task.index in samples]
+            for annotation in counting:
+                sample_id = samples[task.index].id
                 if latest.get((sample_id, annotation.reviewer)) is not annotation:
                     continue
                 if sample_id in stale:
@@ -344,7 +343,7 @@ class _Run:
             )
         )
 
-    def report(self, file_format: Any) -> LabelStudioImportReport:
+    def report(self, file_format: parsing.Format) -> LabelStudioImportReport:
         counts = self.counts
         return LabelStudioImportReport(
             dataset_id=self.dataset_id,
