@@ -149,9 +149,15 @@ async def test_export_writes_tasks_with_predictions_and_the_config(api: Api):
     assert config.headers["content-type"].startswith("application/xml")
     assert '<Text name="f_question" value="$question" />' in config.text
     assert '<TextArea name="edit__answer" toName="f_answer" value="$answer"' in config.text
-    # The filters apply: one topic, one task.
+    # The filters apply: one topic, one task; and a seeded split is a part of them.
     await import_rows(api, dataset["id"], [row("Only art", topic="art")])
     assert len(await tasks_of(api, dataset["id"], topic="art")) == 1
+    parts = [
+        await tasks_of(api, dataset["id"], splits="a=0.5,b=0.5", split=name, seed=3)
+        for name in ("a", "b")
+    ]
+    split_ids = sorted(t["data"]["datamill_sample_id"] for part in parts for t in part)
+    assert split_ids == sorted([*ids, (await samples(api, dataset["id"], topic="art"))[0]["id"]])
 
 
 async def test_annotations_come_back_as_reviews_and_three_imports_duplicate_nothing(api: Api):
