@@ -29,6 +29,7 @@ import orjson
 
 from datamill.curation.exports import ExportOptions
 from datamill.curation.lookups import SampleQuery
+from datamill.labelstudio.service import label_studio_service
 from datamill.protocol.datasets import DatasetCreate, ExportFormat
 from datamill.runtime import Runtime
 from datamill.settings import load_settings
@@ -104,7 +105,13 @@ async def export_once(
     try:
         start = time.perf_counter()
         options = ExportOptions(count_tokens=check)  # `export/check` counts every example
-        _, stream = await runtime.datasets.export(dataset_id, SampleQuery(), fmt, options=options)
+        if fmt is ExportFormat.label_studio:  # the tasks are written by their own service
+            service = label_studio_service(runtime.datasets, runtime.settings)
+            _, stream = await service.export(dataset_id, SampleQuery(), options=options)
+        else:
+            _, stream = await runtime.datasets.export(
+                dataset_id, SampleQuery(), fmt, options=options
+            )
         with out.open("wb") as handle:
             async for chunk in stream:
                 handle.write(chunk)

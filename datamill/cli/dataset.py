@@ -43,6 +43,7 @@ from datamill.runtime import Runtime
 if TYPE_CHECKING:
     from datamill.curation.formats.splits import Splits
     from datamill.curation.service import DatasetView
+    from datamill.labelstudio.service import LabelStudioService
     from datamill.storage.datasets import DatasetRecord
 
 app = typer.Typer(help="Datasets of samples: import, export, search, curate.", no_args_is_help=True)
@@ -268,7 +269,10 @@ def export(
     ] = None,
     export_format: Annotated[
         ExportFormat,
-        typer.Option("--format", help="jsonl, openai-chat, icl, csv or parquet (datamill[export])"),
+        typer.Option(
+            "--format",
+            help="jsonl, openai-chat, icl, csv, parquet (datamill[export]) or label-studio",
+        ),
     ] = ExportFormat.jsonl,
     topic: TopicOption = None,
     sample_type: TypeOption = None,
@@ -334,27 +338,40 @@ def export(
             def advance(count: int) -> None:
                 progress.advance(task, count)
 
+            tasks = _label_studio(runtime) if export_format is ExportFormat.label_studio else None
             if splits is not None:
                 assert output is not None
                 options = ExportOptions(mapping=mapping, splits=splits, seed=seed)
-                record, reports, tagged = await runtime.datasets.export_splits(
-                    dataset_id, filters, export_format, options, on_page=advance
-                )
+                if tasks is not None:
+                    record, reports, tagged = await tasks.export_splits(
+                        dataset_id, filters, options, on_page=advance
+                    )
+                else:
+                    record, reports, tagged = await runtime.datasets.export_splits(
+                        dataset_id, filters, export_format, options, on_page=advance
+                    )
                 paths = {
                     name: _split_path(output, to_directory, record.name, name, extension)
                     for name in splits.names
                 }
                 await write_files_atomically(paths, tagged)
+                if tasks is not None:
+                    await _write_config(tasks, record, output, to_directory)
                 return record, [_Written(name, paths[name], reports[name]) for name in paths]
             report = ExportReport()
-            record, chunks = await runtime.datasets.export(
-                dataset_id,
-                filters,
-                export_format,
-                on_page=advance,
-                options=ExportOptions(mapping=mapping),
-                report=report,
-            )
+            if tasks is not None:
+                record, chunks = await tasks.export(
+                    dataset_id, filters, on_page=advance, report=report
+                )
+            else:
+                record, chunks = await runtime.datasets.export(
+                    dataset_id,
+                    filters,
+                    export_format,
+                    on_page=advance,
+                    options=ExportOptions(mapping=mapping),
+                    report=report,
+                )
             if output is None:
                 async for chunk in chunks:
                     sys.stdout.buffer.write(chunk)
@@ -362,6 +379,8 @@ def export(
                 return record, [_Written(None, None, report)]
             path = _split_path(output, to_directory, record.name, None, extension)
             await write_atomically(path, chunks)
+            if tasks is not None:
+                await _write_config(tasks, record, path, False)
             return record, [_Written(None, path, report)]
 
     record, written = run_on_store(work)
@@ -383,6 +402,30 @@ def _review_states(text: str | None) -> tuple[ReviewState, ...]:
             f"{text!r}: give review states separated by commas ({known})",
             param_hint="--review-state",
         ) from None
+
+
+def _label_studio(runtime: Runtime) -> LabelStudioService:
+    from datamill.labelstudio.service import label_studio_service
+
+    return label_studio_service(runtime)
+
+
+async def _write_config(
+    service: LabelStudioService, record: DatasetRecord, output: Path, to_directory: bool
+) -> None:
+    """The tasks' labeling config beside them: ``PATH.config.xml``, or in a directory
+    ``DIR/NAME.config.xml``."""
+    config = await service.config(record.id, project_id=record.project_id)
+    if to_directory:
+        path = output / f"{record.name}.config.xml"
+    else:
+        path = output.with_name(f"{output.name}.config.xml")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield config.encode()
+
+    await write_atomically(path, chunks())
+    console.print(f"wrote the Label Studio labeling config to {escape(str(path))}")
 
 
 class _Written(NamedTuple):

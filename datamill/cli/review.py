@@ -1,5 +1,6 @@
 """`datamill review ...`: a dataset's review progress and settings, the next samples to
-review, and a review submitted, through the same `ReviewService` as the API.
+review, a review submitted, the reviewers' agreement, and Label Studio's annotations imported
+(`cli.label_studio`), through the same services as the API.
 
 The CLI works on the store directly, with no key: it reviews as ``--reviewer`` (default
 ``local``, the reviewer of local mode) and sees what a member sees.
@@ -14,12 +15,17 @@ import orjson
 import typer
 from rich.markup import escape
 
+from datamill.cli import label_studio
 from datamill.cli.common import print_columns, print_json, stdout
 from datamill.cli.store import run_on_store
 from datamill.protocol.reviews import ReviewCreate, ReviewSettingsUpdate, Rule
 from datamill.runtime import Runtime
 
-app = typer.Typer(help="Review datasets: progress, settings, the queue, reviews.")
+app = typer.Typer(
+    help="Review datasets: progress, settings, the queue, reviews, agreement, Label Studio.",
+    no_args_is_help=True,
+)
+app.command("import-label-studio")(label_studio.import_label_studio)
 
 DatasetArgument = Annotated[
     str, typer.Argument(metavar="DATASET", help="a dataset id (ds_...) or name")
@@ -84,13 +90,11 @@ def agreement(
     """How far DATASET's reviewers agree: per question (observed agreement, Cohen's and
     Fleiss' kappa, Krippendorff's alpha, gold) and per reviewer."""
     from datamill.render.agreement import agreement_report_object
-    from datamill.review.service import Reviewer
 
     async def work(runtime: Runtime) -> Any:
         dataset_id = await runtime.datasets.resolve(dataset)
         report = await runtime.reviews.agreement(
             dataset_id,
-            Reviewer("local", sees_all=True),
             sample_type=sample_type,
             min_shared_items=min_shared_items,
         )

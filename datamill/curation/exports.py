@@ -5,7 +5,7 @@ prompt file, CSV). Each format is an `Encoder`; a seeded split can select the sa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
@@ -60,6 +60,7 @@ MEDIA_TYPES = {
     ExportFormat.openai_chat: "application/jsonl",
     ExportFormat.icl: "text/plain; charset=utf-8",
     ExportFormat.csv: "text/csv; charset=utf-8",
+    ExportFormat.label_studio: "application/json",
 }
 EXTENSIONS = {
     ExportFormat.jsonl: "jsonl",
@@ -67,6 +68,7 @@ EXTENSIONS = {
     ExportFormat.openai_chat: "jsonl",
     ExportFormat.icl: "txt",
     ExportFormat.csv: "csv",
+    ExportFormat.label_studio: "json",
 }
 
 
@@ -90,6 +92,8 @@ class ExportOptions:
     split: str | None = None
     seed: int = 0
     count_tokens: bool = False  # estimate every example's tokens into the report
+    # A format whose encoder its own package makes (`label-studio`: `labelstudio.service`).
+    encoder: Callable[[ExportReport], Encoder] | None = None
 
 
 def check_options(options: ExportOptions) -> None:
@@ -123,6 +127,12 @@ def encoder_for(
     """The format's encoder (Parquet's needs pyarrow: a 400 when it is missing). Samples
     are mapped by the task schema they follow in ``schemas``; ``fields`` are the content
     fields Parquet gives columns of their own (`export_fields`)."""
+    if options.encoder is not None:
+        return options.encoder(report)
+    if export_format is ExportFormat.label_studio:
+        raise InvalidRequest(
+            "Label Studio tasks are exported by the Label Studio service", param="format"
+        )
     if export_format is ExportFormat.parquet:
         return ParquetEncoder(load_pyarrow(), report, fields)
     if export_format is ExportFormat.openai_chat:

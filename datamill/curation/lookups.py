@@ -44,6 +44,7 @@ class SampleQuery:
     batch_id: str | None = None  # samples whose provenance names this batch ...
     job_id: str | None = None  # ... or this generation job
     review_state: tuple[ReviewState, ...] = ()  # in any of these review states
+    ids: tuple[str, ...] = ()  # only these samples (any of them)
 
 
 class DatasetLookups:
@@ -86,6 +87,12 @@ class DatasetLookups:
             gone = " deleted" if deleted is Visibility.only else ""
             raise NotFound(f"No{gone} dataset named {reference!r}", param="dataset")
         return found.id
+
+    async def dataset(
+        self, dataset_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+    ) -> DatasetRecord:
+        """A live dataset of the project, without the stats `DatasetService.get` counts."""
+        return await self._dataset(dataset_id, project_id)
 
     async def _dataset(
         self,
@@ -140,6 +147,7 @@ class DatasetLookups:
             batch_id=query.batch_id,
             job_id=query.job_id,
             review_states=tuple(state.value for state in query.review_state),
+            ids=query.ids,
         )
 
     def _body_filter(self, body: SampleFilterBody) -> SampleFilter:

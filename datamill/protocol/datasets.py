@@ -59,6 +59,7 @@ class ExportFormat(StrEnum):
     openai_chat = "openai-chat"  # OpenAI fine-tuning chat JSONL (`curation.formats.chat`)
     icl = "icl"  # a prompt file of few-shot examples
     csv = "csv"  # content flattened to a column per top-level field
+    label_studio = "label-studio"  # a JSON array of Label Studio tasks (`labelstudio.tasks`)
 
 
 # Names are used in URLs, shell commands and file names; ``ds_`` starts ids, not names.

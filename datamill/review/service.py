@@ -383,22 +383,15 @@ class ReviewService(DatasetLookups):
     async def agreement(
         self,
         dataset_id: str,
-        reviewer: Reviewer,
         *,
         sample_type: str | None = None,
         min_shared_items: int = DEFAULT_MIN_SHARED_ITEMS,
         project_id: str = DEFAULT_PROJECT_ID,
     ) -> AgreementReport:
         """How far the dataset's reviewers agree (`review.dataset_agreement`), over the
-        samples of ``sample_type`` (None: all). Blind mode keeps it from callers below
-        member, as it does review states."""
+        samples of ``sample_type`` (None: all)."""
         plain_text(sample_type, "sample_type")
         dataset = await self._dataset(dataset_id, project_id)
-        if not reviewer.sees_all and (await repo.get_settings(self._db, dataset_id)).blind:
-            raise PermissionDenied(
-                "this dataset's review is blind: only members read its agreement report",
-                code="review_blind",
-            )
         states = await repo.reviewed_samples(self._db, dataset_id)
         if sample_type is not None:
             states = {k: v for k, v in states.items() if v.sample_type == sample_type}

@@ -14,7 +14,8 @@ from datamill.errors import InvalidRequest
 from datamill.generation.spec import load_spec_data, spec_error
 from datamill.protocol.limits import json_depth_exceeds, too_deep_message
 from datamill.protocol.task_schema_format import MAX_SCHEMA_BYTES, TaskSchema
-from datamill.task_schemas.label_studio import LabelStudioConflict, labeling_config
+from datamill.task_schemas.label_studio import labeling_config
+from datamill.task_schemas.label_studio_names import NameConflict
 
 CODE = "invalid_task_schema"
 
@@ -54,7 +55,7 @@ def checked(schema: TaskSchema, *, param: str = "schema") -> TaskSchema:
         raise _too_large(size, param)
     try:
         labeling_config(schema)
-    except LabelStudioConflict as exc:
+    except NameConflict as exc:
         raise InvalidRequest(f"{param}: {exc}", param=f"{param}.review", code=CODE) from None
     return schema
 

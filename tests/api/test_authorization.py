@@ -184,6 +184,9 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/datasets/{dataset_id}/import"): {
         "files": {"file": ("s.jsonl", jsonl([{"content": {"q": "x"}}]))}
     },
+    ("POST", "/api/datasets/{dataset_id}/import-label-studio"): {
+        "files": {"file": ("ls.json", b"[]")}
+    },
     ("POST", "/api/datasets/{dataset_id}/samples/delete"): {"json": {"all": True}},
     ("POST", "/api/datasets/{dataset_id}/samples/restore"): {"json": {"all": True}},
     ("PATCH", "/api/datasets/{dataset_id}"): {"json": {"description": "changed"}},

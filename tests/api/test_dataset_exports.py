@@ -291,7 +291,7 @@ async def test_all_splits_in_one_pass_are_the_single_split_exports(
         ({"splits": "train=0.5,test=0.5", "split": "dev"}, "split"),
         ({"split": "train"}, "splits"),
         ({"seed": "-1"}, "seed"),
-        ({"format": "label-studio"}, "format"),
+        ({"format": "label_studio"}, "format"),
         ({"user_field": ""}, "user_field"),
     ],
 )

@@ -129,16 +129,16 @@ async def test_the_format_and_the_label_studio_config(api: Api):
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/xml")
     view = ET.fromstring(response.text)
-    names = [element.get("name") for element in view if element.get("name")]
-    assert names == [
-        "question",
-        "answer__text",
+    names = [element.get("name") for element in view.iter() if element.get("name")]
+    assert names == [  # the names of `task_schemas.label_studio_names`
+        "f_question",
+        "f_answer__text",
         "decision",
         "decision_reason",
         "rating",
         "comment",
-        "edited_question",
-        "edited_answer__text",
+        "edit__question",
+        "edit__answer__text",
     ]
     assert_error(await api.client.get("/api/task-schemas/nope/label-studio"), 404, param="name")
 

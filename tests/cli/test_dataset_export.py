@@ -111,7 +111,7 @@ def test_splits_to_files_named_after_the_output(invoke: RunCli, faq: None, tmp_p
         (["--split", SPLITS], "--output"),
         (["--split", "train=0.7,test=0.2", "-o", "x.jsonl"], "--split"),
         (["--split", "train", "-o", "x.jsonl"], "--split"),
-        (["--format", "label-studio"], "--format"),
+        (["--format", "label_studio"], "--format"),
         (["--seed", "-1", "--split", SPLITS, "-o", "x.jsonl"], "--seed"),
     ],
 )

@@ -26,6 +26,7 @@ from datamill.curation.formats.report import ExportReport
 from datamill.curation.formats.splits import parse_splits
 from datamill.curation.lookups import SampleQuery
 from datamill.errors import InvalidRequest
+from datamill.labelstudio.service import label_studio_service
 from datamill.protocol.common import ListObject
 from datamill.protocol.datasets import (
     BatchImportReport,
@@ -386,9 +387,15 @@ async def export_samples(
     """The matching samples in creation order, streamed in ``format`` (one split of them
     with ``splits`` and ``split``)."""
     await _check_blind(runtime, dataset_id, query.review_state, caller, project_id)
-    record, chunks = await runtime.datasets.export(
-        dataset_id, query, export_format, project_id=project_id, options=options
-    )
+    if export_format is ExportFormat.label_studio:
+        service = label_studio_service(runtime)
+        record, chunks = await service.export(
+            dataset_id, query, project_id=project_id, options=options
+        )
+    else:
+        record, chunks = await runtime.datasets.export(
+            dataset_id, query, export_format, project_id=project_id, options=options
+        )
     # Names are letters, digits, . _ -; so are split names.
     stem = record.name if options.split is None else f"{record.name}.{options.split}"
     return StreamingResponse(

@@ -126,21 +126,20 @@ async def assign_samples(
 
 @router.get(
     "/{dataset_id}/review/agreement",
-    dependencies=[REVIEWER],
+    dependencies=[MEMBER],
     response_model=AgreementReportObject,
 )
 async def review_agreement(
     dataset_id: str,
     runtime: RuntimeDep,
     project_id: ProjectDep,
-    caller: CallerDep,
     sample_type: str | None = None,
     min_shared_items: Annotated[int, Query(ge=1, le=1_000_000)] = DEFAULT_MIN_SHARED_ITEMS,
 ) -> AgreementReportObject:
-    """How far reviewers agree, per question and per reviewer (members only when blind)."""
+    """How far reviewers agree, per question and per reviewer (the review's leads: members
+    and admins; reviewers see no one else's answers)."""
     report = await runtime.reviews.agreement(
         dataset_id,
-        Reviewer.of(caller),
         sample_type=sample_type,
         min_shared_items=min_shared_items,
         project_id=project_id,
