@@ -12,6 +12,7 @@ page's console but those a test expects."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -152,6 +153,19 @@ def test_a_reviewer_reviews_three_samples_from_the_keyboard_only(browse: Any, da
     fourth = next_shown(page, third)
     assert len({first, second, third, fourth}) == 4
     expect(page.locator("#progress div", has_text="Done").locator("dd")).to_contain_text("3")
+
+    # Two samples held locally: the next five were reserved before they ran out.
+    deadline = time.monotonic() + 30
+    while True:
+        queue = dashboard.http.get(f"/api/datasets/{dataset_id}/review/queue").json()["data"]
+        held = [
+            i["sample_id"] for i in queue if any(c["reviewer"] == reviewer for c in i["claims"])
+        ]
+        if len(held) == 5:
+            break
+        assert time.monotonic() < deadline, held
+        time.sleep(0.05)
+    assert fourth in held
 
     one = reviews_of(dashboard, dataset_id, first)
     assert [r["answers"] for r in one["data"]] == [

@@ -61,12 +61,13 @@ function reserve() {
     try {
       const answer = await postJSON(`${api}/review/next`, { limit: BATCH });
       expiresAt = answer.expires_at;
-      const held = new Set([current?.sample.id, ...queue.map((item) => item.sample.id)]);
+      const held = new Map([current, ...queue].filter(Boolean).map((item) => [item.sample.id, item]));
       const again = [];
       let fresh = 0;
       for (const item of answer.data) {
         if (seen.has(item.sample.id)) again.push(item.sample.id);
-        else if (!held.has(item.sample.id)) {
+        else if (held.has(item.sample.id)) held.get(item.sample.id).reserved_until = item.reserved_until; // renewed
+        else {
           queue.push(item);
           fresh += 1;
         }
@@ -107,13 +108,12 @@ async function advance() {
   current = queue.shift() || null;
   answer = blankAnswer();
   focusedLabels = -1;
-  if (queue.length + (current ? 1 : 0) <= LOW && !exhausted) {
-    // Before the queue runs out: the next batch, in the background unless nothing is shown.
-    const more = reserve().catch(showError);
-    if (!current) {
-      await more;
-      current = queue.shift() || null;
-    }
+  if (!current) {
+    // Nothing held: ask once more (others may have given samples back) before saying so.
+    await reserve().catch(showError);
+    current = queue.shift() || null;
+  } else if (queue.length + 1 <= LOW && !exhausted) {
+    reserve().catch(showError); // before the queue runs out, in the background
   }
   await render();
 }
