@@ -131,6 +131,10 @@ def test_a_reviewer_reviews_three_samples_from_the_keyboard_only(browse: Any, da
     page.keyboard.press("4")
     page.keyboard.press("l")
     expect(page.locator("fieldset.labels")).to_be_focused()
+    outline = page.locator("fieldset.labels").evaluate(
+        "node => getComputedStyle(node).outlineStyle"
+    )
+    assert outline == "solid"  # the focus shows
     page.keyboard.press("2")  # casual: while the labels are focused, numbers pick labels
     page.keyboard.press("Escape")
     page.keyboard.press("a")
@@ -247,7 +251,9 @@ def test_shortcuts_do_not_fire_while_typing_and_a_refusal_keeps_what_was_typed(
     page.locator("#edit-json").fill('{"question": ""}')
     page.keyboard.press("Escape")
     expect(page.locator("#editor")).to_be_visible()
-    page.locator("#edit-json").focus()
+    page.keyboard.press("e")  # back into the editor, the text as it was left
+    expect(page.locator("#edit-json")).to_be_focused()
+    expect(page.locator("#edit-json")).to_have_value('{"question": ""}')
     page.locator("#edit-json").fill("[1, 2]")
     page.keyboard.press("Control+Enter")
     expect(page.locator("#error")).to_contain_text("(content)")
@@ -292,3 +298,29 @@ def test_the_dataset_page_links_to_the_review_for_reviewers_only(browse: Any, da
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{dashboard.url}/datasets/{dataset_id}/review")
     expect(page.locator("#sample-body .sample-card")).to_be_visible()
+
+
+def test_a_skipped_sample_is_not_offered_again_and_the_end_is_said(
+    browse: Any, dashboard: Dashboard
+):
+    dataset_id = make_dataset(dashboard, "the-end", 2)
+    page = reviewer_page(browse, dashboard, dataset_id)
+    skipped = shown_id(page)
+
+    page.keyboard.press("s")
+    other = next_shown(page, skipped)
+    page.keyboard.press("a")
+
+    expect(page.locator("#empty")).to_have_text("Nothing left for you to review in this dataset.")
+    expect(page.locator("#view")).to_be_hidden()
+    assert reviews_of(dashboard, dataset_id, other)["data"][0]["decision"] == "approve"
+    assert reviews_of(dashboard, dataset_id, skipped)["data"] == []
+    # Offered again by the last ask, the skipped sample was given back at once.
+    deadline = time.monotonic() + 30
+    while True:
+        queue = dashboard.http.get(f"/api/datasets/{dataset_id}/review/queue").json()["data"]
+        claims = {item["sample_id"]: item["claims"] for item in queue}
+        if claims[skipped] == []:
+            break
+        assert time.monotonic() < deadline, claims
+        time.sleep(0.05)
