@@ -44,5 +44,13 @@ PAGES: tuple[Page, ...] = (
     Page("generation", "Generation", "/generation"),
     Page("datasets", "Datasets", "/datasets"),
     Page("dataset", "Dataset", "/datasets/{dataset_id}", nav=False, section="datasets"),
+    Page(
+        "review",
+        "Review",
+        "/datasets/{dataset_id}/review",
+        nav=False,
+        section="datasets",
+        needs=Role.reviewer,
+    ),
     Page("webhooks", "Webhooks", "/webhooks", needs=Role.admin),
 )

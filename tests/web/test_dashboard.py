@@ -306,6 +306,59 @@ def sample_dataset(dashboard: Dashboard) -> dict[str, Any]:
     return {**created.json(), "sample": sample["id"]}
 
 
+def review_dataset(dashboard: Dashboard) -> dict[str, Any]:
+    """The dataset the review page's screenshots show (made by the first width's run): chat
+    samples under a schema with reject reasons, a rating, labels and a comment."""
+    found = dashboard.http.get("/api/datasets").json()["data"]
+    named = [d for d in found if d["name"] == "support-review"]
+    if named:
+        return dict(named[0])
+    schema = {
+        "name": "support-reply",
+        "display": {"fields": [{"field": "messages", "label": "Conversation", "kind": "chat"}]},
+        "review": {
+            "questions": [
+                {
+                    "name": "decision",
+                    "kind": "decision",
+                    "prompt": "Keep this reply?",
+                    "reasons": ["wrong answer", "unsafe advice", "off topic"],
+                },
+                {"name": "rating", "kind": "rating", "prompt": "Quality", "required": False},
+                {
+                    "name": "tone",
+                    "kind": "labels",
+                    "prompt": "Tone",
+                    "options": ["friendly", "neutral", "curt"],
+                    "required": False,
+                },
+                {"name": "comment", "kind": "text", "prompt": "Comment", "required": False},
+            ]
+        },
+    }
+    assert dashboard.http.post("/api/task-schemas", json=schema).status_code == 200
+    created = dashboard.http.post(
+        "/api/datasets",
+        json={
+            "name": "support-review",
+            "description": "Replies to review",
+            "task_schema": schema["name"],
+        },
+    )
+    assert created.status_code == 200, created.text
+    api = f"/api/datasets/{created.json()['id']}"
+    for n, question in enumerate(
+        ["How do I change my delivery address?", "Why was I charged twice?", "Where is my refund?"]
+    ):
+        messages = [
+            {"role": "user", "content": f"{question} (ticket {2000 + n})"},
+            {"role": "assistant", "content": "Open Orders, choose the order, then Edit address."},
+        ]
+        body = {"content": {"messages": messages}, "sample_type": schema["name"], "topic": "orders"}
+        assert dashboard.http.post(f"{api}/samples", json=body).status_code == 200
+    return dict(created.json())
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_page_fits_the_width_and_is_screenshotted(
     browse: Any, dashboard: Dashboard, mock: Any, width: int, tmp_path: Path, receiver_url: str
@@ -324,6 +377,7 @@ def test_every_page_fits_the_width_and_is_screenshotted(
         assert time.monotonic() < deadline
         time.sleep(0.1)
     dataset = sample_dataset(dashboard)
+    to_review = review_dataset(dashboard)
     browsing = browse(width=width)
 
     shots = {
@@ -336,6 +390,7 @@ def test_every_page_fits_the_width_and_is_screenshotted(
         "webhooks": "/webhooks",
         "datasets": "/datasets",
         "dataset": f"/datasets/{dataset['id']}?sample={dataset['sample']}",
+        "review": f"/datasets/{to_review['id']}/review",
     }
     assert set(shots) == {page.name for page in PAGES}  # a new page is screenshotted too
     for name, path in shots.items():
@@ -350,8 +405,13 @@ def test_every_page_fits_the_width_and_is_screenshotted(
             "webhooks": "#webhooks .delivery",
             "datasets": "#datasets tbody tr",
             "dataset": "#history .version",
+            "review": "#sample-body .sample-card",
         }[name]
         expect(page.locator(ready).first).to_be_visible()
+        if name == "review":  # a rating given, and the reject reasons on show
+            page.keyboard.press("4")
+            page.keyboard.press("r")
+            expect(page.locator("#reasons")).to_be_visible()
         if name == "upload":
             page.set_input_files("#file", str(bad))
             expect(page.locator("#validation .line-errors tbody tr")).to_have_count(2)
