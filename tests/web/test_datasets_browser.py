@@ -436,3 +436,25 @@ def test_a_sample_follows_the_schema_named_by_its_type_and_the_datasets_default(
         card = page.locator("#sample-body .sample-card")
         expect(card).to_have_attribute("data-schema", "yes")
         expect(card.locator(".field h4")).to_have_text([label])
+
+
+def test_the_review_state_filter_for_a_member_and_refused_to_a_blind_reviewer(
+    browse: Any, dashboard: Dashboard, dataset: dict[str, Any]
+):
+    """Samples by review state (the review's filter): none is reviewed yet, so `unreviewed`
+    is every sample and `approved` none; on a blind review a reviewer is told why not."""
+    page = signed_in(browse, dashboard, "member", f"/datasets/{dataset['id']}")
+    page.select_option("#filter-review_state", "approved")
+    expect(page).to_have_url(f"{dashboard.url}/datasets/{dataset['id']}?review_state=approved")
+    expect(page.locator("#empty")).to_be_visible()
+    page.select_option("#filter-review_state", "unreviewed")
+    expect(page.locator("#samples tbody tr")).to_have_count(50)
+
+    blind = signed_in(
+        browse,
+        dashboard,
+        "reviewer",
+        f"/datasets/{dataset['id']}?review_state=unreviewed",
+        allow=("status of 403",),
+    )
+    expect(blind.locator("#notice")).to_contain_text("blind")

@@ -22,6 +22,9 @@ const FILTERS = [
   { name: "model", label: "Model", stats: "by_model" },
   { name: "batch_id", label: "Batch", placeholder: "batch_…" },
   { name: "job_id", label: "Job", placeholder: "gen_…" },
+  // A reviewer filtering a blind review by state is refused (403): the notice says why.
+  { name: "review_state", label: "Review",
+    options: ["unreviewed", "in_review", "approved", "edited", "rejected", "disputed"] },
 ];
 // What the address holds besides the filters: the search, the page's cursor (`after` the
 // last sample of the page before, or `before` the first of the page after) and the sample.
