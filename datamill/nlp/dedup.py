@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from datamill.nlp.canonical import normalized_hash
+from datamill.nlp.conflicts import ContentTokens, conflicting, content_tokens
 from datamill.nlp.diversity import mean_pairwise_distance_from_sums
 from datamill.nlp.embeddings import DIMENSION, Embedder, Vectors, shared_embedder
 from datamill.nlp.minhash import LshIndex, MinHasher, Signatures, estimated_jaccard
@@ -54,6 +55,9 @@ DEFAULT_LEXICAL_THRESHOLD = 0.8
 # Kept vectors live in blocks of this many rows: the matrix grows without copying, and each
 # block is converted to float32 for its matrix product in one go.
 BLOCK_ROWS = 8192
+# Kept samples looked at per candidate by the semantic test, most similar first: the best
+# one may be a near-miss (another number, another entity), the next a real paraphrase.
+NEIGHBOURS = 8
 
 
 class DuplicateKind(StrEnum):
@@ -109,6 +113,7 @@ class NearDuplicateIndex:
         self._exact: dict[int, int] = {}  # 64 bits of the normalised hash -> first row
         self._lsh = LshIndex(num_perm=self._hasher.num_perm)
         self._blocks: list[npt.NDArray[np.floating]] = []
+        self._tokens: list[ContentTokens] = []  # per kept row, for `conflicting`
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -166,8 +171,11 @@ class NearDuplicateIndex:
             vectors = self.embedder.embed(texts)
         hashes = [_hash64(text) for text in texts]
         signatures = self._hasher.signatures(texts)
+        tokens = [content_tokens(text) for text in texts]
         with self._lock:
-            self._append(list(keys), hashes, signatures, np.asarray(vectors, dtype=np.float32))
+            self._append(
+                list(keys), hashes, signatures, np.asarray(vectors, dtype=np.float32), tokens
+            )
 
     def rebuild(self, samples: Iterable[tuple[str, str]], *, batch_size: int = 1024) -> None:
         """Empty the index, then keep every ``(key, text)`` of ``samples`` (a resumed job's
@@ -209,6 +217,7 @@ class NearDuplicateIndex:
         what they left open, then a short loop settles the order within the batch."""
         count = len(texts)
         hashes = [_hash64(text) for text in texts]
+        tokens = [content_tokens(text) for text in texts]
         signatures = self._hasher.signatures(texts)
         band_keys = self._lsh.band_keys(signatures)
         lexical_rows, lexical_scores = self._lsh.best(signatures)
@@ -217,11 +226,15 @@ class NearDuplicateIndex:
         open_rows = [
             i
             for i in range(count)
-            if stored_exact[i] is None and lexical_scores[i] < self.lexical_threshold
+            if stored_exact[i] is None
+            and (
+                lexical_scores[i] < self.lexical_threshold
+                or conflicting(tokens[i], self._tokens[lexical_rows[i]], swaps=False)
+            )
         ]
         vectors = np.zeros((count, DIMENSION), dtype=np.float32)
-        semantic_rows = np.full(count, -1, dtype=np.int64)
-        semantic_scores = np.full(count, -np.inf, dtype=np.float32)
+        semantic_rows = np.full((count, NEIGHBOURS), -1, dtype=np.int64)
+        semantic_scores = np.full((count, NEIGHBOURS), -np.inf, dtype=np.float32)
         if open_rows:
             vectors[open_rows] = self.embedder.embed([texts[i] for i in open_rows])
             found_rows, found_scores = self._search(vectors[open_rows])
@@ -241,10 +254,12 @@ class NearDuplicateIndex:
                 match = DuplicateMatch(names[kept_hashes[hashes[i]]], DuplicateKind.exact, 1.0)
             if match is None:
                 match = self._lexical(
-                    i, kept, names, signatures, band_keys, lexical_rows, lexical_scores
+                    i, kept, names, tokens, signatures, band_keys, lexical_rows, lexical_scores
                 )
             if match is None:
-                match = self._semantic(i, kept, names, vectors, semantic_rows, semantic_scores)
+                match = self._semantic(
+                    i, kept, names, tokens, vectors, semantic_rows, semantic_scores
+                )
             decisions.append(match)
             if match is None and keys is not None:
                 kept.append(i)
@@ -255,6 +270,7 @@ class NearDuplicateIndex:
                 [hashes[i] for i in kept],
                 signatures[kept],
                 vectors[kept],
+                [tokens[i] for i in kept],
             )
         return decisions
 
@@ -263,14 +279,18 @@ class NearDuplicateIndex:
         i: int,
         kept: list[int],
         names: list[str],
+        tokens: list[ContentTokens],
         signatures: Signatures,
         band_keys: npt.NDArray[np.uint64],
         rows: npt.NDArray[np.int64],
         scores: npt.NDArray[np.float64],
     ) -> DuplicateMatch | None:
-        """The best lexical match of candidate ``i``: a kept sample, or a kept candidate."""
+        """The best lexical match of candidate ``i``: a kept sample, or a kept candidate;
+        none when the best one has another number, entity or rare word (a near-miss that
+        shares most of its characters: "within 30 days" / "within 60 days")."""
         best_score = float(scores[i])
         best_key = self._keys[rows[i]] if rows[i] >= 0 else None
+        best_tokens = self._tokens[rows[i]] if rows[i] >= 0 else None
         if kept:
             # As the LSH index does: only kept candidates sharing a band are compared.
             shares_band = (band_keys[kept] == band_keys[i]).any(axis=1)
@@ -281,7 +301,10 @@ class NearDuplicateIndex:
             if similarity[pick] > best_score:
                 best_score = float(similarity[pick])
                 best_key = names[kept[pick]]
+                best_tokens = tokens[kept[pick]]
         if best_key is None or best_score < self.lexical_threshold:
+            return None
+        if best_tokens is not None and conflicting(tokens[i], best_tokens, swaps=False):
             return None
         return DuplicateMatch(best_key, DuplicateKind.lexical, best_score)
 
@@ -290,35 +313,50 @@ class NearDuplicateIndex:
         i: int,
         kept: list[int],
         names: list[str],
+        tokens: list[ContentTokens],
         vectors: Vectors,
         rows: npt.NDArray[np.int64],
         scores: npt.NDArray[np.float32],
     ) -> DuplicateMatch | None:
-        """The best semantic match of candidate ``i``: a kept sample, or a kept candidate."""
-        best_score = float(scores[i])
-        best_key = self._keys[rows[i]] if rows[i] >= 0 else None
+        """The most similar sample at or above the threshold, kept or a kept candidate,
+        whose content tokens do not conflict with candidate ``i``'s (`nlp.conflicts`)."""
+        found: list[tuple[float, str, ContentTokens]] = [
+            (float(score), self._keys[row], self._tokens[row])
+            for row, score in zip(rows[i], scores[i], strict=True)
+            if row >= 0 and score >= self.threshold
+        ]
         if kept:
             similarity = vectors[kept] @ vectors[i]
-            pick = int(np.argmax(similarity))
-            if similarity[pick] > best_score:
-                best_score = float(similarity[pick])
-                best_key = names[kept[pick]]
-        if best_key is None or best_score < self.threshold:
-            return None
-        return DuplicateMatch(best_key, DuplicateKind.semantic, best_score)
+            found += [
+                (float(similarity[n]), names[kept[n]], tokens[kept[n]])
+                for n in np.flatnonzero(similarity >= self.threshold)
+            ]
+        for score, key, other in sorted(found, key=lambda entry: -entry[0]):
+            if not conflicting(tokens[i], other):
+                return DuplicateMatch(key, DuplicateKind.semantic, score)
+        return None
 
     def _search(self, queries: Vectors) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """The most similar kept row for each query vector, and its cosine."""
-        rows = np.full(len(queries), -1, dtype=np.int64)
-        scores = np.full(len(queries), -np.inf, dtype=np.float32)
+        """The `NEIGHBOURS` most similar kept rows for each query vector (-1 where fewer
+        are kept), and their cosines, as ``(queries, NEIGHBOURS)`` arrays."""
+        width = NEIGHBOURS
+        rows = np.full((len(queries), width), -1, dtype=np.int64)
+        scores = np.full((len(queries), width), -np.inf, dtype=np.float32)
         offset = 0
+        columns = np.arange(len(queries))[:, None]
         for block in self._filled_blocks():
-            similarity = block.astype(np.float32, copy=False) @ queries.T  # (block rows, q)
-            pick = similarity.argmax(axis=0)
-            best = similarity[pick, np.arange(len(queries))]
-            better = best > scores
-            rows[better] = pick[better] + offset
-            scores[better] = best[better]
+            similarity = queries @ block.astype(np.float32, copy=False).T  # (q, block rows)
+            if similarity.shape[1] > width:
+                top = np.argpartition(similarity, -width, axis=1)[:, -width:]
+            else:
+                top = np.broadcast_to(
+                    np.arange(similarity.shape[1]), (len(queries), similarity.shape[1])
+                )
+            merged_rows = np.concatenate([rows, top + offset], axis=1)
+            merged_scores = np.concatenate([scores, similarity[columns, top]], axis=1)
+            best = np.argpartition(merged_scores, -width, axis=1)[:, -width:]
+            rows = merged_rows[columns, best]
+            scores = merged_scores[columns, best]
             offset += len(block)
         return rows, scores
 
@@ -331,7 +369,12 @@ class NearDuplicateIndex:
             remaining -= len(block)
 
     def _append(
-        self, keys: list[str], hashes: list[int], signatures: Signatures, vectors: Vectors
+        self,
+        keys: list[str],
+        hashes: list[int],
+        signatures: Signatures,
+        vectors: Vectors,
+        tokens: list[ContentTokens],
     ) -> None:
         first = len(self._keys)
         for offset, value in enumerate(hashes):
@@ -349,3 +392,4 @@ class NearDuplicateIndex:
             ]
             written += take
         self._keys.extend(keys)
+        self._tokens.extend(tokens)
