@@ -114,6 +114,7 @@ class NearDuplicateIndex:
         self._lsh = LshIndex(num_perm=self._hasher.num_perm)
         self._blocks: list[npt.NDArray[np.floating]] = []
         self._tokens: list[ContentTokens] = []  # per kept row, for `conflicting`
+        self._rows: dict[str, int] = {}  # key -> its first row
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -192,6 +193,16 @@ class NearDuplicateIndex:
                 keys, texts = [], []
         if texts:
             self.add_many(texts, keys)
+
+    def vectors_of(self, keys: Sequence[str]) -> Vectors:
+        """The kept vectors of ``keys`` (float32, one row each, in order); KeyError for a
+        key not kept."""
+        with self._lock:
+            out = np.empty((len(keys), DIMENSION), dtype=np.float32)
+            for n, key in enumerate(keys):
+                block, row = divmod(self._rows[key], BLOCK_ROWS)
+                out[n] = self._blocks[block][row]
+            return out
 
     # -- diversity --------------------------------------------------------------------------
 
@@ -391,5 +402,7 @@ class NearDuplicateIndex:
                 written : written + take
             ]
             written += take
+        for offset, key in enumerate(keys):
+            self._rows.setdefault(key, first + offset)
         self._keys.extend(keys)
         self._tokens.extend(tokens)
