@@ -31,7 +31,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from datamill.clock import Clock, wait_event
@@ -49,9 +48,9 @@ from datamill.generation.prompts import (
     sample_prompt,
     variation,
 )
-from datamill.generation.quality import Rejection, Verdict, judge_score, sample_text
+from datamill.generation.quality import Rejection, Verdict, judge_score
 from datamill.generation.spec import GenerationSpec, parse_spec
-from datamill.nlp.canonical import normalized_hash
+from datamill.nlp.canonical import normalized_hash, sample_text
 from datamill.protocol.batches import BatchCreate, BatchOptions
 from datamill.readiness import ReadinessRegistry
 from datamill.render.generation import progress_event, status_event, stuck_event
@@ -731,34 +730,10 @@ async def fill_from_store(
 ) -> None:
     """Keep ``samples`` in ``index`` under their ids: the vectors stored for their
     contents are read back, only the others are embedded (and then stored)."""
-    from datamill.nlp.embeddings import DIMENSION
-
-    model = index.embedder.name
-    stored = await embedding_repo.stored_vectors(
-        database, [(s.id, s.content_hash) for s in samples], model=model, dimension=DIMENSION
+    found = await embedding_repo.sample_vectors(database, index.embedder, samples, now=now)
+    await asyncio.to_thread(
+        index.add_many, found.texts, [s.id for s in samples], vectors=found.vectors
     )
-    known = [s for s in samples if s.id in stored]
-    missing = [s for s in samples if s.id not in stored]
-    if known:
-        await asyncio.to_thread(
-            index.add_many,
-            [sample_text(s.content) for s in known],
-            [s.id for s in known],
-            vectors=np.stack([stored[s.id] for s in known]),
-        )
-    if missing:
-        texts = [sample_text(s.content) for s in missing]
-        vectors = await index.embedder.aembed(texts)
-        await embedding_repo.store_vectors(
-            database,
-            [
-                embedding_repo.StoredVector(s.id, s.content_hash, vector)
-                for s, vector in zip(missing, vectors, strict=True)
-            ],
-            model=model,
-            now=now,
-        )
-        await asyncio.to_thread(index.add_many, texts, [s.id for s in missing], vectors=vectors)
 
 
 async def publish_status(deps: RunnerDeps, job_id: str) -> None:

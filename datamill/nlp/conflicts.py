@@ -186,22 +186,21 @@ def content_tokens(text: str) -> ContentTokens:
 
 def conflicting(one: ContentTokens, other: ContentTokens, *, swaps: bool = True) -> bool:
     """True when the texts differ in a way no paraphrase does: a substituted number,
-    entity or rare word; with ``swaps``, also a negation on one side of two texts sharing
-    most of their words, or one span of words replaced in an otherwise identical text (a
-    template's slot filled twice; a paraphrase rewords or reorders more than that)."""
+    entity or rare word, or a negation on one side of two texts sharing most of their
+    words; with ``swaps``, also one span of words replaced in an otherwise identical text
+    (a template's slot filled twice; a paraphrase rewords or reorders more than that, and a
+    typo's span is alike: the lexical test, which catches typos, passes ``swaps=False``)."""
     for kind in ("numbers", "entities", "rare"):
         mine: frozenset[str] = getattr(one, kind)
         theirs: frozenset[str] = getattr(other, kind)
         # An acronym matches the initials of the other's capitalised words ("UK").
         if (mine - other.words - other.initials) and (theirs - one.words - one.initials):
             return True
-    if not swaps:
-        return False
     if one.negated != other.negated:
         union = len(one.content | other.content)
         if union and len(one.content & other.content) / union >= NEGATION_OVERLAP:
             return True
-    return _one_slot_replaced(one.sequence, other.sequence)
+    return swaps and _one_slot_replaced(one.sequence, other.sequence)
 
 
 def _one_slot_replaced(one: tuple[str, ...], other: tuple[str, ...]) -> bool:

@@ -140,14 +140,15 @@ class NearDuplicateIndex:
         return self.check_and_add_many([text], [key])[0]
 
     def check_and_add_many(
-        self, texts: Sequence[str], keys: Sequence[str]
+        self, texts: Sequence[str], keys: Sequence[str], *, vectors: Vectors | None = None
     ) -> list[DuplicateMatch | None]:
         """One decision per candidate, in order; each is compared with the kept samples and
-        with the candidates before it that were kept. The kept ones are added."""
-        if len(texts) != len(keys):
-            raise ValueError("texts and keys differ in length")
+        with the candidates before it that were kept. The kept ones are added. ``vectors``
+        (the texts' embeddings, if stored elsewhere) saves running the model."""
+        if len(texts) != len(keys) or (vectors is not None and len(vectors) != len(texts)):
+            raise ValueError("texts, keys and vectors differ in length")
         with self._lock:
-            return self._decide(texts, keys=keys)
+            return self._decide(texts, keys=keys, given=vectors)
 
     async def acheck_and_add_many(
         self, texts: Sequence[str], keys: Sequence[str]
@@ -221,7 +222,7 @@ class NearDuplicateIndex:
     # -- inside -----------------------------------------------------------------------------
 
     def _decide(
-        self, texts: Sequence[str], *, keys: Sequence[str] | None
+        self, texts: Sequence[str], *, keys: Sequence[str] | None, given: Vectors | None = None
     ) -> list[DuplicateMatch | None]:
         """Decide each candidate; with ``keys``, also against the batch's kept candidates,
         which are then added. The cheap tests run on the whole batch first, the model on
@@ -243,11 +244,15 @@ class NearDuplicateIndex:
                 or conflicting(tokens[i], self._tokens[lexical_rows[i]], swaps=False)
             )
         ]
-        vectors = np.zeros((count, DIMENSION), dtype=np.float32)
+        if given is not None:
+            vectors = np.asarray(given, dtype=np.float32)
+        else:
+            vectors = np.zeros((count, DIMENSION), dtype=np.float32)
         semantic_rows = np.full((count, NEIGHBOURS), -1, dtype=np.int64)
         semantic_scores = np.full((count, NEIGHBOURS), -np.inf, dtype=np.float32)
         if open_rows:
-            vectors[open_rows] = self.embedder.embed([texts[i] for i in open_rows])
+            if given is None:
+                vectors[open_rows] = self.embedder.embed([texts[i] for i in open_rows])
             found_rows, found_scores = self._search(vectors[open_rows])
             semantic_rows[open_rows] = found_rows
             semantic_scores[open_rows] = found_scores

@@ -5,6 +5,9 @@ the `normalized_hash` of the content it was computed from. Guarantees:
 
 - `stored_vectors` only answers vectors whose content hash is the one asked for: an edited
   sample (another hash) reads as not embedded, so its new content is embedded again;
+- `sample_vectors` runs the model only on samples with no stored vector for their content,
+  and stores what it computed: the one place that decides whether a stored sample is
+  embedded, for generation jobs refilling their index and for dataset dedup alike;
 - `store_vectors` replaces a sample's vector for the model (an upsert), so writing the same
   vectors twice, or from two runners racing, leaves one row each.
 """
@@ -17,7 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from datamill.nlp.canonical import sample_text
+from datamill.nlp.embeddings import DIMENSION, Embedder, Vectors
 from datamill.storage.database import Database, upsert_insert
+from datamill.storage.samples import SampleRecord
 from datamill.storage.schema import sample_embeddings
 
 # Rows per statement: 5 parameters each stays far below both stores' limits.
@@ -90,3 +96,45 @@ async def stored_vectors(
                 if len(vector) == dimension:
                     found[row.sample_id] = vector.astype(np.float32)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class SampleVectors:
+    texts: list[str]  # what is embedded: `nlp.canonical.sample_text` of each content
+    vectors: Vectors  # (samples, DIMENSION) float32, in the samples' order
+    embedded: int  # computed now (then stored)
+    reused: int  # read back
+
+
+async def sample_vectors(
+    database: Database, embedder: Embedder, samples: Sequence[SampleRecord], *, now: float
+) -> SampleVectors:
+    """The vectors of ``samples`` under ``embedder.name``: read back where stored for the
+    sample's content, else embedded (in a worker thread: `Embedder.aembed`) and stored."""
+    texts = [sample_text(s.content) for s in samples]
+    stored = await stored_vectors(
+        database,
+        [(s.id, s.content_hash) for s in samples],
+        model=embedder.name,
+        dimension=DIMENSION,
+    )
+    vectors = np.empty((len(samples), DIMENSION), dtype=np.float32)
+    missing = [n for n, s in enumerate(samples) if s.id not in stored]
+    for n, sample in enumerate(samples):
+        if sample.id in stored:
+            vectors[n] = stored[sample.id]
+    if missing:
+        computed = await embedder.aembed([texts[n] for n in missing])
+        # As stored: a later run reading them back decides exactly as this one.
+        computed = computed.astype(VECTOR_DTYPE).astype(np.float32)
+        vectors[missing] = computed
+        await store_vectors(
+            database,
+            [
+                StoredVector(samples[n].id, samples[n].content_hash, vector)
+                for n, vector in zip(missing, computed, strict=True)
+            ],
+            model=embedder.name,
+            now=now,
+        )
+    return SampleVectors(texts, vectors, len(missing), len(samples) - len(missing))

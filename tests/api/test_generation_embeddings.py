@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pytest
 from sqlalchemy import func, select
 
-from datamill.generation.quality import sample_text
+from datamill.nlp.canonical import sample_text
 from datamill.nlp.embeddings import Embedder, Vectors, shared_embedder
 from datamill.storage.schema import sample_embeddings, samples
 from tests.api.test_generation import SLOW_SIM, running, spec, wait_for_job
