@@ -73,9 +73,11 @@ _STOP = frozenset(
 )
 
 
-# Content words two texts share (Jaccard) at and above which a negation on one side only
-# is a contradiction; below it, the negation is likely a rewording ("closed" / "not open").
-NEGATION_OVERLAP = 0.5
+# Content words two texts share (Jaccard) at and above which a negation on one side only,
+# or a rare word swapped for another, is a contradiction; below it, a rewording.
+OVERLAP = 0.5
+# ... and at most this many content words in one text and not the other.
+MAX_DIFFERENT = 4
 # Two replaced spans at least this alike (difflib ratio of their characters) are a typo.
 TYPO_RATIO = 0.8
 # The longest span (in words, each side) a template's slot fills.
@@ -185,20 +187,25 @@ def content_tokens(text: str) -> ContentTokens:
 
 
 def conflicting(one: ContentTokens, other: ContentTokens, *, swaps: bool = True) -> bool:
-    """True when the texts differ in a way no paraphrase does: a substituted number,
-    entity or rare word, or a negation on one side of two texts sharing most of their
-    words; with ``swaps``, also one span of words replaced in an otherwise identical text
+    """True when the texts differ in a way no paraphrase does: a substituted number or
+    entity; in two texts sharing most of their words, a substituted rare word or a negation
+    on one side; with ``swaps``, also one span of words replaced in an otherwise identical text
     (a template's slot filled twice; a paraphrase rewords or reorders more than that, and a
     typo's span is alike: the lexical test, which catches typos, passes ``swaps=False``)."""
-    for kind in ("numbers", "entities", "rare"):
+    for kind in ("numbers", "entities"):
         mine: frozenset[str] = getattr(one, kind)
         theirs: frozenset[str] = getattr(other, kind)
         # An acronym matches the initials of the other's capitalised words ("UK").
         if (mine - other.words - other.initials) and (theirs - one.words - one.initials):
             return True
-    if one.negated != other.negated:
-        union = len(one.content | other.content)
-        if union and len(one.content & other.content) / union >= NEGATION_OVERLAP:
+    union = one.content | other.content
+    differ = len(one.content ^ other.content)
+    # Rare words and negations count where the texts are nearly the same words: a
+    # paraphrase rewords ("fireman" / "firefighter", "closed" / "does not open").
+    if union and differ <= MAX_DIFFERENT and 1 - differ / len(union) >= OVERLAP:
+        if one.negated != other.negated:
+            return True
+        if (one.rare - other.words) and (other.rare - one.words):
             return True
     return swaps and _one_slot_replaced(one.sequence, other.sequence)
 

@@ -253,7 +253,7 @@ class NearDuplicateIndex:
         if open_rows:
             if given is None:
                 vectors[open_rows] = self.embedder.embed([texts[i] for i in open_rows])
-            found_rows, found_scores = self._search(vectors[open_rows])
+            found_rows, found_scores = self._search(vectors[open_rows], floor=self.threshold)
             semantic_rows[open_rows] = found_rows
             semantic_scores[open_rows] = found_scores
 
@@ -261,6 +261,10 @@ class NearDuplicateIndex:
         decisions: list[DuplicateMatch | None] = []
         kept: list[int] = []  # candidates of this batch kept so far (none when checking only)
         kept_hashes: dict[int, int] = {}
+        # The batch's kept candidates by LSH band key, and the candidates' cosines with each
+        # other: one product for the batch, not one per candidate.
+        buckets: dict[tuple[int, int], list[int]] = {}
+        peer_similarity = vectors @ vectors.T if keys is not None and count > 1 else None
         for i in range(count):
             match: DuplicateMatch | None = None
             stored = stored_exact[i]
@@ -270,16 +274,18 @@ class NearDuplicateIndex:
                 match = DuplicateMatch(names[kept_hashes[hashes[i]]], DuplicateKind.exact, 1.0)
             if match is None:
                 match = self._lexical(
-                    i, kept, names, tokens, signatures, band_keys, lexical_rows, lexical_scores
+                    i, buckets, names, tokens, signatures, band_keys, lexical_rows, lexical_scores
                 )
             if match is None:
                 match = self._semantic(
-                    i, kept, names, tokens, vectors, semantic_rows, semantic_scores
+                    i, kept, names, tokens, peer_similarity, semantic_rows, semantic_scores
                 )
             decisions.append(match)
             if match is None and keys is not None:
                 kept.append(i)
                 kept_hashes.setdefault(hashes[i], i)
+                for band, value in enumerate(band_keys[i].tolist()):
+                    buckets.setdefault((band, value), []).append(i)
         if keys is not None and kept:
             self._append(
                 [keys[i] for i in kept],
@@ -293,7 +299,7 @@ class NearDuplicateIndex:
     def _lexical(
         self,
         i: int,
-        kept: list[int],
+        buckets: dict[tuple[int, int], list[int]],
         names: list[str],
         tokens: list[ContentTokens],
         signatures: Signatures,
@@ -307,17 +313,21 @@ class NearDuplicateIndex:
         best_score = float(scores[i])
         best_key = self._keys[rows[i]] if rows[i] >= 0 else None
         best_tokens = self._tokens[rows[i]] if rows[i] >= 0 else None
-        if kept:
-            # As the LSH index does: only kept candidates sharing a band are compared.
-            shares_band = (band_keys[kept] == band_keys[i]).any(axis=1)
-            similarity = np.where(
-                shares_band, estimated_jaccard(signatures[kept], signatures[i]), -1.0
-            )
+        # As the LSH index does: only kept candidates sharing a band are compared.
+        peers = sorted(
+            {
+                j
+                for band, value in enumerate(band_keys[i].tolist())
+                for j in buckets.get((band, value), ())
+            }
+        )
+        if peers:
+            similarity = estimated_jaccard(signatures[peers], signatures[i])
             pick = int(np.argmax(similarity))
             if similarity[pick] > best_score:
                 best_score = float(similarity[pick])
-                best_key = names[kept[pick]]
-                best_tokens = tokens[kept[pick]]
+                best_key = names[peers[pick]]
+                best_tokens = tokens[peers[pick]]
         if best_key is None or best_score < self.lexical_threshold:
             return None
         if best_tokens is not None and conflicting(tokens[i], best_tokens, swaps=False):
@@ -330,7 +340,7 @@ class NearDuplicateIndex:
         kept: list[int],
         names: list[str],
         tokens: list[ContentTokens],
-        vectors: Vectors,
+        peer_similarity: npt.NDArray[np.float32] | None,
         rows: npt.NDArray[np.int64],
         scores: npt.NDArray[np.float32],
     ) -> DuplicateMatch | None:
@@ -341,8 +351,8 @@ class NearDuplicateIndex:
             for row, score in zip(rows[i], scores[i], strict=True)
             if row >= 0 and score >= self.threshold
         ]
-        if kept:
-            similarity = vectors[kept] @ vectors[i]
+        if kept and peer_similarity is not None:
+            similarity = peer_similarity[kept, i]
             found += [
                 (float(similarity[n]), names[kept[n]], tokens[kept[n]])
                 for n in np.flatnonzero(similarity >= self.threshold)
@@ -352,27 +362,31 @@ class NearDuplicateIndex:
                 return DuplicateMatch(key, DuplicateKind.semantic, score)
         return None
 
-    def _search(self, queries: Vectors) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """The `NEIGHBOURS` most similar kept rows for each query vector (-1 where fewer
-        are kept), and their cosines, as ``(queries, NEIGHBOURS)`` arrays."""
+    def _search(
+        self, queries: Vectors, *, floor: float = -1.0
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The `NEIGHBOURS` most similar kept rows at or above ``floor`` for each query
+        vector (-1 where fewer), and their cosines, as ``(queries, NEIGHBOURS)`` arrays."""
         width = NEIGHBOURS
         rows = np.full((len(queries), width), -1, dtype=np.int64)
         scores = np.full((len(queries), width), -np.inf, dtype=np.float32)
         offset = 0
-        columns = np.arange(len(queries))[:, None]
         for block in self._filled_blocks():
             similarity = queries @ block.astype(np.float32, copy=False).T  # (q, block rows)
-            if similarity.shape[1] > width:
-                top = np.argpartition(similarity, -width, axis=1)[:, -width:]
-            else:
-                top = np.broadcast_to(
-                    np.arange(similarity.shape[1]), (len(queries), similarity.shape[1])
-                )
-            merged_rows = np.concatenate([rows, top + offset], axis=1)
-            merged_scores = np.concatenate([scores, similarity[columns, top]], axis=1)
-            best = np.argpartition(merged_scores, -width, axis=1)[:, -width:]
-            rows = merged_rows[columns, best]
-            scores = merged_scores[columns, best]
+            # Most queries have no kept row near them: only the others are ranked.
+            hot = np.flatnonzero(similarity.max(axis=1) >= floor)
+            if len(hot):
+                near = similarity[hot]
+                if near.shape[1] > width:
+                    top = np.argpartition(near, -width, axis=1)[:, -width:]
+                else:
+                    top = np.broadcast_to(np.arange(near.shape[1]), (len(hot), near.shape[1]))
+                columns = np.arange(len(hot))[:, None]
+                merged_rows = np.concatenate([rows[hot], top + offset], axis=1)
+                merged_scores = np.concatenate([scores[hot], near[columns, top]], axis=1)
+                best = np.argpartition(merged_scores, -width, axis=1)[:, -width:]
+                rows[hot] = merged_rows[columns, best]
+                scores[hot] = merged_scores[columns, best]
             offset += len(block)
         return rows, scores
 
