@@ -1,5 +1,6 @@
 """`datamill dataset ...`: list, create, show, import (a JSONL file, or a batch's answers),
-export, search, delete and restore datasets, through the same `DatasetService` as `/api/datasets`.
+export, dedup, search, delete and restore datasets, through the same `DatasetService` as
+`/api/datasets`.
 
 DATASET is a dataset's id (``ds_...``) or its name. Results go to stdout; progress bars and
 messages to stderr.
@@ -492,6 +493,68 @@ def _write_card(
     )
     (directory / "README.md").write_text(card, encoding="utf-8")
     console.print(f"wrote the dataset card {escape(str(directory / 'README.md'))}")
+
+
+@app.command()
+def dedup(
+    dataset: DatasetArgument,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only report the duplicates; delete nothing")
+    ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.5, max=1.0, help="the embedding cosine of a paraphrase (0.75)"),
+    ] = None,
+    topic: TopicOption = None,
+    sample_type: TypeOption = None,
+    model: ModelOption = None,
+    batch_id: BatchOption = None,
+    job_id: JobOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Find DATASET's near-duplicates (among the samples matching the filters, compared
+    with the whole dataset) and delete them, keeping the earliest of each group."""
+    from datamill.protocol.dedup import DedupRequest
+
+    given = {
+        "dry_run": dry_run,
+        "threshold": threshold,
+        "topic": topic,
+        "sample_type": sample_type,
+        "model": model,
+        "batch_id": batch_id,
+        "job_id": job_id,
+    }
+    request = _checked(
+        lambda: DedupRequest(**{k: v for k, v in given.items() if v is not None}), "DATASET"
+    )
+
+    async def work(runtime: Runtime) -> Any:
+        dataset_id = await runtime.datasets.resolve(dataset)
+        with _progress(bytes_=False) as progress:
+            task = progress.add_task("dedup", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return await runtime.datasets.dedup(dataset_id, request, progress=advance)
+
+    report = run_on_store(work)
+    if json:
+        stdout.print_json(report.model_dump_json())
+        return
+    verb = "would delete" if report.dry_run else "deleted"
+    count = report.duplicates if report.dry_run else report.deleted
+    console.print(
+        f"{report.scanned} samples checked: {_count(report.duplicates, 'duplicate')} in "
+        f"{_count(len(report.groups), 'group')}; {verb} {count}"
+        f" ({report.embedded} embedded, {report.reused} vectors reused)"
+    )
+    for group in report.groups[:10]:
+        found = ", ".join(f"{d.sample_id} ({d.kind} {d.score:.2f})" for d in group.duplicates[:5])
+        console.print(f"  {group.kept} kept; {found}")
+    if len(report.groups) > 10:
+        console.print(f"  ... and {len(report.groups) - 10} more groups")
 
 
 @app.command()

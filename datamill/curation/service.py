@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from datamill.curation.dedup import Deduplicating
 from datamill.curation.editing import SampleEditing
 from datamill.curation.exporting import Exporting
 from datamill.curation.importing import Importing
@@ -46,10 +47,11 @@ class DatasetView:
     stats: SampleStats | None = None
 
 
-class DatasetService(SampleEditing, Importing, Exporting):
+class DatasetService(SampleEditing, Importing, Exporting, Deduplicating):
     """Datasets and samples of a project. Unknown or deleted datasets are 404s naming
     ``dataset_id``; unknown samples name ``sample_id``. Adding and editing samples, imports
-    and exports are in `editing`, `importing` and `exporting`; lookups in `lookups`."""
+    and exports are in `editing`, `importing` and `exporting`, near-duplicate removal in
+    `dedup`; lookups in `lookups`."""
 
     # -- datasets ---------------------------------------------------------------------------
 

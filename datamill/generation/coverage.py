@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from datamill.generation.quality import sample_text
+from datamill.nlp.canonical import sample_text
 from datamill.storage import generation as repo
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database

@@ -48,12 +48,13 @@ from datamill.generation.prompts import (
     sample_prompt,
     variation,
 )
-from datamill.generation.quality import Rejection, Verdict, judge_score, sample_text
+from datamill.generation.quality import Rejection, Verdict, judge_score
 from datamill.generation.spec import GenerationSpec, parse_spec
-from datamill.nlp.canonical import normalized_hash
+from datamill.nlp.canonical import normalized_hash, sample_text
 from datamill.protocol.batches import BatchCreate, BatchOptions
 from datamill.readiness import ReadinessRegistry
 from datamill.render.generation import progress_event, status_event, stuck_event
+from datamill.storage import embeddings as embedding_repo
 from datamill.storage import generation as repo
 from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
@@ -106,6 +107,9 @@ class JobRunner:
         self._positions: dict[int, tuple[str, str]] = {}
         self._chunks: list[Chunk] = []
         self._index: NearDuplicateIndex | None = None
+        # The index key of each candidate kept by the index, by request id, until its sample
+        # is recorded and its vector stored under the sample's id.
+        self._index_keys: dict[int, str] = {}
         self._stopping = asyncio.Event()
         self._run_started = deps.clock.now()
         self._accepted_at_start = job.accepted
@@ -230,6 +234,7 @@ class JobRunner:
             )
             self._changed.update((o.topic, o.sample_type) for o in outcomes)
             self._learn(recorded)
+            await self._store_vectors(outcomes, recorded)
             if len(answers) < PAGE:
                 break
         if moved:
@@ -259,7 +264,7 @@ class JobRunner:
                 continue
             room[key] -= 1
             keep.append((answer, candidate))
-        matches = await self._near_duplicates([c for _, c in keep])
+        matches = await self._near_duplicates(keep)
         for (answer, candidate), match in zip(keep, matches, strict=True):
             if match is not None:
                 reason = Rejection.duplicate if match == "exact" else Rejection.near_duplicate
@@ -384,15 +389,52 @@ class JobRunner:
             content_hash=normalized_hash(content),
         )
 
-    async def _near_duplicates(self, candidates: Sequence[dict[str, Any]]) -> list[str | None]:
+    async def _near_duplicates(
+        self, candidates: Sequence[tuple[repo.Answer, dict[str, Any]]]
+    ) -> list[str | None]:
         """Per candidate: None, or the kind of duplicate it is of a kept sample (or of an
         earlier candidate). The kept ones join the index."""
         if self._index is None or not candidates:
             return [None] * len(candidates)
-        texts = [sample_text(c["content"]) for c in candidates]
+        texts = [sample_text(c["content"]) for _, c in candidates]
         keys = [secrets.token_hex(8) for _ in candidates]
         matches = await self._index.acheck_and_add_many(texts, keys)
+        for (answer, _), key, match in zip(candidates, keys, matches, strict=True):
+            if match is None:
+                self._index_keys[answer.request_id] = key
         return [None if m is None else str(m.kind) for m in matches]
+
+    async def _store_vectors(
+        self, outcomes: Sequence[repo.Outcome], recorded: Sequence[repo.Recorded]
+    ) -> None:
+        """Store the vectors of the samples just accepted (a resumed job reads them back
+        instead of running the model); forget the index keys of the others."""
+        if self._index is None:
+            return
+        hashes = {o.request_id: o.sample.content_hash for o in outcomes if o.sample is not None}
+        keys: list[str] = []
+        rows: list[tuple[str, str]] = []
+        for outcome in recorded:
+            key = self._index_keys.pop(outcome.request_id, None)
+            content_hash = hashes.get(outcome.request_id)
+            if key is None or outcome.result != "accepted" or outcome.sample_id is None:
+                continue
+            if content_hash is None:
+                continue
+            keys.append(key)
+            rows.append((outcome.sample_id, content_hash))
+        if not keys:
+            return
+        vectors = self._index.vectors_of(keys)
+        await embedding_repo.store_vectors(
+            self.deps.database,
+            [
+                embedding_repo.StoredVector(sample_id, content_hash, vector)
+                for (sample_id, content_hash), vector in zip(rows, vectors, strict=True)
+            ],
+            model=self._index.embedder.name,
+            now=self.deps.clock.now(),
+        )
 
     async def _fill_index(self) -> None:
         if not self.spec.dedup.near:
@@ -406,11 +448,10 @@ class JobRunner:
             threshold=self.spec.dedup.threshold,
             lexical_threshold=self.spec.dedup.lexical_threshold,
         )
-        pairs = [pair async for pair in self._dataset_texts()]
-        if pairs:
-            await asyncio.to_thread(self._index.rebuild, pairs)
+        async for page in self._dataset_pages():
+            await fill_from_store(self.deps.database, self._index, page, now=self.deps.clock.now())
 
-    async def _dataset_texts(self) -> AsyncIterator[tuple[str, str]]:
+    async def _dataset_pages(self) -> AsyncIterator[list[sample_repo.SampleRecord]]:
         after: int | None = None
         while True:
             page, more = await sample_repo.list_samples(
@@ -421,8 +462,8 @@ class JobRunner:
                 limit=1000,
                 order="asc",
             )
-            for sample in page:
-                yield sample.id, sample_text(sample.content)
+            if page:
+                yield page
             if not more or not page:
                 return
             after = page[-1].seq
@@ -678,6 +719,21 @@ class JobRunner:
             progress_event(job, cells, changed, self.eta(job, sum(c.target for c in cells))),
             project_id=job.project_id,
         )
+
+
+async def fill_from_store(
+    database: Database,
+    index: NearDuplicateIndex,
+    samples: Sequence[sample_repo.SampleRecord],
+    *,
+    now: float,
+) -> None:
+    """Keep ``samples`` in ``index`` under their ids: the vectors stored for their
+    contents are read back, only the others are embedded (and then stored)."""
+    found = await embedding_repo.sample_vectors(database, index.embedder, samples, now=now)
+    await asyncio.to_thread(
+        index.add_many, found.texts, [s.id for s in samples], vectors=found.vectors
+    )
 
 
 async def publish_status(deps: RunnerDeps, job_id: str) -> None:

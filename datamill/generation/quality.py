@@ -18,6 +18,7 @@ import orjson
 
 from datamill.generation.extract import ExtractionError, extract_json, json_in_text
 from datamill.generation.spec import Quality
+from datamill.nlp.canonical import sample_text
 
 
 class Rejection(StrEnum):
@@ -48,27 +49,6 @@ class Verdict:
 @lru_cache(maxsize=64)
 def _validator(schema_json: bytes) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(orjson.loads(schema_json))
-
-
-def sample_text(content: Any) -> str:
-    """The text a sample's length, regexes and embeddings are measured on: its string
-    values, in key order, one per line."""
-    parts: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, dict):
-            for key in value:
-                walk(value[key])
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif value is not None and not isinstance(value, bool):
-            parts.append(str(value))
-
-    walk(content)
-    return "\n".join(parts)
 
 
 def check_candidate(body: dict[str, Any], schema: dict[str, Any], quality: Quality) -> Verdict:

@@ -121,3 +121,24 @@ def _leaves(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _leaves(item)
+
+
+def sample_text(content: Any) -> str:
+    """The text a sample's length, regexes and embeddings are measured on: its string
+    values, in key order, one per line."""
+    parts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, dict):
+            for key in value:
+                walk(value[key])
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif value is not None and not isinstance(value, bool):
+            parts.append(str(value))
+
+    walk(content)
+    return "\n".join(parts)

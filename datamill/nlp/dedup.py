@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from datamill.nlp.canonical import normalized_hash
+from datamill.nlp.conflicts import ContentTokens, conflicting, content_tokens
 from datamill.nlp.diversity import mean_pairwise_distance_from_sums
 from datamill.nlp.embeddings import DIMENSION, Embedder, Vectors, shared_embedder
 from datamill.nlp.minhash import LshIndex, MinHasher, Signatures, estimated_jaccard
@@ -54,6 +55,9 @@ DEFAULT_LEXICAL_THRESHOLD = 0.8
 # Kept vectors live in blocks of this many rows: the matrix grows without copying, and each
 # block is converted to float32 for its matrix product in one go.
 BLOCK_ROWS = 8192
+# Kept samples looked at per candidate by the semantic test, most similar first: the best
+# one may be a near-miss (another number, another entity), the next a real paraphrase.
+NEIGHBOURS = 8
 
 
 class DuplicateKind(StrEnum):
@@ -109,6 +113,8 @@ class NearDuplicateIndex:
         self._exact: dict[int, int] = {}  # 64 bits of the normalised hash -> first row
         self._lsh = LshIndex(num_perm=self._hasher.num_perm)
         self._blocks: list[npt.NDArray[np.floating]] = []
+        self._tokens: list[ContentTokens] = []  # per kept row, for `conflicting`
+        self._rows: dict[str, int] = {}  # key -> its first row
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -134,14 +140,15 @@ class NearDuplicateIndex:
         return self.check_and_add_many([text], [key])[0]
 
     def check_and_add_many(
-        self, texts: Sequence[str], keys: Sequence[str]
+        self, texts: Sequence[str], keys: Sequence[str], *, vectors: Vectors | None = None
     ) -> list[DuplicateMatch | None]:
         """One decision per candidate, in order; each is compared with the kept samples and
-        with the candidates before it that were kept. The kept ones are added."""
-        if len(texts) != len(keys):
-            raise ValueError("texts and keys differ in length")
+        with the candidates before it that were kept. The kept ones are added. ``vectors``
+        (the texts' embeddings, if stored elsewhere) saves running the model."""
+        if len(texts) != len(keys) or (vectors is not None and len(vectors) != len(texts)):
+            raise ValueError("texts, keys and vectors differ in length")
         with self._lock:
-            return self._decide(texts, keys=keys)
+            return self._decide(texts, keys=keys, given=vectors)
 
     async def acheck_and_add_many(
         self, texts: Sequence[str], keys: Sequence[str]
@@ -166,8 +173,11 @@ class NearDuplicateIndex:
             vectors = self.embedder.embed(texts)
         hashes = [_hash64(text) for text in texts]
         signatures = self._hasher.signatures(texts)
+        tokens = [content_tokens(text) for text in texts]
         with self._lock:
-            self._append(list(keys), hashes, signatures, np.asarray(vectors, dtype=np.float32))
+            self._append(
+                list(keys), hashes, signatures, np.asarray(vectors, dtype=np.float32), tokens
+            )
 
     def rebuild(self, samples: Iterable[tuple[str, str]], *, batch_size: int = 1024) -> None:
         """Empty the index, then keep every ``(key, text)`` of ``samples`` (a resumed job's
@@ -184,6 +194,16 @@ class NearDuplicateIndex:
                 keys, texts = [], []
         if texts:
             self.add_many(texts, keys)
+
+    def vectors_of(self, keys: Sequence[str]) -> Vectors:
+        """The kept vectors of ``keys`` (float32, one row each, in order); KeyError for a
+        key not kept."""
+        with self._lock:
+            out = np.empty((len(keys), DIMENSION), dtype=np.float32)
+            for n, key in enumerate(keys):
+                block, row = divmod(self._rows[key], BLOCK_ROWS)
+                out[n] = self._blocks[block][row]
+            return out
 
     # -- diversity --------------------------------------------------------------------------
 
@@ -202,13 +222,14 @@ class NearDuplicateIndex:
     # -- inside -----------------------------------------------------------------------------
 
     def _decide(
-        self, texts: Sequence[str], *, keys: Sequence[str] | None
+        self, texts: Sequence[str], *, keys: Sequence[str] | None, given: Vectors | None = None
     ) -> list[DuplicateMatch | None]:
         """Decide each candidate; with ``keys``, also against the batch's kept candidates,
         which are then added. The cheap tests run on the whole batch first, the model on
         what they left open, then a short loop settles the order within the batch."""
         count = len(texts)
         hashes = [_hash64(text) for text in texts]
+        tokens = [content_tokens(text) for text in texts]
         signatures = self._hasher.signatures(texts)
         band_keys = self._lsh.band_keys(signatures)
         lexical_rows, lexical_scores = self._lsh.best(signatures)
@@ -217,14 +238,22 @@ class NearDuplicateIndex:
         open_rows = [
             i
             for i in range(count)
-            if stored_exact[i] is None and lexical_scores[i] < self.lexical_threshold
+            if stored_exact[i] is None
+            and (
+                lexical_scores[i] < self.lexical_threshold
+                or conflicting(tokens[i], self._tokens[lexical_rows[i]], swaps=False)
+            )
         ]
-        vectors = np.zeros((count, DIMENSION), dtype=np.float32)
-        semantic_rows = np.full(count, -1, dtype=np.int64)
-        semantic_scores = np.full(count, -np.inf, dtype=np.float32)
+        if given is not None:
+            vectors = np.asarray(given, dtype=np.float32)
+        else:
+            vectors = np.zeros((count, DIMENSION), dtype=np.float32)
+        semantic_rows = np.full((count, NEIGHBOURS), -1, dtype=np.int64)
+        semantic_scores = np.full((count, NEIGHBOURS), -np.inf, dtype=np.float32)
         if open_rows:
-            vectors[open_rows] = self.embedder.embed([texts[i] for i in open_rows])
-            found_rows, found_scores = self._search(vectors[open_rows])
+            if given is None:
+                vectors[open_rows] = self.embedder.embed([texts[i] for i in open_rows])
+            found_rows, found_scores = self._search(vectors[open_rows], floor=self.threshold)
             semantic_rows[open_rows] = found_rows
             semantic_scores[open_rows] = found_scores
 
@@ -232,6 +261,10 @@ class NearDuplicateIndex:
         decisions: list[DuplicateMatch | None] = []
         kept: list[int] = []  # candidates of this batch kept so far (none when checking only)
         kept_hashes: dict[int, int] = {}
+        # The batch's kept candidates by LSH band key, and the candidates' cosines with each
+        # other: one product for the batch, not one per candidate.
+        buckets: dict[tuple[int, int], list[int]] = {}
+        peer_similarity = vectors @ vectors.T if keys is not None and count > 1 else None
         for i in range(count):
             match: DuplicateMatch | None = None
             stored = stored_exact[i]
@@ -241,47 +274,63 @@ class NearDuplicateIndex:
                 match = DuplicateMatch(names[kept_hashes[hashes[i]]], DuplicateKind.exact, 1.0)
             if match is None:
                 match = self._lexical(
-                    i, kept, names, signatures, band_keys, lexical_rows, lexical_scores
+                    i, buckets, names, tokens, signatures, band_keys, lexical_rows, lexical_scores
                 )
             if match is None:
-                match = self._semantic(i, kept, names, vectors, semantic_rows, semantic_scores)
+                match = self._semantic(
+                    i, kept, names, tokens, peer_similarity, semantic_rows, semantic_scores
+                )
             decisions.append(match)
             if match is None and keys is not None:
                 kept.append(i)
                 kept_hashes.setdefault(hashes[i], i)
+                for band, value in enumerate(band_keys[i].tolist()):
+                    buckets.setdefault((band, value), []).append(i)
         if keys is not None and kept:
             self._append(
                 [keys[i] for i in kept],
                 [hashes[i] for i in kept],
                 signatures[kept],
                 vectors[kept],
+                [tokens[i] for i in kept],
             )
         return decisions
 
     def _lexical(
         self,
         i: int,
-        kept: list[int],
+        buckets: dict[tuple[int, int], list[int]],
         names: list[str],
+        tokens: list[ContentTokens],
         signatures: Signatures,
         band_keys: npt.NDArray[np.uint64],
         rows: npt.NDArray[np.int64],
         scores: npt.NDArray[np.float64],
     ) -> DuplicateMatch | None:
-        """The best lexical match of candidate ``i``: a kept sample, or a kept candidate."""
+        """The best lexical match of candidate ``i``: a kept sample, or a kept candidate;
+        none when the best one has another number, entity or rare word (a near-miss that
+        shares most of its characters: "within 30 days" / "within 60 days")."""
         best_score = float(scores[i])
         best_key = self._keys[rows[i]] if rows[i] >= 0 else None
-        if kept:
-            # As the LSH index does: only kept candidates sharing a band are compared.
-            shares_band = (band_keys[kept] == band_keys[i]).any(axis=1)
-            similarity = np.where(
-                shares_band, estimated_jaccard(signatures[kept], signatures[i]), -1.0
-            )
+        best_tokens = self._tokens[rows[i]] if rows[i] >= 0 else None
+        # As the LSH index does: only kept candidates sharing a band are compared.
+        peers = sorted(
+            {
+                j
+                for band, value in enumerate(band_keys[i].tolist())
+                for j in buckets.get((band, value), ())
+            }
+        )
+        if peers:
+            similarity = estimated_jaccard(signatures[peers], signatures[i])
             pick = int(np.argmax(similarity))
             if similarity[pick] > best_score:
                 best_score = float(similarity[pick])
-                best_key = names[kept[pick]]
+                best_key = names[peers[pick]]
+                best_tokens = tokens[peers[pick]]
         if best_key is None or best_score < self.lexical_threshold:
+            return None
+        if best_tokens is not None and conflicting(tokens[i], best_tokens, swaps=False):
             return None
         return DuplicateMatch(best_key, DuplicateKind.lexical, best_score)
 
@@ -290,35 +339,54 @@ class NearDuplicateIndex:
         i: int,
         kept: list[int],
         names: list[str],
-        vectors: Vectors,
+        tokens: list[ContentTokens],
+        peer_similarity: npt.NDArray[np.float32] | None,
         rows: npt.NDArray[np.int64],
         scores: npt.NDArray[np.float32],
     ) -> DuplicateMatch | None:
-        """The best semantic match of candidate ``i``: a kept sample, or a kept candidate."""
-        best_score = float(scores[i])
-        best_key = self._keys[rows[i]] if rows[i] >= 0 else None
-        if kept:
-            similarity = vectors[kept] @ vectors[i]
-            pick = int(np.argmax(similarity))
-            if similarity[pick] > best_score:
-                best_score = float(similarity[pick])
-                best_key = names[kept[pick]]
-        if best_key is None or best_score < self.threshold:
-            return None
-        return DuplicateMatch(best_key, DuplicateKind.semantic, best_score)
+        """The most similar sample at or above the threshold, kept or a kept candidate,
+        whose content tokens do not conflict with candidate ``i``'s (`nlp.conflicts`)."""
+        found: list[tuple[float, str, ContentTokens]] = [
+            (float(score), self._keys[row], self._tokens[row])
+            for row, score in zip(rows[i], scores[i], strict=True)
+            if row >= 0 and score >= self.threshold
+        ]
+        if kept and peer_similarity is not None:
+            similarity = peer_similarity[kept, i]
+            found += [
+                (float(similarity[n]), names[kept[n]], tokens[kept[n]])
+                for n in np.flatnonzero(similarity >= self.threshold)
+            ]
+        for score, key, other in sorted(found, key=lambda entry: -entry[0]):
+            if not conflicting(tokens[i], other):
+                return DuplicateMatch(key, DuplicateKind.semantic, score)
+        return None
 
-    def _search(self, queries: Vectors) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """The most similar kept row for each query vector, and its cosine."""
-        rows = np.full(len(queries), -1, dtype=np.int64)
-        scores = np.full(len(queries), -np.inf, dtype=np.float32)
+    def _search(
+        self, queries: Vectors, *, floor: float = -1.0
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The `NEIGHBOURS` most similar kept rows at or above ``floor`` for each query
+        vector (-1 where fewer), and their cosines, as ``(queries, NEIGHBOURS)`` arrays."""
+        width = NEIGHBOURS
+        rows = np.full((len(queries), width), -1, dtype=np.int64)
+        scores = np.full((len(queries), width), -np.inf, dtype=np.float32)
         offset = 0
         for block in self._filled_blocks():
-            similarity = block.astype(np.float32, copy=False) @ queries.T  # (block rows, q)
-            pick = similarity.argmax(axis=0)
-            best = similarity[pick, np.arange(len(queries))]
-            better = best > scores
-            rows[better] = pick[better] + offset
-            scores[better] = best[better]
+            similarity = queries @ block.astype(np.float32, copy=False).T  # (q, block rows)
+            # Most queries have no kept row near them: only the others are ranked.
+            hot = np.flatnonzero(similarity.max(axis=1) >= floor)
+            if len(hot):
+                near = similarity[hot]
+                if near.shape[1] > width:
+                    top = np.argpartition(near, -width, axis=1)[:, -width:]
+                else:
+                    top = np.broadcast_to(np.arange(near.shape[1]), (len(hot), near.shape[1]))
+                columns = np.arange(len(hot))[:, None]
+                merged_rows = np.concatenate([rows[hot], top + offset], axis=1)
+                merged_scores = np.concatenate([scores[hot], near[columns, top]], axis=1)
+                best = np.argpartition(merged_scores, -width, axis=1)[:, -width:]
+                rows[hot] = merged_rows[columns, best]
+                scores[hot] = merged_scores[columns, best]
             offset += len(block)
         return rows, scores
 
@@ -331,7 +399,12 @@ class NearDuplicateIndex:
             remaining -= len(block)
 
     def _append(
-        self, keys: list[str], hashes: list[int], signatures: Signatures, vectors: Vectors
+        self,
+        keys: list[str],
+        hashes: list[int],
+        signatures: Signatures,
+        vectors: Vectors,
+        tokens: list[ContentTokens],
     ) -> None:
         first = len(self._keys)
         for offset, value in enumerate(hashes):
@@ -348,4 +421,7 @@ class NearDuplicateIndex:
                 written : written + take
             ]
             written += take
+        for offset, key in enumerate(keys):
+            self._rows.setdefault(key, first + offset)
         self._keys.extend(keys)
+        self._tokens.extend(tokens)

@@ -92,6 +92,11 @@ class Embedder:
         self._lock = threading.Lock()
 
     @property
+    def name(self) -> str:
+        """The model and its input length: what a stored vector is keyed by."""
+        return f"{MODEL_ID}/{self.max_tokens}"
+
+    @property
     def loaded(self) -> bool:
         return self._loaded is not None
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, exists, func, select, text, update
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -445,6 +445,41 @@ async def delete_samples(
             .execution_options(synchronize_session=False)
         )
     return int(result.rowcount or 0)
+
+
+async def delete_duplicates(
+    database: Database, dataset_id: str, reasons: Mapping[str, dict[str, Any]], *, now: float
+) -> int:
+    """Soft-delete the live samples ``reasons`` names, each with its reason recorded in its
+    metadata under ``"dedup"`` (restoring it keeps the record); samples deleted meanwhile
+    are left as they are. Returns how many were deleted. Takes `_lock_dataset`."""
+    ids = list(reasons)
+    deleted = 0
+    statement = (
+        update(samples)
+        .where(samples.c.id == bindparam("sample_id"), samples.c.deleted_at.is_(None))
+        .values(deleted_at=now, metadata=bindparam("new_metadata", type_=samples.c.metadata.type))
+        .execution_options(synchronize_session=False)
+    )
+    async with database.write() as conn:
+        await _lock_dataset(conn, dataset_id)
+        for start in range(0, len(ids), INSERT_CHUNK):
+            query = select(samples.c.id, samples.c.metadata).where(
+                samples.c.dataset_id == dataset_id,
+                samples.c.deleted_at.is_(None),
+                samples.c.id.in_(ids[start : start + INSERT_CHUNK]),
+            )
+            rows = [
+                {
+                    "sample_id": row.id,
+                    "new_metadata": {**(row.metadata or {}), "dedup": reasons[row.id]},
+                }
+                for row in await conn.execute(query)
+            ]
+            if rows:
+                await conn.execute(statement, rows)
+                deleted += len(rows)
+    return deleted
 
 
 async def restore_samples(

@@ -574,6 +574,19 @@ review_gold = Table(
 )
 
 
+# A sample's embedding (`storage.embeddings`), written when it is first embedded: one row
+# per sample and model, for the content whose `normalized_hash` it holds (an edit changes
+# the sample's hash, so a stale vector is never used). The vector is float16 bytes.
+sample_embeddings = Table(
+    "sample_embeddings",
+    metadata,
+    Column("sample_id", String(64), ForeignKey("samples.id"), primary_key=True),
+    Column("model", String(100), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 # The server's event stream (`GET /api/events`): each change worth showing live, in the
 # order it was written. ``id`` is the event's SSE id: AUTOINCREMENT on SQLite (and a sequence
 # on PostgreSQL) so an id is never handed out twice, even after old events are pruned.

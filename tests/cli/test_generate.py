@@ -14,8 +14,7 @@ import orjson
 import pytest
 import yaml
 
-from datamill.generation.quality import sample_text
-from datamill.nlp.canonical import normalized_hash
+from datamill.nlp.canonical import normalized_hash, sample_text
 from datamill_testing.mock_process import MockProviderProcess
 from tests.cli.conftest import RunCli, StartCli
 from tests.conftest import write_config

@@ -143,8 +143,8 @@ def test_prompts_render_variables_and_differ_per_request():
 
 
 def test_sim_answers_to_the_example_are_valid_and_not_near_duplicates():
-    from datamill.generation.quality import sample_text
     from datamill.generation.spec import read_spec_file
+    from datamill.nlp.canonical import sample_text
     from datamill.nlp.dedup import NearDuplicateIndex
     from datamill.providers.sim.provider import _chat_answer
 

@@ -147,10 +147,10 @@ def test_a_paraphrase_matches_semantically(embedder: Embedder):
 def test_check_adds_nothing_and_check_and_add_keeps_what_is_new(embedder: Embedder):
     index = NearDuplicateIndex(embedder)
 
-    assert index.check("The museum is closed on Mondays.") is None
+    assert index.check("The museum opens at nine on weekdays.") is None
     assert len(index) == 0
-    assert index.check_and_add("The museum is closed on Mondays.", "s1") is None
-    assert index.check_and_add("On Mondays the museum does not open.", "s2") is not None
+    assert index.check_and_add("The museum opens at nine on weekdays.", "s1") is None
+    assert index.check_and_add("On weekdays the museum opens at nine.", "s2") is not None
     assert len(index) == 1
 
 
@@ -265,8 +265,9 @@ def test_vectors_span_several_blocks(embedder: Embedder):
 
     rows, scores = index._search(vectors[[5, 8191, 8192, 19_999]])
 
-    assert rows.tolist() == [5, 8191, 8192, 19_999]
-    np.testing.assert_allclose(scores, 1.0, atol=1e-5)
+    best = scores.argmax(axis=1)
+    assert rows[np.arange(4), best].tolist() == [5, 8191, 8192, 19_999]
+    np.testing.assert_allclose(scores.max(axis=1), 1.0, atol=1e-5)
 
 
 async def test_the_async_variant_decides_the_same(embedder: Embedder):

@@ -48,6 +48,7 @@ from datamill.protocol.datasets import (
     SampleVersionObject,
     Visibility,
 )
+from datamill.protocol.dedup import DedupReport, DedupRequest
 from datamill.render.datasets import dataset_object, sample_object, sample_version_object
 from datamill.review.service import Reviewer
 from datamill.runtime import Runtime
@@ -347,6 +348,15 @@ async def import_batch(
 ) -> BatchImportReport:
     """A finished batch's succeeded answers as samples, one per request; again: none added."""
     return await runtime.datasets.import_batch(dataset_id, body, project_id=project_id)
+
+
+@router.post("/{dataset_id}/dedup", dependencies=[MEMBER], response_model=DedupReport)
+async def dedup_samples(
+    dataset_id: str, body: DedupRequest, runtime: RuntimeDep, project_id: ProjectDep
+) -> DedupReport:
+    """Near-duplicates among the samples the body selects (none: the whole dataset), in
+    groups; unless ``dry_run``, the duplicates are deleted (restorable)."""
+    return await runtime.datasets.dedup(dataset_id, body, project_id=project_id)
 
 
 async def export_options(
