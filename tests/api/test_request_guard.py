@@ -21,6 +21,7 @@ UPLOADS = {
     ("POST", "/v1/files"),
     ("POST", "/api/files/validate"),
     ("POST", "/api/datasets/x1/import"),
+    ("POST", "/api/datasets/x1/import-label-studio"),
 }
 EVIL = "http://evil.example"
 

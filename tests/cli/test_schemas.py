@@ -54,16 +54,16 @@ def test_schemas_from_the_cli(invoke: RunCli, tmp_path: Path):
     out = tmp_path / "config.xml"
     wrote = invoke("schemas", "label-studio-config", "legal_qa", "-o", str(out))
     assert wrote.code == 0, wrote.stderr
-    names = {e.get("name") for e in ET.parse(out).getroot() if e.get("name")}
-    assert {
+    names = {e.get("name") for e in ET.parse(out).getroot().iter() if e.get("name")}
+    assert {  # `task_schemas.label_studio_names`
         "decision",
-        "decision_reasons",
+        "decision_reason_choice",
         "decision_reason",
         "accuracy",
         "issues",
         "note",
     } <= names
-    assert "edited_answer" in names
+    assert "edit__answer" in names
 
     assert invoke("schemas", "delete", "legal_qa").code == 0
     gone = invoke("schemas", "show", "legal_qa")
