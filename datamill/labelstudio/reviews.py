@@ -1,7 +1,7 @@
 """Where imported annotations go: a `ReviewSink`. `ServiceReviews` writes them through the
 review workflow's service (`review.service.ReviewService`: answers checked against the
-schema, edits in the sample's history, the final state by rule); `InMemoryReviews` serves
-tests of the import's parsing.
+schema, edits in the sample's history, the final state by rule); tests of the import's
+parsing use one in memory (tests/labelstudio/sinks.py).
 
 A sink guarantees what the import's idempotency rests on: a review submitted again with the
 same ``key`` changes nothing (``unchanged``); another review by the same reviewer of the same
@@ -10,7 +10,7 @@ sample replaces theirs. So there is at most one current review per sample and re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -57,39 +57,6 @@ class ReviewSink(Protocol):
     ) -> bool:
         """Store the sample's gold answers; False when they were those already."""
         ...
-
-
-@dataclass(slots=True)
-class InMemoryReviews:
-    """A sink in memory: every current review and gold answer, and every write (tests)."""
-
-    reviews: dict[tuple[str, str], ImportedReview] = field(default_factory=dict)
-    gold: dict[str, dict[str, Any]] = field(default_factory=dict)
-    writes: int = 0
-
-    async def submit_review(
-        self, dataset_id: str, sample: SampleRecord, review: ImportedReview, *, project_id: str
-    ) -> Outcome:
-        before = self.reviews.get((sample.id, review.reviewer))
-        if before is not None and before.key == review.key:
-            return Outcome.unchanged
-        self.reviews[(sample.id, review.reviewer)] = review
-        self.writes += 1
-        return Outcome.created if before is None else Outcome.replaced
-
-    async def set_gold(
-        self,
-        dataset_id: str,
-        sample: SampleRecord,
-        answers: dict[str, Any],
-        *,
-        set_by: str,
-        project_id: str,
-    ) -> bool:
-        if self.gold.get(sample.id) == answers:
-            return False
-        self.gold[sample.id] = answers
-        return True
 
 
 class ServiceReviews:

@@ -283,9 +283,8 @@ class ExportCheck(BaseModel):
     billing_tokens: int  # tokens charged: each example up to the limit, times epochs
 
 
-class SampleFilterBody(BaseModel):
-    """`POST /api/datasets/{id}/samples/delete` and `.../restore`: which samples. At least
-    one field: acting on a whole dataset says so with ``all: true``."""
+class SampleFilterFields(BaseModel):
+    """Which samples, in a request body: the sample filters of a list, by field."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -300,6 +299,12 @@ class SampleFilterBody(BaseModel):
     batch_id: PlainText | None = None
     job_id: PlainText | None = None
     review_state: list[ReviewState] | None = Field(default=None, min_length=1)
+
+
+class SampleFilterBody(SampleFilterFields):
+    """`POST /api/datasets/{id}/samples/delete` and `.../restore`: which samples. At least
+    one field: acting on a whole dataset says so with ``all: true``."""
+
     all: bool = False
 
 

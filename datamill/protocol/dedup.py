@@ -5,30 +5,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from datamill.protocol.datasets import PlainText, SampleStatus
+from datamill.protocol.datasets import SampleFilterFields
 
 
-class DedupRequest(BaseModel):
+class DedupRequest(SampleFilterFields):
     """Which samples to deduplicate (every field given must match; none: the whole
     dataset), at which cosine, and whether to delete the duplicates (``dry_run``: only
     report them)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     dry_run: bool = False
     threshold: float | None = Field(default=None, ge=0.5, le=1.0, allow_inf_nan=False)
-    ids: list[PlainText] | None = Field(default=None, min_length=1, max_length=10_000)
-    topic: PlainText | None = None
-    sample_type: PlainText | None = None
-    status: SampleStatus | None = None
-    model: PlainText | None = None
-    created_after: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    created_before: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    q: PlainText | None = None
-    batch_id: PlainText | None = None
-    job_id: PlainText | None = None
 
 
 class DedupDuplicate(BaseModel):

@@ -14,7 +14,7 @@ import pytest
 
 from datamill.curation.lookups import SampleQuery
 from datamill.errors import Conflict
-from datamill.labelstudio.reviews import ImportedReview, InMemoryReviews, Outcome
+from datamill.labelstudio.reviews import ImportedReview, Outcome
 from datamill.labelstudio.service import LabelStudioService, label_studio_service
 from datamill.protocol.datasets import DatasetCreate, DatasetUpdate, SampleCreate
 from datamill.review.service import Reviewer
@@ -22,6 +22,7 @@ from datamill.runtime import Runtime
 from datamill.storage.samples import SampleRecord
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 from tests.labelstudio.schemas import QA
+from tests.labelstudio.sinks import InMemoryReviews
 
 SAMPLES = 6
 
