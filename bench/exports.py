@@ -106,7 +106,7 @@ async def export_once(
         start = time.perf_counter()
         options = ExportOptions(count_tokens=check)  # `export/check` counts every example
         if fmt is ExportFormat.label_studio:  # the tasks are written by their own service
-            service = label_studio_service(runtime.datasets, runtime.settings)
+            service = label_studio_service(runtime)
             _, stream = await service.export(dataset_id, SampleQuery(), options=options)
         else:
             _, stream = await runtime.datasets.export(

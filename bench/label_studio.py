@@ -36,7 +36,7 @@ async def export(env: dict[str, str], dataset_id: str, out: Path) -> float:
     runtime = await Runtime.open(load_settings(env))
     try:
         start = time.perf_counter()
-        service = label_studio_service(runtime.datasets, runtime.settings)
+        service = label_studio_service(runtime)
         _, stream = await service.export(dataset_id, SampleQuery())
         with out.open("wb") as handle:
             async for chunk in stream:
@@ -74,7 +74,7 @@ async def import_once(env: dict[str, str], dataset_id: str, body: bytes) -> tupl
     runtime = await Runtime.open(load_settings(env))
     try:
         start = time.perf_counter()
-        service = label_studio_service(runtime.datasets, runtime.settings)
+        service = label_studio_service(runtime)
         report = await service.import_annotations(dataset_id, chunks())
         took = time.perf_counter() - start
         return took, f"applied={report.applied} unchanged={report.unchanged} errors={report.errors}"
