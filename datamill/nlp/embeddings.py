@@ -24,8 +24,10 @@ an event loop responsive while a batch is embedded.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -95,8 +97,10 @@ class Embedder:
         quantize: bool | None = None,
     ) -> None:
         """``threads`` is ONNX Runtime's ``intra_op_num_threads`` (None: its own default,
-        one per physical core). ``model_file`` overrides the packaged ONNX file (run as it
-        is). ``quantize``: run the locally quantised copy (None: when `quantized.enabled`).
+        one per physical core); the quantised model runs single-threaded batches instead,
+        ``threads`` of them at once (None: one per CPU this process may use).
+        ``model_file`` overrides the packaged ONNX file (run as it is). ``quantize``: run
+        the locally quantised copy (None: when `quantized.enabled`).
         ``batch_size`` None: `QUANTIZED_BATCH_SIZE` or `DEFAULT_BATCH_SIZE`."""
         if max_tokens < 2 or (batch_size is not None and batch_size < 1):
             raise ValueError("max_tokens must be at least 2 and batch_size at least 1")
@@ -113,6 +117,9 @@ class Embedder:
         if batch_size is None:
             batch_size = QUANTIZED_BATCH_SIZE if quantize else DEFAULT_BATCH_SIZE
         self.batch_size = batch_size
+        # One text is too small to spread over cores: the quantised model runs several.
+        self._workers = (threads or len(os.sched_getaffinity(0))) if quantize else 1
+        self._pool: ThreadPoolExecutor | None = None
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
 
@@ -155,7 +162,9 @@ class Embedder:
         tokenizer.enable_truncation(max_length=self.max_tokens)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = onnxruntime.SessionOptions()
-        if self.threads is not None:
+        if self.quantized:
+            options.intra_op_num_threads = 1
+        elif self.threads is not None:
             options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1  # one sequential graph: no use for a second pool
         session = onnxruntime.InferenceSession(
@@ -178,10 +187,25 @@ class Embedder:
         loaded = self._load()
         # Similar lengths batched together pad little; results go back to input order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            out[rows] = self._embed_batch(loaded, [texts[i] for i in rows])
+        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+
+        def run(rows: list[int]) -> Vectors:
+            return self._embed_batch(loaded, [texts[i] for i in rows])
+
+        pool = self._workers_pool() if len(batches) > 1 else None
+        results = pool.map(run, batches) if pool is not None else map(run, batches)
+        for rows, vectors in zip(batches, results, strict=True):
+            out[rows] = vectors
         return out
+
+    def _workers_pool(self) -> ThreadPoolExecutor | None:
+        """The threads that run batches side by side (None: one at a time)."""
+        if self._workers < 2:
+            return None
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="embed")
+            return self._pool
 
     async def aembed(self, texts: Sequence[str]) -> Vectors:
         """`embed` in a worker thread, for callers on an event loop."""
