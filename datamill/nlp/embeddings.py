@@ -118,7 +118,7 @@ class Embedder:
             batch_size = QUANTIZED_BATCH_SIZE if quantize else DEFAULT_BATCH_SIZE
         self.batch_size = batch_size
         # One text is too small to spread over cores: the quantised model runs several.
-        self._workers = (threads or len(os.sched_getaffinity(0))) if quantize else 1
+        self._workers = (threads or _usable_cpus()) if quantize else 1
         self._pool: ThreadPoolExecutor | None = None
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
@@ -218,6 +218,13 @@ class Embedder:
         inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         hidden = loaded.session.run(None, inputs)[0]  # last_hidden_state: (batch, tokens, 384)
         return pool_and_normalize(hidden, mask)
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (all of them where the OS cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 _shared: dict[int | None, Embedder] = {}
