@@ -2,7 +2,7 @@
 with planted near-duplicates to score.
 
     .venv/bin/python bench/dedup.py [--samples 100000] [--batch 1024] [--threads 2]
-        [--embed-batch 32] [--planted-share 0.1] [--dtype float16] [--vectors PATH]
+        [--embed-batch N] [--planted-share 0.1] [--dtype float16] [--vectors PATH]
 
 The samples (`bench/dedup_samples.py`, generated in the process, no downloads) go through
 two phases, as `POST /api/datasets/{id}/dedup` runs them: **embed** (the model, on every
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--embed-batch", type=int, default=32)
+    parser.add_argument("--embed-batch", type=int, default=None, help="default: the model's")
     parser.add_argument("--planted-share", type=float, default=0.1)
     parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     parser.add_argument("--vectors", type=Path, default=None)
@@ -145,7 +145,8 @@ def main() -> None:
             samples=args.samples,
             batch=args.batch,
             threads=args.threads,
-            embed_batch=args.embed_batch,
+            model=embedder.name,
+            embed_batch=embedder.batch_size,
             dtype=args.dtype,
             vectors="read back" if embed_s == 0.0 else "embedded",
             generate_s=generate_s,

@@ -503,7 +503,7 @@ def dedup(
     ] = False,
     threshold: Annotated[
         float | None,
-        typer.Option(min=0.5, max=1.0, help="the embedding cosine of a paraphrase (0.75)"),
+        typer.Option(min=0.5, max=1.0, help="the embedding cosine of a paraphrase (0.74)"),
     ] = None,
     topic: TopicOption = None,
     sample_type: TypeOption = None,

