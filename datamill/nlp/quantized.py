@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -38,6 +39,7 @@ ENV_CACHE = "DATAMILL_EMBEDDINGS_CACHE"
 _OFF = {"0", "false", "no", "off"}
 
 _lock = threading.Lock()
+_log = logging.getLogger(__name__)
 
 
 def available() -> bool:
@@ -46,9 +48,26 @@ def available() -> bool:
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """Quantise unless ``DATAMILL_EMBEDDINGS_QUANTIZE`` says no, when ``onnx`` is there."""
+    """Quantise unless ``DATAMILL_EMBEDDINGS_QUANTIZE`` says no, when ``onnx`` is there and
+    the cache directory can be written (a read-only one: the packaged model, with a
+    warning, rather than an embedder that fails on first use)."""
     env = os.environ if environ is None else environ
-    return env.get(ENV_QUANTIZE, "").strip().lower() not in _OFF and available()
+    if env.get(ENV_QUANTIZE, "").strip().lower() in _OFF or not available():
+        return False
+    cache = cache_dir(env)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        writable = os.access(cache, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        _log.warning(
+            "embeddings: %s cannot be written, so the packaged model runs unquantised; "
+            "set %s to a writable directory",
+            cache,
+            ENV_CACHE,
+        )
+    return writable
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:

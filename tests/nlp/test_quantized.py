@@ -129,6 +129,18 @@ def test_the_setting_turns_it_off(monkeypatch: pytest.MonkeyPatch, value: str):
     assert Embedder().batch_size == 32
 
 
+def test_a_cache_that_cannot_be_written_runs_the_packaged_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv(quantized.ENV_CACHE, str(blocked / "models"))
+
+    assert not quantized.enabled()
+    assert not Embedder().quantized
+    assert "runs unquantised" in caplog.text
+
+
 def test_the_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     assert quantized.cache_dir({quantized.ENV_CACHE: str(tmp_path)}) == tmp_path
     assert quantized.cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/datamill/models")
