@@ -29,7 +29,7 @@ PlainText = Annotated[str, AfterValidator(check_plain_text)]
 
 
 class SampleStatus(StrEnum):
-    """Where a sample stands in curation. Review states arrive with the review workflow."""
+    """Whether a sample is valid and unique; where its review stands is `ReviewState`."""
 
     accepted = "accepted"  # valid and unique: generated, imported or approved
 
