@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from datamill.cli.common import console, print_columns, print_json, stdout
+from datamill.cli.common import console, print_columns, print_json, stdout, when
 from datamill.cli.store import run_on_store
 from datamill.protocol.access import KeyObject, Role
 from datamill.render.access import key_object, project_object
@@ -28,12 +28,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print the API's JSON o
 ProjectOption = Annotated[
     str, typer.Option("--project", help="the project's name or id (see `datamill projects list`)")
 ]
-
-
-def _when(moment: int | None) -> str:
-    if moment is None:
-        return "-"
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 @projects_app.command("create")
@@ -67,7 +61,7 @@ def list_projects(json: JsonOption = False) -> None:
             print_json([p.model_dump(exclude={"admin_key"}) for p in found])
             return
         rows = [("ID", "NAME", "CREATED")]
-        rows += [(p.id, p.name, _when(p.created_at)) for p in found]
+        rows += [(p.id, p.name, when(p.created_at)) for p in found]
         print_columns(rows)
 
     run_on_store(work)
@@ -108,7 +102,7 @@ def create_key(
         print_json(created.model_dump())
         return
     stdout.print(created.key, markup=False, highlight=False)
-    expiry = f", expires {_when(created.expires_at)} UTC" if created.expires_at else ""
+    expiry = f", expires {when(created.expires_at)} UTC" if created.expires_at else ""
     console.print(
         f"created {created.id}: a {created.role.value} key of project "
         f"{escape(created.project)}{expiry}. It is shown only now: keep it somewhere safe."
@@ -144,7 +138,7 @@ def list_keys(
                 k.project,
                 k.role.value,
                 _state(k),
-                _when(k.last_used_at),
+                when(k.last_used_at),
                 k.name or "",
             )
         )
@@ -156,7 +150,7 @@ def _state(key: KeyObject) -> str:
         return "revoked"
     if key.expires_at is not None and key.expires_at <= datetime.now(UTC).timestamp():
         return "expired"
-    return f"until {_when(key.expires_at)}" if key.expires_at is not None else "active"
+    return f"until {when(key.expires_at)}" if key.expires_at is not None else "active"
 
 
 @keys_app.command("revoke")

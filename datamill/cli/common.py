@@ -7,6 +7,7 @@ import gc
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any, NoReturn, TypeVar
 
@@ -121,3 +122,10 @@ def print_json(value: object) -> None:
     import orjson
 
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def when(moment: float | None) -> str:
+    """A Unix time as the CLI's tables show it (UTC, to the second); ``-`` for none."""
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -4,14 +4,13 @@ project's task schemas, on the store directly, through the same `TaskSchemaServi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from datamill.cli.common import console, fail, print_columns, print_json, stdout
+from datamill.cli.common import console, fail, print_columns, print_json, stdout, when
 from datamill.cli.store import run_on_store
 from datamill.errors import ApiError
 from datamill.protocol.task_schemas import TaskSchemaObject
@@ -49,10 +48,6 @@ def _read(path: Path) -> TaskSchema:
         fail(exc.message)
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {path}: {exc}")
-
-
-def _when(moment: int) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _show(found: TaskSchemaObject, json: bool, done: str) -> None:
@@ -107,7 +102,7 @@ def list_schemas(project: ProjectOption = "default", json: JsonOption = False) -
     rows = [("NAME", "VERSION", "UPDATED", "DESCRIPTION")]
     for s in schemas:
         description = str(s.definition.get("description") or "")
-        rows.append((s.name, str(s.version), _when(s.created_at), description))
+        rows.append((s.name, str(s.version), when(s.created_at), description))
     print_columns(rows)
 
 

@@ -4,13 +4,12 @@ service as `/api/webhooks`. A replay is sent by a running worker process."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from datamill.cli.common import console, print_columns, print_json, stdout
+from datamill.cli.common import console, print_columns, print_json, stdout, when
 from datamill.cli.store import run_on_store
 from datamill.protocol.webhooks import WebhookDeliveryObject, WebhookObject
 from datamill.render.webhooks import delivery_object, webhook_object
@@ -25,12 +24,6 @@ ProjectOption = Annotated[
     str, typer.Option("--project", help="the project's name or id (default: default)")
 ]
 WebhookArgument = Annotated[str, typer.Argument(metavar="WEBHOOK_ID", help="the endpoint (wh_...)")]
-
-
-def _when(moment: int | None) -> str:
-    if moment is None:
-        return "-"
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @app.command("create")
@@ -124,7 +117,7 @@ def deliveries(
     rows = [("ID", "TYPE", "STATUS", "CREATED", "LAST", "ATTEMPTS")]
     for d in found:
         last = str(d.last_status_code) if d.last_status_code else (d.last_error or "-")
-        rows.append((d.id, d.event_type, d.status, _when(d.created_at), last[:60], str(d.attempts)))
+        rows.append((d.id, d.event_type, d.status, when(d.created_at), last[:60], str(d.attempts)))
     print_columns(rows, right=5)
 
 
