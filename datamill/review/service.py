@@ -35,6 +35,7 @@ from datamill.review.rules import check_answers, final_state
 from datamill.storage import keys as key_store
 from datamill.storage import review_queue as queue_repo
 from datamill.storage import reviews as repo
+from datamill.storage import samples as sample_repo
 from datamill.storage.database import Database
 from datamill.storage.review_queue import Progress, QueueRow
 from datamill.storage.reviews import (
@@ -395,8 +396,10 @@ class ReviewService(DatasetLookups):
         states = await repo.reviewed_samples(self._db, dataset_id)
         if sample_type is not None:
             states = {k: v for k, v in states.items() if v.sample_type == sample_type}
-        # No review yet: the questions of the schema the dataset's samples default to.
-        types = {state.sample_type for state in states.values()} or {sample_type}
+        types = {state.sample_type for state in states.values()}
+        if not types:  # no review yet: the questions of the schemas its samples follow
+            known = await sample_repo.sample_types(self._db, dataset_id)
+            types = {sample_type} if sample_type is not None else set(known) or {None}
         found = await self.schemas.schemas_for(project_id, dataset, types)
         reviews = [
             (r.sample_id, r.reviewer, r.answers, r.adjudication)

@@ -162,3 +162,25 @@ async def test_the_agreement_report_is_for_members(make_api: Any) -> None:
     decision = empty.json()["questions"][0]
     assert (empty.json()["item_count"], decision["question"]) == (0, "decision")
     assert decision["krippendorff_alpha"]["reason"] == "too_few_ratings"
+
+
+async def test_before_any_review_the_report_lists_the_questions_of_the_samples_schemas(
+    make_api: Any,
+) -> None:
+    api: Api = await make_api()
+    schema = {
+        "name": "faq",
+        "review": {"questions": [{"name": "verdict", "kind": "decision"}]},
+    }
+    assert (await api.client.post("/api/task-schemas", json=schema)).status_code == 200
+    made = (await api.client.post("/api/datasets", json={"name": "faqs"})).json()
+    added = await api.client.post(
+        f"/api/datasets/{made['id']}/samples",
+        json={"content": {"q": "Why?"}, "sample_type": "faq"},
+    )
+    assert added.status_code == 200, added.text
+
+    report = await api.client.get(f"/api/datasets/{made['id']}/review/agreement")
+
+    assert report.status_code == 200, report.text
+    assert [q["question"] for q in report.json()["questions"]] == ["verdict"]
