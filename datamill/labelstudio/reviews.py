@@ -69,22 +69,17 @@ class ServiceReviews:
     async def submit_review(
         self, dataset_id: str, sample: SampleRecord, review: ImportedReview, *, project_id: str
     ) -> Outcome:
-        reviewer = Reviewer(review.reviewer, sees_all=True)
-        current, _ = await self._reviews.sample_reviews(
-            dataset_id, sample.id, reviewer, project_id=project_id
-        )
-        before = any(r.reviewer == review.reviewer for r in current)
         written = await self._reviews.submit(
             dataset_id,
             sample.id,
             ReviewCreate(answers=review.answers, reason=review.reason, content=review.content),
-            reviewer,
+            Reviewer(review.reviewer, sees_all=True),
             idempotency_key=review.key,
             project_id=project_id,
         )
         if not written.created:
             return Outcome.unchanged
-        return Outcome.replaced if before else Outcome.created
+        return Outcome.replaced if written.replaced else Outcome.created
 
     async def set_gold(
         self,

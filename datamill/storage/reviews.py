@@ -99,6 +99,7 @@ class ReviewWrite:
     sample: SampleRecord | None
     review_state: str = "unreviewed"
     created: bool = False
+    replaced: bool = False  # created, replacing the reviewer's earlier review of the sample
     edit: EditOutcome | None = None
     key_reused: bool = False
     completed: dict[str, int] | None = None
@@ -303,6 +304,7 @@ async def write_review(
         record,
         state,
         created=True,
+        replaced=current is not None,
         completed=completed,
     )
 
