@@ -50,11 +50,10 @@ class SampleEditing(DatasetLookups):
     ) -> SampleRecord:
         """Change the fields ``request`` sets, keeping the previous version. A new content
         or sample type is checked against the task schema the sample would then follow."""
-        current = await self._sample(dataset_id, sample_id, project_id)
+        dataset, current = await self._dataset_and_sample(dataset_id, sample_id, project_id)
         values = {name: getattr(request, name) for name in request.model_fields_set}
         if "content" in values or "sample_type" in values:
             # What the sample would be, against the schema it would follow.
-            dataset = await self._dataset(dataset_id, project_id)
             sample_type = values.get("sample_type", current.sample_type)
             content = values.get("content", current.content)
             await self._check_content(project_id, dataset, sample_type, content)

@@ -110,13 +110,20 @@ class DatasetLookups:
         return record
 
     async def _sample(self, dataset_id: str, sample_id: str, project_id: str) -> SampleRecord:
-        await self._dataset(dataset_id, project_id)
+        _, record = await self._dataset_and_sample(dataset_id, sample_id, project_id)
+        return record
+
+    async def _dataset_and_sample(
+        self, dataset_id: str, sample_id: str, project_id: str
+    ) -> tuple[DatasetRecord, SampleRecord]:
+        """The live dataset and its sample (deleted or not); 404s as `_dataset`'s."""
+        dataset = await self._dataset(dataset_id, project_id)
         record = None
         if storable(sample_id):
             record = await sample_repo.get_sample(self._db, dataset_id, sample_id)
         if record is None:
             raise no_sample(dataset_id, sample_id)
-        return record
+        return dataset, record
 
     async def _check_content(
         self,

@@ -273,8 +273,7 @@ class ReviewService(DatasetLookups):
             raise InvalidRequest("Idempotency-Key is 1 to 200 characters", param="Idempotency-Key")
         if body.adjudication and not reviewer.sees_all:
             raise PermissionDenied("an adjudication needs the member role or above")
-        sample = await self._sample(dataset_id, sample_id, project_id)
-        dataset = await self._dataset(dataset_id, project_id)
+        dataset, sample = await self._dataset_and_sample(dataset_id, sample_id, project_id)
         schema = await self.schemas.schema_for(project_id, dataset, sample.sample_type)
         decision = check_answers(schema, body.answers, reason=body.reason)
         if body.content is not None and body.content != sample.content:
@@ -428,8 +427,7 @@ class ReviewService(DatasetLookups):
     ) -> GoldRecord:
         """Store a sample's expected answers (checked as a review's are, but a reject
         needs no reason)."""
-        sample = await self._sample(dataset_id, sample_id, project_id)
-        dataset = await self._dataset(dataset_id, project_id)
+        dataset, sample = await self._dataset_and_sample(dataset_id, sample_id, project_id)
         schema = await self.schemas.schema_for(project_id, dataset, sample.sample_type)
         check_answers(schema, body.answers, reason=body.reason, need_reason=False)
         return await repo.put_gold(
