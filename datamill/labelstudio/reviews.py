@@ -90,7 +90,7 @@ class ServiceReviews:
         set_by: str,
         project_id: str,
     ) -> bool:
-        known = await self._reviews.gold(dataset_id, project_id=project_id)
+        known = await self._reviews.gold(dataset_id, sample_ids=[sample.id], project_id=project_id)
         if sample.id in known and known[sample.id].answers == answers:
             return False
         await self._reviews.set_gold(

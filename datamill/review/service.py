@@ -442,8 +442,13 @@ class ReviewService(DatasetLookups):
             raise NotFound(f"sample {sample_id} is no gold sample", param="sample_id")
 
     async def gold(
-        self, dataset_id: str, *, project_id: str = DEFAULT_PROJECT_ID
+        self,
+        dataset_id: str,
+        *,
+        sample_ids: Sequence[str] | None = None,
+        project_id: str = DEFAULT_PROJECT_ID,
     ) -> dict[str, GoldRecord]:
-        """The dataset's gold answers by sample id (for agreement with gold)."""
+        """The dataset's gold answers (of ``sample_ids``; None: all) by sample id (for
+        agreement with gold)."""
         await self._dataset(dataset_id, project_id)
-        return await repo.gold_answers(self._db, dataset_id)
+        return await repo.gold_answers(self._db, dataset_id, sample_ids)

@@ -442,9 +442,14 @@ async def delete_gold(database: Database, sample_id: str) -> bool:
     return bool(result.rowcount)
 
 
-async def gold_answers(database: Database, dataset_id: str) -> dict[str, GoldRecord]:
-    """The dataset's gold samples' expected answers, by sample id."""
+async def gold_answers(
+    database: Database, dataset_id: str, sample_ids: Sequence[str] | None = None
+) -> dict[str, GoldRecord]:
+    """The dataset's gold samples' expected answers (of ``sample_ids``; None: all), by
+    sample id."""
     query = select(review_gold).where(review_gold.c.dataset_id == dataset_id)
+    if sample_ids is not None:
+        query = query.where(review_gold.c.sample_id.in_(list(sample_ids)))
     async with database.read() as conn:
         return {
             row.sample_id: GoldRecord(row.sample_id, row.answers, row.set_by, row.set_at)
