@@ -3,13 +3,18 @@ with planted near-duplicates to score.
 
     .venv/bin/python bench/dedup.py [--samples 100000] [--batch 1024] [--threads 2]
         [--embed-batch N] [--planted-share 0.1] [--dtype float16] [--vectors PATH]
+        [--search cascade|transformer]
 
 The samples (`bench/dedup_samples.py`, generated in the process, no downloads) go through
 two phases, as `POST /api/datasets/{id}/dedup` runs them: **embed** (the model, on every
 sample: what a dataset without stored vectors costs once) and **search** (the index decides
 each sample, ``--batch`` at a time, with the vectors given: exact, lexical, the neighbour
-search and the content-token check). ``--vectors PATH`` keeps the vectors in a .npy file
-and reads them back on the next run (the stored-vectors case: no model). About a tenth of
+search and the content-token check). ``--search cascade`` (the default, as datamill runs
+it) embeds every sample with the static table and asks the transformer only about the pairs
+that table finds (its seconds are reported as ``confirm_s``, inside ``search_s``);
+``--search transformer`` embeds every sample with the transformer. ``--vectors PATH``
+keeps the searched vectors in a .npy file and reads them back on the next run (the
+stored-vectors case). About a tenth of
 the samples are planted copies of an earlier sample, half near-verbatim and half
 paraphrases. Prints one line: embed, search and total seconds, samples/s, search rate by
 tenth (it grows with the kept samples), peak RSS and the index's bytes per kept sample,
@@ -29,6 +34,7 @@ import numpy as np
 
 from datamill.nlp.dedup import NearDuplicateIndex
 from datamill.nlp.embeddings import Embedder, Vectors
+from datamill.nlp.static_embeddings import StaticEmbedder
 from dedup_samples import Sample, generate
 from harness import line, own_peak_rss_mb
 
@@ -102,13 +108,17 @@ def main() -> None:
     parser.add_argument("--planted-share", type=float, default=0.1)
     parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     parser.add_argument("--vectors", type=Path, default=None)
+    parser.add_argument("--search", choices=["cascade", "transformer"], default="cascade")
     args = parser.parse_args()
 
     started = time.perf_counter()
     samples = generate(args.samples, planted_share=args.planted_share)
     texts = [s.text for s in samples]
     generate_s = time.perf_counter() - started
-    embedder = TimedEmbedder(threads=args.threads, batch_size=args.embed_batch)
+    transformer = TimedEmbedder(threads=args.threads, batch_size=args.embed_batch)
+    transformer.load()
+    cascade = args.search == "cascade"
+    embedder: Embedder | StaticEmbedder = StaticEmbedder() if cascade else transformer
     embedder.load()
 
     started = time.perf_counter()
@@ -121,7 +131,9 @@ def main() -> None:
         embed_s = time.perf_counter() - started
         if args.vectors is not None:
             np.save(args.vectors, vectors)
-    index = NearDuplicateIndex(embedder, vector_dtype=args.dtype)
+    index = NearDuplicateIndex(
+        embedder, confirm=transformer if cascade else None, vector_dtype=args.dtype
+    )
     rss_before = rss_mb()
 
     flagged: list[bool] = []
@@ -146,13 +158,16 @@ def main() -> None:
             batch=args.batch,
             threads=args.threads,
             model=embedder.name,
-            embed_batch=embedder.batch_size,
+            confirm=transformer.name if cascade else None,
+            embed_batch=transformer.batch_size,
             dtype=args.dtype,
             vectors="read back" if embed_s == 0.0 else "embedded",
             generate_s=generate_s,
             embed_s=embed_s,
             embed_per_s=args.samples / embed_s if embed_s else 0.0,
             search_s=search_s,
+            confirm_s=transformer.seconds if cascade else 0.0,
+            confirmed_texts=transformer.texts if cascade else 0,
             total_s=embed_s + search_s,
             samples_per_s=args.samples / (embed_s + search_s),
             search_rate_by_tenth="/".join(f"{r:.0f}" for r in rates_by_tenth(checkpoints)),

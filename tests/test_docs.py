@@ -626,6 +626,7 @@ def test_the_dedup_defaults_and_every_index_method_are_documented():
 
     assert rows["threshold"][1] == f"`{dedup.DEFAULT_THRESHOLD}`"
     assert rows["lexical_threshold"][1] == f"`{dedup.DEFAULT_LEXICAL_THRESHOLD}`"
+    assert rows["prefilter_threshold"][1] == f"`{dedup.PREFILTER_THRESHOLD}`"
     assert rows[f"**{dedup.DEFAULT_THRESHOLD}**"]  # the default's row of the sweep is marked
     public = [name for name in vars(dedup.NearDuplicateIndex) if not name.startswith("_")]
     assert len(public) >= 9

@@ -548,7 +548,8 @@ def dedup(
     console.print(
         f"{report.scanned} samples checked: {_count(report.duplicates, 'duplicate')} in "
         f"{_count(len(report.groups), 'group')}; {verb} {count}"
-        f" ({report.embedded} embedded, {report.reused} vectors reused)"
+        f" ({report.embedded} embedded, {report.reused} vectors reused,"
+        f" {report.confirmed} pairs' texts through the transformer)"
     )
     for group in report.groups[:10]:
         found = ", ".join(f"{d.sample_id} ({d.kind} {d.score:.2f})" for d in group.duplicates[:5])

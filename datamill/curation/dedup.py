@@ -7,10 +7,12 @@ The selected live samples are read in pages in creation order and go through one
 Live samples outside the selection are put in the index first, without being checked: the
 selection is compared with them, and they are never deleted.
 
-Vectors come from `storage.embeddings` when the sample's content was embedded before (by a
-generation job or an earlier run); the others are embedded in batches and stored. The model
-and the index run in worker threads (`asyncio.to_thread`), so a long run never blocks the
-server's event loop.
+The index searches static vectors (`nlp.static_embeddings`) and asks the transformer only
+about the pairs they find (`nlp.dedup`). Vectors of both come from `storage.embeddings` when
+the sample's content was embedded before (by a generation job or an earlier run); the
+others are computed (the static ones in batches, the transformer's when a pair needs them)
+and stored. The models and the index run in worker threads (`asyncio.to_thread`), so a
+long run never blocks the server's event loop.
 
 Guarantees: a dry run changes nothing; otherwise the duplicates are soft-deleted with the
 reason in their metadata (``metadata.dedup``: ``duplicate_of``, ``kind``, ``score``,
@@ -29,13 +31,12 @@ from datamill.curation.lookups import DatasetLookups
 from datamill.protocol.datasets import SampleFilterBody, Visibility
 from datamill.protocol.dedup import DedupDuplicate, DedupGroup, DedupReport, DedupRequest
 from datamill.storage import samples as sample_repo
-from datamill.storage.embeddings import sample_vectors
+from datamill.storage.embeddings import SampleVectors, sample_vectors, store_confirmed
 from datamill.storage.samples import SampleFilter, SampleRecord
 from datamill.storage.schema import DEFAULT_PROJECT_ID
 
 if TYPE_CHECKING:
     from datamill.nlp.dedup import DuplicateMatch, NearDuplicateIndex
-    from datamill.nlp.embeddings import Vectors
 
 # Samples read, embedded and decided at a time.
 PAGE = 1024
@@ -55,11 +56,15 @@ class Deduplicating(DatasetLookups):
         """Find the near-duplicates among the samples ``request`` selects (and of the rest
         of the dataset), and unless it is a dry run, delete them. See the module."""
         from datamill.nlp.dedup import DEFAULT_THRESHOLD, NearDuplicateIndex
+        from datamill.nlp.embeddings import shared_embedder
+        from datamill.nlp.static_embeddings import shared_static_embedder
 
         await self._dataset(dataset_id, project_id)
         selection = self._selection(request)
         threshold = request.threshold if request.threshold is not None else DEFAULT_THRESHOLD
-        index = NearDuplicateIndex(threshold=threshold)
+        index = NearDuplicateIndex(
+            shared_static_embedder(), confirm=shared_embedder(), threshold=threshold
+        )
         run = _Run(self, dataset_id, index)
         total = await sample_repo.count_samples(self._db, dataset_id, selection)
         if selection != SampleFilter():
@@ -107,6 +112,7 @@ class Deduplicating(DatasetLookups):
             deleted=deleted,
             embedded=run.embedded,
             reused=run.reused,
+            confirmed=run.confirmed,
             groups=[DedupGroup(kept=kept, duplicates=found) for kept, found in groups.items()],
         )
 
@@ -143,6 +149,8 @@ class _Run:
         self.index = index
         self.embedded = 0
         self.reused = 0
+        self.confirmed = 0
+        self._contents: dict[str, tuple[str, str]] = {}  # sample id -> (id, content hash)
         self.kept_outside = 0
         self._selected_ids: set[str] | None = None
 
@@ -157,22 +165,50 @@ class _Run:
     async def keep(self, samples: list[SampleRecord]) -> None:
         if not samples:
             return
-        texts, vectors = await self._vectors(samples)
+        found = await self._vectors(samples)
         await asyncio.to_thread(
-            self.index.add_many, texts, [s.id for s in samples], vectors=vectors
+            self.index.add_many,
+            found.texts,
+            [s.id for s in samples],
+            vectors=found.vectors,
+            confirmed=found.confirmed,
         )
         self.kept_outside += len(samples)
 
     async def decide(self, samples: list[SampleRecord]) -> list[DuplicateMatch | None]:
-        texts, vectors = await self._vectors(samples)
-        return await asyncio.to_thread(
-            self.index.check_and_add_many, texts, [s.id for s in samples], vectors=vectors
+        found = await self._vectors(samples)
+        decided = await asyncio.to_thread(
+            self.index.check_and_add_many,
+            found.texts,
+            [s.id for s in samples],
+            vectors=found.vectors,
+            confirmed=found.confirmed,
         )
+        await self._store_confirmed()
+        return decided
 
-    async def _vectors(self, samples: list[SampleRecord]) -> tuple[list[str], Vectors]:
+    async def _vectors(self, samples: list[SampleRecord]) -> SampleVectors:
         found = await sample_vectors(
-            self._owner._db, self.index.embedder, samples, now=self._owner._clock.now()
+            self._owner._db,
+            self.index.embedder,
+            samples,
+            now=self._owner._clock.now(),
+            confirm=self.index.confirm,
         )
+        self._contents.update((s.id, (s.id, s.content_hash)) for s in samples)
         self.embedded += found.embedded
         self.reused += found.reused
-        return found.texts, found.vectors
+        return found
+
+    async def _store_confirmed(self) -> None:
+        """Store the transformer's vectors the index computed (a later run reads them)."""
+        taken = self.index.take_confirmed()
+        if taken and self.index.confirm is not None:
+            self.confirmed += len(taken)
+            await store_confirmed(
+                self._owner._db,
+                self.index.confirm,
+                taken,
+                self._contents,
+                now=self._owner._clock.now(),
+            )

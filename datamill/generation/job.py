@@ -110,6 +110,9 @@ class JobRunner:
         # The index key of each candidate kept by the index, by request id, until its sample
         # is recorded and its vector stored under the sample's id.
         self._index_keys: dict[int, str] = {}
+        # Index key -> (sample id, content hash) of the stored samples the index keeps: where
+        # the transformer vectors it computes later are stored.
+        self._stored_keys: dict[str, tuple[str, str]] = {}
         self._stopping = asyncio.Event()
         self._run_started = deps.clock.now()
         self._accepted_at_start = job.accepted
@@ -423,33 +426,52 @@ class JobRunner:
                 continue
             keys.append(key)
             rows.append((outcome.sample_id, content_hash))
-        if not keys:
+        if keys:
+            vectors = self._index.vectors_of(keys)
+            await embedding_repo.store_vectors(
+                self.deps.database,
+                [
+                    embedding_repo.StoredVector(sample_id, content_hash, vector)
+                    for (sample_id, content_hash), vector in zip(rows, vectors, strict=True)
+                ],
+                model=self._index.embedder.name,
+                now=self.deps.clock.now(),
+            )
+            self._stored_keys.update(zip(keys, rows, strict=True))
+        await self._store_confirmed()
+
+    async def _store_confirmed(self) -> None:
+        """Store the transformer vectors the index computed for stored samples."""
+        if self._index is None or self._index.confirm is None:
             return
-        vectors = self._index.vectors_of(keys)
-        await embedding_repo.store_vectors(
-            self.deps.database,
-            [
-                embedding_repo.StoredVector(sample_id, content_hash, vector)
-                for (sample_id, content_hash), vector in zip(rows, vectors, strict=True)
-            ],
-            model=self._index.embedder.name,
-            now=self.deps.clock.now(),
-        )
+        taken = self._index.take_confirmed()
+        if taken:
+            await embedding_repo.store_confirmed(
+                self.deps.database,
+                self._index.confirm,
+                taken,
+                self._stored_keys,
+                now=self.deps.clock.now(),
+            )
 
     async def _fill_index(self) -> None:
         if not self.spec.dedup.near:
             return
         from datamill.nlp.dedup import NearDuplicateIndex
-        from datamill.nlp.embeddings import check_shared_model
+        from datamill.nlp.embeddings import check_shared_model, shared_embedder
+        from datamill.nlp.static_embeddings import shared_static_embedder
 
         if self.deps.readiness is not None:
             self.deps.readiness.register("embeddings", check_shared_model)
         self._index = NearDuplicateIndex(
+            shared_static_embedder(),
+            confirm=shared_embedder(),
             threshold=self.spec.dedup.threshold,
             lexical_threshold=self.spec.dedup.lexical_threshold,
         )
         async for page in self._dataset_pages():
             await fill_from_store(self.deps.database, self._index, page, now=self.deps.clock.now())
+            self._stored_keys.update((s.id, (s.id, s.content_hash)) for s in page)
 
     async def _dataset_pages(self) -> AsyncIterator[list[sample_repo.SampleRecord]]:
         after: int | None = None
@@ -729,10 +751,17 @@ async def fill_from_store(
     now: float,
 ) -> None:
     """Keep ``samples`` in ``index`` under their ids: the vectors stored for their
-    contents are read back, only the others are embedded (and then stored)."""
-    found = await embedding_repo.sample_vectors(database, index.embedder, samples, now=now)
+    contents are read back (the confirming model's too), only the others are embedded (and
+    then stored)."""
+    found = await embedding_repo.sample_vectors(
+        database, index.embedder, samples, now=now, confirm=index.confirm
+    )
     await asyncio.to_thread(
-        index.add_many, found.texts, [s.id for s in samples], vectors=found.vectors
+        index.add_many,
+        found.texts,
+        [s.id for s in samples],
+        vectors=found.vectors,
+        confirmed=found.confirmed,
     )
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -44,7 +44,7 @@ import numpy.typing as npt
 from datamill.nlp.canonical import normalized_hash
 from datamill.nlp.conflicts import ContentTokens, conflicting, content_tokens
 from datamill.nlp.diversity import mean_pairwise_distance_from_sums
-from datamill.nlp.embeddings import DIMENSION, Embedder, Vectors, shared_embedder
+from datamill.nlp.embeddings import TextEmbedder, Vectors, shared_embedder
 from datamill.nlp.minhash import LshIndex, MinHasher, Signatures, estimated_jaccard
 
 # Chosen on tests/nlp/data/paraphrases.jsonl (docs/dedup.md has the sweep): the cosine
@@ -58,6 +58,15 @@ BLOCK_ROWS = 8192
 # Kept samples looked at per candidate by the semantic test, most similar first: the best
 # one may be a near-miss (another number, another entity), the next a real paraphrase.
 NEIGHBOURS = 8
+# With a confirming model: the cheap vectors' cosine at which a pair is worth asking it
+# about (chosen on the tune pairs: no duplicate the model finds is lost above it; docs/
+# dedup.md), and how many of the most similar kept samples are looked at (cheap vectors
+# rank near-misses higher than the model does, so more).
+PREFILTER_THRESHOLD = 0.58
+PREFILTER_NEIGHBOURS = 32
+# Of those, the most similar ones without a content conflict that the confirming model
+# scores, per candidate (and as many among the batch's earlier candidates).
+CONFIRMED_PER_CANDIDATE = 3
 
 
 class DuplicateKind(StrEnum):
@@ -92,17 +101,25 @@ class NearDuplicateIndex:
 
     def __init__(
         self,
-        embedder: Embedder | None = None,
+        embedder: TextEmbedder | None = None,
         *,
+        confirm: TextEmbedder | None = None,
         threshold: float = DEFAULT_THRESHOLD,
+        prefilter_threshold: float = PREFILTER_THRESHOLD,
         lexical_threshold: float = DEFAULT_LEXICAL_THRESHOLD,
         vector_dtype: Literal["float16", "float32"] = "float16",
     ) -> None:
-        """``embedder`` defaults to the process's `shared_embedder` (loaded on first use).
+        """``embedder`` (the searched vectors) defaults to the process's `shared_embedder`
+        (loaded on first use). With ``confirm``, ``embedder`` is a cheap prefilter: a pair
+        whose cheap cosine reaches ``prefilter_threshold`` is scored by ``confirm``, and
+        ``threshold`` applies to that score; ``confirm`` embeds only such pairs' texts.
         A ``lexical_threshold`` above 1 turns the lexical test off."""
-        self.embedder = embedder or shared_embedder()
+        self.embedder: TextEmbedder = embedder or shared_embedder()
+        self.confirm = confirm
         self.threshold = threshold
+        self.prefilter_threshold = prefilter_threshold
         self.lexical_threshold = lexical_threshold
+        self._width = NEIGHBOURS if confirm is None else PREFILTER_NEIGHBOURS
         self._dtype = np.dtype(vector_dtype)
         self._hasher = MinHasher()
         self._lock = threading.Lock()
@@ -115,6 +132,11 @@ class NearDuplicateIndex:
         self._blocks: list[npt.NDArray[np.floating]] = []
         self._tokens: list[ContentTokens] = []  # per kept row, for `conflicting`
         self._rows: dict[str, int] = {}  # key -> its first row
+        # With a confirming model: each kept row's text, its confirming vector once known,
+        # and the rows whose vector was computed here since `take_confirmed` last ran.
+        self._texts: list[str] = []
+        self._confirmed: dict[int, Vectors] = {}
+        self._fresh: list[int] = []
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -140,15 +162,21 @@ class NearDuplicateIndex:
         return self.check_and_add_many([text], [key])[0]
 
     def check_and_add_many(
-        self, texts: Sequence[str], keys: Sequence[str], *, vectors: Vectors | None = None
+        self,
+        texts: Sequence[str],
+        keys: Sequence[str],
+        *,
+        vectors: Vectors | None = None,
+        confirmed: Mapping[str, Vectors] | None = None,
     ) -> list[DuplicateMatch | None]:
         """One decision per candidate, in order; each is compared with the kept samples and
         with the candidates before it that were kept. The kept ones are added. ``vectors``
-        (the texts' embeddings, if stored elsewhere) saves running the model."""
+        (the texts' embeddings, if stored elsewhere) saves running the model; so does
+        ``confirmed``, the confirming model's vectors of some of them, by key."""
         if len(texts) != len(keys) or (vectors is not None and len(vectors) != len(texts)):
             raise ValueError("texts, keys and vectors differ in length")
         with self._lock:
-            return self._decide(texts, keys=keys, given=vectors)
+            return self._decide(texts, keys=keys, given=vectors, confirmed=confirmed)
 
     async def acheck_and_add_many(
         self, texts: Sequence[str], keys: Sequence[str]
@@ -163,10 +191,16 @@ class NearDuplicateIndex:
         self.add_many([text], [key])
 
     def add_many(
-        self, texts: Sequence[str], keys: Sequence[str], *, vectors: Vectors | None = None
+        self,
+        texts: Sequence[str],
+        keys: Sequence[str],
+        *,
+        vectors: Vectors | None = None,
+        confirmed: Mapping[str, Vectors] | None = None,
     ) -> None:
         """Keep every text without checking; ``vectors`` (their embeddings, if stored
-        elsewhere) saves running the model."""
+        elsewhere) saves running the model, ``confirmed`` the confirming model's vectors of
+        some of them, by key (the others are computed when a pair needs them)."""
         if len(texts) != len(keys) or (vectors is not None and len(vectors) != len(texts)):
             raise ValueError("texts, keys and vectors differ in length")
         if vectors is None:
@@ -174,9 +208,20 @@ class NearDuplicateIndex:
         hashes = [_hash64(text) for text in texts]
         signatures = self._hasher.signatures(texts)
         tokens = [content_tokens(text) for text in texts]
+        known = {
+            n: np.asarray(confirmed[key], dtype=np.float32)
+            for n, key in enumerate(keys)
+            if confirmed and key in confirmed
+        }
         with self._lock:
             self._append(
-                list(keys), hashes, signatures, np.asarray(vectors, dtype=np.float32), tokens
+                list(keys),
+                hashes,
+                signatures,
+                np.asarray(vectors, dtype=np.float32),
+                tokens,
+                list(texts),
+                known,
             )
 
     def rebuild(self, samples: Iterable[tuple[str, str]], *, batch_size: int = 1024) -> None:
@@ -199,17 +244,25 @@ class NearDuplicateIndex:
         """The kept vectors of ``keys`` (float32, one row each, in order); KeyError for a
         key not kept."""
         with self._lock:
-            out = np.empty((len(keys), DIMENSION), dtype=np.float32)
+            out = np.empty((len(keys), self.embedder.dimension), dtype=np.float32)
             for n, key in enumerate(keys):
                 block, row = divmod(self._rows[key], BLOCK_ROWS)
                 out[n] = self._blocks[block][row]
             return out
 
+    def take_confirmed(self) -> list[tuple[str, Vectors]]:
+        """The confirming model's vectors computed since the last call, by key (to store
+        them: a later run given them back runs the model less)."""
+        with self._lock:
+            fresh = [(self._keys[row], self._confirmed[row]) for row in self._fresh]
+            self._fresh = []
+            return fresh
+
     # -- diversity --------------------------------------------------------------------------
 
     def mean_pairwise_distance(self) -> float:
         """Mean cosine distance over all pairs of kept samples (exact, O(n) in time)."""
-        total = np.zeros(DIMENSION, dtype=np.float64)
+        total = np.zeros(self.embedder.dimension, dtype=np.float64)
         squares = 0.0
         with self._lock:
             for rows in self._filled_blocks():
@@ -222,7 +275,12 @@ class NearDuplicateIndex:
     # -- inside -----------------------------------------------------------------------------
 
     def _decide(
-        self, texts: Sequence[str], *, keys: Sequence[str] | None, given: Vectors | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        keys: Sequence[str] | None,
+        given: Vectors | None = None,
+        confirmed: Mapping[str, Vectors] | None = None,
     ) -> list[DuplicateMatch | None]:
         """Decide each candidate; with ``keys``, also against the batch's kept candidates,
         which are then added. The cheap tests run on the whole batch first, the model on
@@ -247,13 +305,14 @@ class NearDuplicateIndex:
         if given is not None:
             vectors = np.asarray(given, dtype=np.float32)
         else:
-            vectors = np.zeros((count, DIMENSION), dtype=np.float32)
-        semantic_rows = np.full((count, NEIGHBOURS), -1, dtype=np.int64)
-        semantic_scores = np.full((count, NEIGHBOURS), -np.inf, dtype=np.float32)
+            vectors = np.zeros((count, self.embedder.dimension), dtype=np.float32)
+        semantic_rows = np.full((count, self._width), -1, dtype=np.int64)
+        semantic_scores = np.full((count, self._width), -np.inf, dtype=np.float32)
+        floor = self.threshold if self.confirm is None else self.prefilter_threshold
         if open_rows:
             if given is None:
                 vectors[open_rows] = self.embedder.embed([texts[i] for i in open_rows])
-            found_rows, found_scores = self._search(vectors[open_rows], floor=self.threshold)
+            found_rows, found_scores = self._search(vectors[open_rows], floor=floor)
             semantic_rows[open_rows] = found_rows
             semantic_scores[open_rows] = found_scores
 
@@ -265,6 +324,24 @@ class NearDuplicateIndex:
         # other: one product for the batch, not one per candidate.
         buckets: dict[tuple[int, int], list[int]] = {}
         peer_similarity = vectors @ vectors.T if keys is not None and count > 1 else None
+        candidate_confirmed: dict[int, Vectors] = {}
+        computed_here: set[int] = set()
+        if self.confirm is not None:
+            known = confirmed or {}
+            candidate_confirmed = {
+                i: np.asarray(known[names[i]], dtype=np.float32)
+                for i in range(count)
+                if keys is not None and names[i] in known
+            }
+            semantic_scores, peer_similarity, computed_here = self._confirmed_scores(
+                texts,
+                tokens,
+                open_rows,
+                semantic_rows,
+                semantic_scores,
+                peer_similarity,
+                candidate_confirmed,
+            )
         for i in range(count):
             match: DuplicateMatch | None = None
             stored = stored_exact[i]
@@ -293,6 +370,9 @@ class NearDuplicateIndex:
                 signatures[kept],
                 vectors[kept],
                 [tokens[i] for i in kept],
+                [texts[i] for i in kept],
+                {n: candidate_confirmed[i] for n, i in enumerate(kept) if i in candidate_confirmed},
+                fresh={n for n, i in enumerate(kept) if i in computed_here},
             )
         return decisions
 
@@ -362,12 +442,79 @@ class NearDuplicateIndex:
                 return DuplicateMatch(key, DuplicateKind.semantic, score)
         return None
 
+    def _confirmed_scores(
+        self,
+        texts: Sequence[str],
+        tokens: list[ContentTokens],
+        open_rows: list[int],
+        rows: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float32],
+        peer_similarity: npt.NDArray[np.float32] | None,
+        candidate_confirmed: dict[int, Vectors],
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None, set[int]]:
+        """The confirming model's cosines in place of the cheap ones, for the pairs the cheap
+        ones found (at `prefilter_threshold`, content tokens not conflicting: the
+        `CONFIRMED_PER_CANDIDATE` most similar of each candidate); -inf for the others.
+        The model embeds only those pairs' texts whose vector is not known yet (kept
+        ones are remembered; candidates' land in ``candidate_confirmed``). Returns the
+        scores, the candidates' cosines with each other, and the candidates embedded."""
+        assert self.confirm is not None
+        floor = self.prefilter_threshold
+        pairs: list[tuple[int, int, int]] = []  # (candidate, neighbour slot, kept row)
+        for i in open_rows:
+            found = 0
+            for slot in np.argsort(-scores[i]).tolist():
+                row = int(rows[i, slot])
+                if row < 0 or scores[i, slot] < floor:
+                    break
+                if not conflicting(tokens[i], self._tokens[row]):
+                    pairs.append((i, slot, row))
+                    found += 1
+                    if found == CONFIRMED_PER_CANDIDATE:
+                        break
+        peers: list[tuple[int, int]] = []  # (earlier candidate, candidate)
+        if peer_similarity is not None:
+            above = np.triu(peer_similarity >= floor, k=1)
+            for i in np.flatnonzero(above.any(axis=0)).tolist():
+                earlier = np.flatnonzero(above[:, i])
+                found = 0
+                for j in earlier[np.argsort(-peer_similarity[earlier, i])].tolist():
+                    if not conflicting(tokens[i], tokens[j]):
+                        peers.append((j, i))
+                        found += 1
+                        if found == CONFIRMED_PER_CANDIDATE:
+                            break
+        wanted_candidates = sorted(
+            ({i for i, _, _ in pairs} | {n for pair in peers for n in pair})
+            - candidate_confirmed.keys()
+        )
+        wanted_rows = sorted({row for _, _, row in pairs} - self._confirmed.keys())
+        if wanted_candidates or wanted_rows:
+            embedded = self.confirm.embed(
+                [texts[i] for i in wanted_candidates] + [self._texts[r] for r in wanted_rows]
+            )
+            for n, i in enumerate(wanted_candidates):
+                candidate_confirmed[i] = embedded[n]
+            for n, row in enumerate(wanted_rows, start=len(wanted_candidates)):
+                self._confirmed[row] = embedded[n]
+                self._fresh.append(row)
+        confirmed_scores = np.full(scores.shape, -np.inf, dtype=np.float32)
+        for i, slot, row in pairs:
+            confirmed_scores[i, slot] = float(candidate_confirmed[i] @ self._confirmed[row])
+        confirmed_peers = None
+        if peer_similarity is not None:
+            confirmed_peers = np.full(peer_similarity.shape, -1.0, dtype=np.float32)
+            for i, j in peers:
+                score = float(candidate_confirmed[i] @ candidate_confirmed[j])
+                confirmed_peers[i, j] = confirmed_peers[j, i] = score
+        return confirmed_scores, confirmed_peers, set(wanted_candidates)
+
     def _search(
         self, queries: Vectors, *, floor: float = -1.0
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """The `NEIGHBOURS` most similar kept rows at or above ``floor`` for each query
         vector (-1 where fewer), and their cosines, as ``(queries, NEIGHBOURS)`` arrays."""
-        width = NEIGHBOURS
+        width = self._width
         rows = np.full((len(queries), width), -1, dtype=np.int64)
         scores = np.full((len(queries), width), -np.inf, dtype=np.float32)
         offset = 0
@@ -405,7 +552,13 @@ class NearDuplicateIndex:
         signatures: Signatures,
         vectors: Vectors,
         tokens: list[ContentTokens],
+        texts: list[str],
+        confirmed: dict[int, Vectors],
+        *,
+        fresh: set[int] | frozenset[int] = frozenset(),
     ) -> None:
+        """Keep these rows; ``confirmed`` and ``fresh`` are by position in them (the
+        confirming model's vectors known, and those of them computed here)."""
         first = len(self._keys)
         for offset, value in enumerate(hashes):
             self._exact.setdefault(value, first + offset)
@@ -415,7 +568,9 @@ class NearDuplicateIndex:
             row = first + written
             block_index, block_row = divmod(row, BLOCK_ROWS)
             if block_index == len(self._blocks):
-                self._blocks.append(np.empty((BLOCK_ROWS, DIMENSION), dtype=self._dtype))
+                self._blocks.append(
+                    np.empty((BLOCK_ROWS, self.embedder.dimension), dtype=self._dtype)
+                )
             take = min(BLOCK_ROWS - block_row, len(vectors) - written)
             self._blocks[block_index][block_row : block_row + take] = vectors[
                 written : written + take
@@ -425,3 +580,8 @@ class NearDuplicateIndex:
             self._rows.setdefault(key, first + offset)
         self._keys.extend(keys)
         self._tokens.extend(tokens)
+        if self.confirm is not None:
+            self._texts.extend(texts)
+            for offset, vector in confirmed.items():
+                self._confirmed[first + offset] = vector
+            self._fresh.extend(first + offset for offset in sorted(fresh))

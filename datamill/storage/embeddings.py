@@ -1,6 +1,6 @@
 """Stored sample embeddings: each sample embedded once per model and content.
 
-A vector is kept as float16 bytes (768 for 384 dimensions) under (sample id, model), with
+A vector is kept as float16 bytes (2 per dimension) under (sample id, model), with
 the `normalized_hash` of the content it was computed from. Guarantees:
 
 - `stored_vectors` only answers vectors whose content hash is the one asked for: an edited
@@ -14,14 +14,14 @@ the `normalized_hash` of the content it was computed from. Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from datamill.nlp.canonical import sample_text
-from datamill.nlp.embeddings import DIMENSION, Embedder, Vectors
+from datamill.nlp.embeddings import TextEmbedder, Vectors
 from datamill.storage.database import Database, upsert_insert
 from datamill.storage.samples import SampleRecord
 from datamill.storage.schema import sample_embeddings
@@ -101,24 +101,41 @@ async def stored_vectors(
 @dataclass(frozen=True, slots=True)
 class SampleVectors:
     texts: list[str]  # what is embedded: `nlp.canonical.sample_text` of each content
-    vectors: Vectors  # (samples, DIMENSION) float32, in the samples' order
+    vectors: Vectors  # (samples, the model's dimension) float32, in the samples' order
     embedded: int  # computed now (then stored)
     reused: int  # read back
+    # The confirming model's vectors stored for these samples' contents, by sample id.
+    confirmed: dict[str, npt.NDArray[np.float32]]
 
 
 async def sample_vectors(
-    database: Database, embedder: Embedder, samples: Sequence[SampleRecord], *, now: float
+    database: Database,
+    embedder: TextEmbedder,
+    samples: Sequence[SampleRecord],
+    *,
+    now: float,
+    confirm: TextEmbedder | None = None,
 ) -> SampleVectors:
     """The vectors of ``samples`` under ``embedder.name``: read back where stored for the
-    sample's content, else embedded (in a worker thread: `Embedder.aembed`) and stored."""
+    sample's content, else embedded (in a worker thread: ``aembed``) and stored. With
+    ``confirm`` (a dedup index's confirming model), also the vectors stored under its
+    name: those are computed only when a pair needs them (`store_confirmed`)."""
+    confirmed: dict[str, npt.NDArray[np.float32]] = {}
+    if confirm is not None:
+        confirmed = await stored_vectors(
+            database,
+            [(s.id, s.content_hash) for s in samples],
+            model=confirm.name,
+            dimension=confirm.dimension,
+        )
     texts = [sample_text(s.content) for s in samples]
     stored = await stored_vectors(
         database,
         [(s.id, s.content_hash) for s in samples],
         model=embedder.name,
-        dimension=DIMENSION,
+        dimension=embedder.dimension,
     )
-    vectors = np.empty((len(samples), DIMENSION), dtype=np.float32)
+    vectors = np.empty((len(samples), embedder.dimension), dtype=np.float32)
     missing = [n for n, s in enumerate(samples) if s.id not in stored]
     for n, sample in enumerate(samples):
         if sample.id in stored:
@@ -137,4 +154,19 @@ async def sample_vectors(
             model=embedder.name,
             now=now,
         )
-    return SampleVectors(texts, vectors, len(missing), len(samples) - len(missing))
+    return SampleVectors(texts, vectors, len(missing), len(samples) - len(missing), confirmed)
+
+
+async def store_confirmed(
+    database: Database,
+    confirm: TextEmbedder,
+    vectors: Sequence[tuple[str, npt.NDArray[np.floating]]],
+    contents: Mapping[str, tuple[str, str]],
+    *,
+    now: float,
+) -> None:
+    """Store confirming vectors a dedup index computed (its ``take_confirmed``): each
+    ``(key, vector)`` whose key ``contents`` maps to ``(sample id, content hash)``; the
+    others (samples not stored) are left out."""
+    rows = [StoredVector(*contents[key], vector) for key, vector in vectors if key in contents]
+    await store_vectors(database, rows, model=confirm.name, now=now)

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from datamill.nlp.embeddings import Vectors, shared_embedder
+from datamill.nlp.embeddings import Vectors
+from datamill.nlp.static_embeddings import shared_static_embedder
 from tests.api.conftest import Api, assert_error
 from tests.api.test_datasets import create, import_rows, samples
 
@@ -61,12 +62,14 @@ async def test_a_dataset_is_deduplicated_once_and_for_all(make_api):
     assert (dry["scanned"], dry["duplicates"], dry["deleted"]) == (11, 4, 0)
     assert dry["embedded"] == 11
     assert dry["reused"] == 0
+    assert dry["confirmed"] >= 1  # the transformer saw the pairs the static search found
     assert len(await samples(api, dataset, limit=100)) == 11  # a dry run changes nothing
 
     done = await dedup(api, dataset)
 
     assert done["embedded"] == 0
     assert done["reused"] == 11
+    assert done["confirmed"] == 0  # the kept samples' transformer vectors were stored
     assert {d["sample_id"] for g in done["groups"] for d in g["duplicates"]} == set(expected)
     assert done["deleted"] == 4
     live = {s["id"] for s in await samples(api, dataset, limit=100)}
@@ -111,7 +114,7 @@ async def test_the_event_loop_serves_while_the_model_runs(make_api, monkeypatch)
     api = await make_api()
     dataset = (await create(api))["id"]
     await import_rows(api, dataset, rows(ORIGINALS))
-    embedder = shared_embedder()
+    embedder = shared_static_embedder()  # the first model a dedup runs
     entered, release = threading.Event(), threading.Event()
     original = embedder.embed
 

@@ -1,6 +1,7 @@
 """A generation job with near-dedup stores each accepted sample's embedding once, and a
-resumed job refills its index from the stored vectors without running the model on the
-samples it already has (both stores)."""
+resumed job refills its index from the stored vectors without running a model on the
+samples it already has (both stores): not the static table, whose vectors every sample has,
+nor the transformer, whose vectors are stored for the samples it confirmed a pair of."""
 
 from __future__ import annotations
 
@@ -9,34 +10,45 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from datamill.nlp.canonical import sample_text
 from datamill.nlp.embeddings import Embedder, Vectors, shared_embedder
+from datamill.nlp.static_embeddings import StaticEmbedder, shared_static_embedder
 from datamill.storage.schema import sample_embeddings, samples
 from tests.api.test_generation import SLOW_SIM, running, spec, wait_for_job
 
 
-async def _stored_vectors(api, dataset_id: str) -> int:
+async def _stored_vectors(api, dataset_id: str, model: str | None = None) -> int:
+    return len(await _stored_ids(api, dataset_id, model or shared_static_embedder().name))
+
+
+async def _stored_ids(api, dataset_id: str, model: str) -> set[str]:
     query = (
-        select(func.count())
+        select(sample_embeddings.c.sample_id)
         .select_from(sample_embeddings.join(samples, samples.c.id == sample_embeddings.c.sample_id))
-        .where(samples.c.dataset_id == dataset_id)
+        .where(samples.c.dataset_id == dataset_id, sample_embeddings.c.model == model)
     )
     async with api.runtime.database.read() as conn:
-        return int(await conn.scalar(query) or 0)
+        return set((await conn.scalars(query)).all())
+
+
+def _record(model: Embedder | StaticEmbedder, into: list[str], monkeypatch) -> None:
+    original = model.embed
+
+    def recording(texts: Sequence[str]) -> Vectors:
+        into.extend(texts)
+        return original(texts)
+
+    monkeypatch.setattr(model, "embed", recording)
 
 
 async def test_a_resumed_job_reads_its_vectors_back_instead_of_embedding(make_api, monkeypatch):
-    embedder: Embedder = shared_embedder()
-    embedded: list[str] = []
-    original = embedder.embed
-
-    def recording(texts: Sequence[str]) -> Vectors:
-        embedded.extend(texts)
-        return original(texts)
-
-    monkeypatch.setattr(embedder, "embed", recording)
+    transformer: Embedder = shared_embedder()
+    embedded: list[str] = []  # by the static table: every new answer
+    confirmed: list[str] = []  # by the transformer: the texts of pairs the table found
+    _record(shared_static_embedder(), embedded, monkeypatch)
+    _record(transformer, confirmed, monkeypatch)
     api = await make_api(SLOW_SIM, workers=1)
     body = spec(target={"per_cell": 6}, loop={"batch_size": 6}, dedup={"near": True})
     async with running(api):
@@ -59,7 +71,14 @@ async def test_a_resumed_job_reads_its_vectors_back_instead_of_embedding(make_ap
         before = {sample_text(s["content"]) for s in listed.json()["data"]}
         assert len(before) == job["accepted"] >= 4
         assert await _stored_vectors(api, job["dataset_id"]) == len(before)
+        with_transformer = await _stored_ids(api, job["dataset_id"], transformer.name)
+        never_confirmed = {
+            sample_text(s["content"])
+            for s in listed.json()["data"]
+            if s["id"] not in with_transformer
+        }
         embedded.clear()
+        confirmed.clear()
 
         resumed = await api.client.post(f"/api/generation/jobs/{created['id']}/resume", json={})
         assert resumed.status_code == 200, resumed.text
@@ -68,6 +87,8 @@ async def test_a_resumed_job_reads_its_vectors_back_instead_of_embedding(make_ap
     assert job["status"] == "completed", job
     assert embedded, "the new answers are embedded"
     assert before.isdisjoint(embedded), "a sample kept before the stop was embedded again"
+    # The transformer sees an earlier sample only if it never confirmed a pair of it before.
+    assert before.intersection(confirmed) <= never_confirmed
     assert await _stored_vectors(api, job["dataset_id"]) == 24
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from datamill.nlp.conflicts import conflicting, content_tokens
 from datamill.nlp.dedup import NearDuplicateIndex
-from datamill.nlp.embeddings import Embedder
+from datamill.nlp.embeddings import Embedder, TextEmbedder
+from datamill.nlp.static_embeddings import shared_static_embedder
 from tests.nlp.conftest import DATA
 from tests.nlp.dedup_templates import pairs as template_pairs
 from tests.nlp.dedup_templates import split
@@ -26,12 +27,16 @@ def test_the_data_file_is_what_the_templates_make():
     assert _pairs() == template_pairs()
 
 
-def _flagged(embedder: Embedder, pairs: list[dict[str, object]]) -> list[bool]:
-    """Each pair on its own: ``a`` kept, then ``b`` checked, as a job checks an answer."""
-    vectors = embedder.embed([str(p["a"]) for p in pairs])
+def _flagged(
+    embedder: Embedder, pairs: list[dict[str, object]], *, cascade: bool = False
+) -> list[bool]:
+    """Each pair on its own: ``a`` kept, then ``b`` checked, as a job checks an answer
+    (``cascade``: as datamill runs it, the static table first, then the transformer)."""
+    search: TextEmbedder = shared_static_embedder() if cascade else embedder
+    vectors = search.embed([str(p["a"]) for p in pairs])
     flagged = []
     for n, pair in enumerate(pairs):
-        index = NearDuplicateIndex(embedder)
+        index = NearDuplicateIndex(search, confirm=embedder if cascade else None)
         index.add_many([str(pair["a"])], ["a"], vectors=vectors[n : n + 1])
         flagged.append(index.check(str(pair["b"])) is not None)
     return flagged
@@ -43,13 +48,17 @@ def _precision_recall(pairs: list[dict[str, object]], flagged: list[bool]) -> tu
     return hits / max(1, sum(flagged)), hits / sum(duplicate)
 
 
+@pytest.mark.parametrize("search", ["transformer", "cascade"])
 @pytest.mark.parametrize("part", ["tune", "held_out"])
-def test_precision_and_recall_on_paraphrases_and_hard_negatives(embedder: Embedder, part: str):
+def test_precision_and_recall_on_paraphrases_and_hard_negatives(
+    embedder: Embedder, part: str, search: str
+):
     pairs = [p for p in _pairs() if split(p) == part]
     assert sum(p["label"] == "duplicate" for p in pairs) >= 70
     assert sum(p["label"] == "distinct" for p in pairs) >= 100
-    precision, recall = _precision_recall(pairs, _flagged(embedder, pairs))
-    print(f"\n{part}: precision {precision:.3f} recall {recall:.3f} ({len(pairs)} pairs)")
+    flagged = _flagged(embedder, pairs, cascade=search == "cascade")
+    precision, recall = _precision_recall(pairs, flagged)
+    print(f"\n{part} {search}: precision {precision:.3f} recall {recall:.3f} ({len(pairs)} pairs)")
     assert precision >= 0.9
     assert recall >= 0.85
 

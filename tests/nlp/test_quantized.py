@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamill.nlp import quantized
+from datamill.nlp import model_cache, quantized
 from datamill.nlp.embeddings import MODEL_ID, QUANTIZED_MODEL_ID, Embedder, model_path
 
 TEXTS = [
@@ -32,9 +32,10 @@ def test_it_is_made_once_keyed_by_the_source_and_onnxruntime_then_reused(built: 
     import onnxruntime
 
     stamp = built.stat()
-    assert built.name.startswith(f"minilm-l6-dq-{quantized._digest(model_path())}-ort")
+    assert built.name.startswith(f"minilm-l6-dq-{model_cache.digest(model_path())}-ort")
     assert built.name.endswith(f"-ort{onnxruntime.__version__}.onnx")
-    assert (built.parent / (built.name + ".sha256")).read_text().strip() == quantized._digest(built)
+    sidecar = built.parent / (built.name + ".sha256")
+    assert sidecar.read_text().strip() == model_cache.digest(built)
 
     again = quantized.quantized_model(model_path(), built.parent)
 
@@ -89,7 +90,7 @@ def test_threads_asking_at_once_build_it_once(
 def test_the_embedder_runs_the_quantised_copy_close_to_the_shipped_model(
     built: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setenv(quantized.ENV_CACHE, str(built.parent))
+    monkeypatch.setenv(model_cache.ENV_CACHE, str(built.parent))
     monkeypatch.delenv(quantized.ENV_QUANTIZE, raising=False)
     fast, shipped = Embedder(threads=2), Embedder(threads=1, quantize=False)
 
@@ -134,7 +135,7 @@ def test_a_cache_that_cannot_be_written_runs_the_packaged_model(
 ):
     blocked = tmp_path / "a-file"
     blocked.write_text("not a directory")
-    monkeypatch.setenv(quantized.ENV_CACHE, str(blocked / "models"))
+    monkeypatch.setenv(model_cache.ENV_CACHE, str(blocked / "models"))
 
     assert not quantized.enabled()
     assert not Embedder().quantized
@@ -142,7 +143,7 @@ def test_a_cache_that_cannot_be_written_runs_the_packaged_model(
 
 
 def test_the_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    assert quantized.cache_dir({quantized.ENV_CACHE: str(tmp_path)}) == tmp_path
-    assert quantized.cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/datamill/models")
+    assert model_cache.cache_dir({model_cache.ENV_CACHE: str(tmp_path)}) == tmp_path
+    assert model_cache.cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/datamill/models")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert quantized.cache_dir({}) == tmp_path / ".cache" / "datamill" / "models"
+    assert model_cache.cache_dir({}) == tmp_path / ".cache" / "datamill" / "models"
