@@ -104,7 +104,7 @@ def create_key(
     stdout.print(created.key, markup=False, highlight=False)
     expiry = f", expires {when(created.expires_at)} UTC" if created.expires_at else ""
     console.print(
-        f"created {created.id}: a {created.role.value} key of project "
+        f"created {created.id}: {_with_article(created.role.value)} key of project "
         f"{escape(created.project)}{expiry}. It is shown only now: keep it somewhere safe."
     )
 
@@ -169,3 +169,8 @@ def revoke_key(
         return
     owner = escape(revoked.project)
     console.print(f"revoked {revoked.id} ({revoked.prefix}…, {revoked.role.value} of {owner})")
+
+
+def _with_article(word: str) -> str:
+    """``word`` after "a", or "an" before a vowel: "an admin", "a member"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

@@ -4,9 +4,11 @@ role x own and foreign project x no, unknown, expired and revoked key, on both s
 - A route that declares no policy (or more than one) fails.
 - Without a valid key: 401 on every route that is not public.
 - A role below the route's policy: 403; at or above it: never 401 or 403, never a 5xx.
-- Another project's object answers 404 on every route that names one, and is left as it was;
-  no answer to a caller of one project ever holds an id of the other's objects.
-- The event stream carries no event of another project's batches or jobs.
+- Another project's object answers 404 to every role on every route that names one (403
+  where the role may not call the route at all), also under an object of the caller's own,
+  and is left as it was; no answer to any role of one project (its lists included) ever
+  holds an id of the other's objects.
+- The event stream carries no event of another project's objects, to any role.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ ROLES = list(Role)
 STREAMS = {("GET", "/api/events")}  # never ends by itself: tested on its own below
 PARAMS = re.compile(r"\{(\w+)(?::path)?\}")
 PAGES = {page.path for page in DASHBOARD_PAGES} | {"/docs"}  # HTML: they sign in, not 401
+SHARED = {"model", "version"}  # path parameters the same in every project: no object of one
 
 
 @dataclass
@@ -265,8 +268,7 @@ async def test_no_valid_key_is_401_on_every_route_but_public_ones(world: World):
 
 async def test_each_role_may_call_exactly_what_its_policy_allows(world: World):
     client, own, foreign = world.api.client, world.own, world.foreign
-    shared = {"model", "version"}  # the same in every project: no secret
-    secrets = {v for k, v in foreign.objects.items() if k not in shared} | {foreign.id}
+    secrets = {v for k, v in foreign.objects.items() if k not in SHARED} | {foreign.id}
     # Roles from the lowest up, so that what the higher ones change (deletes, revocations)
     # comes after the lower ones were refused.
     for role in ROLES:
@@ -286,22 +288,58 @@ async def test_each_role_may_call_exactly_what_its_policy_allows(world: World):
             assert not leaked, (where, leaked)
 
 
-async def test_another_projects_objects_are_404_and_left_alone(world: World):
+async def test_another_projects_objects_are_404_to_each_of_its_roles_and_left_alone(
+    world: World,
+):
     client, own, foreign = world.api.client, world.own, world.foreign
     before = await snapshot(client, foreign)
+    secrets = {v for k, v in foreign.objects.items() if k not in SHARED} | {foreign.id}
     # Pages are shells that only echo their URL: the data they show comes from the API.
     named = [
         r
         for r in routes(world.api.app)
-        if PARAMS.search(r[1]) and r[2] is not None and r[1] not in PAGES
+        if set(PARAMS.findall(r[1])) - SHARED and r[2] is not None and r[1] not in PAGES
     ]
-    assert len(named) >= 30
-    for method, path, _ in named:
-        if PARAMS.findall(path) == ["model"]:
-            continue  # models are the deployments', shared by every project
-        response = await call(client, method, path, own.headers(Role.admin), foreign.objects)
-        assert response.status_code == 404, (f"{method} {path}", response.text)
+    assert len(named) >= 60
+    # Roles from the lowest up, as above: a change an admin wrongly made would come last.
+    for role in ROLES:
+        for method, path, needs in named:
+            for objects in foreign_addresses(path, own.objects, foreign.objects):
+                response = await call(client, method, path, own.headers(role), objects)
+                where = f"{method} {url(path, objects)} as {role.value} of another project"
+                assert needs is not None
+                if role.allows(needs):
+                    assert response.status_code == 404, (where, response.text)
+                else:  # refused before any lookup, as in its own project
+                    assert response.status_code == 403, (where, response.text)
+                    assert response.json()["error"]["code"] == "insufficient_role", where
+                assert set(response.json()) == {"error"}, (where, response.text)
+                named_ids = [objects[n] for n in PARAMS.findall(path) if n not in SHARED]
+                text = unasked(response, named_ids)
+                leaked = [secret for secret in secrets if secret in text]
+                assert not leaked, (where, leaked)
     assert await snapshot(client, foreign) == before
+
+
+def unasked(response: httpx.Response, named: list[str]) -> str:
+    """The response's text without what the request's path named: an error may echo it."""
+    text = response.text
+    for asked in sorted(named, key=len, reverse=True):
+        text = text.replace(asked, "")
+    return text
+
+
+def foreign_addresses(
+    path: str, own: dict[str, str], foreign: dict[str, str]
+) -> list[dict[str, str]]:
+    """The ways ``path`` can address another project's object: every object of that project,
+    and, where the path names several, one of them under an object of the caller's own (a
+    sample of theirs under a dataset of ours)."""
+    named = [name for name in PARAMS.findall(path) if name not in SHARED]
+    addresses = [{**own, **{name: foreign[name] for name in named}}]
+    if len(named) > 1:
+        addresses += [{**own, name: foreign[name]} for name in named]
+    return addresses
 
 
 async def snapshot(client: httpx.AsyncClient, project: Project) -> dict[str, Any]:
@@ -341,15 +379,17 @@ async def test_the_event_stream_carries_no_event_of_another_project(world: World
     )
     last_id = last.json()["id"]
     await world.api.runtime.events.flush()
-    ours = await replay(served, own.headers(Role.viewer), until=last_id)
-    assert any(own.objects["batch_id"] in str(e.data) for e in ours)
-    assert any(own.objects["job_id"] in str(e.data) for e in ours)
-    secrets = {foreign.objects[name] for name in ("batch_id", "job_id", "file_id")}
-    assert not [e for e in ours if any(secret in str(e.data) for secret in secrets)]
-    # The other project's viewer sees its own and none of ours.
-    theirs = await replay(served, foreign.headers(Role.viewer), until=foreign.objects["job_id"])
-    mine = {last_id, own.objects["batch_id"], own.objects["job_id"]}
-    assert not [e for e in theirs if any(secret in str(e.data) for secret in mine)]
+    theirs = {v for k, v in foreign.objects.items() if k not in SHARED} | {foreign.id}
+    mine = {v for k, v in own.objects.items() if k not in SHARED} | {own.id, last_id}
+    for role in ROLES:  # the stream is every role's: each sees its own project's alone
+        ours = await replay(served, own.headers(role), until=last_id)
+        assert any(own.objects["batch_id"] in str(e.data) for e in ours), role
+        assert any(own.objects["job_id"] in str(e.data) for e in ours), role
+        assert not [e for e in ours if any(secret in str(e.data) for secret in theirs)], role
+        # The other project's sees its own and none of ours.
+        others = await replay(served, foreign.headers(role), until=foreign.objects["job_id"])
+        assert any(foreign.objects["batch_id"] in str(e.data) for e in others), role
+        assert not [e for e in others if any(secret in str(e.data) for secret in mine)], role
 
 
 async def replay(served: Any, headers: dict[str, str], *, until: str) -> list[Any]:

@@ -3,12 +3,16 @@ expiry, a project of its own, and the per-key request and spend limits."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.api.conftest import Api, assert_error
-from tests.engine.conftest import OffsetClock
+from tests.api.conftest import TERMINAL, Api, assert_error
+from tests.engine.conftest import OffsetClock, wait_until
+from tests.helpers import CHAT as CHAT_ENDPOINT
+from tests.helpers import chat_line, jsonl, running_worker
 
 SIM = [{"name": "sim", "provider": "sim", "model": "sim-model", "input_price": 1000.0}]
 CHAT = {"model": "sim-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -216,3 +220,52 @@ async def test_a_keys_spend_limit_answers_429_once_spent(make_api):
     assert int(refused.headers["retry-after"]) > 86_000  # the spend leaves the window in a day
     usage = await api.client.get("/api/usage", params={"group_by": "source"}, headers=bearer(admin))
     assert usage.json()["total"]["cost_usd"] > 0.001
+
+
+async def test_a_keys_batches_spend_limits_its_next_batch(make_api):
+    clock = OffsetClock()
+    api = await make_api(SIM, clock=clock)
+    admin = await first_admin(api)
+    limited = await new_key(api, admin, role="member", spend_per_day=0.001)
+    roomy = await new_key(api, admin, role="member", spend_per_day=100.0)
+
+    async def create_batch(key: str) -> httpx.Response:
+        upload = await api.client.post(
+            "/v1/files",
+            files={"file": ("in.jsonl", jsonl([chat_line("a", model="sim-model")]))},
+            data={"purpose": "batch"},
+            headers=bearer(key),
+        )
+        assert upload.status_code == 200, upload.text
+        body = {
+            "input_file_id": upload.json()["id"],
+            "endpoint": CHAT_ENDPOINT,
+            "completion_window": "24h",
+        }
+        return await api.client.post("/v1/batches", json=body, headers=bearer(key))
+
+    async def finished(batch_id: str, key: str) -> bool:
+        batch = await api.client.get(f"/v1/batches/{batch_id}", headers=bearer(key))
+        return batch.json()["status"] in TERMINAL
+
+    # Both keys spend through a batch run by the worker; only the limited one reaches its limit.
+    spent = {}
+    for key in (limited["key"], roomy["key"]):
+        created = await create_batch(key)
+        assert created.status_code == 200, created.text
+        spent[key] = created.json()["id"]
+    async with running_worker(api.runtime):
+        for key, batch_id in spent.items():
+            await wait_until(partial(finished, batch_id, key))
+    for key, batch_id in spent.items():
+        batch = (await api.client.get(f"/v1/batches/{batch_id}", headers=bearer(key))).json()
+        assert batch["status"] == "completed", batch
+        assert 0.001 < batch["datamill"]["cost_usd"] < 100.0
+    clock.jump(2)  # past the spend cache
+
+    refused = await create_batch(limited["key"])
+
+    assert_error(refused, 429, param=None, code="key_spend_per_day")
+    assert int(refused.headers["retry-after"]) > 86_000  # the spend leaves the window in a day
+    allowed = await create_batch(roomy["key"])
+    assert allowed.status_code == 200, allowed.text

@@ -48,6 +48,7 @@ def test_keys_are_made_listed_and_revoked_from_the_cli(invoke: RunCli):
     plain = invoke("keys", "create", "--project", "default", "--role", "admin")
     assert plain.code == 0, plain.stderr
     assert plain.stdout.strip().startswith("dm-")  # the key alone on stdout, for scripts
+    assert "an admin key of project default" in plain.stderr
     assert "shown only now" in plain.stderr
 
     listed = invoke("keys", "list", "--project", "research")
