@@ -477,8 +477,9 @@ class NearDuplicateIndex:
             above = np.triu(peer_similarity >= floor, k=1)
             for i in np.flatnonzero(above.any(axis=0)).tolist():
                 earlier = np.flatnonzero(above[:, i])
+                nearest = earlier[np.argsort(-peer_similarity[earlier, i])[: self._width]]
                 found = 0
-                for j in earlier[np.argsort(-peer_similarity[earlier, i])].tolist():
+                for j in nearest.tolist():
                     if not conflicting(tokens[i], tokens[j]):
                         peers.append((j, i))
                         found += 1
@@ -512,28 +513,44 @@ class NearDuplicateIndex:
     def _search(
         self, queries: Vectors, *, floor: float = -1.0
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """The `NEIGHBOURS` most similar kept rows at or above ``floor`` for each query
-        vector (-1 where fewer), and their cosines, as ``(queries, NEIGHBOURS)`` arrays."""
+        """The most similar kept rows at or above ``floor`` for each query vector (as many
+        as the index looks at: -1 where fewer), and their cosines, as ``(queries, width)``
+        arrays. A block's kept row is ranked only when it beats both ``floor`` and the
+        weakest of the query's list so far, so once the lists fill, a block costs its
+        matrix product and a comparison, not a partition of every row."""
         width = self._width
         rows = np.full((len(queries), width), -1, dtype=np.int64)
         scores = np.full((len(queries), width), -np.inf, dtype=np.float32)
         offset = 0
         for block in self._filled_blocks():
             similarity = queries @ block.astype(np.float32, copy=False).T  # (q, block rows)
-            # Most queries have no kept row near them: only the others are ranked.
-            hot = np.flatnonzero(similarity.max(axis=1) >= floor)
+            cut = np.maximum(scores.min(axis=1), np.float32(floor))
+            above = similarity >= cut[:, None]
+            counts = above.sum(axis=1)
+            hot = np.flatnonzero(counts)
             if len(hot):
-                near = similarity[hot]
-                if near.shape[1] > width:
-                    top = np.argpartition(near, -width, axis=1)[:, -width:]
-                else:
-                    top = np.broadcast_to(np.arange(near.shape[1]), (len(hot), near.shape[1]))
-                columns = np.arange(len(hot))[:, None]
-                merged_rows = np.concatenate([rows[hot], top + offset], axis=1)
-                merged_scores = np.concatenate([scores[hot], near[columns, top]], axis=1)
+                top = np.full((len(hot), width), -1, dtype=np.int64)
+                top_scores = np.full((len(hot), width), -np.inf, dtype=np.float32)
+                crowded = counts[hot] > width  # more entries than the list holds: partition
+                if crowded.any():
+                    many = np.flatnonzero(crowded)
+                    near = similarity[hot[many]]
+                    picked = np.argpartition(near, -width, axis=1)[:, -width:]
+                    top[many] = picked
+                    top_scores[many] = near[np.arange(len(many))[:, None], picked]
+                few = np.flatnonzero(~crowded)
+                if len(few):  # at most `width` entries each: take them as they are
+                    at, column = np.nonzero(above[hot[few]])
+                    slot = np.arange(len(at)) - np.searchsorted(at, np.arange(len(few)))[at]
+                    top[few[at], slot] = column
+                    top_scores[few[at], slot] = similarity[hot[few[at]], column]
+                top = np.where(top >= 0, top + offset, -1)
+                lines = np.arange(len(hot))[:, None]
+                merged_rows = np.concatenate([rows[hot], top], axis=1)
+                merged_scores = np.concatenate([scores[hot], top_scores], axis=1)
                 best = np.argpartition(merged_scores, -width, axis=1)[:, -width:]
-                rows[hot] = merged_rows[columns, best]
-                scores[hot] = merged_scores[columns, best]
+                rows[hot] = merged_rows[lines, best]
+                scores[hot] = merged_scores[lines, best]
             offset += len(block)
         return rows, scores
 

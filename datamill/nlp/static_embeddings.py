@@ -38,6 +38,7 @@ SIF = 1e-4
 # Word pieces per text that count (the rest of a very long text is left out).
 MAX_TOKENS = 2048
 _DISTIL_BATCH = 512
+_EMBED_CHUNK = 1024
 _CLS, _SEP = 101, 102
 
 
@@ -128,15 +129,18 @@ class StaticEmbedder:
         if not texts:
             return out
         table, tokenizer = self._load()
-        encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
-        filled = np.flatnonzero(lengths)
-        if len(filled):
-            ids = np.fromiter(
-                (i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum())
-            )
-            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[filled]
-            out[filled] = np.add.reduceat(table[ids], starts, axis=0)
+        # A chunk at a time: the gathered rows of every word piece are 1 KB each.
+        for start in range(0, len(texts), _EMBED_CHUNK):
+            chunk = list(texts[start : start + _EMBED_CHUNK])
+            encodings = tokenizer.encode_batch(chunk, add_special_tokens=False)
+            lengths = np.fromiter((len(e.ids) for e in encodings), np.int64, len(chunk))
+            filled = np.flatnonzero(lengths)
+            if len(filled):
+                ids = np.fromiter(
+                    (i for e in encodings for i in e.ids), np.int64, int(lengths.sum())
+                )
+                starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[filled]
+                out[start + filled] = np.add.reduceat(table[ids], starts, axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out /= np.maximum(norms, 1e-12)
         return out

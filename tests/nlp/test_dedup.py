@@ -270,6 +270,35 @@ def test_vectors_span_several_blocks(embedder: Embedder):
     np.testing.assert_allclose(scores.max(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("floor", [-1.0, 0.2, 0.5])
+def test_the_search_finds_the_most_similar_rows_above_the_floor(embedder: Embedder, floor: float):
+    """Against a brute-force ranking, over three blocks, with queries that have many kept
+    rows above the floor (the lists fill in the first block) and queries that have few."""
+    rng = np.random.default_rng(1)
+    centre = rng.standard_normal(384).astype(np.float32)
+    crowd = centre + 0.9 * rng.standard_normal((6_000, 384)).astype(np.float32)
+    spread = rng.standard_normal((14_000, 384)).astype(np.float32)
+    vectors = np.vstack([spread[:4_000], crowd, spread[4_000:]])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = NearDuplicateIndex(embedder, vector_dtype="float32")
+    keys = [str(n) for n in range(len(vectors))]
+    index.add_many(keys, keys, vectors=vectors)
+    queries = vectors[[3, 4_500, 9_000, 12_000, 19_999]] + 0.3 * rng.standard_normal(
+        (5, 384)
+    ).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+
+    rows, scores = index._search(queries, floor=floor)
+
+    everything = queries @ vectors.T
+    for n in range(len(queries)):
+        expected = np.sort(everything[n][everything[n] >= floor])[::-1][: rows.shape[1]]
+        found = np.sort(scores[n][rows[n] >= 0])[::-1]
+        np.testing.assert_allclose(found, expected, rtol=0, atol=1e-6)
+        kept = rows[n] >= 0
+        np.testing.assert_allclose(everything[n][rows[n][kept]], scores[n][kept], atol=1e-6)
+
+
 async def test_the_async_variant_decides_the_same(embedder: Embedder):
     index = NearDuplicateIndex(embedder)
 

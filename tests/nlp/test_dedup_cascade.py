@@ -44,6 +44,11 @@ def test_static_vectors_are_unit_length_and_the_same_for_the_same_text(static: S
     assert not vectors[[1, 3]].any()  # no word piece: similar to nothing
     assert np.array_equal(static.embed(texts[2:3])[0], vectors[2])
     assert np.array_equal(static.embed(list(reversed(texts)))[::-1], vectors)
+    # Across the chunks a long list is embedded in, each row is still its own text's.
+    many = [f"sample {n} about {'tea' if n % 3 else ''}" if n % 7 else "" for n in range(2_500)]
+    together = static.embed(many)
+    for n in (0, 1, 1_023, 1_024, 1_025, 2_047, 2_048, 2_499):
+        np.testing.assert_allclose(together[n], static.embed([many[n]])[0], atol=1e-6)
 
 
 def test_no_paraphrase_the_transformer_catches_falls_under_the_prefilter_threshold(
