@@ -324,24 +324,10 @@ class NearDuplicateIndex:
         # other: one product for the batch, not one per candidate.
         buckets: dict[tuple[int, int], list[int]] = {}
         peer_similarity = vectors @ vectors.T if keys is not None and count > 1 else None
-        candidate_confirmed: dict[int, Vectors] = {}
-        computed_here: set[int] = set()
+        confirmation: _Confirmation | None = None
         if self.confirm is not None:
-            known = confirmed or {}
-            candidate_confirmed = {
-                i: np.asarray(known[names[i]], dtype=np.float32)
-                for i in range(count)
-                if keys is not None and names[i] in known
-            }
-            semantic_scores, peer_similarity, computed_here = self._confirmed_scores(
-                texts,
-                tokens,
-                open_rows,
-                semantic_rows,
-                semantic_scores,
-                peer_similarity,
-                candidate_confirmed,
-            )
+            confirmation = _Confirmation(self, texts, tokens, names, confirmed or {})
+            confirmation.prepare(open_rows, semantic_rows, semantic_scores, peer_similarity)
         for i in range(count):
             match: DuplicateMatch | None = None
             stored = stored_exact[i]
@@ -353,7 +339,9 @@ class NearDuplicateIndex:
                 match = self._lexical(
                     i, buckets, names, tokens, signatures, band_keys, lexical_rows, lexical_scores
                 )
-            if match is None:
+            if match is None and confirmation is not None:
+                match = confirmation.match(i, kept, semantic_rows, semantic_scores, peer_similarity)
+            elif match is None:
                 match = self._semantic(
                     i, kept, names, tokens, peer_similarity, semantic_rows, semantic_scores
                 )
@@ -371,8 +359,8 @@ class NearDuplicateIndex:
                 vectors[kept],
                 [tokens[i] for i in kept],
                 [texts[i] for i in kept],
-                {n: candidate_confirmed[i] for n, i in enumerate(kept) if i in candidate_confirmed},
-                fresh={n for n, i in enumerate(kept) if i in computed_here},
+                confirmation.known(kept) if confirmation else {},
+                fresh=confirmation.computed(kept) if confirmation else frozenset(),
             )
         return decisions
 
@@ -441,74 +429,6 @@ class NearDuplicateIndex:
             if not conflicting(tokens[i], other):
                 return DuplicateMatch(key, DuplicateKind.semantic, score)
         return None
-
-    def _confirmed_scores(
-        self,
-        texts: Sequence[str],
-        tokens: list[ContentTokens],
-        open_rows: list[int],
-        rows: npt.NDArray[np.int64],
-        scores: npt.NDArray[np.float32],
-        peer_similarity: npt.NDArray[np.float32] | None,
-        candidate_confirmed: dict[int, Vectors],
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None, set[int]]:
-        """The confirming model's cosines in place of the cheap ones, for the pairs the cheap
-        ones found (at `prefilter_threshold`, content tokens not conflicting: the
-        `CONFIRMED_PER_CANDIDATE` most similar of each candidate); -inf for the others.
-        The model embeds only those pairs' texts whose vector is not known yet (kept
-        ones are remembered; candidates' land in ``candidate_confirmed``). Returns the
-        scores, the candidates' cosines with each other, and the candidates embedded."""
-        assert self.confirm is not None
-        floor = self.prefilter_threshold
-        pairs: list[tuple[int, int, int]] = []  # (candidate, neighbour slot, kept row)
-        for i in open_rows:
-            found = 0
-            for slot in np.argsort(-scores[i]).tolist():
-                row = int(rows[i, slot])
-                if row < 0 or scores[i, slot] < floor:
-                    break
-                if not conflicting(tokens[i], self._tokens[row]):
-                    pairs.append((i, slot, row))
-                    found += 1
-                    if found == CONFIRMED_PER_CANDIDATE:
-                        break
-        peers: list[tuple[int, int]] = []  # (earlier candidate, candidate)
-        if peer_similarity is not None:
-            above = np.triu(peer_similarity >= floor, k=1)
-            for i in np.flatnonzero(above.any(axis=0)).tolist():
-                earlier = np.flatnonzero(above[:, i])
-                nearest = earlier[np.argsort(-peer_similarity[earlier, i])[: self._width]]
-                found = 0
-                for j in nearest.tolist():
-                    if not conflicting(tokens[i], tokens[j]):
-                        peers.append((j, i))
-                        found += 1
-                        if found == CONFIRMED_PER_CANDIDATE:
-                            break
-        wanted_candidates = sorted(
-            ({i for i, _, _ in pairs} | {n for pair in peers for n in pair})
-            - candidate_confirmed.keys()
-        )
-        wanted_rows = sorted({row for _, _, row in pairs} - self._confirmed.keys())
-        if wanted_candidates or wanted_rows:
-            embedded = self.confirm.embed(
-                [texts[i] for i in wanted_candidates] + [self._texts[r] for r in wanted_rows]
-            )
-            for n, i in enumerate(wanted_candidates):
-                candidate_confirmed[i] = embedded[n]
-            for n, row in enumerate(wanted_rows, start=len(wanted_candidates)):
-                self._confirmed[row] = embedded[n]
-                self._fresh.append(row)
-        confirmed_scores = np.full(scores.shape, -np.inf, dtype=np.float32)
-        for i, slot, row in pairs:
-            confirmed_scores[i, slot] = float(candidate_confirmed[i] @ self._confirmed[row])
-        confirmed_peers = None
-        if peer_similarity is not None:
-            confirmed_peers = np.full(peer_similarity.shape, -1.0, dtype=np.float32)
-            for i, j in peers:
-                score = float(candidate_confirmed[i] @ candidate_confirmed[j])
-                confirmed_peers[i, j] = confirmed_peers[j, i] = score
-        return confirmed_scores, confirmed_peers, set(wanted_candidates)
 
     def _search(
         self, queries: Vectors, *, floor: float = -1.0
@@ -602,3 +522,154 @@ class NearDuplicateIndex:
             for offset, vector in confirmed.items():
                 self._confirmed[first + offset] = vector
             self._fresh.extend(first + offset for offset in sorted(fresh))
+
+
+class _Confirmation:
+    """One batch's semantic test with a confirming model: the cheap vectors rank a
+    candidate's kept neighbours and earlier kept candidates, the `CONFIRMED_PER_CANDIDATE`
+    most similar without a content conflict are scored by the model, and the most similar
+    at or above the threshold is the match. `prepare` embeds, in one call, the texts such
+    pairs will most likely need; `match` embeds any other it needs on the spot, so a batch
+    decides exactly as the same candidates one by one."""
+
+    def __init__(
+        self,
+        index: NearDuplicateIndex,
+        texts: Sequence[str],
+        tokens: list[ContentTokens],
+        names: list[str],
+        given: Mapping[str, Vectors],
+    ) -> None:
+        assert index.confirm is not None
+        self._index = index
+        self._model = index.confirm
+        self._texts = texts
+        self._tokens = tokens
+        self._names = names
+        self._vectors: dict[int, Vectors] = {
+            i: np.asarray(given[name], dtype=np.float32)
+            for i, name in enumerate(names)
+            if name and name in given
+        }
+        self._computed: set[int] = set()
+
+    def known(self, candidates: list[int]) -> dict[int, Vectors]:
+        """The model's vectors of ``candidates`` known so far, by position in the list."""
+        return {n: self._vectors[i] for n, i in enumerate(candidates) if i in self._vectors}
+
+    def computed(self, candidates: list[int]) -> set[int]:
+        """Positions in ``candidates`` of those whose vector the model computed here."""
+        return {n for n, i in enumerate(candidates) if i in self._computed}
+
+    def prepare(
+        self,
+        open_rows: list[int],
+        rows: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float32],
+        peer_similarity: npt.NDArray[np.float32] | None,
+    ) -> None:
+        """Embed at once what `match` will most likely ask for: each open candidate with its
+        nearest non-conflicting kept samples and earlier candidates (whether or not those
+        end up kept)."""
+        index = self._index
+        candidates: set[int] = set()
+        kept_rows: set[int] = set()
+        for i in open_rows:
+            neighbours = self._nearest(
+                i, [(float(scores[i, s]), int(rows[i, s]), -1) for s in range(rows.shape[1])]
+            )
+            if peer_similarity is not None:
+                neighbours += self._nearest(i, self._peers(i, list(range(i)), peer_similarity))
+            if neighbours:
+                candidates.add(i)
+            for _, row, peer in neighbours:
+                if row >= 0:
+                    kept_rows.add(row)
+                else:
+                    candidates.add(peer)
+        wanted = sorted(candidates - self._vectors.keys())
+        missing = sorted(kept_rows - index._confirmed.keys())
+        if wanted or missing:
+            self._embed(wanted, missing)
+
+    def match(
+        self,
+        i: int,
+        kept: list[int],
+        rows: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float32],
+        peer_similarity: npt.NDArray[np.float32] | None,
+    ) -> DuplicateMatch | None:
+        """Candidate ``i``'s semantic match among the kept samples and ``kept`` (the batch's
+        kept candidates so far), or None."""
+        options = [(float(scores[i, s]), int(rows[i, s]), -1) for s in range(rows.shape[1])]
+        if kept and peer_similarity is not None:
+            # One by one, a kept candidate would be a kept sample, ranked with the others:
+            # the list holds the `PREFILTER_NEIGHBOURS` most similar of both.
+            options += self._peers(i, kept, peer_similarity)
+            options = sorted(options, key=lambda o: -o[0])[: rows.shape[1]]
+        chosen = self._nearest(i, options)
+        if not chosen:
+            return None
+        self._embed(
+            [i] if i not in self._vectors else [],
+            sorted({row for _, row, _ in chosen if row >= 0} - self._index._confirmed.keys()),
+        )
+        self._embed(sorted({j for _, row, j in chosen if row < 0} - self._vectors.keys()), [])
+        best: DuplicateMatch | None = None
+        for _, row, peer in chosen:
+            other = self._index._confirmed[row] if row >= 0 else self._vectors[peer]
+            score = float(self._vectors[i] @ other)
+            key = self._index._keys[row] if row >= 0 else self._names[peer]
+            if score >= self._index.threshold and (best is None or score > best.score):
+                best = DuplicateMatch(key, DuplicateKind.semantic, score)
+        return best
+
+    def _peers(
+        self, i: int, earlier: list[int], peer_similarity: npt.NDArray[np.float32]
+    ) -> list[tuple[float, int, int]]:
+        """The batch's ``earlier`` candidates most similar to ``i`` at or above the
+        prefilter threshold (as many as the search lists), as `_nearest` options."""
+        if not earlier:
+            return []
+        among = np.asarray(earlier, dtype=np.int64)
+        similarity = peer_similarity[among, i]
+        near = np.flatnonzero(similarity >= self._index.prefilter_threshold)
+        near = near[np.argsort(-similarity[near], kind="stable")][: self._index._width]
+        return [(float(similarity[n]), -1, int(among[n])) for n in near]
+
+    def _nearest(
+        self, i: int, options: list[tuple[float, int, int]]
+    ) -> list[tuple[float, int, int]]:
+        """Of ``options`` (cheap cosine, kept row or -1, candidate or -1), the most similar
+        at or above the prefilter threshold whose content tokens do not conflict with
+        candidate ``i``'s: at most `CONFIRMED_PER_CANDIDATE`, most similar first."""
+        floor = self._index.prefilter_threshold
+        chosen: list[tuple[float, int, int]] = []
+        for option in sorted(options, key=lambda o: -o[0]):
+            score, row, peer = option
+            if score < floor:
+                break
+            if row < 0 and peer < 0:
+                continue
+            other = self._index._tokens[row] if row >= 0 else self._tokens[peer]
+            if not conflicting(self._tokens[i], other):
+                chosen.append(option)
+                if len(chosen) == CONFIRMED_PER_CANDIDATE:
+                    break
+        return chosen
+
+    def _embed(self, candidates: list[int], kept_rows: list[int]) -> None:
+        """Run the model on these candidates' and kept rows' texts, and remember them."""
+        if not candidates and not kept_rows:
+            return
+        index = self._index
+        vectors = self._model.embed(
+            [self._texts[i] for i in candidates] + [index._texts[r] for r in kept_rows]
+        )
+        for n, i in enumerate(candidates):
+            self._vectors[i] = vectors[n]
+            self._computed.add(i)
+        for n, row in enumerate(kept_rows, start=len(candidates)):
+            index._confirmed[row] = vectors[n]
+            index._fresh.append(row)
