@@ -17,6 +17,7 @@ from datamill.nlp.dedup import (
     NearDuplicateIndex,
 )
 from datamill.nlp.embeddings import Embedder, Vectors
+from datamill.nlp.static_embeddings import shared_static_embedder
 from tests.nlp.conftest import Pair, planted_pairs
 
 # Floors a little under what the default thresholds measure on paraphrases.jsonl
@@ -178,7 +179,15 @@ def test_a_batch_catches_duplicates_among_its_own_candidates(embedder: Embedder)
     assert len(index) == 3
 
 
-def test_a_batch_decides_as_the_same_calls_one_by_one(embedder: Embedder):
+@pytest.mark.parametrize("search", ["transformer", "cascade"])
+def test_a_batch_decides_as_the_same_calls_one_by_one(embedder: Embedder, search: str):
+    """Also with the static table searching and the transformer confirming (cascade)."""
+
+    def made() -> NearDuplicateIndex:
+        if search == "cascade":
+            return NearDuplicateIndex(shared_static_embedder(), confirm=embedder)
+        return NearDuplicateIndex(embedder)
+
     pairs = planted_pairs()
     rng = random.Random(5)
     texts = [t for p in pairs[:80] for t in (p.a, p.b)]
@@ -186,8 +195,8 @@ def test_a_batch_decides_as_the_same_calls_one_by_one(embedder: Embedder):
     texts += [t.replace("e", "é", 1) + "!" for t in rng.sample(texts, 10)]  # near-verbatim
     rng.shuffle(texts)
     keys = [f"k{n}" for n in range(len(texts))]
-    one_by_one = NearDuplicateIndex(embedder)
-    batched = NearDuplicateIndex(embedder)
+    one_by_one = made()
+    batched = made()
 
     single = [one_by_one.check_and_add(text, key) for text, key in zip(texts, keys, strict=True)]
     many = []

@@ -4,8 +4,6 @@ sets while embedding only the texts of such pairs."""
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 
@@ -140,29 +138,6 @@ def test_computed_transformer_vectors_can_be_stored_and_given_back(
     resumed.add_many(["The museum opens at nine on weekdays."], ["museum"], confirmed=taken)
     assert resumed.check("On weekdays the museum opens at nine.") is not None
     assert confirm.embedded == ["On weekdays the museum opens at nine."]
-
-
-def test_a_batch_decides_as_the_same_calls_one_by_one(static: StaticEmbedder, embedder: Embedder):
-    pairs = planted_pairs()
-    rng = random.Random(5)
-    texts = [t for p in pairs[:80] for t in (p.a, p.b)]
-    texts += [t.upper() for t in rng.sample(texts, 10)]
-    texts += [t.replace("e", "é", 1) + "!" for t in rng.sample(texts, 10)]
-    rng.shuffle(texts)
-    keys = [f"k{n}" for n in range(len(texts))]
-    one_by_one = _cascade(static, embedder)
-    batched = _cascade(static, embedder)
-
-    single = [one_by_one.check_and_add(text, key) for text, key in zip(texts, keys, strict=True)]
-    many = []
-    for start in range(0, len(texts), 37):
-        many += batched.check_and_add_many(texts[start : start + 37], keys[start : start + 37])
-
-    assert [(m.key, m.kind) if m else None for m in many] == [
-        (m.key, m.kind) if m else None for m in single
-    ]
-    assert {m.kind for m in single if m} == set(DuplicateKind)
-    assert len(one_by_one) == len(batched)
 
 
 def test_the_cascade_decides_like_the_transformer_on_the_planted_pairs(
