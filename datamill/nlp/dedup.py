@@ -59,9 +59,10 @@ BLOCK_ROWS = 8192
 # one may be a near-miss (another number, another entity), the next a real paraphrase.
 NEIGHBOURS = 8
 # With a confirming model: the cheap vectors' cosine at which a pair is worth asking it
-# about (chosen on the tune pairs: no duplicate the model finds is lost above it; docs/
-# dedup.md), and how many of the most similar kept samples are looked at (cheap vectors
-# rank near-misses higher than the model does, so more).
+# about at the default threshold (no duplicate of the labelled sets that the model finds
+# is under it; docs/dedup.md; a lower threshold lowers it as much), and how many of the
+# most similar kept samples are looked at (cheap vectors rank near-misses higher than the
+# model does, so more).
 PREFILTER_THRESHOLD = 0.58
 PREFILTER_NEIGHBOURS = 32
 # Of those, the most similar ones without a content conflict that the confirming model
@@ -105,7 +106,7 @@ class NearDuplicateIndex:
         *,
         confirm: TextEmbedder | None = None,
         threshold: float = DEFAULT_THRESHOLD,
-        prefilter_threshold: float = PREFILTER_THRESHOLD,
+        prefilter_threshold: float | None = None,
         lexical_threshold: float = DEFAULT_LEXICAL_THRESHOLD,
         vector_dtype: Literal["float16", "float32"] = "float16",
     ) -> None:
@@ -113,10 +114,14 @@ class NearDuplicateIndex:
         (loaded on first use). With ``confirm``, ``embedder`` is a cheap prefilter: a pair
         whose cheap cosine reaches ``prefilter_threshold`` is scored by ``confirm``, and
         ``threshold`` applies to that score; ``confirm`` embeds only such pairs' texts.
+        ``prefilter_threshold`` None: `PREFILTER_THRESHOLD`, lowered by as much as
+        ``threshold`` is under `DEFAULT_THRESHOLD` (the cut was chosen for the default).
         A ``lexical_threshold`` above 1 turns the lexical test off."""
         self.embedder: TextEmbedder = embedder or shared_embedder()
         self.confirm = confirm
         self.threshold = threshold
+        if prefilter_threshold is None:
+            prefilter_threshold = PREFILTER_THRESHOLD - max(0.0, DEFAULT_THRESHOLD - threshold)
         self.prefilter_threshold = prefilter_threshold
         self.lexical_threshold = lexical_threshold
         self._width = NEIGHBOURS if confirm is None else PREFILTER_NEIGHBOURS

@@ -6,11 +6,10 @@ The table is made once from the packaged model file (nothing is downloaded) and 
 pieces goes through the transformer alone (``[CLS] piece [SEP]``), its output mean-pooled;
 the 384-wide rows are reduced to their `DIMENSION` principal components after the first
 (signs fixed so that each component's largest loading is positive: the same table on every
-machine), then
-weighted down for frequent pieces (smooth inverse frequency with a Zipf prior over the
-vocabulary's order, which for this vocabulary follows frequency). A text's vector is the
-mean of its word pieces' rows, at unit length. About 15 s of the model, once; then tens of
-thousands of texts a second, against a few hundred through the transformer.
+machine), then weighted down for frequent pieces (smooth inverse frequency with a Zipf
+prior over the vocabulary's order, which for this vocabulary follows frequency). A text's
+vector is the mean of its word pieces' rows, at unit length. About 16 s of the model, once;
+then about 14,000 texts a second, against a few hundred through the transformer.
 
 Alone, these vectors are a weaker judge of paraphrase than the transformer's (measured on
 tests/nlp/data/dedup_pairs.jsonl: docs/dedup.md), so `nlp.dedup` uses them only to find
@@ -20,6 +19,7 @@ the pairs worth asking the transformer about.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 from itertools import chain
@@ -41,6 +41,8 @@ SIF = 1e-4
 MAX_TOKENS = 2048
 _DISTIL_BATCH = 512
 _EMBED_CHUNK = 1024
+
+_log = logging.getLogger(__name__)
 _CLS, _SEP = 101, 102
 
 
@@ -90,6 +92,22 @@ def table_file(cache: Path | None = None) -> Path:
     return model_cache.cached(cache / name, build)
 
 
+def load_table() -> np.ndarray[Any, np.dtype[np.float32]]:
+    """The table from the cache (made there first if missing); where the cache cannot be
+    written, distilled in memory for this process, with a warning."""
+    cache = model_cache.cache_dir()
+    if model_cache.writable(cache):
+        table: np.ndarray[Any, np.dtype[np.float32]] = np.load(table_file(cache))
+        return table
+    _log.warning(
+        "embeddings: %s cannot be written, so the static table is distilled in memory "
+        "(about 16 s in each process); set %s to a writable directory",
+        cache,
+        model_cache.ENV_CACHE,
+    )
+    return distil(Embedder(model_file=model_path(), quantize=False))
+
+
 class StaticEmbedder:
     """Unit-norm float32 vectors (`DIMENSION` wide): the mean of a text's word pieces' rows
     in the distilled table. The same text always gives the same vector; a text with no
@@ -126,7 +144,7 @@ class StaticEmbedder:
                 tokenizer.no_padding()
                 tokenizer.enable_truncation(max_length=MAX_TOKENS)
                 self._tokenizer = tokenizer
-                self._table = np.load(self._table_file or table_file())
+                self._table = np.load(self._table_file) if self._table_file else load_table()
             return self._table, self._tokenizer
 
     def embed(self, texts: Sequence[str]) -> Vectors:

@@ -4,9 +4,12 @@ sets while embedding only the texts of such pairs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from datamill.nlp import model_cache, static_embeddings
 from datamill.nlp.dedup import (
     DEFAULT_THRESHOLD,
     PREFILTER_THRESHOLD,
@@ -155,3 +158,48 @@ def test_the_cascade_decides_like_the_transformer_on_the_planted_pairs(
         both.add(pair.a, "a")
         agree += (alone.check(pair.b) is None) == (both.check(pair.b) is None)
     assert agree / len(pairs) >= 0.97
+
+
+def test_a_cache_that_cannot_be_written_distils_the_table_in_memory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv(model_cache.ENV_CACHE, str(blocked / "models"))
+    made: list[Embedder] = []
+    small = np.eye(30_522, DIMENSION, dtype=np.float32)
+
+    def distilled(embedder: Embedder) -> np.ndarray:
+        made.append(embedder)
+        return small
+
+    monkeypatch.setattr(static_embeddings, "distil", distilled)
+
+    vectors = StaticEmbedder().embed(["a text"])
+
+    assert len(made) == 1
+    assert not made[0].quantized  # the packaged file, as the cached table is made
+    assert vectors.shape == (1, DIMENSION)
+    assert "static table is distilled in memory" in caplog.text
+    assert not (blocked / "models").exists()
+
+
+def test_a_lower_threshold_lowers_the_prefilter_cut_with_it(
+    static: StaticEmbedder, embedder: Embedder
+):
+    """The cut was chosen for the default threshold: under it, pairs the table ranks low
+    must still reach the transformer (a threshold of 0.01 makes nearly everything a
+    duplicate)."""
+    assert NearDuplicateIndex(static, confirm=embedder).prefilter_threshold == (PREFILTER_THRESHOLD)
+    assert NearDuplicateIndex(static, confirm=embedder, threshold=0.9).prefilter_threshold == (
+        PREFILTER_THRESHOLD
+    )
+    low = NearDuplicateIndex(static, confirm=embedder, threshold=0.2)
+    assert low.prefilter_threshold == pytest.approx(PREFILTER_THRESHOLD - (DEFAULT_THRESHOLD - 0.2))
+    kept, other = "The museum opens at nine on weekdays.", "Visitors enjoy the gallery's paintings."
+    assert float((static.embed([kept]) * static.embed([other])).sum()) < PREFILTER_THRESHOLD
+    assert float((embedder.embed([kept]) * embedder.embed([other])).sum()) >= 0.2
+    low.add(kept, "museum")
+
+    assert low.check(other) is not None
+    assert _cascade(static, embedder).check(other) is None  # nothing near at the default
