@@ -140,6 +140,10 @@ async def test_stuck_batches_are_listed(make_api, mock):
         batch = await api.submit(jsonl([chat_line("a"), chat_line("b")]))
         await api.wait_for(batch["id"], lambda b: b["status"] == "in_progress")
         deadline = time.monotonic() + 30
+        # Stuck because its calls hang, not because a loaded worker has not sent them yet.
+        while mock.stats()["hung"] < 1:
+            assert time.monotonic() < deadline, "the worker sent no call"
+            await asyncio.sleep(0.05)
         while True:
             stuck = (await api.client.get("/api/batches/stuck")).json()
             if stuck["data"] or time.monotonic() > deadline:

@@ -176,6 +176,60 @@ def test_a_running_batch_is_cancelled_from_the_keyboard(
     assert page.evaluate(SAME_DOCUMENT)
 
 
+def test_a_batch_that_finishes_before_its_page_listens_is_shown_finished(
+    browse: Any, dashboard: Dashboard, mock: Any
+):
+    """A batch page reads the batch, then opens the event stream: a batch that finishes in
+    between sends its last event to nobody. The stream is held here until the batch has
+    finished, as a loaded machine may hold it; the page must still come to show it."""
+    mock.control(latency_ms=400)
+    batch = dashboard.submit(requests(40), description="finishes unseen")  # seconds long
+    dashboard.wait_for(batch["id"], "in_progress")
+    browsing = browse()
+    held: list[str] = []  # the batch's status when the page asked for its stream
+
+    def hold_until_finished(route: Any) -> None:
+        held.append(dashboard.batch(batch["id"])["status"])
+        dashboard.wait_for(batch["id"], "completed")
+        route.continue_()
+
+    browsing.context.route("**/api/events?*", hold_until_finished)
+    page = browsing.open(f"/batches/{batch['id']}")
+    page.evaluate(MARK)
+
+    expect(page.locator("#status [data-status]")).to_have_attribute(
+        "data-status", "completed", timeout=30_000
+    )
+    # The page had read the batch running (it reads before it listens), and its stream
+    # started only once the batch had finished.
+    assert held == ["in_progress"]
+    assert page.evaluate(SAME_DOCUMENT)
+
+
+def test_an_older_picture_of_a_batch_never_replaces_a_newer_one(browse: Any):
+    """A page's read of a batch can answer after a later event of it (the read on the
+    stream's opening): the pages keep the newer picture (`stale` in batch-view.js)."""
+    page = browse().open("/")
+    verdicts = page.evaluate(
+        """async () => {
+            const { stale } = await import("/static/js/batch-view.js");
+            const at = (status, completed, failed = 0) =>
+                ({ status, request_counts: { total: 10, completed, failed } });
+            return [
+                stale(undefined, at("in_progress", 1)),
+                stale(at("completed", 10), at("in_progress", 9)),
+                stale(at("finalizing", 10), at("in_progress", 10)),
+                stale(at("in_progress", 5), at("in_progress", 4, 0)),
+                stale(at("in_progress", 5), at("in_progress", 4, 2)),
+                stale(at("in_progress", 5), at("finalizing", 10)),
+                stale(at("cancelling", 3), at("cancelled", 3)),
+                stale(at("completed", 10), at("completed", 10)),
+            ];
+        }"""
+    )
+    assert verdicts == [False, True, True, True, False, False, False, False]
+
+
 def test_the_deployments_page_shows_a_circuit_open_and_close(
     browse: Any, dashboard: Dashboard, mock: Any
 ):

@@ -27,6 +27,17 @@ export function finished(batch) {
   return (c.completed || 0) + (c.failed || 0);
 }
 
+const STAGE = { validating: 0, in_progress: 1, finalizing: 2, cancelling: 2 };
+const stage = (batch) => (TERMINAL.has(batch.status) ? 3 : STAGE[batch.status] ?? 0);
+
+/** Whether ``next`` is an older picture of the batch than ``previous``: a page reads the
+ *  batch and hears its events at once, and a read can answer after a later event. */
+export function stale(previous, next) {
+  if (!previous) return false;
+  if (stage(next) !== stage(previous)) return stage(next) < stage(previous);
+  return finished(next) < finished(previous);
+}
+
 /** A progress bar (completed in green, failed in red) with "done / total". */
 export function progressBar(batch, { large = false } = {}) {
   const c = batch.request_counts || {};

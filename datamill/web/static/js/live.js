@@ -78,9 +78,11 @@ export function subscribe({ topic, filters = {}, onEvent, fallback = null }) {
   show("connecting");
   source = new EventSource(`/api/events?${query}`, { withCredentials: true });
   source.addEventListener("open", () => {
-    // After a reconnection, read the page's state once more in case the server no longer
-    // had every event since the last one seen.
-    if (opened) fallback?.refresh().catch(() => {});
+    // Read the page's state once more now that events flow: the first time, for what
+    // changed between the page's own read and the stream's start (under load a batch
+    // could finish in that gap, and its page wait for an event already sent); after a
+    // reconnection, in case the server no longer had every event since the last one seen.
+    fallback?.refresh().catch(() => {});
     opened = true;
     show("live");
   });

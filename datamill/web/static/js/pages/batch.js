@@ -3,7 +3,7 @@
 // batch); the timeline and the error summary are re-read when an event says they changed.
 
 import { ApiError, getJSON, getText, isMissingRoute, postJSON } from "../api.js";
-import { CANCELLABLE, TERMINAL, Throughput, finished, progressBar, statusBadge } from "../batch-view.js";
+import { CANCELLABLE, TERMINAL, Throughput, finished, progressBar, stale, statusBadge } from "../batch-view.js";
 import { ThroughputChart } from "../chart.js";
 import { lineErrorTable } from "../line-errors.js";
 import { byId, fill, h, pageParams, stat } from "../dom.js";
@@ -230,6 +230,7 @@ const refreshTimeline = throttled(renderTimeline, 2000);
 const refreshFailures = throttled(renderFailures, 2000);
 
 function update(next) {
+  if (stale(batch, next)) return;
   const previous = batch;
   batch = next;
   throughput.record(batch);

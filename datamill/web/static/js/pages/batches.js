@@ -3,7 +3,7 @@
 // arrive on the event stream and update its row in place.
 
 import { getJSON } from "../api.js";
-import { ACTIVE, Throughput, progressBar, statusBadge, tokens } from "../batch-view.js";
+import { ACTIVE, Throughput, progressBar, stale, statusBadge, tokens } from "../batch-view.js";
 import { byId, fill, h } from "../dom.js";
 import { ago, count, duration, iso, rate, usd } from "../format.js";
 import { subscribe } from "../live.js";
@@ -60,6 +60,7 @@ function render() {
 
 /** Update one batch's row in place (or add it), without redrawing the table. */
 function upsert(batch) {
+  if (stale(batches.get(batch.id), batch)) return;
   const known = batches.has(batch.id);
   batches.set(batch.id, batch);
   throughput.record(batch);
