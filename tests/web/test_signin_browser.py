@@ -245,6 +245,10 @@ def test_a_revoked_keys_page_whose_stream_ends_is_sent_to_sign_in(
     page.goto(f"{dashboard.url}/")
     expect(page.locator("#summary")).to_contain_text("batches shown")
     expect(page.locator("#live")).to_have_attribute("data-state", "connecting")
+    deadline = time.monotonic() + 30
+    while not held:  # the page asked for its stream; the route reaches the test a bit later
+        assert time.monotonic() < deadline, "the page asked for no stream"
+        page.wait_for_timeout(20)
     assert [route.request.url for route in held] == [f"{dashboard.url}/api/events?topic=batch"]
 
     dashboard.cli("keys", "revoke", made["id"])
