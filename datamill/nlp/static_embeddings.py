@@ -5,8 +5,8 @@ The table is made once from the packaged model file (nothing is downloaded) and 
 (`nlp.model_cache`), as model2vec distils a sentence transformer: each of the 30,522 word
 pieces goes through the transformer alone (``[CLS] piece [SEP]``), its output mean-pooled;
 the 384-wide rows are reduced to their `DIMENSION` principal components after the first
-(signs fixed so that each component's largest loading is positive: the same table on every
-machine), then weighted down for frequent pieces (smooth inverse frequency with a Zipf
+(signs fixed so that each component's largest loading is positive: a table made elsewhere
+agrees with this one), then weighted down for frequent pieces (smooth inverse frequency with a Zipf
 prior over the vocabulary's order, which for this vocabulary follows frequency). A text's
 vector is the mean of its word pieces' rows, at unit length. About 16 s of the model, once;
 then about 14,000 texts a second, against a few hundred through the transformer.
