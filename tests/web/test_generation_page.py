@@ -4,6 +4,7 @@ resume another from the page."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -76,3 +77,31 @@ def test_a_running_job_is_stopped_and_resumed_from_the_page(browse: Any, dashboa
     expect(page.locator("#job-title [data-status=running]")).to_be_visible()
     dashboard.http.post(f"/api/generation/jobs/{job['id']}/stop")
     expect(page.locator("#job-title [data-status=stopped]")).to_be_visible()  # live, by event
+
+
+def test_a_job_that_stops_before_its_page_listens_is_shown_stopped(
+    browse: Any, dashboard: Dashboard
+):
+    """The page reads the jobs, then opens the event stream: a job that stops in between
+    sends its status event to nobody. The stream is held here until the job has stopped;
+    the page must still come to show it stopped."""
+    spec = {**generation_spec(per_cell=150, topics=4), "name": "stops-unseen"}
+    job = dashboard.http.post("/api/generation/jobs", json={"spec": spec}).json()
+    url = f"/api/generation/jobs/{job['id']}"
+    browsing = browse()
+    held: list[str] = []  # the job's status when the page asked for its stream
+
+    def hold_until_stopped(route: Any) -> None:
+        held.append(dashboard.http.get(url).json()["status"])
+        assert dashboard.http.post(f"{url}/stop").status_code == 200
+        deadline = time.monotonic() + 30
+        while dashboard.http.get(url).json()["status"] != "stopped":
+            assert time.monotonic() < deadline, "the job did not stop"
+            time.sleep(0.05)
+        route.continue_()
+
+    browsing.context.route("**/api/events?*", hold_until_stopped)
+    page = browsing.open(f"/generation#{job['id']}")
+
+    expect(page.locator("#job-title [data-status=stopped]")).to_be_visible(timeout=30_000)
+    assert held in (["queued"], ["running"])  # read before it stopped
