@@ -584,7 +584,7 @@ class _Confirmation:
                 i, [(float(scores[i, s]), int(rows[i, s]), -1) for s in range(rows.shape[1])]
             )
             if peer_similarity is not None:
-                neighbours += self._nearest(i, self._peers(i, list(range(i)), peer_similarity))
+                neighbours += self._nearest(i, self._peers(i, np.arange(i), peer_similarity))
             if neighbours:
                 candidates.add(i)
             for _, row, peer in neighbours:
@@ -631,13 +631,16 @@ class _Confirmation:
         return best
 
     def _peers(
-        self, i: int, earlier: list[int], peer_similarity: npt.NDArray[np.float32]
+        self,
+        i: int,
+        earlier: Sequence[int] | npt.NDArray[np.int64],
+        peer_similarity: npt.NDArray[np.float32],
     ) -> list[tuple[float, int, int]]:
         """The batch's ``earlier`` candidates most similar to ``i`` at or above the
         prefilter threshold (as many as the search lists), as `_nearest` options."""
-        if not earlier:
-            return []
         among = np.asarray(earlier, dtype=np.int64)
+        if not len(among):
+            return []
         similarity = peer_similarity[among, i]
         near = np.flatnonzero(similarity >= self._index.prefilter_threshold)
         near = near[np.argsort(-similarity[near], kind="stable")][: self._index._width]
