@@ -549,7 +549,7 @@ def dedup(
         f"{report.scanned} samples checked: {_count(report.duplicates, 'duplicate')} in "
         f"{_count(len(report.groups), 'group')}; {verb} {count}"
         f" ({report.embedded} embedded, {report.reused} vectors reused,"
-        f" {report.confirmed} pairs' texts through the transformer)"
+        f" {report.confirmed} texts of close pairs through the transformer)"
     )
     for group in report.groups[:10]:
         found = ", ".join(f"{d.sample_id} ({d.kind} {d.score:.2f})" for d in group.duplicates[:5])

@@ -29,6 +29,7 @@ def test_dedup_a_dataset_from_the_command_line(invoke: RunCli, tmp_path: Path):
 
     assert dry.code == ExitCode.ok, dry.output
     assert "11 samples checked: 4 duplicates in 3 groups; would delete 4" in dry.output
+    assert "through the transformer)" in dry.output  # the close pairs' texts it embedded
     assert done.code == ExitCode.ok, done.output
     report = orjson.loads(done.stdout)
     assert (report["deleted"], report["embedded"], report["reused"]) == (4, 0, 11)
